@@ -1,0 +1,3 @@
+//! Tasks, dataset import, the workspace on disk, export. Pure Rust + serde; knows no model.
+
+pub mod task;

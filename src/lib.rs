@@ -1,0 +1,27 @@
+//! seedforge: build a text classifier from a handful of labelled examples.
+//!
+//! The layers, each allowed to use only those below it:
+//!
+//! ```text
+//!  cli/ (headless commands) ─┐
+//!  tui/ (screens, widgets) ──┴─> engine/ (jobs, events) ─> pipeline/  train/  eval/
+//!                                                             └──> llm/   data/
+//! ```
+//!
+//! - [`llm`]: the language model (GGUF/safetensors, tokenizer, Llama in Burn, sampling).
+//! - [`data`]: tasks, dataset import, the workspace journal, export. Knows no model.
+//! - [`pipeline`]: the paper's steps (generation, filters, in-context classifier).
+//! - [`train`]: LoRA fine-tuning and PEFT-compatible adapters.
+//! - [`eval`]: metrics and run comparison.
+//! - [`engine`]: long jobs on worker threads, reported as events.
+//! - [`tui`]: the terminal workbench.
+//! - [`cli`]: the headless commands.
+
+pub mod cli;
+pub mod data;
+pub mod engine;
+pub mod eval;
+pub mod llm;
+pub mod pipeline;
+pub mod train;
+pub mod tui;
