@@ -1,1 +1,34 @@
-//! The headless commands.
+//! The headless commands. Each subcommand lives in its own module and drives the same layers the
+//! workbench uses, so every feature works with and without a terminal.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "seedforge",
+    version,
+    about = "Build a text classifier from a handful of labelled examples",
+    long_about = "Without a subcommand, opens the terminal workbench (on the bundled demo task \
+                  when no --workspace is given)."
+)]
+pub struct Cli {
+    /// Workspace folder to open in the workbench.
+    #[arg(long, global = true)]
+    pub workspace: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {}
+
+/// Runs the parsed command line; errors reach `main`, which prints them and sets the exit code.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        None => anyhow::bail!("the workbench is not built yet"),
+        Some(command) => match command {},
+    }
+}
