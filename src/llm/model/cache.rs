@@ -1,0 +1,144 @@
+//! Key/value cache for incremental decoding.
+//!
+//! Every row of a batch writes its next keys and values at the same column, so one
+//! `slice_assign` per layer serves the whole batch; rows that started later simply have masked
+//! columns before their first token (see [`super::layout`]). Burn's Flex backend assigns in place
+//! when the tensor is uniquely owned, so appending costs only the new columns.
+
+use burn::tensor::{Device, Tensor};
+
+use crate::llm::config::ModelConfig;
+
+#[derive(Debug)]
+pub struct KvCache {
+    layers: Vec<(Tensor<4>, Tensor<4>)>,
+    len: usize,
+    capacity: usize,
+    batch: usize,
+}
+
+impl KvCache {
+    pub fn new(config: &ModelConfig, batch: usize, capacity: usize, device: &Device) -> Self {
+        Self::with_dims(
+            config.num_layers,
+            config.num_kv_heads,
+            config.head_dim,
+            batch,
+            capacity,
+            device,
+        )
+    }
+
+    pub fn with_dims(
+        num_layers: usize,
+        num_kv_heads: usize,
+        head_dim: usize,
+        batch: usize,
+        capacity: usize,
+        device: &Device,
+    ) -> Self {
+        let shape = [batch, num_kv_heads, capacity, head_dim];
+        let layers = (0..num_layers)
+            .map(|_| (Tensor::zeros(shape, device), Tensor::zeros(shape, device)))
+            .collect();
+        KvCache {
+            layers,
+            len: 0,
+            capacity,
+            batch,
+        }
+    }
+
+    /// Columns filled so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Makes room for `extra` more columns, growing geometrically so appends stay amortised O(1).
+    pub fn reserve(&mut self, extra: usize) {
+        let needed = self.len + extra;
+        if needed <= self.capacity {
+            return;
+        }
+        let new_cap = needed.max(self.capacity * 2);
+        for (k, v) in &mut self.layers {
+            k.inplace(|t| grow(t, new_cap));
+            v.inplace(|t| grow(t, new_cap));
+        }
+        self.capacity = new_cap;
+    }
+
+    /// Writes the new keys/values `[B, H_kv, S, D]` of `layer` after the filled columns and
+    /// returns the keys/values of every filled column including them. The caller advances the
+    /// length once all layers are written ([`KvCache::advance`]).
+    pub fn append(&mut self, layer: usize, k: Tensor<4>, v: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        let [b, h, s, d] = k.dims();
+        let (kc, vc) = &mut self.layers[layer];
+        let range = [0..b, 0..h, self.len..self.len + s, 0..d];
+        kc.inplace(|t| t.slice_assign(range.clone(), k));
+        vc.inplace(|t| t.slice_assign(range, v));
+        let filled = [0..b, 0..h, 0..self.len + s, 0..d];
+        (kc.clone().slice(filled.clone()), vc.clone().slice(filled))
+    }
+
+    pub fn advance(&mut self, s: usize) {
+        self.len += s;
+    }
+
+    /// Keeps only the given batch rows, in that order (finished sequences leave the batch).
+    pub fn retain_rows(&mut self, rows: &[usize]) {
+        if rows.is_empty() {
+            return;
+        }
+        let device = self.layers[0].0.device();
+        let idx = Tensor::<1, burn::tensor::Int>::from_data(
+            burn::tensor::TensorData::new(
+                rows.iter().map(|&r| r as i64).collect::<Vec<_>>(),
+                [rows.len()],
+            ),
+            &device,
+        );
+        for (k, v) in &mut self.layers {
+            k.inplace(|t| t.select(0, idx.clone()));
+            v.inplace(|t| t.select(0, idx.clone()));
+        }
+        self.batch = rows.len();
+    }
+
+    /// Overwrites row `row`'s last `src.len()` columns with another cache's single row, used
+    /// when a new sequence takes a finished one's slot: its prompt is prefilled alone, then
+    /// placed so that it ends where the batch's shared write column is.
+    pub fn place_row(&mut self, row: usize, src: &KvCache) {
+        let n = src.len;
+        assert!(
+            n <= self.len,
+            "placed row ({n}) longer than the cache ({})",
+            self.len
+        );
+        for ((k, v), (sk, sv)) in self.layers.iter_mut().zip(&src.layers) {
+            let [_, h, _, d] = k.dims();
+            let from = [0..1, 0..h, 0..n, 0..d];
+            let to = [row..row + 1, 0..h, self.len - n..self.len, 0..d];
+            k.inplace(|t| t.slice_assign(to.clone(), sk.clone().slice(from.clone())));
+            v.inplace(|t| t.slice_assign(to, sv.clone().slice(from)));
+        }
+    }
+}
+
+fn grow(t: Tensor<4>, new_cap: usize) -> Tensor<4> {
+    let [b, h, cap, d] = t.dims();
+    let extra = Tensor::zeros([b, h, new_cap - cap, d], &t.device());
+    Tensor::cat(vec![t, extra], 2)
+}

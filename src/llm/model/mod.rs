@@ -1,0 +1,212 @@
+//! The Llama-family transformer in Burn: RMSNorm, RoPE, grouped-query attention, SwiGLU, tied
+//! or separate output head, a KV cache, and left-padded batches of different lengths.
+
+pub mod attention;
+pub mod block;
+pub mod cache;
+pub mod layout;
+pub mod linear;
+pub mod norm;
+pub mod rope;
+
+use burn::module::{Module, Param};
+use burn::tensor::module::embedding;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use self::attention::Attention;
+use self::block::{Block, Mlp};
+use self::linear::Projection;
+use self::norm::RmsNorm;
+use self::rope::Rope;
+use crate::llm::config::ModelConfig;
+use crate::llm::weights::{WeightError, WeightSource};
+
+pub use self::cache::KvCache;
+pub use self::layout::StepLayout;
+
+#[derive(Module, Debug)]
+pub struct Llama {
+    /// `[vocab, d]`, frozen.
+    pub embed_tokens: Param<Tensor<2>>,
+    pub layers: Vec<Block>,
+    pub norm: RmsNorm,
+    /// `[d, vocab]`; a transposed copy of the embedding when the file ties them.
+    pub lm_head: Projection,
+    pub rope: Rope,
+}
+
+impl Llama {
+    /// Builds the model from `source`, checking every tensor's shape against `config`.
+    pub fn load(
+        config: &ModelConfig,
+        source: &dyn WeightSource,
+        device: &Device,
+    ) -> Result<Llama, WeightError> {
+        let d = config.hidden_size;
+        let q_dim = config.num_heads * config.head_dim;
+        let kv_dim = config.num_kv_heads * config.head_dim;
+        let ff = config.intermediate_size;
+        let vocab = config.vocab_size;
+
+        let matrix = |name: &str, rows: usize, cols: usize| -> Result<Vec<f32>, WeightError> {
+            let t = source.load(name)?;
+            if t.shape != [rows, cols] {
+                return Err(WeightError::shape(name, &[rows, cols], &t.shape));
+            }
+            Ok(t.data)
+        };
+        let vector = |name: &str, n: usize| -> Result<Tensor<1>, WeightError> {
+            let t = source.load(name)?;
+            if t.shape != [n] {
+                return Err(WeightError::shape(name, &[n], &t.shape));
+            }
+            Ok(Tensor::from_data(TensorData::new(t.data, [n]), device))
+        };
+        // Files store projections as [out, in]; Burn multiplies x·W with W as [in, out].
+        let projection = |name: &str, out: usize, inp: usize| -> Result<Projection, WeightError> {
+            let data = matrix(name, out, inp)?;
+            let t = transpose(&data, out, inp);
+            Ok(Projection::new(Tensor::from_data(
+                TensorData::new(t, [inp, out]),
+                device,
+            )))
+        };
+        let norm = |name: &str| -> Result<RmsNorm, WeightError> {
+            Ok(RmsNorm {
+                weight: Param::from_tensor(vector(name, d)?).set_require_grad(false),
+                eps: config.rms_norm_eps as f64,
+            })
+        };
+
+        let embed = matrix("model.embed_tokens.weight", vocab, d)?;
+        let lm_head = if config.tie_word_embeddings || !source.has("lm_head.weight") {
+            transpose(&embed, vocab, d)
+        } else {
+            transpose(&matrix("lm_head.weight", vocab, d)?, vocab, d)
+        };
+        let mut layers = Vec::with_capacity(config.num_layers);
+        for i in 0..config.num_layers {
+            let p = format!("model.layers.{i}");
+            layers.push(Block {
+                input_norm: norm(&format!("{p}.input_layernorm.weight"))?,
+                self_attn: Attention {
+                    q_proj: projection(&format!("{p}.self_attn.q_proj.weight"), q_dim, d)?,
+                    k_proj: projection(&format!("{p}.self_attn.k_proj.weight"), kv_dim, d)?,
+                    v_proj: projection(&format!("{p}.self_attn.v_proj.weight"), kv_dim, d)?,
+                    o_proj: projection(&format!("{p}.self_attn.o_proj.weight"), d, q_dim)?,
+                    num_heads: config.num_heads,
+                    num_kv_heads: config.num_kv_heads,
+                    head_dim: config.head_dim,
+                },
+                post_attention_norm: norm(&format!("{p}.post_attention_layernorm.weight"))?,
+                mlp: Mlp {
+                    gate_proj: projection(&format!("{p}.mlp.gate_proj.weight"), ff, d)?,
+                    up_proj: projection(&format!("{p}.mlp.up_proj.weight"), ff, d)?,
+                    down_proj: projection(&format!("{p}.mlp.down_proj.weight"), d, ff)?,
+                },
+            });
+        }
+        Ok(Llama {
+            embed_tokens: Param::from_tensor(Tensor::from_data(
+                TensorData::new(embed, [vocab, d]),
+                device,
+            ))
+            .set_require_grad(false),
+            layers,
+            norm: norm("model.norm.weight")?,
+            lm_head: Projection::new(Tensor::from_data(
+                TensorData::new(lm_head, [d, vocab]),
+                device,
+            )),
+            rope: Rope::new(
+                config.head_dim,
+                config.rope_theta,
+                config.max_position_embeddings,
+                device,
+            ),
+        })
+    }
+
+    pub fn device(&self) -> Device {
+        self.embed_tokens.val().device()
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.embed_tokens.shape().dims::<2>()[0]
+    }
+
+    /// Hidden states after the final norm, `[B, S, d]`, for `tokens` `[B, S]` laid out as
+    /// `layout` says. With a cache, the new keys/values are appended and its length advanced.
+    pub fn forward_hidden(
+        &self,
+        tokens: Tensor<2, Int>,
+        layout: &StepLayout,
+        mut cache: Option<&mut KvCache>,
+    ) -> Tensor<3> {
+        let device = tokens.device();
+        let rope = self.rope.at(layout.positions_tensor(&device));
+        let mask = layout.mask_tensor(&device);
+        if let Some(c) = cache.as_deref_mut() {
+            debug_assert_eq!(c.len(), layout.past, "cache length and layout disagree");
+            c.reserve(layout.len);
+        }
+        let mut x = embedding(self.embed_tokens.val(), tokens);
+        for (i, block) in self.layers.iter().enumerate() {
+            let layer_cache = cache.as_deref_mut().map(|c| (c, i));
+            x = block.forward(x, &rope, mask.clone(), layer_cache);
+        }
+        if let Some(c) = cache {
+            c.advance(layout.len);
+        }
+        self.norm.forward(x)
+    }
+
+    /// Next-token logits for hidden states `[B, S, d]` → `[B, S, vocab]`.
+    pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
+        self.lm_head.forward(hidden)
+    }
+
+    /// Logits at the last column of every row, `[B, vocab]`.
+    pub fn forward_last(
+        &self,
+        tokens: Tensor<2, Int>,
+        layout: &StepLayout,
+        cache: Option<&mut KvCache>,
+    ) -> Tensor<2> {
+        let hidden = self.forward_hidden(tokens, layout, cache);
+        let [b, s, d] = hidden.dims();
+        let last = hidden.slice([0..b, s - 1..s, 0..d]);
+        self.logits(last).reshape([b, self.vocab_size()])
+    }
+}
+
+/// Row-major `[rows, cols]` → `[cols, rows]`, in cache-sized tiles (the naive loop strides
+/// through memory and takes seconds on a 49152×576 embedding).
+pub fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    const TILE: usize = 32;
+    let mut out = vec![0.0f32; data.len()];
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                for c in c0..(c0 + TILE).min(cols) {
+                    out[c * rows + r] = data[r * cols + c];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The tokens of a batch as a tensor, left-padded with `pad` to the layout's length.
+pub fn tokens_tensor(rows: &[Vec<u32>], pad: u32, device: &Device) -> Tensor<2, Int> {
+    let len = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut flat = Vec::with_capacity(rows.len() * len);
+    for r in rows {
+        flat.extend(std::iter::repeat_n(pad as i64, len - r.len()));
+        flat.extend(r.iter().map(|&t| t as i64));
+    }
+    Tensor::from_data(TensorData::new(flat, [rows.len(), len]), device)
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

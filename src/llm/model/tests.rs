@@ -1,0 +1,247 @@
+//! Behaviour of the transformer on a tiny random Llama held in memory: the KV cache, padding and
+//! batching must not change what the model computes.
+
+use std::collections::HashMap;
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+use super::*;
+use crate::llm::greedy::{argmax, row_logits};
+use crate::llm::weights::{Dense, WeightError, WeightSource};
+
+pub(crate) fn tiny_config() -> ModelConfig {
+    ModelConfig {
+        vocab_size: 61,
+        hidden_size: 32,
+        intermediate_size: 48,
+        num_layers: 2,
+        num_heads: 4,
+        num_kv_heads: 2,
+        head_dim: 8,
+        rope_theta: 10_000.0,
+        rms_norm_eps: 1e-5,
+        max_position_embeddings: 128,
+        tie_word_embeddings: true,
+    }
+}
+
+/// Deterministic pseudo-random weights (splitmix64), no file involved.
+pub(crate) struct MemoryWeights(pub HashMap<String, Dense>);
+
+impl MemoryWeights {
+    pub fn random(c: &ModelConfig, seed: u64) -> Self {
+        let mut state = seed;
+        let mut next = move || {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            (z >> 11) as f32 / (1u64 << 53) as f32 * 2.0 - 1.0
+        };
+        let mut m = HashMap::new();
+        let mut put = |name: String, shape: Vec<usize>, scale: f32, offset: f32| {
+            let n = shape.iter().product();
+            let data = (0..n).map(|_| next() * scale + offset).collect();
+            m.insert(name, Dense { shape, data });
+        };
+        let (d, q, kv, ff) = (
+            c.hidden_size,
+            c.num_heads * c.head_dim,
+            c.num_kv_heads * c.head_dim,
+            c.intermediate_size,
+        );
+        put(
+            "model.embed_tokens.weight".into(),
+            vec![c.vocab_size, d],
+            1.0,
+            0.0,
+        );
+        put("model.norm.weight".into(), vec![d], 0.1, 1.0);
+        for i in 0..c.num_layers {
+            let p = format!("model.layers.{i}");
+            put(format!("{p}.input_layernorm.weight"), vec![d], 0.1, 1.0);
+            put(
+                format!("{p}.post_attention_layernorm.weight"),
+                vec![d],
+                0.1,
+                1.0,
+            );
+            put(format!("{p}.self_attn.q_proj.weight"), vec![q, d], 0.3, 0.0);
+            put(
+                format!("{p}.self_attn.k_proj.weight"),
+                vec![kv, d],
+                0.3,
+                0.0,
+            );
+            put(
+                format!("{p}.self_attn.v_proj.weight"),
+                vec![kv, d],
+                0.3,
+                0.0,
+            );
+            put(format!("{p}.self_attn.o_proj.weight"), vec![d, q], 0.3, 0.0);
+            put(format!("{p}.mlp.gate_proj.weight"), vec![ff, d], 0.3, 0.0);
+            put(format!("{p}.mlp.up_proj.weight"), vec![ff, d], 0.3, 0.0);
+            put(format!("{p}.mlp.down_proj.weight"), vec![d, ff], 0.3, 0.0);
+        }
+        MemoryWeights(m)
+    }
+}
+
+impl WeightSource for MemoryWeights {
+    fn load(&self, name: &str) -> Result<Dense, WeightError> {
+        self.0
+            .get(name)
+            .cloned()
+            .ok_or_else(|| WeightError::Missing {
+                file: "memory".into(),
+                name: name.into(),
+            })
+    }
+    fn has(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+}
+
+pub(crate) fn tiny_model(device: &Device) -> Llama {
+    let c = tiny_config();
+    Llama::load(&c, &MemoryWeights::random(&c, 7), device).unwrap()
+}
+
+fn all_logits(model: &Llama, rows: &[Vec<u32>]) -> Vec<Vec<Vec<f32>>> {
+    let device = model.device();
+    let layout = StepLayout::for_prompts(&rows.iter().map(Vec::len).collect::<Vec<_>>());
+    let logits = model.logits(model.forward_hidden(tokens_tensor(rows, 0, &device), &layout, None));
+    let [b, s, v] = logits.dims();
+    let flat = logits.into_data().try_into_vec::<f32>().unwrap();
+    (0..b)
+        .map(|i| {
+            (0..s)
+                .map(|j| flat[(i * s + j) * v..(i * s + j + 1) * v].to_vec())
+                .collect()
+        })
+        .collect()
+}
+
+fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
+    assert_eq!(a.len(), b.len());
+    let worst = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst <= tol, "{what}: max |diff| {worst} > {tol}");
+}
+
+#[test]
+fn output_shapes_follow_the_config() {
+    let device = Device::flex();
+    let model = tiny_model(&device);
+    let rows = vec![vec![1, 2, 3], vec![4, 5, 6]];
+    let layout = StepLayout::for_prompts(&[3, 3]);
+    let hidden = model.forward_hidden(tokens_tensor(&rows, 0, &device), &layout, None);
+    assert_eq!(hidden.dims(), [2, 3, 32]);
+    assert_eq!(model.logits(hidden).dims(), [2, 3, 61]);
+}
+
+#[test]
+fn kv_cache_decoding_equals_full_recomputation() {
+    let device = Device::flex();
+    let model = tiny_model(&device);
+    let seq: Vec<u32> = vec![3, 17, 42, 5, 9, 60, 11, 2];
+    let full = all_logits(&model, std::slice::from_ref(&seq));
+
+    let c = tiny_config();
+    let mut cache = KvCache::new(&c, 1, 2, &device); // small capacity: exercises growth too
+    let prompt = 3;
+    let layout = StepLayout::for_prompts(&[prompt]);
+    let first = row_logits(model.forward_last(
+        tokens_tensor(&[seq[..prompt].to_vec()], 0, &device),
+        &layout,
+        Some(&mut cache),
+    ));
+    assert_close(&first, &full[0][prompt - 1], 1e-4, "prefill");
+    for (t, &tok) in seq.iter().enumerate().skip(prompt) {
+        let layout = StepLayout::decode(&[0], cache.len());
+        let step = row_logits(model.forward_last(
+            Tensor::from_data(TensorData::new(vec![tok as i64], [1, 1]), &device),
+            &layout,
+            Some(&mut cache),
+        ));
+        assert_close(&step, &full[0][t], 1e-4, &format!("decode step {t}"));
+    }
+}
+
+#[test]
+fn left_padding_in_a_batch_changes_nothing() {
+    let device = Device::flex();
+    let model = tiny_model(&device);
+    let a: Vec<u32> = vec![5, 6, 7, 8, 9];
+    let b: Vec<u32> = vec![40, 41];
+    let alone_a = all_logits(&model, std::slice::from_ref(&a));
+    let alone_b = all_logits(&model, std::slice::from_ref(&b));
+    let batch = all_logits(&model, &[a.clone(), b.clone()]);
+    for t in 0..a.len() {
+        assert_close(&batch[0][t], &alone_a[0][t], 1e-4, "long row");
+    }
+    // Row b is padded by 3 on the left: its real tokens sit at columns 3 and 4.
+    for t in 0..b.len() {
+        assert_close(&batch[1][3 + t], &alone_b[0][t], 1e-4, "padded row");
+    }
+}
+
+#[test]
+fn batched_cached_decoding_matches_single_sequences() {
+    let device = Device::flex();
+    let model = tiny_model(&device);
+    let prompts: Vec<Vec<u32>> = vec![vec![1, 2, 3, 4], vec![10, 20], vec![33]];
+    let steps = 5;
+    let singles: Vec<Vec<u32>> = prompts
+        .iter()
+        .map(|p| crate::llm::greedy::greedy(&model, p, steps, &[]))
+        .collect();
+
+    let c = tiny_config();
+    let lens: Vec<usize> = prompts.iter().map(Vec::len).collect();
+    let layout = StepLayout::for_prompts(&lens);
+    let mut cache = KvCache::new(&c, prompts.len(), 16, &device);
+    let mut logits = model.forward_last(
+        tokens_tensor(&prompts, 0, &device),
+        &layout,
+        Some(&mut cache),
+    );
+    let mut out: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
+    for _ in 0..steps {
+        let v = logits.dims()[1];
+        let flat = logits.into_data().try_into_vec::<f32>().unwrap();
+        let next: Vec<u32> = (0..prompts.len())
+            .map(|r| argmax(&flat[r * v..(r + 1) * v]) as u32)
+            .collect();
+        for (o, &n) in out.iter_mut().zip(&next) {
+            o.push(n);
+        }
+        let step = StepLayout::decode(&layout.start, cache.len());
+        let toks = Tensor::from_data(
+            TensorData::new(
+                next.iter().map(|&t| t as i64).collect::<Vec<_>>(),
+                [next.len(), 1],
+            ),
+            &device,
+        );
+        logits = model.forward_last(toks, &step, Some(&mut cache));
+    }
+    assert_eq!(out, singles);
+}
+
+#[test]
+fn transpose_moves_every_element() {
+    let (r, c) = (37, 70);
+    let data: Vec<f32> = (0..r * c).map(|i| i as f32).collect();
+    let t = transpose(&data, r, c);
+    for i in 0..r {
+        for j in 0..c {
+            assert_eq!(t[j * r + i], data[i * c + j]);
+        }
+    }
+}

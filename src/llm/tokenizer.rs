@@ -1,0 +1,427 @@
+//! Text ↔ token ids with the `tokenizers` crate, built from GGUF metadata (byte-level BPE vocab
+//! and merges, the pre-tokenizer `tokenizer.ggml.pre` names, control tokens, BOS handling) or
+//! from a Hugging Face `tokenizer.json`, plus the model's chat template.
+
+use std::path::Path;
+
+use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::models::bpe::BPE;
+use tokenizers::pre_tokenizers::PreTokenizerWrapper;
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
+
+use crate::llm::chat::{ChatMessage, ChatTemplate};
+use crate::llm::gguf::GgufFile;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenizerError {
+    #[error("{file}: {message}")]
+    Build { file: String, message: String },
+    #[error("tokenizer: {0}")]
+    Run(String),
+    #[error("{0}")]
+    Chat(String),
+}
+
+/// GGUF `token_type` of control tokens (`<|im_start|>` and the like).
+const TOKEN_TYPE_CONTROL: i64 = 3;
+/// GGUF `token_type` of user-defined added tokens.
+const TOKEN_TYPE_USER_DEFINED: i64 = 4;
+
+/// Pre-tokenizer regexes of the `tokenizer.ggml.pre` values we know, as llama.cpp defines them.
+const LLAMA3_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const QWEN2_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+pub struct TextTokenizer {
+    /// Recognises special tokens written in the text, as Hugging Face tokenizers do.
+    with_special: Tokenizer,
+    /// Treats everything as plain text (for user-supplied content that must not inject
+    /// control tokens).
+    plain: Tokenizer,
+    bos: Option<u32>,
+    eos: Option<u32>,
+    pad: Option<u32>,
+    add_bos: bool,
+    special_ids: Vec<u32>,
+    chat: Option<ChatTemplate>,
+    /// Human-readable description, e.g. "byte-level BPE (gguf, pre=smollm), 49152 tokens".
+    pub kind: String,
+}
+
+impl std::fmt::Debug for TextTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextTokenizer")
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+impl TextTokenizer {
+    pub fn from_gguf(file: &GgufFile) -> Result<Self, TokenizerError> {
+        let path = file.path().display().to_string();
+        let err = |message: String| TokenizerError::Build {
+            file: path.clone(),
+            message,
+        };
+        let model = file
+            .get_str("tokenizer.ggml.model")
+            .map_err(|e| err(e.to_string()))?;
+        if model != "gpt2" {
+            return Err(err(format!(
+                "tokenizer.ggml.model is '{model}'; seedforge reads byte-level BPE ('gpt2') \
+                 tokenizers from GGUF. For other tokenizers, pass a Hugging Face folder with \
+                 tokenizer.json"
+            )));
+        }
+        let tokens = file
+            .get_str_array("tokenizer.ggml.tokens")
+            .map_err(|e| err(e.to_string()))?;
+        let merges = file
+            .get_str_array("tokenizer.ggml.merges")
+            .map_err(|e| err(e.to_string()))?;
+        let types: Vec<i64> = match file.get("tokenizer.ggml.token_type") {
+            Some(_) => file
+                .get_i64_array("tokenizer.ggml.token_type")
+                .map_err(|e| err(e.to_string()))?,
+            None => vec![1; tokens.len()],
+        };
+        let pre = file
+            .get_str("tokenizer.ggml.pre")
+            .map(str::to_string)
+            .unwrap_or_else(|_| "default".into());
+
+        let vocab: tokenizers::models::bpe::Vocab = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.to_string(), i as u32))
+            .collect();
+        let merges: Vec<(String, String)> = merges
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                m.split_once(' ')
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .ok_or_else(|| err(format!("merge {i} ({m:?}) has no space")))
+            })
+            .collect::<Result<_, _>>()?;
+        let bpe = BPE::builder()
+            .vocab_and_merges(vocab, merges)
+            .build()
+            .map_err(|e| err(format!("cannot build BPE: {e}")))?;
+
+        let mut tk = Tokenizer::new(bpe);
+        tk.with_pre_tokenizer(Some(pre_tokenizer(&pre).map_err(err)?));
+        tk.with_decoder(Some(ByteLevelDecoder::default()));
+        let mut added = Vec::new();
+        let mut special_ids = Vec::new();
+        for (i, (tok, ty)) in tokens.iter().zip(&types).enumerate() {
+            if *ty == TOKEN_TYPE_CONTROL || *ty == TOKEN_TYPE_USER_DEFINED {
+                let special = *ty == TOKEN_TYPE_CONTROL;
+                if special {
+                    special_ids.push(i as u32);
+                }
+                added.push(AddedToken::from(tok.to_string(), special).normalized(false));
+            }
+        }
+        tk.add_special_tokens(&added);
+
+        let id = |key: &str| file.get_u64(key).ok().map(|v| v as u32);
+        let chat = file
+            .get_str("tokenizer.chat_template")
+            .ok()
+            .map(|t| ChatTemplate::new(t.to_string()));
+        let bos = id("tokenizer.ggml.bos_token_id");
+        let eos = id("tokenizer.ggml.eos_token_id");
+        let add_bos = file
+            .get_bool("tokenizer.ggml.add_bos_token")
+            .unwrap_or(false);
+        let kind = format!("byte-level BPE (gguf, pre={pre}), {} tokens", tokens.len());
+        Ok(Self::assemble(
+            tk,
+            bos,
+            eos,
+            id("tokenizer.ggml.padding_token_id"),
+            add_bos,
+            special_ids,
+            chat,
+            kind,
+        ))
+    }
+
+    /// From a Hugging Face folder: `tokenizer.json`, with BOS/EOS and the chat template from
+    /// `tokenizer_config.json` when present.
+    pub fn from_hf_dir(dir: &Path) -> Result<Self, TokenizerError> {
+        let json = dir.join("tokenizer.json");
+        let tk = Tokenizer::from_file(&json).map_err(|e| TokenizerError::Build {
+            file: json.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let cfg_path = dir.join("tokenizer_config.json");
+        let cfg: serde_json::Value = std::fs::read_to_string(&cfg_path)
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or(serde_json::Value::Null);
+        let token_id = |key: &str| -> Option<u32> {
+            let v = cfg.get(key)?;
+            let s = v
+                .as_str()
+                .or_else(|| v.get("content").and_then(|c| c.as_str()))?;
+            tk.token_to_id(s)
+        };
+        let special_ids = tk
+            .get_added_tokens_decoder()
+            .iter()
+            .filter(|(_, t)| t.special)
+            .map(|(id, _)| *id)
+            .collect();
+        let add_bos = cfg
+            .get("add_bos_token")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        let chat = cfg
+            .get("chat_template")
+            .and_then(|v| v.as_str())
+            .map(|t| ChatTemplate::new(t.to_string()));
+        let kind = format!(
+            "{} (tokenizer.json), {} tokens",
+            model_kind(&tk),
+            tk.get_vocab_size(true)
+        );
+        let (bos, eos, pad) = (
+            token_id("bos_token"),
+            token_id("eos_token"),
+            token_id("pad_token"),
+        );
+        Ok(Self::assemble(
+            tk,
+            bos,
+            eos,
+            pad,
+            add_bos,
+            special_ids,
+            chat,
+            kind,
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        with_special: Tokenizer,
+        bos: Option<u32>,
+        eos: Option<u32>,
+        pad: Option<u32>,
+        add_bos: bool,
+        mut special_ids: Vec<u32>,
+        chat: Option<ChatTemplate>,
+        kind: String,
+    ) -> Self {
+        special_ids.sort_unstable();
+        let mut plain = with_special.clone();
+        plain.set_encode_special_tokens(true);
+        TextTokenizer {
+            with_special,
+            plain,
+            bos,
+            eos,
+            pad,
+            add_bos,
+            special_ids,
+            chat,
+            kind,
+        }
+    }
+
+    /// Token ids of `text`; special tokens written in it (e.g. `<|im_start|>`) become their
+    /// ids. BOS is prepended when the model asks for it.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, TokenizerError> {
+        self.encode_with(&self.with_special, text)
+    }
+
+    /// Like [`encode`](Self::encode) but special-token text stays plain text.
+    pub fn encode_plain(&self, text: &str) -> Result<Vec<u32>, TokenizerError> {
+        self.encode_with(&self.plain, text)
+    }
+
+    fn encode_with(&self, tk: &Tokenizer, text: &str) -> Result<Vec<u32>, TokenizerError> {
+        let enc = tk
+            .encode(text, false)
+            .map_err(|e| TokenizerError::Run(e.to_string()))?;
+        let mut ids = Vec::with_capacity(enc.len() + 1);
+        if self.add_bos
+            && let Some(b) = self.bos
+        {
+            ids.push(b);
+        }
+        ids.extend_from_slice(enc.get_ids());
+        Ok(ids)
+    }
+
+    pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String, TokenizerError> {
+        self.with_special
+            .decode(ids, skip_special)
+            .map_err(|e| TokenizerError::Run(e.to_string()))
+    }
+
+    /// The vocabulary entry of `id` as stored (e.g. `Ġquick`).
+    pub fn piece(&self, id: u32) -> String {
+        self.with_special.id_to_token(id).unwrap_or_default()
+    }
+
+    pub fn token_id(&self, piece: &str) -> Option<u32> {
+        self.with_special.token_to_id(piece)
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.with_special.get_vocab_size(true)
+    }
+
+    pub fn bos_id(&self) -> Option<u32> {
+        self.bos
+    }
+
+    pub fn eos_id(&self) -> Option<u32> {
+        self.eos
+    }
+
+    /// The id used to pad batches (never attended to): the file's pad token, else EOS, else 0.
+    pub fn pad_id(&self) -> u32 {
+        self.pad.or(self.eos).unwrap_or(0)
+    }
+
+    pub fn is_special(&self, id: u32) -> bool {
+        self.special_ids.binary_search(&id).is_ok()
+    }
+
+    /// Ids that end a generation: EOS and every control token that marks a turn or a document
+    /// end (a chat model writing `<|endoftext|>` is done too).
+    pub fn stop_ids(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = self.eos.into_iter().collect();
+        for name in [
+            "<|endoftext|>",
+            "<|im_end|>",
+            "</s>",
+            "<|eot_id|>",
+            "<|end_of_text|>",
+        ] {
+            if let Some(id) = self.token_id(name)
+                && !ids.contains(&id)
+            {
+                ids.push(id);
+            }
+        }
+        ids
+    }
+
+    pub fn has_chat_template(&self) -> bool {
+        self.chat.is_some()
+    }
+
+    /// Renders `messages` with the model's chat template, ending with the assistant header
+    /// when `add_generation_prompt` is set.
+    pub fn apply_chat(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> Result<String, TokenizerError> {
+        let chat = self.chat.as_ref().ok_or_else(|| {
+            TokenizerError::Chat("this model has no chat template; use a plain prompt".into())
+        })?;
+        let piece = |id: Option<u32>| id.map(|i| self.piece(i)).unwrap_or_default();
+        chat.render(
+            messages,
+            add_generation_prompt,
+            &piece(self.bos),
+            &piece(self.eos),
+        )
+        .map_err(TokenizerError::Chat)
+    }
+
+    /// A decoder that turns ids into text as they arrive, holding back incomplete UTF-8
+    /// (one emoji may span several byte-level tokens).
+    pub fn stream(&self, skip_special: bool) -> TokenStream<'_> {
+        TokenStream {
+            tokenizer: self,
+            ids: Vec::new(),
+            emitted: 0,
+            skip_special,
+        }
+    }
+}
+
+fn model_kind(tk: &Tokenizer) -> &'static str {
+    match tk.get_model() {
+        tokenizers::ModelWrapper::BPE(_) => "BPE",
+        tokenizers::ModelWrapper::WordPiece(_) => "WordPiece",
+        tokenizers::ModelWrapper::WordLevel(_) => "WordLevel",
+        tokenizers::ModelWrapper::Unigram(_) => "Unigram",
+    }
+}
+
+/// The pre-tokenizer llama.cpp associates with a `tokenizer.ggml.pre` value.
+fn pre_tokenizer(pre: &str) -> Result<PreTokenizerWrapper, String> {
+    let byte_level = |use_regex| ByteLevel::new(false, true, use_regex).into();
+    let split = |re: &str| -> Result<PreTokenizerWrapper, String> {
+        Ok(Split::new(
+            SplitPattern::Regex(re.to_string()),
+            SplitDelimiterBehavior::Isolated,
+            false,
+        )
+        .map_err(|e| e.to_string())?
+        .into())
+    };
+    Ok(match pre {
+        // SmolLM: every digit on its own, then GPT-2 byte-level splitting.
+        "smollm" | "starcoder" | "refact" => {
+            Sequence::new(vec![Digits::new(true).into(), byte_level(true)]).into()
+        }
+        "default" | "gpt-2" | "gpt2" => byte_level(true),
+        "llama3" | "llama-bpe" | "smaug-bpe" => {
+            Sequence::new(vec![split(LLAMA3_REGEX)?, byte_level(false)]).into()
+        }
+        "qwen2" | "deepseek-r1-qwen" => {
+            Sequence::new(vec![split(QWEN2_REGEX)?, byte_level(false)]).into()
+        }
+        other => {
+            return Err(format!(
+                "unknown pre-tokenizer tokenizer.ggml.pre = '{other}' (known: smollm, \
+                 starcoder, refact, default, gpt2, llama-bpe, llama3, smaug-bpe, qwen2)"
+            ));
+        }
+    })
+}
+
+/// Incremental decoding for streaming text to the screen.
+pub struct TokenStream<'a> {
+    tokenizer: &'a TextTokenizer,
+    ids: Vec<u32>,
+    emitted: usize,
+    skip_special: bool,
+}
+
+impl TokenStream<'_> {
+    /// Adds a token and returns the text that became final with it (possibly empty while a
+    /// multi-byte character is incomplete).
+    pub fn push(&mut self, id: u32) -> String {
+        self.ids.push(id);
+        let text = self
+            .tokenizer
+            .decode(&self.ids, self.skip_special)
+            .unwrap_or_default();
+        // A trailing U+FFFD means the last character's bytes are not all here yet.
+        if text.ends_with('\u{FFFD}') {
+            return String::new();
+        }
+        let new = text.get(self.emitted..).unwrap_or_default().to_string();
+        self.emitted = text.len();
+        new
+    }
+
+    pub fn text(&self) -> String {
+        self.tokenizer
+            .decode(&self.ids, self.skip_special)
+            .unwrap_or_default()
+    }
+}

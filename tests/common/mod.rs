@@ -1,0 +1,35 @@
+//! Shared by the integration tests: where the real model and the shared material are.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// `../shared` beside the repository (datasets, fixtures, peers).
+pub fn shared_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared")
+}
+
+pub fn fixture(name: &str) -> serde_json::Value {
+    let path = shared_dir().join("fixtures").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (the shared fixtures must sit beside the repo)",
+            path.display()
+        )
+    });
+    serde_json::from_str(&text).unwrap()
+}
+
+static FETCH: Mutex<()> = Mutex::new(());
+
+/// The real default model: `$SEEDFORGE_MODEL`, else the cached copy, fetched on first use
+/// exactly as a user's first run fetches it.
+pub fn model_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("SEEDFORGE_MODEL") {
+        return PathBuf::from(p);
+    }
+    let _guard = FETCH.lock().unwrap_or_else(|e| e.into_inner());
+    seedforge::llm::fetch::ensure_default_model(&mut |e| eprintln!("fetch: {e:?}")).unwrap_or_else(
+        |e| panic!("the real model is needed for this test and could not be fetched: {e}"),
+    )
+}
