@@ -25,3 +25,4 @@ pub mod llm;
 pub mod pipeline;
 pub mod train;
 pub mod tui;
+pub mod util;

@@ -9,6 +9,7 @@ pub mod fetch;
 pub mod gguf;
 pub mod greedy;
 pub mod load;
+pub mod sampler;
 pub mod model;
 pub mod tokenizer;
 pub mod weights;

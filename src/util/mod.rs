@@ -1,0 +1,3 @@
+//! Small pieces every layer may use.
+
+pub mod rng;
