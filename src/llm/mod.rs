@@ -4,12 +4,13 @@
 
 pub mod chat;
 pub mod config;
+pub mod decode;
 pub mod device;
 pub mod fetch;
 pub mod gguf;
 pub mod greedy;
 pub mod load;
-pub mod sampler;
 pub mod model;
+pub mod sampler;
 pub mod tokenizer;
 pub mod weights;

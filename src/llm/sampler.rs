@@ -120,8 +120,16 @@ pub fn filtered_candidates(
     top_p: f32,
 ) -> Vec<(u32, f64)> {
     let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
-    let k = if top_k == 0 { logits.len() } else { top_k.min(logits.len()) };
-    let by_logit = |a: &u32, b: &u32| logits[*b as usize].total_cmp(&logits[*a as usize]).then(a.cmp(b));
+    let k = if top_k == 0 {
+        logits.len()
+    } else {
+        top_k.min(logits.len())
+    };
+    let by_logit = |a: &u32, b: &u32| {
+        logits[*b as usize]
+            .total_cmp(&logits[*a as usize])
+            .then(a.cmp(b))
+    };
     if k < idx.len() {
         idx.select_nth_unstable_by(k - 1, by_logit);
         idx.truncate(k);
@@ -206,13 +214,24 @@ mod tests {
     fn same_seed_same_draws_and_greedy_is_argmax() {
         let logits: Vec<f32> = (0..100).map(|i| ((i * 37) % 11) as f32 / 3.0).collect();
         let run = |seed| {
-            let mut s = Sampler::new(SamplingParams { seed, ..Default::default() }, 0);
-            (0..20).map(|_| s.sample(&mut logits.clone(), &[])).collect::<Vec<_>>()
+            let mut s = Sampler::new(
+                SamplingParams {
+                    seed,
+                    ..Default::default()
+                },
+                0,
+            );
+            (0..20)
+                .map(|_| s.sample(&mut logits.clone(), &[]))
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(1), run(1));
         assert_ne!(run(1), run(2));
         let mut g = Sampler::new(SamplingParams::greedy(5), 0);
-        assert_eq!(g.sample(&mut logits.clone(), &[]), crate::llm::greedy::argmax(&logits) as u32);
+        assert_eq!(
+            g.sample(&mut logits.clone(), &[]),
+            crate::llm::greedy::argmax(&logits) as u32
+        );
     }
 
     #[test]

@@ -35,6 +35,23 @@ const TOKEN_TYPE_USER_DEFINED: i64 = 4;
 const LLAMA3_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 const QWEN2_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
+/// What a byte-level BPE tokenizer is made of, as GGUF metadata stores it.
+#[derive(Debug, Clone, Default)]
+pub struct BpeParts {
+    pub tokens: Vec<String>,
+    /// `"a b"` pairs, highest priority first.
+    pub merges: Vec<String>,
+    /// GGUF token types (1 normal, 3 control, 4 user-defined).
+    pub token_types: Vec<i64>,
+    /// The `tokenizer.ggml.pre` name of the pre-tokenizer.
+    pub pre: String,
+    pub bos: Option<u32>,
+    pub eos: Option<u32>,
+    pub pad: Option<u32>,
+    pub add_bos: bool,
+    pub chat_template: Option<String>,
+}
+
 pub struct TextTokenizer {
     /// Recognises special tokens written in the text, as Hugging Face tokenizers do.
     with_special: Tokenizer,
@@ -76,77 +93,99 @@ impl TextTokenizer {
                  tokenizer.json"
             )));
         }
-        let tokens = file
+        let tokens: Vec<String> = file
             .get_str_array("tokenizer.ggml.tokens")
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| err(e.to_string()))?
+            .into_iter()
+            .map(str::to_string)
+            .collect();
         let merges = file
             .get_str_array("tokenizer.ggml.merges")
-            .map_err(|e| err(e.to_string()))?;
-        let types: Vec<i64> = match file.get("tokenizer.ggml.token_type") {
+            .map_err(|e| err(e.to_string()))?
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let token_types = match file.get("tokenizer.ggml.token_type") {
             Some(_) => file
                 .get_i64_array("tokenizer.ggml.token_type")
                 .map_err(|e| err(e.to_string()))?,
             None => vec![1; tokens.len()],
         };
-        let pre = file
-            .get_str("tokenizer.ggml.pre")
-            .map(str::to_string)
-            .unwrap_or_else(|_| "default".into());
+        let id = |key: &str| file.get_u64(key).ok().map(|v| v as u32);
+        let parts = BpeParts {
+            tokens,
+            merges,
+            token_types,
+            pre: file
+                .get_str("tokenizer.ggml.pre")
+                .map(str::to_string)
+                .unwrap_or_else(|_| "default".into()),
+            bos: id("tokenizer.ggml.bos_token_id"),
+            eos: id("tokenizer.ggml.eos_token_id"),
+            pad: id("tokenizer.ggml.padding_token_id"),
+            add_bos: file
+                .get_bool("tokenizer.ggml.add_bos_token")
+                .unwrap_or(false),
+            chat_template: file
+                .get_str("tokenizer.chat_template")
+                .ok()
+                .map(str::to_string),
+        };
+        Self::from_bpe_parts(parts).map_err(err)
+    }
 
-        let vocab: tokenizers::models::bpe::Vocab = tokens
+    /// A byte-level BPE tokenizer from its vocabulary, merges and special-token facts (what a
+    /// GGUF file stores).
+    pub fn from_bpe_parts(parts: BpeParts) -> Result<Self, String> {
+        let vocab: tokenizers::models::bpe::Vocab = parts
+            .tokens
             .iter()
             .enumerate()
-            .map(|(i, t)| (t.to_string(), i as u32))
+            .map(|(i, t)| (t.clone(), i as u32))
             .collect();
-        let merges: Vec<(String, String)> = merges
+        let merges: Vec<(String, String)> = parts
+            .merges
             .iter()
             .enumerate()
             .map(|(i, m)| {
                 m.split_once(' ')
                     .map(|(a, b)| (a.to_string(), b.to_string()))
-                    .ok_or_else(|| err(format!("merge {i} ({m:?}) has no space")))
+                    .ok_or_else(|| format!("merge {i} ({m:?}) has no space"))
             })
             .collect::<Result<_, _>>()?;
         let bpe = BPE::builder()
             .vocab_and_merges(vocab, merges)
             .build()
-            .map_err(|e| err(format!("cannot build BPE: {e}")))?;
+            .map_err(|e| format!("cannot build BPE: {e}"))?;
 
         let mut tk = Tokenizer::new(bpe);
-        tk.with_pre_tokenizer(Some(pre_tokenizer(&pre).map_err(err)?));
+        tk.with_pre_tokenizer(Some(pre_tokenizer(&parts.pre)?));
         tk.with_decoder(Some(ByteLevelDecoder::default()));
         let mut added = Vec::new();
         let mut special_ids = Vec::new();
-        for (i, (tok, ty)) in tokens.iter().zip(&types).enumerate() {
+        for (i, (tok, ty)) in parts.tokens.iter().zip(&parts.token_types).enumerate() {
             if *ty == TOKEN_TYPE_CONTROL || *ty == TOKEN_TYPE_USER_DEFINED {
                 let special = *ty == TOKEN_TYPE_CONTROL;
                 if special {
                     special_ids.push(i as u32);
                 }
-                added.push(AddedToken::from(tok.to_string(), special).normalized(false));
+                added.push(AddedToken::from(tok.clone(), special).normalized(false));
             }
         }
         tk.add_special_tokens(&added);
-
-        let id = |key: &str| file.get_u64(key).ok().map(|v| v as u32);
-        let chat = file
-            .get_str("tokenizer.chat_template")
-            .ok()
-            .map(|t| ChatTemplate::new(t.to_string()));
-        let bos = id("tokenizer.ggml.bos_token_id");
-        let eos = id("tokenizer.ggml.eos_token_id");
-        let add_bos = file
-            .get_bool("tokenizer.ggml.add_bos_token")
-            .unwrap_or(false);
-        let kind = format!("byte-level BPE (gguf, pre={pre}), {} tokens", tokens.len());
+        let kind = format!(
+            "byte-level BPE (pre={}), {} tokens",
+            parts.pre,
+            parts.tokens.len()
+        );
         Ok(Self::assemble(
             tk,
-            bos,
-            eos,
-            id("tokenizer.ggml.padding_token_id"),
-            add_bos,
+            parts.bos,
+            parts.eos,
+            parts.pad,
+            parts.add_bos,
             special_ids,
-            chat,
+            parts.chat_template.map(ChatTemplate::new),
             kind,
         ))
     }

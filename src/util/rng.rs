@@ -110,6 +110,9 @@ mod tests {
     fn item_streams_differ_and_repeat() {
         let a: Vec<u64> = (0..3).map(|_| Rng::for_item(5, 1).next_u64()).collect();
         assert!(a.windows(2).all(|w| w[0] == w[1]));
-        assert_ne!(Rng::for_item(5, 1).next_u64(), Rng::for_item(5, 2).next_u64());
+        assert_ne!(
+            Rng::for_item(5, 1).next_u64(),
+            Rng::for_item(5, 2).next_u64()
+        );
     }
 }

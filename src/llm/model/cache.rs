@@ -142,3 +142,52 @@ fn grow(t: Tensor<4>, new_cap: usize) -> Tensor<4> {
     let extra = Tensor::zeros([b, h, new_cap - cap, d], &t.device());
     Tensor::cat(vec![t, extra], 2)
 }
+
+impl KvCache {
+    /// Inserts `n` empty columns before the filled ones (a new sequence's prompt is longer than
+    /// the batch's history); the caller shifts every row's start by `n`.
+    pub fn pad_left(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let len = self.len;
+        for (k, v) in &mut self.layers {
+            for t in [k, v] {
+                t.inplace(|t| {
+                    let [b, h, cap, d] = t.dims();
+                    let filled = t.slice([0..b, 0..h, 0..len, 0..d]);
+                    let front = Tensor::zeros([b, h, n, d], &filled.device());
+                    let spare = cap.max(len + n) - len - n;
+                    let mut parts = vec![front, filled];
+                    if spare > 0 {
+                        parts.push(Tensor::zeros([b, h, spare, d], &parts[0].device()));
+                    }
+                    Tensor::cat(parts, 2)
+                });
+            }
+        }
+        self.capacity = self.capacity.max(len + n);
+        self.len += n;
+    }
+
+    /// Forgets the first `n` columns, which no row looks at any more (every row's start is past
+    /// them); the caller shifts every row's start back by `n`.
+    pub fn drop_front(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let n = n.min(self.len);
+        let len = self.len;
+        for (k, v) in &mut self.layers {
+            for t in [k, v] {
+                t.inplace(|t| {
+                    let [b, h, cap, d] = t.dims();
+                    let kept = t.slice([0..b, 0..h, n..len, 0..d]);
+                    let rest = Tensor::zeros([b, h, cap - (len - n), d], &kept.device());
+                    Tensor::cat(vec![kept, rest], 2)
+                });
+            }
+        }
+        self.len -= n;
+    }
+}

@@ -245,3 +245,31 @@ fn transpose_moves_every_element() {
         }
     }
 }
+
+/// A byte-level tokenizer matching the tiny model's 61-token vocabulary: three control tokens
+/// (id 2 is the end of sequence), letters with and without a leading space, a little punctuation.
+pub(crate) fn tiny_tokenizer() -> crate::llm::tokenizer::TextTokenizer {
+    let mut tokens: Vec<String> = vec![
+        "<|endoftext|>".into(),
+        "<|im_start|>".into(),
+        "<|im_end|>".into(),
+    ];
+    tokens.extend(('a'..='z').map(|c| c.to_string()));
+    tokens.extend(('a'..='z').map(|c| format!("Ġ{c}")));
+    tokens.extend(["Ġ", ".", ",", "!", "?", "Ċ"].map(String::from));
+    assert_eq!(tokens.len(), 61);
+    let mut token_types = vec![1i64; tokens.len()];
+    token_types[..3].fill(3);
+    crate::llm::tokenizer::TextTokenizer::from_bpe_parts(crate::llm::tokenizer::BpeParts {
+        tokens,
+        merges: Vec::new(),
+        token_types,
+        pre: "gpt2".into(),
+        bos: Some(1),
+        eos: Some(2),
+        pad: Some(2),
+        add_bos: false,
+        chat_template: None,
+    })
+    .unwrap()
+}

@@ -1,0 +1,501 @@
+//! Continuous batching: many sequences decode together, each with its own sampler, and when
+//! one finishes the next request takes its slot. Progress is reported as events, and a cancel
+//! flag is honoured between decoding steps.
+//!
+//! All rows write their next token at one shared cache column (see `model::layout`): a new
+//! request is prefilled alone and its keys/values placed so that its prompt ends at that
+//! column. Columns no live row looks at are dropped now and then, so memory stays bounded by
+//! the longest live sequence rather than by the run's length.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use burn::tensor::{Tensor, TensorData};
+use serde::Serialize;
+
+use crate::llm::model::{KvCache, Llama, StepLayout, tokens_tensor};
+use crate::llm::sampler::{Sampler, SamplingParams};
+use crate::llm::tokenizer::{TextTokenizer, TokenStream};
+
+/// One sequence to generate.
+#[derive(Debug, Clone)]
+pub struct DecodeRequest {
+    /// The caller's name for this request; also picks its random stream under the seed.
+    pub index: u64,
+    pub prompt: Vec<u32>,
+    pub params: SamplingParams,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// The model wrote an end-of-sequence token.
+    EndOfSequence,
+    /// A stop text appeared.
+    StopText,
+    /// `max_new_tokens` reached.
+    Length,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Finished {
+    pub index: u64,
+    /// Generated tokens (the end-of-sequence token excluded).
+    pub tokens: Vec<u32>,
+    /// Their text, cut before any stop text.
+    pub text: String,
+    pub reason: FinishReason,
+    pub prompt_tokens: usize,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Progress {
+    pub done: usize,
+    pub total: usize,
+    pub generated_tokens: usize,
+    pub tokens_per_second: f64,
+    pub elapsed_seconds: f64,
+    pub eta_seconds: Option<f64>,
+    pub active: usize,
+}
+
+#[derive(Debug, Clone)]
+pub enum DecodeEvent {
+    Started {
+        index: u64,
+    },
+    /// New text of a sequence (may be empty while a multi-byte character is incomplete).
+    Token {
+        index: u64,
+        token: u32,
+        delta: String,
+    },
+    Finished(Finished),
+    Progress(Progress),
+}
+
+struct Row<'t> {
+    index: u64,
+    prompt_tokens: usize,
+    sampler: Sampler,
+    context: Vec<u32>,
+    generated: Vec<u32>,
+    stream: TokenStream<'t>,
+    start: usize,
+    started: Instant,
+    /// Logits to sample the next token from, when not produced by the batch step.
+    pending: Option<Vec<f32>>,
+    last: u32,
+}
+
+/// Decodes `requests` with at most `batch` sequences at a time, calling `sink` for each event.
+/// Returns the finished sequences in the order they finished.
+pub fn decode(
+    model: &Llama,
+    tokenizer: &TextTokenizer,
+    requests: Vec<DecodeRequest>,
+    batch: usize,
+    cancel: &AtomicBool,
+    sink: &mut dyn FnMut(DecodeEvent),
+) -> Vec<Finished> {
+    let total = requests.len();
+    let batch = batch.max(1);
+    let stop_ids = tokenizer.stop_ids();
+    let device = model.device();
+    let started = Instant::now();
+    let mut queue: VecDeque<DecodeRequest> = requests
+        .into_iter()
+        .filter(|r| !r.prompt.is_empty())
+        .collect();
+    let mut finished: Vec<Finished> = Vec::with_capacity(total);
+    let mut generated_tokens = 0usize;
+    let Some(attn) = model.layers.first().map(|b| &b.self_attn) else {
+        return finished;
+    };
+    let new_cache = |rows: usize, cap: usize| {
+        KvCache::with_dims(
+            model.layers.len(),
+            attn.num_kv_heads,
+            attn.head_dim,
+            rows,
+            cap,
+            &device,
+        )
+    };
+
+    // The first rows are prefilled together.
+    let first: Vec<DecodeRequest> = (0..batch).map_while(|_| queue.pop_front()).collect();
+    if first.is_empty() {
+        return finished;
+    }
+    let lens: Vec<usize> = first.iter().map(|r| r.prompt.len()).collect();
+    let layout = StepLayout::for_prompts(&lens);
+    let longest_new = first
+        .iter()
+        .map(|r| r.params.max_new_tokens)
+        .max()
+        .unwrap_or(0);
+    let mut cache = new_cache(first.len(), layout.len + longest_new + 1);
+    let prompts: Vec<Vec<u32>> = first.iter().map(|r| r.prompt.clone()).collect();
+    let logits = model.forward_last(
+        tokens_tensor(&prompts, tokenizer.pad_id(), &device),
+        &layout,
+        Some(&mut cache),
+    );
+    let mut rows: Vec<Option<Row>> = Vec::new();
+    for (req, start) in first.into_iter().zip(layout.start.iter()) {
+        sink(DecodeEvent::Started { index: req.index });
+        rows.push(Some(new_row(req, *start, tokenizer)));
+    }
+    let mut batch_logits = Some(logits);
+
+    loop {
+        if cancel.load(Ordering::Relaxed) {
+            for row in rows.iter_mut().filter_map(Option::take) {
+                let f = finish(row, FinishReason::Cancelled, tokenizer);
+                sink(DecodeEvent::Finished(f.clone()));
+                finished.push(f);
+            }
+            break;
+        }
+        // Sample one token for every row, refilling finished slots from the queue.
+        let step_logits = batch_logits.take().map(|l| {
+            let [b, v] = l.dims();
+            (
+                l.into_data().try_into_vec::<f32>().unwrap_or_default(),
+                b,
+                v,
+            )
+        });
+        for r in 0..rows.len() {
+            let mut from_batch = step_logits
+                .as_ref()
+                .map(|(flat, _, v)| flat[r * v..(r + 1) * v].to_vec());
+            loop {
+                let Some(row) = rows[r].as_mut() else { break };
+                let mut logits = match row.pending.take().or_else(|| from_batch.take()) {
+                    Some(l) => l,
+                    None => break,
+                };
+                let token = row.sampler.sample(&mut logits, &row.context);
+                generated_tokens += 1;
+                row.last = token;
+                let reason = if stop_ids.contains(&token) {
+                    Some(FinishReason::EndOfSequence)
+                } else {
+                    row.generated.push(token);
+                    row.context.push(token);
+                    let delta = row.stream.push(token);
+                    sink(DecodeEvent::Token {
+                        index: row.index,
+                        token,
+                        delta,
+                    });
+                    let params = row.sampler.params();
+                    if !params.stop.is_empty()
+                        && stop_text_at(&row.stream.text(), &params.stop).is_some()
+                    {
+                        Some(FinishReason::StopText)
+                    } else if row.generated.len() >= params.max_new_tokens {
+                        Some(FinishReason::Length)
+                    } else {
+                        None
+                    }
+                };
+                let Some(reason) = reason else { break };
+                let done_row = rows[r].take().expect("row present");
+                let f = finish(done_row, reason, tokenizer);
+                sink(DecodeEvent::Finished(f.clone()));
+                finished.push(f);
+                // The next request takes this slot: prefill it alone, then place its keys and
+                // values so its prompt ends at the shared column.
+                if let Some(req) = queue.pop_front() {
+                    let plen = req.prompt.len();
+                    if plen > cache.len() {
+                        let shift = plen - cache.len();
+                        cache.pad_left(shift);
+                        for row in rows.iter_mut().flatten() {
+                            row.start += shift;
+                        }
+                    }
+                    let mut solo = new_cache(1, plen);
+                    let solo_logits = model.forward_last(
+                        tokens_tensor(std::slice::from_ref(&req.prompt), 0, &device),
+                        &StepLayout::for_prompts(&[plen]),
+                        Some(&mut solo),
+                    );
+                    cache.place_row(r, &solo);
+                    sink(DecodeEvent::Started { index: req.index });
+                    let mut row = new_row(req, cache.len() - plen, tokenizer);
+                    row.pending = Some(crate::llm::greedy::row_logits(solo_logits));
+                    rows[r] = Some(row);
+                }
+            }
+        }
+        // Rows without a sequence leave the batch.
+        let keep: Vec<usize> = (0..rows.len()).filter(|&r| rows[r].is_some()).collect();
+        if keep.is_empty() {
+            sink(DecodeEvent::Progress(progress(
+                started,
+                finished.len(),
+                total,
+                generated_tokens,
+                0,
+            )));
+            break;
+        }
+        if keep.len() < rows.len() {
+            cache.retain_rows(&keep);
+            rows = keep.iter().map(|&r| rows[r].take()).collect();
+        }
+        let live: Vec<&Row> = rows.iter().flatten().collect();
+        // Forget columns left of every live row's first token.
+        let min_start = live.iter().map(|r| r.start).min().unwrap_or(0);
+        if min_start >= 64 && min_start * 2 >= cache.len() {
+            cache.drop_front(min_start);
+            for row in rows.iter_mut().flatten() {
+                row.start -= min_start;
+            }
+        }
+        sink(DecodeEvent::Progress(progress(
+            started,
+            finished.len(),
+            total,
+            generated_tokens,
+            rows.len(),
+        )));
+
+        let starts: Vec<usize> = rows.iter().flatten().map(|r| r.start).collect();
+        let last: Vec<i64> = rows.iter().flatten().map(|r| r.last as i64).collect();
+        let layout = StepLayout::decode(&starts, cache.len());
+        let tokens = Tensor::from_data(TensorData::new(last, [starts.len(), 1]), &device);
+        batch_logits = Some(model.forward_last(tokens, &layout, Some(&mut cache)));
+    }
+    finished
+}
+
+fn new_row<'t>(req: DecodeRequest, start: usize, tokenizer: &'t TextTokenizer) -> Row<'t> {
+    Row {
+        index: req.index,
+        prompt_tokens: req.prompt.len(),
+        sampler: Sampler::new(req.params, req.index),
+        context: req.prompt,
+        generated: Vec::new(),
+        stream: tokenizer.stream(true),
+        start,
+        started: Instant::now(),
+        pending: None,
+        last: 0,
+    }
+}
+
+fn finish(row: Row, reason: FinishReason, tokenizer: &TextTokenizer) -> Finished {
+    let mut text = tokenizer.decode(&row.generated, true).unwrap_or_default();
+    if let Some(at) = stop_text_at(&text, &row.sampler.params().stop) {
+        text.truncate(at);
+    }
+    Finished {
+        index: row.index,
+        tokens: row.generated,
+        text,
+        reason,
+        prompt_tokens: row.prompt_tokens,
+        seconds: row.started.elapsed().as_secs_f64(),
+    }
+}
+
+/// Byte offset of the earliest stop text in `text`.
+pub fn stop_text_at(text: &str, stops: &[String]) -> Option<usize> {
+    stops
+        .iter()
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| text.find(s.as_str()))
+        .min()
+}
+
+fn progress(
+    started: Instant,
+    done: usize,
+    total: usize,
+    generated: usize,
+    active: usize,
+) -> Progress {
+    let elapsed = started.elapsed().as_secs_f64();
+    Progress {
+        done,
+        total,
+        generated_tokens: generated,
+        tokens_per_second: if elapsed > 0.0 {
+            generated as f64 / elapsed
+        } else {
+            0.0
+        },
+        elapsed_seconds: elapsed,
+        eta_seconds: (done > 0).then(|| elapsed / done as f64 * (total - done) as f64),
+        active,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use burn::tensor::Device;
+
+    use super::*;
+    use crate::llm::greedy::greedy;
+    use crate::llm::model::tests::{tiny_model, tiny_tokenizer};
+
+    fn requests(params: &SamplingParams) -> Vec<DecodeRequest> {
+        // Different lengths, the longest arriving late: refills must pad the cache on the left.
+        let prompts: Vec<Vec<u32>> = vec![
+            vec![5, 6],
+            vec![7, 8, 9, 10],
+            vec![11],
+            vec![12, 13, 14, 15, 16, 17, 18, 19, 20],
+            vec![21, 22, 23],
+            vec![30, 31, 32, 33, 34],
+            vec![40],
+        ];
+        prompts
+            .into_iter()
+            .enumerate()
+            .map(|(i, prompt)| DecodeRequest {
+                index: i as u64,
+                prompt,
+                params: params.clone(),
+            })
+            .collect()
+    }
+
+    fn by_index(mut f: Vec<Finished>) -> Vec<Vec<u32>> {
+        f.sort_by_key(|x| x.index);
+        f.into_iter().map(|x| x.tokens).collect()
+    }
+
+    #[test]
+    fn batched_greedy_equals_one_at_a_time() {
+        let device = Device::flex();
+        let model = tiny_model(&device);
+        let tk = tiny_tokenizer();
+        let params = SamplingParams::greedy(6);
+        let stop = tk.stop_ids();
+        let expected: Vec<Vec<u32>> = requests(&params)
+            .iter()
+            .map(|r| {
+                let mut out = greedy(&model, &r.prompt, 6, &stop);
+                if out.last().is_some_and(|t| stop.contains(t)) {
+                    out.pop();
+                }
+                out
+            })
+            .collect();
+        let never = AtomicBool::new(false);
+        for batch in [1, 2, 3, 8] {
+            let got = decode(&model, &tk, requests(&params), batch, &never, &mut |_| {});
+            assert_eq!(by_index(got), expected, "batch {batch}");
+        }
+    }
+
+    #[test]
+    fn long_runs_drop_dead_columns_without_changing_outputs() {
+        let device = Device::flex();
+        let model = tiny_model(&device);
+        let tk = tiny_tokenizer();
+        let params = SamplingParams::greedy(45);
+        let stop = tk.stop_ids();
+        let reqs: Vec<DecodeRequest> = (0..8)
+            .map(|i| DecodeRequest {
+                index: i,
+                prompt: vec![3 + i as u32 * 5, 4 + i as u32],
+                params: params.clone(),
+            })
+            .collect();
+        let expected: Vec<Vec<u32>> = reqs
+            .iter()
+            .map(|r| {
+                let mut out = greedy(&model, &r.prompt, 45, &stop);
+                if out.last().is_some_and(|t| stop.contains(t)) {
+                    out.pop();
+                }
+                out
+            })
+            .collect();
+        // Several sequences run long enough that, two at a time, the shared columns pass the
+        // compaction threshold more than once.
+        let long = expected.iter().filter(|e| e.len() >= 40).count();
+        assert!(long >= 4, "only {long} long sequences; pick other prompts");
+        let never = AtomicBool::new(false);
+        let got = decode(&model, &tk, reqs, 2, &never, &mut |_| {});
+        assert_eq!(by_index(got), expected);
+    }
+
+    #[test]
+    fn same_seed_same_samples_and_another_seed_differs() {
+        let device = Device::flex();
+        let model = tiny_model(&device);
+        let tk = tiny_tokenizer();
+        let never = AtomicBool::new(false);
+        let run = |seed: u64| {
+            let params = SamplingParams {
+                seed,
+                max_new_tokens: 8,
+                temperature: 1.5,
+                ..Default::default()
+            };
+            by_index(decode(
+                &model,
+                &tk,
+                requests(&params),
+                3,
+                &never,
+                &mut |_| {},
+            ))
+        };
+        assert_eq!(run(1), run(1));
+        assert_ne!(run(1), run(2));
+    }
+
+    #[test]
+    fn cancel_stops_within_one_step_and_keeps_partial_text() {
+        let device = Device::flex();
+        let model = tiny_model(&device);
+        let tk = tiny_tokenizer();
+        let params = SamplingParams {
+            max_new_tokens: 50,
+            ..Default::default()
+        };
+        let cancel = AtomicBool::new(false);
+        let mut tokens_after_cancel = 0;
+        let mut tokens = 0;
+        let finished = decode(&model, &tk, requests(&params), 4, &cancel, &mut |e| {
+            if let DecodeEvent::Token { .. } = e {
+                tokens += 1;
+                if cancel.load(Ordering::Relaxed) {
+                    tokens_after_cancel += 1;
+                }
+                if tokens == 10 {
+                    cancel.store(true, Ordering::Relaxed);
+                }
+            }
+        });
+        // The step that was sampling when the flag rose finishes its rows (< batch tokens), then
+        // no more decoding happens.
+        assert!(
+            tokens_after_cancel < 4,
+            "{tokens_after_cancel} tokens after cancel"
+        );
+        assert!(finished.iter().any(|f| f.reason == FinishReason::Cancelled));
+        assert!(finished.len() < 7);
+    }
+
+    #[test]
+    fn stop_text_cuts_the_output() {
+        assert_eq!(stop_text_at("abc\ndef", &["\n".into()]), Some(3));
+        assert_eq!(stop_text_at("abc", &["x".into(), "".into()]), None);
+        assert_eq!(stop_text_at("a.b!c", &["!".into(), ".".into()]), Some(1));
+    }
+}
