@@ -1,1 +1,4 @@
-//! See the crate docs for what this layer owns.
+//! The paper's steps as plain functions over `llm` and `data`: prompt building, generation,
+//! post-processing, filters and the in-context classifier.
+
+pub mod postprocess;
