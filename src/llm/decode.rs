@@ -174,11 +174,9 @@ pub fn decode(
             let mut from_batch = step_logits
                 .as_ref()
                 .map(|(flat, _, v)| flat[r * v..(r + 1) * v].to_vec());
-            loop {
-                let Some(row) = rows[r].as_mut() else { break };
-                let mut logits = match row.pending.take().or_else(|| from_batch.take()) {
-                    Some(l) => l,
-                    None => break,
+            while let Some(row) = rows[r].as_mut() {
+                let Some(mut logits) = row.pending.take().or_else(|| from_batch.take()) else {
+                    break;
                 };
                 let token = row.sampler.sample(&mut logits, &row.context);
                 generated_tokens += 1;
