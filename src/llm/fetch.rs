@@ -227,6 +227,14 @@ pub fn extract_verified(
             ),
         });
     }
+    // tempfile creates 0600 files; a cached model is an ordinary readable file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(io(tmp.path()))?;
+    }
     tmp.as_file().sync_all().map_err(io(tmp.path()))?;
     tmp.persist(dest).map_err(|e| FetchError::Io {
         path: dest.to_path_buf(),

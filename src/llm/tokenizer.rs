@@ -96,19 +96,18 @@ impl TextTokenizer {
         let tokens: Vec<String> = file
             .get_str_array("tokenizer.ggml.tokens")
             .map_err(|e| err(e.to_string()))?
-            .into_iter()
-            .map(str::to_string)
-            .collect();
+            .to_vec();
         let merges = file
             .get_str_array("tokenizer.ggml.merges")
             .map_err(|e| err(e.to_string()))?
-            .into_iter()
-            .map(str::to_string)
-            .collect();
+            .to_vec();
         let token_types = match file.get("tokenizer.ggml.token_type") {
             Some(_) => file
-                .get_i64_array("tokenizer.ggml.token_type")
-                .map_err(|e| err(e.to_string()))?,
+                .get_i32_array("tokenizer.ggml.token_type")
+                .map_err(|e| err(e.to_string()))?
+                .iter()
+                .map(|&t| t as i64)
+                .collect(),
             None => vec![1; tokens.len()],
         };
         let id = |key: &str| file.get_u64(key).ok().map(|v| v as u32);

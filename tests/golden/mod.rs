@@ -13,11 +13,12 @@ use seedforge::llm::model::{StepLayout, tokens_tensor};
 use seedforge::llm::tokenizer::TextTokenizer;
 
 /// Largest |logit − reference| accepted over the reference's top-10 ids. The reference runs the
-/// same f32 weights through PyTorch; the two differ only in summation order, which moves logits
-/// of magnitude 20–40 by ~1e-4 (measured: see the test output). 2e-3 leaves room for other CPUs'
-/// SIMD widths while staying far below the smallest top-1/top-2 margin on the greedy paths
-/// (0.008), so a pass also means the greedy choices are the reference's for a robust reason.
-pub const LOGIT_TOL: f32 = 2e-3;
+/// same f32 weights through PyTorch; the two differ only in summation order. Measured here:
+/// 4.6e-5 on the Flex CPU device and 5.3e-5 on wgpu (llvmpipe), on logits of magnitude 20–40.
+/// 5e-4 leaves a 10× margin for other CPUs' SIMD widths while staying 16× below the smallest
+/// top-1/top-2 margin on the reference greedy paths (0.008), so matching greedy tokens are not
+/// luck.
+pub const LOGIT_TOL: f32 = 5e-4;
 
 pub enum Depth {
     /// Every prompt, every greedy token.

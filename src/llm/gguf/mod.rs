@@ -1,79 +1,38 @@
-//! TEMPORARY interface stub; the real reader lands from the `gguf` branch.
-#![allow(dead_code, unused_variables)]
+//! GGUF: reading (memory-mapped, validated up front), dequantizing and writing.
+//!
+//! ```text
+//! "GGUF" | version u32 | n_tensors u64 | n_kv u64
+//! n_kv × (key string, type u32, value)           metadata, see `MetaValue`
+//! n_tensors × (name, n_dims u32, dims u64[n_dims], ggml type u32, offset u64)
+//! padding to `general.alignment` (default 32)
+//! tensor data, each tensor at data section start + offset (aligned)
+//! ```
+//!
+//! Shapes: `TensorInfo::dims` is GGUF's `ne` order (fastest-varying first), so a PyTorch
+//! `[out, in]` weight has dims `[in, out]`; `TensorInfo::shape()` and `DenseTensor::shape` are
+//! row-major (`[out, in]`), and `DenseTensor::data` is in row-major order.
+//!
+//! [`GgufFile::open`] checks the whole header against the file before returning: a truncated,
+//! hostile or corrupt file yields a [`GgufError`] naming the file and the problem, never a panic
+//! and never an allocation larger than the file justifies.
 
-use std::path::{Path, PathBuf};
+mod cursor;
+mod dequant;
+mod error;
+mod file;
+mod ggml_type;
+mod metadata;
+mod quant;
+mod reader;
+mod tensor;
+mod writer;
 
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct GgufError(pub String);
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum MetaValue {
-    String(String),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GgmlType {
-    F32,
-}
-impl GgmlType {
-    pub fn name(&self) -> &'static str {
-        "F32"
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct TensorInfo {
-    pub name: String,
-    pub dims: Vec<u64>,
-    pub ggml_type: GgmlType,
-    pub offset: u64,
-}
-
-pub struct DenseTensor {
-    pub shape: Vec<usize>,
-    pub data: Vec<f32>,
-}
-
-pub struct GgufFile {
-    path: PathBuf,
-}
-
-impl GgufFile {
-    pub fn open(path: &Path) -> Result<GgufFile, GgufError> {
-        todo!()
-    }
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-    pub fn get(&self, key: &str) -> Option<&MetaValue> {
-        todo!()
-    }
-    pub fn get_str(&self, key: &str) -> Result<&str, GgufError> {
-        todo!()
-    }
-    pub fn get_u64(&self, key: &str) -> Result<u64, GgufError> {
-        todo!()
-    }
-    pub fn get_f32(&self, key: &str) -> Result<f32, GgufError> {
-        todo!()
-    }
-    pub fn get_bool(&self, key: &str) -> Result<bool, GgufError> {
-        todo!()
-    }
-    pub fn get_str_array(&self, key: &str) -> Result<Vec<&str>, GgufError> {
-        todo!()
-    }
-    pub fn get_i64_array(&self, key: &str) -> Result<Vec<i64>, GgufError> {
-        todo!()
-    }
-    pub fn tensors(&self) -> &[TensorInfo] {
-        todo!()
-    }
-    pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
-        todo!()
-    }
-    pub fn dequantize(&self, name: &str) -> Result<DenseTensor, GgufError> {
-        todo!()
-    }
-}
+pub use dequant::{dequantize, dequantize_into};
+pub use error::{GgufError, Problem};
+pub use file::GgufFile;
+pub use ggml_type::GgmlType;
+pub use metadata::{MetaArray, MetaValue, MetaValueType};
+pub use quant::quantize;
+pub use reader::{DEFAULT_ALIGNMENT, MAX_ARRAY_DEPTH, MAX_DIMS};
+pub use tensor::{DenseTensor, TensorInfo};
+pub use writer::{GgufWriter, MAX_TENSOR_NAME_LEN};
