@@ -68,7 +68,7 @@ pub fn adapters() -> Vec<AdapterSummary> {
     let Ok(rt) = tokio::runtime::Builder::new_current_thread().build() else {
         return Vec::new();
     };
-    rt.block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+    rt.block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY))
         .into_iter()
         .map(|a| {
             let info = a.get_info();
