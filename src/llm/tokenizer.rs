@@ -353,6 +353,13 @@ impl TextTokenizer {
         ids
     }
 
+    /// The tokenizer in Hugging Face's `tokenizer.json` format.
+    pub fn to_json(&self) -> Result<String, TokenizerError> {
+        self.with_special
+            .to_string(false)
+            .map_err(|e| TokenizerError::Run(e.to_string()))
+    }
+
     pub fn has_chat_template(&self) -> bool {
         self.chat.is_some()
     }
