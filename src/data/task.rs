@@ -65,6 +65,11 @@ pub struct Task {
     /// What one input is called in prompts (e.g. "movie review", "question").
     #[serde(default = "default_input_noun")]
     pub input_noun: String,
+    /// Field names of the classification prompt: `Review: …` / `Sentiment: positive`.
+    #[serde(default = "default_input_field")]
+    pub input_field: String,
+    #[serde(default = "default_label_field")]
+    pub label_field: String,
     pub labels: Vec<LabelDef>,
     /// Folder of prompt templates overriding the bundled ones, relative to the task file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -80,6 +85,14 @@ fn default_version() -> u32 {
 
 fn default_input_noun() -> String {
     "text".to_string()
+}
+
+fn default_input_field() -> String {
+    "Text".to_string()
+}
+
+fn default_label_field() -> String {
+    "Label".to_string()
 }
 
 impl Task {

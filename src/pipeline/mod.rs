@@ -2,3 +2,4 @@
 //! post-processing, filters and the in-context classifier.
 
 pub mod postprocess;
+pub mod prompt;
