@@ -1,9 +1,14 @@
 //! The headless commands. Each subcommand lives in its own module and drives the same layers the
 //! workbench uses, so every feature works with and without a terminal.
 
+pub mod bench;
+pub mod bench_decode;
+pub mod generate;
 pub mod inspect;
 pub mod model;
 pub mod model_args;
+pub mod peers;
+pub mod task_arg;
 
 use std::path::PathBuf;
 
@@ -34,6 +39,11 @@ pub enum Command {
     /// Look inside the model: tokens, next-token logits, greedy continuations.
     #[command(subcommand)]
     Inspect(inspect::InspectCommand),
+    /// Have the model write new examples of each class (headless).
+    Generate(generate::GenerateArgs),
+    /// Speed benchmarks beside the reference stacks measured in the same run.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 /// Runs the parsed command line; errors reach `main`, which prints them and sets the exit code.
@@ -42,5 +52,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         None => anyhow::bail!("the workbench is not built yet"),
         Some(Command::Model(cmd)) => model::run(cmd),
         Some(Command::Inspect(cmd)) => inspect::run(cmd),
+        Some(Command::Generate(args)) => generate::run(args),
+        Some(Command::Bench(cmd)) => bench::run(cmd),
     }
 }

@@ -178,6 +178,13 @@ pub fn decode(
                 let Some(mut logits) = row.pending.take().or_else(|| from_batch.take()) else {
                     break;
                 };
+                if row.generated.len() < row.sampler.params().min_new_tokens {
+                    for &s in &stop_ids {
+                        if let Some(l) = logits.get_mut(s as usize) {
+                            *l = f32::NEG_INFINITY;
+                        }
+                    }
+                }
                 let token = row.sampler.sample(&mut logits, &row.context);
                 generated_tokens += 1;
                 row.last = token;

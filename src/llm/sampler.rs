@@ -18,6 +18,9 @@ pub struct SamplingParams {
     /// 1.0 disables it; > 1 discourages tokens already in the prompt or the output.
     pub repetition_penalty: f32,
     pub max_new_tokens: usize,
+    /// End-of-sequence tokens are suppressed until this many tokens exist (as transformers'
+    /// `min_new_tokens`; benchmarks use it to make every run the same length).
+    pub min_new_tokens: usize,
     /// Text that ends a generation (not included in the output).
     pub stop: Vec<String>,
     pub seed: u64,
@@ -32,6 +35,7 @@ impl Default for SamplingParams {
             top_p: 1.0,
             repetition_penalty: 1.0,
             max_new_tokens: 64,
+            min_new_tokens: 0,
             stop: Vec::new(),
             seed: 0,
         }

@@ -1,0 +1,193 @@
+//! `seedforge generate`: the model writes new examples of each class, headless.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::model_args::ModelArgs;
+use super::task_arg::TaskArg;
+use crate::pipeline::generate::{self, GenerateEvent, GenerateSettings};
+use crate::pipeline::prompt::Templates;
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub task: TaskArg,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// New examples per class.
+    #[arg(long, default_value_t = 10)]
+    pub per_class: usize,
+    /// Sequences decoded together.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f32,
+    /// 0 disables top-k.
+    #[arg(long, default_value_t = 50)]
+    pub top_k: usize,
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    #[arg(long, default_value_t = 1.0)]
+    pub repetition_penalty: f32,
+    #[arg(long, default_value_t = 64)]
+    pub max_tokens: usize,
+    /// Text that ends a generation (repeatable). Default: a newline.
+    #[arg(long = "stop")]
+    pub stop: Vec<String>,
+    /// Keep the seeds in the same order in every prompt.
+    #[arg(long)]
+    pub no_shuffle: bool,
+    /// Send the rendered template as a user turn of the model's chat template (the bundled
+    /// template is a plain completion prompt).
+    #[arg(long)]
+    pub chat: bool,
+    /// Print the exact prompt of each class and exit.
+    #[arg(long)]
+    pub print_prompts: bool,
+    /// Where to write the items, one JSON object a line. `-` for standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl GenerateArgs {
+    pub fn settings(&self) -> GenerateSettings {
+        let mut s = GenerateSettings {
+            per_class: self.per_class,
+            batch: self.batch.max(1),
+            shuffle_seeds: !self.no_shuffle,
+            chat: self.chat,
+            ..GenerateSettings::default()
+        };
+        s.sampling.seed = self.seed;
+        s.sampling.temperature = self.temperature;
+        s.sampling.top_k = self.top_k;
+        s.sampling.top_p = self.top_p;
+        s.sampling.repetition_penalty = self.repetition_penalty;
+        s.sampling.max_new_tokens = self.max_tokens;
+        if !self.stop.is_empty() {
+            s.sampling.stop = self.stop.iter().map(|t| unescape(t)).collect();
+        }
+        s
+    }
+}
+
+/// `\n` and `\t` typed on a command line mean the characters.
+fn unescape(s: &str) -> String {
+    s.replace("\\n", "\n").replace("\\t", "\t")
+}
+
+pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
+    let task = args.task.load()?;
+    let settings = args.settings();
+    settings.sampling.validate().map_err(anyhow::Error::msg)?;
+    let templates = Templates::for_task(&task)?;
+    if args.print_prompts {
+        let tokenizer = crate::llm::load::tokenizer(&args.model.path()?)?;
+        for label in &task.labels {
+            let p = generate::prompt_for(&task, &templates, &tokenizer, label, &settings, 0)?;
+            println!(
+                "=== prompt for '{}' (template: {})\n{p}",
+                label.name, templates.generate.source
+            );
+        }
+        return Ok(());
+    }
+    let out_path = args
+        .out
+        .clone()
+        .context("--out FILE is required (or --print-prompts)")?;
+    let (loaded, _) = args.model.load()?;
+    let planned = generate::plan(&task, &templates, &loaded.tokenizer, &settings)?;
+    let total = planned.len();
+    let mut out: Box<dyn Write> = if out_path.as_os_str() == "-" {
+        Box::new(std::io::stdout())
+    } else {
+        Box::new(std::io::BufWriter::new(
+            std::fs::File::create(&out_path)
+                .with_context(|| format!("creating {}", out_path.display()))?,
+        ))
+    };
+    let tty = std::io::stderr().is_terminal();
+    let bar = tty.then(|| {
+        let b = ProgressBar::new(total as u64);
+        if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} items  {msg}") {
+            b.set_style(style);
+        }
+        b
+    });
+    let started = std::time::Instant::now();
+    let mut write_err: Option<std::io::Error> = None;
+    let mut last_line = std::time::Instant::now();
+    let never = AtomicBool::new(false);
+    let candidates = generate::run(
+        &loaded.model,
+        &loaded.tokenizer,
+        &task,
+        planned,
+        settings.batch,
+        &never,
+        &mut |e| match e {
+            GenerateEvent::Candidate(c) => {
+                let line = serde_json::json!({
+                    "text": c.text, "label": c.label, "source": "generated",
+                    "malformed": c.malformed, "raw": c.raw, "prompt": c.prompt,
+                    "finish": c.finish, "prompt_tokens": c.prompt_tokens,
+                    "new_tokens": c.new_tokens, "seconds": c.seconds,
+                    "extraction": c.extraction,
+                    "sampling": settings.sampling,
+                });
+                if write_err.is_none()
+                    && let Err(e) = writeln!(out, "{line}")
+                {
+                    write_err = Some(e);
+                }
+                if let Some(b) = &bar {
+                    b.inc(1);
+                }
+            }
+            GenerateEvent::Progress(p) => {
+                let msg = format!(
+                    "{:.0} tok/s, ETA {}",
+                    p.tokens_per_second,
+                    p.eta_seconds
+                        .map(|s| format!("{s:.0}s"))
+                        .unwrap_or("–".into())
+                );
+                match &bar {
+                    Some(b) => b.set_message(msg),
+                    None if last_line.elapsed().as_secs() >= 5 => {
+                        eprintln!("{}/{} items, {msg}", p.done, p.total);
+                        last_line = std::time::Instant::now();
+                    }
+                    None => {}
+                }
+            }
+            _ => {}
+        },
+    );
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if let Some(e) = write_err {
+        return Err(e).with_context(|| format!("writing {}", out_path.display()));
+    }
+    out.flush()
+        .with_context(|| format!("writing {}", out_path.display()))?;
+    let malformed = candidates.iter().filter(|c| c.malformed.is_some()).count();
+    let tokens: usize = candidates.iter().map(|c| c.new_tokens).sum();
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "seedforge: {} items ({malformed} malformed) in {secs:.1} s, {tokens} tokens, {:.1} tok/s, written to {}",
+        candidates.len(),
+        tokens as f64 / secs,
+        out_path.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! Running the reference stacks' measurement scripts (`../shared/peers/`) from a benchmark, so
+//! seedforge's figures and theirs come from the same machine in the same run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::Context;
+
+/// `$SEEDFORGE_SHARED`, else `../shared` next to the current folder (the repository layout).
+pub fn shared_dir() -> PathBuf {
+    std::env::var_os("SEEDFORGE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("../shared"))
+}
+
+/// The peers' Python: `$SEEDFORGE_PEERS_PYTHON`, else the venv `setup.sh` builds.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("SEEDFORGE_PEERS_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var_os("SEEDFORGE_PEERS_HOME")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/seedforge-peers"))
+        })
+        .unwrap_or_default();
+    home.join("venv/bin/python")
+}
+
+/// Whether `module` imports in the peers' Python.
+pub fn has_module(module: &str) -> bool {
+    Command::new(python())
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Runs `script` (in the shared peers folder) with `args` and `--out`, returning its JSON.
+pub fn run_script(script: &str, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+    let py = python();
+    anyhow::ensure!(
+        py.exists(),
+        "the peers' Python is not at {} (build it with {}/peers/setup.sh, or pass --no-peer)",
+        py.display(),
+        shared_dir().display()
+    );
+    let script_path = shared_dir().join("peers").join(script);
+    anyhow::ensure!(
+        script_path.is_file(),
+        "{} not found (set SEEDFORGE_SHARED to the shared folder)",
+        script_path.display()
+    );
+    let out = tempfile::NamedTempFile::new()?;
+    eprintln!("seedforge: running the peer {script} {} …", args.join(" "));
+    let status = Command::new(&py)
+        .arg(&script_path)
+        .args(args)
+        .arg("--out")
+        .arg(out.path())
+        .status()
+        .with_context(|| format!("running {}", script_path.display()))?;
+    anyhow::ensure!(status.success(), "{script} failed ({status})");
+    read_json(out.path())
+}
+
+fn read_json(path: &Path) -> anyhow::Result<serde_json::Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// The first column of a TSV file with a header (SST-2's `sentence<TAB>label`).
+pub fn tsv_sentences(path: &Path, n: usize) -> anyhow::Result<Vec<String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split('\t').next())
+        .take(n)
+        .map(str::to_string)
+        .collect())
+}

@@ -1,0 +1,229 @@
+//! Step 2 of the method: the model writes new examples of each class from that class's seeds.
+//! Requests for all classes are interleaved so every class progresses evenly, each request gets
+//! its own seeded ordering of the seeds (more varied prompts, same outputs for the same seed),
+//! and every raw output becomes a candidate — malformed ones included, marked with the reason.
+
+use std::sync::atomic::AtomicBool;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::task::{LabelDef, Task};
+use crate::llm::chat::ChatMessage;
+use crate::llm::decode::{self, DecodeEvent, DecodeRequest, FinishReason, Finished, Progress};
+use crate::llm::model::Llama;
+use crate::llm::sampler::SamplingParams;
+use crate::llm::tokenizer::TextTokenizer;
+use crate::pipeline::postprocess::{self, Extracted};
+use crate::pipeline::prompt::{PromptError, Templates};
+use crate::util::rng::Rng;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GenerateSettings {
+    /// New examples requested per class.
+    pub per_class: usize,
+    /// Sequences decoded together.
+    pub batch: usize,
+    pub sampling: SamplingParams,
+    /// Give each request its own order of the seeds.
+    pub shuffle_seeds: bool,
+    /// Wrap the rendered template in the model's chat template (when it has one). Off, the
+    /// template is a plain completion prompt.
+    pub chat: bool,
+}
+
+impl Default for GenerateSettings {
+    fn default() -> Self {
+        GenerateSettings {
+            per_class: 10,
+            batch: 16,
+            sampling: SamplingParams {
+                max_new_tokens: 64,
+                stop: vec!["\n".into()],
+                ..SamplingParams::default()
+            },
+            shuffle_seeds: true,
+            chat: false,
+        }
+    }
+}
+
+/// One planned generation: which class, the exact prompt text, its tokens.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub index: u64,
+    pub label: String,
+    pub prompt: String,
+    pub request: DecodeRequest,
+}
+
+/// A raw generation turned into a candidate example.
+#[derive(Debug, Clone, Serialize)]
+pub struct Candidate {
+    pub index: u64,
+    pub label: String,
+    pub text: String,
+    pub raw: String,
+    pub prompt: String,
+    pub malformed: Option<String>,
+    pub extraction: Vec<String>,
+    pub finish: FinishReason,
+    pub prompt_tokens: usize,
+    pub new_tokens: usize,
+    pub seconds: f64,
+}
+
+/// What a generation run reports while it works.
+#[derive(Debug, Clone)]
+pub enum GenerateEvent {
+    Started { index: u64, label: String },
+    Delta { index: u64, text: String },
+    Candidate(Candidate),
+    Progress(Progress),
+}
+
+/// The prompts of a run, interleaving the classes: `a b a b …`.
+pub fn plan(
+    task: &Task,
+    templates: &Templates,
+    tokenizer: &TextTokenizer,
+    settings: &GenerateSettings,
+) -> Result<Vec<Planned>, PromptError> {
+    let mut out = Vec::with_capacity(settings.per_class * task.labels.len());
+    let mut index = 0u64;
+    for _ in 0..settings.per_class {
+        for label in &task.labels {
+            let prompt = prompt_for(task, templates, tokenizer, label, settings, index)?;
+            let tokens = tokenizer
+                .encode(&prompt)
+                .map_err(|e| PromptError::Other(e.to_string()))?;
+            out.push(Planned {
+                index,
+                label: label.name.clone(),
+                request: DecodeRequest {
+                    index,
+                    prompt: tokens,
+                    params: settings.sampling.clone(),
+                },
+                prompt,
+            });
+            index += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// The exact text sent for request `index` of class `label`: the template, then the model's
+/// chat template around it when the model has one.
+pub fn prompt_for(
+    task: &Task,
+    templates: &Templates,
+    tokenizer: &TextTokenizer,
+    label: &LabelDef,
+    settings: &GenerateSettings,
+    index: u64,
+) -> Result<String, PromptError> {
+    let mut seeds: Vec<&str> = task
+        .seeds_of(&label.name)
+        .map(|e| e.text.as_str())
+        .collect();
+    if settings.shuffle_seeds {
+        Rng::for_item(settings.sampling.seed ^ 0x5EED, index).shuffle(&mut seeds);
+    }
+    let message = templates.render_generate(task, label, &seeds)?;
+    if settings.chat && tokenizer.has_chat_template() {
+        tokenizer
+            .apply_chat(&[ChatMessage::user(message)], true)
+            .map_err(|e| PromptError::Other(e.to_string()))
+    } else {
+        Ok(message)
+    }
+}
+
+/// Runs the planned requests, turning every finished sequence into a candidate.
+pub fn run(
+    model: &Llama,
+    tokenizer: &TextTokenizer,
+    task: &Task,
+    planned: Vec<Planned>,
+    batch: usize,
+    cancel: &AtomicBool,
+    sink: &mut dyn FnMut(GenerateEvent),
+) -> Vec<Candidate> {
+    let meta: Vec<(String, String)> = planned
+        .iter()
+        .map(|p| (p.label.clone(), p.prompt.clone()))
+        .collect();
+    let base = planned.first().map(|p| p.index).unwrap_or(0);
+    let requests: Vec<DecodeRequest> = planned.into_iter().map(|p| p.request).collect();
+    let field_names = [task.input_field.as_str(), task.label_field.as_str()];
+    let label_words: Vec<&str> = task.labels.iter().map(LabelDef::verbalizer).collect();
+    let mut out = Vec::new();
+    let lookup = |index: u64| &meta[(index - base) as usize];
+    decode::decode(
+        model,
+        tokenizer,
+        requests,
+        batch,
+        cancel,
+        &mut |event| match event {
+            DecodeEvent::Started { index } => sink(GenerateEvent::Started {
+                index,
+                label: lookup(index).0.clone(),
+            }),
+            DecodeEvent::Token { index, delta, .. } => {
+                if !delta.is_empty() {
+                    sink(GenerateEvent::Delta { index, text: delta });
+                }
+            }
+            DecodeEvent::Finished(f) => {
+                let (label, prompt) = lookup(f.index).clone();
+                let c = candidate(
+                    f,
+                    label,
+                    prompt,
+                    &task.input_noun,
+                    &field_names,
+                    &label_words,
+                );
+                sink(GenerateEvent::Candidate(c.clone()));
+                out.push(c);
+            }
+            DecodeEvent::Progress(p) => sink(GenerateEvent::Progress(p)),
+        },
+    );
+    out
+}
+
+fn candidate(
+    f: Finished,
+    label: String,
+    prompt: String,
+    input_noun: &str,
+    field_names: &[&str],
+    label_words: &[&str],
+) -> Candidate {
+    let Extracted {
+        text,
+        malformed,
+        steps,
+    } = postprocess::extract(&f.text, input_noun, field_names, label_words);
+    let malformed = match (malformed, f.reason) {
+        (Some(m), _) => Some(m),
+        (None, FinishReason::Cancelled) => Some("generation was cancelled".into()),
+        _ => None,
+    };
+    Candidate {
+        index: f.index,
+        label,
+        text,
+        raw: f.text,
+        prompt,
+        malformed,
+        extraction: steps,
+        finish: f.reason,
+        prompt_tokens: f.prompt_tokens,
+        new_tokens: f.tokens.len(),
+        seconds: f.seconds,
+    }
+}
