@@ -75,7 +75,9 @@ pub fn run(args: DecodeBenchArgs) -> anyhow::Result<()> {
     };
     let hf_fig = |k: &str| hf["figures"][k].as_f64();
     let ll_fig = |k: &str| llama["figures"][k].as_f64();
-    let rows: Vec<(&str, Option<f64>, Option<f64>, Option<f64>)> = vec![
+    // (figure, seedforge, transformers, llama.cpp)
+    type Row<'a> = (&'a str, Option<f64>, Option<f64>, Option<f64>);
+    let rows: Vec<Row> = vec![
         (
             "prompt processing, 300 tokens (tok/s)",
             fig("prefill_300"),

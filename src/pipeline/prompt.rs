@@ -244,9 +244,7 @@ mod tests {
         let p = t
             .render_generate(&task, &task.labels[1], &["Great.", "Loved it."])
             .unwrap();
-        assert!(p.contains("- Great.\n- Loved it."), "{p}");
-        assert!(p.contains("\"positive\""), "{p}");
-        assert!(!p.contains("{{"), "{p}");
+        assert_eq!(p, "Positive movie reviews:\n\n- Great.\n- Loved it.\n-");
     }
 
     #[test]
