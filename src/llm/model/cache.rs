@@ -29,6 +29,23 @@ impl KvCache {
         )
     }
 
+    /// A cache shaped for `model`.
+    pub fn new_for(model: &crate::llm::model::Llama, batch: usize, capacity: usize) -> Self {
+        let (heads, dim) = model
+            .layers
+            .first()
+            .map(|b| (b.self_attn.num_kv_heads, b.self_attn.head_dim))
+            .unwrap_or((1, 1));
+        Self::with_dims(
+            model.layers.len(),
+            heads,
+            dim,
+            batch,
+            capacity,
+            &model.device(),
+        )
+    }
+
     pub fn with_dims(
         num_layers: usize,
         num_kv_heads: usize,
@@ -189,5 +206,39 @@ impl KvCache {
             }
         }
         self.len -= n;
+    }
+}
+
+impl KvCache {
+    /// A cache of `batch` rows that all start with the first `len` columns of `prefix`'s row 0,
+    /// with room for `extra` more columns: a shared prompt prefix is computed once and reused.
+    pub fn from_prefix(prefix: &KvCache, batch: usize, extra: usize) -> KvCache {
+        let n = prefix.len;
+        let layers = prefix
+            .layers
+            .iter()
+            .map(|(k, v)| {
+                let widen = |t: &Tensor<4>| {
+                    let [_, h, _, d] = t.dims();
+                    let rows = t
+                        .clone()
+                        .slice([0..1, 0..h, 0..n, 0..d])
+                        .repeat_dim(0, batch);
+                    if extra == 0 {
+                        rows
+                    } else {
+                        let room = Tensor::zeros([batch, h, extra, d], &rows.device());
+                        Tensor::cat(vec![rows, room], 2)
+                    }
+                };
+                (widen(k), widen(v))
+            })
+            .collect();
+        KvCache {
+            layers,
+            len: n,
+            capacity: n + extra,
+            batch,
+        }
     }
 }

@@ -1,0 +1,501 @@
+//! The in-context-learning classifier: a k-shot prompt built from the seeds, each label scored
+//! by the log-likelihood of its verbalizer tokens after the prompt (multi-token verbalizers
+//! summed, not truncated), batched, returning the full distribution over labels. Optional
+//! contextual calibration (Zhao et al., 2021) divides by the label prior measured on
+//! content-free inputs.
+//!
+//! The demonstrations are the same for every input, so their keys/values are computed once and
+//! shared: each batch only runs the input's own tokens (right-padded after the shared prefix, so
+//! the causal mask alone keeps padding out of every real position).
+
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Int, Tensor, TensorData};
+use serde::Serialize;
+
+use crate::data::task::{Example, LabelDef, Task};
+use crate::llm::model::{KvCache, Llama, StepLayout};
+use crate::llm::tokenizer::TextTokenizer;
+use crate::pipeline::prompt::{PromptError, Templates};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClassifyError {
+    #[error(transparent)]
+    Prompt(#[from] PromptError),
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("label '{0}' has a verbalizer with no tokens")]
+    EmptyVerbalizer(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct ClassifierOptions {
+    /// Demonstrations in the prompt (empty = zero-shot).
+    pub demos: Vec<Example>,
+    /// An instruction line before the demonstrations.
+    pub instruction: Option<String>,
+    /// Divide by the label prior on content-free inputs.
+    pub calibrate: bool,
+    /// Inputs scored together.
+    pub batch: usize,
+}
+
+impl Default for ClassifierOptions {
+    fn default() -> Self {
+        ClassifierOptions {
+            demos: Vec::new(),
+            instruction: None,
+            calibrate: false,
+            batch: 16,
+        }
+    }
+}
+
+/// The content-free inputs of contextual calibration.
+pub const CONTENT_FREE: [&str; 3] = ["N/A", "", "[MASK]"];
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Prediction {
+    /// The most probable label.
+    pub label: String,
+    /// Probability of each label, in task order, summing to 1.
+    pub probs: Vec<(String, f64)>,
+    /// Log-likelihood of each label's verbalizer tokens (before calibration), in task order.
+    pub log_likelihoods: Vec<f64>,
+}
+
+impl Prediction {
+    pub fn prob_of(&self, label: &str) -> Option<f64> {
+        self.probs.iter().find(|(l, _)| l == label).map(|(_, p)| *p)
+    }
+
+    /// Probability of the best label minus that of the runner-up.
+    pub fn margin(&self) -> f64 {
+        let mut p: Vec<f64> = self.probs.iter().map(|x| x.1).collect();
+        p.sort_by(|a, b| b.total_cmp(a));
+        p.first().copied().unwrap_or(0.0) - p.get(1).copied().unwrap_or(0.0)
+    }
+}
+
+pub struct Classifier<'m> {
+    model: &'m Llama,
+    tokenizer: &'m TextTokenizer,
+    task: Task,
+    templates: Templates,
+    options: ClassifierOptions,
+    label_tokens: Vec<Vec<u32>>,
+    /// Tokens shared by every prompt (the demonstrations), and their cache.
+    prefix: Vec<u32>,
+    prefix_cache: Option<KvCache>,
+    log_prior: Option<Vec<f64>>,
+}
+
+impl<'m> Classifier<'m> {
+    pub fn new(
+        model: &'m Llama,
+        tokenizer: &'m TextTokenizer,
+        task: &Task,
+        templates: &Templates,
+        options: ClassifierOptions,
+    ) -> Result<Self, ClassifyError> {
+        let label_tokens = task
+            .labels
+            .iter()
+            .map(|l| {
+                let ids = tokenizer
+                    .encode_plain(&format!(" {}", l.verbalizer()))
+                    .map_err(|e| ClassifyError::Tokenizer(e.to_string()))?;
+                if ids.is_empty() {
+                    return Err(ClassifyError::EmptyVerbalizer(l.name.clone()));
+                }
+                Ok(ids)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut c = Classifier {
+            model,
+            tokenizer,
+            task: task.clone(),
+            templates: templates.clone(),
+            options,
+            label_tokens,
+            prefix: Vec::new(),
+            prefix_cache: None,
+            log_prior: None,
+        };
+        c.prefix = c.shared_prefix()?;
+        if c.prefix.len() > 1 {
+            let device = model.device();
+            let mut cache = KvCache::new_for(model, 1, c.prefix.len());
+            let ids: Vec<i64> = c.prefix.iter().map(|&t| t as i64).collect();
+            let tokens =
+                Tensor::<2, Int>::from_data(TensorData::new(ids, [1, c.prefix.len()]), &device);
+            model.forward_hidden(
+                tokens,
+                &StepLayout::for_prompts(&[c.prefix.len()]),
+                Some(&mut cache),
+            );
+            c.prefix_cache = Some(cache);
+        }
+        if c.options.calibrate {
+            let raw = c.score_texts(&CONTENT_FREE)?;
+            let n = task.labels.len();
+            let mut mean = vec![0.0; n];
+            for ll in &raw {
+                for (m, p) in mean.iter_mut().zip(normalise(ll)) {
+                    *m += p / raw.len() as f64;
+                }
+            }
+            c.log_prior = Some(mean.iter().map(|p| p.max(f64::MIN_POSITIVE).ln()).collect());
+        }
+        Ok(c)
+    }
+
+    pub fn labels(&self) -> &[LabelDef] {
+        &self.task.labels
+    }
+
+    /// The full prompt for `text` (what the model reads before the label word).
+    pub fn prompt(&self, text: &str) -> Result<String, ClassifyError> {
+        Ok(self.templates.render_classify(
+            &self.task,
+            &self.options.demos,
+            text,
+            self.options.instruction.as_deref(),
+        )?)
+    }
+
+    fn prompt_tokens(&self, text: &str) -> Result<Vec<u32>, ClassifyError> {
+        // The template is trusted; the input text must not inject control tokens.
+        let prompt = self.prompt(text)?;
+        self.tokenizer
+            .encode_plain(&prompt)
+            .map_err(|e| ClassifyError::Tokenizer(e.to_string()))
+    }
+
+    /// Tokens every prompt starts with: the common prefix of two prompts for very different
+    /// inputs, less one token (a BPE merge may join the last prefix token with the input).
+    fn shared_prefix(&self) -> Result<Vec<u32>, ClassifyError> {
+        let a = self.prompt_tokens("x")?;
+        let b = self.prompt_tokens("9 ?")?;
+        let common = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+        Ok(a[..common.saturating_sub(1)].to_vec())
+    }
+
+    /// Classifies `texts`.
+    pub fn classify(&self, texts: &[&str]) -> Result<Vec<Prediction>, ClassifyError> {
+        let raw = self.score_texts(texts)?;
+        Ok(raw.into_iter().map(|ll| self.predict(ll)).collect())
+    }
+
+    fn predict(&self, log_likelihoods: Vec<f64>) -> Prediction {
+        let scores: Vec<f64> = match &self.log_prior {
+            Some(prior) => log_likelihoods
+                .iter()
+                .zip(normalise(&log_likelihoods))
+                .zip(prior)
+                .map(|((_, p), lp)| p.max(f64::MIN_POSITIVE).ln() - lp)
+                .collect(),
+            None => log_likelihoods.clone(),
+        };
+        let probs = normalise(&scores);
+        let best = crate::llm::greedy::argmax(&probs.iter().map(|&p| p as f32).collect::<Vec<_>>());
+        Prediction {
+            label: self.task.labels[best].name.clone(),
+            probs: self
+                .task
+                .labels
+                .iter()
+                .zip(probs)
+                .map(|(l, p)| (l.name.clone(), p))
+                .collect(),
+            log_likelihoods,
+        }
+    }
+
+    /// Log-likelihood of every label's verbalizer for each text, `[texts][labels]`.
+    pub fn score_texts(&self, texts: &[&str]) -> Result<Vec<Vec<f64>>, ClassifyError> {
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(self.options.batch.max(1)) {
+            out.extend(self.score_chunk(chunk)?);
+        }
+        Ok(out)
+    }
+
+    fn score_chunk(&self, texts: &[&str]) -> Result<Vec<Vec<f64>>, ClassifyError> {
+        let n_labels = self.label_tokens.len();
+        // Labels whose verbalizer is one token share a row; longer ones get a row each, with
+        // all but their last token appended.
+        let single = self.label_tokens.iter().all(|t| t.len() == 1);
+        struct Row {
+            text: usize,
+            tokens: Vec<u32>,
+            /// (label, verbalizer token index, position in `tokens` predicting it)
+            targets: Vec<(usize, u32, usize)>,
+        }
+        let mut rows = Vec::new();
+        for (i, text) in texts.iter().enumerate() {
+            let prompt = self.prompt_tokens(text)?;
+            // A row normally carries only what follows the shared prefix; should a prompt not
+            // start with it, the row carries the whole prompt and runs alone.
+            let shared = prompt.starts_with(&self.prefix) && self.prefix_cache.is_some();
+            let skip = if shared { self.prefix.len() } else { 0 };
+            let label_sets: Vec<Vec<usize>> = if single {
+                vec![(0..n_labels).collect()]
+            } else {
+                (0..n_labels).map(|l| vec![l]).collect()
+            };
+            for set in label_sets {
+                let mut tokens = prompt[skip..].to_vec();
+                let mut targets = Vec::new();
+                for &l in &set {
+                    let verb = &self.label_tokens[l];
+                    let base = tokens.len() - 1;
+                    for (j, &t) in verb.iter().enumerate() {
+                        targets.push((l, t, base + j));
+                    }
+                    if !single {
+                        tokens.extend_from_slice(&verb[..verb.len() - 1]);
+                    }
+                }
+                rows.push((
+                    shared,
+                    Row {
+                        text: i,
+                        tokens,
+                        targets,
+                    },
+                ));
+            }
+        }
+        let mut ll = vec![vec![0.0f64; n_labels]; texts.len()];
+        // Rows that use the shared prefix run together; any others (a template whose prefix
+        // tokenises differently) run on their own.
+        let (with_prefix, alone): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(s, _)| *s);
+        let device = self.model.device();
+        let mut run = |rows: Vec<Row>, cache: Option<KvCache>| {
+            if rows.is_empty() {
+                return;
+            }
+            let past = cache.as_ref().map(|c| c.len()).unwrap_or(0);
+            let len = rows.iter().map(|r| r.tokens.len()).max().unwrap_or(1);
+            let b = rows.len();
+            let pad = self.tokenizer.pad_id() as i64;
+            let mut flat = Vec::with_capacity(b * len);
+            for r in &rows {
+                flat.extend(r.tokens.iter().map(|&t| t as i64));
+                flat.extend(std::iter::repeat_n(pad, len - r.tokens.len()));
+            }
+            let tokens = Tensor::<2, Int>::from_data(TensorData::new(flat, [b, len]), &device);
+            // Right padding after the prefix: every row starts at column 0 and the causal mask
+            // keeps the padding (which comes last) out of every real position.
+            let layout = StepLayout {
+                start: vec![0; b],
+                past,
+                len,
+            };
+            let mut cache = cache;
+            let hidden = self.model.forward_hidden(tokens, &layout, cache.as_mut());
+            let d = hidden.dims()[2];
+            let picks: Vec<i64> = rows
+                .iter()
+                .enumerate()
+                .flat_map(|(ri, r)| r.targets.iter().map(move |t| (ri * len + t.2) as i64))
+                .collect();
+            let idx =
+                Tensor::<1, Int>::from_data(TensorData::new(picks.clone(), [picks.len()]), &device);
+            let chosen = hidden.reshape([b * len, d]).select(0, idx);
+            let logp = log_softmax(self.model.logits(chosen.unsqueeze::<3>()), 2);
+            let v = logp.dims()[2];
+            let logp = logp.into_data().try_into_vec::<f32>().unwrap_or_default();
+            let mut k = 0;
+            for r in &rows {
+                for &(label, token, _) in &r.targets {
+                    ll[r.text][label] += logp[k * v + token as usize] as f64;
+                    k += 1;
+                }
+            }
+        };
+        let with_prefix: Vec<Row> = with_prefix.into_iter().map(|(_, r)| r).collect();
+        let n = with_prefix.len();
+        if n > 0 {
+            let cache = self.prefix_cache.as_ref().map(|p| {
+                let extra = with_prefix
+                    .iter()
+                    .map(|r| r.tokens.len())
+                    .max()
+                    .unwrap_or(0);
+                KvCache::from_prefix(p, n, extra)
+            });
+            run(with_prefix, cache);
+        }
+        for (_, r) in alone {
+            run(vec![r], None);
+        }
+        Ok(ll)
+    }
+}
+
+/// Softmax of log-scores into probabilities.
+pub fn normalise(log_scores: &[f64]) -> Vec<f64> {
+    let max = log_scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = log_scores.iter().map(|s| (s - max).exp()).collect();
+    let total: f64 = e.iter().sum();
+    e.into_iter().map(|x| x / total).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::Device;
+
+    use super::*;
+    use crate::data::task::LabelDef;
+    use crate::llm::model::tests::{tiny_model, tiny_tokenizer};
+    use crate::llm::model::tokens_tensor;
+
+    fn task() -> Task {
+        let mut t = Task::demo();
+        t.labels = vec![
+            LabelDef {
+                name: "neg".into(),
+                verbalizer: Some("a".into()),
+            },
+            LabelDef {
+                name: "pos".into(),
+                verbalizer: Some("b c d".into()),
+            },
+        ];
+        t.input_field = "x".into();
+        t.label_field = "y".into();
+        t.seeds = vec![
+            Example {
+                text: "abc".into(),
+                label: "neg".into(),
+            },
+            Example {
+                text: "cde".into(),
+                label: "pos".into(),
+            },
+        ];
+        t
+    }
+
+    /// log P(verbalizer | prompt) by one plain forward over prompt + verbalizer, no cache.
+    fn direct(model: &Llama, tk: &TextTokenizer, prompt: &str, verbalizer: &str) -> f64 {
+        let p = tk.encode_plain(prompt).unwrap();
+        let v = tk.encode_plain(&format!(" {verbalizer}")).unwrap();
+        let mut all = p.clone();
+        all.extend_from_slice(&v);
+        let device = model.device();
+        let logits = model.logits(model.forward_hidden(
+            tokens_tensor(std::slice::from_ref(&all), 0, &device),
+            &StepLayout::for_prompts(&[all.len()]),
+            None,
+        ));
+        let [_, s, vocab] = logits.dims();
+        let flat = logits.into_data().try_into_vec::<f32>().unwrap();
+        let mut total = 0.0;
+        for (j, &t) in v.iter().enumerate() {
+            let row = &flat[(p.len() - 1 + j) * vocab..(p.len() + j) * vocab];
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let lse = max
+                + row
+                    .iter()
+                    .map(|&x| (x as f64 - max).exp())
+                    .sum::<f64>()
+                    .ln();
+            total += row[t as usize] as f64 - lse;
+        }
+        assert!(s == all.len());
+        total
+    }
+
+    #[test]
+    fn scores_equal_the_direct_log_likelihood_with_and_without_demos() {
+        let device = Device::flex();
+        let model = tiny_model(&device);
+        let tk = tiny_tokenizer();
+        let task = task();
+        let templates = Templates::bundled();
+        let texts = ["ab", "the cat.", "zz top, yes!", "q"];
+        for demos in [Vec::new(), task.seeds.clone()] {
+            let c = Classifier::new(
+                &model,
+                &tk,
+                &task,
+                &templates,
+                ClassifierOptions {
+                    demos: demos.clone(),
+                    batch: 3,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            if !demos.is_empty() {
+                assert!(
+                    c.prefix.len() > 5,
+                    "the demonstrations form a shared prefix"
+                );
+            }
+            let got = c.score_texts(&texts).unwrap();
+            for (i, text) in texts.iter().enumerate() {
+                let prompt = c.prompt(text).unwrap();
+                for (l, label) in task.labels.iter().enumerate() {
+                    let want = direct(&model, &tk, &prompt, label.verbalizer());
+                    assert!(
+                        (got[i][l] - want).abs() < 1e-3,
+                        "text {text:?}, label {}: {} vs direct {want} (demos: {})",
+                        label.name,
+                        got[i][l],
+                        demos.len()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn probabilities_are_a_distribution_and_calibration_divides_by_the_prior() {
+        let device = Device::flex();
+        let model = tiny_model(&device);
+        let tk = tiny_tokenizer();
+        let task = task();
+        let templates = Templates::bundled();
+        let plain =
+            Classifier::new(&model, &tk, &task, &templates, ClassifierOptions::default()).unwrap();
+        let cal = Classifier::new(
+            &model,
+            &tk,
+            &task,
+            &templates,
+            ClassifierOptions {
+                calibrate: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let p = plain.classify(&["hello"]).unwrap().remove(0);
+        let sum: f64 = p.probs.iter().map(|x| x.1).sum();
+        assert!((sum - 1.0).abs() < 1e-9);
+        assert_eq!(
+            p.label,
+            p.probs.iter().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap().0
+        );
+
+        // The prior, computed by hand from the content-free inputs.
+        let cf = plain.score_texts(&CONTENT_FREE).unwrap();
+        let mut prior = vec![0.0; 2];
+        for ll in &cf {
+            for (m, q) in prior.iter_mut().zip(normalise(ll)) {
+                *m += q / 3.0;
+            }
+        }
+        let q = cal.classify(&["hello"]).unwrap().remove(0);
+        let unnorm: Vec<f64> = p.probs.iter().zip(&prior).map(|(x, pr)| x.1 / pr).collect();
+        let z: f64 = unnorm.iter().sum();
+        for (l, u) in unnorm.iter().enumerate() {
+            assert!(
+                (q.probs[l].1 - u / z).abs() < 1e-9,
+                "{q:?} vs {unnorm:?} prior {prior:?} plain {p:?}"
+            );
+        }
+    }
+}
