@@ -1,1 +1,3 @@
-//! See the crate docs for what this layer owns.
+//! Accuracy, macro-F1, confusion matrices, and comparison of runs.
+
+pub mod metrics;
