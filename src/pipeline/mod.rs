@@ -2,6 +2,7 @@
 //! post-processing, filters and the in-context classifier.
 
 pub mod classify;
+pub mod filters;
 pub mod generate;
 pub mod postprocess;
 pub mod prompt;

@@ -1,0 +1,6 @@
+//! Filters: every generation gets a verdict from each stage — kept or rejected, with the reason
+//! and its scores — and nothing is ever deleted.
+
+pub mod diversity;
+pub mod minhash;
+pub mod text;
