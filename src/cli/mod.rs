@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+pub mod export;
+pub mod init;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "seedforge",
@@ -23,12 +26,18 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Create a workspace from a labelled dataset (k seeds per class), a task file or the demo.
+    Init(init::Args),
+    /// Write seeds + accepted items (or the rejected ones) as JSONL or CSV.
+    Export(export::Args),
+}
 
 /// Runs the parsed command line; errors reach `main`, which prints them and sets the exit code.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => anyhow::bail!("the workbench is not built yet"),
-        Some(command) => match command {},
+        Some(Command::Init(args)) => init::run(args, cli.workspace, &mut std::io::stdout()),
+        Some(Command::Export(args)) => export::run(args, cli.workspace, &mut std::io::stdout()),
     }
 }
