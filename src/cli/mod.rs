@@ -17,7 +17,7 @@ pub mod init;
                   when no --workspace is given)."
 )]
 pub struct Cli {
-    /// Workspace folder to open in the workbench.
+    /// Workspace folder: opened by the workbench, created by `init`, read by `export`.
     #[arg(long, global = true)]
     pub workspace: Option<PathBuf>,
 

@@ -420,6 +420,11 @@ impl State {
 
     /// Applies one record. On error the state is unchanged.
     pub fn apply(&mut self, rec: &Record) -> Result<Applied, StateError> {
+        self.apply_owned(rec.clone())
+    }
+
+    /// [`Self::apply`] without copying the record (replay moves each item into the state).
+    pub fn apply_owned(&mut self, rec: Record) -> Result<Applied, StateError> {
         if rec.seq <= self.last_seq {
             return Err(StateError::SeqNotIncreasing {
                 seq: rec.seq,
@@ -428,33 +433,34 @@ impl State {
         }
         self.check(&rec.body)?;
         self.last_seq = rec.seq;
-        Ok(self.apply_checked(&rec.body, rec.seq))
+        Ok(self.apply_checked(rec.body, rec.seq))
     }
 
-    fn apply_checked(&mut self, body: &RecordBody, seq: Seq) -> Applied {
+    fn apply_checked(&mut self, body: RecordBody, seq: Seq) -> Applied {
         match body {
             RecordBody::ItemAdded { item } => {
-                self.note_id_number(item);
+                self.note_id_number(&item);
                 let i = self.items.len();
-                self.index.insert(item.id.clone(), i);
+                let id = item.id.clone();
+                self.index.insert(id.clone(), i);
                 self.items.push(ItemState {
-                    item: item.clone(),
+                    item,
                     added_seq: seq,
                     verdicts: Vec::new(),
                     marks: Marks::default(),
                 });
                 self.count(i, 1);
-                applied(item.id.clone(), Change::Added)
+                applied(id, Change::Added)
             }
             RecordBody::Verdict { item_id, verdict } => {
-                let i = self.index[item_id];
+                let i = self.index[&item_id];
                 self.update(i, |it| {
                     match it.verdicts.iter_mut().find(|v| v.stage == verdict.stage) {
-                        Some(old) => *old = verdict.clone(),
-                        None => it.verdicts.push(verdict.clone()),
+                        Some(old) => *old = verdict,
+                        None => it.verdicts.push(verdict),
                     }
                 });
-                applied(item_id.clone(), Change::Verdict)
+                applied(item_id, Change::Verdict)
             }
             RecordBody::Undo {} => {
                 let done = self.done.pop().expect("checked: something to undo");
@@ -469,21 +475,23 @@ impl State {
                 let redo = self.undone.pop().expect("checked: something to redo");
                 let kind = redo.body.kind();
                 self.decide(redo.item, &redo.body);
-                self.done.push(redo.clone());
-                applied(self.items[redo.item].id().clone(), Change::Redone(kind))
+                let id = self.items[redo.item].id().clone();
+                self.done.push(redo);
+                applied(id, Change::Redone(kind))
             }
             decision => {
                 let id = decision.item_id().expect("decisions name an item").clone();
                 let i = self.index[&id];
                 let before = self.items[i].marks.clone();
-                self.decide(i, decision);
+                self.decide(i, &decision);
+                let kind = decision.kind();
                 self.done.push(Done {
                     item: i,
-                    body: decision.clone(),
+                    body: decision,
                     before,
                 });
                 self.undone.clear();
-                applied(id, Change::Decided(decision.kind()))
+                applied(id, Change::Decided(kind))
             }
         }
     }

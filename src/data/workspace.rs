@@ -347,10 +347,12 @@ impl Workspace {
         let mut done = Vec::with_capacity(bodies.len());
         for body in bodies {
             let rec = Record::new(self.state.last_seq() + 1, with_id(&self.state, body));
-            match self.state.apply(&rec) {
+            let line = rec.to_line();
+            let seq = rec.seq;
+            match self.state.apply_owned(rec) {
                 Ok(applied) => {
-                    lines.extend_from_slice(&rec.to_line());
-                    done.push((rec.seq, applied));
+                    lines.extend_from_slice(&line);
+                    done.push((seq, applied));
                 }
                 Err(e) => {
                     self.rebuild()?;
@@ -500,11 +502,12 @@ fn replay(
 ) -> State {
     let mut state = State::new(task.labels.iter().map(|l| l.name.clone()).collect());
     for (line, rec) in records {
-        if let Err(error) = state.apply(&rec) {
+        let seq = rec.seq;
+        if let Err(error) = state.apply_owned(rec) {
             warnings.push(OpenWarning::SkippedRecord {
                 path: path.to_path_buf(),
                 line,
-                seq: rec.seq,
+                seq,
                 error,
             });
         }
