@@ -3,7 +3,9 @@
 
 pub mod bench;
 pub mod bench_decode;
+pub mod export;
 pub mod generate;
+pub mod init;
 pub mod inspect;
 pub mod model;
 pub mod model_args;
@@ -23,7 +25,7 @@ use clap::{Parser, Subcommand};
                   when no --workspace is given)."
 )]
 pub struct Cli {
-    /// Workspace folder to open in the workbench.
+    /// Workspace folder: opened by the workbench, created by `init`, read by `export`.
     #[arg(long, global = true)]
     pub workspace: Option<PathBuf>,
 
@@ -33,6 +35,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create a workspace from a labelled dataset (k seeds per class), a task file or the demo.
+    Init(init::Args),
+    /// Write seeds + accepted items (or the rejected ones) as JSONL or CSV.
+    Export(export::Args),
     /// Fetch the default model or describe a model.
     #[command(subcommand)]
     Model(model::ModelCommand),
@@ -50,6 +56,8 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => anyhow::bail!("the workbench is not built yet"),
+        Some(Command::Init(args)) => init::run(args, cli.workspace, &mut std::io::stdout()),
+        Some(Command::Export(args)) => export::run(args, cli.workspace, &mut std::io::stdout()),
         Some(Command::Model(cmd)) => model::run(cmd),
         Some(Command::Inspect(cmd)) => inspect::run(cmd),
         Some(Command::Generate(args)) => generate::run(args),
