@@ -6,15 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use crate::data::import::{
-    Format, ImportError, ImportOptions, Imported, LabelMap, OnBadRow, SampleOptions, import_file,
-    sample_per_class,
-};
+use super::input_args::InputArgs;
+use crate::data::import::{SampleOptions, sample_per_class};
 use crate::data::task::{Example, LabelDef, TASK_FORMAT_VERSION, Task};
 use crate::data::workspace::Workspace;
-
-/// Problems listed one by one before the rest are only counted.
-const SHOWN_PROBLEMS: usize = 10;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
@@ -28,27 +23,8 @@ pub struct Args {
     /// A task file (TOML with inline [[seeds]]) to start from instead of a dataset.
     #[arg(long, value_name = "FILE", conflicts_with = "from")]
     pub task: Option<PathBuf>,
-    /// Format of --from: tsv, csv, jsonl or trec (default: guessed from the file).
-    #[arg(long, value_parser = clap::value_parser!(Format))]
-    pub format: Option<Format>,
-    /// Column (header name or 1-based number) or JSONL field holding the text.
-    #[arg(long, value_name = "C")]
-    pub text_col: Option<String>,
-    /// Column (header name or 1-based number) or JSONL field holding the label.
-    #[arg(long, value_name = "C")]
-    pub label_col: Option<String>,
-    /// The first row of the TSV/CSV is a header (default: guessed).
-    #[arg(long, conflicts_with = "no_header")]
-    pub header: bool,
-    /// The first row of the TSV/CSV is data.
-    #[arg(long)]
-    pub no_header: bool,
-    /// Labels in the file to task labels, e.g. 0=negative,1=positive. Other labels are problems.
-    #[arg(long, value_name = "MAP", value_parser = clap::value_parser!(LabelMap))]
-    pub label_map: Option<LabelMap>,
-    /// TREC: fine labels (LOC:city) instead of coarse ones (LOC).
-    #[arg(long)]
-    pub trec_fine: bool,
+    #[command(flatten)]
+    pub input: InputArgs,
     /// Seeds drawn per class.
     #[arg(long, default_value_t = 4)]
     pub per_class: usize,
@@ -58,10 +34,6 @@ pub struct Args {
     /// Draw only texts of at least this many words (the papers use 6 for SST-2).
     #[arg(long, default_value_t = 0)]
     pub min_words: usize,
-    /// Bad rows (invalid UTF-8, ragged, empty text, unknown label): skip them with a warning
-    /// (invalid UTF-8 is kept, read as Latin-1) or stop at the first.
-    #[arg(long, default_value = "skip", value_parser = clap::value_parser!(OnBadRow))]
-    pub on_bad_row: OnBadRow,
     /// Task name (default: the workspace folder's name).
     #[arg(long)]
     pub name: Option<String>,
@@ -118,37 +90,8 @@ fn from_dataset(
     dir: &Path,
     out: &mut dyn Write,
 ) -> anyhow::Result<(Task, Vec<Example>)> {
-    let opts = ImportOptions {
-        format: args.format,
-        text_col: args.text_col.clone(),
-        label_col: args.label_col.clone(),
-        header: match (args.header, args.no_header) {
-            (true, _) => Some(true),
-            (_, true) => Some(false),
-            _ => None,
-        },
-        label_map: args.label_map.clone(),
-        trec_fine: args.trec_fine,
-        on_bad_row: args.on_bad_row,
-    };
-    let imported = match import_file(from, &opts) {
-        Ok(i) => i,
-        Err(e @ ImportError::Stopped(_)) => {
-            return Err(anyhow::Error::new(e))
-                .context("nothing was created; use --on-bad-row skip to skip bad rows instead");
-        }
-        Err(e) => return Err(e.into()),
-    };
-    writeln!(
-        out,
-        "read {} rows from {} ({}; {})",
-        imported.rows.len(),
-        from.display(),
-        imported.format,
-        imported.columns
-    )?;
-    report_problems(&imported, out)?;
-    let labels = imported.labels(args.label_map.as_ref());
+    let imported = args.input.read(from, out).context("nothing was created")?;
+    let labels = imported.labels(args.input.label_map.as_ref());
     if labels.len() < 2 {
         bail!(
             "{}: found {} label(s) ({}); a task needs at least two",
@@ -185,7 +128,7 @@ fn from_dataset(
     if sample.classes.iter().any(|c| c.taken == 0) {
         bail!("some class has no eligible row: lower --min-words or check the label map");
     }
-    if args.label_map.is_none() && labels.iter().all(|l| l.parse::<f64>().is_ok()) {
+    if args.input.label_map.is_none() && labels.iter().all(|l| l.parse::<f64>().is_ok()) {
         writeln!(
             out,
             "note: the labels are numbers; the model will be asked to answer with them. \
@@ -227,28 +170,4 @@ fn from_dataset(
         })
         .collect();
     Ok((task, seeds))
-}
-
-/// Each problem up to a limit, then counts per kind.
-fn report_problems(imported: &Imported, out: &mut dyn Write) -> std::io::Result<()> {
-    for p in imported.problems.iter().take(SHOWN_PROBLEMS) {
-        writeln!(out, "warning: {p}")?;
-    }
-    if imported.problems.len() > SHOWN_PROBLEMS {
-        let mut kinds = std::collections::BTreeMap::new();
-        for p in &imported.problems[SHOWN_PROBLEMS..] {
-            *kinds.entry(p.kind).or_insert(0usize) += 1;
-        }
-        let summary: Vec<String> = kinds
-            .iter()
-            .map(|(k, n)| format!("{n} × {}", k.describe()))
-            .collect();
-        writeln!(
-            out,
-            "warning: {} more problems ({})",
-            imported.problems.len() - SHOWN_PROBLEMS,
-            summary.join(", ")
-        )?;
-    }
-    Ok(())
 }

@@ -3,9 +3,11 @@
 
 pub mod bench;
 pub mod bench_decode;
+pub mod classify;
 pub mod export;
 pub mod generate;
 pub mod init;
+pub mod input_args;
 pub mod inspect;
 pub mod model;
 pub mod model_args;
@@ -47,6 +49,8 @@ pub enum Command {
     Inspect(inspect::InspectCommand),
     /// Have the model write new examples of each class (headless).
     Generate(generate::GenerateArgs),
+    /// Classify texts with the in-context classifier (k-shot from the task's seeds).
+    Classify(classify::ClassifyArgs),
     /// Speed benchmarks beside the reference stacks measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -62,5 +66,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Inspect(cmd)) => inspect::run(cmd),
         Some(Command::Generate(args)) => generate::run(args),
         Some(Command::Bench(cmd)) => bench::run(cmd),
+        Some(Command::Classify(args)) => classify::run(args),
     }
 }

@@ -3,4 +3,8 @@
 
 pub mod diversity;
 pub mod minhash;
+pub mod stages;
+pub mod stats;
 pub mod text;
+
+pub use stages::{FilterSettings, Filters};

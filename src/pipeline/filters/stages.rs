@@ -1,0 +1,342 @@
+//! The filter stages. Each adds a verdict — pass or reject, a reason, scores — and none deletes
+//! anything. The cheap stages (malformed, exact and near duplicates) run as soon as an item
+//! exists; label consistency needs the in-context classifier and runs in small batches as items
+//! stream in.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::minhash::NearDupIndex;
+use super::text::{normalize, words};
+use crate::data::item::Verdict;
+use crate::data::task::Task;
+use crate::pipeline::classify::Prediction;
+
+pub const MALFORMED: &str = "malformed";
+pub const EXACT_DUP: &str = "exact_dup";
+pub const NEAR_DUP: &str = "near_dup";
+pub const LABEL_CONSISTENCY: &str = "label_consistency";
+
+/// Every stage's name, in the order they run.
+pub const STAGES: [&str; 4] = [MALFORMED, EXACT_DUP, NEAR_DUP, LABEL_CONSISTENCY];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FilterSettings {
+    pub min_words: usize,
+    pub max_words: usize,
+    /// Share of letters among non-space characters below which a text is "mostly not text".
+    pub min_letter_ratio: f64,
+    /// Jaccard similarity of word shingles at or above which two texts are near duplicates.
+    pub near_dup_threshold: f64,
+    /// Words per shingle.
+    pub shingle_words: usize,
+    /// Run the label-consistency stage (needs the model).
+    pub label_consistency: bool,
+    /// The classifier's probability of the intended label must beat the runner-up by this much.
+    pub min_margin: f64,
+}
+
+impl Default for FilterSettings {
+    fn default() -> Self {
+        FilterSettings {
+            min_words: 3,
+            max_words: 80,
+            min_letter_ratio: 0.6,
+            near_dup_threshold: 0.7,
+            shingle_words: 2,
+            label_consistency: true,
+            min_margin: 0.0,
+        }
+    }
+}
+
+/// Strings that only appear when the model copied the prompt's scaffolding.
+const ARTIFACTS: [&str; 7] = [
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|endoftext|>",
+    "{{",
+    "}}",
+    "{%",
+    "%}",
+];
+
+/// The duplicate indexes over seeds and everything that passed the cheap stages so far.
+pub struct Filters {
+    settings: FilterSettings,
+    field_names: Vec<String>,
+    exact: HashMap<String, String>,
+    near: NearDupIndex,
+}
+
+impl Filters {
+    /// Filters for `task`, with its seeds already indexed (named `seed N`).
+    pub fn new(task: &Task, settings: FilterSettings) -> Self {
+        let mut f = Filters {
+            near: NearDupIndex::new(settings.shingle_words.max(1)),
+            settings,
+            field_names: vec![
+                task.input_field.to_lowercase(),
+                task.label_field.to_lowercase(),
+            ],
+            exact: HashMap::new(),
+        };
+        for (i, s) in task.seeds.iter().enumerate() {
+            f.remember(&format!("seed {}", i + 1), &s.text);
+        }
+        f
+    }
+
+    pub fn settings(&self) -> &FilterSettings {
+        &self.settings
+    }
+
+    /// Adds a kept text to the duplicate indexes.
+    pub fn remember(&mut self, name: &str, text: &str) {
+        let n = normalize(text);
+        if !n.is_empty() {
+            self.exact.entry(n).or_insert_with(|| name.to_string());
+            self.near.insert(name, text);
+        }
+    }
+
+    /// Malformed: empty, too short or long, prompt scaffolding, mostly not text, or an
+    /// extraction problem the post-processor already found.
+    pub fn malformed(&self, text: &str, extraction_problem: Option<&str>) -> Verdict {
+        let n_words = words(text).len();
+        let non_space: Vec<char> = text.chars().filter(|c| !c.is_whitespace()).collect();
+        let letters = non_space.iter().filter(|c| c.is_alphabetic()).count();
+        let ratio = if non_space.is_empty() {
+            0.0
+        } else {
+            letters as f64 / non_space.len() as f64
+        };
+        let lower = text.to_lowercase();
+        let echoed_field = self
+            .field_names
+            .iter()
+            .find(|f| !f.is_empty() && lower.contains(&format!("{f}:")));
+        let reason = if let Some(p) = extraction_problem {
+            Some(p.to_string())
+        } else if text.trim().is_empty() {
+            Some("empty".to_string())
+        } else if let Some(a) = ARTIFACTS.iter().find(|a| text.contains(*a)) {
+            Some(format!("contains template text {a:?}"))
+        } else if let Some(f) = echoed_field {
+            Some(format!("contains the prompt field \"{f}:\""))
+        } else if n_words < self.settings.min_words {
+            Some(format!(
+                "too short: {n_words} words (min {})",
+                self.settings.min_words
+            ))
+        } else if n_words > self.settings.max_words {
+            Some(format!(
+                "too long: {n_words} words (max {})",
+                self.settings.max_words
+            ))
+        } else if ratio < self.settings.min_letter_ratio {
+            Some(format!("mostly not text: {:.0}% letters", ratio * 100.0))
+        } else {
+            None
+        };
+        let v = match reason {
+            Some(r) => Verdict::fail(MALFORMED, r),
+            None => Verdict::pass(MALFORMED),
+        };
+        v.with_score("words", n_words as f64)
+            .with_score("letter_ratio", ratio)
+    }
+
+    /// Exact duplicate (after normalising case, spacing and punctuation) of a seed or an
+    /// earlier item.
+    pub fn exact_dup(&self, text: &str) -> Verdict {
+        match self.exact.get(&normalize(text)) {
+            Some(other) => Verdict::fail(EXACT_DUP, format!("same text as {other}")),
+            None => Verdict::pass(EXACT_DUP),
+        }
+    }
+
+    /// Near duplicate of a seed or an earlier item.
+    pub fn near_dup(&self, text: &str) -> Verdict {
+        let t = self.settings.near_dup_threshold;
+        match self.near.most_similar(text, t) {
+            Some(m) => Verdict::fail(
+                NEAR_DUP,
+                format!(
+                    "{:.0}% similar to {} (threshold {:.0}%)",
+                    m.similarity * 100.0,
+                    m.name,
+                    t * 100.0
+                ),
+            )
+            .with_score("similarity", m.similarity),
+            None => Verdict::pass(NEAR_DUP),
+        }
+    }
+
+    /// Runs the cheap stages on a new item named `name`; when it passes them all it joins the
+    /// duplicate indexes. Returns one verdict per stage.
+    pub fn cheap(
+        &mut self,
+        name: &str,
+        text: &str,
+        extraction_problem: Option<&str>,
+    ) -> Vec<Verdict> {
+        let out = vec![
+            self.malformed(text, extraction_problem),
+            self.exact_dup(text),
+            self.near_dup(text),
+        ];
+        if out.iter().all(|v| v.pass) {
+            self.remember(name, text);
+        }
+        out
+    }
+
+    /// Label consistency: the classifier must predict the label the item was made for, with at
+    /// least the configured margin over the runner-up.
+    pub fn label_consistency(&self, intended: &str, p: &Prediction) -> Verdict {
+        let p_intended = p.prob_of(intended).unwrap_or(0.0);
+        let best_other = p
+            .probs
+            .iter()
+            .filter(|(l, _)| l != intended)
+            .map(|(_, q)| *q)
+            .fold(0.0, f64::max);
+        let margin = p_intended - best_other;
+        let mut v = if p.label != intended {
+            Verdict::fail(
+                LABEL_CONSISTENCY,
+                format!(
+                    "the model reads it as {} ({:.0}%), not {intended} ({:.0}%)",
+                    p.label,
+                    p.prob_of(&p.label).unwrap_or(0.0) * 100.0,
+                    p_intended * 100.0
+                ),
+            )
+        } else if margin < self.settings.min_margin {
+            Verdict::fail(
+                LABEL_CONSISTENCY,
+                format!("margin {margin:.2} below {:.2}", self.settings.min_margin),
+            )
+        } else {
+            Verdict::pass(LABEL_CONSISTENCY)
+        };
+        v = v
+            .with_score("p_intended", p_intended)
+            .with_score("margin", margin);
+        v.probs = Some(p.probs.clone());
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::task::Example;
+
+    fn filters() -> Filters {
+        let mut t = Task::demo();
+        t.seeds = vec![Example {
+            text: "The plot wanders for two hours and never finds anything worth saying.".into(),
+            label: "negative".into(),
+        }];
+        Filters::new(&t, FilterSettings::default())
+    }
+
+    fn reason(v: &Verdict) -> &str {
+        assert!(!v.pass, "expected a rejection");
+        &v.reason
+    }
+
+    #[test]
+    fn malformed_cases() {
+        let f = filters();
+        assert!(
+            f.malformed("A lovely little film about friendship.", None)
+                .pass
+        );
+        assert_eq!(reason(&f.malformed("   ", None)), "empty");
+        assert!(reason(&f.malformed("Great film", None)).starts_with("too short: 2 words"));
+        let long = "word ".repeat(81);
+        assert!(reason(&f.malformed(&long, None)).starts_with("too long: 81 words"));
+        assert!(reason(&f.malformed("Loved it <|im_end|> a lot", None)).contains("<|im_end|>"));
+        assert!(
+            reason(&f.malformed("Great film. Sentiment: positive", None)).contains("sentiment:")
+        );
+        assert!(
+            reason(&f.malformed("12/10 10/10 9.5/10 !!!", None)).starts_with("mostly not text")
+        );
+        assert_eq!(
+            reason(&f.malformed("x y z", Some("empty output"))),
+            "empty output"
+        );
+        let v = f.malformed("One two three four.", None);
+        assert_eq!(v.scores["words"], 4.0);
+    }
+
+    #[test]
+    fn exact_duplicates_of_seeds_and_earlier_items() {
+        let mut f = filters();
+        assert_eq!(
+            reason(&f.exact_dup(
+                "the plot wanders for two hours, and never finds ANYTHING worth saying"
+            )),
+            "same text as seed 1"
+        );
+        let first = f.cheap(
+            "g-1",
+            "A bright and funny comedy for the whole family.",
+            None,
+        );
+        assert!(first.iter().all(|v| v.pass));
+        let again = f.cheap(
+            "g-2",
+            "a bright and funny comedy for the whole family",
+            None,
+        );
+        assert_eq!(reason(&again[1]), "same text as g-1");
+    }
+
+    #[test]
+    fn near_duplicates_report_similarity() {
+        let mut f = filters();
+        let v = f.near_dup("The plot wanders for two hours and never finds anything worth seeing.");
+        assert!(reason(&v).contains("similar to seed 1"));
+        assert!((v.scores["similarity"] - 10.0 / 12.0).abs() < 1e-9);
+        assert!(
+            f.near_dup("An entirely new story about brave sailors lost at sea.")
+                .pass
+        );
+        // A rejected item does not join the index: its near copy is judged against the rest.
+        let bad = f.cheap("g-9", "ok", None);
+        assert!(!bad[0].pass);
+        assert!(f.exact_dup("ok").pass);
+    }
+
+    #[test]
+    fn label_consistency_with_margin() {
+        let f = Filters::new(
+            &Task::demo(),
+            FilterSettings {
+                min_margin: 0.3,
+                ..Default::default()
+            },
+        );
+        let pred = |neg: f64| Prediction {
+            label: if neg > 0.5 { "negative" } else { "positive" }.into(),
+            probs: vec![("negative".into(), neg), ("positive".into(), 1.0 - neg)],
+            log_likelihoods: vec![neg.ln(), (1.0 - neg).ln()],
+        };
+        let v = f.label_consistency("negative", &pred(0.9));
+        assert!(v.pass);
+        assert!((v.scores["margin"] - 0.8).abs() < 1e-9);
+        assert!(v.probs.is_some());
+        let v = f.label_consistency("negative", &pred(0.6));
+        assert!(reason(&v).starts_with("margin 0.20 below 0.30"));
+        let v = f.label_consistency("negative", &pred(0.2));
+        assert!(reason(&v).contains("reads it as positive (80%)"));
+    }
+}
