@@ -1,1 +1,120 @@
-//! See the crate docs for what this layer owns.
+//! Long jobs (generation with streaming filters, training, evaluation) on a worker thread that
+//! owns the model, reported as [`Event`]s on a channel. The UI and the headless commands drive the
+//! same engine: commands go down, events come up, and cancel/pause are flags the job checks
+//! between decoding or training steps.
+
+pub mod command;
+pub mod event;
+pub mod generate_job;
+mod worker;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub use command::Command;
+pub use event::{Event, JobId, JobKind, ModelEvent};
+
+use crate::data::workspace::Workspace;
+use crate::llm::device::DeviceChoice;
+
+/// Where events go: a tokio channel, so the UI can `select!` over it; sending never blocks.
+#[derive(Clone)]
+pub struct Sink(tokio::sync::mpsc::UnboundedSender<Event>);
+
+impl Sink {
+    pub fn new(tx: tokio::sync::mpsc::UnboundedSender<Event>) -> Self {
+        Sink(tx)
+    }
+
+    /// Sends an event; a closed receiver (the UI quit) is not an error for the job.
+    pub fn send(&self, event: Event) {
+        let _ = self.0.send(event);
+    }
+}
+
+/// Flags the running job checks between steps.
+#[derive(Default)]
+pub struct JobControl {
+    pub cancel: AtomicBool,
+    pub pause: AtomicBool,
+}
+
+impl JobControl {
+    /// Blocks while paused (and not cancelled), checking every 50 ms.
+    pub fn wait_while_paused(&self) {
+        while self.pause.load(Ordering::Relaxed) && !self.cancel.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn reset(&self) {
+        self.cancel.store(false, Ordering::Relaxed);
+        self.pause.store(false, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EngineConfig {
+    /// The model (default: the default model, fetched on first use).
+    pub model: Option<PathBuf>,
+    pub device: DeviceChoice,
+}
+
+/// The handle the UI holds.
+pub struct Engine {
+    commands: mpsc::Sender<Command>,
+    control: Arc<JobControl>,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the engine has stopped")]
+pub struct EngineStopped;
+
+impl Engine {
+    /// Starts the worker: it loads the model (reporting progress as [`ModelEvent`]s), then runs
+    /// commands one at a time.
+    pub fn start(config: EngineConfig, workspace: Arc<Mutex<Workspace>>, events: Sink) -> Engine {
+        let (tx, rx) = mpsc::channel();
+        let control = Arc::new(JobControl::default());
+        let worker_control = control.clone();
+        let thread = std::thread::Builder::new()
+            .name("seedforge-engine".into())
+            .spawn(move || worker::run(config, workspace, rx, worker_control, events))
+            .ok();
+        Engine {
+            commands: tx,
+            control,
+            thread,
+        }
+    }
+
+    pub fn send(&self, command: Command) -> Result<(), EngineStopped> {
+        self.commands.send(command).map_err(|_| EngineStopped)
+    }
+
+    /// Cancels the running job (it stops within one decoding or training step).
+    pub fn cancel(&self) {
+        self.control.cancel.store(true, Ordering::Relaxed);
+    }
+
+    pub fn set_paused(&self, paused: bool) {
+        self.control.pause.store(paused, Ordering::Relaxed);
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.control.pause.load(Ordering::Relaxed)
+    }
+
+    /// Cancels any job and waits for the worker to finish.
+    pub fn shutdown(mut self) {
+        self.cancel();
+        let _ = self.commands.send(Command::Shutdown);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -37,6 +37,8 @@ pub enum FinishReason {
     /// `max_new_tokens` reached.
     Length,
     Cancelled,
+    /// The prompt leaves no room in the model's context.
+    PromptTooLong,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -25,6 +25,14 @@ pub enum ClassifyError {
     Tokenizer(String),
     #[error("label '{0}' has a verbalizer with no tokens")]
     EmptyVerbalizer(String),
+    #[error(
+        "the input {text:?} makes a prompt of {tokens} tokens, more than the model's context ({context})"
+    )]
+    TooLong {
+        text: String,
+        tokens: usize,
+        context: usize,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -234,6 +242,16 @@ impl<'m> Classifier<'m> {
         let mut rows = Vec::new();
         for (i, text) in texts.iter().enumerate() {
             let prompt = self.prompt_tokens(text)?;
+            let longest = self.label_tokens.iter().map(Vec::len).max().unwrap_or(1);
+            let context = self.model.max_positions();
+            if prompt.len() + longest > context {
+                let excerpt: String = text.chars().take(60).collect();
+                return Err(ClassifyError::TooLong {
+                    text: excerpt,
+                    tokens: prompt.len() + longest,
+                    context,
+                });
+            }
             // A row normally carries only what follows the shared prefix; should a prompt not
             // start with it, the row carries the whole prompt and runs alone.
             let shared = prompt.starts_with(&self.prefix) && self.prefix_cache.is_some();

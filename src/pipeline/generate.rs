@@ -211,6 +211,10 @@ fn candidate(
     let malformed = match (malformed, f.reason) {
         (Some(m), _) => Some(m),
         (None, FinishReason::Cancelled) => Some("generation was cancelled".into()),
+        (None, FinishReason::PromptTooLong) => Some(format!(
+            "the prompt ({} tokens) fills the model's context; use fewer or shorter seeds",
+            f.prompt_tokens
+        )),
         _ => None,
     };
     Candidate {

@@ -131,6 +131,11 @@ impl Llama {
         self.embed_tokens.val().device()
     }
 
+    /// Positions the rotary table covers (the model's context length).
+    pub fn max_positions(&self) -> usize {
+        self.rope.max_positions()
+    }
+
     pub fn vocab_size(&self) -> usize {
         self.embed_tokens.shape().dims::<2>()[0]
     }

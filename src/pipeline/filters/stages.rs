@@ -195,41 +195,46 @@ impl Filters {
         out
     }
 
-    /// Label consistency: the classifier must predict the label the item was made for, with at
-    /// least the configured margin over the runner-up.
+    /// Label consistency: see [`label_consistency`].
     pub fn label_consistency(&self, intended: &str, p: &Prediction) -> Verdict {
-        let p_intended = p.prob_of(intended).unwrap_or(0.0);
-        let best_other = p
-            .probs
-            .iter()
-            .filter(|(l, _)| l != intended)
-            .map(|(_, q)| *q)
-            .fold(0.0, f64::max);
-        let margin = p_intended - best_other;
-        let mut v = if p.label != intended {
-            Verdict::fail(
-                LABEL_CONSISTENCY,
-                format!(
-                    "the model reads it as {} ({:.0}%), not {intended} ({:.0}%)",
-                    p.label,
-                    p.prob_of(&p.label).unwrap_or(0.0) * 100.0,
-                    p_intended * 100.0
-                ),
-            )
-        } else if margin < self.settings.min_margin {
-            Verdict::fail(
-                LABEL_CONSISTENCY,
-                format!("margin {margin:.2} below {:.2}", self.settings.min_margin),
-            )
-        } else {
-            Verdict::pass(LABEL_CONSISTENCY)
-        };
-        v = v
-            .with_score("p_intended", p_intended)
-            .with_score("margin", margin);
-        v.probs = Some(p.probs.clone());
-        v
+        label_consistency(self.settings.min_margin, intended, p)
     }
+}
+
+/// Label consistency: the classifier must predict the label the item was made for, with at
+/// least `min_margin` of probability over the runner-up.
+pub fn label_consistency(min_margin: f64, intended: &str, p: &Prediction) -> Verdict {
+    let p_intended = p.prob_of(intended).unwrap_or(0.0);
+    let best_other = p
+        .probs
+        .iter()
+        .filter(|(l, _)| l != intended)
+        .map(|(_, q)| *q)
+        .fold(0.0, f64::max);
+    let margin = p_intended - best_other;
+    let mut v = if p.label != intended {
+        Verdict::fail(
+            LABEL_CONSISTENCY,
+            format!(
+                "the model reads it as {} ({:.0}%), not {intended} ({:.0}%)",
+                p.label,
+                p.prob_of(&p.label).unwrap_or(0.0) * 100.0,
+                p_intended * 100.0
+            ),
+        )
+    } else if margin < min_margin {
+        Verdict::fail(
+            LABEL_CONSISTENCY,
+            format!("margin {margin:.2} below {min_margin:.2}"),
+        )
+    } else {
+        Verdict::pass(LABEL_CONSISTENCY)
+    };
+    v = v
+        .with_score("p_intended", p_intended)
+        .with_score("margin", margin);
+    v.probs = Some(p.probs.clone());
+    v
 }
 
 #[cfg(test)]

@@ -1,0 +1,110 @@
+//! What the engine reports. Items and verdicts are in the workspace journal before their event
+//! is sent, so a screen that reads the workspace on an event always finds what it announces.
+
+use serde::Serialize;
+
+use crate::data::item::ItemId;
+use crate::llm::fetch::FetchEvent;
+
+pub type JobId = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    Generate,
+    Recheck,
+    Train,
+    Evaluate,
+    Annotate,
+}
+
+impl JobKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            JobKind::Generate => "generate",
+            JobKind::Recheck => "recheck",
+            JobKind::Train => "train",
+            JobKind::Evaluate => "evaluate",
+            JobKind::Annotate => "annotate",
+        }
+    }
+}
+
+/// The model's state, for the status bar.
+#[derive(Debug, Clone)]
+pub enum ModelEvent {
+    Fetching(FetchEvent),
+    Loading {
+        path: String,
+        device: String,
+    },
+    Ready {
+        device: String,
+        name: String,
+        seconds: f64,
+    },
+    Failed(String),
+}
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    Model(ModelEvent),
+    JobStarted {
+        job: JobId,
+        kind: JobKind,
+        total: usize,
+    },
+    /// A sequence began decoding (generation: `index` is the request number).
+    SequenceStarted {
+        job: JobId,
+        index: u64,
+        label: String,
+    },
+    /// New text of a sequence being written.
+    Delta {
+        job: JobId,
+        index: u64,
+        text: String,
+    },
+    /// An item reached the journal (the sequence `index` is done).
+    ItemAdded {
+        job: JobId,
+        index: u64,
+        item: ItemId,
+    },
+    /// A filter verdict reached the journal.
+    Verdict {
+        item: ItemId,
+        stage: String,
+        pass: bool,
+    },
+    Progress {
+        job: JobId,
+        done: usize,
+        total: usize,
+        tokens_per_second: f64,
+        eta_seconds: Option<f64>,
+    },
+    /// A training-run event (metrics, epoch results) as JSON, as written to `metrics.jsonl`.
+    Train {
+        job: JobId,
+        metrics: serde_json::Value,
+    },
+    /// A line for the log pane.
+    Log(String),
+    JobFinished {
+        job: JobId,
+        kind: JobKind,
+        summary: String,
+    },
+    JobCancelled {
+        job: JobId,
+        kind: JobKind,
+        summary: String,
+    },
+    JobFailed {
+        job: JobId,
+        kind: JobKind,
+        error: String,
+    },
+}

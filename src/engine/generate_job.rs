@@ -1,0 +1,328 @@
+//! The generation job: the model writes examples, each finished one goes into the journal at
+//! once, the cheap filters judge it on the spot, and label consistency follows in small batches —
+//! so the user watches items and verdicts arrive while generation runs.
+
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+
+use serde_json::json;
+
+use super::event::{Event, JobId};
+use super::{JobControl, Sink};
+use crate::data::item::{Item, ItemId, Source, Verdict};
+use crate::data::record::RecordBody;
+use crate::data::task::Task;
+use crate::data::workspace::Workspace;
+use crate::llm::decode::FinishReason;
+use crate::llm::load::LoadedModel;
+use crate::pipeline::classify::{Classifier, ClassifierOptions};
+use crate::pipeline::filters::stages::{EXACT_DUP, MALFORMED, NEAR_DUP, label_consistency};
+use crate::pipeline::filters::{FilterSettings, Filters};
+use crate::pipeline::generate::{self, GenerateEvent, GenerateSettings};
+use crate::pipeline::prompt::Templates;
+
+/// Items whose label consistency is checked together.
+const CLASSIFY_BATCH: usize = 8;
+
+pub struct Outcome {
+    pub items: usize,
+    pub kept: usize,
+    pub cancelled: bool,
+}
+
+/// The workspace's task with its current seeds.
+pub fn task_of(ws: &Mutex<Workspace>) -> Task {
+    let ws = ws.lock().unwrap_or_else(|e| e.into_inner());
+    let mut task = ws.task().clone();
+    task.seeds = ws.seeds().to_vec();
+    task
+}
+
+/// Filters primed with the seeds and with every item already in the workspace that passed the
+/// cheap stages, so a new run's duplicates of an earlier run's items are caught too.
+pub fn primed_filters(ws: &Mutex<Workspace>, task: &Task, settings: FilterSettings) -> Filters {
+    let mut filters = Filters::new(task, settings);
+    let ws = ws.lock().unwrap_or_else(|e| e.into_inner());
+    for it in ws.state().items() {
+        let cheap_ok = it
+            .verdicts()
+            .iter()
+            .filter(|v| [MALFORMED, EXACT_DUP, NEAR_DUP].contains(&v.stage.as_str()))
+            .all(|v| v.pass);
+        if cheap_ok {
+            filters.remember(it.id().as_str(), it.text());
+        }
+    }
+    filters
+}
+
+pub fn run(
+    job: JobId,
+    model: &LoadedModel,
+    ws: &Mutex<Workspace>,
+    settings: &GenerateSettings,
+    filter_settings: &FilterSettings,
+    control: &JobControl,
+    events: &Sink,
+) -> anyhow::Result<Outcome> {
+    let task = task_of(ws);
+    let templates = Templates::for_task(&task)?;
+    let planned = generate::plan(&task, &templates, &model.tokenizer, settings)?;
+    let total = planned.len();
+    events.send(Event::JobStarted {
+        job,
+        kind: super::event::JobKind::Generate,
+        total,
+    });
+    let mut filters = primed_filters(ws, &task, filter_settings.clone());
+    let classifier = if filter_settings.label_consistency {
+        Some(Classifier::new(
+            &model.model,
+            &model.tokenizer,
+            &task,
+            &templates,
+            ClassifierOptions {
+                demos: task.seeds.clone(),
+                batch: CLASSIFY_BATCH,
+                ..Default::default()
+            },
+        )?)
+    } else {
+        None
+    };
+    let mut pending: Vec<(ItemId, String, String)> = Vec::new();
+    let mut failure: Option<anyhow::Error> = None;
+    let mut items = 0usize;
+    let sampling = json!(settings.sampling);
+
+    let mut journal = |bodies: Vec<RecordBody>| -> anyhow::Result<()> {
+        let mut w = ws.lock().unwrap_or_else(|e| e.into_inner());
+        w.append_all(bodies)?;
+        Ok(())
+    };
+    let check_pending = |pending: &mut Vec<(ItemId, String, String)>,
+                         journal: &mut dyn FnMut(Vec<RecordBody>) -> anyhow::Result<()>|
+     -> anyhow::Result<()> {
+        let Some(c) = &classifier else {
+            pending.clear();
+            return Ok(());
+        };
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let texts: Vec<&str> = pending.iter().map(|p| p.2.as_str()).collect();
+        let preds = c.classify(&texts)?;
+        let mut bodies = Vec::new();
+        let mut verdicts = Vec::new();
+        for ((id, label, _), p) in pending.iter().zip(&preds) {
+            let v = label_consistency(filter_settings.min_margin, label, p);
+            verdicts.push((id.clone(), v.stage.clone(), v.pass));
+            bodies.push(RecordBody::Verdict {
+                item_id: id.clone(),
+                verdict: v,
+            });
+        }
+        journal(bodies)?;
+        for (item, stage, pass) in verdicts {
+            events.send(Event::Verdict { item, stage, pass });
+        }
+        pending.clear();
+        Ok(())
+    };
+
+    generate::run(
+        &model.model,
+        &model.tokenizer,
+        &task,
+        planned,
+        settings.batch,
+        &control.cancel,
+        &mut |event| {
+            control.wait_while_paused();
+            if failure.is_some() {
+                return;
+            }
+            let result: anyhow::Result<()> = (|| {
+                match event {
+                    GenerateEvent::Started { index, label } => {
+                        events.send(Event::SequenceStarted { job, index, label })
+                    }
+                    GenerateEvent::Delta { index, text } => {
+                        events.send(Event::Delta { job, index, text })
+                    }
+                    GenerateEvent::Progress(p) => events.send(Event::Progress {
+                        job,
+                        done: p.done,
+                        total: p.total,
+                        tokens_per_second: p.tokens_per_second,
+                        eta_seconds: p.eta_seconds,
+                    }),
+                    // A sequence cut short by the user's cancel is not a generation.
+                    GenerateEvent::Candidate(c) if c.finish == FinishReason::Cancelled => {}
+                    GenerateEvent::Candidate(c) => {
+                        let mut item =
+                            Item::new(c.text.clone(), c.label.clone(), Source::Generated);
+                        item.raw = Some(c.raw.clone());
+                        item.prompt = Some(c.prompt.clone());
+                        item.meta.insert("request".into(), json!(c.index));
+                        item.meta.insert("finish".into(), json!(c.finish));
+                        item.meta
+                            .insert("prompt_tokens".into(), json!(c.prompt_tokens));
+                        item.meta.insert("new_tokens".into(), json!(c.new_tokens));
+                        item.meta.insert("seconds".into(), json!(c.seconds));
+                        item.meta.insert("extraction".into(), json!(c.extraction));
+                        item.meta.insert("sampling".into(), sampling.clone());
+                        let id = {
+                            let mut w = ws.lock().unwrap_or_else(|e| e.into_inner());
+                            w.add_item(item)?
+                        };
+                        items += 1;
+                        events.send(Event::ItemAdded {
+                            job,
+                            index: c.index,
+                            item: id.clone(),
+                        });
+                        let verdicts: Vec<Verdict> =
+                            filters.cheap(id.as_str(), &c.text, c.malformed.as_deref());
+                        let all_pass = verdicts.iter().all(|v| v.pass);
+                        let sent: Vec<(String, bool)> =
+                            verdicts.iter().map(|v| (v.stage.clone(), v.pass)).collect();
+                        journal(
+                            verdicts
+                                .into_iter()
+                                .map(|verdict| RecordBody::Verdict {
+                                    item_id: id.clone(),
+                                    verdict,
+                                })
+                                .collect(),
+                        )?;
+                        for (stage, pass) in sent {
+                            events.send(Event::Verdict {
+                                item: id.clone(),
+                                stage,
+                                pass,
+                            });
+                        }
+                        if all_pass {
+                            pending.push((id, c.label, c.text));
+                        }
+                        if pending.len() >= CLASSIFY_BATCH {
+                            check_pending(&mut pending, &mut journal)?;
+                        }
+                    }
+                }
+                Ok(())
+            })();
+            if let Err(e) = result {
+                // Stop decoding: nothing more should be generated that cannot be recorded.
+                failure = Some(e);
+                control.cancel.store(true, Ordering::Relaxed);
+            }
+        },
+    );
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    check_pending(&mut pending, &mut journal)?;
+    let kept = {
+        let w = ws.lock().unwrap_or_else(|e| e.into_inner());
+        w.state()
+            .items()
+            .iter()
+            .rev()
+            .take(items)
+            .filter(|it| it.verdicts().iter().all(|v| v.pass))
+            .count()
+    };
+    Ok(Outcome {
+        items,
+        kept,
+        cancelled: control.cancel.load(Ordering::Relaxed),
+    })
+}
+
+/// Runs every filter stage again on `items` (their current text and label), e.g. after an edit.
+/// An item is not compared with itself.
+pub fn recheck(
+    job: JobId,
+    model: &LoadedModel,
+    ws: &Mutex<Workspace>,
+    items: &[ItemId],
+    filter_settings: &FilterSettings,
+    events: &Sink,
+) -> anyhow::Result<usize> {
+    events.send(Event::JobStarted {
+        job,
+        kind: super::event::JobKind::Recheck,
+        total: items.len(),
+    });
+    let task = task_of(ws);
+    let templates = Templates::for_task(&task)?;
+    let targets: Vec<(ItemId, String, String)> = {
+        let w = ws.lock().unwrap_or_else(|e| e.into_inner());
+        items
+            .iter()
+            .filter_map(|id| {
+                w.state()
+                    .get(id.as_str())
+                    .map(|it| (id.clone(), it.label().to_string(), it.text().to_string()))
+            })
+            .collect()
+    };
+    let classifier = Classifier::new(
+        &model.model,
+        &model.tokenizer,
+        &task,
+        &templates,
+        ClassifierOptions {
+            demos: task.seeds.clone(),
+            batch: CLASSIFY_BATCH,
+            ..Default::default()
+        },
+    )?;
+    let texts: Vec<&str> = targets.iter().map(|t| t.2.as_str()).collect();
+    let preds = if filter_settings.label_consistency {
+        classifier.classify(&texts)?
+    } else {
+        Vec::new()
+    };
+    for (i, (id, label, text)) in targets.iter().enumerate() {
+        // Duplicates are judged against everything else in the workspace.
+        let mut filters = Filters::new(&task, filter_settings.clone());
+        {
+            let w = ws.lock().unwrap_or_else(|e| e.into_inner());
+            for it in w.state().items() {
+                if it.id() != id && it.verdicts().iter().all(|v| v.pass) {
+                    filters.remember(it.id().as_str(), it.text());
+                }
+            }
+        }
+        let mut verdicts = vec![
+            filters.malformed(text, None),
+            filters.exact_dup(text),
+            filters.near_dup(text),
+        ];
+        if let Some(p) = preds.get(i) {
+            verdicts.push(label_consistency(filter_settings.min_margin, label, p));
+        }
+        let sent: Vec<(String, bool)> =
+            verdicts.iter().map(|v| (v.stage.clone(), v.pass)).collect();
+        ws.lock().unwrap_or_else(|e| e.into_inner()).append_all(
+            verdicts
+                .into_iter()
+                .map(|verdict| RecordBody::Verdict {
+                    item_id: id.clone(),
+                    verdict,
+                })
+                .collect(),
+        )?;
+        for (stage, pass) in sent {
+            events.send(Event::Verdict {
+                item: id.clone(),
+                stage,
+                pass,
+            });
+        }
+    }
+    Ok(targets.len())
+}
