@@ -11,7 +11,7 @@ use super::input_args::InputArgs;
 use super::model_args::ModelArgs;
 use super::task_arg::TaskArg;
 use crate::eval::metrics::Metrics;
-use crate::pipeline::classify::{Classifier, ClassifierOptions};
+use crate::pipeline::classify::{Classifier, ClassifierOptions, interleave_by_label};
 use crate::pipeline::prompt::{Templates, default_instruction};
 
 #[derive(Debug, Args)]
@@ -35,6 +35,9 @@ pub struct ClassifyArgs {
     /// Put an instruction line before the prompt ("Classify sentiment as negative or positive.").
     #[arg(long)]
     pub instruction: bool,
+    /// Order of the demonstrations: as in the task, or alternating between labels.
+    #[arg(long, default_value = "task", value_parser = ["task", "interleaved"])]
+    pub demo_order: String,
     /// Contextual calibration: divide by the label prior on content-free inputs.
     #[arg(long)]
     pub calibrate: bool,
@@ -61,10 +64,10 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<()> {
     let (loaded, _) = args.model.load()?;
     let templates = Templates::for_task(&task)?;
     let options = ClassifierOptions {
-        demos: if args.zero_shot {
-            Vec::new()
-        } else {
-            task.seeds.clone()
+        demos: match (args.zero_shot, args.demo_order.as_str()) {
+            (true, _) => Vec::new(),
+            (false, "interleaved") => interleave_by_label(&task.seeds, &task.labels),
+            (false, _) => task.seeds.clone(),
         },
         instruction: args.instruction.then(|| default_instruction(&task)),
         calibrate: args.calibrate,

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bench_decode;
 pub mod classify;
 pub mod export;
+pub mod filter;
 pub mod generate;
 pub mod init;
 pub mod input_args;
@@ -49,6 +50,8 @@ pub enum Command {
     Inspect(inspect::InspectCommand),
     /// Have the model write new examples of each class (headless).
     Generate(generate::GenerateArgs),
+    /// Run the filters over generated items: malformed, duplicates, label consistency.
+    Filter(filter::FilterArgs),
     /// Classify texts with the in-context classifier (k-shot from the task's seeds).
     Classify(classify::ClassifyArgs),
     /// Speed benchmarks beside the reference stacks measured in the same run.
@@ -67,5 +70,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Generate(args)) => generate::run(args),
         Some(Command::Bench(cmd)) => bench::run(cmd),
         Some(Command::Classify(args)) => classify::run(args),
+        Some(Command::Filter(args)) => filter::run(args),
     }
 }

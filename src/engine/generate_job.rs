@@ -15,8 +15,10 @@ use crate::data::task::Task;
 use crate::data::workspace::Workspace;
 use crate::llm::decode::FinishReason;
 use crate::llm::load::LoadedModel;
-use crate::pipeline::classify::{Classifier, ClassifierOptions};
-use crate::pipeline::filters::stages::{EXACT_DUP, MALFORMED, NEAR_DUP, label_consistency};
+use crate::pipeline::classify::Classifier;
+use crate::pipeline::filters::stages::{
+    EXACT_DUP, MALFORMED, NEAR_DUP, consistency_classifier, label_consistency,
+};
 use crate::pipeline::filters::{FilterSettings, Filters};
 use crate::pipeline::generate::{self, GenerateEvent, GenerateSettings};
 use crate::pipeline::prompt::Templates;
@@ -81,11 +83,7 @@ pub fn run(
             &model.tokenizer,
             &task,
             &templates,
-            ClassifierOptions {
-                demos: task.seeds.clone(),
-                batch: CLASSIFY_BATCH,
-                ..Default::default()
-            },
+            consistency_classifier(&task, filter_settings),
         )?)
     } else {
         None
@@ -274,11 +272,7 @@ pub fn recheck(
         &model.tokenizer,
         &task,
         &templates,
-        ClassifierOptions {
-            demos: task.seeds.clone(),
-            batch: CLASSIFY_BATCH,
-            ..Default::default()
-        },
+        consistency_classifier(&task, filter_settings),
     )?;
     let texts: Vec<&str> = targets.iter().map(|t| t.2.as_str()).collect();
     let preds = if filter_settings.label_consistency {

@@ -352,6 +352,31 @@ impl<'m> Classifier<'m> {
     }
 }
 
+/// The demonstrations reordered round-robin by label (`a b a b …`, labels in task order), so no
+/// class sits last in the prompt: small models favour the label of the closest demonstrations.
+pub fn interleave_by_label(demos: &[Example], labels: &[LabelDef]) -> Vec<Example> {
+    let mut queues: Vec<std::collections::VecDeque<&Example>> = labels
+        .iter()
+        .map(|l| demos.iter().filter(|d| d.label == l.name).collect())
+        .collect();
+    let mut out: Vec<Example> = Vec::with_capacity(demos.len());
+    while queues.iter().any(|q| !q.is_empty()) {
+        for q in &mut queues {
+            if let Some(d) = q.pop_front() {
+                out.push(d.clone());
+            }
+        }
+    }
+    // Demonstrations with a label outside the task keep their place at the end.
+    out.extend(
+        demos
+            .iter()
+            .filter(|d| !labels.iter().any(|l| l.name == d.label))
+            .cloned(),
+    );
+    out
+}
+
 /// Softmax of log-scores into probabilities.
 pub fn normalise(log_scores: &[f64]) -> Vec<f64> {
     let max = log_scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -468,6 +493,27 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn interleaving_alternates_labels_in_task_order() {
+        let t = task();
+        let ex = |text: &str, label: &str| Example {
+            text: text.into(),
+            label: label.into(),
+        };
+        let demos = vec![
+            ex("1", "neg"),
+            ex("2", "neg"),
+            ex("3", "neg"),
+            ex("4", "pos"),
+            ex("5", "other"),
+        ];
+        let got: Vec<String> = interleave_by_label(&demos, &t.labels)
+            .into_iter()
+            .map(|e| e.text)
+            .collect();
+        assert_eq!(got, vec!["1", "4", "2", "3", "5"]);
     }
 
     #[test]

@@ -1,0 +1,203 @@
+//! `seedforge filter`: the filter stages over a file of generated items (what `generate`
+//! writes), headless. Every item comes out with its verdicts and whether it was kept.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use serde_json::{Value, json};
+
+use super::model_args::ModelArgs;
+use super::task_arg::TaskArg;
+use crate::data::item::Verdict;
+use crate::pipeline::classify::Classifier;
+use crate::pipeline::filters::stages::consistency_classifier;
+use crate::pipeline::filters::stats::{self, Judged};
+use crate::pipeline::filters::{FilterSettings, Filters};
+use crate::pipeline::prompt::Templates;
+
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    #[command(flatten)]
+    pub task: TaskArg,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Items to judge: JSONL with at least `text` and `label` (as `generate` writes).
+    #[arg(long, value_name = "FILE")]
+    pub items: PathBuf,
+    /// Where to write every item with its `verdicts` and `kept`.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 3)]
+    pub min_words: usize,
+    #[arg(long, default_value_t = 80)]
+    pub max_words: usize,
+    /// Jaccard similarity of word bigrams at which two texts are near duplicates.
+    #[arg(long, default_value_t = 0.7)]
+    pub near_dup_threshold: f64,
+    /// Minimum probability margin of the intended label over the runner-up.
+    #[arg(long, default_value_t = 0.0)]
+    pub min_margin: f64,
+    /// Skip the label-consistency stage (no model needed).
+    #[arg(long)]
+    pub no_label_consistency: bool,
+    /// No contextual calibration in the label-consistency classifier.
+    #[arg(long)]
+    pub no_calibrate: bool,
+    /// Print the statistics as JSON on standard output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+struct Input {
+    line: usize,
+    raw: Value,
+    text: String,
+    label: String,
+    malformed: Option<String>,
+}
+
+fn read_items(path: &PathBuf) -> anyhow::Result<Vec<Input>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        let n = i + 1;
+        let line = std::str::from_utf8(line)
+            .with_context(|| format!("{}:{n}: invalid UTF-8", path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let raw: Value = serde_json::from_str(line)
+            .with_context(|| format!("{}:{n}: not a JSON object", path.display()))?;
+        let field = |k: &str| raw.get(k).and_then(Value::as_str).map(str::to_string);
+        let text =
+            field("text").with_context(|| format!("{}:{n}: no \"text\" string", path.display()))?;
+        let label = field("label")
+            .with_context(|| format!("{}:{n}: no \"label\" string", path.display()))?;
+        out.push(Input {
+            line: n,
+            malformed: field("malformed"),
+            raw,
+            text,
+            label,
+        });
+    }
+    Ok(out)
+}
+
+pub fn run(args: FilterArgs) -> anyhow::Result<()> {
+    let task = args.task.load()?;
+    let items = read_items(&args.items)?;
+    for it in &items {
+        anyhow::ensure!(
+            task.label_index(&it.label).is_some(),
+            "{}:{}: label `{}` is not one of the task's ({})",
+            args.items.display(),
+            it.line,
+            it.label,
+            task.label_names().join(", ")
+        );
+    }
+    let settings = FilterSettings {
+        min_words: args.min_words,
+        max_words: args.max_words,
+        near_dup_threshold: args.near_dup_threshold,
+        min_margin: args.min_margin,
+        label_consistency: !args.no_label_consistency,
+        calibrate: !args.no_calibrate,
+        ..FilterSettings::default()
+    };
+    let started = Instant::now();
+    let mut filters = Filters::new(&task, settings.clone());
+    let mut verdicts: Vec<Vec<Verdict>> = items
+        .iter()
+        .enumerate()
+        .map(|(i, it)| {
+            filters.cheap(
+                &format!("item {}", i + 1),
+                &it.text,
+                it.malformed.as_deref(),
+            )
+        })
+        .collect();
+    if settings.label_consistency {
+        let (loaded, _) = args.model.load()?;
+        let templates = Templates::for_task(&task)?;
+        let classifier = Classifier::new(
+            &loaded.model,
+            &loaded.tokenizer,
+            &task,
+            &templates,
+            consistency_classifier(&task, &settings),
+        )?;
+        let todo: Vec<usize> = (0..items.len())
+            .filter(|&i| verdicts[i].iter().all(|v| v.pass))
+            .collect();
+        let texts: Vec<&str> = todo.iter().map(|&i| items[i].text.as_str()).collect();
+        let preds = classifier.classify(&texts)?;
+        for (&i, p) in todo.iter().zip(&preds) {
+            verdicts[i].push(filters.label_consistency(&items[i].label, p));
+        }
+    }
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(&args.out)
+            .with_context(|| format!("creating {}", args.out.display()))?,
+    );
+    for (it, v) in items.iter().zip(&verdicts) {
+        let mut obj = it.raw.clone();
+        if let Some(map) = obj.as_object_mut() {
+            map.insert("verdicts".into(), json!(v));
+            map.insert("kept".into(), json!(v.iter().all(|x| x.pass)));
+        }
+        writeln!(out, "{obj}").with_context(|| format!("writing {}", args.out.display()))?;
+    }
+    out.flush()
+        .with_context(|| format!("writing {}", args.out.display()))?;
+
+    let judged: Vec<Judged> = items
+        .iter()
+        .zip(&verdicts)
+        .map(|(it, v)| Judged {
+            label: &it.label,
+            text: &it.text,
+            verdicts: v,
+        })
+        .collect();
+    let seeds: Vec<&str> = task.seeds.iter().map(|s| s.text.as_str()).collect();
+    let s = stats::compute(&judged, &seeds);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        println!(
+            "kept {} of {} ({} rejected)",
+            s.kept,
+            s.kept + s.rejected,
+            s.rejected
+        );
+        for (label, c) in &s.per_class {
+            let reasons: Vec<String> = c.by_stage.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            println!(
+                "  {label:<16} kept {:>4}  rejected {:>4}  {}",
+                c.kept,
+                c.rejected,
+                reasons.join(", ")
+            );
+        }
+        println!(
+            "diversity: kept distinct-2 {:.3}, mean pairwise similarity {:.3}; seeds {:.3}, {:.3}",
+            s.kept_diversity.distinct_2,
+            s.kept_diversity.mean_pairwise_similarity,
+            s.seed_diversity.distinct_2,
+            s.seed_diversity.mean_pairwise_similarity
+        );
+    }
+    eprintln!(
+        "seedforge: filtered {} items in {:.1} s → {}",
+        items.len(),
+        started.elapsed().as_secs_f64(),
+        args.out.display()
+    );
+    Ok(())
+}
