@@ -55,8 +55,9 @@ fn echo_prefixes(input_noun: &str, field_names: &[&str], labels: &[&str]) -> Vec
     out
 }
 
-/// A line that only introduces what follows ("Sure! Here's a new positive review:").
-fn is_chatter(line: &str) -> bool {
+/// A line that only introduces what follows: it ends with a colon ("Here's a more detailed
+/// version of your tweet:"), or it is a short opener ("Sure!", "Here is one.").
+fn is_intro(line: &str) -> bool {
     let l = line.trim().to_lowercase();
     let opener = [
         "here is",
@@ -73,8 +74,7 @@ fn is_chatter(line: &str) -> bool {
     ]
     .iter()
     .any(|p| l.starts_with(p));
-    (opener && (l.ends_with(':') || l.ends_with('!') || l.ends_with('.') || l.len() < 80))
-        || (l.ends_with(':') && l.split_whitespace().count() <= 12)
+    l.ends_with(':') || (opener && l.split_whitespace().count() <= 12)
 }
 
 fn strip_numbering(s: &str) -> Option<&str> {
@@ -141,7 +141,7 @@ pub fn extract(raw: &str, input_noun: &str, field_names: &[&str], labels: &[&str
         .filter(|l| !l.is_empty())
         .collect();
     // Drop leading chatter lines, keep the first line that carries content.
-    while lines.len() > 1 && is_chatter(lines[0]) {
+    while lines.len() > 1 && is_intro(lines[0]) {
         steps.push(format!("chatter line {:?}", lines[0]));
         lines.remove(0);
     }
@@ -185,7 +185,7 @@ pub fn extract(raw: &str, input_noun: &str, field_names: &[&str], labels: &[&str
     }
     let malformed = if text.is_empty() {
         Some("nothing left after removing prefixes and quotes".into())
-    } else if is_chatter(&text) && text.ends_with(':') {
+    } else if text.ends_with(':') {
         Some("only an introduction, no example".into())
     } else {
         None
