@@ -8,7 +8,7 @@
 //! - [`import`]: TSV/CSV/JSONL/TREC reading and the seeded k-per-class sample.
 //! - [`export`]: seeds + accepted items (and rejected ones) as JSONL or CSV.
 
-mod atomic;
+pub mod atomic;
 pub mod export;
 pub mod import;
 pub mod item;
@@ -17,7 +17,7 @@ pub mod lock;
 pub mod record;
 pub mod state;
 pub mod task;
-mod time;
+pub mod time;
 pub mod workspace;
 
 pub use item::{Item, ItemId, Source, Verdict};

@@ -1,3 +1,5 @@
-//! Accuracy, macro-F1, confusion matrices, and comparison of runs.
+//! Accuracy, macro-F1, confusion matrices, evaluation runs saved as `eval.json`, and comparison
+//! of runs.
 
 pub mod metrics;
+pub mod report;

@@ -1,0 +1,112 @@
+//! An evaluation's result as saved in a run folder (`eval.json`), and the side-by-side table of
+//! several runs.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::metrics::Metrics;
+
+pub const EVAL_FILE: &str = "eval.json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// The base model with only the input in the prompt.
+    ZeroShot,
+    /// The base model with the seeds as demonstrations.
+    Icl,
+    /// The model with a LoRA adapter, zero-shot prompt.
+    Lora,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::ZeroShot => "zero-shot",
+            Method::Icl => "icl",
+            Method::Lora => "lora",
+        }
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "zero-shot" | "zeroshot" | "zero" => Ok(Method::ZeroShot),
+            "icl" | "k-shot" | "few-shot" => Ok(Method::Icl),
+            "lora" => Ok(Method::Lora),
+            other => Err(format!("unknown method '{other}' (zero-shot, icl or lora)")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    pub method: Method,
+    pub task: String,
+    pub test_file: PathBuf,
+    /// Demonstrations in the prompt (ICL).
+    pub shots: usize,
+    pub calibrated: bool,
+    /// The adapter folder (LoRA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<PathBuf>,
+    pub model: String,
+    pub metrics: Metrics,
+    pub seconds: f64,
+    /// RFC 3339 time the evaluation finished.
+    pub finished_at: String,
+}
+
+impl EvalReport {
+    pub fn save(&self, dir: &Path) -> std::io::Result<PathBuf> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(EVAL_FILE);
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        crate::data::atomic::write_atomic_bytes(&path, text.as_bytes())?;
+        Ok(path)
+    }
+
+    pub fn load(dir: &Path) -> Result<EvalReport, String> {
+        let path = dir.join(EVAL_FILE);
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// One line of the comparison table.
+    pub fn row(&self, name: &str) -> String {
+        format!(
+            "{name:<32} {:<10} {:>6.2}% {:>8.3} {:>6} {:>8.1}s",
+            self.method.name(),
+            self.metrics.accuracy * 100.0,
+            self.metrics.macro_f1,
+            self.metrics.n,
+            self.seconds
+        )
+    }
+}
+
+/// Every run folder under `runs` holding an `eval.json`, oldest first.
+pub fn collect(runs: &Path) -> Vec<(String, EvalReport)> {
+    let mut out: Vec<(String, EvalReport)> = std::fs::read_dir(runs)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            EvalReport::load(&e.path()).ok().map(|r| (name, r))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+pub fn table_header() -> String {
+    format!(
+        "{:<32} {:<10} {:>7} {:>8} {:>6} {:>9}",
+        "run", "method", "acc", "macro-F1", "n", "time"
+    )
+}
