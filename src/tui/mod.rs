@@ -104,19 +104,20 @@ fn configured_theme() -> anyhow::Result<Option<String>> {
 
 /// Opens the workbench and runs it until the user quits.
 pub fn run(opts: Options) -> anyhow::Result<()> {
+    // Everything that can fail for a reason the user should read happens before the terminal
+    // changes, so the error is printed on a normal screen (a workspace held by another
+    // seedforge is refused here, with the holder's pid).
+    let (dir, demo) = match &opts.workspace {
+        Some(d) => (d.clone(), false),
+        None => (demo_dir()?, true),
+    };
+    let ws = open_workspace(&dir, demo)?;
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         bail!(
             "the workbench needs a terminal; without one use the headless commands \
              (seedforge --help lists them)"
         );
     }
-    // Everything that can fail for a reason the user should read happens before the terminal
-    // changes, so the error is printed on a normal screen.
-    let (dir, demo) = match &opts.workspace {
-        Some(d) => (d.clone(), false),
-        None => (demo_dir()?, true),
-    };
-    let ws = open_workspace(&dir, demo)?;
     let truecolor = theme::truecolor_from_env();
     let name = match opts.theme.clone() {
         Some(n) => n,

@@ -234,7 +234,13 @@ fn draw_results(
         table_area,
     );
     if let Some((cl, matrix)) = &eval.confusion {
-        let w = 7;
+        let w = cl
+            .iter()
+            .map(|l| l.chars().count())
+            .max()
+            .unwrap_or(5)
+            .clamp(5, 12)
+            + 2;
         let mut lines = vec![Line::styled(
             "confusion: gold ↓ / predicted →".to_string(),
             theme.dim(),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Gauge, Paragraph, Wrap};
+use ratatui::widgets::{Block, BorderType, Paragraph, Wrap};
 
 use super::rejected::stage_label;
 use crate::data::item::ItemId;
@@ -600,12 +600,18 @@ fn draw_progress(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         }
         None => (0.0, "idle · g starts · s stops · p pauses".to_string()),
     };
+    let bar_w = (area.width as usize / 3).clamp(10, 40);
+    let filled = ((ratio.clamp(0.0, 1.0) * bar_w as f64).round() as usize).min(bar_w);
     frame.render_widget(
-        Gauge::default()
-            .ratio(ratio.clamp(0.0, 1.0))
-            .label(Span::styled(label, theme.bold()))
-            .gauge_style(theme.accent().bg(theme.bar_bg))
-            .use_unicode(true),
+        Paragraph::new(Line::from(vec![
+            Span::styled("█".repeat(filled), theme.accent()),
+            Span::styled("░".repeat(bar_w - filled), theme.dim()),
+            Span::raw(" "),
+            Span::styled(
+                truncate(&label, (area.width as usize).saturating_sub(bar_w + 1)),
+                theme.bold(),
+            ),
+        ])),
         area,
     );
 }

@@ -47,7 +47,7 @@ fn row_of(it: &ItemState) -> Option<RejectedRow> {
         Status::Rejected => {
             let reason = match it.decision() {
                 Some(Decision::Rejected { reason: Some(r) }) => r.clone(),
-                _ => String::new(),
+                _ => "(no reason given)".to_string(),
             };
             (BY_YOU.to_string(), reason, None)
         }

@@ -39,13 +39,18 @@ pub fn confidence(it: &ItemState) -> Option<f64> {
         .and_then(|v| v.scores.get("p_intended").copied())
 }
 
-/// The seed most like `text` (word-bigram Jaccard): its index and similarity.
-pub fn nearest_seed(text: &str, seeds: &[crate::data::task::Example]) -> Option<(usize, f64)> {
-    let sh = shingles(text, 2);
+/// The seed most like `text`, by the near-duplicate filter's own measure (Jaccard similarity
+/// of word `n`-grams): its index and similarity.
+pub fn nearest_seed(
+    text: &str,
+    seeds: &[crate::data::task::Example],
+    n: usize,
+) -> Option<(usize, f64)> {
+    let sh = shingles(text, n.max(1));
     seeds
         .iter()
         .enumerate()
-        .map(|(i, s)| (i, jaccard(&sh, &shingles(&s.text, 2))))
+        .map(|(i, s)| (i, jaccard(&sh, &shingles(&s.text, n.max(1)))))
         .max_by(|a, b| a.1.total_cmp(&b.1))
 }
 
@@ -584,7 +589,8 @@ fn item_lines(
         ])),
     }
     // The nearest seed.
-    if let Some((i, sim)) = nearest_seed(it.text(), ws.seeds()) {
+    if let Some((i, sim)) = nearest_seed(it.text(), ws.seeds(), app.generate.filters.shingle_words)
+    {
         let seed = &ws.seeds()[i];
         let si = label_index(labels, &seed.label);
         let prefix = format!("Nearest seed {:>3.0}% seed {} ", sim * 100.0, i + 1);
@@ -607,7 +613,10 @@ fn item_lines(
         } else {
             ("✗", theme.error())
         };
-        spans.push(Span::styled(format!("{mark} {} ", v.stage), style));
+        spans.push(Span::styled(
+            format!("{mark} {} ", super::rejected::stage_label(&v.stage)),
+            style,
+        ));
     }
     if it.verdicts().is_empty() {
         spans.push(Span::styled("none yet", theme.dim()));

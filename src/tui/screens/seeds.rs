@@ -12,7 +12,7 @@ use crate::data::workspace::Workspace;
 use crate::tui::action::Action;
 use crate::tui::app::{App, Overlay, label_index, label_names, lock};
 use crate::tui::widgets::popup::{centered, frame_popup};
-use crate::tui::widgets::text::one_line;
+use crate::tui::widgets::text::{one_line, truncate};
 use crate::tui::widgets::text_input::{EditorState, TextInput};
 
 #[derive(Debug, Clone, Default)]
@@ -177,6 +177,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &Workspace) {
     }
     frame.render_widget(Paragraph::new(head_lines).wrap(Wrap { trim: true }), head);
 
+    let label_w = labels.iter().map(|l| l.chars().count()).max().unwrap_or(5) as u16;
+    let label_w = label_w.clamp(5, 16);
+    // Borders, highlight symbol, the # and label columns and the spaces between them.
+    let text_w = (table_area.width as usize).saturating_sub(2 + 1 + 3 + label_w as usize + 2);
     let rows: Vec<Row> = ws
         .seeds()
         .iter()
@@ -186,16 +190,15 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &Workspace) {
             Row::new(vec![
                 Cell::from(Span::styled(format!("{}", i + 1), theme.dim())),
                 Cell::from(Span::styled(s.label.clone(), theme.label(li))),
-                Cell::from(one_line(&s.text)),
+                Cell::from(truncate(&one_line(&s.text), text_w)),
             ])
         })
         .collect();
-    let label_w = labels.iter().map(|l| l.chars().count()).max().unwrap_or(5) as u16;
     let table = Table::new(
         rows,
         [
             Constraint::Length(3),
-            Constraint::Length(label_w.clamp(5, 16)),
+            Constraint::Length(label_w),
             Constraint::Min(10),
         ],
     )
