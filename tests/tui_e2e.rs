@@ -184,7 +184,9 @@ fn generate_review_undo_and_quit_in_a_real_terminal() {
     );
     // The pane wraps the message; join its lines to read it.
     assert!(
-        refused.replace('\n', "").contains("is in use by seedforge (pid"),
+        refused
+            .replace('\n', "")
+            .contains("is in use by seedforge (pid"),
         "{refused}"
     );
     assert!(refused.contains("EXIT2=1"), "{refused}");

@@ -189,6 +189,15 @@ fn relabel_by_number_or_picker_and_the_same_label_writes_nothing() {
     // Esc cancels.
     press(&mut app, "l up esc");
     assert_eq!(journal_decisions(&f).len(), 2);
+    // Undo of a relabel, from another screen, shows the item on Review as its filters run
+    // again (they may reject it or let it back in).
+    app.take_effects();
+    press(&mut app, "4 u");
+    assert_eq!(app.screen, Screen::Review);
+    assert_eq!(app.review.current, Some(id(1)));
+    assert_eq!(rechecks(&app.take_effects()), ["g-000001"]);
+    let snap = Snapshot::read(&f.dir).unwrap();
+    assert_eq!(snap.state.get("g-000001").unwrap().label(), "negative");
 }
 
 #[test]

@@ -566,10 +566,7 @@ impl App {
                     _ => "decision",
                 };
                 self.ok(format!("undid {what} of {} (U redoes it)", applied.item_id));
-                if matches!(what, "edit" | "relabel") {
-                    self.recheck(applied.item_id.clone());
-                }
-                self.jump_to(applied.item_id);
+                self.show_changed(what, applied.item_id);
             }
             Err(WorkspaceError::Refused(StateError::NothingToUndo)) => self.warn("nothing to undo"),
             Err(e) => self.report("undo", &e),
@@ -585,13 +582,23 @@ impl App {
                     _ => "decision",
                 };
                 self.ok(format!("redid {what} of {}", applied.item_id));
-                if matches!(what, "edit" | "relabel") {
-                    self.recheck(applied.item_id.clone());
-                }
-                self.jump_to(applied.item_id);
+                self.show_changed(what, applied.item_id);
             }
             Err(WorkspaceError::Refused(StateError::NothingToRedo)) => self.warn("nothing to redo"),
             Err(e) => self.report("redo", &e),
+        }
+    }
+
+    /// After an undo or redo of a `kind` decision: an item whose text or label changed back has
+    /// its filters run again and is shown on Review (its verdicts are about to change); any
+    /// other goes where its status puts it.
+    fn show_changed(&mut self, kind: &str, id: ItemId) {
+        if matches!(kind, "edit" | "relabel") {
+            self.recheck(id.clone());
+            self.screen = Screen::Review;
+            self.review.current = Some(id);
+        } else {
+            self.jump_to(id);
         }
     }
 

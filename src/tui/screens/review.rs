@@ -624,7 +624,11 @@ fn item_lines(
     lines.push(Line::from(spans));
     for v in it.failed_verdicts() {
         lines.push(Line::styled(
-            format!("             {}: {}", v.stage, v.reason),
+            format!(
+                "             {}: {}",
+                super::rejected::stage_label(&v.stage),
+                v.reason
+            ),
             theme.warn(),
         ));
     }
