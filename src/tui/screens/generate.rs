@@ -548,13 +548,17 @@ fn draw_finished(
 fn draw_summary(frame: &mut Frame, area: Rect, app: &App, ws: &Workspace) {
     let theme = &app.theme;
     let t = ws.state().totals();
+    let (ready, _) = app.tab_counts(ws);
     let mut lines = vec![
         Line::styled(
             format!(" {} items in the workspace", t.total()),
             theme.dim(),
         ),
         Line::styled(
-            format!(" {} to review · {} accepted", t.pending, t.accepted),
+            match t.pending.saturating_sub(ready) {
+                0 => format!(" {ready} to review · {} accepted", t.accepted),
+                checking => format!(" {ready} to review · {checking} checking"),
+            },
             theme.dim(),
         ),
         Line::styled(
