@@ -161,7 +161,10 @@ fn generate_review_undo_and_quit_in_a_real_terminal() {
     let ready = tmux.wait_for("the model", Duration::from_secs(90), |s| {
         s.contains("loaded in")
     });
-    assert!(ready.contains("Nothing to review"), "{ready}");
+    assert!(
+        ready.contains("Settings") && ready.contains("g starts"),
+        "a new workspace opens on Generate:\n{ready}"
+    );
 
     // A second seedforge on the same workspace is refused, before it touches the terminal.
     let second = format!(

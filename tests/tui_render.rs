@@ -241,3 +241,26 @@ fn a_terminal_too_small_says_so() {
     let text = render(&app, 50, 12);
     assert!(text.contains("needs at least 60×16"), "{text}");
 }
+
+#[test]
+fn every_screen_and_dialog_draws_at_any_size() {
+    let f = fixture();
+    let mut states: Vec<(&str, App)> = Vec::new();
+    for keys in [
+        "1", "1 e", "2", "2 t", "3", "3 e", "3 l", "3 b", "3 X", "4", "4 enter", "5", "6", "?", "q",
+    ] {
+        let mut a = app(&f);
+        generating(&mut a);
+        press(&mut a, "esc");
+        press(&mut a, keys);
+        states.push((keys, a));
+    }
+    for (keys, a) in &states {
+        for w in (1..=130).step_by(7) {
+            for h in (1..=40).step_by(3) {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| render(a, w, h)))
+                    .unwrap_or_else(|_| panic!("drawing after `{keys}` at {w}×{h} panicked"));
+            }
+        }
+    }
+}

@@ -178,7 +178,7 @@ pub fn lock(ws: &Mutex<Workspace>) -> MutexGuard<'_, Workspace> {
 
 impl App {
     pub fn new(ws: Arc<Mutex<Workspace>>, theme: Theme) -> App {
-        let (label, warnings, generate, runs) = {
+        let (label, warnings, generate, runs, empty) = {
             let w = lock(&ws);
             let label = w
                 .dir()
@@ -191,6 +191,7 @@ impl App {
                 warnings,
                 GenerateState::new(w.task()),
                 read_runs(&w.runs_dir()),
+                w.state().items().is_empty(),
             )
         };
         let message = warnings.first().map(|first| Message {
@@ -203,7 +204,12 @@ impl App {
         });
         App {
             ws,
-            screen: Screen::Review,
+            // A new workspace starts where the work starts; one with items, at Review.
+            screen: if empty {
+                Screen::Generate
+            } else {
+                Screen::Review
+            },
             overlay: None,
             truecolor: true,
             theme,
