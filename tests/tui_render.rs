@@ -226,6 +226,55 @@ fn train_and_evaluate_read_runs_on_disk() {
     snap("evaluate_run_on_disk", &app);
 }
 
+/// The wiring the training issue will use: a train job's metric events, as the trainer writes
+/// them, drawn live. (The events are the test's; the app shows only what it is sent.)
+#[test]
+fn train_screen_plots_live_metric_events() {
+    let f = fixture();
+    let mut app = app(&f);
+    press(&mut app, "5");
+    ev(
+        &mut app,
+        Event::JobStarted {
+            job: 3,
+            kind: JobKind::Train,
+            total: 40,
+        },
+    );
+    let train = |app: &mut App, metrics: serde_json::Value| {
+        ev(app, Event::Train { job: 3, metrics });
+    };
+    train(
+        &mut app,
+        serde_json::json!({"event": "started", "total_steps": 40, "epochs": 4}),
+    );
+    for step in 1..=15u32 {
+        let loss = 0.4 + 1.6 / (1.0 + step as f64 / 3.0);
+        train(
+            &mut app,
+            serde_json::json!({
+                "event": "step", "step": step, "epoch": (step - 1) / 10, "loss": loss,
+                "lr": 2e-4, "step_time_s": 0.5
+            }),
+        );
+        if step == 10 {
+            train(
+                &mut app,
+                serde_json::json!({
+                    "event": "eval", "epoch": 0, "step": 10, "val_loss": 0.95, "val_accuracy": 0.625
+                }),
+            );
+        }
+    }
+    let text = render(&app, 120, 36);
+    assert!(text.contains("Loss · live"), "{text}");
+    assert!(
+        text.contains("step 15/40 · 0.50 s/step · ETA 13s · val accuracy 62.5%"),
+        "{text}"
+    );
+    snap("train_live", &app);
+}
+
 #[test]
 fn help_overlay() {
     let f = fixture();

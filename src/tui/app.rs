@@ -440,8 +440,10 @@ impl App {
                     paused: false,
                     stopping: false,
                 });
-                if kind == JobKind::Generate {
-                    self.generate.streams.clear();
+                match kind {
+                    JobKind::Generate => self.generate.streams.clear(),
+                    JobKind::Train => self.train.live = Default::default(),
+                    _ => {}
                 }
             }
             Event::SequenceStarted { index, label, .. } => {
@@ -490,6 +492,13 @@ impl App {
             }
             Event::Train { metrics, .. } => {
                 self.train.live.push_json(&metrics);
+                // The status bar follows the steps (the trainer may send no Progress events).
+                let live = &self.train.live;
+                if let Some(j) = self.job.as_mut().filter(|j| j.kind == JobKind::Train) {
+                    j.done = live.last_step.unwrap_or(j.done);
+                    j.total = live.total_steps.unwrap_or(j.total);
+                    j.eta_seconds = live.eta_seconds().or(j.eta_seconds);
+                }
             }
             Event::Log(line) => {
                 self.log.push(line);
