@@ -486,6 +486,18 @@ fn quitting_asks_while_a_job_runs_and_help_lists_every_key() {
 }
 
 #[test]
+fn esc_and_a_key_arriving_together_as_alt_key_are_both_applied() {
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let f = fixture();
+    let mut app = app(&f);
+    press(&mut app, "4 enter");
+    assert!(matches!(app.overlay, Some(Overlay::Detail { .. })));
+    app.handle_key(KeyEvent::new(KeyCode::Char('1'), KeyModifiers::ALT));
+    assert!(app.overlay.is_none());
+    assert_eq!(app.screen, Screen::Seeds);
+}
+
+#[test]
 fn screens_switch_by_number_and_tab() {
     let f = fixture();
     let mut app = app(&f);

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use ratatui::crossterm::event::KeyEvent;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::action::Action;
 use super::keymap::{self, Context};
@@ -256,6 +256,14 @@ impl App {
 
     /// A key press: looked up in the keymap, then applied.
     pub fn handle_key(&mut self, key: KeyEvent) {
+        // Esc and a key typed right after it reach us as one alt-key (the terminal cannot tell
+        // them apart); nothing is bound to alt, so take it as the two keys it most likely was.
+        if key.modifiers.contains(KeyModifiers::ALT) && matches!(key.code, KeyCode::Char(_)) {
+            self.handle_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+            let mut plain = key;
+            plain.modifiers.remove(KeyModifiers::ALT);
+            return self.handle_key(plain);
+        }
         if let Some(action) = keymap::resolve(&self.contexts(), &key) {
             self.update(action);
         }

@@ -428,7 +428,7 @@ fn draw_live(frame: &mut Frame, area: Rect, app: &App, labels: &[String], theme:
     let w = inner.width as usize;
     let lines: Vec<Line> = if app.generate.streams.is_empty() {
         let idle = match (&app.job, &app.queued) {
-            (Some(j), _) if j.kind == JobKind::Generate && j.total > 0 && j.done >= j.total => {
+            (Some(j), _) if j.kind == JobKind::Generate && !app.awaiting_label_check.is_empty() => {
                 "checking labels…"
             }
             (Some(j), _) if j.kind == JobKind::Generate => "starting…",
@@ -604,13 +604,21 @@ fn draw_progress(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         }
         None => (0.0, "idle · g starts · s stops · p pauses".to_string()),
     };
-    let bar_w = (area.width as usize / 3).clamp(10, 40);
+    let running = app
+        .job
+        .as_ref()
+        .is_some_and(|j| j.kind == JobKind::Generate);
+    let bar_w = if running {
+        (area.width as usize / 3).clamp(10, 40)
+    } else {
+        0
+    };
     let filled = ((ratio.clamp(0.0, 1.0) * bar_w as f64).round() as usize).min(bar_w);
     frame.render_widget(
         Paragraph::new(Line::from(vec![
             Span::styled("█".repeat(filled), theme.accent()),
             Span::styled("░".repeat(bar_w - filled), theme.dim()),
-            Span::raw(" "),
+            Span::raw(if running { " " } else { "" }),
             Span::styled(
                 truncate(&label, (area.width as usize).saturating_sub(bar_w + 1)),
                 theme.bold(),
