@@ -589,8 +589,8 @@ fn item_lines(
         ])),
     }
     // The nearest seed.
-    if let Some((i, sim)) = nearest_seed(it.text(), ws.seeds(), app.generate.filters.shingle_words)
-    {
+    let nearest = nearest_seed(it.text(), ws.seeds(), app.generate.filters.shingle_words);
+    if let Some((i, sim)) = nearest.filter(|(_, sim)| *sim > 0.0) {
         let seed = &ws.seeds()[i];
         let si = label_index(labels, &seed.label);
         let prefix = format!("Nearest seed {:>3.0}% seed {} ", sim * 100.0, i + 1);
@@ -604,6 +604,11 @@ fn item_lines(
                 theme.text(),
             ),
         ]));
+    } else if nearest.is_some() {
+        lines.push(Line::styled(
+            "Nearest seed none shares a word pair with it",
+            theme.dim(),
+        ));
     }
     // Every filter's verdict.
     let mut spans = vec![Span::styled("Filters      ", theme.dim())];
