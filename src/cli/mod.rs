@@ -32,6 +32,15 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub workspace: Option<PathBuf>,
 
+    /// Workbench colour theme: dark, light, high-contrast or one of yours
+    /// (<config dir>/themes/NAME.toml). Default: `theme` in <config dir>/config.toml, else dark.
+    #[arg(long, value_name = "NAME")]
+    pub theme: Option<String>,
+
+    /// The workbench's model and device (the model loads while the workbench opens).
+    #[command(flatten)]
+    pub model: model_args::ModelArgs,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -62,7 +71,12 @@ pub enum Command {
 /// Runs the parsed command line; errors reach `main`, which prints them and sets the exit code.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        None => anyhow::bail!("the workbench is not built yet"),
+        None => crate::tui::run(crate::tui::Options {
+            workspace: cli.workspace,
+            theme: cli.theme,
+            model: cli.model.model,
+            device: cli.model.device,
+        }),
         Some(Command::Init(args)) => init::run(args, cli.workspace, &mut std::io::stdout()),
         Some(Command::Export(args)) => export::run(args, cli.workspace, &mut std::io::stdout()),
         Some(Command::Model(cmd)) => model::run(cmd),

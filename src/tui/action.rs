@@ -1,0 +1,90 @@
+//! Everything that can change the workbench: keys become actions through the keymap
+//! ([`super::keymap`]), engine events arrive wrapped in [`Action::Engine`], and
+//! [`super::app::App::update`] is the only place state changes.
+
+use super::screens::Screen;
+use crate::engine::Event;
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    // Anywhere.
+    NextScreen,
+    PrevScreen,
+    GoTo(Screen),
+    ToggleHelp,
+    /// `q`: quit, asking first when a job runs.
+    Quit,
+    /// `ctrl-c`: stop the running job, or quit when none runs.
+    Interrupt,
+    Undo,
+    Redo,
+    CycleTheme,
+
+    // Lists and forms.
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    First,
+    Last,
+    /// Lower the selected setting (or move left).
+    Decrease,
+    /// Raise the selected setting (or move right).
+    Increase,
+    /// Type a new value for the selected setting.
+    EditField,
+
+    // Review.
+    Accept,
+    Reject,
+    RejectWithReason,
+    Skip,
+    EditText,
+    Relabel,
+    Bulk,
+
+    // Rejected.
+    Open,
+    Rescue,
+    CycleReasonFilter,
+    CycleClassFilter,
+    ClearFilters,
+
+    // Seeds.
+    AddSeed,
+    EditSeed,
+    DeleteSeed,
+
+    // Jobs (Generate, Train).
+    Start,
+    Stop,
+    Pause,
+    ToggleTemplate,
+    /// Read the run folders again (Train, Evaluate).
+    Refresh,
+
+    // Text input (the in-place editor and the value prompts).
+    Input(char),
+    Backspace,
+    DeleteChar,
+    CursorLeft,
+    CursorRight,
+    CursorHome,
+    CursorEnd,
+    ClearLine,
+    /// Enter: confirm the open dialog, editor or picker.
+    Submit,
+    /// Esc: close the open dialog, editor or picker without doing anything.
+    Cancel,
+    /// A number key in a picker: choose the n-th entry (0-based).
+    Pick(usize),
+    /// Toggle between the two modes of a dialog (bulk: accept above / reject below).
+    ToggleMode,
+    Yes,
+    No,
+
+    /// The terminal changed size: redraw.
+    Resize,
+    /// Something the engine reported.
+    Engine(Box<Event>),
+}

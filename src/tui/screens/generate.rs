@@ -1,0 +1,629 @@
+//! Generate: the settings (editable), start / stop / pause, the sequences being written shown
+//! token by token, finished items listed with their filter verdicts as they arrive, and the
+//! job's progress, tokens/s and ETA.
+
+use std::collections::BTreeMap;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Paragraph, Wrap};
+
+use super::rejected::stage_label;
+use crate::data::item::ItemId;
+use crate::data::state::Status;
+use crate::data::task::Task;
+use crate::data::workspace::Workspace;
+use crate::engine::{Command, JobKind};
+use crate::pipeline::filters::FilterSettings;
+use crate::pipeline::generate::GenerateSettings;
+use crate::pipeline::prompt::Templates;
+use crate::tui::action::Action;
+use crate::tui::app::{App, Effect, ModelStatus, Overlay, label_index, label_names};
+use crate::tui::theme::Theme;
+use crate::tui::widgets::form::{Field, Form, FormState};
+use crate::tui::widgets::text::{one_line, tail, truncate};
+use crate::tui::widgets::text_input::EditorState;
+
+/// A sequence being written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stream {
+    pub label: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct GenerateState {
+    pub settings: GenerateSettings,
+    pub filters: FilterSettings,
+    pub form: FormState,
+    /// Sequences being written, by request index.
+    pub streams: BTreeMap<u64, Stream>,
+    /// Items written in this session, oldest first.
+    pub finished: Vec<ItemId>,
+    /// Whether the running job has the label check on (its items wait for it before review).
+    pub running_label_check: bool,
+    pub show_template: bool,
+    /// Where the generation template comes from, and its text (or why it cannot be read).
+    pub template_source: String,
+    pub template_text: Result<String, String>,
+}
+
+/// The rows of the form, in order.
+pub const FIELDS: [&str; 11] = [
+    "per class",
+    "batch",
+    "temperature",
+    "top-k",
+    "top-p",
+    "max tokens",
+    "seed",
+    "label check",
+    "min margin",
+    "near-dup at",
+    "template",
+];
+const TEMPLATE_FIELD: usize = 10;
+
+impl GenerateState {
+    pub fn new(task: &Task) -> Self {
+        let (template_source, template_text) = match Templates::for_task(task) {
+            Ok(t) => (t.generate.source.to_string(), Ok(t.generate.text)),
+            Err(e) => ("(unreadable)".to_string(), Err(e.to_string())),
+        };
+        GenerateState {
+            settings: GenerateSettings::default(),
+            filters: FilterSettings::default(),
+            form: FormState::default(),
+            streams: BTreeMap::new(),
+            finished: Vec::new(),
+            running_label_check: false,
+            show_template: false,
+            template_source,
+            template_text,
+        }
+    }
+
+    pub fn fields(&self) -> Vec<Field> {
+        let s = &self.settings;
+        let f = &self.filters;
+        let field = |i: usize, value: String, hint: &'static str| Field {
+            name: FIELDS[i],
+            value,
+            hint,
+            disabled: false,
+        };
+        vec![
+            field(0, s.per_class.to_string(), "new examples per class"),
+            field(1, s.batch.to_string(), "sequences decoded together"),
+            field(
+                2,
+                format!("{:.2}", s.sampling.temperature),
+                "0 = greedy; the paper uses 1.0",
+            ),
+            field(
+                3,
+                s.sampling.top_k.to_string(),
+                "keep the k likeliest tokens (0 = off)",
+            ),
+            field(
+                4,
+                format!("{:.2}", s.sampling.top_p),
+                "nucleus sampling (1.00 = off)",
+            ),
+            field(
+                5,
+                s.sampling.max_new_tokens.to_string(),
+                "longest generation, in tokens",
+            ),
+            field(
+                6,
+                s.sampling.seed.to_string(),
+                "same seed and settings give the same items",
+            ),
+            field(
+                7,
+                if f.label_consistency { "on" } else { "off" }.to_string(),
+                "keep items only when the model reads them as their label",
+            ),
+            field(
+                8,
+                format!("{:.2}", f.min_margin),
+                "p(label) must beat the runner-up by this",
+            ),
+            field(
+                9,
+                format!("{:.0}%", f.near_dup_threshold * 100.0),
+                "word-bigram similarity that makes a near duplicate",
+            ),
+            Field {
+                name: FIELDS[TEMPLATE_FIELD],
+                value: self
+                    .template_source
+                    .trim_start_matches("bundled ")
+                    .to_string(),
+                hint: "t shows it; generate.jinja in the task's prompts folder overrides it",
+                disabled: true,
+            },
+        ]
+    }
+
+    /// ←/→ on a setting.
+    pub fn adjust(&mut self, field: usize, up: bool) {
+        let s = &mut self.settings;
+        let f = &mut self.filters;
+        let step = |v: usize, by: usize, min: usize| {
+            if up {
+                v.saturating_add(by)
+            } else {
+                v.saturating_sub(by).max(min)
+            }
+        };
+        let stepf = |v: f64, by: f64, lo: f64, hi: f64| {
+            let n = ((v + if up { by } else { -by }) / by).round() * by;
+            n.clamp(lo, hi)
+        };
+        match field {
+            0 => s.per_class = step(s.per_class, 1, 1),
+            1 => s.batch = step(s.batch, 1, 1),
+            2 => {
+                s.sampling.temperature = stepf(s.sampling.temperature as f64, 0.1, 0.0, 5.0) as f32
+            }
+            3 => s.sampling.top_k = step(s.sampling.top_k, 5, 0),
+            4 => s.sampling.top_p = stepf(s.sampling.top_p as f64, 0.05, 0.05, 1.0) as f32,
+            5 => s.sampling.max_new_tokens = step(s.sampling.max_new_tokens, 8, 1),
+            6 => {
+                s.sampling.seed = if up {
+                    s.sampling.seed.saturating_add(1)
+                } else {
+                    s.sampling.seed.saturating_sub(1)
+                }
+            }
+            7 => f.label_consistency = !f.label_consistency,
+            8 => f.min_margin = stepf(f.min_margin, 0.05, 0.0, 1.0),
+            9 => f.near_dup_threshold = stepf(f.near_dup_threshold, 0.05, 0.05, 1.0),
+            _ => {}
+        }
+    }
+
+    /// A typed value for a setting; the error says what is allowed.
+    pub fn set_field(&mut self, field: usize, text: &str) -> Result<(), String> {
+        let t = text.trim().trim_end_matches('%');
+        if t.is_empty() {
+            return Ok(());
+        }
+        let name = FIELDS.get(field).copied().unwrap_or("setting");
+        let int = |min: usize| -> Result<usize, String> {
+            t.parse::<usize>()
+                .ok()
+                .filter(|v| *v >= min)
+                .ok_or_else(|| format!("{name}: a whole number ≥ {min}, not `{t}`"))
+        };
+        let float = |lo: f64, hi: f64| -> Result<f64, String> {
+            t.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= lo && *v <= hi)
+                .ok_or_else(|| format!("{name}: a number from {lo} to {hi}, not `{t}`"))
+        };
+        let s = &mut self.settings;
+        let f = &mut self.filters;
+        match field {
+            0 => s.per_class = int(1)?,
+            1 => s.batch = int(1)?,
+            2 => s.sampling.temperature = float(0.0, 5.0)? as f32,
+            3 => s.sampling.top_k = int(0)?,
+            4 => s.sampling.top_p = float(0.01, 1.0)? as f32,
+            5 => s.sampling.max_new_tokens = int(1)?,
+            6 => {
+                s.sampling.seed = t
+                    .parse()
+                    .map_err(|_| format!("seed: a whole number, not `{t}`"))?
+            }
+            7 => {
+                f.label_consistency = match t.to_ascii_lowercase().as_str() {
+                    "on" | "yes" | "true" | "1" => true,
+                    "off" | "no" | "false" | "0" => false,
+                    _ => return Err(format!("label check: on or off, not `{t}`")),
+                }
+            }
+            8 => f.min_margin = float(0.0, 1.0)?,
+            9 => {
+                let v = float(0.0, 100.0)?;
+                f.near_dup_threshold = if v > 1.0 { v / 100.0 } else { v };
+            }
+            _ => return Err("the template is chosen by the task's prompts folder".into()),
+        }
+        Ok(())
+    }
+}
+
+impl App {
+    pub(crate) fn generate_action(&mut self, action: Action) {
+        let n = FIELDS.len();
+        match action {
+            Action::Up => self.generate.form.up(),
+            Action::Down => self.generate.form.down(n),
+            Action::Decrease | Action::Increase => {
+                let field = self.generate.form.selected;
+                if field == TEMPLATE_FIELD {
+                    self.generate.show_template = !self.generate.show_template;
+                } else {
+                    self.generate
+                        .adjust(field, matches!(action, Action::Increase));
+                }
+            }
+            Action::EditField => {
+                let field = self.generate.form.selected;
+                if field == TEMPLATE_FIELD {
+                    self.generate.show_template = !self.generate.show_template;
+                    return;
+                }
+                self.overlay = Some(Overlay::FieldEditor {
+                    screen: super::Screen::Generate,
+                    field,
+                    editor: EditorState::default(),
+                });
+            }
+            Action::ToggleTemplate => self.generate.show_template = !self.generate.show_template,
+            Action::Start => self.start_generation(),
+            Action::Stop => match &mut self.job {
+                Some(job) if job.kind == JobKind::Generate => {
+                    job.stopping = true;
+                    self.effect(Effect::Cancel);
+                    self.info("stopping: the items written so far are kept");
+                }
+                _ => self.info("no generation is running"),
+            },
+            Action::Pause => match &mut self.job {
+                Some(job) if job.kind == JobKind::Generate => {
+                    job.paused = !job.paused;
+                    let paused = job.paused;
+                    self.effect(Effect::Pause(paused));
+                    self.info(if paused {
+                        "paused (p resumes)"
+                    } else {
+                        "resumed"
+                    });
+                }
+                _ => self.info("no generation is running"),
+            },
+            _ => {}
+        }
+    }
+
+    fn start_generation(&mut self) {
+        if let Some(job) = &self.job {
+            self.warn(format!("a {} job is running; s stops it", job.kind.name()));
+            return;
+        }
+        if self.queued.is_some() {
+            self.warn("a job is already waiting to start");
+            return;
+        }
+        if let ModelStatus::Failed(e) = &self.model {
+            let e = e.clone();
+            self.error(format!("cannot generate: the model did not load: {e}"));
+            return;
+        }
+        if let Err(e) = self.generate.settings.sampling.validate() {
+            self.error(e);
+            return;
+        }
+        let settings = self.generate.settings.clone();
+        let filters = self.generate.filters.clone();
+        self.generate.running_label_check = filters.label_consistency;
+        self.generate.streams.clear();
+        self.queued = Some(JobKind::Generate);
+        let ready = matches!(self.model, ModelStatus::Ready { .. });
+        self.effect(Effect::Send(Command::Generate {
+            settings: settings.clone(),
+            filters,
+        }));
+        if ready {
+            self.info(format!(
+                "generating {} per class (temperature {:.2}, seed {})",
+                settings.per_class, settings.sampling.temperature, settings.sampling.seed
+            ));
+        } else {
+            self.info("generation will start once the model is loaded");
+        }
+    }
+}
+
+fn fmt_eta(s: f64) -> String {
+    let s = s.max(0.0).round() as u64;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// `ETA 12s`, `ETA 3m05s`.
+pub fn eta_text(eta: Option<f64>) -> String {
+    eta.map(|e| format!("ETA {}", fmt_eta(e)))
+        .unwrap_or_else(|| "ETA –".into())
+}
+
+pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &Workspace) {
+    let theme = &app.theme;
+    let fields = app.generate.fields();
+    let form_w = if area.width >= 100 { 36 } else { 30 };
+    let form_h = (fields.len() as u16 + 3).min(area.height.saturating_sub(2));
+    let [top, progress_area] =
+        Layout::vertical([Constraint::Min(5), Constraint::Length(1)]).areas(area);
+    let [left, right] =
+        Layout::horizontal([Constraint::Length(form_w), Constraint::Min(20)]).areas(top);
+    let [form_area, below_form] =
+        Layout::vertical([Constraint::Length(form_h), Constraint::Min(0)]).areas(left);
+
+    // Settings.
+    let block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .border_style(theme.border(true))
+        .title(Line::styled(" Settings ", theme.title()));
+    let inner = block.inner(form_area);
+    frame.render_widget(block, form_area);
+    let mut fs = app.generate.form;
+    frame.render_stateful_widget(
+        Form {
+            fields: &fields,
+            style: theme.text(),
+            selected_style: theme.selected(),
+            dim_style: theme.dim(),
+            focused: app.overlay.is_none(),
+        },
+        inner,
+        &mut fs,
+    );
+    if below_form.height >= 3 {
+        draw_summary(frame, below_form, app, ws);
+    }
+
+    // Live sequences and finished items, or the template.
+    let labels = label_names(ws);
+    if app.generate.show_template {
+        let text = match &app.generate.template_text {
+            Ok(t) => t.clone(),
+            Err(e) => format!("cannot read the template: {e}"),
+        };
+        frame.render_widget(
+            Paragraph::new(text)
+                .wrap(Wrap { trim: false })
+                .style(theme.text())
+                .block(
+                    Block::bordered()
+                        .border_type(BorderType::Rounded)
+                        .border_style(theme.border(false))
+                        .title(Line::styled(
+                            format!(" Template · {} (t hides) ", app.generate.template_source),
+                            theme.title(),
+                        )),
+                ),
+            right,
+        );
+    } else {
+        let n_streams = app.generate.streams.len().max(1) as u16;
+        let live_h = (n_streams + 2).min(right.height / 2).max(3);
+        let [live, done] =
+            Layout::vertical([Constraint::Length(live_h), Constraint::Min(3)]).areas(right);
+        draw_live(frame, live, app, &labels, theme);
+        draw_finished(frame, done, app, ws, &labels, theme);
+    }
+    draw_progress(frame, progress_area, app, theme);
+}
+
+fn draw_live(frame: &mut Frame, area: Rect, app: &App, labels: &[String], theme: &Theme) {
+    let block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .border_style(theme.border(false))
+        .title(Line::styled(
+            format!(" Writing now ({}) ", app.generate.streams.len()),
+            theme.title(),
+        ));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let w = inner.width as usize;
+    let lines: Vec<Line> = if app.generate.streams.is_empty() {
+        let idle = match (&app.job, &app.queued) {
+            (Some(j), _) if j.kind == JobKind::Generate && !app.awaiting_label_check.is_empty() => {
+                "checking labels…"
+            }
+            (Some(j), _) if j.kind == JobKind::Generate => "starting…",
+            (_, Some(JobKind::Generate)) => "waiting for the model…",
+            _ => "idle — g starts generating",
+        };
+        vec![Line::styled(idle, theme.dim())]
+    } else {
+        app.generate
+            .streams
+            .iter()
+            .rev()
+            .take(inner.height as usize)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .map(|(index, s)| {
+                let li = label_index(labels, &s.label);
+                let prefix = format!("#{index:<3} ");
+                let label = truncate(&s.label, 10);
+                let room = w.saturating_sub(prefix.len() + label.chars().count() + 2);
+                Line::from(vec![
+                    Span::styled(prefix, theme.dim()),
+                    Span::styled(label, theme.label(li)),
+                    Span::raw(" "),
+                    Span::styled(tail(&one_line(&s.text), room), theme.text()),
+                    Span::styled("▌", theme.accent()),
+                ])
+            })
+            .collect()
+    };
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn draw_finished(
+    frame: &mut Frame,
+    area: Rect,
+    app: &App,
+    ws: &Workspace,
+    labels: &[String],
+    theme: &Theme,
+) {
+    let finished = &app.generate.finished;
+    let block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .border_style(theme.border(false))
+        .title(Line::styled(
+            format!(" Finished this session ({}) ", finished.len()),
+            theme.title(),
+        ));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let w = inner.width as usize;
+    if finished.is_empty() {
+        frame.render_widget(
+            Paragraph::new(vec![
+                Line::styled(
+                    "Items appear here as they are written, with each filter's verdict.",
+                    theme.dim(),
+                ),
+                Line::styled(
+                    format!(
+                        "The workspace holds {} items so far.",
+                        ws.state().items().len()
+                    ),
+                    theme.dim(),
+                ),
+            ])
+            .wrap(Wrap { trim: false }),
+            inner,
+        );
+        return;
+    }
+    let lines: Vec<Line> = finished
+        .iter()
+        .rev()
+        .take(inner.height as usize)
+        .filter_map(|id| ws.state().get(id.as_str()))
+        .map(|it| {
+            let li = label_index(labels, it.label());
+            let (verdict, style) = if app.awaiting_label_check.contains(it.id())
+                && it.status() == Status::Pending
+            {
+                ("… label check".to_string(), theme.info())
+            } else {
+                match it.status() {
+                    Status::AutoRejected => {
+                        let v = it.failed_verdicts().next();
+                        (
+                            format!("✗ {}", v.map(|v| stage_label(&v.stage)).unwrap_or("filter")),
+                            theme.error(),
+                        )
+                    }
+                    Status::Accepted => ("✓ accepted".into(), theme.ok()),
+                    Status::Rejected => ("✗ by you".into(), theme.error()),
+                    Status::Pending => ("✓ kept".into(), theme.ok()),
+                }
+            };
+            let id = format!("{} ", it.id());
+            let label = format!("{:<9}", truncate(it.label(), 9));
+            let verdict = format!("{:<13}", truncate(&verdict, 13));
+            let room = w.saturating_sub(id.len() + 10 + 14);
+            Line::from(vec![
+                Span::styled(id, theme.dim()),
+                Span::styled(label, theme.label(li)),
+                Span::raw(" "),
+                Span::styled(verdict, style),
+                Span::raw(" "),
+                Span::styled(truncate(&one_line(it.text()), room), theme.text()),
+            ])
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// Totals under the form: what the workspace holds, and the last log line.
+fn draw_summary(frame: &mut Frame, area: Rect, app: &App, ws: &Workspace) {
+    let theme = &app.theme;
+    let t = ws.state().totals();
+    let (ready, _) = app.tab_counts(ws);
+    let mut lines = vec![
+        Line::styled(
+            format!(" {} items in the workspace", t.total()),
+            theme.dim(),
+        ),
+        Line::styled(
+            match t.pending.saturating_sub(ready) {
+                0 => format!(" {ready} to review · {} accepted", t.accepted),
+                checking => format!(" {ready} to review · {checking} checking"),
+            },
+            theme.dim(),
+        ),
+        Line::styled(
+            format!(" {} rejected · {} by filters", t.rejected, t.auto_rejected),
+            theme.dim(),
+        ),
+    ];
+    if let Some(last) = app.log.last() {
+        lines.push(Line::styled(format!(" {last}"), theme.dim()));
+    }
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), area);
+}
+
+fn draw_progress(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let (ratio, label) = match &app.job {
+        Some(j) if j.kind == JobKind::Generate => {
+            let ratio = if j.total > 0 {
+                j.done as f64 / j.total as f64
+            } else {
+                0.0
+            };
+            let state = if j.stopping {
+                " · stopping"
+            } else if j.paused {
+                " · paused"
+            } else {
+                ""
+            };
+            (
+                ratio,
+                format!(
+                    "{}/{} · {:.1} tok/s · {}{state}",
+                    j.done,
+                    j.total,
+                    j.tokens_per_second,
+                    eta_text(j.eta_seconds)
+                ),
+            )
+        }
+        Some(j) => (0.0, format!("{} job running", j.kind.name())),
+        None if app.queued == Some(JobKind::Generate) => {
+            (0.0, "waiting for the model to load…".to_string())
+        }
+        None => (0.0, "idle · g starts · s stops · p pauses".to_string()),
+    };
+    let running = app
+        .job
+        .as_ref()
+        .is_some_and(|j| j.kind == JobKind::Generate);
+    let bar_w = if running {
+        (area.width as usize / 3).clamp(10, 40)
+    } else {
+        0
+    };
+    let filled = ((ratio.clamp(0.0, 1.0) * bar_w as f64).round() as usize).min(bar_w);
+    frame.render_widget(
+        Paragraph::new(Line::from(vec![
+            Span::styled("█".repeat(filled), theme.accent()),
+            Span::styled("░".repeat(bar_w - filled), theme.dim()),
+            Span::raw(if running { " " } else { "" }),
+            Span::styled(
+                truncate(&label, (area.width as usize).saturating_sub(bar_w + 1)),
+                theme.bold(),
+            ),
+        ])),
+        area,
+    );
+}

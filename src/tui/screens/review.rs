@@ -1,0 +1,805 @@
+//! Review: the kept items one at a time — text, label, the classifier's distribution, the
+//! nearest seed, every filter's verdict — with accept / reject / skip / edit / relabel / bulk.
+//! Each decision is written to the journal (and fsynced) by the workspace before the screen
+//! moves on; when the write fails the screen stays and says why.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Cell, Paragraph, Row, Table, Wrap};
+
+use crate::data::item::ItemId;
+use crate::data::state::{ItemState, Status};
+use crate::data::workspace::Workspace;
+use crate::pipeline::filters::stages::LABEL_CONSISTENCY;
+use crate::pipeline::filters::text::{jaccard, shingles};
+use crate::tui::action::Action;
+use crate::tui::app::{App, Overlay, label_index, label_names, lock};
+use crate::tui::theme::Theme;
+use crate::tui::widgets::popup::{centered, frame_popup};
+use crate::tui::widgets::probs::prob_lines;
+use crate::tui::widgets::text::{one_line, truncate};
+use crate::tui::widgets::text_input::{EditorState, TextInput};
+
+/// Which item is on screen: `None` means "the first one ready for review".
+#[derive(Debug, Clone, Default)]
+pub struct ReviewState {
+    pub current: Option<ItemId>,
+}
+
+/// Default threshold of the bulk dialog.
+pub const BULK_THRESHOLD: f64 = 0.9;
+
+/// The classifier's probability of the item's intended label, if the label check ran.
+pub fn confidence(it: &ItemState) -> Option<f64> {
+    it.verdicts()
+        .iter()
+        .find(|v| v.stage == LABEL_CONSISTENCY)
+        .and_then(|v| v.scores.get("p_intended").copied())
+}
+
+/// The seed most like `text`, by the near-duplicate filter's own measure (Jaccard similarity
+/// of word `n`-grams): its index and similarity.
+pub fn nearest_seed(
+    text: &str,
+    seeds: &[crate::data::task::Example],
+    n: usize,
+) -> Option<(usize, f64)> {
+    let sh = shingles(text, n.max(1));
+    seeds
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (i, jaccard(&sh, &shingles(&s.text, n.max(1)))))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+}
+
+impl App {
+    /// The item Review shows: the chosen one, else the first ready for review.
+    pub fn review_target(&self, ws: &Workspace) -> Option<ItemId> {
+        if let Some(id) = &self.review.current
+            && ws.state().get(id.as_str()).is_some()
+        {
+            return Some(id.clone());
+        }
+        ws.state()
+            .review_queue()
+            .find(|i| self.is_ready(i))
+            .map(|i| i.id().clone())
+    }
+
+    /// The next item ready for review after `id` in order, wrapping round to skipped ones.
+    fn next_ready_after(&self, ws: &Workspace, id: &ItemId) -> Option<ItemId> {
+        let pos = ws.state().position(id.as_str());
+        let ready = |i: &&ItemState| self.is_ready(i) && i.id() != id;
+        let later = ws
+            .state()
+            .review_queue()
+            .filter(|i| pos.is_none_or(|p| ws.state().position(i.id().as_str()) > Some(p)))
+            .find(ready);
+        later
+            .or_else(|| ws.state().review_queue().find(ready))
+            .map(|i| i.id().clone())
+    }
+
+    fn advance_from(&mut self, id: &ItemId) {
+        let next = {
+            let ws = lock(&self.ws);
+            self.next_ready_after(&ws, id)
+        };
+        self.review.current = next;
+    }
+
+    fn ready_count(&self) -> usize {
+        let ws = lock(&self.ws);
+        ws.state()
+            .review_queue()
+            .filter(|i| self.is_ready(i))
+            .count()
+    }
+
+    pub(crate) fn review_action(&mut self, action: Action) {
+        let target = {
+            let ws = lock(&self.ws);
+            self.review_target(&ws)
+        };
+        let Some(id) = target else {
+            if matches!(
+                action,
+                Action::Accept
+                    | Action::Reject
+                    | Action::RejectWithReason
+                    | Action::Skip
+                    | Action::EditText
+                    | Action::Relabel
+            ) {
+                self.warn("nothing to review: generate items on screen 2");
+            } else if matches!(action, Action::Bulk) {
+                self.overlay = Some(Overlay::Bulk {
+                    threshold: BULK_THRESHOLD,
+                    accept: true,
+                });
+            }
+            return;
+        };
+        match action {
+            Action::Accept => self.accept(id),
+            Action::Reject => self.reject(id, None),
+            Action::RejectWithReason => {
+                self.overlay = Some(Overlay::RejectReason {
+                    id,
+                    editor: EditorState::default(),
+                })
+            }
+            Action::Skip => {
+                self.advance_from(&id);
+                match &self.review.current {
+                    Some(next) if *next != id => self.info(format!("skipped {id}")),
+                    _ => {
+                        self.review.current = Some(id);
+                        self.info("no other item to review");
+                    }
+                }
+            }
+            Action::EditText => {
+                let text = lock(&self.ws)
+                    .state()
+                    .get(id.as_str())
+                    .map(|i| i.text().to_string())
+                    .unwrap_or_default();
+                self.overlay = Some(Overlay::EditItem {
+                    id,
+                    editor: EditorState::new(&text),
+                });
+            }
+            Action::Relabel => {
+                let selected = {
+                    let ws = lock(&self.ws);
+                    let labels = label_names(&ws);
+                    ws.state()
+                        .get(id.as_str())
+                        .and_then(|i| label_index(&labels, i.label()))
+                        .unwrap_or(0)
+                };
+                self.overlay = Some(Overlay::Relabel { id, selected });
+            }
+            Action::Bulk => {
+                self.overlay = Some(Overlay::Bulk {
+                    threshold: BULK_THRESHOLD,
+                    accept: true,
+                })
+            }
+            _ => {}
+        }
+    }
+
+    pub(crate) fn accept(&mut self, id: ItemId) {
+        let result = lock(&self.ws).accept(&id);
+        match result {
+            Ok(_) => {
+                self.advance_from(&id);
+                let left = self.ready_count();
+                self.ok(format!("accepted {id} · {left} left to review"));
+            }
+            Err(e) => self.report(&format!("accept {id}"), &e),
+        }
+    }
+
+    pub(crate) fn reject(&mut self, id: ItemId, reason: Option<String>) {
+        let result = lock(&self.ws).reject(&id, reason.clone());
+        match result {
+            Ok(_) => {
+                self.advance_from(&id);
+                let left = self.ready_count();
+                let why = reason.map(|r| format!(" ({r})")).unwrap_or_default();
+                self.ok(format!("rejected {id}{why} · {left} left to review"));
+            }
+            Err(e) => self.report(&format!("reject {id}"), &e),
+        }
+    }
+
+    pub(crate) fn save_edit(&mut self, id: ItemId, editor: EditorState) {
+        let text = editor.text();
+        let unchanged = lock(&self.ws)
+            .state()
+            .get(id.as_str())
+            .is_some_and(|i| i.text() == text);
+        if unchanged {
+            self.info("text unchanged");
+            return;
+        }
+        let result = lock(&self.ws).edit(&id, text);
+        match result {
+            Ok(_) => {
+                self.review.current = Some(id.clone());
+                self.recheck(id.clone());
+                self.ok(format!("edited {id}; its filters run again"));
+            }
+            Err(e) => {
+                self.report(&format!("edit {id}"), &e);
+                self.overlay = Some(Overlay::EditItem { id, editor });
+            }
+        }
+    }
+
+    pub(crate) fn relabel_picker(&mut self, id: ItemId, selected: usize, action: Action) {
+        let labels = label_names(&lock(&self.ws));
+        let choice = match action {
+            Action::Up => {
+                self.overlay = Some(Overlay::Relabel {
+                    id,
+                    selected: selected.saturating_sub(1),
+                });
+                return;
+            }
+            Action::Down => {
+                self.overlay = Some(Overlay::Relabel {
+                    id,
+                    selected: (selected + 1).min(labels.len().saturating_sub(1)),
+                });
+                return;
+            }
+            Action::Pick(n) if n < labels.len() => n,
+            Action::Submit => selected,
+            Action::Cancel => return,
+            _ => {
+                self.overlay = Some(Overlay::Relabel { id, selected });
+                return;
+            }
+        };
+        let Some(label) = labels.get(choice).cloned() else {
+            return;
+        };
+        let same = lock(&self.ws)
+            .state()
+            .get(id.as_str())
+            .is_some_and(|i| i.label() == label);
+        if same {
+            self.info(format!("{id} is already labelled {label}"));
+            return;
+        }
+        let result = lock(&self.ws).relabel(&id, label.clone());
+        match result {
+            Ok(_) => {
+                self.review.current = Some(id.clone());
+                self.recheck(id.clone());
+                self.ok(format!("relabelled {id} as {label}; its filters run again"));
+            }
+            Err(e) => self.report(&format!("relabel {id}"), &e),
+        }
+    }
+
+    /// The items a bulk decision would touch: (ready items past the threshold, ready items
+    /// without a classifier score).
+    pub fn bulk_candidates(
+        &self,
+        ws: &Workspace,
+        threshold: f64,
+        accept: bool,
+    ) -> (Vec<(ItemId, f64)>, usize) {
+        let mut hits = Vec::new();
+        let mut unscored = 0;
+        for it in ws.state().review_queue().filter(|i| self.is_ready(i)) {
+            match confidence(it) {
+                Some(p) if accept && p >= threshold => hits.push((it.id().clone(), p)),
+                Some(p) if !accept && p < threshold => hits.push((it.id().clone(), p)),
+                Some(_) => {}
+                None => unscored += 1,
+            }
+        }
+        (hits, unscored)
+    }
+
+    pub(crate) fn bulk_dialog(&mut self, threshold: f64, accept: bool, action: Action) {
+        let step = 0.05;
+        let round = |t: f64| ((t / step).round() * step).clamp(0.0, 1.0);
+        let (threshold, accept) = match action {
+            Action::Decrease => (round(threshold - step), accept),
+            Action::Increase => (round(threshold + step), accept),
+            Action::ToggleMode => (threshold, !accept),
+            Action::Cancel => return,
+            Action::Submit => {
+                self.apply_bulk(threshold, accept);
+                return;
+            }
+            _ => (threshold, accept),
+        };
+        self.overlay = Some(Overlay::Bulk { threshold, accept });
+    }
+
+    fn apply_bulk(&mut self, threshold: f64, accept: bool) {
+        let (hits, _) = {
+            let ws = lock(&self.ws);
+            self.bulk_candidates(&ws, threshold, accept)
+        };
+        if hits.is_empty() {
+            self.info("bulk: no item past that threshold");
+            return;
+        }
+        let mut done = 0;
+        let mut failure = None;
+        {
+            let mut ws = lock(&self.ws);
+            for (id, p) in &hits {
+                let r = if accept {
+                    ws.accept(id)
+                } else {
+                    ws.reject(
+                        id,
+                        Some(format!("bulk: confidence {p:.2} below {threshold:.2}")),
+                    )
+                };
+                match r {
+                    Ok(_) => done += 1,
+                    Err(e) => {
+                        failure = Some((id.clone(), e));
+                        break;
+                    }
+                }
+            }
+        }
+        let verb = if accept { "accepted" } else { "rejected" };
+        if self
+            .review
+            .current
+            .as_ref()
+            .is_some_and(|c| hits.iter().any(|(h, _)| h == c))
+        {
+            self.review.current = None;
+        }
+        match failure {
+            None => self.ok(format!(
+                "bulk: {verb} {done} items (u undoes them one at a time)"
+            )),
+            Some((id, e)) => self.report(&format!("bulk: {verb} {done}, then {id}"), &e),
+        }
+    }
+}
+
+pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &Workspace) {
+    let theme = &app.theme;
+    let labels = label_names(ws);
+    let wide = area.width >= 100;
+    let counts_rows = labels.len() as u16 + 4;
+    let (main, side) = if wide {
+        let [m, s] = Layout::horizontal([Constraint::Min(40), Constraint::Length(34)]).areas(area);
+        (m, Some(s))
+    } else if area.height >= 14 + counts_rows {
+        let [m, s] =
+            Layout::vertical([Constraint::Min(10), Constraint::Length(counts_rows)]).areas(area);
+        (m, Some(s))
+    } else {
+        (area, None)
+    };
+    let ready: Vec<&ItemState> = ws
+        .state()
+        .review_queue()
+        .filter(|i| app.is_ready(i))
+        .collect();
+    let waiting = ws
+        .state()
+        .review_queue()
+        .filter(|i| !app.is_ready(i))
+        .count();
+    let target = app.review_target(ws);
+    let item = target.as_ref().and_then(|id| ws.state().get(id.as_str()));
+    match item {
+        Some(it) => {
+            let pos = ready.iter().position(|r| r.id() == it.id());
+            let title = match pos {
+                Some(p) => format!(" Review · {} of {} to review ", p + 1, ready.len()),
+                None => format!(" Review · {} to review ", ready.len()),
+            };
+            let block = Block::bordered()
+                .border_type(BorderType::Rounded)
+                .border_style(theme.border(true))
+                .title(Line::styled(title, theme.title()));
+            let inner = block.inner(main);
+            frame.render_widget(block, main);
+            let lines = item_lines(it, app, ws, &labels, inner.width as usize, theme);
+            frame.render_widget(
+                Paragraph::new(lines)
+                    .wrap(Wrap { trim: false })
+                    .style(theme.text()),
+                inner,
+            );
+        }
+        None => {
+            let block = Block::bordered()
+                .border_type(BorderType::Rounded)
+                .border_style(theme.border(true))
+                .title(Line::styled(" Review ", theme.title()));
+            let mut lines = vec![
+                Line::raw(""),
+                Line::styled("  Nothing to review.", theme.bold()),
+                Line::raw(""),
+            ];
+            if waiting > 0 {
+                lines.push(Line::styled(
+                    format!("  {waiting} new items wait for their label check."),
+                    theme.info(),
+                ));
+            }
+            let totals = ws.state().totals();
+            lines.push(Line::styled(
+                format!(
+                    "  {} accepted · {} rejected by you · {} rejected by the filters",
+                    totals.accepted, totals.rejected, totals.auto_rejected
+                ),
+                theme.dim(),
+            ));
+            lines.push(Line::styled(
+                "  Press 2 then g to generate items; rejected ones can be rescued on 4.",
+                theme.dim(),
+            ));
+            frame.render_widget(
+                Paragraph::new(lines)
+                    .block(block)
+                    .wrap(Wrap { trim: false }),
+                main,
+            );
+        }
+    }
+    if let Some(side) = side {
+        if wide {
+            let [counts, next] =
+                Layout::vertical([Constraint::Length(counts_rows), Constraint::Min(0)]).areas(side);
+            draw_counts(frame, counts, app, ws, &labels, waiting);
+            if next.height >= 3 {
+                draw_up_next(frame, next, app, &ready, target.as_ref(), &labels);
+            }
+        } else {
+            draw_counts(frame, side, app, ws, &labels, waiting);
+        }
+    }
+}
+
+/// The items that come after the one on screen.
+fn draw_up_next(
+    frame: &mut Frame,
+    area: Rect,
+    app: &App,
+    ready: &[&ItemState],
+    target: Option<&ItemId>,
+    labels: &[String],
+) {
+    let theme = &app.theme;
+    let at = target.and_then(|t| ready.iter().position(|r| r.id() == t));
+    let next: Vec<&ItemState> = match at {
+        Some(i) => ready[i + 1..].iter().chain(&ready[..i]).copied().collect(),
+        None => ready.to_vec(),
+    };
+    let block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .border_style(theme.border(false))
+        .title(Line::styled(" Up next ", theme.title()));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let w = inner.width as usize;
+    let mut lines: Vec<Line> = next
+        .iter()
+        .take(inner.height as usize)
+        .map(|it| {
+            let li = label_index(labels, it.label());
+            let label = truncate(it.label(), 9);
+            let room = w.saturating_sub(label.chars().count() + 1);
+            Line::from(vec![
+                Span::styled(label, theme.label(li)),
+                Span::raw(" "),
+                Span::styled(truncate(&one_line(it.text()), room), theme.text()),
+            ])
+        })
+        .collect();
+    if lines.is_empty() {
+        lines.push(Line::styled("nothing else waits", theme.dim()));
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn status_span(it: &ItemState, app: &App, theme: &Theme) -> Span<'static> {
+    if app.rechecking.contains(it.id()) {
+        return Span::styled("re-checking…", theme.info());
+    }
+    if app.awaiting_label_check.contains(it.id()) {
+        return Span::styled("waiting for the label check", theme.info());
+    }
+    match it.status() {
+        Status::Pending => Span::styled("to review", theme.accent()),
+        Status::Accepted => Span::styled("accepted", theme.ok().add_modifier(Modifier::BOLD)),
+        Status::Rejected => Span::styled("rejected by you", theme.error()),
+        Status::AutoRejected => Span::styled("rejected by a filter", theme.warn()),
+    }
+}
+
+fn item_lines(
+    it: &ItemState,
+    app: &App,
+    ws: &Workspace,
+    labels: &[String],
+    width: usize,
+    theme: &Theme,
+) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    let li = label_index(labels, it.label());
+    let mut head = vec![
+        Span::styled(it.id().to_string(), theme.dim()),
+        Span::raw("  "),
+        Span::styled(it.label().to_string(), theme.label(li)),
+        Span::raw("  "),
+        status_span(it, app, theme),
+    ];
+    if it.is_relabelled() {
+        head.push(Span::styled(
+            format!("  (made for {})", it.original().label),
+            theme.dim(),
+        ));
+    }
+    if it.is_edited() {
+        head.push(Span::styled("  edited", theme.info()));
+    }
+    if it.is_rescued() {
+        head.push(Span::styled("  rescued", theme.info()));
+    }
+    lines.push(Line::from(head));
+    lines.push(Line::raw(""));
+    for para in it.text().split('\n') {
+        lines.push(Line::styled(format!("  {para}"), theme.bold()));
+    }
+    lines.push(Line::raw(""));
+    // The classifier's distribution.
+    let lc = it.verdicts().iter().find(|v| v.stage == LABEL_CONSISTENCY);
+    match lc.and_then(|v| v.probs.as_ref().map(|p| (v, p))) {
+        Some((v, probs)) => {
+            let bars = prob_lines(probs, it.label(), labels, width.saturating_sub(13), theme);
+            for (i, bar) in bars.into_iter().enumerate() {
+                let mut spans = vec![Span::styled(
+                    if i == 0 {
+                        "Classifier   "
+                    } else {
+                        "             "
+                    },
+                    theme.dim(),
+                )];
+                spans.extend(bar.spans);
+                lines.push(Line::from(spans));
+            }
+            let score = |k: &str| v.scores.get(k).map(|x| format!("{x:.2}"));
+            lines.push(Line::from(vec![
+                Span::styled("             ", theme.dim()),
+                Span::styled(
+                    format!(
+                        "p(intended) {} · margin {}",
+                        score("p_intended").unwrap_or_else(|| "–".into()),
+                        score("margin").unwrap_or_else(|| "–".into())
+                    ),
+                    theme.dim(),
+                ),
+            ]));
+        }
+        None => lines.push(Line::from(vec![
+            Span::styled("Classifier   ", theme.dim()),
+            Span::styled(
+                if app.awaiting_label_check.contains(it.id()) || app.rechecking.contains(it.id()) {
+                    "not reported yet"
+                } else {
+                    "no label check for this item"
+                },
+                theme.dim(),
+            ),
+        ])),
+    }
+    // The nearest seed.
+    let nearest = nearest_seed(it.text(), ws.seeds(), app.generate.filters.shingle_words);
+    if let Some((i, sim)) = nearest.filter(|(_, sim)| *sim > 0.0) {
+        let seed = &ws.seeds()[i];
+        let si = label_index(labels, &seed.label);
+        let prefix = format!("Nearest seed {:>3.0}% seed {} ", sim * 100.0, i + 1);
+        let room = width.saturating_sub(prefix.chars().count() + seed.label.len() + 5);
+        lines.push(Line::from(vec![
+            Span::styled(format!("Nearest seed {:>3.0}% ", sim * 100.0), theme.dim()),
+            Span::styled(format!("seed {} ", i + 1), theme.dim()),
+            Span::styled(seed.label.clone(), theme.label(si)),
+            Span::styled(
+                format!(" “{}”", truncate(&one_line(&seed.text), room)),
+                theme.text(),
+            ),
+        ]));
+    } else if nearest.is_some() {
+        lines.push(Line::styled(
+            "Nearest seed none shares a word pair with it",
+            theme.dim(),
+        ));
+    }
+    // Every filter's verdict.
+    let mut spans = vec![Span::styled("Filters      ", theme.dim())];
+    for v in it.verdicts() {
+        let (mark, style) = if v.pass {
+            ("✓", theme.ok())
+        } else {
+            ("✗", theme.error())
+        };
+        spans.push(Span::styled(
+            format!("{mark} {} ", super::rejected::stage_label(&v.stage)),
+            style,
+        ));
+    }
+    if it.verdicts().is_empty() {
+        spans.push(Span::styled("none yet", theme.dim()));
+    }
+    lines.push(Line::from(spans));
+    for v in it.failed_verdicts() {
+        lines.push(Line::styled(
+            format!(
+                "             {}: {}",
+                super::rejected::stage_label(&v.stage),
+                v.reason
+            ),
+            theme.warn(),
+        ));
+    }
+    lines
+}
+
+fn draw_counts(
+    frame: &mut Frame,
+    area: Rect,
+    app: &App,
+    ws: &Workspace,
+    labels: &[String],
+    waiting: usize,
+) {
+    let theme = &app.theme;
+    let header = Row::new(["class", "todo", "✓", "✗", "auto"]).style(theme.dim());
+    let mut rows: Vec<Row> = ws
+        .state()
+        .counts()
+        .map(|(label, c)| {
+            let li = label_index(labels, label);
+            Row::new(vec![
+                Cell::from(Span::styled(label.to_string(), theme.label(li))),
+                Cell::from(c.pending.to_string()),
+                Cell::from(Span::styled(c.accepted.to_string(), theme.ok())),
+                Cell::from(Span::styled(c.rejected.to_string(), theme.error())),
+                Cell::from(Span::styled(c.auto_rejected.to_string(), theme.warn())),
+            ])
+        })
+        .collect();
+    let t = ws.state().totals();
+    rows.push(
+        Row::new(vec![
+            "all".to_string(),
+            t.pending.to_string(),
+            t.accepted.to_string(),
+            t.rejected.to_string(),
+            t.auto_rejected.to_string(),
+        ])
+        .style(theme.bold()),
+    );
+    let mut title = " Counts ".to_string();
+    if waiting > 0 {
+        title = format!(" Counts · {waiting} checking ");
+    }
+    let label_w = labels.iter().map(|l| l.chars().count()).max().unwrap_or(5);
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(label_w.clamp(5, 14) as u16),
+            Constraint::Length(5),
+            Constraint::Length(5),
+            Constraint::Length(5),
+            Constraint::Length(5),
+        ],
+    )
+    .header(header)
+    .block(
+        Block::bordered()
+            .border_type(BorderType::Rounded)
+            .border_style(theme.border(false))
+            .title(Line::styled(title, theme.title())),
+    )
+    .style(theme.text());
+    frame.render_widget(table, area);
+}
+
+/// The in-place editor and the reason prompt, over the item.
+pub fn draw_editor(frame: &mut Frame, app: &App, title: &str, editor: &EditorState, hint: &str) {
+    let area = frame.area();
+    let width = area.width.saturating_sub(8).clamp(20, 90);
+    let popup = centered(area, width, 9);
+    let inner = frame_popup(frame, popup, title, &app.theme);
+    let [text_area, _, hint_area] = Layout::vertical([
+        Constraint::Min(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(inner);
+    let mut state = editor.clone();
+    frame.render_stateful_widget(
+        TextInput {
+            style: app.theme.text(),
+            cursor_style: app.theme.accent(),
+            placeholder: "type here".into(),
+            placeholder_style: app.theme.dim(),
+        },
+        text_area,
+        &mut state,
+    );
+    frame.render_widget(
+        Paragraph::new(Line::styled(hint.to_string(), app.theme.dim())),
+        hint_area,
+    );
+}
+
+pub fn draw_relabel(frame: &mut Frame, app: &App, ws: &Workspace, id: &ItemId, selected: usize) {
+    let labels = label_names(ws);
+    let current = ws.state().get(id.as_str()).map(|i| i.label().to_string());
+    let height = labels.len() as u16 + 4;
+    let popup = centered(frame.area(), 40, height);
+    let inner = frame_popup(frame, popup, &format!("Relabel {id}"), &app.theme);
+    let mut lines: Vec<Line> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let mark = if current.as_deref() == Some(l.as_str()) {
+                " (now)"
+            } else {
+                ""
+            };
+            let text = format!(" {} {l}{mark}", i + 1);
+            if i == selected {
+                Line::styled(format!("›{text}"), app.theme.selected())
+            } else {
+                Line::from(vec![
+                    Span::raw(" "),
+                    Span::styled(text, app.theme.label(Some(i))),
+                ])
+            }
+        })
+        .collect();
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        "1-9 or enter chooses · esc cancels",
+        app.theme.dim(),
+    ));
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+pub fn draw_bulk(frame: &mut Frame, app: &App, ws: &Workspace, threshold: f64, accept: bool) {
+    let (hits, unscored) = app.bulk_candidates(ws, threshold, accept);
+    let popup = centered(frame.area(), 64, 10);
+    let inner = frame_popup(frame, popup, "Bulk decision", &app.theme);
+    let theme = &app.theme;
+    let rule = if accept {
+        format!("accept every item to review with confidence ≥ {threshold:.2}")
+    } else {
+        format!("reject every item to review with confidence < {threshold:.2}")
+    };
+    let mut lines = vec![
+        Line::styled(rule, theme.bold()),
+        Line::styled(
+            "confidence: the classifier's probability of the item's label",
+            theme.dim(),
+        ),
+        Line::raw(""),
+        Line::from(vec![
+            Span::styled(format!("{} items", hits.len()), theme.accent()),
+            Span::raw(if accept {
+                " would be accepted"
+            } else {
+                " would be rejected"
+            }),
+        ]),
+    ];
+    if unscored > 0 {
+        lines.push(Line::styled(
+            format!("{unscored} items have no classifier score and are left alone"),
+            theme.dim(),
+        ));
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        "←/→ threshold · m accept/reject · enter apply · esc cancel",
+        theme.dim(),
+    ));
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+}

@@ -1,0 +1,373 @@
+//! Training and evaluation runs as the Train and Evaluate screens read them: the live metric
+//! events of a training job, and the run folders already on disk
+//! (`<workspace>/runs/<id>/{metrics.jsonl, eval.json}`), read and never written.
+//!
+//! **Wiring point.** The trainer's metric events arrive as JSON objects (in
+//! `engine::Event::Train { metrics }` and as the lines of `metrics.jsonl`); [`parse_metric`] is
+//! the one function that reads them. It accepts the trainer's tagged events
+//! (`{"event":"step","step":..,"loss":..,"lr":..,"step_time_s":..}`,
+//! `{"event":"eval","epoch":..,"step":..,"val_loss":..,"val_accuracy":..}`, `started`,
+//! `finished`) and the `{"kind":"step"|"epoch", .., "step_seconds":..}` spelling.
+//! Evaluation results are read by [`parse_eval`] from either [`Metrics`] as JSON (accuracy,
+//! macro-F1, per class, confusion matrix) or the trainer's `eval.json` (accuracy per label).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::eval::metrics::Metrics;
+
+/// One metric event of a training run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrainPoint {
+    Started {
+        total_steps: Option<usize>,
+        epochs: Option<usize>,
+    },
+    Step {
+        step: usize,
+        loss: f64,
+        lr: Option<f64>,
+        step_seconds: Option<f64>,
+    },
+    Epoch {
+        epoch: usize,
+        step: Option<usize>,
+        val_loss: Option<f64>,
+        val_accuracy: Option<f64>,
+    },
+    Finished {
+        reason: String,
+    },
+}
+
+/// Reads one metric event; `None` for what the screens do not plot.
+pub fn parse_metric(v: &Value) -> Option<TrainPoint> {
+    let tag = v
+        .get("event")
+        .or_else(|| v.get("kind"))
+        .and_then(Value::as_str)?;
+    let num = |k: &str| v.get(k).and_then(Value::as_f64).filter(|x| x.is_finite());
+    let int = |k: &str| v.get(k).and_then(Value::as_u64).map(|x| x as usize);
+    match tag {
+        "started" => Some(TrainPoint::Started {
+            total_steps: int("total_steps"),
+            epochs: int("epochs"),
+        }),
+        "step" => Some(TrainPoint::Step {
+            step: int("step")?,
+            loss: num("loss")?,
+            lr: num("lr"),
+            step_seconds: num("step_time_s").or_else(|| num("step_seconds")),
+        }),
+        "eval" | "epoch" => Some(TrainPoint::Epoch {
+            epoch: int("epoch")?,
+            step: int("step"),
+            val_loss: num("val_loss"),
+            val_accuracy: num("val_accuracy"),
+        }),
+        "finished" => Some(TrainPoint::Finished {
+            reason: v
+                .get("reason")
+                .and_then(Value::as_str)
+                .unwrap_or("finished")
+                .to_string(),
+        }),
+        _ => None,
+    }
+}
+
+/// The loss curves of one run, and what the Train screen says beside them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Curves {
+    /// (step, training loss)
+    pub train: Vec<(f64, f64)>,
+    /// (step, validation loss)
+    pub val: Vec<(f64, f64)>,
+    pub last_step: Option<usize>,
+    pub epoch: Option<usize>,
+    pub total_steps: Option<usize>,
+    pub step_seconds: Option<f64>,
+    pub lr: Option<f64>,
+    pub val_accuracy: Option<f64>,
+    pub finished: Option<String>,
+}
+
+impl Curves {
+    pub fn is_empty(&self) -> bool {
+        self.train.is_empty() && self.val.is_empty()
+    }
+
+    /// Adds a JSON metric event; false when it was not one the screen plots.
+    pub fn push_json(&mut self, v: &Value) -> bool {
+        match parse_metric(v) {
+            Some(p) => {
+                self.push(p);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn push(&mut self, p: TrainPoint) {
+        match p {
+            TrainPoint::Started { total_steps, .. } => {
+                *self = Curves {
+                    total_steps,
+                    ..Curves::default()
+                }
+            }
+            TrainPoint::Step {
+                step,
+                loss,
+                lr,
+                step_seconds,
+            } => {
+                self.train.push((step as f64, loss));
+                self.last_step = Some(step);
+                self.lr = lr.or(self.lr);
+                self.step_seconds = step_seconds.or(self.step_seconds);
+            }
+            TrainPoint::Epoch {
+                epoch,
+                step,
+                val_loss,
+                val_accuracy,
+            } => {
+                let x = step.or(self.last_step).unwrap_or(epoch) as f64;
+                if let Some(l) = val_loss {
+                    self.val.push((x, l));
+                }
+                self.epoch = Some(epoch);
+                self.val_accuracy = val_accuracy.or(self.val_accuracy);
+            }
+            TrainPoint::Finished { reason } => self.finished = Some(reason),
+        }
+    }
+
+    /// Seconds left, from the last step time and the steps to go.
+    pub fn eta_seconds(&self) -> Option<f64> {
+        let (total, done, per) = (self.total_steps?, self.last_step?, self.step_seconds?);
+        Some(total.saturating_sub(done) as f64 * per)
+    }
+}
+
+/// One class's results row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassResult {
+    pub label: String,
+    pub precision: Option<f64>,
+    pub recall: Option<f64>,
+    pub f1: Option<f64>,
+    pub support: Option<usize>,
+}
+
+/// An evaluation's results as the Evaluate screen shows them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalInfo {
+    /// What was evaluated on (a file name), when the run says.
+    pub on: Option<String>,
+    pub n: Option<usize>,
+    pub accuracy: Option<f64>,
+    pub macro_f1: Option<f64>,
+    pub per_class: Vec<ClassResult>,
+    /// (labels, `confusion[gold][predicted]`)
+    pub confusion: Option<(Vec<String>, Vec<Vec<usize>>)>,
+}
+
+/// Reads an evaluation result (see the module docs for the shapes).
+pub fn parse_eval(v: &Value) -> Option<EvalInfo> {
+    let metrics = serde_json::from_value::<Metrics>(v.clone())
+        .ok()
+        .or_else(|| serde_json::from_value::<Metrics>(v.get("metrics")?.clone()).ok());
+    let on = v
+        .get("file")
+        .or_else(|| v.get("on"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if let Some(m) = metrics {
+        return Some(EvalInfo {
+            on,
+            n: Some(m.n),
+            accuracy: Some(m.accuracy),
+            macro_f1: Some(m.macro_f1),
+            per_class: m
+                .per_class
+                .iter()
+                .map(|c| ClassResult {
+                    label: c.label.clone(),
+                    precision: Some(c.precision),
+                    recall: Some(c.recall),
+                    f1: Some(c.f1),
+                    support: Some(c.support),
+                })
+                .collect(),
+            confusion: Some((m.labels.clone(), m.confusion.clone())),
+        });
+    }
+    let accuracy = v.get("accuracy").and_then(Value::as_f64)?;
+    let per_class = v
+        .get("per_label")
+        .and_then(Value::as_array)
+        .map(|rows| {
+            rows.iter()
+                .filter_map(|r| {
+                    let r = r.as_array()?;
+                    Some(ClassResult {
+                        label: r.first()?.as_str()?.to_string(),
+                        support: r.get(1).and_then(Value::as_u64).map(|n| n as usize),
+                        // Accuracy within a gold class is that class's recall.
+                        recall: r.get(2).and_then(Value::as_f64),
+                        precision: None,
+                        f1: None,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(EvalInfo {
+        on,
+        n: v.get("examples")
+            .or_else(|| v.get("n"))
+            .and_then(Value::as_u64)
+            .map(|n| n as usize),
+        accuracy: Some(accuracy),
+        macro_f1: v.get("macro_f1").and_then(Value::as_f64),
+        per_class,
+        confusion: None,
+    })
+}
+
+/// A run folder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunInfo {
+    pub name: String,
+    pub dir: PathBuf,
+    pub curves: Curves,
+    /// Why `metrics.jsonl` could not be read, if it exists and could not.
+    pub metrics_error: Option<String>,
+    pub eval: Option<EvalInfo>,
+    pub eval_error: Option<String>,
+}
+
+/// Every run folder under `runs_dir`, newest first (their names start with the UTC time).
+pub fn read_runs(runs_dir: &Path) -> Vec<RunInfo> {
+    let Ok(entries) = std::fs::read_dir(runs_dir) else {
+        return Vec::new();
+    };
+    let mut runs: Vec<RunInfo> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .map(|dir| read_run(&dir))
+        .collect();
+    runs.sort_by(|a, b| b.name.cmp(&a.name));
+    runs
+}
+
+fn read_run(dir: &Path) -> RunInfo {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut curves = Curves::default();
+    let mut metrics_error = None;
+    let metrics = dir.join("metrics.jsonl");
+    if metrics.is_file() {
+        match std::fs::read_to_string(&metrics) {
+            Ok(text) => {
+                for (i, line) in text.lines().enumerate() {
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    match serde_json::from_str::<Value>(line) {
+                        Ok(v) => {
+                            curves.push_json(&v);
+                        }
+                        // A run being written may end in a partial line; keep what parsed.
+                        Err(e) if metrics_error.is_none() => {
+                            metrics_error = Some(format!("metrics.jsonl:{}: {e}", i + 1))
+                        }
+                        Err(_) => {}
+                    }
+                }
+            }
+            Err(e) => metrics_error = Some(format!("metrics.jsonl: {e}")),
+        }
+    }
+    let mut eval = None;
+    let mut eval_error = None;
+    let eval_path = dir.join("eval.json");
+    if eval_path.is_file() {
+        match std::fs::read_to_string(&eval_path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| e.to_string()))
+        {
+            Ok(v) => match parse_eval(&v) {
+                Some(e) => eval = Some(e),
+                None => eval_error = Some("eval.json: no accuracy in it".into()),
+            },
+            Err(e) => eval_error = Some(format!("eval.json: {e}")),
+        }
+    }
+    RunInfo {
+        name,
+        dir: dir.to_path_buf(),
+        curves,
+        metrics_error,
+        eval,
+        eval_error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn both_spellings_of_metric_events_are_read() {
+        let mut c = Curves::default();
+        assert!(c.push_json(&json!({"event":"started","total_steps":10,"epochs":2})));
+        assert!(c.push_json(
+            &json!({"event":"step","step":1,"epoch":0,"loss":2.5,"lr":1e-4,"step_time_s":0.5})
+        ));
+        assert!(c.push_json(&json!({"kind":"step","step":2,"loss":2.0,"step_seconds":0.4})));
+        assert!(c.push_json(
+            &json!({"event":"eval","epoch":0,"step":2,"train_loss":2.2,"val_loss":2.1,"val_accuracy":0.5})
+        ));
+        assert!(c.push_json(&json!({"kind":"epoch","epoch":1,"val_loss":1.9})));
+        assert!(!c.push_json(&json!({"event":"paused","step":2})));
+        assert_eq!(c.train, [(1.0, 2.5), (2.0, 2.0)]);
+        assert_eq!(c.val, [(2.0, 2.1), (2.0, 1.9)]);
+        assert_eq!(c.val_accuracy, Some(0.5));
+        assert_eq!(c.eta_seconds(), Some(8.0 * 0.4));
+        assert!(c.push_json(&json!({"event":"finished","reason":"early_stopped"})));
+        assert_eq!(c.finished.as_deref(), Some("early_stopped"));
+    }
+
+    #[test]
+    fn eval_results_in_both_shapes() {
+        let labels = vec!["negative".to_string(), "positive".to_string()];
+        let m = Metrics::compute(
+            &labels,
+            [
+                ("negative", "negative"),
+                ("positive", "positive"),
+                ("positive", "negative"),
+            ],
+        );
+        let full = parse_eval(&serde_json::to_value(&m).unwrap()).unwrap();
+        assert_eq!(full.n, Some(3));
+        assert_eq!(full.confusion.unwrap().1, vec![vec![1, 0], vec![1, 1]]);
+        let simple = parse_eval(&json!({
+            "file": "test.tsv", "examples": 4, "accuracy": 0.75,
+            "per_label": [["negative", 2, 1.0], ["positive", 2, 0.5]]
+        }))
+        .unwrap();
+        assert_eq!(simple.accuracy, Some(0.75));
+        assert_eq!(simple.per_class[1].recall, Some(0.5));
+        assert!(simple.confusion.is_none());
+        assert!(parse_eval(&json!({"nothing": 1})).is_none());
+    }
+}

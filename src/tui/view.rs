@@ -1,0 +1,158 @@
+//! The whole frame, drawn from the state and nothing else: tabs, the screen, the message line,
+//! the status bar, and the open dialog on top. The workspace is read under its lock for the
+//! length of one draw.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Wrap};
+
+use super::app::{App, Overlay, lock};
+use super::screens::{self, Screen};
+use super::status_bar;
+use super::widgets::popup::{centered, frame_popup};
+
+/// Below this the screens cannot be laid out; a note asks for a larger terminal.
+pub const MIN_WIDTH: u16 = 60;
+pub const MIN_HEIGHT: u16 = 16;
+
+pub fn draw(frame: &mut Frame, app: &App) {
+    let area = frame.area();
+    let theme = &app.theme;
+    frame.render_widget(Block::default().style(theme.base()), area);
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        frame.render_widget(
+            Paragraph::new(format!(
+                "seedforge needs at least {MIN_WIDTH}×{MIN_HEIGHT} cells (this is {}×{}). \
+                 q quits.",
+                area.width, area.height
+            ))
+            .wrap(Wrap { trim: true })
+            .style(theme.text()),
+            area,
+        );
+        return;
+    }
+    let [tabs, body, message, status] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(5),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    let ws = lock(&app.ws);
+    let (ready, rejected) = app.tab_counts(&ws);
+    let mut spans = vec![];
+    if area.width >= 90 {
+        spans.push(Span::styled(" seedforge ", theme.title()));
+    }
+    for s in Screen::ALL {
+        let count = match s {
+            Screen::Review => format!(" ({ready})"),
+            Screen::Rejected => format!(" ({rejected})"),
+            _ => String::new(),
+        };
+        let text = format!(" {} {}{count} ", s.index() + 1, s.title());
+        if s == app.screen {
+            spans.push(Span::styled(
+                text,
+                theme.selected().fg(theme.tab_active).bg(theme.selection_bg),
+            ));
+        } else {
+            spans.push(Span::styled(text, theme.dim()));
+        }
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), tabs);
+    match app.screen {
+        Screen::Seeds => screens::seeds::draw(frame, body, app, &ws),
+        Screen::Generate => screens::generate::draw(frame, body, app, &ws),
+        Screen::Review => screens::review::draw(frame, body, app, &ws),
+        Screen::Rejected => screens::rejected::draw(frame, body, app, &ws),
+        Screen::Train => screens::train::draw(frame, body, app, &ws),
+        Screen::Evaluate => screens::evaluate::draw(frame, body, app, &ws),
+    }
+    status_bar::draw_message(frame, message, app);
+    status_bar::draw_status(frame, status, app);
+
+    match &app.overlay {
+        None => {}
+        Some(Overlay::Help { scroll }) => super::help::draw(frame, app, *scroll),
+        Some(Overlay::ConfirmQuit) => confirm(
+            frame,
+            app,
+            "Quit?",
+            "A job is running. Quit anyway? What it wrote so far is kept. (y/n)",
+        ),
+        Some(Overlay::ConfirmDeleteSeed(i)) => {
+            let text = ws
+                .seeds()
+                .get(*i)
+                .map(|s| super::widgets::text::truncate(&s.text, 50))
+                .unwrap_or_default();
+            confirm(
+                frame,
+                app,
+                "Delete seed?",
+                &format!("Delete seed {} “{text}”? (y/n)", i + 1),
+            )
+        }
+        Some(Overlay::EditItem { id, editor }) => screens::review::draw_editor(
+            frame,
+            app,
+            &format!("Edit {id}"),
+            editor,
+            "enter saves (the filters run again) · esc cancels",
+        ),
+        Some(Overlay::RejectReason { id, editor }) => screens::review::draw_editor(
+            frame,
+            app,
+            &format!("Reject {id}: why?"),
+            editor,
+            "enter rejects with this reason (empty: none) · esc cancels",
+        ),
+        Some(Overlay::Relabel { id, selected }) => {
+            screens::review::draw_relabel(frame, app, &ws, id, *selected)
+        }
+        Some(Overlay::Bulk { threshold, accept }) => {
+            screens::review::draw_bulk(frame, app, &ws, *threshold, *accept)
+        }
+        Some(Overlay::Detail { id, scroll }) => {
+            screens::rejected::draw_detail(frame, app, &ws, id, *scroll)
+        }
+        Some(Overlay::SeedEditor {
+            index,
+            editor,
+            label,
+        }) => screens::seeds::draw_editor(frame, app, &ws, *index, editor, *label),
+        Some(Overlay::FieldEditor {
+            screen,
+            field,
+            editor,
+        }) => {
+            let name = match screen {
+                Screen::Train => screens::train::FIELDS.get(*field),
+                _ => screens::generate::FIELDS.get(*field),
+            }
+            .copied()
+            .unwrap_or("value");
+            screens::review::draw_editor(
+                frame,
+                app,
+                &format!("New value: {name}"),
+                editor,
+                "enter sets it (empty keeps it) · esc cancels",
+            )
+        }
+    }
+}
+
+fn confirm(frame: &mut Frame, app: &App, title: &str, text: &str) {
+    let popup = centered(frame.area(), 60, 6);
+    let inner = frame_popup(frame, popup, title, &app.theme);
+    frame.render_widget(
+        Paragraph::new(text.to_string())
+            .wrap(Wrap { trim: true })
+            .style(app.theme.text()),
+        inner,
+    );
+}

@@ -1,0 +1,29 @@
+//! Dialogs drawn over a screen: a centred box that clears what is under it.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, BorderType, Clear};
+
+use crate::tui::theme::Theme;
+
+/// A rectangle of `width`×`height` cells centred in `area` (shrunk to fit).
+pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    area.centered(
+        Constraint::Length(width.min(area.width)),
+        Constraint::Length(height.min(area.height)),
+    )
+}
+
+/// Clears `area` and draws a focused bordered box titled `title`; returns the inner area.
+pub fn frame_popup(frame: &mut Frame, area: Rect, title: &str, theme: &Theme) -> Rect {
+    frame.render_widget(Clear, area);
+    let block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .border_style(theme.border(true))
+        .title(Line::styled(format!(" {title} "), theme.title()))
+        .style(theme.base());
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    inner
+}

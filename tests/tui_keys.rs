@@ -1,0 +1,528 @@
+//! Key flows on the workbench's state, without a terminal: each decision key changes the
+//! workspace and its journal exactly as expected (read back from `journal.jsonl` and by
+//! replaying it), the screen moves on only when the write succeeded, and undo jumps to the item
+//! it undid.
+
+mod tui_support;
+
+use seedforge::data::state::Status;
+use seedforge::data::workspace::Snapshot;
+use seedforge::engine::{Command, Event, JobKind};
+use seedforge::tui::action::Action;
+use seedforge::tui::app::{Effect, MessageKind, Overlay};
+use seedforge::tui::screens::Screen;
+use tui_support::*;
+
+fn status(f: &Fixture, n: u32) -> Status {
+    let snap = Snapshot::read(&f.dir).unwrap();
+    snap.state.get(id(n).as_str()).unwrap().status()
+}
+
+fn rechecks(effects: &[Effect]) -> Vec<String> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send(Command::Recheck { items, .. }) => Some(
+                items
+                    .iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn accept_reject_undo_redo_walk_the_queue_and_the_journal() {
+    let f = fixture();
+    let mut app = app(&f);
+    let base = journal_kinds(&f).len();
+    assert_eq!(app.screen, Screen::Review);
+    // The queue holds the items every filter kept: 1, 2, 6, 7.
+    assert_eq!(app.review_target(&f.ws.lock().unwrap()), Some(id(1)));
+
+    press(&mut app, "a");
+    assert_eq!(journal_decisions(&f), ["accept g-000001"]);
+    assert_eq!(app.review.current, Some(id(2)), "moved on to the next item");
+
+    press(&mut app, "x");
+    assert_eq!(
+        journal_decisions(&f),
+        ["accept g-000001", "reject g-000002"]
+    );
+    assert_eq!(
+        app.review.current,
+        Some(id(6)),
+        "3 to 5 were rejected by filters"
+    );
+
+    press(&mut app, "space");
+    assert_eq!(app.review.current, Some(id(7)), "skip writes nothing");
+    assert_eq!(journal_kinds(&f).len(), base + 2);
+
+    press(&mut app, "u");
+    assert_eq!(
+        app.review.current,
+        Some(id(2)),
+        "undo jumps to the item it undid"
+    );
+    assert_eq!(status(&f, 2), Status::Pending);
+    press(&mut app, "u");
+    assert_eq!(app.review.current, Some(id(1)));
+    assert_eq!(status(&f, 1), Status::Pending);
+    press(&mut app, "u");
+    assert_eq!(app.message.as_ref().unwrap().text, "nothing to undo");
+
+    press(&mut app, "U");
+    assert_eq!(status(&f, 1), Status::Accepted);
+    press(&mut app, "^r");
+    assert_eq!(status(&f, 2), Status::Rejected);
+    assert_eq!(app.review.current, Some(id(2)));
+    assert_eq!(
+        journal_decisions(&f),
+        [
+            "accept g-000001",
+            "reject g-000002",
+            "undo",
+            "undo",
+            "redo",
+            "redo"
+        ]
+    );
+    assert_eq!(journal_kinds(&f).len(), base + 6);
+}
+
+#[test]
+fn a_refused_decision_keeps_the_screen_where_it_is() {
+    let f = fixture();
+    let mut app = app(&f);
+    press(&mut app, "a");
+    // Back to the accepted item, then accept it again: refused, nothing written, no move.
+    app.review.current = Some(id(1));
+    let before = journal_kinds(&f).len();
+    press(&mut app, "a");
+    assert_eq!(journal_kinds(&f).len(), before);
+    assert_eq!(app.review.current, Some(id(1)));
+    let m = app.message.clone().unwrap();
+    assert_eq!(m.kind, MessageKind::Warn);
+    assert!(m.text.contains("already accepted"), "{}", m.text);
+}
+
+#[test]
+fn edit_in_place_saves_on_enter_cancels_on_esc_and_rechecks() {
+    let f = fixture();
+    let mut app = app(&f);
+    app.take_effects();
+
+    // Esc: nothing saved.
+    press(&mut app, "e");
+    type_text(&mut app, " Truly.");
+    press(&mut app, "esc");
+    assert!(app.overlay.is_none());
+    assert!(journal_decisions(&f).is_empty());
+
+    // Cursor moves and deletes, then Enter.
+    press(&mut app, "e end backspace");
+    type_text(&mut app, "!");
+    press(&mut app, "home right right ^u");
+    type_text(&mut app, "A gentle film, truly!");
+    press(&mut app, "enter");
+    assert!(app.overlay.is_none());
+    assert_eq!(journal_decisions(&f), ["edit g-000001"]);
+    let snap = Snapshot::read(&f.dir).unwrap();
+    let it = snap.state.get("g-000001").unwrap();
+    assert_eq!(it.text(), "A gentle film, truly!");
+    assert!(it.is_edited());
+    assert_eq!(app.review.current, Some(id(1)), "an edit does not move on");
+    assert!(app.rechecking.contains(&id(1)));
+    assert_eq!(rechecks(&app.take_effects()), ["g-000001"]);
+
+    // An empty text is refused and the editor stays open with what was typed.
+    press(&mut app, "e ^u enter");
+    assert!(matches!(app.overlay, Some(Overlay::EditItem { .. })));
+    assert_eq!(app.message.as_ref().unwrap().kind, MessageKind::Warn);
+    press(&mut app, "esc");
+    assert_eq!(journal_decisions(&f), ["edit g-000001"]);
+
+    // The recheck's label verdict releases the item.
+    app.update(Action::Engine(Box::new(Event::Verdict {
+        item: id(1),
+        stage: "label_consistency".into(),
+        pass: true,
+    })));
+    assert!(!app.rechecking.contains(&id(1)));
+
+    // Undo of an edit restores the text and checks it again.
+    press(&mut app, "u");
+    let snap = Snapshot::read(&f.dir).unwrap();
+    assert_eq!(
+        snap.state.get("g-000001").unwrap().text(),
+        tui_support::ITEMS[0].0
+    );
+    assert_eq!(rechecks(&app.take_effects()), ["g-000001"]);
+}
+
+#[test]
+fn relabel_by_number_or_picker_and_the_same_label_writes_nothing() {
+    let f = fixture();
+    let mut app = app(&f);
+    app.take_effects();
+    // Labels: 1 negative, 2 positive. Item 1 is positive.
+    press(&mut app, "l 2");
+    assert!(app.overlay.is_none());
+    assert!(journal_decisions(&f).is_empty(), "already positive");
+    press(&mut app, "l 1");
+    assert_eq!(journal_decisions(&f), ["relabel g-000001"]);
+    let snap = Snapshot::read(&f.dir).unwrap();
+    let it = snap.state.get("g-000001").unwrap();
+    assert_eq!(it.label(), "negative");
+    assert_eq!(it.original().label, "positive");
+    assert_eq!(rechecks(&app.take_effects()), ["g-000001"]);
+    // The picker: down, enter → positive again.
+    press(&mut app, "l down enter");
+    assert_eq!(
+        journal_decisions(&f),
+        ["relabel g-000001", "relabel g-000001"]
+    );
+    // Esc cancels.
+    press(&mut app, "l up esc");
+    assert_eq!(journal_decisions(&f).len(), 2);
+    // Undo of a relabel, from another screen, shows the item on Review as its filters run
+    // again (they may reject it or let it back in).
+    app.take_effects();
+    press(&mut app, "4 u");
+    assert_eq!(app.screen, Screen::Review);
+    assert_eq!(app.review.current, Some(id(1)));
+    assert_eq!(rechecks(&app.take_effects()), ["g-000001"]);
+    let snap = Snapshot::read(&f.dir).unwrap();
+    assert_eq!(snap.state.get("g-000001").unwrap().label(), "negative");
+}
+
+#[test]
+fn reject_with_a_reason_is_journalled_with_it() {
+    let f = fixture();
+    let mut app = app(&f);
+    press(&mut app, "X");
+    type_text(&mut app, "off topic");
+    press(&mut app, "enter");
+    let text = std::fs::read_to_string(f.dir.join("journal.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["type"], "reject");
+    assert_eq!(last["item_id"], "g-000001");
+    assert_eq!(last["reason"], "off topic");
+    assert_eq!(app.review.current, Some(id(2)));
+}
+
+#[test]
+fn bulk_accepts_above_and_rejects_below_the_threshold() {
+    let f = fixture();
+    let mut app = app(&f);
+    // Confidences of the ready items: 1 → 0.91, 2 → 0.84, 6 → 0.66, 7 → 0.97.
+    press(&mut app, "b");
+    assert!(matches!(
+        app.overlay,
+        Some(Overlay::Bulk { accept: true, .. })
+    ));
+    press(&mut app, "enter");
+    assert_eq!(
+        journal_decisions(&f),
+        ["accept g-000001", "accept g-000007"]
+    );
+    // Reject below 0.70: only item 6.
+    press(&mut app, "b m left left left left enter");
+    assert_eq!(
+        journal_decisions(&f),
+        ["accept g-000001", "accept g-000007", "reject g-000006"]
+    );
+    let text = std::fs::read_to_string(f.dir.join("journal.jsonl")).unwrap();
+    assert!(text.contains("bulk: confidence 0.66 below 0.70"), "{text}");
+    // Undo walks them back one at a time.
+    press(&mut app, "u");
+    assert_eq!(status(&f, 6), Status::Pending);
+    assert_eq!(status(&f, 7), Status::Accepted);
+}
+
+#[test]
+fn rescue_from_rejected_and_undo_brings_it_back_there() {
+    let f = fixture();
+    let mut app = app(&f);
+    press(&mut app, "4");
+    assert_eq!(app.screen, Screen::Rejected);
+    let rows = app.rejected.rows(&f.ws.lock().unwrap());
+    let listed: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r.id.to_string(), r.stage.clone()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("g-000005".into(), "malformed".into()),
+            ("g-000004".into(), "near_dup".into()),
+            ("g-000003".into(), "label_consistency".into()),
+        ]
+    );
+    assert!(
+        rows[1].reason.contains("similar to seed 1"),
+        "{}",
+        rows[1].reason
+    );
+
+    // Filters: by reason, by class, cleared.
+    press(&mut app, "f f");
+    assert_eq!(app.rejected.reason.as_deref(), Some("exact_dup"));
+    assert!(app.rejected.rows(&f.ws.lock().unwrap()).is_empty());
+    press(&mut app, "esc c");
+    assert_eq!(app.rejected.class.as_deref(), Some("negative"));
+    assert_eq!(app.rejected.rows(&f.ws.lock().unwrap()).len(), 1);
+    press(&mut app, "esc");
+
+    // Open the near duplicate, read it, rescue it from there.
+    press(&mut app, "down enter");
+    assert!(matches!(app.overlay, Some(Overlay::Detail { .. })));
+    press(&mut app, "r");
+    assert!(app.overlay.is_none());
+    assert_eq!(journal_decisions(&f), ["rescue g-000004"]);
+    assert_eq!(status(&f, 4), Status::Pending);
+    assert!(
+        Snapshot::read(&f.dir)
+            .unwrap()
+            .state
+            .get("g-000004")
+            .unwrap()
+            .is_rescued()
+    );
+
+    // Undo takes it back to Rejected, selected.
+    press(&mut app, "3 u");
+    assert_eq!(app.screen, Screen::Rejected);
+    let rows = app.rejected.rows(&f.ws.lock().unwrap());
+    assert_eq!(rows[app.rejected.selected].id, id(4));
+
+    // A user rejection cannot be rescued; the screen says why and writes nothing.
+    press(&mut app, "3 x 4 end r");
+    assert_eq!(
+        journal_decisions(&f),
+        ["rescue g-000004", "undo", "reject g-000001"]
+    );
+    assert!(
+        app.message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("rejected by you")
+    );
+}
+
+#[test]
+fn seeds_are_added_edited_and_deleted() {
+    let f = fixture();
+    let mut app = app(&f);
+    press(&mut app, "1 a");
+    type_text(&mut app, "A slow, heavy film.");
+    press(&mut app, "enter");
+    // Added with the selected seed's label (seed 1 is negative).
+    let seeds = || f.ws.lock().unwrap().seeds().to_vec();
+    assert_eq!(seeds().len(), 9);
+    assert_eq!(seeds()[8].text, "A slow, heavy film.");
+    assert_eq!(seeds()[8].label, "negative");
+    assert_eq!(app.seeds.selected, 8);
+    // Edit: new text and label (tab cycles the label).
+    press(&mut app, "e ^u");
+    type_text(&mut app, "A quick, light film.");
+    press(&mut app, "tab enter");
+    assert_eq!(seeds()[8].text, "A quick, light film.");
+    assert_eq!(seeds()[8].label, "positive");
+    // An empty seed is refused.
+    press(&mut app, "a enter");
+    assert!(matches!(app.overlay, Some(Overlay::SeedEditor { .. })));
+    press(&mut app, "esc");
+    // Delete asks first.
+    press(&mut app, "d n");
+    assert_eq!(seeds().len(), 9);
+    press(&mut app, "d y");
+    assert_eq!(seeds().len(), 8);
+    let on_disk = std::fs::read_to_string(f.dir.join("seeds.jsonl")).unwrap();
+    assert_eq!(on_disk.lines().count(), 8);
+    assert!(!on_disk.contains("light film"));
+}
+
+#[test]
+fn generate_settings_are_edited_then_sent_and_events_stream_in() {
+    let f = fixture();
+    let mut app = app(&f);
+    app.take_effects();
+    press(&mut app, "2");
+    // per class: type 3; batch: +1 twice; temperature: -0.1.
+    press(&mut app, "enter");
+    type_text(&mut app, "3");
+    press(&mut app, "enter down right right down left");
+    // A bad value is refused and the prompt stays open.
+    press(&mut app, "down enter");
+    type_text(&mut app, "-4");
+    press(&mut app, "enter");
+    assert!(matches!(app.overlay, Some(Overlay::FieldEditor { .. })));
+    assert_eq!(app.message.as_ref().unwrap().kind, MessageKind::Error);
+    press(&mut app, "esc");
+    let s = &app.generate.settings;
+    assert_eq!((s.per_class, s.batch, s.sampling.temperature), (3, 18, 0.9));
+    press(&mut app, "g");
+    let effects = app.take_effects();
+    match effects.as_slice() {
+        [Effect::Send(Command::Generate { settings, filters })] => {
+            assert_eq!(settings.per_class, 3);
+            assert!(filters.label_consistency);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(app.queued, Some(JobKind::Generate));
+    press(&mut app, "g");
+    assert!(app.take_effects().is_empty(), "one job at a time");
+
+    let ev = |e: Event| Action::Engine(Box::new(e));
+    app.update(ev(Event::JobStarted {
+        job: 1,
+        kind: JobKind::Generate,
+        total: 6,
+    }));
+    app.update(ev(Event::SequenceStarted {
+        job: 1,
+        index: 0,
+        label: "negative".into(),
+    }));
+    for t in [" The", " pacing", " is"] {
+        app.update(ev(Event::Delta {
+            job: 1,
+            index: 0,
+            text: t.into(),
+        }));
+    }
+    assert_eq!(app.generate.streams[&0].text, " The pacing is");
+    app.update(ev(Event::ItemAdded {
+        job: 1,
+        index: 0,
+        item: id(6),
+    }));
+    assert!(app.generate.streams.is_empty());
+    assert!(app.awaiting_label_check.contains(&id(6)));
+    // Not offered for review until its label check reports.
+    let target = |app: &seedforge::tui::App| {
+        let ws = f.ws.lock().unwrap();
+        ws.state()
+            .review_queue()
+            .filter(|i| app.is_ready(i))
+            .map(|i| i.id().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(target(&app), ["g-000001", "g-000002", "g-000007"]);
+    app.update(ev(Event::Verdict {
+        item: id(6),
+        stage: "label_consistency".into(),
+        pass: true,
+    }));
+    assert_eq!(target(&app).len(), 4);
+    // Stop, then the job reports it was cancelled.
+    press(&mut app, "s");
+    assert!(matches!(app.take_effects().as_slice(), [Effect::Cancel]));
+    app.update(ev(Event::JobCancelled {
+        job: 1,
+        kind: JobKind::Generate,
+        summary: "1 items written, 1 kept by the filters".into(),
+    }));
+    assert!(app.job.is_none());
+    assert!(app.message.as_ref().unwrap().text.contains("stopped"));
+}
+
+#[test]
+fn quitting_asks_while_a_job_runs_and_help_lists_every_key() {
+    let f = fixture();
+    let mut app = app(&f);
+    press(&mut app, "?");
+    assert!(matches!(app.overlay, Some(Overlay::Help { .. })));
+    let help: String = seedforge::tui::help::lines(&app)
+        .iter()
+        .map(|l| l.to_string() + "\n")
+        .collect();
+    for b in seedforge::tui::keymap::BINDINGS {
+        assert!(help.contains(b.help), "help lacks {}", b.help);
+    }
+    press(&mut app, "q");
+    assert!(
+        app.overlay.is_none() && !app.should_quit(),
+        "q closes the help"
+    );
+
+    app.update(Action::Engine(Box::new(Event::JobStarted {
+        job: 1,
+        kind: JobKind::Generate,
+        total: 4,
+    })));
+    press(&mut app, "q");
+    assert!(matches!(app.overlay, Some(Overlay::ConfirmQuit)));
+    press(&mut app, "n");
+    assert!(!app.should_quit());
+    press(&mut app, "q y");
+    assert!(app.should_quit());
+    assert!(matches!(app.take_effects().as_slice(), [Effect::Cancel]));
+
+    // ctrl-c stops the job first, then quits.
+    let mut app = tui_support::app(&f);
+    app.update(Action::Engine(Box::new(Event::JobStarted {
+        job: 2,
+        kind: JobKind::Generate,
+        total: 4,
+    })));
+    press(&mut app, "^c");
+    assert!(!app.should_quit());
+    assert!(matches!(app.take_effects().as_slice(), [Effect::Cancel]));
+    app.update(Action::Engine(Box::new(Event::JobCancelled {
+        job: 2,
+        kind: JobKind::Generate,
+        summary: String::new(),
+    })));
+    press(&mut app, "^c");
+    assert!(app.should_quit());
+}
+
+#[test]
+fn esc_and_a_key_arriving_together_as_alt_key_are_both_applied() {
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let f = fixture();
+    let mut app = app(&f);
+    press(&mut app, "4 enter");
+    assert!(matches!(app.overlay, Some(Overlay::Detail { .. })));
+    app.handle_key(KeyEvent::new(KeyCode::Char('1'), KeyModifiers::ALT));
+    assert!(app.overlay.is_none());
+    assert_eq!(app.screen, Screen::Seeds);
+}
+
+#[test]
+fn screens_switch_by_number_and_tab() {
+    let f = fixture();
+    let mut app = app(&f);
+    let mut seen = vec![app.screen];
+    for _ in 0..6 {
+        press(&mut app, "tab");
+        seen.push(app.screen);
+    }
+    assert_eq!(seen.first(), seen.last());
+    assert_eq!(seen.len(), 7);
+    press(&mut app, "backtab");
+    assert_eq!(app.screen, Screen::Generate);
+    for (k, s) in ["1", "2", "3", "4", "5", "6"].iter().zip(Screen::ALL) {
+        press(&mut app, k);
+        assert_eq!(app.screen, s);
+    }
+}
+
+#[test]
+fn the_readme_lists_the_keymap() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let table = seedforge::tui::keymap::markdown();
+    assert!(
+        readme.contains(&table),
+        "README.md's key table is out of date; paste this in its \"The workbench\" section:\n{table}"
+    );
+}

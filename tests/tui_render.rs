@@ -1,0 +1,315 @@
+//! What every screen shows, drawn on ratatui's `TestBackend` at 80×24 (the smallest size the
+//! workbench promises) and at 120×36, from a workspace holding real items and verdicts.
+//! Snapshots live in `tests/snapshots/`; `INSTA_UPDATE=always cargo test --release --test
+//! tui_render` rewrites them after a deliberate change (review the diff).
+
+mod tui_support;
+
+use seedforge::engine::{Event, JobKind};
+use seedforge::tui::action::Action;
+use seedforge::tui::app::App;
+use tui_support::*;
+
+const SIZES: [(u16, u16); 2] = [(80, 24), (120, 36)];
+
+fn snap(name: &str, app: &App) {
+    for (w, h) in SIZES {
+        let text = render(app, w, h);
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), text);
+    }
+}
+
+fn ev(app: &mut App, e: Event) {
+    app.update(Action::Engine(Box::new(e)));
+}
+
+/// A generation in full flow: two sequences being written, five items finished with their
+/// verdicts, progress and speed.
+fn generating(app: &mut App) {
+    press(app, "2 enter");
+    type_text(app, "3");
+    press(app, "enter");
+    press(app, "g");
+    ev(
+        app,
+        Event::JobStarted {
+            job: 1,
+            kind: JobKind::Generate,
+            total: 6,
+        },
+    );
+    for (index, n) in [(0u64, 3u32), (1, 4), (2, 5), (3, 6), (4, 7)] {
+        ev(
+            app,
+            Event::ItemAdded {
+                job: 1,
+                index,
+                item: id(n),
+            },
+        );
+    }
+    for n in [6, 7] {
+        ev(
+            app,
+            Event::Verdict {
+                item: id(n),
+                stage: "label_consistency".into(),
+                pass: true,
+            },
+        );
+    }
+    ev(
+        app,
+        Event::SequenceStarted {
+            job: 1,
+            index: 5,
+            label: "positive".into(),
+        },
+    );
+    for t in [" An", " unexpected", "ly", " moving", " story", " about"] {
+        ev(
+            app,
+            Event::Delta {
+                job: 1,
+                index: 5,
+                text: t.into(),
+            },
+        );
+    }
+    ev(
+        app,
+        Event::Progress {
+            job: 1,
+            done: 5,
+            total: 6,
+            tokens_per_second: 21.4,
+            eta_seconds: Some(7.5),
+        },
+    );
+}
+
+#[test]
+fn review_screen() {
+    let f = fixture();
+    let app = app(&f);
+    snap("review", &app);
+}
+
+#[test]
+fn review_after_decisions_and_an_edit() {
+    let f = fixture();
+    let mut app = app(&f);
+    press(&mut app, "a x e ^u");
+    type_text(
+        &mut app,
+        "Flat characters and clumsy dialogue, but the ending lands.",
+    );
+    press(&mut app, "enter");
+    snap("review_edited", &app);
+}
+
+#[test]
+fn review_with_nothing_left() {
+    let f = fixture();
+    let mut app = app(&f);
+    press(&mut app, "a a a a");
+    snap("review_empty", &app);
+}
+
+#[test]
+fn review_dialogs() {
+    let f = fixture();
+    let mut app = app(&f);
+    press(&mut app, "e");
+    snap("review_editor", &app);
+    press(&mut app, "esc l");
+    snap("review_relabel", &app);
+    press(&mut app, "esc b");
+    snap("review_bulk", &app);
+}
+
+#[test]
+fn seeds_screen_and_editor() {
+    let f = fixture();
+    let mut app = app(&f);
+    press(&mut app, "1 down down");
+    snap("seeds", &app);
+    press(&mut app, "e");
+    snap("seeds_editor", &app);
+}
+
+#[test]
+fn generate_screen_idle() {
+    let f = fixture();
+    let mut app = app(&f);
+    press(&mut app, "2");
+    snap("generate_idle", &app);
+}
+
+#[test]
+fn generate_screen_while_generating() {
+    let f = fixture();
+    let mut app = app(&f);
+    generating(&mut app);
+    snap("generate_running", &app);
+    press(&mut app, "t");
+    snap("generate_template", &app);
+}
+
+#[test]
+fn rejected_screen_and_detail() {
+    let f = fixture();
+    let mut app = app(&f);
+    press(&mut app, "x 4");
+    snap("rejected", &app);
+    press(&mut app, "down enter");
+    snap("rejected_detail", &app);
+}
+
+#[test]
+fn train_and_evaluate_not_available_yet() {
+    let f = fixture();
+    let mut app = app(&f);
+    press(&mut app, "5");
+    snap("train_not_available", &app);
+    press(&mut app, "6");
+    snap("evaluate_not_available", &app);
+}
+
+#[test]
+fn train_and_evaluate_read_runs_on_disk() {
+    let f = fixture();
+    let run = f.dir.join("runs").join("20261121-101500-train");
+    std::fs::create_dir_all(&run).unwrap();
+    let mut lines = vec![serde_json::json!({
+        "event": "started", "train_examples": 6, "val_examples": 2, "epochs": 4,
+        "steps_per_epoch": 5, "total_steps": 20, "trainable_params": 16384, "device": "cpu"
+    })];
+    for step in 1..=12u32 {
+        let loss = 0.35 + 2.0 * (-(step as f64) / 4.0).exp();
+        lines.push(serde_json::json!({
+            "event": "step", "step": step, "epoch": (step - 1) / 5, "loss": loss, "lr": 2e-4,
+            "grad_norm": 0.8, "step_time_s": 0.42, "tokens": 300, "tokens_per_s": 714.0,
+            "elapsed_s": 0.42 * step as f64
+        }));
+        if step % 5 == 0 {
+            lines.push(serde_json::json!({
+                "event": "eval", "epoch": step / 5 - 1, "step": step, "train_loss": loss,
+                "val_loss": loss + 0.1, "val_accuracy": 0.75, "best": true,
+                "eval_time_s": 0.3, "elapsed_s": 0.42 * step as f64
+            }));
+        }
+    }
+    let text: String = lines.iter().map(|l| l.to_string() + "\n").collect();
+    std::fs::write(run.join("metrics.jsonl"), text).unwrap();
+    let labels = vec!["negative".to_string(), "positive".to_string()];
+    let pairs = [
+        ("negative", "negative"),
+        ("negative", "negative"),
+        ("negative", "positive"),
+        ("positive", "positive"),
+        ("positive", "positive"),
+        ("positive", "positive"),
+        ("positive", "negative"),
+        ("negative", "negative"),
+    ];
+    let m = seedforge::eval::metrics::Metrics::compute(&labels, pairs);
+    std::fs::write(
+        run.join("eval.json"),
+        serde_json::to_string_pretty(&m).unwrap(),
+    )
+    .unwrap();
+    let mut app = app(&f);
+    press(&mut app, "5");
+    snap("train_run_on_disk", &app);
+    press(&mut app, "6");
+    snap("evaluate_run_on_disk", &app);
+}
+
+/// The wiring the training issue will use: a train job's metric events, as the trainer writes
+/// them, drawn live. (The events are the test's; the app shows only what it is sent.)
+#[test]
+fn train_screen_plots_live_metric_events() {
+    let f = fixture();
+    let mut app = app(&f);
+    press(&mut app, "5");
+    ev(
+        &mut app,
+        Event::JobStarted {
+            job: 3,
+            kind: JobKind::Train,
+            total: 40,
+        },
+    );
+    let train = |app: &mut App, metrics: serde_json::Value| {
+        ev(app, Event::Train { job: 3, metrics });
+    };
+    train(
+        &mut app,
+        serde_json::json!({"event": "started", "total_steps": 40, "epochs": 4}),
+    );
+    for step in 1..=15u32 {
+        let loss = 0.4 + 1.6 / (1.0 + step as f64 / 3.0);
+        train(
+            &mut app,
+            serde_json::json!({
+                "event": "step", "step": step, "epoch": (step - 1) / 10, "loss": loss,
+                "lr": 2e-4, "step_time_s": 0.5
+            }),
+        );
+        if step == 10 {
+            train(
+                &mut app,
+                serde_json::json!({
+                    "event": "eval", "epoch": 0, "step": 10, "val_loss": 0.95, "val_accuracy": 0.625
+                }),
+            );
+        }
+    }
+    let text = render(&app, 120, 36);
+    assert!(text.contains("Loss · live"), "{text}");
+    assert!(
+        text.contains("step 15/40 · 0.50 s/step · ETA 13s · val accuracy 62.5%"),
+        "{text}"
+    );
+    snap("train_live", &app);
+}
+
+#[test]
+fn help_overlay() {
+    let f = fixture();
+    let mut app = app(&f);
+    press(&mut app, "?");
+    snap("help", &app);
+}
+
+#[test]
+fn a_terminal_too_small_says_so() {
+    let f = fixture();
+    let app = app(&f);
+    let text = render(&app, 50, 12);
+    assert!(text.contains("needs at least 60×16"), "{text}");
+}
+
+#[test]
+fn every_screen_and_dialog_draws_at_any_size() {
+    let f = fixture();
+    let mut states: Vec<(&str, App)> = Vec::new();
+    for keys in [
+        "1", "1 e", "2", "2 t", "3", "3 e", "3 l", "3 b", "3 X", "4", "4 enter", "5", "6", "?", "q",
+    ] {
+        let mut a = app(&f);
+        generating(&mut a);
+        press(&mut a, "esc");
+        press(&mut a, keys);
+        states.push((keys, a));
+    }
+    for (keys, a) in &states {
+        for w in (1..=130).step_by(7) {
+            for h in (1..=40).step_by(3) {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| render(a, w, h)))
+                    .unwrap_or_else(|_| panic!("drawing after `{keys}` at {w}×{h} panicked"));
+            }
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! Shared by the workbench tests: a workspace in a temp folder holding generated items with
+//! real filter verdicts (the filter functions themselves, a made-up classifier distribution),
+//! an `App` over it, key presses, and rendering to a `TestBackend`. No model is needed.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use seedforge::data::item::{Item, ItemId, Source};
+use seedforge::data::record::RecordBody;
+use seedforge::data::task::Task;
+use seedforge::data::workspace::Workspace;
+use seedforge::engine::{Event, ModelEvent};
+use seedforge::pipeline::classify::Prediction;
+use seedforge::pipeline::filters::stages::label_consistency;
+use seedforge::pipeline::filters::{FilterSettings, Filters};
+use seedforge::pipeline::prompt::Templates;
+use seedforge::tui::action::Action;
+use seedforge::tui::app::App;
+use seedforge::tui::theme::Theme;
+
+pub struct Fixture {
+    pub tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+    pub ws: Arc<Mutex<Workspace>>,
+}
+
+/// The items of the fixture: (text, label, classifier's p(label) or None when a cheap filter
+/// is expected to reject it).
+pub const ITEMS: [(&str, &str, Option<f64>); 7] = [
+    (
+        "A gentle, funny film with a cast that clearly enjoyed every scene.",
+        "positive",
+        Some(0.91),
+    ),
+    (
+        "The jokes never land and the second half drags on forever.",
+        "negative",
+        Some(0.84),
+    ),
+    (
+        "Not my kind of movie, honestly a waste of a free evening.",
+        "positive",
+        Some(0.23),
+    ),
+    (
+        "The plot wanders for two hours and never finds anything worth saying at all.",
+        "negative",
+        None,
+    ),
+    ("Great film.", "positive", None),
+    (
+        "Flat characters, clumsy dialogue and an ending that makes no sense.",
+        "negative",
+        Some(0.66),
+    ),
+    (
+        "Clever, tender and beautifully acted, I want to see it again tonight.",
+        "positive",
+        Some(0.97),
+    ),
+];
+
+fn prediction(task: &Task, label: &str, p: f64) -> Prediction {
+    let probs: Vec<(String, f64)> = task
+        .labels
+        .iter()
+        .map(|l| {
+            let q = if l.name == label { p } else { 1.0 - p };
+            (l.name.clone(), q)
+        })
+        .collect();
+    let best = probs
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(l, _)| l.clone())
+        .unwrap();
+    Prediction {
+        label: best,
+        log_likelihoods: probs.iter().map(|(_, q)| q.ln()).collect(),
+        probs,
+    }
+}
+
+/// A demo workspace holding [`ITEMS`], each with the verdicts the pipeline would give it.
+pub fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo-ws");
+    let mut ws = Workspace::create(&dir, &Task::demo(), &[]).unwrap();
+    let task = ws.task().clone();
+    let templates = Templates::bundled();
+    let mut filters = Filters::new(&task, FilterSettings::default());
+    for (i, (text, label, p)) in ITEMS.iter().enumerate() {
+        let def = task.labels.iter().find(|l| l.name == *label).unwrap();
+        let seeds: Vec<&str> = task.seeds_of(label).map(|s| s.text.as_str()).collect();
+        let mut item = Item::new(*text, *label, Source::Generated);
+        item.raw = Some(format!(" {text}\n"));
+        item.prompt = Some(templates.render_generate(&task, def, &seeds).unwrap());
+        item.meta.insert("request".into(), serde_json::json!(i));
+        item.meta.insert("finish".into(), serde_json::json!("stop"));
+        item.meta.insert("new_tokens".into(), serde_json::json!(17));
+        item.meta
+            .insert("prompt_tokens".into(), serde_json::json!(84));
+        item.meta.insert("seconds".into(), serde_json::json!(1.25));
+        let id = ws.add_item(item).unwrap();
+        let mut verdicts = filters.cheap(id.as_str(), text, None);
+        let cheap_pass = verdicts.iter().all(|v| v.pass);
+        assert_eq!(cheap_pass, p.is_some(), "fixture item {i}: {verdicts:?}");
+        if let Some(p) = p {
+            verdicts.push(label_consistency(0.0, label, &prediction(&task, label, *p)));
+        }
+        ws.append_all(
+            verdicts
+                .into_iter()
+                .map(|verdict| RecordBody::Verdict {
+                    item_id: id.clone(),
+                    verdict,
+                })
+                .collect(),
+        )
+        .unwrap();
+    }
+    Fixture {
+        tmp,
+        dir,
+        ws: Arc::new(Mutex::new(ws)),
+    }
+}
+
+/// An app over the fixture, the model reported ready (as the engine would).
+pub fn app(f: &Fixture) -> App {
+    let mut app = App::new(f.ws.clone(), Theme::dark());
+    app.update(Action::Engine(Box::new(Event::Model(ModelEvent::Ready {
+        device: "cpu (flex)".into(),
+        name: "SmolLM2-135M-Instruct".into(),
+        seconds: 0.8,
+    }))));
+    app
+}
+
+pub fn id(n: u32) -> ItemId {
+    ItemId(format!("g-{n:06}"))
+}
+
+/// A key as the terminal sends it (`^r` is ctrl-r; names: enter, esc, tab, backtab, up, down,
+/// left, right, backspace, home, end).
+pub fn key(k: &str) -> KeyEvent {
+    let code = match k {
+        "enter" => KeyCode::Enter,
+        "esc" => KeyCode::Esc,
+        "tab" => KeyCode::Tab,
+        "backtab" => return KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT),
+        "up" => KeyCode::Up,
+        "down" => KeyCode::Down,
+        "left" => KeyCode::Left,
+        "right" => KeyCode::Right,
+        "backspace" => KeyCode::Backspace,
+        "home" => KeyCode::Home,
+        "end" => KeyCode::End,
+        "space" => KeyCode::Char(' '),
+        k if k.starts_with('^') => {
+            let c = k[1..].chars().next().unwrap();
+            return KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL);
+        }
+        k => {
+            let c = k.chars().next().unwrap();
+            let m = if c.is_uppercase() {
+                KeyModifiers::SHIFT
+            } else {
+                KeyModifiers::NONE
+            };
+            return KeyEvent::new(KeyCode::Char(c), m);
+        }
+    };
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+/// Presses keys given as a space-separated list (`"a x u"`, `"e ^u N e w enter"`).
+pub fn press(app: &mut App, keys: &str) {
+    for k in keys.split(' ').filter(|k| !k.is_empty()) {
+        app.handle_key(key(k));
+    }
+}
+
+/// Types text into the open editor.
+pub fn type_text(app: &mut App, text: &str) {
+    for c in text.chars() {
+        app.handle_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+    }
+}
+
+/// The app drawn on a `width`×`height` test terminal, as text.
+pub fn render(app: &App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal
+        .draw(|f| seedforge::tui::view::draw(f, app))
+        .unwrap();
+    terminal.backend().to_string()
+}
+
+/// The journal's record types, in order.
+pub fn journal_kinds(f: &Fixture) -> Vec<String> {
+    let text = std::fs::read_to_string(f.dir.join("journal.jsonl")).unwrap();
+    text.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["type"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+/// The journal's decision records (no items or verdicts), as `type item_id` strings.
+pub fn journal_decisions(f: &Fixture) -> Vec<String> {
+    let text = std::fs::read_to_string(f.dir.join("journal.jsonl")).unwrap();
+    text.lines()
+        .filter_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let kind = v["type"].as_str().unwrap();
+            if kind == "item_added" || kind == "verdict" {
+                return None;
+            }
+            Some(match v["item_id"].as_str() {
+                Some(id) => format!("{kind} {id}"),
+                None => kind.to_string(),
+            })
+        })
+        .collect()
+}
