@@ -1,6 +1,7 @@
 //! The headless commands. Each subcommand lives in its own module and drives the same layers the
 //! workbench uses, so every feature works with and without a terminal.
 
+pub mod bench;
 pub mod inspect;
 pub mod model;
 pub mod model_args;
@@ -34,6 +35,9 @@ pub enum Command {
     /// Look inside the model: tokens, next-token logits, greedy continuations.
     #[command(subcommand)]
     Inspect(inspect::InspectCommand),
+    /// Measure seedforge beside the reference stacks (shared/peers).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 /// Runs the parsed command line; errors reach `main`, which prints them and sets the exit code.
@@ -42,5 +46,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         None => anyhow::bail!("the workbench is not built yet"),
         Some(Command::Model(cmd)) => model::run(cmd),
         Some(Command::Inspect(cmd)) => inspect::run(cmd),
+        Some(Command::Bench(cmd)) => bench::run(cmd),
     }
 }
