@@ -9,7 +9,6 @@
 //! `patience` epochs. Stop and pause are atomics checked between micro-batches; a stopped run
 //! still returns (and lets the caller save) its best adapter.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -291,26 +290,26 @@ pub fn evaluate(
     (sum / n.max(1) as f64, accuracy(&scores, items))
 }
 
-/// One optimizer step's worth of gradients, accumulated over micro-batches.
+/// One optimizer step's worth of gradients, accumulated over micro-batches, in the fixed order
+/// of the trainable ids (so the global norm sums in the same order every run).
 struct Accumulated {
-    grads: HashMap<ParamId, Tensor<2>>,
+    grads: Vec<(ParamId, Option<Tensor<2>>)>,
 }
 
 impl Accumulated {
-    fn new() -> Self {
+    fn new(ids: &[ParamId]) -> Self {
         Accumulated {
-            grads: HashMap::new(),
+            grads: ids.iter().map(|&id| (id, None)).collect(),
         }
     }
 
-    fn add(&mut self, mut from: GradientsParams, ids: &[ParamId]) {
-        for &id in ids {
-            if let Some(g) = from.remove::<2>(id) {
-                let sum = match self.grads.remove(&id) {
-                    Some(acc) => acc + g,
+    fn add(&mut self, mut from: GradientsParams) {
+        for (id, acc) in &mut self.grads {
+            if let Some(g) = from.remove::<2>(*id) {
+                *acc = Some(match acc.take() {
+                    Some(a) => a + g,
                     None => g,
-                };
-                self.grads.insert(id, sum);
+                });
             }
         }
     }
@@ -318,7 +317,7 @@ impl Accumulated {
     /// Global L2 norm, then the gradients scaled to `max_norm` when above it.
     fn finish(self, max_norm: Option<f64>) -> (GradientsParams, f64) {
         let mut total: Option<Tensor<1>> = None;
-        for g in self.grads.values() {
+        for g in self.grads.iter().filter_map(|(_, g)| g.as_ref()) {
             let s = g.clone().square().sum();
             total = Some(match total {
                 Some(t) => t + s,
@@ -332,7 +331,9 @@ impl Accumulated {
         };
         let mut out = GradientsParams::new();
         for (id, g) in self.grads {
-            out.register(id, if scale < 1.0 { g.mul_scalar(scale) } else { g });
+            if let Some(g) = g {
+                out.register(id, if scale < 1.0 { g.mul_scalar(scale) } else { g });
+            }
         }
         (out, norm)
     }
@@ -464,7 +465,7 @@ pub fn train(
                 })
                 .collect();
             let step_targets: usize = built.iter().map(|b| b.targets.len()).sum();
-            let mut acc = Accumulated::new();
+            let mut acc = Accumulated::new(&ids);
             let mut step_loss = 0.0;
             for batch in &built {
                 let device = model.device();
@@ -473,7 +474,7 @@ pub fn train(
                 let loss = batch_loss(&model, &t);
                 step_loss += loss.clone().into_scalar::<f32>() as f64 * weight;
                 let grads = loss.mul_scalar(weight).backward();
-                acc.add(GradientsParams::from_grads(grads, &model), &ids);
+                acc.add(GradientsParams::from_grads(grads, &model));
             }
             let (grads, grad_norm) = acc.finish(cfg.max_grad_norm);
             let lr = schedule.lr(step);
