@@ -5,6 +5,7 @@ pub mod bench;
 pub mod inspect;
 pub mod model;
 pub mod model_args;
+pub mod train;
 
 use std::path::PathBuf;
 
@@ -35,6 +36,8 @@ pub enum Command {
     /// Look inside the model: tokens, next-token logits, greedy continuations.
     #[command(subcommand)]
     Inspect(inspect::InspectCommand),
+    /// Fine-tune LoRA adapters on a task's seeds (and accepted synthetic items).
+    Train(Box<train::TrainArgs>),
     /// Measure seedforge beside the reference stacks (shared/peers).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -46,6 +49,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         None => anyhow::bail!("the workbench is not built yet"),
         Some(Command::Model(cmd)) => model::run(cmd),
         Some(Command::Inspect(cmd)) => inspect::run(cmd),
+        Some(Command::Train(args)) => train::run(*args),
         Some(Command::Bench(cmd)) => bench::run(cmd),
     }
 }
