@@ -443,3 +443,59 @@ fn packed_and_padded_batches_give_the_same_loss_and_scores() {
     let per_token_mean: f32 = batch_loss(&m, &BatchTensors::new(&b, &device)).into_scalar();
     assert!((s[0][0] + 2.0 * per_token_mean).abs() < 1e-4);
 }
+
+#[test]
+fn training_runs_on_wgpu_and_agrees_with_the_cpu() {
+    let selected = crate::llm::device::select(crate::llm::device::DeviceChoice::Wgpu);
+    assert!(
+        !selected.label.contains("no adapter"),
+        "no wgpu adapter: install a Vulkan driver (apt-get install mesa-vulkan-drivers)"
+    );
+    let (tr, val, labels) = toy_data();
+    let cfg = TrainConfig {
+        lora: LoraConfig {
+            rank: 2,
+            alpha: 4.0,
+            dropout: 0.0,
+            targets: vec![Target::Q, Target::V],
+        },
+        epochs: 2,
+        batch_size: 12,
+        lr: 2e-2,
+        max_grad_norm: None,
+        ..TrainConfig::default()
+    };
+    let data = TrainData {
+        train: &tr,
+        val: &val,
+        label_tokens: &labels,
+        pad: 0,
+    };
+    let run = |device: &Device| {
+        let mut losses = Vec::new();
+        let out = train(
+            tiny_model(device),
+            &data,
+            &cfg,
+            &TrainControl::default(),
+            &mut |e| {
+                if let TrainEvent::Step { loss, .. } = e {
+                    losses.push(*loss)
+                }
+            },
+        )
+        .unwrap();
+        (losses, out)
+    };
+    let (gpu, out) = run(&selected.device);
+    let (cpu, _) = run(&Device::flex());
+    assert_eq!(gpu.len(), 4);
+    for (g, c) in gpu.iter().zip(&cpu) {
+        assert!(
+            (g - c).abs() < 1e-3 * c.abs().max(1.0),
+            "wgpu {gpu:?} vs cpu {cpu:?}"
+        );
+    }
+    assert!(gpu[3] < gpu[0]);
+    assert!(!out.model.device().is_autodiff());
+}

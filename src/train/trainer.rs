@@ -66,7 +66,7 @@ impl Default for TrainConfig {
             epochs: 20,
             batch_size: 8,
             grad_accum: 1,
-            lr: 2e-4,
+            lr: 1e-3,
             min_lr: 0.0,
             warmup: 0.1,
             decay: Decay::Cosine,
