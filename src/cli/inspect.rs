@@ -55,6 +55,27 @@ pub struct Common {
     /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Apply a LoRA adapter in PEFT's layout (adapter_config.json + adapter_model.safetensors).
+    #[arg(long, value_name = "DIR")]
+    pub adapter: Option<std::path::PathBuf>,
+}
+
+impl Common {
+    /// Loads the model, with the adapter when one was given.
+    fn load(&self) -> anyhow::Result<load::LoadedModel> {
+        let (mut loaded, _) = self.model.load()?;
+        if let Some(dir) = &self.adapter {
+            let info = crate::train::peft::load_adapter(&mut loaded.model, dir)?;
+            eprintln!(
+                "seedforge: adapter {} (r={}, α={}, {} layers)",
+                dir.display(),
+                info.rank,
+                info.alpha,
+                info.layers
+            );
+        }
+        Ok(loaded)
+    }
 }
 
 #[derive(Serialize)]
@@ -121,7 +142,7 @@ pub fn run(cmd: InspectCommand) -> anyhow::Result<()> {
             top,
             common,
         } => {
-            let (loaded, _) = common.model.load()?;
+            let loaded = common.load()?;
             let text = prompt_text(&loaded.tokenizer, &prompt, common.chat)?;
             let ids = loaded.tokenizer.encode(&text)?;
             anyhow::ensure!(!ids.is_empty(), "the prompt has no tokens");
@@ -163,7 +184,7 @@ pub fn run(cmd: InspectCommand) -> anyhow::Result<()> {
             ignore_eos,
             common,
         } => {
-            let (loaded, _) = common.model.load()?;
+            let loaded = common.load()?;
             let text = prompt_text(&loaded.tokenizer, &prompt, common.chat)?;
             let prompt_ids = loaded.tokenizer.encode(&text)?;
             anyhow::ensure!(!prompt_ids.is_empty(), "the prompt has no tokens");

@@ -14,6 +14,7 @@ pub mod model;
 pub mod model_args;
 pub mod peers;
 pub mod task_arg;
+pub mod train;
 
 use std::path::PathBuf;
 
@@ -63,7 +64,9 @@ pub enum Command {
     Filter(filter::FilterArgs),
     /// Classify texts with the in-context classifier (k-shot from the task's seeds).
     Classify(classify::ClassifyArgs),
-    /// Speed benchmarks beside the reference stacks measured in the same run.
+    /// Fine-tune LoRA adapters on a task's seeds (and accepted synthetic items).
+    Train(Box<train::TrainArgs>),
+    /// Speed benchmarks beside the reference stacks (shared/peers) measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
 }
@@ -85,5 +88,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Bench(cmd)) => bench::run(cmd),
         Some(Command::Classify(args)) => classify::run(args),
         Some(Command::Filter(args)) => filter::run(args),
+        Some(Command::Train(args)) => train::run(*args),
     }
 }

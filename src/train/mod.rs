@@ -1,1 +1,17 @@
-//! See the crate docs for what this layer owns.
+//! LoRA fine-tuning of the model as a classifier (step 4 of the method): adapters on chosen
+//! projections ([`lora`]), examples to token batches ([`data`]), the training loop with its
+//! schedule, early stopping and live metrics ([`trainer`], [`schedule`], [`metrics`]), adapters
+//! saved and loaded in Hugging Face PEFT's layout ([`peft`]), label scoring for evaluation
+//! ([`score`]) and the step-time benchmark against the PEFT peer ([`bench`]).
+
+pub mod bench;
+pub mod data;
+pub mod lora;
+pub mod metrics;
+pub mod peft;
+pub mod schedule;
+pub mod score;
+pub mod trainer;
+
+#[cfg(test)]
+mod tests;

@@ -4,10 +4,12 @@
 //! every forward (what Burn's built-in `Lora` reparameterisation does), because the rank-r path
 //! costs O(r·(in+out)) per token instead of O(in·out) per call.
 
+use std::sync::{Arc, Mutex};
+
 use burn::module::{Module, Param};
-use burn::nn::Dropout;
-use burn::tensor::Tensor;
-use burn::tensor::module::linear;
+use burn::tensor::{Tensor, TensorData};
+
+use crate::util::rng::Rng;
 
 #[derive(Module, Debug)]
 pub struct Projection {
@@ -24,8 +26,49 @@ pub struct LowRank {
     pub b: Param<Tensor<2>>,
     /// `alpha / r`
     pub scale: f64,
-    /// Dropout on the adapter's input; active only on an autodiff (training) device.
-    pub dropout: Dropout,
+    /// Dropout probability on the adapter's input; applied only on an autodiff (training)
+    /// device, with masks drawn from `noise`.
+    pub dropout: f64,
+    /// `s·A·B` has been added into the base weight: the forward skips the low-rank path
+    /// (see `train::lora::merge` / `unmerge`).
+    pub merged: bool,
+    #[module(skip)]
+    pub noise: DropoutNoise,
+}
+
+/// The seeded stream dropout masks come from (seedforge's own xoshiro256**, so a training run
+/// is reproducible whatever else uses Burn's global generator meanwhile).
+#[derive(Debug, Clone)]
+pub struct DropoutNoise(Arc<Mutex<Rng>>);
+
+impl Default for DropoutNoise {
+    fn default() -> Self {
+        DropoutNoise::new(0)
+    }
+}
+
+impl DropoutNoise {
+    pub fn new(seed: u64) -> Self {
+        DropoutNoise(Arc::new(Mutex::new(Rng::new(seed))))
+    }
+
+    /// `n` mask values: 0 with probability `p`, else `1 / (1 − p)` (inverted dropout).
+    pub fn mask(&self, n: usize, p: f64) -> Vec<f32> {
+        let keep = 1.0 / (1.0 - p) as f32;
+        // Compare 32-bit draws against p·2³²: two draws per 64-bit output.
+        let threshold = (p * 4_294_967_296.0).round() as u64;
+        let mut rng = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let r = rng.next_u64();
+            for half in [r & 0xFFFF_FFFF, r >> 32] {
+                if out.len() < n {
+                    out.push(if half < threshold { 0.0 } else { keep });
+                }
+            }
+        }
+        out
+    }
 }
 
 impl Projection {
@@ -44,15 +87,31 @@ impl Projection {
         self.weight.shape().dims::<2>()[1]
     }
 
+    /// `x` `[…, in]` → `[…, out]`. The leading dimensions are folded into the rows of one 2-D
+    /// matmul (forward and, in training, backward): a broadcast batched matmul would repack the
+    /// weight once per batch entry, which dominated the training step's backward pass.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let base = linear(x.clone(), self.weight.val(), None);
-        match &self.adapter {
-            None => base,
-            Some(lr) => {
-                let x = lr.dropout.forward(x);
-                let low = linear(linear(x, lr.a.val(), None), lr.b.val(), None);
+        let dims = x.dims();
+        let d_in = dims[D - 1];
+        let rows = dims[..D - 1].iter().product::<usize>();
+        let x: Tensor<2> = x.reshape([rows, d_in]);
+        let base = x.clone().matmul(self.weight.val());
+        let y = match &self.adapter {
+            Some(lr) if !lr.merged => {
+                let x = if lr.dropout > 0.0 && x.device().is_autodiff() {
+                    let mask = lr.noise.mask(rows * d_in, lr.dropout);
+                    let mask = Tensor::from_data(TensorData::new(mask, [rows, d_in]), &x.device());
+                    x * mask
+                } else {
+                    x
+                };
+                let low = x.matmul(lr.a.val()).matmul(lr.b.val());
                 base + low.mul_scalar(lr.scale)
             }
-        }
+            _ => base,
+        };
+        let mut out = dims;
+        out[D - 1] = self.d_out();
+        y.reshape(out)
     }
 }

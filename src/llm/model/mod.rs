@@ -11,7 +11,7 @@ pub mod rope;
 
 use burn::module::{Module, Param};
 use burn::tensor::module::embedding;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use self::attention::Attention;
 use self::block::{Block, Mlp};
@@ -162,6 +162,23 @@ impl Llama {
         }
         if let Some(c) = cache {
             c.advance(layout.len);
+        }
+        self.norm.forward(x)
+    }
+
+    /// Hidden states after the final norm for explicit RoPE `positions` `[B, S]` and attention
+    /// `mask` `[B, 1, S, S]` (`true` = hidden), without a cache: for layouts [`StepLayout`] does
+    /// not describe, such as several sequences packed into one row for training.
+    pub fn forward_hidden_masked(
+        &self,
+        tokens: Tensor<2, Int>,
+        positions: Tensor<2, Int>,
+        mask: Tensor<4, Bool>,
+    ) -> Tensor<3> {
+        let rope = self.rope.at(positions);
+        let mut x = embedding(self.embed_tokens.val(), tokens);
+        for block in &self.layers {
+            x = block.forward(x, &rope, mask.clone(), None);
         }
         self.norm.forward(x)
     }

@@ -1,0 +1,97 @@
+//! Evaluating a method on a labelled test set: zero-shot, in-context learning with the seeds,
+//! or the model with a LoRA adapter (zero-shot prompt, as it was trained). One function serves
+//! the `eval` command, the workbench and the experiment.
+
+use std::path::Path;
+use std::time::Instant;
+
+use super::metrics::Metrics;
+use super::report::{EvalReport, Method};
+use crate::data::import::Row;
+use crate::data::task::Task;
+use crate::llm::model::Llama;
+use crate::llm::tokenizer::TextTokenizer;
+use crate::pipeline::classify::{Classifier, ClassifierOptions, interleave_by_label};
+use crate::pipeline::prompt::Templates;
+
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    pub method: Method,
+    /// Contextual calibration of the label scores.
+    pub calibrate: bool,
+    /// ICL: alternate the demonstrations' labels (otherwise the task's order).
+    pub interleave: bool,
+    pub batch: usize,
+}
+
+impl EvalOptions {
+    pub fn new(method: Method) -> Self {
+        EvalOptions {
+            method,
+            calibrate: false,
+            interleave: true,
+            batch: 16,
+        }
+    }
+}
+
+/// Classifies every row of `test` with `model` (which carries the adapter for LoRA) and scores
+/// the predictions; rows whose label is not one of the task's are left out of the metrics.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate(
+    model: &Llama,
+    tokenizer: &TextTokenizer,
+    task: &Task,
+    templates: &Templates,
+    test: &[Row],
+    test_file: &Path,
+    options: &EvalOptions,
+    model_name: &str,
+    adapter: Option<&Path>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> anyhow::Result<EvalReport> {
+    let started = Instant::now();
+    let demos = match options.method {
+        Method::Icl if options.interleave => interleave_by_label(&task.seeds, &task.labels),
+        Method::Icl => task.seeds.clone(),
+        Method::ZeroShot | Method::Lora => Vec::new(),
+    };
+    let shots = demos.len();
+    let classifier = Classifier::new(
+        model,
+        tokenizer,
+        task,
+        templates,
+        ClassifierOptions {
+            demos,
+            instruction: None,
+            calibrate: options.calibrate,
+            batch: options.batch.max(1),
+        },
+    )?;
+    let labels: Vec<String> = task.label_names().into_iter().map(str::to_string).collect();
+    let mut pairs: Vec<(String, String)> = Vec::with_capacity(test.len());
+    // Chunks keep the progress callback live on large test sets.
+    let chunk = (options.batch.max(1) * 4).max(16);
+    for (i, rows) in test.chunks(chunk).enumerate() {
+        let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+        let preds = classifier.classify(&texts)?;
+        for (r, p) in rows.iter().zip(preds) {
+            pairs.push((r.label.clone(), p.label));
+        }
+        progress(((i + 1) * chunk).min(test.len()), test.len());
+    }
+    let metrics = Metrics::compute(&labels, pairs.iter().map(|(g, p)| (g.as_str(), p.as_str())));
+    Ok(EvalReport {
+        method: options.method,
+        task: task.name.clone(),
+        test_file: test_file.to_path_buf(),
+        shots,
+        calibrated: options.calibrate,
+        adapter: adapter.map(Path::to_path_buf),
+        model: model_name.to_string(),
+        metrics,
+        seconds: started.elapsed().as_secs_f64(),
+        finished_at: crate::data::time::now_rfc3339(),
+    })
+}

@@ -1,0 +1,501 @@
+//! LoRA on the tiny random Llama: what attaching, training, merging and saving must (and must
+//! not) change. Expected values come from the base model or from first principles, never from
+//! the code under test.
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Tensor, TensorData};
+
+use super::data::{Batch, Encoded, Padding};
+use super::lora::{self, LoraConfig, Target};
+use super::metrics::{StopReason, TrainEvent};
+use super::score::{BatchTensors, batch_loss, label_scores};
+use super::trainer::{
+    TrainConfig, TrainControl, TrainData, adamw, to_training_device, train, trainable_ids,
+};
+use super::{peft, schedule::Decay};
+use crate::llm::model::tests::tiny_model;
+use crate::llm::model::{Llama, StepLayout, tokens_tensor};
+use crate::util::rng::Rng;
+
+fn logits(model: &Llama, rows: &[Vec<u32>]) -> Vec<f32> {
+    let device = model.device();
+    let lens: Vec<usize> = rows.iter().map(Vec::len).collect();
+    let layout = StepLayout::for_prompts(&lens);
+    model
+        .logits(model.forward_hidden(tokens_tensor(rows, 0, &device), &layout, None))
+        .into_data()
+        .try_into_vec::<f32>()
+        .unwrap()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn rows() -> Vec<Vec<u32>> {
+    vec![vec![3, 17, 42, 5, 9], vec![60, 11, 2]]
+}
+
+fn all_targets(rank: usize) -> LoraConfig {
+    LoraConfig {
+        rank,
+        alpha: 2.0 * rank as f64,
+        dropout: 0.0,
+        targets: Target::ALL.to_vec(),
+    }
+}
+
+/// Fills every `B` with seeded noise so the adapters change the output.
+fn randomize_b(model: &mut Llama, seed: u64, std: f64) {
+    let mut rng = Rng::new(seed);
+    for block in &mut model.layers {
+        for t in Target::ALL {
+            let proj = lora::projection_mut(block, t);
+            if let Some(lr) = proj.adapter.as_mut() {
+                let shape = lr.b.shape();
+                let n = shape.num_elements();
+                let v: Vec<f32> = (0..n).map(|_| (rng.normal() * std) as f32).collect();
+                let device = lr.b.val().device();
+                lr.b = burn::module::Param::from_tensor(Tensor::from_data(
+                    TensorData::new(v, shape),
+                    &device,
+                ));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_fresh_adapter_leaves_the_logits_of_the_base_model() {
+    let device = Device::flex();
+    let base = tiny_model(&device);
+    let want = logits(&base, &rows());
+    let mut m = tiny_model(&device);
+    lora::attach(&mut m, &all_targets(4), 3).unwrap();
+    assert!(lora::trainable_params(&m) > 0);
+    // B = 0 exactly, so the low-rank term adds exact zeros.
+    assert_eq!(max_diff(&logits(&m, &rows()), &want), 0.0);
+    // Also through the training device (dropout off).
+    let t = to_training_device(m);
+    let ad = logits(&t, &rows());
+    // The autodiff device runs attention as separate ops rather than fused: rounding only.
+    let d = max_diff(&ad, &want);
+    assert!(d < 1e-4, "{d}");
+}
+
+#[test]
+fn gradients_reach_only_the_adapters_and_the_optimizer_keeps_state_for_nothing_else() {
+    let device = Device::flex();
+    let mut m = tiny_model(&device);
+    let cfg = LoraConfig {
+        rank: 2,
+        alpha: 4.0,
+        dropout: 0.1,
+        targets: vec![Target::Q, Target::V, Target::Down],
+    };
+    lora::attach(&mut m, &cfg, 1).unwrap();
+    randomize_b(&mut m, 2, 0.1); // so that A receives a non-zero gradient too
+    let adapter_ids: Vec<_> = lora::adapters(&m)
+        .iter()
+        .flat_map(|(_, _, lr)| [lr.a.id, lr.b.id])
+        .collect();
+    let m = to_training_device(m);
+    let mut ids = trainable_ids(&m);
+    ids.sort();
+    let mut want = adapter_ids.clone();
+    want.sort();
+    assert_eq!(ids, want, "only adapter factors require gradients");
+
+    let e = Encoded {
+        prompt: vec![5, 6, 7, 8],
+        target: vec![40],
+        label: 0,
+        truncated: false,
+    };
+    let batch = Batch::new(&[&e, &e], Padding::Longest, 0);
+    let t = BatchTensors::new(&batch, &m.device());
+    let grads = GradientsParams::from_grads(batch_loss(&m, &t).backward(), &m);
+    assert_eq!(grads.len(), adapter_ids.len(), "one gradient per factor");
+    for &id in &adapter_ids {
+        let g = grads.get::<2>(id).expect("every factor has a gradient");
+        let norm: f32 = g.square().sum().into_scalar();
+        assert!(norm > 0.0, "zero gradient for an adapter factor");
+    }
+    // Every base parameter: no gradient.
+    let mut base_ids = Vec::new();
+    struct All<'a>(&'a mut Vec<burn::module::ParamId>);
+    impl burn::module::ModuleVisitor for All<'_> {
+        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+            self.0.push(p.id);
+        }
+    }
+    m.visit(&mut All(&mut base_ids));
+    base_ids.retain(|id| !adapter_ids.contains(id));
+    assert!(base_ids.len() > 20);
+    assert!(base_ids.iter().all(|&id| grads.get::<2>(id).is_none()));
+
+    let mut optim = adamw(&TrainConfig::default());
+    let _m = optim.step(1e-3, m, grads);
+    // AdamW keeps two moment tensors per optimized parameter: exactly the adapter factors'.
+    assert_eq!(
+        optim.to_record().len(),
+        2 * adapter_ids.len(),
+        "optimizer state only for adapter factors"
+    );
+}
+
+fn toy_data() -> (Vec<Encoded>, Vec<Encoded>, Vec<Vec<u32>>) {
+    // Label 0 ↔ prompts made of low ids, label 1 ↔ high ids; verbalizers 50 and 51.
+    let mut rng = Rng::new(9);
+    let mut make = |label: usize| {
+        let lo = if label == 0 { 3 } else { 26 };
+        let n = 3 + rng.below(4) as usize;
+        Encoded {
+            prompt: (0..n).map(|_| lo + rng.below(20) as u32).collect(),
+            target: vec![50 + label as u32],
+            label,
+            truncated: false,
+        }
+    };
+    let train: Vec<Encoded> = (0..24).map(|i| make(i % 2)).collect();
+    let val: Vec<Encoded> = (0..8).map(|i| make(i % 2)).collect();
+    (train, val, vec![vec![50], vec![51]])
+}
+
+#[test]
+fn loss_falls_and_the_best_adapter_is_kept() {
+    let device = Device::flex();
+    let (tr, val, labels) = toy_data();
+    let cfg = TrainConfig {
+        lora: LoraConfig {
+            rank: 4,
+            alpha: 8.0,
+            dropout: 0.0,
+            targets: vec![Target::Q, Target::V, Target::O],
+        },
+        epochs: 8,
+        batch_size: 6,
+        lr: 2e-2,
+        warmup: 0.1,
+        decay: Decay::Cosine,
+        patience: 0,
+        ..TrainConfig::default()
+    };
+    let data = TrainData {
+        train: &tr,
+        val: &val,
+        label_tokens: &labels,
+        pad: 0,
+    };
+    let mut events = Vec::new();
+    let out = train(
+        tiny_model(&device),
+        &data,
+        &cfg,
+        &TrainControl::default(),
+        &mut |e| events.push(e.clone()),
+    )
+    .unwrap();
+    let evals: Vec<(f64, f64, bool)> = events
+        .iter()
+        .filter_map(|e| match e {
+            TrainEvent::Eval {
+                val_loss,
+                val_accuracy,
+                best,
+                ..
+            } => Some((val_loss.unwrap(), val_accuracy.unwrap(), *best)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(evals.len(), 8);
+    let first = evals[0].0;
+    let best = evals.iter().map(|e| e.0).fold(f64::INFINITY, f64::min);
+    assert!(best < first * 0.5, "validation loss {first} → best {best}");
+    let steps: Vec<f64> = events
+        .iter()
+        .filter_map(|e| match e {
+            TrainEvent::Step { loss, .. } => Some(*loss),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(steps.len(), 8 * 4);
+    assert!(steps[steps.len() - 4..].iter().sum::<f64>() < steps[..4].iter().sum::<f64>() * 0.5);
+    assert_eq!(out.reason, StopReason::Completed);
+    assert_eq!(out.best_val_loss, Some(best));
+    // The returned model is the best epoch's: its validation loss is the best one.
+    let (loss, _) = super::trainer::evaluate(&out.model, &val, &labels, 16, 0);
+    assert!((loss - best).abs() < 1e-4, "{loss} vs {best}");
+    assert!(!out.model.device().is_autodiff());
+}
+
+#[test]
+fn training_is_reproducible_with_a_seed() {
+    let device = Device::flex();
+    let (tr, val, labels) = toy_data();
+    let cfg = TrainConfig {
+        lora: LoraConfig {
+            dropout: 0.2,
+            ..LoraConfig::default()
+        },
+        epochs: 2,
+        batch_size: 5,
+        grad_accum: 2,
+        lr: 1e-2,
+        ..TrainConfig::default()
+    };
+    let data = TrainData {
+        train: &tr,
+        val: &val,
+        label_tokens: &labels,
+        pad: 0,
+    };
+    let run = |seed: u64| {
+        let mut losses = Vec::new();
+        let cfg = TrainConfig {
+            seed,
+            ..cfg.clone()
+        };
+        train(
+            tiny_model(&device),
+            &data,
+            &cfg,
+            &TrainControl::default(),
+            &mut |e| {
+                if let TrainEvent::Step { loss, .. } = e {
+                    losses.push(*loss)
+                }
+            },
+        )
+        .unwrap();
+        losses
+    };
+    let a = run(1);
+    assert_eq!(a.len(), 2 * 3); // 24 examples / 5 → 5 batches → 3 steps of ≤ 2
+    assert_eq!(a, run(1));
+    assert_ne!(a, run(2));
+}
+
+#[test]
+fn a_stopped_run_ends_at_once_and_keeps_its_adapter() {
+    let device = Device::flex();
+    let (tr, val, labels) = toy_data();
+    let data = TrainData {
+        train: &tr,
+        val: &val,
+        label_tokens: &labels,
+        pad: 0,
+    };
+    let control = TrainControl::default();
+    let mut steps = 0;
+    let out = train(
+        tiny_model(&device),
+        &data,
+        &TrainConfig {
+            epochs: 50,
+            batch_size: 4,
+            ..TrainConfig::default()
+        },
+        &control,
+        &mut |e| {
+            if let TrainEvent::Step { .. } = e {
+                steps += 1;
+                if steps == 3 {
+                    control.stop();
+                }
+            }
+        },
+    )
+    .unwrap();
+    assert_eq!(out.reason, StopReason::Stopped);
+    assert_eq!(out.steps, 3);
+    assert_eq!(out.best_epoch, Some(0));
+    assert!(lora::info(&out.model).is_some());
+}
+
+#[test]
+fn merged_and_unmerged_adapters_give_the_same_logits() {
+    let device = Device::flex();
+    let mut m = tiny_model(&device);
+    let base = logits(&m, &rows());
+    lora::attach(&mut m, &all_targets(3), 4).unwrap();
+    randomize_b(&mut m, 5, 0.2);
+    let unmerged = logits(&m, &rows());
+    assert!(
+        max_diff(&unmerged, &base) > 1e-2,
+        "the adapters change the output"
+    );
+    lora::merge(&mut m);
+    assert!(lora::info(&m).unwrap().merged);
+    let merged = logits(&m, &rows());
+    assert!(max_diff(&merged, &unmerged) < 1e-4);
+    lora::merge(&mut m); // idempotent
+    assert!(max_diff(&logits(&m, &rows()), &unmerged) < 1e-4);
+    lora::unmerge(&mut m);
+    assert!(max_diff(&logits(&m, &rows()), &unmerged) < 1e-4);
+    lora::merge(&mut m);
+    lora::detach(&mut m); // takes the merged delta out again
+    assert!(max_diff(&logits(&m, &rows()), &base) < 1e-4);
+}
+
+#[test]
+fn save_then_load_gives_identical_logits() {
+    let device = Device::flex();
+    let mut m = tiny_model(&device);
+    let cfg = LoraConfig {
+        rank: 4,
+        alpha: 16.0,
+        dropout: 0.05,
+        targets: vec![Target::Q, Target::K, Target::V, Target::Up],
+    };
+    lora::attach(&mut m, &cfg, 6).unwrap();
+    randomize_b(&mut m, 7, 0.2);
+    let want = logits(&m, &rows());
+    let dir = tempfile::tempdir().unwrap();
+    let info = peft::save(&m, dir.path(), "tiny").unwrap();
+    assert_eq!(info.targets, cfg.targets);
+
+    let mut fresh = tiny_model(&device);
+    let loaded = peft::load_adapter(&mut fresh, dir.path()).unwrap();
+    assert_eq!(loaded, info);
+    assert_eq!(loaded.alpha, 16.0);
+    assert_eq!(max_diff(&logits(&fresh, &rows()), &want), 0.0);
+
+    let st = std::fs::read(dir.path().join(peft::WEIGHTS_FILE)).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&st).unwrap();
+    // tiny: 2 layers × 4 targets × 2 factors; q lora_A [r, d], k lora_B [kv, r].
+    assert_eq!(st.len(), 16);
+    let a = st
+        .tensor("base_model.model.model.layers.1.self_attn.q_proj.lora_A.weight")
+        .unwrap();
+    assert_eq!(a.shape(), &[4, 32]);
+    let b = st
+        .tensor("base_model.model.model.layers.0.self_attn.k_proj.lora_B.weight")
+        .unwrap();
+    assert_eq!(b.shape(), &[16, 4]);
+}
+
+#[test]
+fn loading_names_the_file_and_tensor_that_do_not_fit() {
+    let device = Device::flex();
+    let mut m = tiny_model(&device);
+    lora::attach(&mut m, &all_targets(2), 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    peft::save(&m, dir.path(), "tiny").unwrap();
+    // Claim another rank: every shape is then wrong.
+    let cfg_path = dir.path().join(peft::CONFIG_FILE);
+    let text = std::fs::read_to_string(&cfg_path).unwrap();
+    std::fs::write(&cfg_path, text.replace("\"r\": 2", "\"r\": 3")).unwrap();
+    let e = peft::load_adapter(&mut tiny_model(&device), dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("adapter_model.safetensors"), "{e}");
+    assert!(e.contains("lora_"), "{e}");
+    std::fs::write(&cfg_path, r#"{"peft_type": "LORA", "use_dora": true}"#).unwrap();
+    let e = peft::load_adapter(&mut tiny_model(&device), dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("adapter_config.json") && e.contains("DoRA"),
+        "{e}"
+    );
+    let e = peft::load_adapter(&mut tiny_model(&device), &dir.path().join("nope"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nope/adapter_config.json"), "{e}");
+}
+
+#[test]
+fn packed_and_padded_batches_give_the_same_loss_and_scores() {
+    let device = Device::flex();
+    let mut m = tiny_model(&device);
+    lora::attach(&mut m, &all_targets(2), 1).unwrap();
+    randomize_b(&mut m, 3, 0.1);
+    let (tr, _, labels) = toy_data();
+    let items: Vec<&Encoded> = tr.iter().take(6).collect();
+    let loss = |p: Padding| -> f32 {
+        let b = Batch::new(&items, p, 0);
+        batch_loss(&m, &BatchTensors::new(&b, &device)).into_scalar()
+    };
+    let packed = loss(Padding::Packed);
+    assert!((packed - loss(Padding::Longest)).abs() < 1e-5);
+    assert!((packed - loss(Padding::Fixed(12))).abs() < 1e-5);
+    // Scoring in batches of 4 equals scoring one at a time.
+    let owned: Vec<Encoded> = items.iter().map(|e| (*e).clone()).collect();
+    let batched = label_scores(&m, &owned, &labels, 4, 0);
+    let single = label_scores(&m, &owned, &labels, 1, 0);
+    for (a, b) in batched.iter().zip(&single) {
+        assert!(max_diff(a, b) < 1e-5);
+    }
+    // A multi-token verbalizer scores the sum of its tokens' log-probabilities.
+    let multi = vec![vec![50, 7], vec![51]];
+    let s = label_scores(&m, &owned[..2], &multi, 2, 0);
+    let two = Encoded {
+        target: vec![50, 7],
+        ..owned[0].clone()
+    };
+    let b = Batch::new(&[&two], Padding::Packed, 0);
+    let per_token_mean: f32 = batch_loss(&m, &BatchTensors::new(&b, &device)).into_scalar();
+    assert!((s[0][0] + 2.0 * per_token_mean).abs() < 1e-4);
+}
+
+#[test]
+fn training_runs_on_wgpu_and_agrees_with_the_cpu() {
+    let selected = crate::llm::device::select(crate::llm::device::DeviceChoice::Wgpu);
+    assert!(
+        !selected.label.contains("no adapter"),
+        "no wgpu adapter: install a Vulkan driver (apt-get install mesa-vulkan-drivers)"
+    );
+    let (tr, val, labels) = toy_data();
+    let cfg = TrainConfig {
+        lora: LoraConfig {
+            rank: 2,
+            alpha: 4.0,
+            dropout: 0.0,
+            targets: vec![Target::Q, Target::V],
+        },
+        epochs: 2,
+        batch_size: 12,
+        lr: 2e-2,
+        max_grad_norm: None,
+        ..TrainConfig::default()
+    };
+    let data = TrainData {
+        train: &tr,
+        val: &val,
+        label_tokens: &labels,
+        pad: 0,
+    };
+    let run = |device: &Device| {
+        let mut losses = Vec::new();
+        let out = train(
+            tiny_model(device),
+            &data,
+            &cfg,
+            &TrainControl::default(),
+            &mut |e| {
+                if let TrainEvent::Step { loss, .. } = e {
+                    losses.push(*loss)
+                }
+            },
+        )
+        .unwrap();
+        (losses, out)
+    };
+    let (gpu, out) = run(&selected.device);
+    let (cpu, _) = run(&Device::flex());
+    assert_eq!(gpu.len(), 4);
+    for (g, c) in gpu.iter().zip(&cpu) {
+        assert!(
+            (g - c).abs() < 1e-3 * c.abs().max(1.0),
+            "wgpu {gpu:?} vs cpu {cpu:?}"
+        );
+    }
+    assert!(gpu[3] < gpu[0]);
+    assert!(!out.model.device().is_autodiff());
+}

@@ -1,0 +1,615 @@
+//! The LoRA training loop: a plain blocking function the engine runs on a worker thread.
+//!
+//! Adapters are attached to the model, which moves to the device's autodiff twin; only the
+//! adapter factors require gradients, so the optimizer (AdamW) sees and keeps state for nothing
+//! else. Each optimizer step takes `grad_accum` length-grouped micro-batches, weighs their losses
+//! by target tokens, clips the global gradient norm and follows the warm-up/decay schedule. After
+//! every epoch the held-out real examples give a validation loss and accuracy; the adapter of the
+//! best validation loss is kept, and training stops early when it has not improved for
+//! `patience` epochs. Stop and pause are atomics checked between micro-batches; a stopped run
+//! still returns (and lets the caller save) its best adapter.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use super::data::{Batch, Encoded, Padding, length_grouped_batches};
+use super::lora::{self, LoraConfig};
+use super::metrics::{StopReason, TrainEvent};
+use super::schedule::{Decay, Schedule, warmup_steps};
+use super::score::{BatchTensors, accuracy, batch_loss, label_scores};
+use crate::llm::model::Llama;
+use crate::util::rng::Rng;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub lora: LoraConfig,
+    pub epochs: usize,
+    /// Examples per micro-batch.
+    pub batch_size: usize,
+    /// Micro-batches per optimizer step.
+    pub grad_accum: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    pub min_lr: f64,
+    /// Warm-up as a fraction of all optimizer steps.
+    pub warmup: f64,
+    pub decay: Decay,
+    /// AdamW's decoupled weight decay (PyTorch's default 0.01).
+    pub weight_decay: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    /// Clip the global L2 norm of the gradients to this (none: no clipping).
+    pub max_grad_norm: Option<f64>,
+    /// Share of the real examples held out for validation (stratified by label).
+    pub val_fraction: f64,
+    /// Stop after this many epochs without a better validation loss (0: never stop early).
+    pub patience: usize,
+    /// An improvement smaller than this does not count.
+    pub min_delta: f64,
+    /// Longest prompt + label, in tokens (longer texts lose words at their end).
+    pub max_len: usize,
+    pub padding: Padding,
+    pub eval_batch_size: usize,
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            lora: LoraConfig::default(),
+            epochs: 20,
+            batch_size: 8,
+            grad_accum: 1,
+            lr: 1e-3,
+            min_lr: 0.0,
+            warmup: 0.1,
+            decay: Decay::Cosine,
+            weight_decay: 0.01,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            max_grad_norm: Some(1.0),
+            val_fraction: 0.25,
+            patience: 3,
+            min_delta: 0.0,
+            max_len: 128,
+            padding: Padding::Packed,
+            eval_batch_size: 16,
+            seed: 0,
+        }
+    }
+}
+
+impl TrainConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        self.lora.validate()?;
+        if self.epochs == 0 || self.batch_size == 0 || self.grad_accum == 0 {
+            return Err("epochs, batch size and gradient accumulation must be at least 1".into());
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(format!("learning rate must be positive, not {}", self.lr));
+        }
+        if !(0.0..1.0).contains(&self.val_fraction) {
+            return Err(format!(
+                "validation fraction must be in [0, 1), not {}",
+                self.val_fraction
+            ));
+        }
+        if !(0.0..1.0).contains(&self.warmup) {
+            return Err(format!("warm-up must be in [0, 1), not {}", self.warmup));
+        }
+        if self.max_len < 2 {
+            return Err("max length must be at least 2 tokens".into());
+        }
+        Ok(())
+    }
+
+    /// Optimizer steps per epoch for `n` training examples.
+    pub fn steps_per_epoch(&self, n: usize) -> usize {
+        n.div_ceil(self.batch_size).div_ceil(self.grad_accum)
+    }
+}
+
+/// Stop/pause requests from the engine or the UI, checked between micro-batches.
+#[derive(Debug, Default)]
+pub struct TrainControl {
+    stop: AtomicBool,
+    pause: AtomicBool,
+}
+
+impl TrainControl {
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+    pub fn pause(&self) {
+        self.pause.store(true, Ordering::SeqCst);
+    }
+    pub fn resume(&self) {
+        self.pause.store(false, Ordering::SeqCst);
+    }
+    pub fn is_stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+    pub fn is_paused(&self) -> bool {
+        self.pause.load(Ordering::SeqCst)
+    }
+}
+
+/// The data of a run, already encoded.
+pub struct TrainData<'a> {
+    pub train: &'a [Encoded],
+    /// Held-out real examples (may be empty: then the last epoch's adapter is kept).
+    pub val: &'a [Encoded],
+    /// The verbalizer tokens of each label, for validation accuracy.
+    pub label_tokens: &'a [Vec<u32>],
+    pub pad: u32,
+}
+
+/// Early stopping on validation loss: pure bookkeeping, fed one epoch at a time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EarlyStopping {
+    pub patience: usize,
+    pub min_delta: f64,
+    pub best: Option<(usize, f64)>,
+    pub epochs_without_improvement: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// A new best: keep this epoch's adapter.
+    Improved,
+    /// Not better; keep going.
+    Continue,
+    /// Not better for `patience` epochs in a row.
+    Stop,
+}
+
+impl EarlyStopping {
+    pub fn new(patience: usize, min_delta: f64) -> Self {
+        EarlyStopping {
+            patience,
+            min_delta,
+            best: None,
+            epochs_without_improvement: 0,
+        }
+    }
+
+    pub fn observe(&mut self, epoch: usize, val_loss: f64) -> Verdict {
+        let better = match self.best {
+            None => true,
+            Some((_, best)) => val_loss < best - self.min_delta,
+        };
+        if better && val_loss.is_finite() {
+            self.best = Some((epoch, val_loss));
+            self.epochs_without_improvement = 0;
+            return Verdict::Improved;
+        }
+        self.epochs_without_improvement += 1;
+        if self.patience > 0 && self.epochs_without_improvement >= self.patience {
+            Verdict::Stop
+        } else {
+            Verdict::Continue
+        }
+    }
+}
+
+/// What a run leaves: the model on the plain (inference) device with the best adapter attached.
+pub struct TrainOutcome {
+    pub model: Llama,
+    pub reason: StopReason,
+    pub steps: usize,
+    pub epochs: usize,
+    pub best_epoch: Option<usize>,
+    pub best_val_loss: Option<f64>,
+    pub best_val_accuracy: Option<f64>,
+    pub elapsed_s: f64,
+}
+
+/// Ids of the parameters that require gradients (the adapter factors).
+pub fn trainable_ids(model: &Llama) -> Vec<ParamId> {
+    struct Collect(Vec<ParamId>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if param.is_require_grad() {
+                self.0.push(param.id);
+            }
+        }
+    }
+    let mut c = Collect(Vec::new());
+    model.visit(&mut c);
+    c.0
+}
+
+/// The adapter factors as host data, to restore the best epoch later.
+type Snapshot = Vec<(Vec<f32>, Vec<f32>)>;
+
+fn snapshot(model: &Llama) -> Snapshot {
+    lora::adapters(model)
+        .iter()
+        .map(|(_, _, lr)| {
+            let a =
+                lr.a.val()
+                    .into_data()
+                    .try_into_vec::<f32>()
+                    .unwrap_or_default();
+            let b =
+                lr.b.val()
+                    .into_data()
+                    .try_into_vec::<f32>()
+                    .unwrap_or_default();
+            (a, b)
+        })
+        .collect()
+}
+
+fn restore(model: &mut Llama, snap: &Snapshot) {
+    let mut it = snap.iter();
+    for block in &mut model.layers {
+        for t in lora::Target::ALL {
+            let proj = lora::projection_mut(block, t);
+            if let Some(lr) = proj.adapter.as_mut()
+                && let Some((a, b)) = it.next()
+            {
+                let device = lr.a.val().device();
+                let (sa, sb) = (lr.a.shape(), lr.b.shape());
+                lr.a =
+                    Param::from_tensor(Tensor::from_data(TensorData::new(a.clone(), sa), &device));
+                lr.b =
+                    Param::from_tensor(Tensor::from_data(TensorData::new(b.clone(), sb), &device));
+            }
+        }
+    }
+}
+
+/// Validation loss (mean over target tokens) and accuracy of `model` on `items`.
+pub fn evaluate(
+    model: &Llama,
+    items: &[Encoded],
+    label_tokens: &[Vec<u32>],
+    batch_size: usize,
+    pad: u32,
+) -> (f64, f64) {
+    let device = model.device();
+    let mut sum = 0.0;
+    let mut n = 0usize;
+    for chunk in items.chunks(batch_size.max(1)) {
+        let refs: Vec<&Encoded> = chunk.iter().collect();
+        let batch = Batch::new(&refs, Padding::Packed, pad);
+        let t = BatchTensors::new(&batch, &device);
+        let loss = batch_loss(model, &t).into_scalar::<f32>() as f64;
+        sum += loss * batch.targets.len() as f64;
+        n += batch.targets.len();
+    }
+    let scores = label_scores(model, items, label_tokens, batch_size, pad);
+    (sum / n.max(1) as f64, accuracy(&scores, items))
+}
+
+/// One optimizer step's worth of gradients, accumulated over micro-batches, in the fixed order
+/// of the trainable ids (so the global norm sums in the same order every run).
+struct Accumulated {
+    grads: Vec<(ParamId, Option<Tensor<2>>)>,
+}
+
+impl Accumulated {
+    fn new(ids: &[ParamId]) -> Self {
+        Accumulated {
+            grads: ids.iter().map(|&id| (id, None)).collect(),
+        }
+    }
+
+    fn add(&mut self, mut from: GradientsParams) {
+        for (id, acc) in &mut self.grads {
+            if let Some(g) = from.remove::<2>(*id) {
+                *acc = Some(match acc.take() {
+                    Some(a) => a + g,
+                    None => g,
+                });
+            }
+        }
+    }
+
+    /// Global L2 norm, then the gradients scaled to `max_norm` when above it.
+    fn finish(self, max_norm: Option<f64>) -> (GradientsParams, f64) {
+        let mut total: Option<Tensor<1>> = None;
+        for g in self.grads.iter().filter_map(|(_, g)| g.as_ref()) {
+            let s = g.clone().square().sum();
+            total = Some(match total {
+                Some(t) => t + s,
+                None => s,
+            });
+        }
+        let norm = total.map_or(0.0, |t| (t.into_scalar::<f32>() as f64).sqrt());
+        let scale = match max_norm {
+            Some(m) if norm > m => m / (norm + 1e-6),
+            _ => 1.0,
+        };
+        let mut out = GradientsParams::new();
+        for (id, g) in self.grads {
+            if let Some(g) = g {
+                out.register(id, if scale < 1.0 { g.mul_scalar(scale) } else { g });
+            }
+        }
+        (out, norm)
+    }
+}
+
+pub fn adamw(cfg: &TrainConfig) -> ModuleOptimizer {
+    AdamWConfig::new()
+        .with_beta_1(cfg.beta1 as f32)
+        .with_beta_2(cfg.beta2 as f32)
+        .with_epsilon(cfg.eps as f32)
+        .with_weight_decay(cfg.weight_decay as f32)
+        .init()
+}
+
+/// Puts `model` (with adapters attached) on the autodiff twin of its device, trainable.
+pub fn to_training_device(model: Llama) -> Llama {
+    let device = model.device().inner().autodiff();
+    model.fork(&device).train()
+}
+
+/// Trains fresh LoRA adapters (`cfg.lora`) on `data.train`; see the module docs.
+pub fn train(
+    model: Llama,
+    data: &TrainData,
+    cfg: &TrainConfig,
+    control: &TrainControl,
+    sink: &mut dyn FnMut(&TrainEvent),
+) -> anyhow::Result<TrainOutcome> {
+    cfg.validate().map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(!data.train.is_empty(), "no training examples");
+    let started = Instant::now();
+    let mut model = model;
+    lora::attach(&mut model, &cfg.lora, cfg.seed).map_err(anyhow::Error::msg)?;
+    let plain_device = model.device().inner();
+    let device_label = format!("{plain_device:?}");
+    let mut model = to_training_device(model);
+    let ids = trainable_ids(&model);
+    let mut optim = adamw(cfg);
+
+    let steps_per_epoch = cfg.steps_per_epoch(data.train.len());
+    let total_steps = steps_per_epoch * cfg.epochs;
+    let schedule = Schedule {
+        peak_lr: cfg.lr,
+        warmup_steps: warmup_steps(cfg.warmup, total_steps),
+        total_steps,
+        decay: cfg.decay,
+        min_lr: cfg.min_lr,
+    };
+    sink(&TrainEvent::Started {
+        train_examples: data.train.len(),
+        val_examples: data.val.len(),
+        epochs: cfg.epochs,
+        steps_per_epoch,
+        total_steps,
+        trainable_params: lora::trainable_params(&model),
+        device: device_label,
+    });
+
+    let lengths: Vec<usize> = data.train.iter().map(Encoded::input_len).collect();
+    let mut rng = Rng::new(cfg.seed ^ 0x7EA1_5EED);
+    let mut early = EarlyStopping::new(cfg.patience, cfg.min_delta);
+    let mut best: Option<(Snapshot, usize, f64, f64)> = None;
+    let mut step = 0usize;
+    let mut epochs_done = 0usize;
+    let mut reason = StopReason::Completed;
+
+    let mut evaluate_epoch = |model: &Llama,
+                              epoch: usize,
+                              step: usize,
+                              train_loss: f64,
+                              sink: &mut dyn FnMut(&TrainEvent)| {
+        let t0 = Instant::now();
+        let plain = model.valid();
+        let (val_loss, val_acc) = if data.val.is_empty() {
+            (None, None)
+        } else {
+            let (l, a) = evaluate(
+                &plain,
+                data.val,
+                data.label_tokens,
+                cfg.eval_batch_size,
+                data.pad,
+            );
+            (Some(l), Some(a))
+        };
+        let verdict = match val_loss {
+            Some(l) => early.observe(epoch, l),
+            None => Verdict::Improved,
+        };
+        if verdict == Verdict::Improved {
+            best = Some((
+                snapshot(&plain),
+                epoch,
+                val_loss.unwrap_or(f64::NAN),
+                val_acc.unwrap_or(f64::NAN),
+            ));
+        }
+        sink(&TrainEvent::Eval {
+            epoch,
+            step,
+            train_loss,
+            val_loss,
+            val_accuracy: val_acc,
+            best: verdict == Verdict::Improved,
+            eval_time_s: t0.elapsed().as_secs_f64(),
+            elapsed_s: started.elapsed().as_secs_f64(),
+        });
+        verdict
+    };
+
+    'epochs: for epoch in 0..cfg.epochs {
+        // Each epoch's batches from its own stream: resuming or changing epochs elsewhere does
+        // not shift them.
+        let batches = length_grouped_batches(&lengths, cfg.batch_size, &mut rng);
+        let mut epoch_loss = 0.0;
+        let mut epoch_targets = 0usize;
+        let mut stopped_mid_epoch = false;
+        for group in batches.chunks(cfg.grad_accum) {
+            if wait_if_paused(control, step, sink) {
+                stopped_mid_epoch = true;
+                break;
+            }
+            let t0 = Instant::now();
+            let built: Vec<Batch> = group
+                .iter()
+                .map(|idx| {
+                    let refs: Vec<&Encoded> = idx.iter().map(|&i| &data.train[i]).collect();
+                    Batch::new(&refs, cfg.padding, data.pad)
+                })
+                .collect();
+            let step_targets: usize = built.iter().map(|b| b.targets.len()).sum();
+            let mut acc = Accumulated::new(&ids);
+            let mut step_loss = 0.0;
+            for batch in &built {
+                let device = model.device();
+                let t = BatchTensors::new(batch, &device);
+                let weight = batch.targets.len() as f64 / step_targets as f64;
+                let loss = batch_loss(&model, &t);
+                step_loss += loss.clone().into_scalar::<f32>() as f64 * weight;
+                let grads = loss.mul_scalar(weight).backward();
+                acc.add(GradientsParams::from_grads(grads, &model));
+            }
+            let (grads, grad_norm) = acc.finish(cfg.max_grad_norm);
+            let lr = schedule.lr(step);
+            model = optim.step(lr, model, grads);
+            step += 1;
+            let dt = t0.elapsed().as_secs_f64();
+            let tokens: usize = built.iter().map(|b| b.real_tokens).sum();
+            epoch_loss += step_loss * step_targets as f64;
+            epoch_targets += step_targets;
+            sink(&TrainEvent::Step {
+                step,
+                epoch,
+                loss: step_loss,
+                lr,
+                grad_norm,
+                step_time_s: dt,
+                tokens,
+                tokens_per_s: tokens as f64 / dt.max(1e-9),
+                elapsed_s: started.elapsed().as_secs_f64(),
+            });
+            if control.is_stopped() {
+                stopped_mid_epoch = true;
+                break;
+            }
+        }
+        let train_loss = epoch_loss / epoch_targets.max(1) as f64;
+        if stopped_mid_epoch {
+            // Keep the better of the best epoch so far and where the run stands now.
+            if epoch_targets > 0 {
+                evaluate_epoch(&model, epoch, step, train_loss, sink);
+                epochs_done = epoch + 1;
+            }
+            reason = StopReason::Stopped;
+            break 'epochs;
+        }
+        epochs_done = epoch + 1;
+        if evaluate_epoch(&model, epoch, step, train_loss, sink) == Verdict::Stop {
+            reason = StopReason::EarlyStopped;
+            break;
+        }
+        if control.is_stopped() {
+            reason = StopReason::Stopped;
+            break;
+        }
+    }
+
+    let mut model = model.valid();
+    let (best_epoch, best_val_loss, best_val_accuracy) = match &best {
+        Some((snap, epoch, loss, acc)) => {
+            restore(&mut model, snap);
+            (
+                Some(*epoch),
+                loss.is_finite().then_some(*loss),
+                acc.is_finite().then_some(*acc),
+            )
+        }
+        None => (None, None, None),
+    };
+    let elapsed_s = started.elapsed().as_secs_f64();
+    sink(&TrainEvent::Finished {
+        reason,
+        steps: step,
+        epochs: epochs_done,
+        best_epoch,
+        best_val_loss,
+        best_val_accuracy,
+        elapsed_s,
+    });
+    Ok(TrainOutcome {
+        model,
+        reason,
+        steps: step,
+        epochs: epochs_done,
+        best_epoch,
+        best_val_loss,
+        best_val_accuracy,
+        elapsed_s,
+    })
+}
+
+/// Blocks while paused; returns `true` when a stop was requested.
+fn wait_if_paused(control: &TrainControl, step: usize, sink: &mut dyn FnMut(&TrainEvent)) -> bool {
+    if control.is_stopped() {
+        return true;
+    }
+    if !control.is_paused() {
+        return false;
+    }
+    sink(&TrainEvent::Paused { step });
+    while control.is_paused() && !control.is_stopped() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if control.is_stopped() {
+        return true;
+    }
+    sink(&TrainEvent::Resumed { step });
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn early_stopping_waits_for_patience_and_ignores_tiny_gains() {
+        let mut e = EarlyStopping::new(2, 0.01);
+        assert_eq!(e.observe(0, 1.0), Verdict::Improved);
+        assert_eq!(e.observe(1, 0.8), Verdict::Improved);
+        assert_eq!(e.observe(2, 0.795), Verdict::Continue); // within min_delta
+        assert_eq!(e.observe(3, 0.7), Verdict::Improved);
+        assert_eq!(e.observe(4, 0.9), Verdict::Continue);
+        assert_eq!(e.observe(5, 0.75), Verdict::Stop);
+        assert_eq!(e.best, Some((3, 0.7)));
+        let mut never = EarlyStopping::new(0, 0.0);
+        never.observe(0, 1.0);
+        assert!((1..20).all(|k| never.observe(k, 2.0) == Verdict::Continue));
+        let mut nan = EarlyStopping::new(3, 0.0);
+        assert_eq!(nan.observe(0, f64::NAN), Verdict::Continue);
+    }
+
+    #[test]
+    fn steps_per_epoch_rounds_batches_and_accumulation_up() {
+        let cfg = TrainConfig {
+            batch_size: 8,
+            grad_accum: 2,
+            ..TrainConfig::default()
+        };
+        assert_eq!(cfg.steps_per_epoch(8), 1);
+        assert_eq!(cfg.steps_per_epoch(17), 2);
+        assert_eq!(cfg.steps_per_epoch(33), 3);
+        assert!(TrainConfig::default().validate().is_ok());
+        let bad = TrainConfig {
+            val_fraction: 1.0,
+            ..TrainConfig::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("validation"));
+    }
+}
