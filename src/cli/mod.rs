@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod bench_decode;
 pub mod classify;
+pub mod eval;
 pub mod export;
 pub mod filter;
 pub mod generate;
@@ -66,6 +67,10 @@ pub enum Command {
     Classify(classify::ClassifyArgs),
     /// Fine-tune LoRA adapters on a task's seeds (and accepted synthetic items).
     Train(Box<train::TrainArgs>),
+    /// Evaluate zero-shot, in-context learning or a LoRA adapter on a labelled test file.
+    Eval(Box<eval::EvalArgs>),
+    /// Every evaluated run side by side.
+    Runs(eval::RunsArgs),
     /// Speed benchmarks beside the reference stacks (shared/peers) measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -89,5 +94,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Classify(args)) => classify::run(args),
         Some(Command::Filter(args)) => filter::run(args),
         Some(Command::Train(args)) => train::run(*args),
+        Some(Command::Eval(args)) => eval::run(*args, cli.workspace),
+        Some(Command::Runs(args)) => eval::list_runs(args, cli.workspace),
     }
 }

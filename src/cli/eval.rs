@@ -1,0 +1,224 @@
+//! `seedforge eval`: a method (zero-shot, in-context learning, or a LoRA adapter) on a labelled
+//! test file — accuracy, macro-F1, per-class precision/recall, confusion matrix — saved as
+//! `eval.json` in a run folder; and `seedforge runs`: every evaluated run side by side.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::input_args::InputArgs;
+use super::model_args::ModelArgs;
+use super::task_arg::TaskArg;
+use crate::eval::report::{self, EvalReport, Method};
+use crate::eval::run::{EvalOptions, evaluate};
+use crate::pipeline::prompt::Templates;
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub task: TaskArg,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The labelled test file (any format `init` reads).
+    #[arg(long, value_name = "FILE")]
+    pub test: PathBuf,
+    #[command(flatten)]
+    pub read: InputArgs,
+    /// zero-shot, icl (the task's seeds as demonstrations) or lora (needs --adapter).
+    #[arg(long, default_value = "icl")]
+    pub method: Method,
+    /// A run folder holding a LoRA adapter (adapter_config.json + adapter_model.safetensors).
+    #[arg(long, value_name = "RUN")]
+    pub adapter: Option<PathBuf>,
+    /// Contextual calibration of the label scores.
+    #[arg(long)]
+    pub calibrate: bool,
+    /// ICL: keep the demonstrations in the task's order instead of alternating labels.
+    #[arg(long)]
+    pub task_order: bool,
+    /// Evaluate only the first N rows.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Where to save eval.json (default: the adapter's run folder for lora, else a new
+    /// runs/<time>-eval-<method> folder in the workspace or beside the task).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: EvalArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> {
+    let task = match (&args.task.task, &workspace) {
+        (None, Some(ws)) => crate::data::task::Task::load(ws)
+            .with_context(|| format!("loading the task of {}", ws.display()))?,
+        _ => args.task.load()?,
+    };
+    anyhow::ensure!(
+        args.method != Method::Lora || args.adapter.is_some(),
+        "--method lora needs --adapter RUN (a folder with adapter_config.json)"
+    );
+    let mut log = std::io::stderr();
+    let mut imported = args.read.read(&args.test, &mut log)?;
+    if let Some(n) = args.limit {
+        imported.rows.truncate(n);
+    }
+    let names = task.label_names();
+    let unknown = imported
+        .rows
+        .iter()
+        .filter(|r| !names.contains(&r.label.as_str()))
+        .count();
+    anyhow::ensure!(
+        unknown < imported.rows.len(),
+        "{}: no row has one of the task's labels ({}); --label-map maps the file's labels",
+        args.test.display(),
+        names.join(", ")
+    );
+    if unknown > 0 {
+        eprintln!(
+            "warning: {unknown} rows have labels that are not the task's; they are not scored"
+        );
+    }
+    let (mut loaded, _) = args.model.load()?;
+    if let Some(dir) = &args.adapter {
+        let info = crate::train::peft::load_adapter(&mut loaded.model, dir)
+            .with_context(|| format!("loading the adapter in {}", dir.display()))?;
+        eprintln!(
+            "seedforge: adapter {} (r={}, {} parameters)",
+            dir.display(),
+            info.rank,
+            info.trainable_params
+        );
+    }
+    let templates = Templates::for_task(&task)?;
+    let options = EvalOptions {
+        method: args.method,
+        calibrate: args.calibrate,
+        interleave: !args.task_order,
+        batch: args.batch,
+    };
+    let tty = std::io::stderr().is_terminal();
+    let mut last = 0;
+    let report = evaluate(
+        &loaded.model,
+        &loaded.tokenizer,
+        &task,
+        &templates,
+        &imported.rows,
+        &args.test,
+        &options,
+        &loaded.info.path.display().to_string(),
+        args.adapter.as_deref(),
+        &mut |done, total| {
+            if tty {
+                eprint!("\r  {done}/{total}");
+            } else if done * 10 / total.max(1) != last {
+                last = done * 10 / total.max(1);
+                eprintln!("  {done}/{total}");
+            }
+        },
+    )?;
+    if tty {
+        eprintln!();
+    }
+    let out = match (&args.out, &args.adapter, args.method) {
+        (Some(o), _, _) => o.clone(),
+        (None, Some(a), Method::Lora) => a.clone(),
+        _ => default_run_dir(
+            workspace.as_deref().or(args.task.task.as_deref()),
+            args.method,
+        ),
+    };
+    let saved = report
+        .save(&out)
+        .with_context(|| format!("saving {}", out.join(report::EVAL_FILE).display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report);
+    }
+    eprintln!(
+        "seedforge: {} rows in {:.1} s; saved {}",
+        report.metrics.n,
+        report.seconds,
+        saved.display()
+    );
+    Ok(())
+}
+
+fn default_run_dir(base: Option<&Path>, method: Method) -> PathBuf {
+    let base = match base {
+        Some(p) if p.is_dir() => p.to_path_buf(),
+        Some(p) => p
+            .parent()
+            .filter(|q| !q.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        None => PathBuf::from("."),
+    };
+    base.join("runs").join(format!(
+        "{}-eval-{}",
+        crate::data::time::compact(SystemTime::now()),
+        method.name()
+    ))
+}
+
+pub fn print_report(r: &EvalReport) {
+    let m = &r.metrics;
+    println!(
+        "{}{}{}: accuracy {:.2}% ({} rows), macro-F1 {:.3}",
+        r.method.name(),
+        if r.shots > 0 {
+            format!(" ({}-shot)", r.shots)
+        } else {
+            String::new()
+        },
+        if r.calibrated { ", calibrated" } else { "" },
+        m.accuracy * 100.0,
+        m.n,
+        m.macro_f1
+    );
+    println!(
+        "{:<16} {:>9} {:>9} {:>9} {:>8}",
+        "class", "precision", "recall", "F1", "support"
+    );
+    for c in &m.per_class {
+        println!(
+            "{:<16} {:>9.3} {:>9.3} {:>9.3} {:>8}",
+            c.label, c.precision, c.recall, c.f1, c.support
+        );
+    }
+    print!("{}", m.confusion_table());
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// A runs folder to read (default: the workspace's, or ./runs).
+    #[arg(long, value_name = "DIR")]
+    pub runs: Option<PathBuf>,
+}
+
+/// `seedforge runs`: every run with an eval.json, side by side.
+pub fn list_runs(args: RunsArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> {
+    let dir = args
+        .runs
+        .or_else(|| workspace.map(|w| w.join("runs")))
+        .unwrap_or_else(|| PathBuf::from("runs"));
+    let runs = report::collect(&dir);
+    anyhow::ensure!(
+        !runs.is_empty(),
+        "{}: no run with an {} yet",
+        dir.display(),
+        report::EVAL_FILE
+    );
+    println!("{}", report::table_header());
+    for (name, r) in &runs {
+        println!("{}", r.row(name));
+    }
+    Ok(())
+}
