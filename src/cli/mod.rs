@@ -93,8 +93,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Bench(cmd)) => bench::run(cmd),
         Some(Command::Classify(args)) => classify::run(args),
         Some(Command::Filter(args)) => filter::run(args),
-        Some(Command::Train(args)) => train::run(*args),
+        Some(Command::Train(args)) => train::run(*args, cli.workspace),
         Some(Command::Eval(args)) => eval::run(*args, cli.workspace),
         Some(Command::Runs(args)) => eval::list_runs(args, cli.workspace),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        // Clap checks duplicate flags and conflicting names only in debug builds, when the
+        // command is built; this makes a clash fail here rather than at a user's first call.
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

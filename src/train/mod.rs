@@ -9,6 +9,7 @@ pub mod data;
 pub mod lora;
 pub mod metrics;
 pub mod peft;
+pub mod run;
 pub mod schedule;
 pub mod score;
 pub mod trainer;

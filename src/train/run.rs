@@ -1,0 +1,154 @@
+//! One training run as a unit: encode the real and extra examples, hold validation out of the
+//! real ones, train, and leave a run folder (`config.json`, `metrics.jsonl`, the adapter in PEFT's
+//! layout). The `train` command, the workbench's engine and the experiment all run it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::data::{self, Encoded};
+use super::lora::LoraInfo;
+use super::metrics::{MetricsWriter, TrainEvent};
+use super::peft;
+use super::trainer::{TrainConfig, TrainControl, TrainData, TrainOutcome, train};
+use crate::data::task::{Example, Task};
+use crate::llm::model::Llama;
+use crate::llm::tokenizer::TextTokenizer;
+use crate::pipeline::prompt::Templates;
+
+/// What a run is made of.
+pub struct RunSpec<'a> {
+    pub task: &'a Task,
+    pub templates: &'a Templates,
+    /// Real examples (validation is drawn from these).
+    pub real: &'a [Example],
+    /// Synthetic or annotated examples, training only.
+    pub extra: &'a [Example],
+    /// Where the extra examples came from (files, workspace), for the record.
+    pub extra_sources: Vec<String>,
+    pub config: &'a TrainConfig,
+    pub out: &'a Path,
+    /// The base model's path, recorded and written into the adapter config.
+    pub model_path: &'a str,
+    pub device: &'a str,
+}
+
+/// What `config.json` records: enough to rerun the run.
+#[derive(Serialize)]
+struct RunRecord<'a> {
+    seedforge_version: &'a str,
+    task_name: &'a str,
+    model: &'a str,
+    device: &'a str,
+    extra_sources: &'a [String],
+    real_examples: usize,
+    extra_examples: usize,
+    train_examples: usize,
+    val_examples: usize,
+    truncated_examples: usize,
+    train: &'a TrainConfig,
+}
+
+pub struct RunResult {
+    pub outcome: TrainOutcome,
+    pub adapter: LoraInfo,
+    pub out: PathBuf,
+    pub train_examples: usize,
+    pub val_examples: usize,
+    pub truncated: usize,
+}
+
+/// The training and validation sets: a stratified share of the real examples is held out; the
+/// extra examples only ever train.
+pub fn split(
+    real: &[Encoded],
+    extra: &[Encoded],
+    cfg: &TrainConfig,
+) -> (Vec<Encoded>, Vec<Encoded>) {
+    let labels: Vec<usize> = real.iter().map(|e| e.label).collect();
+    let (train_idx, val_idx) = data::stratified_split(&labels, cfg.val_fraction, cfg.seed);
+    let mut train_set: Vec<Encoded> = train_idx.iter().map(|&i| real[i].clone()).collect();
+    train_set.extend(extra.iter().cloned());
+    let val_set = val_idx.iter().map(|&i| real[i].clone()).collect();
+    (train_set, val_set)
+}
+
+/// Trains `model` (it comes back with the best adapter attached) and writes the run folder.
+pub fn train_run(
+    model: Llama,
+    tokenizer: &TextTokenizer,
+    spec: &RunSpec,
+    control: &TrainControl,
+    sink: &mut dyn FnMut(&TrainEvent),
+) -> anyhow::Result<RunResult> {
+    let cfg = spec.config;
+    anyhow::ensure!(
+        !spec.real.is_empty() || !spec.extra.is_empty(),
+        "nothing to train on: no real and no extra examples"
+    );
+    let real = data::encode(spec.task, spec.templates, tokenizer, spec.real, cfg.max_len)?;
+    let extra = data::encode(
+        spec.task,
+        spec.templates,
+        tokenizer,
+        spec.extra,
+        cfg.max_len,
+    )?;
+    let truncated = real.iter().chain(&extra).filter(|e| e.truncated).count();
+    let (train_set, val_set) = split(&real, &extra, cfg);
+    let label_tokens = data::label_tokens(spec.task, tokenizer)?;
+
+    std::fs::create_dir_all(spec.out)
+        .with_context(|| format!("creating {}", spec.out.display()))?;
+    let record = RunRecord {
+        seedforge_version: env!("CARGO_PKG_VERSION"),
+        task_name: &spec.task.name,
+        model: spec.model_path,
+        device: spec.device,
+        extra_sources: &spec.extra_sources,
+        real_examples: real.len(),
+        extra_examples: extra.len(),
+        train_examples: train_set.len(),
+        val_examples: val_set.len(),
+        truncated_examples: truncated,
+        train: cfg,
+    };
+    let config_path = spec.out.join("config.json");
+    crate::data::atomic::write_atomic_bytes(
+        &config_path,
+        (serde_json::to_string_pretty(&record)? + "\n").as_bytes(),
+    )
+    .with_context(|| format!("writing {}", config_path.display()))?;
+
+    let metrics_path = spec.out.join("metrics.jsonl");
+    let mut metrics = MetricsWriter::create(&metrics_path)
+        .with_context(|| format!("creating {}", metrics_path.display()))?;
+    let mut write_error: Option<anyhow::Error> = None;
+    let data = TrainData {
+        train: &train_set,
+        val: &val_set,
+        label_tokens: &label_tokens,
+        pad: tokenizer.pad_id(),
+    };
+    let outcome = train(model, &data, cfg, control, &mut |e| {
+        sink(e);
+        if let Err(err) = metrics.write(e)
+            && write_error.is_none()
+        {
+            write_error = Some(err);
+        }
+    })?;
+    if let Some(e) = write_error {
+        return Err(e);
+    }
+    let adapter = peft::save(&outcome.model, spec.out, spec.model_path)?;
+    Ok(RunResult {
+        outcome,
+        adapter,
+        out: spec.out.to_path_buf(),
+        train_examples: train_set.len(),
+        val_examples: val_set.len(),
+        truncated,
+    })
+}
