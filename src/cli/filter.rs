@@ -11,11 +11,9 @@ use serde_json::{Value, json};
 
 use super::model_args::ModelArgs;
 use super::task_arg::TaskArg;
-use crate::data::item::Verdict;
-use crate::pipeline::classify::Classifier;
-use crate::pipeline::filters::stages::consistency_classifier;
+use crate::pipeline::filters::FilterSettings;
+use crate::pipeline::filters::judge::{Judge, ToJudge, judge_all, kept};
 use crate::pipeline::filters::stats::{self, Judged};
-use crate::pipeline::filters::{FilterSettings, Filters};
 use crate::pipeline::prompt::Templates;
 
 #[derive(Debug, Args)]
@@ -30,8 +28,20 @@ pub struct FilterArgs {
     /// Where to write every item with its `verdicts` and `kept`.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub filters: FilterOptions,
+    /// Print the statistics as JSON on standard output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The filters' thresholds, shared by `filter` and `experiment`.
+#[derive(Debug, Clone, Args)]
+pub struct FilterOptions {
+    /// Generated texts shorter than this many words are malformed.
     #[arg(long, default_value_t = 3)]
     pub min_words: usize,
+    /// Generated texts longer than this many words are malformed.
     #[arg(long, default_value_t = 80)]
     pub max_words: usize,
     /// Jaccard similarity of word bigrams at which two texts are near duplicates.
@@ -46,9 +56,20 @@ pub struct FilterArgs {
     /// No contextual calibration in the label-consistency classifier.
     #[arg(long)]
     pub no_calibrate: bool,
-    /// Print the statistics as JSON on standard output.
-    #[arg(long)]
-    pub json: bool,
+}
+
+impl FilterOptions {
+    pub fn settings(&self) -> FilterSettings {
+        FilterSettings {
+            min_words: self.min_words,
+            max_words: self.max_words,
+            near_dup_threshold: self.near_dup_threshold,
+            min_margin: self.min_margin,
+            label_consistency: !self.no_label_consistency,
+            calibrate: !self.no_calibrate,
+            ..FilterSettings::default()
+        }
+    }
 }
 
 struct Input {
@@ -100,47 +121,28 @@ pub fn run(args: FilterArgs) -> anyhow::Result<()> {
             task.label_names().join(", ")
         );
     }
-    let settings = FilterSettings {
-        min_words: args.min_words,
-        max_words: args.max_words,
-        near_dup_threshold: args.near_dup_threshold,
-        min_margin: args.min_margin,
-        label_consistency: !args.no_label_consistency,
-        calibrate: !args.no_calibrate,
-        ..FilterSettings::default()
-    };
+    let settings = args.filters.settings();
     let started = Instant::now();
-    let mut filters = Filters::new(&task, settings.clone());
-    let mut verdicts: Vec<Vec<Verdict>> = items
+    let to_judge: Vec<ToJudge> = items
         .iter()
-        .enumerate()
-        .map(|(i, it)| {
-            filters.cheap(
-                &format!("item {}", i + 1),
-                &it.text,
-                it.malformed.as_deref(),
-            )
+        .map(|it| ToJudge {
+            text: &it.text,
+            label: &it.label,
+            malformed: it.malformed.as_deref(),
         })
         .collect();
-    if settings.label_consistency {
+    let verdicts = if settings.label_consistency {
         let (loaded, _) = args.model.load()?;
         let templates = Templates::for_task(&task)?;
-        let classifier = Classifier::new(
-            &loaded.model,
-            &loaded.tokenizer,
-            &task,
-            &templates,
-            consistency_classifier(&task, &settings),
-        )?;
-        let todo: Vec<usize> = (0..items.len())
-            .filter(|&i| verdicts[i].iter().all(|v| v.pass))
-            .collect();
-        let texts: Vec<&str> = todo.iter().map(|&i| items[i].text.as_str()).collect();
-        let preds = classifier.classify(&texts)?;
-        for (&i, p) in todo.iter().zip(&preds) {
-            verdicts[i].push(filters.label_consistency(&items[i].label, p));
-        }
-    }
+        let judge = Judge {
+            model: &loaded.model,
+            tokenizer: &loaded.tokenizer,
+            templates: &templates,
+        };
+        judge_all(&task, &settings, Some(judge), &to_judge)?
+    } else {
+        judge_all(&task, &settings, None, &to_judge)?
+    };
     let mut out = std::io::BufWriter::new(
         std::fs::File::create(&args.out)
             .with_context(|| format!("creating {}", args.out.display()))?,
@@ -149,7 +151,7 @@ pub fn run(args: FilterArgs) -> anyhow::Result<()> {
         let mut obj = it.raw.clone();
         if let Some(map) = obj.as_object_mut() {
             map.insert("verdicts".into(), json!(v));
-            map.insert("kept".into(), json!(v.iter().all(|x| x.pass)));
+            map.insert("kept".into(), json!(kept(v)));
         }
         writeln!(out, "{obj}").with_context(|| format!("writing {}", args.out.display()))?;
     }

@@ -19,14 +19,28 @@ pub struct GenerateArgs {
     pub task: TaskArg,
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub generation: GenerationOptions,
+    /// Seed of the sampling (each request draws from its own stream under it).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print the exact prompt of each class and exit.
+    #[arg(long)]
+    pub print_prompts: bool,
+    /// Where to write the items, one JSON object a line. `-` for standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// What and how to sample, shared by `generate` and `experiment`.
+#[derive(Debug, Clone, Args)]
+pub struct GenerationOptions {
     /// New examples per class.
     #[arg(long, default_value_t = 10)]
     pub per_class: usize,
     /// Sequences decoded together.
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
     #[arg(long, default_value_t = 1.0)]
     pub temperature: f32,
     /// 0 disables top-k.
@@ -48,16 +62,10 @@ pub struct GenerateArgs {
     /// template is a plain completion prompt).
     #[arg(long)]
     pub chat: bool,
-    /// Print the exact prompt of each class and exit.
-    #[arg(long)]
-    pub print_prompts: bool,
-    /// Where to write the items, one JSON object a line. `-` for standard output.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
 }
 
-impl GenerateArgs {
-    pub fn settings(&self) -> GenerateSettings {
+impl GenerationOptions {
+    pub fn settings(&self, seed: u64) -> GenerateSettings {
         let mut s = GenerateSettings {
             per_class: self.per_class,
             batch: self.batch.max(1),
@@ -65,7 +73,7 @@ impl GenerateArgs {
             chat: self.chat,
             ..GenerateSettings::default()
         };
-        s.sampling.seed = self.seed;
+        s.sampling.seed = seed;
         s.sampling.temperature = self.temperature;
         s.sampling.top_k = self.top_k;
         s.sampling.top_p = self.top_p;
@@ -85,7 +93,7 @@ fn unescape(s: &str) -> String {
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let task = args.task.load()?;
-    let settings = args.settings();
+    let settings = args.generation.settings(args.seed);
     settings.sampling.validate().map_err(anyhow::Error::msg)?;
     let templates = Templates::for_task(&task)?;
     if args.print_prompts {

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 use super::input_args::InputArgs;
+use super::task_arg::TaskShape;
 use crate::data::import::{SampleOptions, sample_per_class};
-use crate::data::task::{Example, LabelDef, TASK_FORMAT_VERSION, Task};
+use crate::data::task::{Example, Task};
 use crate::data::workspace::Workspace;
 
 #[derive(Debug, clap::Args)]
@@ -37,19 +38,8 @@ pub struct Args {
     /// Task name (default: the workspace folder's name).
     #[arg(long)]
     pub name: Option<String>,
-    /// What is classified, as prompts say it: "<input noun>s whose <description> is X"
-    /// (e.g. "sentiment", "answer type"). Default: "label".
-    #[arg(long)]
-    pub description: Option<String>,
-    /// What one input is called in prompts (e.g. "movie review", "question").
-    #[arg(long, default_value = "text")]
-    pub input_noun: String,
-    /// Field names of the classification prompt, `<input field>: text` then
-    /// `<label field>: label` (e.g. Review / Sentiment).
-    #[arg(long, default_value = "Text")]
-    pub input_field: String,
-    #[arg(long, default_value = "Label")]
-    pub label_field: String,
+    #[command(flatten)]
+    pub shape: TaskShape,
 }
 
 pub fn run(args: Args, workspace: Option<PathBuf>, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -140,27 +130,7 @@ fn from_dataset(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "task".into())
     });
-    let description = args
-        .description
-        .clone()
-        .unwrap_or_else(|| "label".to_string());
-    let task = Task {
-        format_version: TASK_FORMAT_VERSION,
-        name,
-        description,
-        input_noun: args.input_noun.clone(),
-        input_field: args.input_field.clone(),
-        label_field: args.label_field.clone(),
-        labels: labels
-            .iter()
-            .map(|l| LabelDef {
-                name: l.clone(),
-                verbalizer: None,
-            })
-            .collect(),
-        prompts: None,
-        seeds: Vec::new(),
-    };
+    let task = args.shape.task(name, &labels);
     let seeds = sample
         .rows
         .into_iter()

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bench_decode;
 pub mod classify;
 pub mod eval;
+pub mod experiment;
 pub mod export;
 pub mod filter;
 pub mod generate;
@@ -69,6 +70,9 @@ pub enum Command {
     Train(Box<train::TrainArgs>),
     /// Evaluate zero-shot, in-context learning or a LoRA adapter on a labelled test file.
     Eval(Box<eval::EvalArgs>),
+    /// The method end to end on a dataset (seeds → generate → filter → LoRA arms → evaluation
+    /// beside ICL), resumable, with a Markdown and JSON report.
+    Experiment(Box<experiment::ExperimentArgs>),
     /// Every evaluated run side by side.
     Runs(eval::RunsArgs),
     /// Speed benchmarks beside the reference stacks (shared/peers) measured in the same run.
@@ -95,6 +99,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Filter(args)) => filter::run(args),
         Some(Command::Train(args)) => train::run(*args, cli.workspace),
         Some(Command::Eval(args)) => eval::run(*args, cli.workspace),
+        Some(Command::Experiment(args)) => experiment::run(*args),
         Some(Command::Runs(args)) => eval::list_runs(args, cli.workspace),
     }
 }

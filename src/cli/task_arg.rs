@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use crate::data::task::Task;
+use crate::data::task::{LabelDef, TASK_FORMAT_VERSION, Task};
 
 #[derive(Debug, Clone, Args)]
 pub struct TaskArg {
@@ -20,6 +20,50 @@ impl TaskArg {
         match &self.task {
             Some(p) => Task::load(p).with_context(|| format!("loading the task {}", p.display())),
             None => Ok(Task::demo()),
+        }
+    }
+}
+
+/// How prompts speak of a task built from a dataset's labels (`init --from`, `experiment`).
+#[derive(Debug, Clone, Args)]
+pub struct TaskShape {
+    /// What is classified, as prompts say it: "<input noun>s whose <description> is X"
+    /// (e.g. "sentiment", "answer type"). Default: "label".
+    #[arg(long)]
+    pub description: Option<String>,
+    /// What one input is called in prompts (e.g. "movie review", "question").
+    #[arg(long, default_value = "text")]
+    pub input_noun: String,
+    /// Field names of the classification prompt, `<input field>: text` then
+    /// `<label field>: label` (e.g. Review / Sentiment).
+    #[arg(long, default_value = "Text")]
+    pub input_field: String,
+    #[arg(long, default_value = "Label")]
+    pub label_field: String,
+}
+
+impl TaskShape {
+    /// A task without seeds over `labels`, each its own verbalizer.
+    pub fn task(&self, name: String, labels: &[String]) -> Task {
+        Task {
+            format_version: TASK_FORMAT_VERSION,
+            name,
+            description: self
+                .description
+                .clone()
+                .unwrap_or_else(|| "label".to_string()),
+            input_noun: self.input_noun.clone(),
+            input_field: self.input_field.clone(),
+            label_field: self.label_field.clone(),
+            labels: labels
+                .iter()
+                .map(|l| LabelDef {
+                    name: l.clone(),
+                    verbalizer: None,
+                })
+                .collect(),
+            prompts: None,
+            seeds: Vec::new(),
         }
     }
 }

@@ -52,6 +52,9 @@ pub struct TrainArgs {
     pub read: InputArgs,
     #[command(flatten)]
     pub options: TrainOptions,
+    /// Seed of the validation draw, the batch order and dropout.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
     #[command(flatten)]
     pub model: ModelArgs,
 }
@@ -105,12 +108,11 @@ pub struct TrainOptions {
     /// Pad each batch to its longest row instead of packing rows into one sequence.
     #[arg(long)]
     pub no_packing: bool,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
 }
 
 impl TrainOptions {
-    pub fn config(&self) -> anyhow::Result<TrainConfig> {
+    /// The trainer's configuration; `seed` orders the batches, draws validation and dropout.
+    pub fn config(&self, seed: u64) -> anyhow::Result<TrainConfig> {
         let cfg = TrainConfig {
             lora: LoraConfig {
                 rank: self.rank,
@@ -136,7 +138,7 @@ impl TrainOptions {
             } else {
                 Padding::Packed
             },
-            seed: self.seed,
+            seed,
             ..TrainConfig::default()
         };
         cfg.validate().map_err(anyhow::Error::msg)?;
@@ -324,7 +326,7 @@ fn sources(args: &TrainArgs, workspace: Option<&Path>) -> anyhow::Result<Sources
 }
 
 pub fn run(args: TrainArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> {
-    let cfg = args.options.config()?;
+    let cfg = args.options.config(args.seed)?;
     let src = sources(&args, workspace.as_deref())?;
     let task = &src.task;
     anyhow::ensure!(

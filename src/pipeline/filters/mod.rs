@@ -2,6 +2,7 @@
 //! and its scores — and nothing is ever deleted.
 
 pub mod diversity;
+pub mod judge;
 pub mod minhash;
 pub mod stages;
 pub mod stats;

@@ -1,0 +1,196 @@
+//! `seedforge experiment`: the method's protocol end to end on a labelled dataset and a test
+//! file, for one or more sampling seeds, resumable, ending in `report.md` and `report.json`.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use super::filter::FilterOptions;
+use super::generate::GenerationOptions;
+use super::input_args::InputArgs;
+use super::model_args::ModelArgs;
+use super::task_arg::TaskShape;
+use super::train::TrainOptions;
+use crate::eval::experiment::{self, Arm, Context, ExperimentSpec, Hooks, report};
+use crate::pipeline::prompt::Templates;
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example (SST-2, three sampling seeds):\n  \
+    seedforge experiment --dataset ../shared/datasets/sst2/train.tsv \\\n    \
+    --test ../shared/datasets/sst2/dev.tsv --label-map 0=negative,1=positive \\\n    \
+    --description sentiment --input-noun 'movie review' --input-field Review \\\n    \
+    --label-field Sentiment --seed-min-words 6 --sampling-seed 0,1,2 --out experiments/sst2\n\n\
+    Stopped (Ctrl-C, a crash, a reboot)? Run the same command again: finished steps are kept.")]
+pub struct ExperimentArgs {
+    /// Labelled dataset the seeds are drawn from (any format `init` reads).
+    #[arg(long, value_name = "FILE")]
+    pub dataset: PathBuf,
+    /// Labelled test file, read with the same options as the dataset.
+    #[arg(long, value_name = "FILE")]
+    pub test: PathBuf,
+    /// Score only the first N test rows.
+    #[arg(long, value_name = "N")]
+    pub test_limit: Option<usize>,
+    #[command(flatten)]
+    pub read: InputArgs,
+    /// Task name in the report (default: the dataset's folder name).
+    #[arg(long)]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub shape: TaskShape,
+    /// Seeds drawn per class (the papers' low-resource protocol uses 4).
+    #[arg(long, default_value_t = 4)]
+    pub seeds_per_class: usize,
+    /// Draw seeds among rows of at least this many words (the papers use 6 for SST-2).
+    #[arg(long, default_value_t = 0)]
+    pub seed_min_words: usize,
+    /// Sampling seeds, comma-separated or repeated: each draws its own seeds, generations,
+    /// validation split and batch order.
+    #[arg(long = "sampling-seed", value_delimiter = ',', default_value = "0")]
+    pub sampling_seeds: Vec<u64>,
+    /// Methods to compare, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "zero-shot,icl,icl-calibrated,lora-real,lora-synthetic,lora-unfiltered"
+    )]
+    pub arms: Vec<Arm>,
+    #[command(flatten)]
+    pub generation: GenerationOptions,
+    #[command(flatten)]
+    pub filters: FilterOptions,
+    #[command(flatten)]
+    pub train: TrainOptions,
+    /// Texts classified together during evaluation.
+    #[arg(long, default_value_t = 16)]
+    pub eval_batch: usize,
+    /// The experiment folder (created, or resumed when it holds this experiment).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+/// The command line as typed, for the report (arguments with spaces quoted).
+fn command_line() -> String {
+    std::iter::once("seedforge".to_string())
+        .chain(std::env::args().skip(1).map(|a| {
+            if a.contains(' ') || a.is_empty() {
+                format!("'{a}'")
+            } else {
+                a
+            }
+        }))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.seeds_per_class > 0,
+        "--seeds-per-class must be at least 1"
+    );
+    anyhow::ensure!(!args.arms.is_empty(), "--arms names no method");
+    let mut arms = args.arms.clone();
+    arms.sort();
+    arms.dedup();
+    let mut seeds = args.sampling_seeds.clone();
+    seeds.dedup();
+    let mut log = std::io::stderr();
+    let dataset = args.read.read(&args.dataset, &mut log)?;
+    let mut test = args.read.read(&args.test, &mut log)?;
+    if let Some(n) = args.test_limit {
+        test.rows.truncate(n);
+    }
+    let labels = dataset.labels(args.read.label_map.as_ref());
+    anyhow::ensure!(
+        labels.len() >= 2,
+        "{}: found {} label(s); a task needs at least two",
+        args.dataset.display(),
+        labels.len()
+    );
+    let unknown = test
+        .rows
+        .iter()
+        .filter(|r| !labels.contains(&r.label))
+        .count();
+    anyhow::ensure!(
+        unknown < test.rows.len(),
+        "{}: no test row has one of the dataset's labels ({})",
+        args.test.display(),
+        labels.join(", ")
+    );
+    let name = args.name.clone().unwrap_or_else(|| {
+        args.dataset
+            .parent()
+            .and_then(|p| p.file_name())
+            .map_or_else(|| "task".into(), |n| n.to_string_lossy().into_owned())
+    });
+    let model_path = args.model.path()?;
+    let spec = ExperimentSpec {
+        dataset: args.dataset.clone(),
+        test: args.test.clone(),
+        test_rows: test.rows.len(),
+        task: args.shape.task(name, &labels),
+        seeds_per_class: args.seeds_per_class,
+        min_words: args.seed_min_words,
+        generate: args.generation.settings(0),
+        filters: args.filters.settings(),
+        train: args.train.config(0)?,
+        eval_batch: args.eval_batch.max(1),
+        model: model_path.display().to_string(),
+    };
+    spec.generate
+        .sampling
+        .validate()
+        .map_err(anyhow::Error::msg)?;
+    if experiment::claim(&args.out, &spec)? {
+        eprintln!(
+            "seedforge: resuming the experiment in {}",
+            args.out.display()
+        );
+    }
+    let todo = experiment::pending(&args.out, &seeds, &arms)?;
+    if todo > 0 {
+        let (loaded, selected) = args.model.load()?;
+        let templates = Templates::for_task(&spec.task)?;
+        let model_path = loaded.info.path.display().to_string();
+        let ctx = Context {
+            model: &loaded.model,
+            tokenizer: &loaded.tokenizer,
+            templates: &templates,
+            model_path: &model_path,
+            device: &selected.label,
+            dataset: &dataset.rows,
+            test: &test.rows,
+        };
+        let cancel = AtomicBool::new(false);
+        let mut print = |line: &str| eprintln!("{line}");
+        let mut hooks = Hooks {
+            log: &mut print,
+            cancel: &cancel,
+        };
+        eprintln!("seedforge: {todo} steps to run");
+        for &seed in &seeds {
+            experiment::run_seed(&ctx, &mut hooks, &spec, &args.out, seed, &arms)?;
+        }
+    }
+    let rep = report::build(&args.out, &spec, &seeds, &arms, &command_line())?;
+    let md = report::markdown(&rep);
+    for (file, text) in [
+        ("report.md", md.clone()),
+        ("report.json", serde_json::to_string_pretty(&rep)? + "\n"),
+    ] {
+        let path = args.out.join(file);
+        crate::data::atomic::write_atomic_bytes(&path, text.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    print!("{md}");
+    eprintln!(
+        "seedforge: report in {} (report.md, report.json)",
+        args.out.display()
+    );
+    Ok(())
+}

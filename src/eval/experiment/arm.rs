@@ -1,0 +1,90 @@
+//! The methods an experiment compares.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arm {
+    /// The base model, only the input in the prompt.
+    ZeroShot,
+    /// The seeds as demonstrations, labels alternating.
+    Icl,
+    /// As `Icl`, with contextual calibration of the label scores.
+    IclCalibrated,
+    /// LoRA on the seeds alone.
+    LoraReal,
+    /// LoRA on the seeds + the generated items the filters kept.
+    LoraSynthetic,
+    /// LoRA on the seeds + every generated item with a text (the filters' ablation).
+    LoraUnfiltered,
+}
+
+impl Arm {
+    pub const ALL: [Arm; 6] = [
+        Arm::ZeroShot,
+        Arm::Icl,
+        Arm::IclCalibrated,
+        Arm::LoraReal,
+        Arm::LoraSynthetic,
+        Arm::LoraUnfiltered,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Arm::ZeroShot => "zero-shot",
+            Arm::Icl => "icl",
+            Arm::IclCalibrated => "icl-calibrated",
+            Arm::LoraReal => "lora-real",
+            Arm::LoraSynthetic => "lora-synthetic",
+            Arm::LoraUnfiltered => "lora-unfiltered",
+        }
+    }
+
+    /// How the report's table names it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Arm::ZeroShot => "zero-shot (no examples)",
+            Arm::Icl => "ICL, the seeds as demonstrations",
+            Arm::IclCalibrated => "ICL, calibrated",
+            Arm::LoraReal => "LoRA, seeds only",
+            Arm::LoraSynthetic => "LoRA, seeds + filtered synthetic",
+            Arm::LoraUnfiltered => "LoRA, seeds + unfiltered synthetic",
+        }
+    }
+
+    pub fn trains(self) -> bool {
+        matches!(
+            self,
+            Arm::LoraReal | Arm::LoraSynthetic | Arm::LoraUnfiltered
+        )
+    }
+
+    /// Whether the arm needs the generated items (and so the generate and filter steps).
+    pub fn needs_generation(self) -> bool {
+        matches!(self, Arm::LoraSynthetic | Arm::LoraUnfiltered)
+    }
+}
+
+impl std::str::FromStr for Arm {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Arm::ALL.into_iter().find(|a| a.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Arm::ALL.iter().map(|a| a.name()).collect();
+            format!("unknown arm '{s}' (one of {})", names.join(", "))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_back_and_serialise_the_same() {
+        for a in Arm::ALL {
+            assert_eq!(a.name().parse::<Arm>(), Ok(a));
+            assert_eq!(serde_json::to_value(a).unwrap(), a.name());
+        }
+        assert!("lora".parse::<Arm>().unwrap_err().contains("lora-real"));
+    }
+}

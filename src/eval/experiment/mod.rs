@@ -1,0 +1,131 @@
+//! The method's whole protocol without a human in the loop, for one dataset: draw k seeds per
+//! class → generate → filter → train LoRA on the seeds alone, on seeds + kept items and on
+//! seeds + every generated item (the filter's ablation) → evaluate those and in-context learning
+//! on the test file. Filter-kept items stand in for the ones a user would accept.
+//!
+//! Every step leaves its output, then a marker `done/<step>.json` (written atomically, with its
+//! wall time and counts); a step whose marker exists is never run again, so a stopped experiment
+//! continues from its last finished step. Markers are the only record of progress: the report is
+//! rebuilt from them.
+
+pub mod arm;
+pub mod report;
+pub mod steps;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use arm::Arm;
+pub use steps::{Cancelled, Context, Hooks, pending, run_seed};
+
+use crate::data::task::Task;
+use crate::pipeline::filters::FilterSettings;
+use crate::pipeline::generate::GenerateSettings;
+use crate::train::trainer::TrainConfig;
+
+/// Everything that decides an experiment's results, saved as `experiment.json`. Resuming with
+/// other settings would mix two experiments in one table, so it is refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentSpec {
+    pub dataset: PathBuf,
+    pub test: PathBuf,
+    /// Test rows scored (after any limit).
+    pub test_rows: usize,
+    /// The task the prompts describe; its seeds are drawn per sampling seed.
+    pub task: Task,
+    pub seeds_per_class: usize,
+    /// Seeds are drawn among rows of at least this many words.
+    pub min_words: usize,
+    /// Generation settings; the sampling seed replaces `sampling.seed`.
+    pub generate: GenerateSettings,
+    pub filters: FilterSettings,
+    /// Training settings; the sampling seed replaces `seed`.
+    pub train: TrainConfig,
+    pub eval_batch: usize,
+    pub model: String,
+}
+
+pub const SPEC_FILE: &str = "experiment.json";
+pub const DONE_DIR: &str = "done";
+
+/// The folder of one sampling seed's steps.
+pub fn seed_dir(out: &Path, seed: u64) -> PathBuf {
+    out.join(format!("seed-{seed}"))
+}
+
+/// Saves `spec` in `out`, or checks that the one already there is the same.
+pub fn claim(out: &Path, spec: &ExperimentSpec) -> anyhow::Result<bool> {
+    let path = out.join(SPEC_FILE);
+    let ours = serde_json::to_value(spec)?;
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let theirs: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{}: not an experiment file: {e}", path.display()))?;
+            let differ = differing_keys(&theirs, &ours);
+            anyhow::ensure!(
+                differ.is_empty(),
+                "{} holds an experiment with other settings ({}); resume it with the same \
+                 options or choose another --out",
+                out.display(),
+                differ.join(", ")
+            );
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(out)
+                .map_err(|e| anyhow::anyhow!("creating {}: {e}", out.display()))?;
+            let text = serde_json::to_string_pretty(&ours)? + "\n";
+            crate::data::atomic::write_atomic_bytes(&path, text.as_bytes())
+                .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+            Ok(false)
+        }
+        Err(e) => Err(anyhow::anyhow!("reading {}: {e}", path.display())),
+    }
+}
+
+/// Dotted paths of the leaves where two JSON values differ.
+fn differing_keys(a: &serde_json::Value, b: &serde_json::Value) -> Vec<String> {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter()
+                .flat_map(|k| {
+                    let (va, vb) = (
+                        x.get(k).unwrap_or(&Value::Null),
+                        y.get(k).unwrap_or(&Value::Null),
+                    );
+                    differing_keys(va, vb).into_iter().map(move |sub| {
+                        if sub.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{k}.{sub}")
+                        }
+                    })
+                })
+                .collect()
+        }
+        _ if a == b => Vec::new(),
+        _ => vec![String::new()],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn differences_are_named_by_their_path() {
+        let a = json!({"train": {"lr": 0.001, "epochs": 20}, "model": "m", "seeds_per_class": 4});
+        let b = json!({"train": {"lr": 0.0002, "epochs": 20}, "model": "m", "extra": 1});
+        assert_eq!(
+            differing_keys(&a, &b),
+            vec!["extra", "seeds_per_class", "train.lr"]
+        );
+        assert!(differing_keys(&a, &a).is_empty());
+    }
+}

@@ -1,0 +1,299 @@
+//! The experiment's report, rebuilt from the step markers: per seed and arm the accuracy and
+//! macro-F1, mean ± standard deviation over seeds, the data counts and every step's wall time;
+//! as JSON and as a Markdown table.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::steps::{
+    EvalDetail, FilterDetail, GenerateDetail, SeedsDetail, TrainDetail, read_marker, step_names,
+};
+use super::{Arm, ExperimentSpec, seed_dir};
+use crate::eval::metrics::mean_std;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ArmResult {
+    pub arm: Arm,
+    pub accuracy: f64,
+    pub macro_f1: f64,
+    pub n: usize,
+    /// Examples the adapter trained on (LoRA arms).
+    pub train_examples: Option<usize>,
+    /// Training and evaluation.
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeedReport {
+    pub seed: u64,
+    pub seeds_per_class: BTreeMap<String, usize>,
+    pub generate: Option<GenerateDetail>,
+    pub filter: Option<FilterDetail>,
+    pub results: Vec<ArmResult>,
+    /// Wall time of each finished step, in run order.
+    pub steps: Vec<(String, f64)>,
+    pub seconds: f64,
+    /// Steps not finished yet.
+    pub pending: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ArmSummary {
+    pub arm: Arm,
+    pub seeds: usize,
+    pub accuracy_mean: f64,
+    pub accuracy_std: f64,
+    pub macro_f1_mean: f64,
+    pub macro_f1_std: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExperimentReport {
+    pub command: String,
+    pub spec: ExperimentSpec,
+    pub arms: Vec<Arm>,
+    pub seeds: Vec<SeedReport>,
+    pub summary: Vec<ArmSummary>,
+    /// All steps' wall time (a resumed step counts its own run once).
+    pub seconds: f64,
+    pub complete: bool,
+}
+
+fn detail<T: DeserializeOwned>(dir: &Path, step: &str) -> anyhow::Result<Option<(T, f64)>> {
+    Ok(match read_marker(dir, step)? {
+        Some(m) => Some((serde_json::from_value(m.detail)?, m.seconds)),
+        None => None,
+    })
+}
+
+pub fn build(
+    out: &Path,
+    spec: &ExperimentSpec,
+    seeds: &[u64],
+    arms: &[Arm],
+    command: &str,
+) -> anyhow::Result<ExperimentReport> {
+    let mut per_seed = Vec::new();
+    for &seed in seeds {
+        let dir = seed_dir(out, seed);
+        let mut steps = Vec::new();
+        let mut pending = Vec::new();
+        for name in step_names(arms) {
+            match read_marker(&dir, &name)? {
+                Some(m) => steps.push((name, m.seconds)),
+                None => pending.push(name),
+            }
+        }
+        let mut results = Vec::new();
+        for &arm in arms {
+            let Some((eval, eval_s)) = detail::<EvalDetail>(&dir, &format!("eval-{}", arm.name()))?
+            else {
+                continue;
+            };
+            let train = detail::<TrainDetail>(&dir, &format!("train-{}", arm.name()))?;
+            results.push(ArmResult {
+                arm,
+                accuracy: eval.accuracy,
+                macro_f1: eval.macro_f1,
+                n: eval.n,
+                train_examples: train.as_ref().map(|(t, _)| t.train_examples),
+                seconds: eval_s + train.map_or(0.0, |(_, s)| s),
+            });
+        }
+        per_seed.push(SeedReport {
+            seed,
+            seeds_per_class: detail::<SeedsDetail>(&dir, "seeds")?
+                .map(|(d, _)| d.per_class)
+                .unwrap_or_default(),
+            generate: detail(&dir, "generate")?.map(|(d, _)| d),
+            filter: detail(&dir, "filter")?.map(|(d, _)| d),
+            results,
+            seconds: steps.iter().map(|(_, s)| s).sum(),
+            steps,
+            pending,
+        });
+    }
+    let summary = arms
+        .iter()
+        .filter_map(|&arm| {
+            let rs: Vec<&ArmResult> = per_seed
+                .iter()
+                .flat_map(|s| s.results.iter().filter(move |r| r.arm == arm))
+                .collect();
+            if rs.is_empty() {
+                return None;
+            }
+            let (am, asd) = mean_std(&rs.iter().map(|r| r.accuracy).collect::<Vec<_>>());
+            let (fm, fsd) = mean_std(&rs.iter().map(|r| r.macro_f1).collect::<Vec<_>>());
+            Some(ArmSummary {
+                arm,
+                seeds: rs.len(),
+                accuracy_mean: am,
+                accuracy_std: asd,
+                macro_f1_mean: fm,
+                macro_f1_std: fsd,
+            })
+        })
+        .collect();
+    Ok(ExperimentReport {
+        command: command.to_string(),
+        spec: spec.clone(),
+        arms: arms.to_vec(),
+        seconds: per_seed.iter().map(|s| s.seconds).sum(),
+        complete: per_seed.iter().all(|s| s.pending.is_empty()),
+        seeds: per_seed,
+        summary,
+    })
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}", x * 100.0)
+}
+
+fn minutes(s: f64) -> String {
+    if s >= 90.0 {
+        format!("{:.1} min", s / 60.0)
+    } else {
+        format!("{s:.0} s")
+    }
+}
+
+/// The report as Markdown: the results table first, then data counts, settings and times.
+pub fn markdown(r: &ExperimentReport) -> String {
+    let mut md = String::new();
+    let spec = &r.spec;
+    let seeds: Vec<String> = r.seeds.iter().map(|s| s.seed.to_string()).collect();
+    let _ = writeln!(
+        md,
+        "### {} — {} test rows, {} seeds per class, sampling seeds {}{}\n",
+        spec.task.name,
+        spec.test_rows,
+        spec.seeds_per_class,
+        seeds.join(", "),
+        if r.complete { "" } else { " (unfinished)" }
+    );
+    let _ = writeln!(md, "```\n{}\n```\n", r.command);
+
+    // Results: one column per seed, then mean ± std.
+    let mut head = String::from("| method |");
+    let mut rule = String::from("|---|");
+    for s in &r.seeds {
+        let _ = write!(head, " seed {} |", s.seed);
+        rule.push_str("---:|");
+    }
+    head.push_str(" accuracy % (mean ± sd) | macro-F1 (mean ± sd) |");
+    rule.push_str("---:|---:|");
+    let _ = writeln!(md, "{head}\n{rule}");
+    for sum in &r.summary {
+        let mut row = format!("| {} |", sum.arm.describe());
+        for s in &r.seeds {
+            match s.results.iter().find(|x| x.arm == sum.arm) {
+                Some(x) => {
+                    let _ = write!(row, " {} |", pct(x.accuracy));
+                }
+                None => row.push_str(" – |"),
+            }
+        }
+        let _ = writeln!(
+            row,
+            " **{} ± {}** | {:.3} ± {:.3} |",
+            pct(sum.accuracy_mean),
+            pct(sum.accuracy_std),
+            sum.macro_f1_mean,
+            sum.macro_f1_std
+        );
+        md.push_str(&row);
+    }
+
+    let _ = writeln!(
+        md,
+        "\n| seed | generated | kept by the filters | rejected by stage | trained on (real + synthetic) |\n|---:|---:|---|---|---|"
+    );
+    for s in &r.seeds {
+        let generated = s
+            .generate
+            .as_ref()
+            .map_or("–".into(), |g| g.items.to_string());
+        let (kept, rejected) = match &s.filter {
+            Some(f) => (
+                format!(
+                    "{} ({:.0}%): {}",
+                    f.kept,
+                    100.0 * f.kept as f64 / (f.kept + f.rejected).max(1) as f64,
+                    f.kept_per_class
+                        .iter()
+                        .map(|(l, n)| format!("{l} {n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                f.rejected_by_stage
+                    .iter()
+                    .map(|(l, n)| format!("{l} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            None => ("–".into(), "–".into()),
+        };
+        let trained: Vec<String> = s
+            .results
+            .iter()
+            .filter_map(|x| x.train_examples.map(|n| format!("{} {n}", x.arm.name())))
+            .collect();
+        let _ = writeln!(
+            md,
+            "| {} | {generated} | {kept} | {rejected} | {} |",
+            s.seed,
+            trained.join(", ")
+        );
+    }
+
+    let _ = writeln!(md, "\n| seed | step times | total |\n|---:|---|---:|");
+    for s in &r.seeds {
+        let steps: Vec<String> = s
+            .steps
+            .iter()
+            .map(|(n, t)| format!("{n} {}", minutes(*t)))
+            .collect();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} |",
+            s.seed,
+            steps.join(", "),
+            minutes(s.seconds)
+        );
+    }
+    let g = &spec.generate;
+    let t = &spec.train;
+    let _ = writeln!(
+        md,
+        "\nWall time of all steps: {}. Generation: {} per class, temperature {}, top-p {}, \
+         batch {}. Filters: near-duplicate Jaccard ≥ {}, label consistency {} (calibrated {}, \
+         margin {}). LoRA: r={}, α={}, lr {}, up to {} epochs, patience {}, validation {:.0}% \
+         of the seeds. Model {}.",
+        minutes(r.seconds),
+        g.per_class,
+        g.sampling.temperature,
+        g.sampling.top_p,
+        g.batch,
+        spec.filters.near_dup_threshold,
+        if spec.filters.label_consistency {
+            "on"
+        } else {
+            "off"
+        },
+        spec.filters.calibrate,
+        spec.filters.min_margin,
+        t.lora.rank,
+        t.lora.alpha,
+        t.lr,
+        t.epochs,
+        t.patience,
+        t.val_fraction * 100.0,
+        spec.model
+    );
+    md
+}

@@ -1,0 +1,122 @@
+//! Every stage over a batch of items at once: the cheap stages in order (so an item is a
+//! duplicate of an earlier kept one, never of a later one), then one classifier pass over the
+//! survivors. The `filter` command and the experiment judge files of items this way; the engine
+//! judges items one by one as they stream in.
+
+use super::stages::consistency_classifier;
+use super::{FilterSettings, Filters};
+use crate::data::item::Verdict;
+use crate::data::task::Task;
+use crate::llm::model::Llama;
+use crate::llm::tokenizer::TextTokenizer;
+use crate::pipeline::classify::{Classifier, ClassifyError};
+use crate::pipeline::prompt::Templates;
+
+/// An item to judge.
+#[derive(Debug, Clone, Copy)]
+pub struct ToJudge<'a> {
+    pub text: &'a str,
+    /// The label it was generated for.
+    pub label: &'a str,
+    /// Why the extraction of the text from the raw output failed, if it did.
+    pub malformed: Option<&'a str>,
+}
+
+/// The model the label-consistency stage classifies with.
+pub struct Judge<'a> {
+    pub model: &'a Llama,
+    pub tokenizer: &'a TextTokenizer,
+    pub templates: &'a Templates,
+}
+
+/// One verdict per stage for each item (the label-consistency verdict only for items that
+/// passed the cheap stages, and only when `settings.label_consistency` and a judge is given).
+pub fn judge_all(
+    task: &Task,
+    settings: &FilterSettings,
+    judge: Option<Judge>,
+    items: &[ToJudge],
+) -> Result<Vec<Vec<Verdict>>, ClassifyError> {
+    let mut filters = Filters::new(task, settings.clone());
+    let mut verdicts: Vec<Vec<Verdict>> = items
+        .iter()
+        .enumerate()
+        .map(|(i, it)| filters.cheap(&format!("item {}", i + 1), it.text, it.malformed))
+        .collect();
+    let Some(judge) = judge.filter(|_| settings.label_consistency) else {
+        return Ok(verdicts);
+    };
+    let classifier = Classifier::new(
+        judge.model,
+        judge.tokenizer,
+        task,
+        judge.templates,
+        consistency_classifier(task, settings),
+    )?;
+    let todo: Vec<usize> = (0..items.len())
+        .filter(|&i| verdicts[i].iter().all(|v| v.pass))
+        .collect();
+    let texts: Vec<&str> = todo.iter().map(|&i| items[i].text).collect();
+    let preds = classifier.classify(&texts)?;
+    for (&i, p) in todo.iter().zip(&preds) {
+        verdicts[i].push(filters.label_consistency(items[i].label, p));
+    }
+    Ok(verdicts)
+}
+
+/// Kept: every verdict passed.
+pub fn kept(verdicts: &[Verdict]) -> bool {
+    verdicts.iter().all(|v| v.pass)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::task::Task;
+
+    #[test]
+    fn duplicates_point_back_to_the_first_copy_and_bad_items_never_index() {
+        let task = Task::demo();
+        let settings = FilterSettings {
+            label_consistency: false,
+            ..FilterSettings::default()
+        };
+        let a = "an honest and quietly moving story about two brothers";
+        let items = [
+            ToJudge {
+                text: a,
+                label: "positive",
+                malformed: None,
+            },
+            ToJudge {
+                text: "ok",
+                label: "positive",
+                malformed: None,
+            },
+            ToJudge {
+                text: "ok",
+                label: "negative",
+                malformed: None,
+            },
+            ToJudge {
+                text: a,
+                label: "negative",
+                malformed: None,
+            },
+            ToJudge {
+                text: "fine words",
+                label: "negative",
+                malformed: Some("no text found"),
+            },
+        ];
+        let v = judge_all(&task, &settings, None, &items).unwrap();
+        assert!(kept(&v[0]));
+        // Too short both times: the first rejected copy must not make the second a duplicate.
+        assert!(!v[1][0].pass);
+        assert!(v[2][1].pass, "{:?}", v[2]);
+        assert!(!v[3][1].pass, "{:?}", v[3]);
+        assert!(!v[4][0].pass);
+        // No label-consistency verdict without a judge.
+        assert!(v.iter().all(|x| x.len() == 3));
+    }
+}
