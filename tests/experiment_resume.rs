@@ -57,6 +57,9 @@ fn spec(task: Task) -> ExperimentSpec {
         },
         eval_batch: 4,
         model: "tiny".into(),
+        pool: 4,
+        annotate_min_confidence: 0.0,
+        teacher_temperature: 0.8,
     }
 }
 
@@ -85,6 +88,7 @@ fn run(s: &Setup, out: &Path, stop_at: &dyn Fn(&str) -> bool) -> (anyhow::Result
         if stop_at(l) {
             cancel.store(true, Ordering::SeqCst);
         }
+        eprintln!("{l}");
         lines.push(l.to_string());
     };
     let mut hooks = Hooks {
@@ -155,6 +159,7 @@ fn a_stopped_experiment_resumes_from_its_last_finished_step() {
         .filter(|n| marker_path(&seed_dir, n).is_file())
         .collect();
     assert_eq!(done, ["seeds", "generate", "filter"]);
+    assert!(!seed_dir.join("teacher").exists());
     let generated = std::fs::read(seed_dir.join("generated.jsonl")).unwrap();
     let filter_marker = std::fs::read(marker_path(&seed_dir, "filter")).unwrap();
 
@@ -183,6 +188,10 @@ fn a_stopped_experiment_resumes_from_its_last_finished_step() {
             "seed 7: eval-lora-synthetic…",
             "seed 7: train-lora-unfiltered…",
             "seed 7: eval-lora-unfiltered…",
+            "seed 7: train-lora-teacher…",
+            "seed 7: eval-lora-teacher…",
+            "seed 7: train-lora-annotated…",
+            "seed 7: eval-lora-annotated…",
         ]
     );
     assert_eq!(

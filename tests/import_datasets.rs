@@ -480,3 +480,64 @@ fn missing_file_and_unguessable_format_are_errors_not_panics() {
         .to_string();
     assert!(err.contains("cannot tell which of the 3 columns"), "{err}");
 }
+
+#[test]
+fn unlabelled_texts_read_from_one_column_files_and_label_less_jsonl() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dev = dev_rows();
+    // One text a line: the SST-2 dev sentences without their labels.
+    let lines = tmp.path().join("pool.txt");
+    let body: String = dev[..50].iter().map(|(t, _)| format!("{t}\n")).collect();
+    std::fs::write(&lines, body).unwrap();
+    let jsonl = tmp.path().join("pool.jsonl");
+    let body: String = dev[..50]
+        .iter()
+        .map(|(t, _)| format!("{}\n", serde_json::json!({ "text": t })))
+        .collect();
+    std::fs::write(&jsonl, body).unwrap();
+    let opts = ImportOptions {
+        unlabelled: true,
+        ..ImportOptions::default()
+    };
+    for (path, format) in [(&lines, Some(Format::Tsv)), (&jsonl, None)] {
+        let imported = import_file(
+            path,
+            &ImportOptions {
+                format,
+                ..opts.clone()
+            },
+        )
+        .unwrap();
+        assert!(imported.problems.is_empty(), "{:?}", imported.problems);
+        let texts: Vec<&str> = imported.rows.iter().map(|r| r.text.as_str()).collect();
+        let expected: Vec<&str> = dev[..50].iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(texts, expected, "{}", path.display());
+        assert!(imported.rows.iter().all(|r| r.label.is_empty()));
+        // Without the option, the same files are refused or every row is a problem.
+        match import_file(
+            path,
+            &ImportOptions {
+                format,
+                ..ImportOptions::default()
+            },
+        ) {
+            Err(_) => {}
+            Ok(i) => assert!(
+                i.rows.is_empty() && i.problems.len() == 50,
+                "{}",
+                path.display()
+            ),
+        }
+    }
+    // A labelled file read as unlabelled keeps its (mapped) labels: accuracy can be measured.
+    let imported = import_file(
+        Path::new(SST2_DEV),
+        &ImportOptions {
+            label_map: Some(sst2_map()),
+            ..opts
+        },
+    )
+    .unwrap();
+    assert_eq!(imported.rows.len(), dev.len());
+    assert_eq!(count(&imported.rows, "positive"), 444);
+}

@@ -50,7 +50,8 @@ pub struct ExperimentArgs {
     /// validation split and batch order.
     #[arg(long = "sampling-seed", value_delimiter = ',', default_value = "0")]
     pub sampling_seeds: Vec<u64>,
-    /// Methods to compare, comma-separated.
+    /// Methods to compare, comma-separated: also lora-teacher (seeds + what a seed-tuned teacher
+    /// wrote) and lora-annotated (seeds + a labelled pool of the dataset's texts).
     #[arg(
         long,
         value_delimiter = ',',
@@ -63,6 +64,17 @@ pub struct ExperimentArgs {
     pub filters: FilterOptions,
     #[command(flatten)]
     pub train: TrainOptions,
+    /// Unlabelled texts drawn from the dataset (seeds left out, labels hidden) for the
+    /// lora-annotated arm.
+    #[arg(long, default_value_t = 200)]
+    pub pool: usize,
+    /// lora-annotated: keep a pool text when the model gives its label at least this
+    /// probability.
+    #[arg(long, default_value_t = 0.6)]
+    pub annotate_min_confidence: f64,
+    /// lora-teacher: the teacher's sampling temperature (the teacher paper's 0.8).
+    #[arg(long, default_value_t = super::generate::TEACHER_TEMPERATURE)]
+    pub teacher_temperature: f32,
     /// Texts classified together during evaluation.
     #[arg(long, default_value_t = 16)]
     pub eval_batch: usize,
@@ -136,11 +148,14 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
         task: args.shape.task(name, &labels),
         seeds_per_class: args.seeds_per_class,
         min_words: args.seed_min_words,
-        generate: args.generation.settings(0),
+        generate: args.generation.settings(0, false),
         filters: args.filters.settings(),
         train: args.train.config(0)?,
         eval_batch: args.eval_batch.max(1),
         model: model_path.display().to_string(),
+        pool: args.pool,
+        annotate_min_confidence: args.annotate_min_confidence,
+        teacher_temperature: args.teacher_temperature,
     };
     spec.generate
         .sampling

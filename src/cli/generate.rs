@@ -12,6 +12,7 @@ use super::model_args::ModelArgs;
 use super::task_arg::TaskArg;
 use crate::pipeline::generate::{self, GenerateEvent, GenerateSettings};
 use crate::pipeline::prompt::Templates;
+use crate::train::trainer::Objective;
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
@@ -21,6 +22,10 @@ pub struct GenerateArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub generation: GenerationOptions,
+    /// A run folder with a LoRA adapter to generate with: a teacher from `seedforge teacher`
+    /// (its prompt then shows no seeds, and the temperature defaults to 0.8), or any adapter.
+    #[arg(long, value_name = "RUN")]
+    pub adapter: Option<PathBuf>,
     /// Seed of the sampling (each request draws from its own stream under it).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -32,6 +37,9 @@ pub struct GenerateArgs {
     pub out: Option<PathBuf>,
 }
 
+/// The teacher paper's sampling temperature for a seed-tuned teacher.
+pub const TEACHER_TEMPERATURE: f32 = 0.8;
+
 /// What and how to sample, shared by `generate` and `experiment`.
 #[derive(Debug, Clone, Args)]
 pub struct GenerationOptions {
@@ -41,8 +49,9 @@ pub struct GenerationOptions {
     /// Sequences decoded together.
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
-    #[arg(long, default_value_t = 1.0)]
-    pub temperature: f32,
+    /// Default 1.0 (the paper's generation), 0.8 with a teacher adapter (the teacher paper's).
+    #[arg(long)]
+    pub temperature: Option<f32>,
     /// 0 disables top-k.
     #[arg(long, default_value_t = 50)]
     pub top_k: usize,
@@ -65,16 +74,20 @@ pub struct GenerationOptions {
 }
 
 impl GenerationOptions {
-    pub fn settings(&self, seed: u64) -> GenerateSettings {
+    /// The settings; a `teacher` writes from the bare prompt, without seeds, at 0.8 by default.
+    pub fn settings(&self, seed: u64, teacher: bool) -> GenerateSettings {
         let mut s = GenerateSettings {
             per_class: self.per_class,
             batch: self.batch.max(1),
             shuffle_seeds: !self.no_shuffle,
+            seeds_in_prompt: !teacher,
             chat: self.chat,
             ..GenerateSettings::default()
         };
         s.sampling.seed = seed;
-        s.sampling.temperature = self.temperature;
+        s.sampling.temperature =
+            self.temperature
+                .unwrap_or(if teacher { TEACHER_TEMPERATURE } else { 1.0 });
         s.sampling.top_k = self.top_k;
         s.sampling.top_p = self.top_p;
         s.sampling.repetition_penalty = self.repetition_penalty;
@@ -93,7 +106,11 @@ fn unescape(s: &str) -> String {
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let task = args.task.load()?;
-    let settings = args.generation.settings(args.seed);
+    let teacher = match &args.adapter {
+        Some(dir) => crate::train::run::objective_of(dir)? == Objective::Generate,
+        None => false,
+    };
+    let settings = args.generation.settings(args.seed, teacher);
     settings.sampling.validate().map_err(anyhow::Error::msg)?;
     let templates = Templates::for_task(&task)?;
     if args.print_prompts {
@@ -111,7 +128,18 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         .out
         .clone()
         .context("--out FILE is required (or --print-prompts)")?;
-    let (loaded, _) = args.model.load()?;
+    let (mut loaded, _) = args.model.load()?;
+    if let Some(dir) = &args.adapter {
+        let info = crate::train::peft::load_adapter(&mut loaded.model, dir)
+            .with_context(|| format!("loading the adapter in {}", dir.display()))?;
+        eprintln!(
+            "seedforge: {} adapter {} (r={}), temperature {}",
+            if teacher { "teacher" } else { "LoRA" },
+            dir.display(),
+            info.rank,
+            settings.sampling.temperature
+        );
+    }
     let planned = generate::plan(&task, &templates, &loaded.tokenizer, &settings)?;
     let total = planned.len();
     let mut out: Box<dyn Write> = if out_path.as_os_str() == "-" {

@@ -58,6 +58,7 @@ impl InputArgs {
             label_map: self.label_map.clone(),
             trec_fine: self.trec_fine,
             on_bad_row: self.on_bad_row,
+            unlabelled: false,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The headless commands. Each subcommand lives in its own module and drives the same layers the
 //! workbench uses, so every feature works with and without a terminal.
 
+pub mod annotate;
 pub mod bench;
 pub mod bench_decode;
 pub mod classify;
@@ -21,6 +22,8 @@ pub mod train;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+
+use crate::train::trainer::Objective;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -62,12 +65,18 @@ pub enum Command {
     Inspect(inspect::InspectCommand),
     /// Have the model write new examples of each class (headless).
     Generate(generate::GenerateArgs),
+    /// Have the model label texts you already have (annotate mode); with --workspace they join
+    /// its review as annotated items.
+    Annotate(Box<annotate::AnnotateArgs>),
     /// Run the filters over generated items: malformed, duplicates, label consistency.
     Filter(filter::FilterArgs),
     /// Classify texts with the in-context classifier (k-shot from the task's seeds).
     Classify(classify::ClassifyArgs),
     /// Fine-tune LoRA adapters on a task's seeds (and accepted synthetic items).
     Train(Box<train::TrainArgs>),
+    /// Fine-tune a teacher: a LoRA adapter that writes examples of each class (trained on the
+    /// seeds with a generation objective); then `generate --adapter RUN`.
+    Teacher(Box<train::TrainArgs>),
     /// Evaluate zero-shot, in-context learning or a LoRA adapter on a labelled test file.
     Eval(Box<eval::EvalArgs>),
     /// The method end to end on a dataset (seeds → generate → filter → LoRA arms → evaluation
@@ -97,7 +106,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Bench(cmd)) => bench::run(cmd),
         Some(Command::Classify(args)) => classify::run(args),
         Some(Command::Filter(args)) => filter::run(args),
-        Some(Command::Train(args)) => train::run(*args, cli.workspace),
+        Some(Command::Annotate(args)) => annotate::run(*args, cli.workspace),
+        Some(Command::Train(args)) => train::run(*args, cli.workspace, Objective::Classify),
+        Some(Command::Teacher(args)) => train::run(*args, cli.workspace, Objective::Generate),
         Some(Command::Eval(args)) => eval::run(*args, cli.workspace),
         Some(Command::Experiment(args)) => experiment::run(*args),
         Some(Command::Runs(args)) => eval::list_runs(args, cli.workspace),

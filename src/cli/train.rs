@@ -26,7 +26,7 @@ use crate::train::lora::{LoraConfig, parse_targets};
 use crate::train::metrics::TrainEvent;
 use crate::train::run::{RunSpec, train_run};
 use crate::train::schedule::Decay;
-use crate::train::trainer::{TrainConfig, TrainControl};
+use crate::train::trainer::{Objective, TrainConfig, TrainControl};
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -325,8 +325,19 @@ fn sources(args: &TrainArgs, workspace: Option<&Path>) -> anyhow::Result<Sources
     })
 }
 
-pub fn run(args: TrainArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> {
-    let cfg = args.options.config(args.seed)?;
+/// `train` (a classifier) and `teacher` (an adapter that writes examples of each class).
+pub fn run(
+    args: TrainArgs,
+    workspace: Option<PathBuf>,
+    objective: Objective,
+) -> anyhow::Result<()> {
+    let mut cfg = args.options.config(args.seed)?;
+    cfg.objective = objective;
+    anyhow::ensure!(
+        objective == Objective::Classify || args.eval.is_none(),
+        "--eval scores a classifier; a teacher is judged by what it writes (seedforge generate \
+         --adapter RUN, then filter or experiment)"
+    );
     let src = sources(&args, workspace.as_deref())?;
     let task = &src.task;
     anyhow::ensure!(
@@ -341,8 +352,12 @@ pub fn run(args: TrainArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> {
     };
     let out = args.out.clone().unwrap_or_else(|| {
         src.base.join("runs").join(format!(
-            "{}-train",
-            crate::data::time::compact(SystemTime::now())
+            "{}-{}",
+            crate::data::time::compact(SystemTime::now()),
+            match objective {
+                Objective::Classify => "train",
+                Objective::Generate => "teacher",
+            }
         ))
     });
 

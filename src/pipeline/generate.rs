@@ -27,6 +27,9 @@ pub struct GenerateSettings {
     pub sampling: SamplingParams,
     /// Give each request its own order of the seeds.
     pub shuffle_seeds: bool,
+    /// Show the class's seeds in the prompt. Off for a teacher adapter, which learned to write
+    /// examples from the bare prompt.
+    pub seeds_in_prompt: bool,
     /// Wrap the rendered template in the model's chat template (when it has one). Off, the
     /// template is a plain completion prompt.
     pub chat: bool,
@@ -43,6 +46,7 @@ impl Default for GenerateSettings {
                 ..SamplingParams::default()
             },
             shuffle_seeds: true,
+            seeds_in_prompt: true,
             chat: false,
         }
     }
@@ -125,6 +129,7 @@ pub fn prompt_for(
 ) -> Result<String, PromptError> {
     let mut seeds: Vec<&str> = task
         .seeds_of(&label.name)
+        .filter(|_| settings.seeds_in_prompt)
         .map(|e| e.text.as_str())
         .collect();
     if settings.shuffle_seeds {

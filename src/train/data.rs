@@ -115,6 +115,48 @@ pub fn label_tokens(task: &Task, tokenizer: &TextTokenizer) -> Result<Vec<Vec<u3
         .collect()
 }
 
+/// Encodes `examples` for the teacher's objective: the generation prompt of the example's label
+/// with no seeds in it, then the example as the answer (loss on the example's tokens and the
+/// newline that ends it). `generate` with the adapter renders that same prompt.
+pub fn encode_generation(
+    task: &Task,
+    templates: &Templates,
+    tokenizer: &TextTokenizer,
+    examples: &[Example],
+    max_len: usize,
+) -> Result<Vec<Encoded>, DataError> {
+    let err = |e: &dyn std::fmt::Display| DataError::Other(e.to_string());
+    let mut out = Vec::with_capacity(examples.len());
+    for ex in examples {
+        let label = task.label_index(&ex.label).ok_or_else(|| {
+            DataError::Other(format!(
+                "example {:?}: label `{}` is not one of {:?}",
+                ex.text,
+                ex.label,
+                task.label_names()
+            ))
+        })?;
+        let rendered = templates
+            .render_generate(task, &task.labels[label], &[])
+            .map_err(|e| err(&e))?;
+        let prompt = tokenizer.encode(&rendered).map_err(|e| err(&e))?;
+        let mut target = tokenizer
+            .encode_plain(&format!(" {}\n", ex.text.trim()))
+            .map_err(|e| err(&e))?;
+        let truncated = prompt.len() + target.len() > max_len;
+        if truncated {
+            target.truncate(max_len.saturating_sub(prompt.len()).max(1));
+        }
+        out.push(Encoded {
+            prompt,
+            target,
+            label,
+            truncated,
+        });
+    }
+    Ok(out)
+}
+
 /// Encodes `examples` with the task's zero-shot classification prompt. When prompt + target would
 /// exceed `max_len` tokens, words are dropped from the end of the text until it fits (as the PEFT
 /// peer does), so the label is always kept.

@@ -11,7 +11,7 @@ use super::data::{self, Encoded};
 use super::lora::LoraInfo;
 use super::metrics::{MetricsWriter, TrainEvent};
 use super::peft;
-use super::trainer::{TrainConfig, TrainControl, TrainData, TrainOutcome, train};
+use super::trainer::{Objective, TrainConfig, TrainControl, TrainData, TrainOutcome, train};
 use crate::data::task::{Example, Task};
 use crate::llm::model::Llama;
 use crate::llm::tokenizer::TextTokenizer;
@@ -87,8 +87,12 @@ pub fn train_run(
         !spec.real.is_empty() || !spec.extra.is_empty(),
         "nothing to train on: no real and no extra examples"
     );
-    let real = data::encode(spec.task, spec.templates, tokenizer, spec.real, cfg.max_len)?;
-    let extra = data::encode(
+    let encode = match cfg.objective {
+        Objective::Classify => data::encode,
+        Objective::Generate => data::encode_generation,
+    };
+    let real = encode(spec.task, spec.templates, tokenizer, spec.real, cfg.max_len)?;
+    let extra = encode(
         spec.task,
         spec.templates,
         tokenizer,
@@ -97,7 +101,11 @@ pub fn train_run(
     )?;
     let truncated = real.iter().chain(&extra).filter(|e| e.truncated).count();
     let (train_set, val_set) = split(&real, &extra, cfg);
-    let label_tokens = data::label_tokens(spec.task, tokenizer)?;
+    // A teacher's validation is its loss on held-out examples; there is no label to score.
+    let label_tokens = match cfg.objective {
+        Objective::Classify => data::label_tokens(spec.task, tokenizer)?,
+        Objective::Generate => Vec::new(),
+    };
 
     std::fs::create_dir_all(spec.out)
         .with_context(|| format!("creating {}", spec.out.display()))?;
@@ -151,4 +159,23 @@ pub fn train_run(
         val_examples: val_set.len(),
         truncated,
     })
+}
+
+/// The objective a run folder's adapter was trained for (from its `config.json`; an adapter
+/// from elsewhere, without one, is taken for a classifier).
+pub fn objective_of(run: &Path) -> anyhow::Result<Objective> {
+    let path = run.join("config.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Objective::Classify),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+    Ok(v.get("train")
+        .and_then(|t| t.get("objective"))
+        .map(|o| serde_json::from_value(o.clone()))
+        .transpose()
+        .with_context(|| format!("{}: unknown objective", path.display()))?
+        .unwrap_or_default())
 }

@@ -25,8 +25,21 @@ use super::score::{BatchTensors, accuracy, batch_loss, label_scores};
 use crate::llm::model::Llama;
 use crate::util::rng::Rng;
 
+/// What the adapter learns to say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Objective {
+    /// The label word after the classification prompt (the classifier).
+    #[default]
+    Classify,
+    /// An example after its label's generation prompt (the teacher that writes examples).
+    Generate,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
+    #[serde(default)]
+    pub objective: Objective,
     pub lora: LoraConfig,
     pub epochs: usize,
     /// Examples per micro-batch.
@@ -62,6 +75,7 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
+            objective: Objective::Classify,
             lora: LoraConfig::default(),
             epochs: 20,
             batch_size: 8,
@@ -267,14 +281,15 @@ fn restore(model: &mut Llama, snap: &Snapshot) {
     }
 }
 
-/// Validation loss (mean over target tokens) and accuracy of `model` on `items`.
+/// Validation loss (mean over target tokens) and accuracy of `model` on `items`; no accuracy
+/// without labels to score (a generation objective).
 pub fn evaluate(
     model: &Llama,
     items: &[Encoded],
     label_tokens: &[Vec<u32>],
     batch_size: usize,
     pad: u32,
-) -> (f64, f64) {
+) -> (f64, Option<f64>) {
     let device = model.device();
     let mut sum = 0.0;
     let mut n = 0usize;
@@ -286,8 +301,11 @@ pub fn evaluate(
         sum += loss * batch.targets.len() as f64;
         n += batch.targets.len();
     }
-    let scores = label_scores(model, items, label_tokens, batch_size, pad);
-    (sum / n.max(1) as f64, accuracy(&scores, items))
+    let acc = (!label_tokens.is_empty()).then(|| {
+        let scores = label_scores(model, items, label_tokens, batch_size, pad);
+        accuracy(&scores, items)
+    });
+    (sum / n.max(1) as f64, acc)
 }
 
 /// One optimizer step's worth of gradients, accumulated over micro-batches, in the fixed order
@@ -417,7 +435,7 @@ pub fn train(
                 cfg.eval_batch_size,
                 data.pad,
             );
-            (Some(l), Some(a))
+            (Some(l), a)
         };
         let verdict = match val_loss {
             Some(l) => early.observe(epoch, l),

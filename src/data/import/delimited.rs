@@ -75,13 +75,16 @@ pub fn read(
     };
     let text = chosen(&c.opts().text_col, TEXT_NAMES)?;
     let label = chosen(&c.opts().label_col, LABEL_NAMES)?;
+    let unlabelled = c.opts().unlabelled;
     let (text, label) = match (text, label, width) {
-        (Some(t), Some(l), _) => (t, l),
-        (Some(t), None, 2) => (t, 1 - t),
-        (None, Some(l), 2) => (1 - l, l),
+        (Some(t), Some(l), _) => (t, Some(l)),
+        (Some(t), None, _) if unlabelled => (t, None),
+        (None, None, 1) if unlabelled => (0, None),
+        (Some(t), None, 2) => (t, Some(1 - t)),
+        (None, Some(l), 2) => (1 - l, Some(l)),
         (None, None, 2) => {
             let t = longer_column(data);
-            (t, 1 - t)
+            (t, Some(1 - t))
         }
         _ => {
             return Err(c.columns_error(format!(
@@ -90,7 +93,7 @@ pub fn read(
             )));
         }
     };
-    if text == label {
+    if Some(text) == label {
         return Err(c.columns_error("the text and the label cannot be the same column"));
     }
 
@@ -102,7 +105,10 @@ pub fn read(
             continue;
         }
         let t = c.decode(*line, &rec[text])?;
-        let l = c.decode(*line, &rec[label])?;
+        let l = match label {
+            Some(l) => c.decode(*line, &rec[l])?,
+            None => String::new(),
+        };
         c.row(*line, &t, &l)?;
     }
     let describe = |i: usize| match names {
@@ -112,7 +118,7 @@ pub fn read(
     Ok(format!(
         "text = {}, label = {}{}",
         describe(text),
-        describe(label),
+        label.map_or_else(|| "none".to_string(), describe),
         if header {
             ", header row skipped"
         } else {

@@ -37,7 +37,10 @@ pub fn read(bytes: &[u8], c: &mut Collector<'_>) -> Result<String, ImportError> 
             )?;
             continue;
         };
-        let Some((lname, label)) = field(&obj, label_field.as_deref(), LABEL_NAMES) else {
+        let empty = Value::String(String::new());
+        let found = field(&obj, label_field.as_deref(), LABEL_NAMES)
+            .or_else(|| c.opts().unlabelled.then(|| ("label".to_string(), &empty)));
+        let Some((lname, label)) = found else {
             let what = label_field.as_deref().unwrap_or("label");
             c.problem(
                 line_no,

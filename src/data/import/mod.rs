@@ -128,6 +128,9 @@ pub struct ImportOptions {
     /// TREC: use fine labels (`LOC:city`) instead of coarse ones (`LOC`).
     pub trec_fine: bool,
     pub on_bad_row: OnBadRow,
+    /// The texts are what matters (annotation): a file may have no label column or field, and
+    /// a row without a label is kept with an empty one.
+    pub unlabelled: bool,
 }
 
 /// A labelled row of the input.
@@ -350,10 +353,11 @@ impl Collector<'_> {
         if text.is_empty() {
             return self.problem(line, ProblemKind::EmptyText, "the text is empty", false);
         }
-        if label.is_empty() {
+        if label.is_empty() && !self.opts.unlabelled {
             return self.problem(line, ProblemKind::MissingLabel, "the label is empty", false);
         }
         let label = match &self.opts.label_map {
+            _ if label.is_empty() => String::new(),
             None => label.to_string(),
             Some(map) => match map.get(label) {
                 Some(mapped) => mapped.to_string(),

@@ -17,16 +17,22 @@ pub enum Arm {
     LoraSynthetic,
     /// LoRA on the seeds + every generated item with a text (the filters' ablation).
     LoraUnfiltered,
+    /// LoRA on the seeds + the kept items a seed-tuned teacher wrote.
+    LoraTeacher,
+    /// LoRA on the seeds + the kept items of an unlabelled pool the model labelled.
+    LoraAnnotated,
 }
 
 impl Arm {
-    pub const ALL: [Arm; 6] = [
+    pub const ALL: [Arm; 8] = [
         Arm::ZeroShot,
         Arm::Icl,
         Arm::IclCalibrated,
         Arm::LoraReal,
         Arm::LoraSynthetic,
         Arm::LoraUnfiltered,
+        Arm::LoraTeacher,
+        Arm::LoraAnnotated,
     ];
 
     pub fn name(self) -> &'static str {
@@ -37,6 +43,8 @@ impl Arm {
             Arm::LoraReal => "lora-real",
             Arm::LoraSynthetic => "lora-synthetic",
             Arm::LoraUnfiltered => "lora-unfiltered",
+            Arm::LoraTeacher => "lora-teacher",
+            Arm::LoraAnnotated => "lora-annotated",
         }
     }
 
@@ -49,17 +57,16 @@ impl Arm {
             Arm::LoraReal => "LoRA, seeds only",
             Arm::LoraSynthetic => "LoRA, seeds + filtered synthetic",
             Arm::LoraUnfiltered => "LoRA, seeds + unfiltered synthetic",
+            Arm::LoraTeacher => "LoRA, seeds + teacher-written (filtered)",
+            Arm::LoraAnnotated => "LoRA, seeds + annotated pool (filtered)",
         }
     }
 
     pub fn trains(self) -> bool {
-        matches!(
-            self,
-            Arm::LoraReal | Arm::LoraSynthetic | Arm::LoraUnfiltered
-        )
+        !matches!(self, Arm::ZeroShot | Arm::Icl | Arm::IclCalibrated)
     }
 
-    /// Whether the arm needs the generated items (and so the generate and filter steps).
+    /// Whether the arm needs the base model's generations (the generate and filter steps).
     pub fn needs_generation(self) -> bool {
         matches!(self, Arm::LoraSynthetic | Arm::LoraUnfiltered)
     }

@@ -44,6 +44,27 @@ pub struct ExperimentSpec {
     pub train: TrainConfig,
     pub eval_batch: usize,
     pub model: String,
+    /// Unlabelled texts drawn from the dataset (seeds left out) for the annotated arm.
+    #[serde(default = "default_pool")]
+    pub pool: usize,
+    /// An annotated text is kept when its label's probability reaches this.
+    #[serde(default = "default_min_confidence")]
+    pub annotate_min_confidence: f64,
+    /// Sampling temperature of the seed-tuned teacher (the teacher paper's 0.8).
+    #[serde(default = "default_teacher_temperature")]
+    pub teacher_temperature: f32,
+}
+
+fn default_pool() -> usize {
+    200
+}
+
+fn default_min_confidence() -> f64 {
+    0.6
+}
+
+fn default_teacher_temperature() -> f32 {
+    0.8
 }
 
 pub const SPEC_FILE: &str = "experiment.json";
@@ -60,8 +81,11 @@ pub fn claim(out: &Path, spec: &ExperimentSpec) -> anyhow::Result<bool> {
     let ours = serde_json::to_value(spec)?;
     match std::fs::read_to_string(&path) {
         Ok(text) => {
-            let theirs: serde_json::Value = serde_json::from_str(&text)
+            // Through the struct and back, so settings added since (with their defaults) do
+            // not count as differences.
+            let theirs: ExperimentSpec = serde_json::from_str(&text)
                 .map_err(|e| anyhow::anyhow!("{}: not an experiment file: {e}", path.display()))?;
+            let theirs = serde_json::to_value(theirs)?;
             let differ = differing_keys(&theirs, &ours);
             anyhow::ensure!(
                 differ.is_empty(),

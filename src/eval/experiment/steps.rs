@@ -17,13 +17,17 @@ use crate::eval::report::Method;
 use crate::eval::run::{EvalOptions, evaluate};
 use crate::llm::model::Llama;
 use crate::llm::tokenizer::TextTokenizer;
+use crate::pipeline::annotate::{Annotated, annotate};
+use crate::pipeline::classify::Classifier;
 use crate::pipeline::filters::judge::{Judge, ToJudge, judge_all, kept};
+use crate::pipeline::filters::stages::consistency_classifier;
 use crate::pipeline::filters::stats::rejecting_stage;
 use crate::pipeline::generate::{self, GenerateEvent};
 use crate::pipeline::prompt::Templates;
 use crate::train::metrics::TrainEvent;
 use crate::train::run::{RunSpec, train_run};
-use crate::train::trainer::TrainControl;
+use crate::train::trainer::{Objective, TrainConfig, TrainControl};
+use crate::util::rng::Rng;
 
 /// What the steps run with.
 pub struct Context<'a> {
@@ -117,8 +121,50 @@ pub struct FilteredItem {
 }
 
 pub const SEEDS_FILE: &str = "seeds.jsonl";
-pub const GENERATED_FILE: &str = "generated.jsonl";
-pub const FILTERED_FILE: &str = "filtered.jsonl";
+pub const ANNOTATED_FILE: &str = "annotated.jsonl";
+pub const TEACHER_DIR: &str = "teacher";
+
+/// Who writes the synthetic items: the base model prompted with the seeds, or the teacher
+/// adapter tuned on them (prompted without).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writer {
+    Base,
+    Teacher,
+}
+
+impl Writer {
+    pub fn generated_file(self) -> &'static str {
+        match self {
+            Writer::Base => "generated.jsonl",
+            Writer::Teacher => "generated-teacher.jsonl",
+        }
+    }
+    pub fn filtered_file(self) -> &'static str {
+        match self {
+            Writer::Base => "filtered.jsonl",
+            Writer::Teacher => "filtered-teacher.jsonl",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AnnotateDetail {
+    pub pool: usize,
+    pub kept: usize,
+    pub kept_per_class: BTreeMap<String, usize>,
+    /// Share of the pool whose model label equals the dataset's (hidden) label.
+    pub agreement: f64,
+    /// The same among the kept texts.
+    pub kept_agreement: f64,
+}
+
+/// A pool text with the model's label and the dataset's, which the arm never trains on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AnnotatedItem {
+    #[serde(flatten)]
+    pub annotated: Annotated,
+    pub dataset_label: String,
+}
 
 /// The steps of one seed for these arms, in the order they run.
 pub fn step_names(arms: &[Arm]) -> Vec<String> {
@@ -126,6 +172,12 @@ pub fn step_names(arms: &[Arm]) -> Vec<String> {
     if arms.iter().any(|a| a.needs_generation()) {
         out.push("generate".into());
         out.push("filter".into());
+    }
+    if arms.contains(&Arm::LoraTeacher) {
+        out.extend(["teacher", "generate-teacher", "filter-teacher"].map(String::from));
+    }
+    if arms.contains(&Arm::LoraAnnotated) {
+        out.push("annotate".into());
     }
     for a in arms {
         if a.trains() {
@@ -220,8 +272,16 @@ pub fn run_seed(
     };
     run.step("seeds", SeedRun::draw_seeds)?;
     if arms.iter().any(|a| a.needs_generation()) {
-        run.step("generate", SeedRun::generate)?;
-        run.step("filter", SeedRun::filter)?;
+        run.step("generate", |r| r.generate(Writer::Base))?;
+        run.step("filter", |r| r.filter(Writer::Base))?;
+    }
+    if arms.contains(&Arm::LoraTeacher) {
+        run.step("teacher", SeedRun::train_teacher)?;
+        run.step("generate-teacher", |r| r.generate(Writer::Teacher))?;
+        run.step("filter-teacher", |r| r.filter(Writer::Teacher))?;
+    }
+    if arms.contains(&Arm::LoraAnnotated) {
+        run.step("annotate", SeedRun::annotate)?;
     }
     for &arm in arms {
         if arm.trains() {
@@ -320,17 +380,25 @@ impl SeedRun<'_, '_> {
         })
     }
 
-    fn generate(&mut self) -> anyhow::Result<GenerateDetail> {
+    fn generate(&mut self, writer: Writer) -> anyhow::Result<GenerateDetail> {
         let task = self.task()?;
         let mut settings = self.spec.generate.clone();
         settings.sampling.seed = self.seed;
+        let mut model = self.ctx.model.clone();
+        if writer == Writer::Teacher {
+            settings.seeds_in_prompt = false;
+            settings.sampling.temperature = self.spec.teacher_temperature;
+            let dir = self.dir.join(TEACHER_DIR);
+            crate::train::peft::load_adapter(&mut model, &dir)
+                .with_context(|| format!("loading the teacher in {}", dir.display()))?;
+        }
         let planned = generate::plan(&task, self.ctx.templates, self.ctx.tokenizer, &settings)?;
         let total = planned.len();
         let started = Instant::now();
         let (mut finished, mut shown) = (0usize, 0usize);
         let mut lines = Vec::new();
         let candidates = generate::run(
-            self.ctx.model,
+            &model,
             self.ctx.tokenizer,
             &task,
             planned,
@@ -368,7 +436,7 @@ impl SeedRun<'_, '_> {
             })
             .collect();
         items.sort_by_key(|i| i.index);
-        write_jsonl(&self.dir.join(GENERATED_FILE), &items)?;
+        write_jsonl(&self.dir.join(writer.generated_file()), &items)?;
         let new_tokens = items.iter().map(|i| i.new_tokens).sum();
         Ok(GenerateDetail {
             items: items.len(),
@@ -377,9 +445,9 @@ impl SeedRun<'_, '_> {
         })
     }
 
-    fn filter(&mut self) -> anyhow::Result<FilterDetail> {
+    fn filter(&mut self, writer: Writer) -> anyhow::Result<FilterDetail> {
         let task = self.task()?;
-        let items: Vec<GeneratedItem> = read_jsonl(&self.dir.join(GENERATED_FILE))?;
+        let items: Vec<GeneratedItem> = read_jsonl(&self.dir.join(writer.generated_file()))?;
         let to_judge: Vec<ToJudge> = items
             .iter()
             .map(|i| ToJudge {
@@ -415,55 +483,155 @@ impl SeedRun<'_, '_> {
                 kept: k,
             });
         }
-        write_jsonl(&self.dir.join(FILTERED_FILE), &out)?;
+        write_jsonl(&self.dir.join(writer.filtered_file()), &out)?;
+        Ok(detail)
+    }
+
+    /// The teacher: LoRA with the generation objective on this seed's seeds.
+    fn train_teacher(&mut self) -> anyhow::Result<TrainDetail> {
+        let mut cfg = self.spec.train.clone();
+        cfg.objective = Objective::Generate;
+        self.train_into(TEACHER_DIR, &[], cfg, Vec::new())
+    }
+
+    /// Labels a pool of the dataset's texts (seeds left out, labels hidden) with the in-context
+    /// classifier of the label-consistency filter, then filters them with a confidence floor.
+    fn annotate(&mut self) -> anyhow::Result<AnnotateDetail> {
+        let task = self.task()?;
+        let seeds: std::collections::HashSet<&str> =
+            task.seeds.iter().map(|s| s.text.as_str()).collect();
+        let mut pool: Vec<&Row> = self
+            .ctx
+            .dataset
+            .iter()
+            .filter(|r| !seeds.contains(r.text.as_str()))
+            .collect();
+        Rng::new(self.seed ^ 0xA11_0CA7E).shuffle(&mut pool);
+        pool.truncate(self.spec.pool);
+        let classifier = Classifier::new(
+            self.ctx.model,
+            self.ctx.tokenizer,
+            &task,
+            self.ctx.templates,
+            consistency_classifier(&task, &self.spec.filters),
+        )?;
+        let texts: Vec<&str> = pool.iter().map(|r| r.text.as_str()).collect();
+        let labelled = annotate(
+            &classifier,
+            &task,
+            &self.spec.filters,
+            self.spec.annotate_min_confidence,
+            &texts,
+        )?;
+        let mut detail = AnnotateDetail {
+            pool: labelled.len(),
+            ..AnnotateDetail::default()
+        };
+        let (mut agree, mut kept_agree) = (0usize, 0usize);
+        let items: Vec<AnnotatedItem> = labelled
+            .into_iter()
+            .zip(&pool)
+            .map(|(a, r)| {
+                let same = a.label == r.label;
+                agree += usize::from(same);
+                if a.kept {
+                    detail.kept += 1;
+                    kept_agree += usize::from(same);
+                    *detail.kept_per_class.entry(a.label.clone()).or_default() += 1;
+                }
+                AnnotatedItem {
+                    annotated: a,
+                    dataset_label: r.label.clone(),
+                }
+            })
+            .collect();
+        detail.agreement = agree as f64 / detail.pool.max(1) as f64;
+        detail.kept_agreement = kept_agree as f64 / detail.kept.max(1) as f64;
+        write_jsonl(&self.dir.join(ANNOTATED_FILE), &items)?;
         Ok(detail)
     }
 
     /// The generated examples an arm trains on besides the seeds.
-    fn extra(&self, arm: Arm) -> anyhow::Result<Vec<Example>> {
-        if !arm.needs_generation() {
-            return Ok(Vec::new());
-        }
-        let items: Vec<FilteredItem> = read_jsonl(&self.dir.join(FILTERED_FILE))?;
-        Ok(items
-            .into_iter()
-            .filter(|i| match arm {
-                Arm::LoraSynthetic => i.kept,
-                _ => !i.item.text.trim().is_empty(),
-            })
-            .map(|i| Example {
-                text: i.item.text,
-                label: i.item.label,
-            })
-            .collect())
+    fn extra(&self, arm: Arm) -> anyhow::Result<(Vec<Example>, String)> {
+        let filtered = |writer: Writer, all: bool| -> anyhow::Result<Vec<Example>> {
+            let items: Vec<FilteredItem> = read_jsonl(&self.dir.join(writer.filtered_file()))?;
+            Ok(items
+                .into_iter()
+                .filter(|i| {
+                    if all {
+                        !i.item.text.trim().is_empty()
+                    } else {
+                        i.kept
+                    }
+                })
+                .map(|i| Example {
+                    text: i.item.text,
+                    label: i.item.label,
+                })
+                .collect())
+        };
+        Ok(match arm {
+            Arm::LoraSynthetic => (
+                filtered(Writer::Base, false)?,
+                format!("{} (kept)", Writer::Base.filtered_file()),
+            ),
+            Arm::LoraUnfiltered => (
+                filtered(Writer::Base, true)?,
+                format!("{} (all with a text)", Writer::Base.filtered_file()),
+            ),
+            Arm::LoraTeacher => (
+                filtered(Writer::Teacher, false)?,
+                format!("{} (kept)", Writer::Teacher.filtered_file()),
+            ),
+            Arm::LoraAnnotated => {
+                let items: Vec<AnnotatedItem> = read_jsonl(&self.dir.join(ANNOTATED_FILE))?;
+                let kept = items
+                    .into_iter()
+                    .filter(|i| i.annotated.kept)
+                    .map(|i| Example {
+                        text: i.annotated.text,
+                        label: i.annotated.label,
+                    })
+                    .collect();
+                (kept, format!("{ANNOTATED_FILE} (kept)"))
+            }
+            _ => (Vec::new(), String::new()),
+        })
     }
 
     fn train(&mut self, arm: Arm) -> anyhow::Result<TrainDetail> {
+        let (extra, source) = self.extra(arm)?;
+        let sources = if source.is_empty() {
+            Vec::new()
+        } else {
+            vec![source]
+        };
+        let cfg = self.spec.train.clone();
+        self.train_into(arm.name(), &extra, cfg, sources)
+    }
+
+    /// A training run in `<seed dir>/<name>` on the seeds + `extra`.
+    fn train_into(
+        &mut self,
+        name: &str,
+        extra: &[Example],
+        mut cfg: TrainConfig,
+        extra_sources: Vec<String>,
+    ) -> anyhow::Result<TrainDetail> {
         let task = self.task()?;
-        let extra = self.extra(arm)?;
-        let out = self.dir.join(arm.name());
+        let out = self.dir.join(name);
         // A run folder without a marker is a run that was cut off: start it afresh.
         if out.exists() {
             std::fs::remove_dir_all(&out)
                 .with_context(|| format!("removing the unfinished run {}", out.display()))?;
         }
-        let mut cfg = self.spec.train.clone();
         cfg.seed = self.seed;
-        let source = match arm {
-            Arm::LoraSynthetic => format!("{FILTERED_FILE} (kept)"),
-            Arm::LoraUnfiltered => format!("{GENERATED_FILE} (all with a text)"),
-            _ => String::new(),
-        };
         let spec = RunSpec {
             task: &task,
             templates: self.ctx.templates,
             real: &task.seeds,
-            extra: &extra,
-            extra_sources: if source.is_empty() {
-                Vec::new()
-            } else {
-                vec![source]
-            },
+            extra,
+            extra_sources,
             config: &cfg,
             out: &out,
             model_path: self.ctx.model_path,

@@ -1,0 +1,110 @@
+//! The annotate mode: the model labels unlabelled texts the user already has, instead of writing
+//! new ones. Each text gets the classifier's label and distribution; the cheap filters (too
+//! short, duplicates of seeds or of each other) and a confidence threshold judge it, so
+//! annotated items enter the same review as generated ones.
+
+use serde::{Deserialize, Serialize};
+
+use super::classify::{Classifier, ClassifyError, Prediction};
+use super::filters::{FilterSettings, Filters};
+use crate::data::item::Verdict;
+use crate::data::task::Task;
+
+/// The stage name of the confidence threshold.
+pub const CONFIDENCE: &str = "confidence";
+
+/// Argmax labels by default: the teacher paper annotates at temperature 0.1, which for a label
+/// choice is the argmax almost always.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Annotated {
+    pub text: String,
+    pub label: String,
+    /// The probability of `label`.
+    pub confidence: f64,
+    /// Every label's probability, in task order.
+    pub probs: Vec<(String, f64)>,
+    pub verdicts: Vec<Verdict>,
+    pub kept: bool,
+}
+
+/// The confidence stage: the predicted label's probability must reach `min`.
+pub fn confidence_verdict(min: f64, p: &Prediction) -> Verdict {
+    let c = p.prob_of(&p.label).unwrap_or(0.0);
+    let v = if c >= min {
+        Verdict::pass(CONFIDENCE)
+    } else {
+        Verdict::fail(
+            CONFIDENCE,
+            format!(
+                "the model is {:.0}% sure it is {}, below the {:.0}% asked for",
+                c * 100.0,
+                p.label,
+                min * 100.0
+            ),
+        )
+    };
+    v.with_score("confidence", c)
+}
+
+/// Labels `texts` with `classifier` and judges each: cheap filters first (an item that fails
+/// them is still labelled, so the user sees what the model thought), then the confidence.
+pub fn annotate(
+    classifier: &Classifier,
+    task: &Task,
+    filters: &FilterSettings,
+    min_confidence: f64,
+    texts: &[&str],
+) -> Result<Vec<Annotated>, ClassifyError> {
+    let mut cheap = Filters::new(task, filters.clone());
+    let preds = classifier.classify(texts)?;
+    Ok(texts
+        .iter()
+        .zip(preds)
+        .enumerate()
+        .map(|(i, (text, p))| {
+            let mut verdicts = cheap.cheap(&format!("text {}", i + 1), text, None);
+            verdicts.push(confidence_verdict(min_confidence, &p));
+            let kept = verdicts.iter().all(|v| v.pass);
+            Annotated {
+                text: text.to_string(),
+                confidence: p.prob_of(&p.label).unwrap_or(0.0),
+                label: p.label,
+                probs: p.probs,
+                verdicts,
+                kept,
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pred(probs: &[(&str, f64)]) -> Prediction {
+        let best = probs
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(l, _)| l.to_string())
+            .unwrap_or_default();
+        Prediction {
+            label: best,
+            probs: probs.iter().map(|(l, p)| (l.to_string(), *p)).collect(),
+            log_likelihoods: probs.iter().map(|(_, p)| p.ln()).collect(),
+        }
+    }
+
+    #[test]
+    fn confidence_at_the_threshold_passes_and_below_it_fails_with_the_figures() {
+        let p = pred(&[("negative", 0.3), ("positive", 0.7)]);
+        assert!(confidence_verdict(0.7, &p).pass);
+        let v = confidence_verdict(0.75, &p);
+        assert!(!v.pass);
+        assert!(
+            v.reason.contains("70%") && v.reason.contains("75%"),
+            "{}",
+            v.reason
+        );
+        assert_eq!(v.scores["confidence"], 0.7);
+    }
+}

@@ -1,0 +1,137 @@
+//! `seedforge annotate` on a tiny model written by the test: the agreement it reports with a
+//! labelled file equals the one counted from the items it wrote; with `--workspace` the items are
+//! journalled as `annotated`, keep that source through accept and export, and a training run on
+//! the workspace counts the accepted one.
+
+mod common;
+
+use std::process::Command;
+
+use seedforge::data::state::Status;
+use seedforge::data::workspace::Workspace;
+
+#[test]
+fn annotated_items_report_agreement_and_keep_their_source_through_export_and_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny.gguf");
+    common::tiny::write_gguf(&model);
+    let bin = env!("CARGO_BIN_EXE_seedforge");
+    let ws = tmp.path().join("ws");
+    let o = Command::new(bin)
+        .arg("--workspace")
+        .arg(&ws)
+        .arg("init")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let input = tmp.path().join("texts.tsv");
+    std::fs::write(
+        &input,
+        "text\tlabel\n\
+         a warm and kind film\tpositive\n\
+         dull and bad\tnegative\n\
+         we had fun\tpositive\n\
+         a sad mess of a plot\tnegative\n\
+         fine work by all\tpositive\n\
+         i was bored\tnegative\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("annotated.jsonl");
+    let o = Command::new(bin)
+        .arg("--workspace")
+        .arg(&ws)
+        .args(["annotate", "--device", "cpu", "--min-confidence", "0"])
+        .arg("--model")
+        .arg(&model)
+        .arg("--input")
+        .arg(&input)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let items: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(items.len(), 6);
+    let agree = items
+        .iter()
+        .filter(|i| i["label"] == i["file_label"])
+        .count();
+    let expected = format!("{:.1}% of 6 texts", 100.0 * agree as f64 / 6.0);
+    assert!(stdout.contains(&expected), "{stdout} (expected {expected})");
+    for i in &items {
+        assert_eq!(i["source"], "annotated");
+        let p: f64 = i["probs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x[1].as_f64().unwrap())
+            .sum();
+        assert!((p - 1.0).abs() < 1e-6, "{i}");
+    }
+
+    // In the journal as annotated; accept one and export it.
+    let id = {
+        let mut w = Workspace::open(&ws).unwrap();
+        let annotated: Vec<_> = w
+            .state()
+            .items()
+            .iter()
+            .filter(|s| s.source().as_str() == "annotated")
+            .map(|s| s.id().clone())
+            .collect();
+        assert_eq!(annotated.len(), 6);
+        let id = annotated[0].clone();
+        w.accept(&id).unwrap();
+        assert_eq!(w.state().with_status(Status::Accepted).count(), 1);
+        id
+    };
+    let export = tmp.path().join("export.jsonl");
+    let o = Command::new(bin)
+        .arg("--workspace")
+        .arg(&ws)
+        .arg("export")
+        .arg("--out")
+        .arg(&export)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(&export)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ours: Vec<_> = rows.iter().filter(|r| r["id"] == id.to_string()).collect();
+    assert_eq!(ours.len(), 1);
+    assert_eq!(ours[0]["source"], "annotated");
+
+    // Training on the workspace takes the seeds and the accepted item.
+    let run = tmp.path().join("run");
+    let o = Command::new(bin)
+        .arg("--workspace")
+        .arg(&ws)
+        .args(["train", "--device", "cpu", "--epochs", "1"])
+        .arg("--model")
+        .arg(&model)
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["extra_examples"], 1, "{config}");
+    assert_eq!(config["real_examples"], 8, "{config}");
+    assert!(
+        config["extra_sources"][0]
+            .as_str()
+            .unwrap()
+            .contains("1 accepted")
+    );
+}
