@@ -314,10 +314,16 @@ fn draw_test_set(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         Span::styled(truncate(&c.path, w.saturating_sub(16)), theme.text())
     };
     let on_off = |b: bool| if b { "on" } else { "off" };
+    // Short names where the full ones would not fit on one line.
+    let [labels, rows, cal, zero] = if w >= 90 {
+        ["labels ", " · rows ", " · calibrate ", " · zero-shot "]
+    } else {
+        ["map ", " · rows ", " · calib ", " · 0-shot "]
+    };
     let lines = vec![
         Line::from(vec![Span::styled("file ", theme.dim()), file, key("f")]),
         Line::from(vec![
-            Span::styled("labels ", theme.dim()),
+            Span::styled(labels, theme.dim()),
             Span::styled(
                 if c.label_map.is_empty() {
                     "as in the file".to_string()
@@ -327,16 +333,16 @@ fn draw_test_set(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                 theme.text(),
             ),
             key("m"),
-            Span::styled(" · rows ", theme.dim()),
+            Span::styled(rows, theme.dim()),
             Span::styled(
                 c.limit.map_or("all".to_string(), |n| n.to_string()),
                 theme.text(),
             ),
             key("n"),
-            Span::styled(" · calibrate ", theme.dim()),
+            Span::styled(cal, theme.dim()),
             Span::styled(on_off(c.calibrate), theme.text()),
             key("c"),
-            Span::styled(" · zero-shot ", theme.dim()),
+            Span::styled(zero, theme.dim()),
             Span::styled(on_off(c.zero_shot), theme.text()),
             key("z"),
         ]),

@@ -84,11 +84,11 @@ impl TrainState {
             f(
                 0,
                 if s.with_accepted {
-                    format!("seeds+{accepted} accepted")
+                    format!("seeds+{accepted}")
                 } else {
                     "seeds only".into()
                 },
-                "←/→: seeds + accepted items (the method) or seeds alone (the baseline)",
+                "seeds + the accepted items, or seeds only (the baseline)",
             ),
             f(
                 1,
@@ -362,9 +362,6 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &Workspace) {
         Some(c) => {
             draw_chart(frame, chart_area, c, &source, theme);
             let mut parts = vec![];
-            if let Some(e) = c.epoch {
-                parts.push(format!("epoch {}", e + 1));
-            }
             if let Some(s) = c.last_step {
                 parts.push(match c.total_steps {
                     Some(t) => format!("step {s}/{t}"),
