@@ -259,8 +259,14 @@ impl App {
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &Workspace) {
     let theme = &app.theme;
+    // An error gets two more lines: it names the file and says what to change.
+    let set_h = if app.evaluate.error.is_some() && app.job.is_none() {
+        7
+    } else {
+        5
+    };
     let [set_area, bottom] =
-        Layout::vertical([Constraint::Length(5), Constraint::Min(6)]).areas(area);
+        Layout::vertical([Constraint::Length(set_h), Constraint::Min(6)]).areas(area);
     draw_test_set(frame, set_area, app, theme);
     let runs = comparison(&app.runs);
     let list_w = if area.width >= 100 { 52 } else { 38 };
@@ -346,9 +352,15 @@ fn draw_test_set(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             Span::styled(on_off(c.zero_shot), theme.text()),
             key("z"),
         ]),
-        status_line(app, theme, w),
     ];
-    frame.render_widget(Paragraph::new(lines), inner);
+    let [fixed, status] =
+        Layout::vertical([Constraint::Length(2), Constraint::Min(1)]).areas(inner);
+    frame.render_widget(Paragraph::new(lines), fixed);
+    frame.render_widget(
+        Paragraph::new(status_line(app, theme, w * status.height.max(1) as usize))
+            .wrap(Wrap { trim: true }),
+        status,
+    );
 }
 
 /// What the evaluation is doing, or why it failed, or its last warning.
@@ -394,6 +406,24 @@ fn status_line<'a>(app: &App, theme: &Theme, w: usize) -> Line<'a> {
     )
 }
 
+/// `11-21 10:24` from a run folder named `20261121-102403-…`: tells two runs of one kind apart.
+fn run_time(name: &str) -> String {
+    let b = name.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    if b.len() >= 15 && digits(0..8) && b[8] == b'-' && digits(9..15) {
+        format!(
+            "{}-{} {}:{}",
+            &name[4..6],
+            &name[6..8],
+            &name[9..11],
+            &name[11..13]
+        )
+    } else {
+        truncate(name, 12)
+    }
+}
+
 fn pct(v: Option<f64>) -> String {
     v.map(|x| format!("{:.1}", x * 100.0))
         .unwrap_or_else(|| "–".into())
@@ -416,10 +446,7 @@ fn draw_comparison(frame: &mut Frame, area: Rect, app: &App, runs: &[&RunInfo], 
                 ),
             ];
             if wide {
-                cells.push(Cell::from(Span::styled(
-                    e.and_then(|e| e.on.clone()).unwrap_or_default(),
-                    theme.dim(),
-                )));
+                cells.push(Cell::from(Span::styled(run_time(&r.name), theme.dim())));
             }
             Row::new(cells)
         })
@@ -434,7 +461,7 @@ fn draw_comparison(frame: &mut Frame, area: Rect, app: &App, runs: &[&RunInfo], 
     let mut header = vec!["model", "acc %", "F1 %", "n"];
     if wide {
         widths.push(Constraint::Min(4));
-        header.push("on");
+        header.push("run");
     }
     let table = Table::new(rows, widths)
         .header(Row::new(header).style(theme.dim()))

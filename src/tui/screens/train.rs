@@ -16,7 +16,7 @@ use ratatui::widgets::{
 };
 
 use super::generate::eta_text;
-use super::runs::Curves;
+use super::runs::{Curves, RunInfo};
 use crate::data::state::Status;
 use crate::data::workspace::Workspace;
 use crate::engine::{Command, JobKind, TrainRequest};
@@ -65,6 +65,14 @@ pub struct TrainState {
     pub live: Curves,
     /// The run on disk shown when nothing is training.
     pub run: usize,
+}
+
+/// The run folders a training run left (an ICL or zero-shot evaluation's folder has nothing
+/// to plot), newest first.
+pub fn training_runs(runs: &[RunInfo]) -> Vec<&RunInfo> {
+    runs.iter()
+        .filter(|r| !r.curves.is_empty() || r.trained_on.is_some() || r.metrics_error.is_some())
+        .collect()
 }
 
 /// What the chart area says before any run exists.
@@ -221,7 +229,8 @@ impl App {
             }
             Action::PageUp => self.train.run = self.train.run.saturating_sub(1),
             Action::PageDown => {
-                self.train.run = (self.train.run + 1).min(self.runs.len().saturating_sub(1))
+                let n = training_runs(&self.runs).len();
+                self.train.run = (self.train.run + 1).min(n.saturating_sub(1))
             }
             Action::Start => self.start_training(),
             Action::Stop => match &mut self.job {
@@ -318,7 +327,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &Workspace) {
         .fields(ws.state().with_status(Status::Accepted).count());
     let form_w = if area.width >= 100 { 34 } else { 28 };
     let runs_h = if area.height >= 20 {
-        (app.runs.len() as u16 + 3).clamp(4, 8)
+        (training_runs(&app.runs).len() as u16 + 3).clamp(4, 8)
     } else {
         0
     };
@@ -351,7 +360,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &Workspace) {
     let (curves, source) = if training {
         (Some(&app.train.live), "live".to_string())
     } else {
-        match app.runs.get(app.train.run) {
+        match training_runs(&app.runs).get(app.train.run) {
             Some(r) if !r.curves.is_empty() => (Some(&r.curves), format!("run {}", r.name)),
             _ => (None, String::new()),
         }
@@ -488,8 +497,8 @@ fn draw_chart(frame: &mut Frame, area: Rect, c: &Curves, source: &str, theme: &T
 }
 
 fn draw_runs(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let rows: Vec<Row> = app
-        .runs
+    let runs = training_runs(&app.runs);
+    let rows: Vec<Row> = runs
         .iter()
         .map(|r| {
             let c = &r.curves;
@@ -537,16 +546,13 @@ fn draw_runs(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             .border_type(BorderType::Rounded)
             .border_style(theme.border(false))
             .title(Line::styled(
-                format!(
-                    " Runs on disk ({}) · [ ] choose · r reloads ",
-                    app.runs.len()
-                ),
+                format!(" Runs on disk ({}) · [ ] choose · r reloads ", runs.len()),
                 theme.title(),
             )),
     )
     .style(theme.text());
     let mut state =
-        TableState::default().with_selected((!empty).then_some(app.train.run.min(app.runs.len())));
+        TableState::default().with_selected((!empty).then_some(app.train.run.min(runs.len())));
     frame.render_stateful_widget(table, area, &mut state);
     if empty {
         let inner = area.inner(ratatui::layout::Margin::new(2, 2));
