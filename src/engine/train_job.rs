@@ -107,8 +107,9 @@ pub fn run(
     let result = match result {
         Ok(r) => r,
         Err(e) => {
-            // A run that failed before its first step leaves an empty folder behind: remove
-            // it so the runs list does not fill with nothing. Anything written stays.
+            // A run that failed before writing anything (its prompt template, say) would leave
+            // an empty folder in the runs list; `remove_dir` takes only an empty one, so a
+            // run's config and metrics, once written, stay for the user to read.
             let _ = std::fs::remove_dir(&out);
             return Err(e);
         }
