@@ -1,7 +1,7 @@
 //! The real binary in a real terminal (tmux), driven by keys on the real model: open a fresh
 //! workspace, generate a few items, watch them stream in with their verdicts, look at every
-//! screen, accept two items, reject one, undo, quit — then check the journal and what the
-//! screen said. Needs tmux (CI installs it); without it the test fails, it does not skip.
+//! screen, accept two items, reject one, undo, train two epochs on them, quit — then check the
+//! journal, the run folder and what the screen said. Needs tmux (CI installs it); without it the test fails, it does not skip.
 
 mod common;
 
@@ -247,7 +247,7 @@ fn generate_review_undo_and_quit_in_a_real_terminal() {
     tmux.keys(&["Escape", "5"]);
     let train = tmux.screen();
     show("train", &train);
-    assert!(train.contains("not available yet"), "{train}");
+    assert!(train.contains("No training run yet"), "{train}");
     tmux.keys(&["6"]);
     show("evaluate", &tmux.screen());
     tmux.keys(&["1"]);
@@ -283,6 +283,18 @@ fn generate_review_undo_and_quit_in_a_real_terminal() {
     assert_ne!(a, b);
     assert_ne!(b, c);
 
+    // Train two epochs on the seeds + the two accepted items (epochs is the 4th setting) and
+    // read the chart off the screen once the run is on disk.
+    tmux.keys(&["5", "Down", "Down", "Down", "Enter", "2", "Enter", "g"]);
+    let trained = tmux.wait_for("the training run", Duration::from_secs(300), |s| {
+        s.contains("train done:") && s.contains("│ idle")
+    });
+    show("train: done", &trained);
+    assert!(trained.contains("seeds + 2 accepted"), "{trained}");
+    assert!(trained.contains("Loss · run "), "{trained}");
+    assert!(trained.contains("step 2/2"), "{trained}");
+    assert!(trained.contains("train-accepted"), "{trained}");
+
     tmux.keys(&["q"]);
     let end = tmux.wait_for("the exit", Duration::from_secs(30), |s| s.contains("EXIT="));
     assert!(end.contains("EXIT=0"), "{end}");
@@ -290,6 +302,13 @@ fn generate_review_undo_and_quit_in_a_real_terminal() {
         !end.contains("Review ·"),
         "the terminal is restored after quitting:\n{end}"
     );
+
+    let run = std::fs::read_dir(ws_dir.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("-train-accepted"))
+        .expect("the training run's folder");
+    assert!(run.join("adapter_model.safetensors").is_file());
 
     // The journal holds exactly what the keys did.
     let ws = Workspace::open(&ws_dir).expect("the lock was released on quit");

@@ -8,6 +8,8 @@ mod tui_support;
 use seedforge::data::state::Status;
 use seedforge::data::workspace::Snapshot;
 use seedforge::engine::{Command, Event, JobKind};
+use seedforge::train::trainer::TrainConfig;
+use seedforge::tui::App;
 use seedforge::tui::action::Action;
 use seedforge::tui::app::{Effect, MessageKind, Overlay};
 use seedforge::tui::screens::Screen;
@@ -524,5 +526,149 @@ fn the_readme_lists_the_keymap() {
     assert!(
         readme.contains(&table),
         "README.md's key table is out of date; paste this in its \"The workbench\" section:\n{table}"
+    );
+}
+
+#[test]
+fn train_starts_with_the_trainers_defaults_and_pauses_and_stops() {
+    let f = fixture();
+    let mut app = app(&f);
+    app.take_effects();
+    press(&mut app, "5");
+    // The default data is seeds + accepted; ← makes it the seeds-only baseline.
+    assert!(app.train.settings.with_accepted);
+    press(&mut app, "left g");
+    match app.take_effects().as_slice() {
+        [Effect::Send(Command::Train(req))] => {
+            assert_eq!(req.config, TrainConfig::default());
+            assert!(!req.with_accepted);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(app.queued, Some(JobKind::Train));
+    press(&mut app, "g");
+    assert!(app.take_effects().is_empty(), "one job at a time");
+    let ev = |e: Event| Action::Engine(Box::new(e));
+    app.update(ev(Event::JobStarted {
+        job: 4,
+        kind: JobKind::Train,
+        total: 0,
+    }));
+    app.update(ev(Event::Train {
+        job: 4,
+        metrics: serde_json::json!({"event": "started", "total_steps": 20, "epochs": 2}),
+    }));
+    app.update(ev(Event::Train {
+        job: 4,
+        metrics: serde_json::json!({"event": "step", "step": 1, "epoch": 0, "loss": 2.0,
+            "lr": 1e-4, "step_time_s": 0.5}),
+    }));
+    let job = app.job.as_ref().unwrap();
+    assert_eq!((job.done, job.total), (1, 20));
+    press(&mut app, "p");
+    assert!(matches!(
+        app.take_effects().as_slice(),
+        [Effect::Pause(true)]
+    ));
+    assert!(render(&app, 120, 36).contains("paused (p resumes)"));
+    press(&mut app, "p s");
+    assert!(matches!(
+        app.take_effects().as_slice(),
+        [Effect::Pause(false), Effect::Cancel]
+    ));
+    // The run it wrote is on disk when the job ends: the chart moves to it.
+    let run = f.dir.join("runs").join("20990101-000000-train-seeds");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(
+        run.join("metrics.jsonl"),
+        "{\"event\":\"step\",\"step\":1,\"epoch\":0,\"loss\":2.0}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        run.join("config.json"),
+        r#"{"real_examples": 8, "extra_examples": 0}"#,
+    )
+    .unwrap();
+    app.update(ev(Event::JobCancelled {
+        job: 4,
+        kind: JobKind::Train,
+        summary: "1 steps".into(),
+    }));
+    assert!(app.job.is_none() && app.train.live.is_empty());
+    assert_eq!(app.runs[0].name, "20990101-000000-train-seeds");
+    let screen = render(&app, 120, 36);
+    assert!(
+        screen.contains("Loss · run 20990101-000000-train-seeds"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn evaluate_takes_a_test_file_and_label_map_remembers_them_and_reports_errors() {
+    let f = fixture();
+    let mut app = app(&f);
+    app.take_effects();
+    press(&mut app, "6");
+    // Without a test file, g asks for one.
+    press(&mut app, "g");
+    assert!(matches!(
+        app.overlay,
+        Some(Overlay::FieldEditor { field: 0, .. })
+    ));
+    assert!(app.take_effects().is_empty());
+    let test = f.tmp.path().join("dev.tsv");
+    std::fs::write(&test, "sentence\tlabel\ngood\t1\nbad\t0\n").unwrap();
+    type_text(&mut app, &test.display().to_string());
+    press(&mut app, "enter m");
+    // A label map that does not parse is refused, the prompt stays open.
+    type_text(&mut app, "0negative");
+    press(&mut app, "enter");
+    assert!(matches!(app.overlay, Some(Overlay::FieldEditor { .. })));
+    assert_eq!(app.message.as_ref().unwrap().kind, MessageKind::Error);
+    press(&mut app, "^u");
+    type_text(&mut app, "0=negative,1=positive");
+    press(&mut app, "enter n");
+    type_text(&mut app, "100");
+    press(&mut app, "enter c g");
+    match app.take_effects().as_slice() {
+        [Effect::Send(Command::Evaluate(req))] => {
+            assert_eq!(req.test, test);
+            assert_eq!(req.limit, Some(100));
+            assert!(req.icl && req.calibrate && !req.zero_shot);
+            assert_eq!(req.lora, None);
+            let map = req.read.label_map.as_ref().unwrap();
+            assert_eq!(map.get("1"), Some("positive"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Remembered for next time.
+    let again = App::new(f.ws.clone(), seedforge::tui::theme::Theme::dark());
+    assert_eq!(again.evaluate.choice.label_map, "0=negative,1=positive");
+    assert_eq!(again.evaluate.choice.limit, Some(100));
+    assert_eq!(again.evaluate.choice.path, test.display().to_string());
+    // The job's failure is shown on the screen, not only in the message line.
+    let ev = |e: Event| Action::Engine(Box::new(e));
+    app.update(ev(Event::JobFailed {
+        job: 5,
+        kind: JobKind::Evaluate,
+        error: "dev.tsv: no row has one of the task's labels".into(),
+    }));
+    assert!(app.queued.is_none());
+    let screen = render(&app, 120, 36);
+    assert!(
+        screen.contains("dev.tsv: no row has one of the task's labels"),
+        "{screen}"
+    );
+    // A file that is not there is refused before anything is sent.
+    press(&mut app, "f ^u");
+    type_text(&mut app, "/no/such/file.tsv");
+    press(&mut app, "enter g");
+    assert!(app.take_effects().is_empty());
+    assert!(
+        app.evaluate
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("no file at /no/such/file.tsv")
     );
 }

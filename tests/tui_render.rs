@@ -167,13 +167,115 @@ fn rejected_screen_and_detail() {
 }
 
 #[test]
-fn train_and_evaluate_not_available_yet() {
+fn train_and_evaluate_before_any_run() {
     let f = fixture();
     let mut app = app(&f);
     press(&mut app, "5");
-    snap("train_not_available", &app);
+    snap("train_empty", &app);
     press(&mut app, "6");
-    snap("evaluate_not_available", &app);
+    snap("evaluate_empty", &app);
+}
+
+/// A run folder as `train_run` and `EvalReport::save` leave it (only what the screens read).
+fn eval_run(dir: &std::path::Path, name: &str, method: &str, extra: Option<usize>, right: usize) {
+    let run = dir.join("runs").join(name);
+    std::fs::create_dir_all(&run).unwrap();
+    if let Some(extra) = extra {
+        std::fs::write(
+            run.join("config.json"),
+            serde_json::json!({"real_examples": 8, "extra_examples": extra}).to_string(),
+        )
+        .unwrap();
+    }
+    let labels = vec!["negative".to_string(), "positive".to_string()];
+    // 10 rows, the first `right` right.
+    let pairs: Vec<(&str, &str)> = (0..10)
+        .map(|i| {
+            let gold = if i % 2 == 0 { "negative" } else { "positive" };
+            let other = if i % 2 == 0 { "positive" } else { "negative" };
+            (gold, if i < right { gold } else { other })
+        })
+        .collect();
+    let m = seedforge::eval::metrics::Metrics::compute(&labels, pairs);
+    let report = serde_json::json!({
+        "method": method, "task": "demo", "test_file": "/data/sst2/dev.tsv", "shots": 8,
+        "calibrated": false, "model": "smollm2", "metrics": m, "seconds": 3.5,
+        "finished_at": "2026-01-01T00:00:00Z"
+    });
+    std::fs::write(run.join("eval.json"), report.to_string()).unwrap();
+}
+
+/// The comparison while an evaluation runs: ICL and the two LoRA runs side by side, the
+/// selected one's per-class results and confusion matrix, the job's progress above.
+#[test]
+fn evaluate_compares_icl_and_lora_runs() {
+    let f = fixture();
+    eval_run(&f.dir, "20260101-100000-train-seeds", "lora", Some(0), 7);
+    eval_run(
+        &f.dir,
+        "20260101-110000-train-accepted",
+        "lora",
+        Some(12),
+        9,
+    );
+    eval_run(&f.dir, "20260101-120000-eval-icl", "icl", None, 6);
+    seedforge::data::test_set::TestSetChoice {
+        path: "/data/sst2/dev.tsv".into(),
+        label_map: "0=negative,1=positive".into(),
+        limit: Some(10),
+        calibrate: false,
+        zero_shot: false,
+    }
+    .save(&f.dir)
+    .unwrap();
+    let mut app = app(&f);
+    press(&mut app, "6");
+    let text = render(&app, 120, 36);
+    let order: Vec<usize> = ["icl ", "lora seeds ", "lora seeds+12"]
+        .iter()
+        .map(|m| {
+            text.find(m)
+                .unwrap_or_else(|| panic!("{m} missing:\n{text}"))
+        })
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
+    assert!(text.contains("0=negative,1=positive"), "{text}");
+    snap("evaluate_comparison", &app);
+    press(&mut app, "down down");
+    assert!(render(&app, 120, 36).contains("lora seeds+12 · 20260101-110000-train-accepted"));
+    ev(
+        &mut app,
+        Event::JobStarted {
+            job: 2,
+            kind: JobKind::Evaluate,
+            total: 30,
+        },
+    );
+    ev(
+        &mut app,
+        Event::EvalStarted {
+            job: 2,
+            name: "lora 20260101-100000-train-seeds".into(),
+            index: 1,
+            count: 3,
+        },
+    );
+    ev(
+        &mut app,
+        Event::Progress {
+            job: 2,
+            done: 14,
+            total: 30,
+            tokens_per_second: 0.0,
+            eta_seconds: Some(16.0),
+        },
+    );
+    let text = render(&app, 120, 36);
+    assert!(
+        text.contains("evaluating lora 20260101-100000-train-seeds (2/3) · 14/30 rows · ETA 16s"),
+        "{text}"
+    );
+    snap("evaluate_running", &app);
 }
 
 #[test]
@@ -296,7 +398,8 @@ fn every_screen_and_dialog_draws_at_any_size() {
     let f = fixture();
     let mut states: Vec<(&str, App)> = Vec::new();
     for keys in [
-        "1", "1 e", "2", "2 t", "3", "3 e", "3 l", "3 b", "3 X", "4", "4 enter", "5", "6", "?", "q",
+        "1", "1 e", "2", "2 t", "3", "3 e", "3 l", "3 b", "3 X", "4", "4 enter", "5", "5 enter",
+        "6", "6 f", "6 g", "?", "q",
     ] {
         let mut a = app(&f);
         generating(&mut a);

@@ -7,6 +7,7 @@
 //!   [`workspace`]: all of it behind one type.
 //! - [`import`]: TSV/CSV/JSONL/TREC reading and the seeded k-per-class sample.
 //! - [`export`]: seeds + accepted items (and rejected ones) as JSONL or CSV.
+//! - [`test_set`]: the test file last evaluated on, offered again.
 
 pub mod atomic;
 pub mod export;
@@ -17,6 +18,7 @@ pub mod lock;
 pub mod record;
 pub mod state;
 pub mod task;
+pub mod test_set;
 pub mod time;
 pub mod workspace;
 

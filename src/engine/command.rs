@@ -1,8 +1,12 @@
 //! What the UI (or a headless command) asks the engine to do.
 
+use std::path::PathBuf;
+
+use crate::data::import::ImportOptions;
 use crate::data::item::ItemId;
 use crate::pipeline::filters::FilterSettings;
 use crate::pipeline::generate::GenerateSettings;
+use crate::train::trainer::TrainConfig;
 
 #[derive(Debug, Clone)]
 pub enum Command {
@@ -16,6 +20,36 @@ pub enum Command {
         items: Vec<ItemId>,
         filters: FilterSettings,
     },
+    /// A LoRA training run on the workspace's seeds (and accepted items), in a new run folder.
+    Train(Box<TrainRequest>),
+    /// The method's comparison on a labelled test file; each result saved as `eval.json`.
+    Evaluate(Box<EvalRequest>),
     /// Stop the worker once the current job is done.
     Shutdown,
+}
+
+#[derive(Debug, Clone)]
+pub struct TrainRequest {
+    pub config: TrainConfig,
+    /// Train on the seeds and the accepted items (the method), or on the seeds alone (the
+    /// baseline it is compared with).
+    pub with_accepted: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct EvalRequest {
+    /// The labelled test file (any format the importer reads).
+    pub test: PathBuf,
+    /// How to read it (the label map above all: SST-2's labels are `0`/`1`).
+    pub read: ImportOptions,
+    /// Evaluate only the first N rows.
+    pub limit: Option<usize>,
+    pub zero_shot: bool,
+    /// In-context learning with the seeds as demonstrations, labels interleaved.
+    pub icl: bool,
+    /// Contextual calibration of ICL's and zero-shot's label scores.
+    pub calibrate: bool,
+    /// LoRA run folders to evaluate; `None`: every run folder of the workspace that holds an
+    /// adapter.
+    pub lora: Option<Vec<PathBuf>>,
 }

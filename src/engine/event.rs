@@ -90,7 +90,21 @@ pub enum Event {
         job: JobId,
         metrics: serde_json::Value,
     },
-    /// A line for the log pane.
+    /// An evaluation job began one of its methods (the `index`-th of `count`, 0-based), e.g.
+    /// `icl` or `lora 20260101-120000-train-seeds`.
+    EvalStarted {
+        job: JobId,
+        name: String,
+        index: usize,
+        count: usize,
+    },
+    /// An evaluation's `eval.json` is saved in the run folder `run`.
+    EvalSaved {
+        job: JobId,
+        run: std::path::PathBuf,
+        summary: String,
+    },
+    /// A line for the log pane (an evaluation's import warnings, with file and line).
     Log(String),
     JobFinished {
         job: JobId,

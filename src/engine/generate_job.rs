@@ -3,7 +3,6 @@
 //! so the user watches items and verdicts arrive while generation runs.
 
 use std::sync::Mutex;
-use std::sync::atomic::Ordering;
 
 use serde_json::json;
 
@@ -134,7 +133,7 @@ pub fn run(
         &task,
         planned,
         settings.batch,
-        &control.cancel,
+        control.stop_flag(),
         &mut |event| {
             control.wait_while_paused();
             if failure.is_some() {
@@ -214,7 +213,7 @@ pub fn run(
             if let Err(e) = result {
                 // Stop decoding: nothing more should be generated that cannot be recorded.
                 failure = Some(e);
-                control.cancel.store(true, Ordering::Relaxed);
+                control.stop();
             }
         },
     );
@@ -235,7 +234,7 @@ pub fn run(
     Ok(Outcome {
         items,
         kept,
-        cancelled: control.cancel.load(Ordering::Relaxed),
+        cancelled: control.is_stopped(),
     })
 }
 

@@ -4,17 +4,18 @@
 //! between decoding or training steps.
 
 pub mod command;
+pub mod eval_job;
 pub mod event;
 pub mod generate_job;
+pub mod train_job;
 mod worker;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
-pub use command::Command;
+pub use crate::util::control::JobControl;
+pub use command::{Command, EvalRequest, TrainRequest};
 pub use event::{Event, JobId, JobKind, ModelEvent};
 
 use crate::data::workspace::Workspace;
@@ -32,27 +33,6 @@ impl Sink {
     /// Sends an event; a closed receiver (the UI quit) is not an error for the job.
     pub fn send(&self, event: Event) {
         let _ = self.0.send(event);
-    }
-}
-
-/// Flags the running job checks between steps.
-#[derive(Default)]
-pub struct JobControl {
-    pub cancel: AtomicBool,
-    pub pause: AtomicBool,
-}
-
-impl JobControl {
-    /// Blocks while paused (and not cancelled), checking every 50 ms.
-    pub fn wait_while_paused(&self) {
-        while self.pause.load(Ordering::Relaxed) && !self.cancel.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn reset(&self) {
-        self.cancel.store(false, Ordering::Relaxed);
-        self.pause.store(false, Ordering::Relaxed);
     }
 }
 
@@ -96,17 +76,18 @@ impl Engine {
         self.commands.send(command).map_err(|_| EngineStopped)
     }
 
-    /// Cancels the running job (it stops within one decoding or training step).
+    /// Cancels the running job (it stops within one decoding, training or evaluation step;
+    /// a training run still saves its best adapter).
     pub fn cancel(&self) {
-        self.control.cancel.store(true, Ordering::Relaxed);
+        self.control.stop();
     }
 
     pub fn set_paused(&self, paused: bool) {
-        self.control.pause.store(paused, Ordering::Relaxed);
+        self.control.set_paused(paused);
     }
 
     pub fn is_paused(&self) -> bool {
-        self.control.pause.load(Ordering::Relaxed)
+        self.control.is_paused()
     }
 
     /// Cancels any job and waits for the worker to finish.

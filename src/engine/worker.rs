@@ -3,13 +3,14 @@
 use std::sync::{Arc, Mutex, mpsc};
 
 use super::event::{Event, JobKind, ModelEvent};
-use super::{Command, EngineConfig, JobControl, Sink, generate_job};
+use super::{Command, EngineConfig, JobControl, Sink, eval_job, generate_job, train_job};
 use crate::data::workspace::Workspace;
 use crate::llm::device;
 use crate::llm::fetch;
 use crate::llm::load::{self, LoadedModel};
 
-fn load_model(config: &EngineConfig, events: &Sink) -> Result<LoadedModel, String> {
+/// The model and the label of the device it is on.
+fn load_model(config: &EngineConfig, events: &Sink) -> Result<(LoadedModel, String), String> {
     let path = match &config.model {
         Some(p) => p.clone(),
         None => match std::env::var_os("SEEDFORGE_MODEL") {
@@ -27,7 +28,7 @@ fn load_model(config: &EngineConfig, events: &Sink) -> Result<LoadedModel, Strin
     }));
     let loaded = load::load(&path, &selected.device).map_err(|e| e.to_string())?;
     events.send(Event::Model(ModelEvent::Ready {
-        device: selected.label,
+        device: selected.label.clone(),
         name: loaded
             .info
             .name
@@ -35,7 +36,7 @@ fn load_model(config: &EngineConfig, events: &Sink) -> Result<LoadedModel, Strin
             .unwrap_or_else(|| path.display().to_string()),
         seconds: loaded.load_seconds,
     }));
-    Ok(loaded)
+    Ok((loaded, selected.label))
 }
 
 pub(super) fn run(
@@ -58,9 +59,11 @@ pub(super) fn run(
             Command::Shutdown => return,
             Command::Generate { .. } => JobKind::Generate,
             Command::Recheck { .. } => JobKind::Recheck,
+            Command::Train(_) => JobKind::Train,
+            Command::Evaluate(_) => JobKind::Evaluate,
         };
-        let model = match &model {
-            Ok(m) => m,
+        let (model, device) = match &model {
+            Ok((m, d)) => (m, d.as_str()),
             Err(e) => {
                 events.send(Event::JobFailed {
                     job,
@@ -86,6 +89,14 @@ pub(super) fn run(
             Command::Recheck { items, filters } => {
                 generate_job::recheck(job, model, &ws, &items, &filters, &events)
                     .map(|n| (false, format!("{n} items checked again")))
+            }
+            Command::Train(request) => {
+                train_job::run(job, model, device, &ws, &request, &control, &events)
+                    .map(|o| (o.cancelled, o.summary))
+            }
+            Command::Evaluate(request) => {
+                eval_job::run(job, model, &ws, &request, &control, &events)
+                    .map(|o| (o.cancelled, o.summary))
             }
         }))
         .unwrap_or_else(|panic| {

@@ -50,6 +50,30 @@ pub fn evaluate(
     adapter: Option<&Path>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> anyhow::Result<EvalReport> {
+    let never = || false;
+    evaluate_until(
+        model, tokenizer, task, templates, test, test_file, options, model_name, adapter, progress,
+        &never,
+    )?
+    .ok_or_else(|| anyhow::anyhow!("the evaluation was stopped"))
+}
+
+/// [`evaluate`], asking `stop` between chunks of rows: `None` when it said to stop (the
+/// workbench's stop key; a half-scored test set is no result).
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_until(
+    model: &Llama,
+    tokenizer: &TextTokenizer,
+    task: &Task,
+    templates: &Templates,
+    test: &[Row],
+    test_file: &Path,
+    options: &EvalOptions,
+    model_name: &str,
+    adapter: Option<&Path>,
+    progress: &mut dyn FnMut(usize, usize),
+    stop: &dyn Fn() -> bool,
+) -> anyhow::Result<Option<EvalReport>> {
     let started = Instant::now();
     let demos = match options.method {
         Method::Icl if options.interleave => interleave_by_label(&task.seeds, &task.labels),
@@ -74,6 +98,9 @@ pub fn evaluate(
     // Chunks keep the progress callback live on large test sets.
     let chunk = (options.batch.max(1) * 4).max(16);
     for (i, rows) in test.chunks(chunk).enumerate() {
+        if stop() {
+            return Ok(None);
+        }
         let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
         let preds = classifier.classify(&texts)?;
         for (r, p) in rows.iter().zip(preds) {
@@ -82,7 +109,7 @@ pub fn evaluate(
         progress(((i + 1) * chunk).min(test.len()), test.len());
     }
     let metrics = Metrics::compute(&labels, pairs.iter().map(|(g, p)| (g.as_str(), p.as_str())));
-    Ok(EvalReport {
+    Ok(Some(EvalReport {
         method: options.method,
         task: task.name.clone(),
         test_file: test_file.to_path_buf(),
@@ -93,5 +120,5 @@ pub fn evaluate(
         metrics,
         seconds: started.elapsed().as_secs_f64(),
         finished_at: crate::data::time::now_rfc3339(),
-    })
+    }))
 }

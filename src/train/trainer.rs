@@ -9,7 +9,6 @@
 //! `patience` epochs. Stop and pause are atomics checked between micro-batches; a stopped run
 //! still returns (and lets the caller save) its best adapter.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
@@ -130,30 +129,9 @@ impl TrainConfig {
     }
 }
 
-/// Stop/pause requests from the engine or the UI, checked between micro-batches.
-#[derive(Debug, Default)]
-pub struct TrainControl {
-    stop: AtomicBool,
-    pause: AtomicBool,
-}
-
-impl TrainControl {
-    pub fn stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-    }
-    pub fn pause(&self) {
-        self.pause.store(true, Ordering::SeqCst);
-    }
-    pub fn resume(&self) {
-        self.pause.store(false, Ordering::SeqCst);
-    }
-    pub fn is_stopped(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
-    }
-    pub fn is_paused(&self) -> bool {
-        self.pause.load(Ordering::SeqCst)
-    }
-}
+/// Stop/pause requests from the engine or the UI, checked between micro-batches: the same
+/// flags every engine job uses.
+pub use crate::util::control::JobControl as TrainControl;
 
 /// The data of a run, already encoded.
 pub struct TrainData<'a> {

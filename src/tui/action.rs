@@ -55,13 +55,19 @@ pub enum Action {
     EditSeed,
     DeleteSeed,
 
-    // Jobs (Generate, Train).
+    // Jobs (Generate, Train, Evaluate).
     Start,
     Stop,
     Pause,
     ToggleTemplate,
     /// Read the run folders again (Train, Evaluate).
     Refresh,
+
+    // Evaluate.
+    /// Type a value for the n-th setting of the screen (the test file, its label map…).
+    SetField(usize),
+    ToggleCalibrate,
+    ToggleZeroShot,
 
     // Text input (the in-place editor and the value prompts).
     Input(char),

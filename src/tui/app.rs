@@ -20,6 +20,7 @@ use super::theme::{self, Theme};
 use super::widgets::text_input::EditorState;
 use crate::data::item::ItemId;
 use crate::data::state::{ItemState, StateError, Status};
+use crate::data::test_set::TestSetChoice;
 use crate::data::workspace::{Workspace, WorkspaceError};
 use crate::engine::{Command, Event, JobId, JobKind, ModelEvent};
 use crate::llm::fetch::FetchEvent;
@@ -178,7 +179,7 @@ pub fn lock(ws: &Mutex<Workspace>) -> MutexGuard<'_, Workspace> {
 
 impl App {
     pub fn new(ws: Arc<Mutex<Workspace>>, theme: Theme) -> App {
-        let (label, warnings, generate, runs, empty) = {
+        let (label, warnings, generate, runs, empty, test_set) = {
             let w = lock(&ws);
             let label = w
                 .dir()
@@ -192,6 +193,7 @@ impl App {
                 GenerateState::new(w.task()),
                 read_runs(&w.runs_dir()),
                 w.state().items().is_empty(),
+                TestSetChoice::load(w.dir()),
             )
         };
         let message = warnings.first().map(|first| Message {
@@ -223,7 +225,7 @@ impl App {
             review: ReviewState::default(),
             rejected: RejectedState::default(),
             train: TrainState::default(),
-            evaluate: EvaluateState::default(),
+            evaluate: EvaluateState::new(test_set),
             runs,
             awaiting_label_check: HashSet::new(),
             rechecking: HashSet::new(),
@@ -411,6 +413,7 @@ impl App {
                         let text = editor.text();
                         let result = match screen {
                             Screen::Train => self.train.set_field(field, &text),
+                            Screen::Evaluate => self.evaluate.set_field(field, &text),
                             _ => self.generate.set_field(field, &text),
                         };
                         if let Err(e) = result {
@@ -451,6 +454,7 @@ impl App {
                 match kind {
                     JobKind::Generate => self.generate.streams.clear(),
                     JobKind::Train => self.train.live = Default::default(),
+                    JobKind::Evaluate => self.evaluate.stage = None,
                     _ => {}
                 }
             }
@@ -508,7 +512,22 @@ impl App {
                     j.eta_seconds = live.eta_seconds().or(j.eta_seconds);
                 }
             }
+            Event::EvalStarted {
+                name, index, count, ..
+            } => self.evaluate.stage = Some((name, index, count)),
+            Event::EvalSaved { summary, .. } => {
+                // Each result shows up in the comparison as soon as it is saved.
+                self.reload_runs();
+                self.ok(summary);
+            }
             Event::Log(line) => {
+                if self
+                    .job
+                    .as_ref()
+                    .is_some_and(|j| j.kind == JobKind::Evaluate)
+                {
+                    self.evaluate.notes.push(line.clone());
+                }
                 self.log.push(line);
                 if self.log.len() > LOG_LINES {
                     self.log.remove(0);
@@ -524,6 +543,9 @@ impl App {
             }
             Event::JobFailed { kind, error, .. } => {
                 self.job_ended(kind);
+                if kind == JobKind::Evaluate {
+                    self.evaluate.error = Some(error.clone());
+                }
                 self.error(format!("{} failed: {error}", kind.name()));
             }
         }
@@ -542,7 +564,12 @@ impl App {
                 self.generate.streams.clear();
             }
             JobKind::Recheck => self.rechecking.clear(),
-            _ => {}
+            JobKind::Train => self.training_ended(),
+            JobKind::Evaluate => {
+                self.evaluate.stage = None;
+                self.reload_runs();
+            }
+            JobKind::Annotate => {}
         }
     }
 
@@ -665,10 +692,16 @@ impl App {
         }
     }
 
-    /// Reads the run folders again.
-    pub(crate) fn refresh_runs(&mut self) {
+    /// Reads the run folders again, quietly (a job just wrote one).
+    pub(crate) fn reload_runs(&mut self) {
         let dir = lock(&self.ws).runs_dir();
         self.runs = read_runs(&dir);
+    }
+
+    /// Reads the run folders again and says how many there are (`r`).
+    pub(crate) fn refresh_runs(&mut self) {
+        self.reload_runs();
+        let dir = lock(&self.ws).runs_dir();
         self.info(format!(
             "{} run folder(s) in {}",
             self.runs.len(),

@@ -81,6 +81,8 @@ fn apply_effects(app: &mut App, engine: &Engine) {
                 let kind = match &command {
                     Command::Generate { .. } => JobKind::Generate,
                     Command::Recheck { .. } => JobKind::Recheck,
+                    Command::Train(_) => JobKind::Train,
+                    Command::Evaluate(_) => JobKind::Evaluate,
                     Command::Shutdown => continue,
                 };
                 if engine.send(command).is_err() {

@@ -48,11 +48,18 @@ fn hints(screen: Screen) -> Vec<(Action, &'static str)> {
         ],
         Screen::Train => vec![
             (Action::Start, "start"),
+            (Action::Pause, "pause"),
             (Action::Stop, "stop"),
+            (Action::Increase, "change"),
             (Action::PageDown, "next run"),
             (Action::Refresh, "reload"),
         ],
-        Screen::Evaluate => vec![(Action::Start, "start"), (Action::Refresh, "reload")],
+        Screen::Evaluate => vec![
+            (Action::Start, "start"),
+            (Action::Stop, "stop"),
+            (Action::SetField(0), "test file"),
+            (Action::Refresh, "reload"),
+        ],
     }
 }
 

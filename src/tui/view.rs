@@ -131,6 +131,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         }) => {
             let name = match screen {
                 Screen::Train => screens::train::FIELDS.get(*field),
+                Screen::Evaluate => screens::evaluate::FIELDS.get(*field),
                 _ => screens::generate::FIELDS.get(*field),
             }
             .copied()

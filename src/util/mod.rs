@@ -1,3 +1,4 @@
 //! Small pieces every layer may use.
 
+pub mod control;
 pub mod rng;

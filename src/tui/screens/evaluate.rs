@@ -1,86 +1,279 @@
-//! Evaluate: the comparison the method calls for (in-context learning with the seeds, LoRA on
-//! the seeds alone, LoRA on seeds + accepted items), a results table per class and a confusion
-//! matrix. Evaluation lands with issue 8: until then the comparison says "not available yet",
-//! and only results already on disk (`runs/*/eval.json`) are shown.
+//! Evaluate: the comparison the method calls for — in-context learning with the seeds, LoRA on
+//! the seeds alone, LoRA on the seeds + accepted items (and zero-shot when asked) — on a
+//! labelled test file the user names, side by side, with the selected result's per-class
+//! precision / recall and confusion matrix.
 //!
-//! **Wiring point.** An evaluation job's result is an [`crate::eval::metrics::Metrics`]; written
-//! to `runs/<id>/eval.json` (or sent in an event) it is read by [`super::runs::parse_eval`] and
-//! drawn here as it is.
+//! `g` sends [`Command::Evaluate`] for the test set typed here (remembered in the workspace,
+//! [`TestSetChoice`]); every result lands as `runs/<id>/eval.json`, which is what this screen
+//! draws (read by [`super::runs::parse_eval`]), so results from `seedforge eval` show up too.
+
+use std::path::PathBuf;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Cell, Paragraph, Row, Table, TableState, Wrap};
 
+use super::generate::eta_text;
 use super::runs::{EvalInfo, RunInfo};
+use crate::data::import::{ImportOptions, LabelMap};
+use crate::data::test_set::TestSetChoice;
 use crate::data::workspace::Workspace;
+use crate::engine::{Command, EvalRequest, JobKind};
 use crate::tui::action::Action;
-use crate::tui::app::{App, label_index};
+use crate::tui::app::{App, Effect, ModelStatus, Overlay, label_index, lock};
 use crate::tui::theme::Theme;
 use crate::tui::widgets::text::truncate;
+use crate::tui::widgets::text_input::EditorState;
+
+/// The settings typed in a prompt, by [`Action::SetField`] index.
+pub const FIELDS: [&str; 3] = ["test file", "label map", "row limit"];
 
 #[derive(Debug, Clone, Default)]
 pub struct EvaluateState {
-    /// Selected among the runs that have results.
+    /// Selected among the comparison's rows.
     pub selected: usize,
+    /// The test set to evaluate on.
+    pub choice: TestSetChoice,
+    /// The method being evaluated now: (name, index, count).
+    pub stage: Option<(String, usize, usize)>,
+    /// The running or last evaluation's warnings (bad rows, with file and line).
+    pub notes: Vec<String>,
+    /// Why the last evaluation failed.
+    pub error: Option<String>,
 }
 
-pub const NOT_AVAILABLE: &str = "Evaluation is not available yet — it lands with issue 8 (ICL vs LoRA on seeds vs LoRA on seeds + accepted).";
+impl EvaluateState {
+    pub fn new(choice: TestSetChoice) -> Self {
+        EvaluateState {
+            choice,
+            ..Default::default()
+        }
+    }
 
-/// The comparison rows the method asks for.
-pub const COMPARISON: [&str; 3] = [
-    "in-context learning (the seeds as demonstrations)",
-    "LoRA on the seeds alone",
-    "LoRA on the seeds + accepted items",
-];
+    /// The current value of a typed setting, to edit it in place.
+    pub fn field_text(&self, field: usize) -> String {
+        let c = &self.choice;
+        match field {
+            0 => c.path.clone(),
+            1 => c.label_map.clone(),
+            _ => c.limit.map(|n| n.to_string()).unwrap_or_default(),
+        }
+    }
 
-fn with_results(runs: &[RunInfo]) -> Vec<&RunInfo> {
-    runs.iter().filter(|r| r.eval.is_some()).collect()
+    /// A typed value; the error says what is allowed.
+    pub fn set_field(&mut self, field: usize, text: &str) -> Result<(), String> {
+        let t = text.trim();
+        let c = &mut self.choice;
+        match field {
+            0 => c.path = t.to_string(),
+            1 => {
+                if !t.is_empty() {
+                    t.parse::<LabelMap>()
+                        .map_err(|e| format!("label map: {e} (e.g. 0=negative,1=positive)"))?;
+                }
+                c.label_map = t.to_string();
+            }
+            _ => {
+                c.limit = match t {
+                    "" | "0" | "all" => None,
+                    n => Some(n.parse::<usize>().map_err(|_| {
+                        format!("row limit: a whole number (empty or 0: all rows), not `{n}`")
+                    })?),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where a comparison row goes: ICL first, zero-shot, then LoRA on the seeds, then LoRA on
+/// seeds + accepted; within one kind the newest first.
+fn rank(run: &RunInfo) -> u8 {
+    let name = run.model_name();
+    match name.as_str() {
+        "icl" => 0,
+        "zero-shot" => 1,
+        "lora seeds" => 2,
+        n if n.starts_with("lora") => 3,
+        _ => 4,
+    }
+}
+
+/// The runs with results, in the comparison's order.
+pub fn comparison(runs: &[RunInfo]) -> Vec<&RunInfo> {
+    let mut rows: Vec<&RunInfo> = runs.iter().filter(|r| r.eval.is_some()).collect();
+    // `runs` is newest first; a stable sort keeps that within a kind.
+    rows.sort_by_key(|r| rank(r));
+    rows
+}
+
+/// A path as typed: `~/` is the home folder; a relative path is from the current folder.
+fn resolve(typed: &str) -> PathBuf {
+    let p = match typed.strip_prefix("~/") {
+        Some(rest) => match std::env::var_os("HOME") {
+            Some(home) => PathBuf::from(home).join(rest),
+            None => PathBuf::from(typed),
+        },
+        None => PathBuf::from(typed),
+    };
+    if p.is_relative() {
+        std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p)
+    } else {
+        p
+    }
 }
 
 impl App {
     pub(crate) fn evaluate_action(&mut self, action: Action) {
-        let n = with_results(&self.runs).len();
+        let n = comparison(&self.runs).len();
         match action {
             Action::Up => self.evaluate.selected = self.evaluate.selected.saturating_sub(1),
             Action::Down => {
                 self.evaluate.selected = (self.evaluate.selected + 1).min(n.saturating_sub(1))
             }
-            // Wiring point: send the evaluation command once the engine has it.
-            Action::Start => self.warn(NOT_AVAILABLE),
+            Action::SetField(field) => self.edit_eval_field(field),
+            Action::ToggleCalibrate => {
+                let c = &mut self.evaluate.choice;
+                c.calibrate = !c.calibrate;
+                let on = c.calibrate;
+                self.info(format!(
+                    "calibration {} for ICL and zero-shot",
+                    if on { "on" } else { "off" }
+                ));
+            }
+            Action::ToggleZeroShot => {
+                let c = &mut self.evaluate.choice;
+                c.zero_shot = !c.zero_shot;
+                let on = c.zero_shot;
+                self.info(format!(
+                    "zero-shot {} the comparison",
+                    if on { "added to" } else { "left out of" }
+                ));
+            }
+            Action::Start => self.start_evaluation(),
+            Action::Stop => match &mut self.job {
+                Some(job) if job.kind == JobKind::Evaluate => {
+                    job.stopping = true;
+                    self.effect(Effect::Cancel);
+                    self.info("stopping: results already saved are kept");
+                }
+                _ => self.info("no evaluation is running"),
+            },
             Action::Refresh => self.refresh_runs(),
             _ => {}
         }
+    }
+
+    fn edit_eval_field(&mut self, field: usize) {
+        self.overlay = Some(Overlay::FieldEditor {
+            screen: super::Screen::Evaluate,
+            field,
+            editor: EditorState::new(&self.evaluate.field_text(field)),
+        });
+    }
+
+    fn start_evaluation(&mut self) {
+        if let Some(job) = &self.job {
+            self.warn(format!("a {} job is running; s stops it", job.kind.name()));
+            return;
+        }
+        if self.queued.is_some() {
+            self.warn("a job is already waiting to start");
+            return;
+        }
+        if let ModelStatus::Failed(e) = &self.model {
+            let e = e.clone();
+            self.error(format!("cannot evaluate: the model did not load: {e}"));
+            return;
+        }
+        let choice = self.evaluate.choice.clone();
+        if choice.path.trim().is_empty() {
+            self.info("name the labelled test file first (enter saves it, g then starts)");
+            self.edit_eval_field(0);
+            return;
+        }
+        let label_map = if choice.label_map.trim().is_empty() {
+            None
+        } else {
+            match choice.label_map.parse::<LabelMap>() {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    self.fail_evaluation(format!("label map: {e} (e.g. 0=negative,1=positive)"));
+                    return;
+                }
+            }
+        };
+        let test = resolve(choice.path.trim());
+        if !test.is_file() {
+            self.fail_evaluation(format!(
+                "no file at {} (f names the test file)",
+                test.display()
+            ));
+            return;
+        }
+        // Remembered with the full path, so it still holds when started from elsewhere.
+        let remembered = TestSetChoice {
+            path: test.display().to_string(),
+            ..choice.clone()
+        };
+        let dir = lock(&self.ws).dir().to_path_buf();
+        if let Err(e) = remembered.save(&dir) {
+            self.warn(format!("could not remember the test set: {e}"));
+        }
+        self.evaluate.choice = remembered;
+        self.evaluate.error = None;
+        self.evaluate.notes.clear();
+        self.evaluate.stage = None;
+        self.queued = Some(JobKind::Evaluate);
+        self.effect(Effect::Send(Command::Evaluate(Box::new(EvalRequest {
+            test: test.clone(),
+            read: ImportOptions {
+                label_map,
+                ..ImportOptions::default()
+            },
+            limit: choice.limit,
+            zero_shot: choice.zero_shot,
+            icl: true,
+            calibrate: choice.calibrate,
+            lora: None,
+        }))));
+        let ready = matches!(self.model, ModelStatus::Ready { .. });
+        self.info(if ready {
+            format!(
+                "evaluating ICL and every LoRA run on {} (s stops)",
+                test.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            )
+        } else {
+            "the evaluation will start once the model is loaded".into()
+        });
+    }
+
+    fn fail_evaluation(&mut self, error: String) {
+        self.evaluate.error = Some(error.clone());
+        self.error(format!("cannot evaluate: {error}"));
     }
 }
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &Workspace) {
     let theme = &app.theme;
-    let runs = with_results(&app.runs);
-    let [cmp_area, bottom] =
-        Layout::vertical([Constraint::Length(7), Constraint::Min(6)]).areas(area);
-    draw_comparison(frame, cmp_area, theme);
-    let list_w = if area.width >= 100 { 30 } else { 22 };
+    // An error gets two more lines: it names the file and says what to change.
+    let set_h = if app.evaluate.error.is_some() && app.job.is_none() {
+        7
+    } else {
+        5
+    };
+    let [set_area, bottom] =
+        Layout::vertical([Constraint::Length(set_h), Constraint::Min(6)]).areas(area);
+    draw_test_set(frame, set_area, app, theme);
+    let runs = comparison(&app.runs);
+    let list_w = if area.width >= 100 { 52 } else { 38 };
     let [list_area, results_area] =
         Layout::horizontal([Constraint::Length(list_w), Constraint::Min(20)]).areas(bottom);
-    let rows: Vec<Row> = runs
-        .iter()
-        .map(|r| Row::new(vec![truncate(&r.name, list_w as usize - 3)]))
-        .collect();
-    let empty = rows.is_empty();
-    let list = Table::new(rows, [Constraint::Min(5)])
-        .row_highlight_style(theme.selected())
-        .highlight_symbol("›")
-        .block(
-            Block::bordered()
-                .border_type(BorderType::Rounded)
-                .border_style(theme.border(true))
-                .title(Line::styled(" Results on disk ", theme.title())),
-        )
-        .style(theme.text());
+    draw_comparison(frame, list_area, app, &runs, theme);
     let sel = app.evaluate.selected.min(runs.len().saturating_sub(1));
-    let mut state = TableState::default().with_selected((!empty).then_some(sel));
-    frame.render_stateful_widget(list, list_area, &mut state);
     match runs.get(sel).and_then(|r| r.eval.as_ref().map(|e| (r, e))) {
         Some((run, eval)) => draw_results(frame, results_area, run, eval, ws, theme),
         None => {
@@ -89,8 +282,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &Workspace) {
                 Line::raw(""),
                 Line::styled(
                     format!(
-                        "A run that writes eval.json in {}/runs is listed here with its \
-                         per-class results and confusion matrix (r reloads).",
+                        "f names a labelled test file (TSV, CSV, JSONL, TREC), m maps its labels \
+                         to the task's, g evaluates ICL with the seeds and every LoRA run in \
+                         {}/runs; each result is saved as eval.json and listed here.",
                         app.workspace_label
                     ),
                     theme.dim(),
@@ -109,50 +303,180 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &Workspace) {
     }
 }
 
-fn draw_comparison(frame: &mut Frame, area: Rect, theme: &Theme) {
-    let rows: Vec<Row> = COMPARISON
-        .iter()
-        .map(|name| {
-            Row::new(vec![
-                Cell::from(*name),
-                Cell::from(Span::styled("not run", theme.dim())),
-                Cell::from(Span::styled("not run", theme.dim())),
-            ])
-        })
-        .collect();
+/// The test set (file, label map, limit, options) and the job's state or last error.
+fn draw_test_set(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let c = &app.evaluate.choice;
     let block = Block::bordered()
         .border_type(BorderType::Rounded)
-        .border_style(theme.border(false))
-        .title(Line::styled(" Comparison ", theme.title()));
+        .border_style(theme.border(true))
+        .title(Line::styled(" Test set ", theme.title()));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let [note, table_area] =
-        Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(inner);
+    let w = inner.width as usize;
+    let key = |k: &str| Span::styled(format!(" ({k})"), theme.accent());
+    let file = if c.path.is_empty() {
+        Span::styled("none yet", theme.dim())
+    } else {
+        Span::styled(truncate(&c.path, w.saturating_sub(16)), theme.text())
+    };
+    let on_off = |b: bool| if b { "on" } else { "off" };
+    // Short names where the full ones would not fit on one line.
+    let [labels, rows, cal, zero] = if w >= 90 {
+        ["labels ", " · rows ", " · calibrate ", " · zero-shot "]
+    } else {
+        ["map ", " · rows ", " · calib ", " · 0-shot "]
+    };
+    let lines = vec![
+        Line::from(vec![Span::styled("file ", theme.dim()), file, key("f")]),
+        Line::from(vec![
+            Span::styled(labels, theme.dim()),
+            Span::styled(
+                if c.label_map.is_empty() {
+                    "as in the file".to_string()
+                } else {
+                    c.label_map.clone()
+                },
+                theme.text(),
+            ),
+            key("m"),
+            Span::styled(rows, theme.dim()),
+            Span::styled(
+                c.limit.map_or("all".to_string(), |n| n.to_string()),
+                theme.text(),
+            ),
+            key("n"),
+            Span::styled(cal, theme.dim()),
+            Span::styled(on_off(c.calibrate), theme.text()),
+            key("c"),
+            Span::styled(zero, theme.dim()),
+            Span::styled(on_off(c.zero_shot), theme.text()),
+            key("z"),
+        ]),
+    ];
+    let [fixed, status] =
+        Layout::vertical([Constraint::Length(2), Constraint::Min(1)]).areas(inner);
+    frame.render_widget(Paragraph::new(lines), fixed);
     frame.render_widget(
-        Paragraph::new(Line::styled(
-            truncate(NOT_AVAILABLE, note.width as usize),
-            theme.warn(),
-        )),
-        note,
+        Paragraph::new(status_line(app, theme, w * status.height.max(1) as usize))
+            .wrap(Wrap { trim: true }),
+        status,
     );
-    frame.render_widget(
-        Table::new(
-            rows,
-            [
-                Constraint::Min(20),
-                Constraint::Length(9),
-                Constraint::Length(9),
-            ],
+}
+
+/// What the evaluation is doing, or why it failed, or its last warning.
+fn status_line<'a>(app: &App, theme: &Theme, w: usize) -> Line<'a> {
+    let e = &app.evaluate;
+    let job = app.job.as_ref().filter(|j| j.kind == JobKind::Evaluate);
+    if let Some(j) = job {
+        let mut s = match &e.stage {
+            Some((name, i, n)) => format!("evaluating {name} ({}/{n})", i + 1),
+            None => "reading the test set…".into(),
+        };
+        s.push_str(&format!(
+            " · {}/{} rows · {}",
+            j.done,
+            j.total,
+            eta_text(j.eta_seconds)
+        ));
+        if j.stopping {
+            s.push_str(" · stopping…");
+        }
+        return Line::styled(truncate(&s, w), theme.info());
+    }
+    if app.queued == Some(JobKind::Evaluate) {
+        return Line::styled("waiting for the model…", theme.info());
+    }
+    if let Some(err) = &e.error {
+        return Line::styled(truncate(err, w), theme.error());
+    }
+    if let Some(note) = e.notes.last() {
+        let more = if e.notes.len() > 1 {
+            format!(" (+{} more)", e.notes.len() - 1)
+        } else {
+            String::new()
+        };
+        return Line::styled(truncate(&format!("{note}{more}"), w), theme.warn());
+    }
+    Line::styled(
+        truncate(
+            "g evaluates ICL (the seeds as demonstrations) and every LoRA run; s stops",
+            w,
+        ),
+        theme.dim(),
+    )
+}
+
+/// `11-21 10:24` from a run folder named `20261121-102403-…`: tells two runs of one kind apart.
+fn run_time(name: &str) -> String {
+    let b = name.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    if b.len() >= 15 && digits(0..8) && b[8] == b'-' && digits(9..15) {
+        format!(
+            "{}-{} {}:{}",
+            &name[4..6],
+            &name[6..8],
+            &name[9..11],
+            &name[11..13]
         )
-        .header(Row::new(["model", "accuracy", "macro-F1"]).style(theme.dim()))
-        .style(theme.text()),
-        table_area,
-    );
+    } else {
+        truncate(name, 12)
+    }
 }
 
 fn pct(v: Option<f64>) -> String {
     v.map(|x| format!("{:.1}", x * 100.0))
         .unwrap_or_else(|| "–".into())
+}
+
+fn draw_comparison(frame: &mut Frame, area: Rect, app: &App, runs: &[&RunInfo], theme: &Theme) {
+    let wide = area.width >= 50;
+    let rows: Vec<Row> = runs
+        .iter()
+        .map(|r| {
+            let e = r.eval.as_ref();
+            let mut cells = vec![
+                Cell::from(r.model_name()),
+                Cell::from(pct(e.and_then(|e| e.accuracy))),
+                Cell::from(pct(e.and_then(|e| e.macro_f1))),
+                Cell::from(
+                    e.and_then(|e| e.n)
+                        .map(|n| n.to_string())
+                        .unwrap_or_default(),
+                ),
+            ];
+            if wide {
+                cells.push(Cell::from(Span::styled(run_time(&r.name), theme.dim())));
+            }
+            Row::new(cells)
+        })
+        .collect();
+    let empty = rows.is_empty();
+    let mut widths = vec![
+        Constraint::Length(15),
+        Constraint::Length(6),
+        Constraint::Length(6),
+        Constraint::Length(5),
+    ];
+    let mut header = vec!["model", "acc %", "F1 %", "n"];
+    if wide {
+        widths.push(Constraint::Min(4));
+        header.push("run");
+    }
+    let table = Table::new(rows, widths)
+        .header(Row::new(header).style(theme.dim()))
+        .row_highlight_style(theme.selected())
+        .highlight_symbol("›")
+        .block(
+            Block::bordered()
+                .border_type(BorderType::Rounded)
+                .border_style(theme.border(false))
+                .title(Line::styled(" Comparison ", theme.title())),
+        )
+        .style(theme.text());
+    let sel = app.evaluate.selected.min(runs.len().saturating_sub(1));
+    let mut state = TableState::default().with_selected((!empty).then_some(sel));
+    frame.render_stateful_widget(table, area, &mut state);
 }
 
 fn draw_results(
@@ -168,7 +492,7 @@ fn draw_results(
         .border_type(BorderType::Rounded)
         .border_style(theme.border(false))
         .title(Line::styled(
-            format!(" Results · {} ", run.name),
+            format!(" {} · {} ", run.model_name(), run.name),
             theme.title(),
         ));
     let inner = block.inner(area);

@@ -165,6 +165,8 @@ pub struct ClassResult {
 /// An evaluation's results as the Evaluate screen shows them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvalInfo {
+    /// `icl`, `zero-shot`, `lora`, when the result says (`eval.json` as `EvalReport` saves it).
+    pub method: Option<String>,
     /// What was evaluated on (a file name), when the run says.
     pub on: Option<String>,
     pub n: Option<usize>,
@@ -184,9 +186,16 @@ pub fn parse_eval(v: &Value) -> Option<EvalInfo> {
         .get("file")
         .or_else(|| v.get("on"))
         .and_then(Value::as_str)
-        .map(str::to_string);
+        .map(str::to_string)
+        .or_else(|| {
+            // An `EvalReport` names the whole path; the file's name says enough on screen.
+            let p = Path::new(v.get("test_file")?.as_str()?);
+            Some(p.file_name()?.to_string_lossy().into_owned())
+        });
+    let method = v.get("method").and_then(Value::as_str).map(str::to_string);
     if let Some(m) = metrics {
         return Some(EvalInfo {
+            method,
             on,
             n: Some(m.n),
             accuracy: Some(m.accuracy),
@@ -226,6 +235,7 @@ pub fn parse_eval(v: &Value) -> Option<EvalInfo> {
         })
         .unwrap_or_default();
     Some(EvalInfo {
+        method,
         on,
         n: v.get("examples")
             .or_else(|| v.get("n"))
@@ -248,6 +258,49 @@ pub struct RunInfo {
     pub metrics_error: Option<String>,
     pub eval: Option<EvalInfo>,
     pub eval_error: Option<String>,
+    /// A training run's data, from its `config.json`.
+    pub trained_on: Option<TrainedOn>,
+}
+
+/// What a training run trained on, as its `config.json` records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrainedOn {
+    pub real: usize,
+    /// Accepted items (or other extra examples); 0 for the seeds-only baseline.
+    pub extra: usize,
+}
+
+impl TrainedOn {
+    /// `seeds` or `seeds+12`.
+    pub fn short(self) -> String {
+        if self.extra == 0 {
+            "seeds".into()
+        } else {
+            format!("seeds+{}", self.extra)
+        }
+    }
+}
+
+fn read_trained_on(dir: &Path) -> Option<TrainedOn> {
+    let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    let n = |k: &str| v.get(k).and_then(Value::as_u64).map(|x| x as usize);
+    Some(TrainedOn {
+        real: n("real_examples")?,
+        extra: n("extra_examples")?,
+    })
+}
+
+impl RunInfo {
+    /// How the comparison names the run: `icl`, `zero-shot`, `lora seeds`, `lora seeds+12`.
+    pub fn model_name(&self) -> String {
+        let method = self.eval.as_ref().and_then(|e| e.method.as_deref());
+        match (method, self.trained_on) {
+            (Some("lora") | None, Some(t)) => format!("lora {}", t.short()),
+            (Some(m), _) => m.to_string(),
+            (None, None) => "–".into(),
+        }
+    }
 }
 
 /// Every run folder under `runs_dir`, newest first (their names start with the UTC time).
@@ -317,6 +370,7 @@ fn read_run(dir: &Path) -> RunInfo {
         metrics_error,
         eval,
         eval_error,
+        trained_on: read_trained_on(dir),
     }
 }
 

@@ -1,11 +1,10 @@
-//! Train: LoRA settings, start / stop, the train and validation loss as a chart, step time and
-//! ETA, and the runs already on disk. Training itself lands with issue 6 (branch `train`);
-//! until the engine has a train command this screen says so and shows no made-up numbers.
+//! Train: LoRA settings (the trainer's own defaults), what to train on (seeds + accepted items,
+//! or the seeds alone as the baseline), start / pause / stop, the train and validation loss
+//! drawn live with step, step time and ETA, and the runs already on disk.
 //!
-//! **Wiring points.** Start: `Action::Start` here becomes
-//! `Effect::Send(Command::Train { .. })` built from [`TrainSettings`] once the engine has that
-//! command. Live metrics: `engine::Event::Train { metrics }` already reaches
-//! [`TrainState::live`] through [`super::runs::parse_metric`]; the chart plots them as they come.
+//! Starting sends [`Command::Train`]; the trainer's events come back as
+//! `engine::Event::Train { metrics }` and are read by [`super::runs::parse_metric`] into
+//! [`TrainState::live`] — the same reader that plots a finished run's `metrics.jsonl`.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -17,44 +16,38 @@ use ratatui::widgets::{
 };
 
 use super::generate::eta_text;
-use super::runs::Curves;
+use super::runs::{Curves, RunInfo};
+use crate::data::state::Status;
 use crate::data::workspace::Workspace;
-use crate::engine::JobKind;
+use crate::engine::{Command, JobKind, TrainRequest};
+use crate::train::trainer::TrainConfig;
 use crate::tui::action::Action;
-use crate::tui::app::{App, Effect, Overlay};
+use crate::tui::app::{App, Effect, ModelStatus, Overlay, lock};
 use crate::tui::theme::Theme;
 use crate::tui::widgets::form::{Field, Form, FormState};
 use crate::tui::widgets::text::truncate;
 use crate::tui::widgets::text_input::EditorState;
 
-/// The settings a training run will take (the trainer's defaults, per the practitioners'
-/// guide: rank 8 under 100 examples).
+/// The settings a training run will take: the trainer's configuration (its defaults until
+/// changed here) and the data choice.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainSettings {
-    pub rank: usize,
-    pub alpha: f64,
-    pub epochs: usize,
-    pub lr: f64,
-    pub batch_size: usize,
-    pub val_fraction: f64,
-    pub patience: usize,
+    pub config: TrainConfig,
+    /// Seeds + accepted items (the method) or the seeds alone (the baseline).
+    pub with_accepted: bool,
 }
 
 impl Default for TrainSettings {
     fn default() -> Self {
         TrainSettings {
-            rank: 8,
-            alpha: 16.0,
-            epochs: 20,
-            lr: 2e-4,
-            batch_size: 8,
-            val_fraction: 0.25,
-            patience: 3,
+            config: TrainConfig::default(),
+            with_accepted: true,
         }
     }
 }
 
-pub const FIELDS: [&str; 7] = [
+pub const FIELDS: [&str; 8] = [
+    "train on",
     "LoRA rank",
     "alpha",
     "epochs",
@@ -74,12 +67,21 @@ pub struct TrainState {
     pub run: usize,
 }
 
-/// What the screen says instead of a chart while training is not built.
-pub const NOT_AVAILABLE: &str = "Training is not available yet — LoRA training lands with issue 6.";
+/// The run folders a training run left (an ICL or zero-shot evaluation's folder has nothing
+/// to plot), newest first.
+pub fn training_runs(runs: &[RunInfo]) -> Vec<&RunInfo> {
+    runs.iter()
+        .filter(|r| !r.curves.is_empty() || r.trained_on.is_some() || r.metrics_error.is_some())
+        .collect()
+}
+
+/// What the chart area says before any run exists.
+pub const NO_RUNS: &str = "No training run yet — g starts one.";
 
 impl TrainState {
-    pub fn fields(&self) -> Vec<Field> {
+    pub fn fields(&self, accepted: usize) -> Vec<Field> {
         let s = &self.settings;
+        let c = &s.config;
         let f = |i: usize, value: String, hint: &'static str| Field {
             name: FIELDS[i],
             value,
@@ -87,23 +89,36 @@ impl TrainState {
             disabled: false,
         };
         vec![
-            f(0, s.rank.to_string(), "8 under 100 examples, 16 up to 1000"),
+            f(
+                0,
+                if s.with_accepted {
+                    format!("seeds+{accepted}")
+                } else {
+                    "seeds only".into()
+                },
+                "seeds + the accepted items, or seeds only (the baseline)",
+            ),
             f(
                 1,
-                format!("{}", s.alpha),
+                c.lora.rank.to_string(),
+                "8 under 100 examples, 16 up to 1000",
+            ),
+            f(
+                2,
+                format!("{}", c.lora.alpha),
                 "scale α (the update is α/r · AB)",
             ),
-            f(2, s.epochs.to_string(), "passes over the training examples"),
-            f(3, format!("{:.0e}", s.lr), "peak learning rate"),
-            f(4, s.batch_size.to_string(), "examples per step"),
+            f(3, c.epochs.to_string(), "passes over the training examples"),
+            f(4, format!("{:.0e}", c.lr), "peak learning rate"),
+            f(5, c.batch_size.to_string(), "examples per step"),
             f(
-                5,
-                format!("{:.0}%", s.val_fraction * 100.0),
+                6,
+                format!("{:.0}%", c.val_fraction * 100.0),
                 "real examples held out for validation",
             ),
             f(
-                6,
-                s.patience.to_string(),
+                7,
+                c.patience.to_string(),
                 "epochs without a lower validation loss before stopping",
             ),
         ]
@@ -111,6 +126,7 @@ impl TrainState {
 
     pub fn adjust(&mut self, field: usize, up: bool) {
         let s = &mut self.settings;
+        let c = &mut s.config;
         let step = |v: usize, by: usize, min: usize| {
             if up {
                 v.saturating_add(by)
@@ -119,22 +135,29 @@ impl TrainState {
             }
         };
         match field {
-            0 => s.rank = if up { s.rank * 2 } else { (s.rank / 2).max(1) },
+            0 => s.with_accepted = !s.with_accepted,
             1 => {
-                s.alpha = if up {
-                    s.alpha * 2.0
+                c.lora.rank = if up {
+                    c.lora.rank * 2
                 } else {
-                    (s.alpha / 2.0).max(1.0)
+                    (c.lora.rank / 2).max(1)
                 }
             }
-            2 => s.epochs = step(s.epochs, 1, 1),
-            3 => s.lr = if up { s.lr * 2.0 } else { s.lr / 2.0 },
-            4 => s.batch_size = step(s.batch_size, 1, 1),
-            5 => {
-                let v = s.val_fraction + if up { 0.05 } else { -0.05 };
-                s.val_fraction = ((v / 0.05).round() * 0.05).clamp(0.0, 0.5);
+            2 => {
+                c.lora.alpha = if up {
+                    c.lora.alpha * 2.0
+                } else {
+                    (c.lora.alpha / 2.0).max(1.0)
+                }
             }
-            6 => s.patience = step(s.patience, 1, 0),
+            3 => c.epochs = step(c.epochs, 1, 1),
+            4 => c.lr = if up { c.lr * 2.0 } else { c.lr / 2.0 },
+            5 => c.batch_size = step(c.batch_size, 1, 1),
+            6 => {
+                let v = c.val_fraction + if up { 0.05 } else { -0.05 };
+                c.val_fraction = ((v / 0.05).round() * 0.05).clamp(0.0, 0.5);
+            }
+            7 => c.patience = step(c.patience, 1, 0),
             _ => {}
         }
     }
@@ -158,20 +181,29 @@ impl TrainState {
                 .ok_or_else(|| format!("{name}: a positive number, not `{t}`"))
         };
         let s = &mut self.settings;
+        let c = &mut s.config;
         match field {
-            0 => s.rank = int(1)?,
-            1 => s.alpha = pos()?,
-            2 => s.epochs = int(1)?,
-            3 => s.lr = pos()?,
-            4 => s.batch_size = int(1)?,
-            5 => {
-                let v = pos()?;
-                s.val_fraction = if v >= 1.0 { v / 100.0 } else { v };
-                if s.val_fraction > 0.9 {
-                    return Err("validation: at most 90%".into());
+            0 => {
+                s.with_accepted = match t.to_ascii_lowercase().as_str() {
+                    "seeds" | "seeds only" | "no" | "off" => false,
+                    "accepted" | "seeds+accepted" | "all" | "yes" | "on" => true,
+                    _ => return Err(format!("train on: `seeds` or `accepted`, not `{t}`")),
                 }
             }
-            6 => s.patience = int(0)?,
+            1 => c.lora.rank = int(1)?,
+            2 => c.lora.alpha = pos()?,
+            3 => c.epochs = int(1)?,
+            4 => c.lr = pos()?,
+            5 => c.batch_size = int(1)?,
+            6 => {
+                let v = pos()?;
+                let f = if v >= 1.0 { v / 100.0 } else { v };
+                if f > 0.9 {
+                    return Err("validation: at most 90%".into());
+                }
+                c.val_fraction = f;
+            }
+            7 => c.patience = int(0)?,
             _ => {}
         }
         Ok(())
@@ -187,6 +219,7 @@ impl App {
                 let f = self.train.form.selected;
                 self.train.adjust(f, matches!(action, Action::Increase));
             }
+            Action::EditField if self.train.form.selected == 0 => self.train.adjust(0, true),
             Action::EditField => {
                 self.overlay = Some(Overlay::FieldEditor {
                     screen: super::Screen::Train,
@@ -196,14 +229,28 @@ impl App {
             }
             Action::PageUp => self.train.run = self.train.run.saturating_sub(1),
             Action::PageDown => {
-                self.train.run = (self.train.run + 1).min(self.runs.len().saturating_sub(1))
+                let n = training_runs(&self.runs).len();
+                self.train.run = (self.train.run + 1).min(n.saturating_sub(1))
             }
-            // Wiring point: send Command::Train once the engine has it.
-            Action::Start => self.warn(NOT_AVAILABLE),
+            Action::Start => self.start_training(),
             Action::Stop => match &mut self.job {
                 Some(job) if job.kind == JobKind::Train => {
                     job.stopping = true;
                     self.effect(Effect::Cancel);
+                    self.info("stopping: the best adapter so far is saved");
+                }
+                _ => self.info("no training is running"),
+            },
+            Action::Pause => match &mut self.job {
+                Some(job) if job.kind == JobKind::Train => {
+                    job.paused = !job.paused;
+                    let paused = job.paused;
+                    self.effect(Effect::Pause(paused));
+                    self.info(if paused {
+                        "training paused after this step (p resumes)"
+                    } else {
+                        "training resumed"
+                    });
                 }
                 _ => self.info("no training is running"),
             },
@@ -211,14 +258,76 @@ impl App {
             _ => {}
         }
     }
+
+    fn start_training(&mut self) {
+        if let Some(job) = &self.job {
+            self.warn(format!("a {} job is running; s stops it", job.kind.name()));
+            return;
+        }
+        if self.queued.is_some() {
+            self.warn("a job is already waiting to start");
+            return;
+        }
+        if let ModelStatus::Failed(e) = &self.model {
+            let e = e.clone();
+            self.error(format!("cannot train: the model did not load: {e}"));
+            return;
+        }
+        let settings = self.train.settings.clone();
+        if let Err(e) = settings.config.validate() {
+            self.error(format!("cannot train: {e}"));
+            return;
+        }
+        let (seeds, accepted) = {
+            let w = lock(&self.ws);
+            (
+                w.seeds().len(),
+                w.state().with_status(Status::Accepted).count(),
+            )
+        };
+        if seeds == 0 {
+            self.error("cannot train: the workspace has no seeds (add some on the Seeds screen)");
+            return;
+        }
+        self.train.live = Curves::default();
+        self.queued = Some(JobKind::Train);
+        self.effect(Effect::Send(Command::Train(Box::new(TrainRequest {
+            config: settings.config.clone(),
+            with_accepted: settings.with_accepted,
+        }))));
+        let on = if settings.with_accepted {
+            format!("{seeds} seeds + {accepted} accepted items")
+        } else {
+            format!("{seeds} seeds only")
+        };
+        let ready = matches!(self.model, ModelStatus::Ready { .. });
+        self.info(if ready {
+            format!(
+                "training on {on}: {} epochs, lr {:.0e} (p pauses, s stops)",
+                settings.config.epochs, settings.config.lr
+            )
+        } else {
+            format!("training on {on} will start once the model is loaded")
+        });
+    }
+
+    /// After a training job: the run it wrote is on disk, so the chart moves from the live
+    /// curves to that run (newest first, so the first in the list).
+    pub(crate) fn training_ended(&mut self) {
+        self.reload_runs();
+        self.train.run = 0;
+        self.train.live = Curves::default();
+    }
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App, _ws: &Workspace) {
+pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &Workspace) {
     let theme = &app.theme;
-    let fields = app.train.fields();
+    let fields = app
+        .train
+        .fields(ws.state().with_status(Status::Accepted).count());
     let form_w = if area.width >= 100 { 34 } else { 28 };
     let runs_h = if area.height >= 20 {
-        (app.runs.len() as u16 + 3).clamp(4, 8)
+        (training_runs(&app.runs).len() as u16 + 3).clamp(4, 8)
     } else {
         0
     };
@@ -246,11 +355,12 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, _ws: &Workspace) {
         &mut fs,
     );
 
-    let training = app.job.as_ref().is_some_and(|j| j.kind == JobKind::Train);
-    let (curves, source) = if training || !app.train.live.is_empty() {
+    let job = app.job.as_ref().filter(|j| j.kind == JobKind::Train);
+    let training = job.is_some() || app.queued == Some(JobKind::Train);
+    let (curves, source) = if training {
         (Some(&app.train.live), "live".to_string())
     } else {
-        match app.runs.get(app.train.run) {
+        match training_runs(&app.runs).get(app.train.run) {
             Some(r) if !r.curves.is_empty() => (Some(&r.curves), format!("run {}", r.name)),
             _ => (None, String::new()),
         }
@@ -266,11 +376,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, _ws: &Workspace) {
                     Some(t) => format!("step {s}/{t}"),
                     None => format!("step {s}"),
                 });
+            } else if training {
+                parts.push("preparing the data…".into());
             }
             if let Some(t) = c.step_seconds {
                 parts.push(format!("{t:.2} s/step"));
             }
-            if training {
+            if training && c.last_step.is_some() {
                 parts.push(eta_text(c.eta_seconds()));
             }
             if let Some(a) = c.val_accuracy {
@@ -278,6 +390,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, _ws: &Workspace) {
             }
             if let Some(f) = &c.finished {
                 parts.push(f.replace('_', " "));
+            }
+            match job {
+                Some(j) if j.stopping => parts.push("stopping…".into()),
+                Some(j) if j.paused => parts.push("paused (p resumes)".into()),
+                _ => {}
             }
             frame.render_widget(
                 Paragraph::new(Line::styled(parts.join(" · "), theme.dim())),
@@ -291,12 +408,12 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, _ws: &Workspace) {
                 .title(Line::styled(" Loss (train / validation) ", theme.title()));
             let lines = vec![
                 Line::raw(""),
-                Line::styled(NOT_AVAILABLE, theme.warn()),
+                Line::styled(NO_RUNS, theme.bold()),
                 Line::raw(""),
                 Line::styled(
-                    "This chart will plot the train and validation loss live, with the step \
-                     time and ETA. Runs found in the workspace's runs/ folder are plotted \
-                     from their metrics.jsonl.",
+                    "The chart plots the train and validation loss live, with the step, step \
+                     time and ETA; p pauses and s stops (the best adapter so far is kept). \
+                     Each run leaves a folder in runs/ with its metrics.jsonl and adapter.",
                     theme.dim(),
                 ),
                 Line::raw(""),
@@ -380,8 +497,8 @@ fn draw_chart(frame: &mut Frame, area: Rect, c: &Curves, source: &str, theme: &T
 }
 
 fn draw_runs(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let rows: Vec<Row> = app
-        .runs
+    let runs = training_runs(&app.runs);
+    let rows: Vec<Row> = runs
         .iter()
         .map(|r| {
             let c = &r.curves;
@@ -392,6 +509,9 @@ fn draw_runs(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                 .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.min(v))));
             Row::new(vec![
                 truncate(&r.name, 28),
+                r.trained_on
+                    .map(|t| t.short())
+                    .unwrap_or_else(|| "–".into()),
                 c.last_step
                     .map(|s| s.to_string())
                     .unwrap_or_else(|| "–".into()),
@@ -412,29 +532,27 @@ fn draw_runs(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         rows,
         [
             Constraint::Length(28),
+            Constraint::Length(9),
             Constraint::Length(6),
             Constraint::Length(9),
             Constraint::Length(9),
             Constraint::Min(0),
         ],
     )
-    .header(Row::new(["run", "steps", "best val", "accuracy", ""]).style(theme.dim()))
+    .header(Row::new(["run", "data", "steps", "best val", "accuracy", ""]).style(theme.dim()))
     .row_highlight_style(theme.selected())
     .block(
         Block::bordered()
             .border_type(BorderType::Rounded)
             .border_style(theme.border(false))
             .title(Line::styled(
-                format!(
-                    " Runs on disk ({}) · [ ] choose · r reloads ",
-                    app.runs.len()
-                ),
+                format!(" Runs on disk ({}) · [ ] choose · r reloads ", runs.len()),
                 theme.title(),
             )),
     )
     .style(theme.text());
     let mut state =
-        TableState::default().with_selected((!empty).then_some(app.train.run.min(app.runs.len())));
+        TableState::default().with_selected((!empty).then_some(app.train.run.min(runs.len())));
     frame.render_stateful_widget(table, area, &mut state);
     if empty {
         let inner = area.inner(ratatui::layout::Margin::new(2, 2));

@@ -1,0 +1,322 @@
+//! The evaluation job: the comparison the method asks for on one labelled test file — the base
+//! model with the seeds as demonstrations (ICL), optionally zero-shot, and every LoRA run of the
+//! workspace (seeds alone, seeds + accepted) — each result saved as `eval.json` (ICL and
+//! zero-shot in a new `runs/<time>-eval-<method>` folder, LoRA in its own run folder), where the
+//! Evaluate screen and `seedforge runs` read them side by side.
+//!
+//! Every problem with the test file is the user's to fix, so it comes back as words, never a
+//! panic: a file that cannot be read, bad rows (file and line, as log lines), no row carrying
+//! one of the task's labels (usually a missing label map such as `0=negative,1=positive`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use super::event::{Event, JobId, JobKind};
+use super::generate_job::task_of;
+use super::{EvalRequest, JobControl, Sink};
+use crate::data::import::{ImportError, Row, import_file};
+use crate::data::task::Task;
+use crate::data::workspace::Workspace;
+use crate::eval::report::{EvalReport, Method};
+use crate::eval::run::{EvalOptions, evaluate_until};
+use crate::llm::load::LoadedModel;
+use crate::pipeline::prompt::Templates;
+use crate::train::peft;
+
+/// Import problems sent one by one before the rest are only counted.
+const SHOWN_PROBLEMS: usize = 10;
+/// Rows classified together (small: the stop key is answered between chunks of 4 batches).
+const BATCH: usize = 8;
+
+/// One thing to evaluate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    ZeroShot,
+    Icl,
+    Lora(PathBuf),
+}
+
+impl Target {
+    fn method(&self) -> Method {
+        match self {
+            Target::ZeroShot => Method::ZeroShot,
+            Target::Icl => Method::Icl,
+            Target::Lora(_) => Method::Lora,
+        }
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            Target::Lora(dir) => format!(
+                "lora {}",
+                dir.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            ),
+            other => other.method().name().to_string(),
+        }
+    }
+}
+
+/// The run folders under `runs` that hold a LoRA adapter, oldest first.
+pub fn adapter_runs(runs: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(runs)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.join(peft::CONFIG_FILE).is_file() && p.join(peft::WEIGHTS_FILE).is_file())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// The rows of the test file that carry one of the task's labels; problems go up as log lines.
+pub fn read_test(request: &EvalRequest, task: &Task, events: &Sink) -> anyhow::Result<Vec<Row>> {
+    let path = &request.test;
+    let imported = match import_file(path, &request.read) {
+        Ok(i) => i,
+        Err(ImportError::Io { source, .. }) => {
+            anyhow::bail!("cannot read the test file {}: {source}", path.display())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    for p in imported.problems.iter().take(SHOWN_PROBLEMS) {
+        events.send(Event::Log(format!("warning: {p}")));
+    }
+    if imported.problems.len() > SHOWN_PROBLEMS {
+        events.send(Event::Log(format!(
+            "warning: {} more problems in {}",
+            imported.problems.len() - SHOWN_PROBLEMS,
+            path.display()
+        )));
+    }
+    let names = task.label_names();
+    let found = imported.labels(None);
+    let mut rows = imported.rows;
+    let read = rows.len();
+    rows.retain(|r| names.contains(&r.label.as_str()));
+    if rows.is_empty() {
+        let what = if read > 0 {
+            format!(" (its {read} rows have {})", shorten(&found, 6))
+        } else {
+            match imported.problems.first() {
+                Some(p) => format!(" (no row was read; first problem: {p})"),
+                None => " (it has no rows)".into(),
+            }
+        };
+        anyhow::bail!(
+            "{}: no row has one of the task's labels ({}){what}; a label map such as {} maps \
+             the file's labels to the task's",
+            path.display(),
+            names.join(", "),
+            example_map(&names)
+        );
+    }
+    if rows.len() < read {
+        events.send(Event::Log(format!(
+            "warning: {} of {read} rows of {} have labels that are not the task's; they are \
+             not scored",
+            read - rows.len(),
+            path.display()
+        )));
+    }
+    if let Some(n) = request.limit {
+        rows.truncate(n.max(1));
+    }
+    Ok(rows)
+}
+
+/// `a, b, c and 7 more`.
+fn shorten(labels: &[String], n: usize) -> String {
+    let mut s = labels
+        .iter()
+        .take(n)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if labels.len() > n {
+        s.push_str(&format!(" and {} more", labels.len() - n));
+    }
+    format!("labels {s}")
+}
+
+/// `0=negative,1=positive` for the task's labels.
+fn example_map(names: &[&str]) -> String {
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!("{i}={n}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub struct Outcome {
+    pub cancelled: bool,
+    pub summary: String,
+}
+
+/// Whether `dir` already holds an evaluation on this test file with these rows.
+fn up_to_date(dir: &Path, test: &Path, n: usize) -> bool {
+    EvalReport::load(dir).is_ok_and(|r| r.test_file == test && r.metrics.n == n)
+}
+
+pub fn run(
+    job: JobId,
+    model: &LoadedModel,
+    ws: &Mutex<Workspace>,
+    request: &EvalRequest,
+    control: &JobControl,
+    events: &Sink,
+) -> anyhow::Result<Outcome> {
+    let task = task_of(ws);
+    let runs_dir = ws.lock().unwrap_or_else(|e| e.into_inner()).runs_dir();
+    let mut targets = Vec::new();
+    if request.zero_shot {
+        targets.push(Target::ZeroShot);
+    }
+    if request.icl {
+        anyhow::ensure!(
+            !task.seeds.is_empty(),
+            "in-context learning needs seeds as demonstrations; add some on the Seeds screen"
+        );
+        targets.push(Target::Icl);
+    }
+    let loras = match &request.lora {
+        Some(l) => l.clone(),
+        None => adapter_runs(&runs_dir),
+    };
+    let rows = read_test(request, &task, events)?;
+    let mut skipped = 0;
+    for dir in loras {
+        if up_to_date(&dir, &request.test, rows.len()) {
+            skipped += 1;
+        } else {
+            targets.push(Target::Lora(dir));
+        }
+    }
+    anyhow::ensure!(
+        !targets.is_empty() || skipped > 0,
+        "nothing to evaluate: no method chosen and no LoRA run in {}",
+        runs_dir.display()
+    );
+    let templates = Templates::for_task(&task)?;
+    let per = rows.len();
+    let total = per * targets.len();
+    events.send(Event::JobStarted {
+        job,
+        kind: JobKind::Evaluate,
+        total,
+    });
+    let model_name = model.info.path.display().to_string();
+    let started = Instant::now();
+    let mut results: Vec<String> = Vec::new();
+    let mut failed: Vec<String> = Vec::new();
+    let mut cancelled = false;
+    for (i, target) in targets.iter().enumerate() {
+        if control.is_stopped() {
+            cancelled = true;
+            break;
+        }
+        let name = target.name();
+        events.send(Event::EvalStarted {
+            job,
+            name: name.clone(),
+            index: i,
+            count: targets.len(),
+        });
+        let with_adapter;
+        let (m, adapter) = match target {
+            Target::Lora(dir) => {
+                // A clone: the adapter must not stay on the model the engine generates with.
+                let mut m = model.model.clone();
+                if let Err(e) = peft::load_adapter(&mut m, dir) {
+                    let msg = format!("{name}: cannot load its adapter: {e:#}");
+                    events.send(Event::Log(format!("error: {msg}")));
+                    failed.push(msg);
+                    continue;
+                }
+                with_adapter = m;
+                (&with_adapter, Some(dir.as_path()))
+            }
+            _ => (&model.model, None),
+        };
+        // Calibration corrects the base model's prior over label words; a LoRA run was
+        // trained to score its labels without it (as `seedforge train --eval` evaluates).
+        let options = EvalOptions {
+            calibrate: request.calibrate && adapter.is_none(),
+            batch: BATCH,
+            ..EvalOptions::new(target.method())
+        };
+        let base = i * per;
+        let report = evaluate_until(
+            m,
+            &model.tokenizer,
+            &task,
+            &templates,
+            &rows,
+            &request.test,
+            &options,
+            &model_name,
+            adapter,
+            &mut |done, _| {
+                control.wait_while_paused();
+                let done = base + done;
+                let secs = started.elapsed().as_secs_f64();
+                events.send(Event::Progress {
+                    job,
+                    done,
+                    total,
+                    tokens_per_second: 0.0,
+                    eta_seconds: (done > 0)
+                        .then(|| secs / done as f64 * total.saturating_sub(done) as f64),
+                });
+            },
+            &|| control.is_stopped(),
+        )
+        .with_context(|| format!("evaluating {name}"))?;
+        let Some(report) = report else {
+            cancelled = true;
+            break;
+        };
+        let dir = match target {
+            Target::Lora(dir) => dir.clone(),
+            other => ws
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .new_run_dir(&format!("eval-{}", other.method().name()))?,
+        };
+        let saved = report
+            .save(&dir)
+            .with_context(|| format!("saving the result of {name} in {}", dir.display()))?;
+        let summary = format!(
+            "{name}: accuracy {:.1}%, macro-F1 {:.3} on {} rows",
+            report.metrics.accuracy * 100.0,
+            report.metrics.macro_f1,
+            report.metrics.n
+        );
+        events.send(Event::EvalSaved {
+            job,
+            run: saved.parent().map(Path::to_path_buf).unwrap_or(dir),
+            summary: summary.clone(),
+        });
+        results.push(summary);
+    }
+    let mut summary = if results.is_empty() {
+        "nothing new evaluated".to_string()
+    } else {
+        results.join("; ")
+    };
+    if skipped > 0 {
+        summary.push_str(&format!(
+            "; {skipped} LoRA run(s) already evaluated on this test set"
+        ));
+    }
+    if !failed.is_empty() {
+        summary.push_str(&format!("; failed: {}", failed.join("; ")));
+    }
+    Ok(Outcome { cancelled, summary })
+}

@@ -1,0 +1,139 @@
+//! The training job: a LoRA run on the workspace's seeds (validation is drawn from them) and,
+//! unless asked for the seeds-only baseline, its accepted items, in a new run folder. Every
+//! trainer event goes up as [`Event::Train`] in the trainer's own JSON (`metrics.jsonl`'s), so
+//! the live chart and a run read back from disk are drawn by the same code.
+//!
+//! The run trains a clone of the engine's model: Burn modules share their tensors, so the clone
+//! costs nothing, and the adapter is attached to the clone only — the model the engine keeps
+//! generating with is left as it was.
+
+use std::sync::Mutex;
+
+use super::event::{Event, JobId, JobKind};
+use super::{JobControl, Sink, TrainRequest};
+use crate::data::state::Status;
+use crate::data::task::Example;
+use crate::data::workspace::Workspace;
+use crate::llm::load::LoadedModel;
+use crate::pipeline::prompt::Templates;
+use crate::train::metrics::StopReason;
+use crate::train::run::{RunSpec, train_run};
+
+/// The run folder's name after the time: which data trained it, so the comparison can tell the
+/// seeds-only baseline from the method at a glance.
+pub fn run_kind(with_accepted: bool) -> &'static str {
+    if with_accepted {
+        "train-accepted"
+    } else {
+        "train-seeds"
+    }
+}
+
+pub struct Outcome {
+    pub cancelled: bool,
+    pub summary: String,
+}
+
+pub fn run(
+    job: JobId,
+    model: &LoadedModel,
+    device: &str,
+    ws: &Mutex<Workspace>,
+    request: &TrainRequest,
+    control: &JobControl,
+    events: &Sink,
+) -> anyhow::Result<Outcome> {
+    request.config.validate().map_err(anyhow::Error::msg)?;
+    let (task, extra, out) = {
+        let w = ws.lock().unwrap_or_else(|e| e.into_inner());
+        let mut task = w.task().clone();
+        task.seeds = w.seeds().to_vec();
+        let extra: Vec<Example> = if request.with_accepted {
+            w.state()
+                .with_status(Status::Accepted)
+                .map(|it| Example {
+                    text: it.text().to_string(),
+                    label: it.label().to_string(),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        anyhow::ensure!(
+            !task.seeds.is_empty() || !extra.is_empty(),
+            "nothing to train on: the workspace has no seeds{}",
+            if request.with_accepted {
+                " and no accepted items"
+            } else {
+                " (add some on the Seeds screen)"
+            }
+        );
+        let out = w.new_run_dir(run_kind(request.with_accepted))?;
+        (task, extra, out)
+    };
+    events.send(Event::JobStarted {
+        job,
+        kind: JobKind::Train,
+        total: 0,
+    });
+    let templates = Templates::for_task(&task)?;
+    let extra_sources = if request.with_accepted {
+        vec![format!("workspace ({} accepted)", extra.len())]
+    } else {
+        Vec::new()
+    };
+    let model_path = model.info.path.display().to_string();
+    let spec = RunSpec {
+        task: &task,
+        templates: &templates,
+        real: &task.seeds,
+        extra: &extra,
+        extra_sources,
+        config: &request.config,
+        out: &out,
+        model_path: &model_path,
+        device,
+    };
+    let result = train_run(
+        model.model.clone(),
+        &model.tokenizer,
+        &spec,
+        control,
+        &mut |e| match serde_json::to_value(e) {
+            Ok(metrics) => events.send(Event::Train { job, metrics }),
+            Err(err) => events.send(Event::Log(format!("cannot send a training event: {err}"))),
+        },
+    );
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => {
+            // A run that failed before writing anything (its prompt template, say) would leave
+            // an empty folder in the runs list; `remove_dir` takes only an empty one, so a
+            // run's config and metrics, once written, stay for the user to read.
+            let _ = std::fs::remove_dir(&out);
+            return Err(e);
+        }
+    };
+    let o = &result.outcome;
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let kept = match (o.best_epoch, o.best_val_accuracy) {
+        (Some(e), Some(a)) => format!("kept epoch {} (val accuracy {:.1}%)", e + 1, a * 100.0),
+        (Some(e), None) => format!("kept epoch {}", e + 1),
+        _ => "kept the last adapter".into(),
+    };
+    let data = if request.with_accepted {
+        format!("seeds + {} accepted", extra.len())
+    } else {
+        "seeds only".into()
+    };
+    Ok(Outcome {
+        cancelled: o.reason == StopReason::Stopped,
+        summary: format!(
+            "{} steps, {} epochs on {} ({} examples), {kept}; adapter in runs/{name}",
+            o.steps, o.epochs, data, result.train_examples
+        ),
+    })
+}
