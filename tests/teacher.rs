@@ -8,39 +8,14 @@ mod common;
 use std::process::Command;
 
 use burn::tensor::Device;
+use common::{last_logits, max_diff};
 use seedforge::data::task::Task;
-use seedforge::llm::greedy::row_logits;
 use seedforge::llm::load;
-use seedforge::llm::model::{Llama, StepLayout, tokens_tensor};
-use seedforge::llm::tokenizer::TextTokenizer;
 use seedforge::pipeline::generate::{GenerateSettings, prompt_for};
 use seedforge::pipeline::prompt::Templates;
 use seedforge::train::metrics::TrainEvent;
 use seedforge::train::run::{RunSpec, objective_of, train_run};
 use seedforge::train::trainer::{Objective, TrainConfig, TrainControl, evaluate};
-
-fn logits(m: &Llama, tok: &TextTokenizer, prompts: &[String]) -> Vec<Vec<f32>> {
-    prompts
-        .iter()
-        .map(|p| {
-            let ids = tok.encode(p).unwrap();
-            let layout = StepLayout::for_prompts(&[ids.len()]);
-            row_logits(m.forward_last(
-                tokens_tensor(std::slice::from_ref(&ids), 0, &m.device()),
-                &layout,
-                None,
-            ))
-        })
-        .collect()
-}
-
-fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
-    a.iter()
-        .flatten()
-        .zip(b.iter().flatten())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
 
 #[test]
 fn a_teacher_adapter_changes_generation_and_reloads_identically() {
@@ -59,6 +34,7 @@ fn a_teacher_adapter_changes_generation_and_reloads_identically() {
         .iter()
         .map(|l| prompt_for(&task, &templates, &loaded.tokenizer, l, &teacher, 0).unwrap())
         .collect();
+    let prompt_refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
     // The teacher's prompt shows no seed.
     assert!(
         task.seeds
@@ -120,15 +96,15 @@ fn a_teacher_adapter_changes_generation_and_reloads_identically() {
     let (tuned_loss, _) = evaluate(&result.outcome.model, &enc, &[], 8, pad);
     assert!(tuned_loss < 0.7 * base_loss, "{base_loss} → {tuned_loss}");
 
-    let base = logits(&loaded.model, &loaded.tokenizer, &prompts);
-    let tuned = logits(&result.outcome.model, &loaded.tokenizer, &prompts);
+    let base = last_logits(&loaded.model, &loaded.tokenizer, &prompt_refs);
+    let tuned = last_logits(&result.outcome.model, &loaded.tokenizer, &prompt_refs);
     assert!(
         max_diff(&base, &tuned) > 1e-2,
         "the adapter changed nothing"
     );
     let mut reloaded = loaded.model.clone();
     seedforge::train::peft::load_adapter(&mut reloaded, &out).unwrap();
-    let again = logits(&reloaded, &loaded.tokenizer, &prompts);
+    let again = last_logits(&reloaded, &loaded.tokenizer, &prompt_refs);
     assert!(
         max_diff(&tuned, &again) < 1e-5,
         "{}",

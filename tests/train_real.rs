@@ -4,14 +4,15 @@
 
 mod common;
 
+use common::max_diff;
+
 use std::process::Command;
 use std::sync::OnceLock;
 
 use burn::tensor::Device;
 use seedforge::data::task::Task;
-use seedforge::llm::greedy::row_logits;
 use seedforge::llm::load::{self, LoadedModel};
-use seedforge::llm::model::{Llama, StepLayout, tokens_tensor};
+use seedforge::llm::model::Llama;
 use seedforge::pipeline::prompt::Templates;
 use seedforge::train::data;
 use seedforge::train::lora::{self, LoraConfig, Target};
@@ -30,27 +31,7 @@ const PROMPTS: [&str; 2] = [
 ];
 
 fn last_logits(m: &Llama) -> Vec<Vec<f32>> {
-    let tok = &model().tokenizer;
-    PROMPTS
-        .iter()
-        .map(|p| {
-            let ids = tok.encode(p).unwrap();
-            let layout = StepLayout::for_prompts(&[ids.len()]);
-            row_logits(m.forward_last(
-                tokens_tensor(std::slice::from_ref(&ids), 0, &m.device()),
-                &layout,
-                None,
-            ))
-        })
-        .collect()
-}
-
-fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
-    a.iter()
-        .flatten()
-        .zip(b.iter().flatten())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    common::last_logits(m, &model().tokenizer, &PROMPTS)
 }
 
 /// The demo task's eight seeds, trained for a few steps at a high rate so `B` is clearly non-zero.

@@ -115,6 +115,18 @@ pub fn label_tokens(task: &Task, tokenizer: &TextTokenizer) -> Result<Vec<Vec<u3
         .collect()
 }
 
+/// The index of an example's label, or an error naming the example.
+fn label_of(task: &Task, ex: &Example) -> Result<usize, DataError> {
+    task.label_index(&ex.label).ok_or_else(|| {
+        DataError::Other(format!(
+            "example {:?}: label `{}` is not one of {:?}",
+            ex.text,
+            ex.label,
+            task.label_names()
+        ))
+    })
+}
+
 /// Encodes `examples` for the teacher's objective: the generation prompt of the example's label
 /// with no seeds in it, then the example as the answer (loss on the example's tokens and the
 /// newline that ends it). `generate` with the adapter renders that same prompt.
@@ -128,14 +140,7 @@ pub fn encode_generation(
     let err = |e: &dyn std::fmt::Display| DataError::Other(e.to_string());
     let mut out = Vec::with_capacity(examples.len());
     for ex in examples {
-        let label = task.label_index(&ex.label).ok_or_else(|| {
-            DataError::Other(format!(
-                "example {:?}: label `{}` is not one of {:?}",
-                ex.text,
-                ex.label,
-                task.label_names()
-            ))
-        })?;
+        let label = label_of(task, ex)?;
         let rendered = templates
             .render_generate(task, &task.labels[label], &[])
             .map_err(|e| err(&e))?;
@@ -170,14 +175,7 @@ pub fn encode(
     let targets = label_tokens(task, tokenizer)?;
     let mut out = Vec::with_capacity(examples.len());
     for ex in examples {
-        let label = task.label_index(&ex.label).ok_or_else(|| {
-            DataError::Other(format!(
-                "example {:?}: label `{}` is not one of {:?}",
-                ex.text,
-                ex.label,
-                task.label_names()
-            ))
-        })?;
+        let label = label_of(task, ex)?;
         let target = targets[label].clone();
         let mut words: Vec<&str> = ex.text.split(' ').collect();
         let mut truncated = false;

@@ -35,3 +35,33 @@ pub fn model_path() -> PathBuf {
         |e| panic!("the real model is needed for this test and could not be fetched: {e}"),
     )
 }
+
+/// Next-token logits after each prompt, one row per prompt.
+pub fn last_logits(
+    m: &seedforge::llm::model::Llama,
+    tok: &seedforge::llm::tokenizer::TextTokenizer,
+    prompts: &[&str],
+) -> Vec<Vec<f32>> {
+    use seedforge::llm::model::{StepLayout, tokens_tensor};
+    prompts
+        .iter()
+        .map(|p| {
+            let ids = tok.encode(p).unwrap();
+            let layout = StepLayout::for_prompts(&[ids.len()]);
+            seedforge::llm::greedy::row_logits(m.forward_last(
+                tokens_tensor(std::slice::from_ref(&ids), 0, &m.device()),
+                &layout,
+                None,
+            ))
+        })
+        .collect()
+}
+
+/// Largest absolute difference between two sets of logit rows.
+pub fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    a.iter()
+        .flatten()
+        .zip(b.iter().flatten())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
