@@ -17,6 +17,9 @@ use crate::train::lora::{LoraConfig, parse_targets};
 pub enum BenchCommand {
     /// Prompt processing and generation speed (batch 1 … 32) beside transformers and llama.cpp.
     Decode(super::bench_decode::DecodeBenchArgs),
+    /// In-context classifier throughput (items/s) on SST-2 dev rows, zero-shot and 8-shot, beside
+    /// the transformers peer's `sst2_acc.py` on the same rows and demonstrations.
+    Classify(super::bench_classify::ClassifyBenchArgs),
     /// LoRA training: seconds per optimizer step and training tokens/s at the PEFT peer's
     /// settings (batch 8, 64 tokens, r=8, α=16, dropout 0.05, q,v, AdamW lr 2e-4), then the
     /// peer's own `lora_train.py` on the same data recipe, and the ratio.
@@ -144,6 +147,7 @@ struct OursSummary {
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Decode(args) => super::bench_decode::run(args),
+        BenchCommand::Classify(args) => super::bench_classify::run(args),
         BenchCommand::Train(args) => train(args),
         BenchCommand::Peft(args) => peft_interop(args),
     }

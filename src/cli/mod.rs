@@ -3,6 +3,7 @@
 
 pub mod annotate;
 pub mod bench;
+pub mod bench_classify;
 pub mod bench_decode;
 pub mod classify;
 pub mod eval;
