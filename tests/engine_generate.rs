@@ -70,6 +70,7 @@ fn generation_journals_items_and_verdicts_before_announcing_them() {
         .send(Command::Generate {
             settings: settings(3),
             filters: FilterSettings::default(),
+            adapter: None,
         })
         .unwrap();
     let mut added = Vec::new();
@@ -137,6 +138,7 @@ fn cancel_stops_the_job_and_keeps_what_was_written() {
                 label_consistency: false,
                 ..Default::default()
             },
+            adapter: None,
         })
         .unwrap();
     loop {

@@ -142,6 +142,17 @@ fn run_dirs(ws: &Path) -> Vec<PathBuf> {
 
 /// What a fixed-seed generation writes (its item texts), through the engine.
 fn generate_texts(s: &mut Setup) -> Vec<String> {
+    generate_with(s, None)
+        .into_iter()
+        .map(|(text, adapter)| {
+            assert_eq!(adapter, None, "a base-model item names no adapter");
+            text
+        })
+        .collect()
+}
+
+/// The items a fixed-seed generation writes with `adapter`: (text, the adapter its meta names).
+fn generate_with(s: &mut Setup, adapter: Option<PathBuf>) -> Vec<(String, Option<String>)> {
     let mut settings = GenerateSettings {
         per_class: 1,
         batch: 2,
@@ -156,6 +167,7 @@ fn generate_texts(s: &mut Setup) -> Vec<String> {
                 label_consistency: false,
                 ..Default::default()
             },
+            adapter,
         })
         .unwrap();
     let mut ids = Vec::new();
@@ -168,7 +180,15 @@ fn generate_texts(s: &mut Setup) -> Vec<String> {
     }
     let w = s.ws.lock().unwrap();
     ids.iter()
-        .map(|id| w.state().get(id.as_str()).unwrap().original().text.clone())
+        .map(|id| {
+            let it = w.state().get(id.as_str()).unwrap().original();
+            let adapter = it
+                .meta
+                .get("adapter")
+                .and_then(|a| a.as_str())
+                .map(String::from);
+            (it.text.clone(), adapter)
+        })
         .collect()
 }
 
@@ -403,9 +423,29 @@ fn train_pause_stop_evaluate_and_generate_as_before() {
         other => panic!("{other:?}"),
     }
 
-    // 5. The engine's model never kept an adapter: generation is the base model's.
+    // 5. Generation with a run's adapter: every item names it; and the engine's model never
+    // kept an adapter, so the base model's generation is as before.
+    let with = generate_with(&mut s, Some(dirs[0].clone()));
+    assert_eq!(with.len(), before.len());
+    for (_, adapter) in &with {
+        assert_eq!(adapter.as_deref(), Some(dirs[0].to_str().unwrap()));
+    }
     let after = generate_texts(&mut s);
     assert_eq!(before, after);
+    // A folder without an adapter fails the job with the folder named.
+    s.engine
+        .send(Command::Generate {
+            settings: GenerateSettings::default(),
+            filters: FilterSettings::default(),
+            adapter: Some(s.tmp.path().join("no-such-run")),
+        })
+        .unwrap();
+    match until_end(&mut s.rx).last() {
+        Some(Event::JobFailed { error, .. }) => {
+            assert!(error.contains("no-such-run"), "{error}")
+        }
+        other => panic!("{other:?}"),
+    }
     s.engine.shutdown();
 }
 

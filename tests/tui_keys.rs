@@ -372,9 +372,19 @@ fn generate_settings_are_edited_then_sent_and_events_stream_in() {
     press(&mut app, "g");
     let effects = app.take_effects();
     match effects.as_slice() {
-        [Effect::Send(Command::Generate { settings, filters })] => {
+        [
+            Effect::Send(Command::Generate {
+                settings,
+                filters,
+                adapter,
+            }),
+        ] => {
             assert_eq!(settings.per_class, 3);
             assert!(filters.label_consistency);
+            assert_eq!(
+                adapter, &None,
+                "the base model writes unless a run is chosen"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -671,4 +681,72 @@ fn evaluate_takes_a_test_file_and_label_map_remembers_them_and_reports_errors() 
             .unwrap()
             .contains("no file at /no/such/file.tsv")
     );
+}
+
+#[test]
+fn the_writer_field_picks_a_run_adapter_and_a_teacher_writes_without_seeds_at_0_8() {
+    let f = fixture();
+    let runs = f.dir.join("runs");
+    // Two run folders with adapters (the weights' content does not matter to the picker) and
+    // one without: only the first two are offered, newest first.
+    let make = |name: &str, objective: Option<&str>, weights: bool| {
+        let d = runs.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        let cfg = match objective {
+            Some(o) => serde_json::json!({"train": {"objective": o}}),
+            None => serde_json::json!({"train": {}}),
+        };
+        std::fs::write(d.join("config.json"), cfg.to_string()).unwrap();
+        if weights {
+            std::fs::write(d.join("adapter_model.safetensors"), b"x").unwrap();
+        }
+        d
+    };
+    let teacher = make("20261121-100000-teacher", Some("generate"), true);
+    let classifier = make("20261121-090000-train-seeds", None, true);
+    make("20261121-110000-stopped", None, false);
+    let mut app = app(&f);
+    press(&mut app, "2");
+    // The writer row is the eleventh.
+    press(&mut app, &["down"; 10].join(" "));
+    assert!((app.generate.settings.sampling.temperature - 1.0).abs() < 1e-6);
+    assert!(app.generate.settings.seeds_in_prompt);
+
+    press(&mut app, "right");
+    let w = app.generate.writer.clone().expect("a writer chosen");
+    assert_eq!((w.dir.clone(), w.teacher), (teacher.clone(), true));
+    let s = &app.generate.settings;
+    assert!(
+        !s.seeds_in_prompt,
+        "a teacher writes from the bare instruction"
+    );
+    assert!((s.sampling.temperature - 0.8).abs() < 1e-6);
+
+    press(&mut app, "right");
+    let w = app.generate.writer.clone().expect("a writer chosen");
+    assert_eq!((w.dir.clone(), w.teacher), (classifier.clone(), false));
+    let s = &app.generate.settings;
+    assert!(s.seeds_in_prompt);
+    assert!((s.sampling.temperature - 1.0).abs() < 1e-6);
+
+    // Back through the teacher to the base model; a temperature set by hand stays.
+    press(&mut app, "left");
+    press(&mut app, "up up up up up up up up enter");
+    type_text(&mut app, "0.5");
+    press(&mut app, "enter");
+    press(&mut app, &["down"; 8].join(" "));
+    press(&mut app, "left");
+    assert_eq!(app.generate.writer, None);
+    assert!((app.generate.settings.sampling.temperature - 0.5).abs() < 1e-6);
+    assert!(app.generate.settings.seeds_in_prompt);
+
+    press(&mut app, "right");
+    app.take_effects();
+    press(&mut app, "g");
+    match app.take_effects().as_slice() {
+        [Effect::Send(Command::Generate { adapter, .. })] => {
+            assert_eq!(adapter.as_deref(), Some(teacher.as_path()))
+        }
+        other => panic!("{other:?}"),
+    }
 }

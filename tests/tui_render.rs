@@ -416,3 +416,43 @@ fn every_screen_and_dialog_draws_at_any_size() {
         }
     }
 }
+
+#[test]
+fn an_annotated_item_shows_the_label_the_model_gave_and_its_distribution() {
+    use seedforge::data::item::{Item, Source};
+    use seedforge::data::record::RecordBody;
+    use seedforge::pipeline::annotate::confidence_verdict;
+    let f = fixture();
+    // Decide the generated items first, so the annotated one is next in the queue.
+    let mut app = app(&f);
+    press(&mut app, "a a a a");
+    {
+        let mut ws = f.ws.lock().unwrap();
+        let task = ws.task().clone();
+        let id = ws
+            .add_item(Item::new(
+                "an overlong, self-regarding mess of a film",
+                "negative",
+                Source::Annotated,
+            ))
+            .unwrap();
+        let verdict = confidence_verdict(0.6, &prediction(&task, "negative", 0.83));
+        ws.append(RecordBody::Verdict {
+            item_id: id,
+            verdict,
+        })
+        .unwrap();
+    }
+    let text = render(&app, 120, 36);
+    assert!(text.contains("self-regarding mess"), "{text}");
+    assert!(
+        text.contains("annotated: your text, the model's label"),
+        "{text}"
+    );
+    assert!(
+        text.contains("labelled by the model · confidence 0.83"),
+        "{text}"
+    );
+    assert!(!text.contains("no label check"), "{text}");
+    assert!(text.contains("0.83 ◂"), "the distribution is drawn: {text}");
+}

@@ -47,7 +47,10 @@ struct Figure {
 }
 
 /// The peer's runs this bench puts ours beside: (its run name, our prompt kind).
-const PEER_RUNS: [(&str, &str); 2] = [("a_zero_shot", "zero-shot"), ("b_8shot_4_per_class", "8-shot")];
+const PEER_RUNS: [(&str, &str); 2] = [
+    ("a_zero_shot", "zero-shot"),
+    ("b_8shot_4_per_class", "8-shot"),
+];
 
 pub fn run(args: ClassifyBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.n > 0, "--n must be at least 1");
@@ -69,7 +72,11 @@ pub fn run(args: ClassifyBenchArgs) -> anyhow::Result<()> {
             .iter()
             .map(|x| {
                 let text = x["sentence"].as_str().unwrap_or_default().to_string();
-                let label = if x["label"].as_i64() == Some(1) { "positive" } else { "negative" };
+                let label = if x["label"].as_i64() == Some(1) {
+                    "positive"
+                } else {
+                    "negative"
+                };
                 Example {
                     text,
                     label: label.to_string(),
@@ -93,8 +100,14 @@ pub fn run(args: ClassifyBenchArgs) -> anyhow::Result<()> {
                 ..ClassifierOptions::default()
             };
             // Untimed warm-up: the first forward allocates what the later ones reuse.
-            Classifier::new(&loaded.model, &loaded.tokenizer, &task, &templates, options.clone())?
-                .classify(&texts[..texts.len().min(batch.max(1))])?;
+            Classifier::new(
+                &loaded.model,
+                &loaded.tokenizer,
+                &task,
+                &templates,
+                options.clone(),
+            )?
+            .classify(&texts[..texts.len().min(batch.max(1))])?;
             // Building the classifier is timed: it runs the shared demonstrations once.
             let started = Instant::now();
             let classifier =
@@ -128,7 +141,11 @@ pub fn run(args: ClassifyBenchArgs) -> anyhow::Result<()> {
         }
     }
 
-    println!("device: {}; first {} rows of SST-2 dev.tsv", device.label, rows.len());
+    println!(
+        "device: {}; first {} rows of SST-2 dev.tsv",
+        device.label,
+        rows.len()
+    );
     println!(
         "{:<10} {:>6} {:>10} {:>9} {:>10} {:>8} {:>9} {:>10}",
         "prompt", "batch", "items/s", "accuracy", "peer it/s", "×peer", "peer acc", "same pred"

@@ -37,8 +37,7 @@ pub struct GenerateArgs {
     pub out: Option<PathBuf>,
 }
 
-/// The teacher paper's sampling temperature for a seed-tuned teacher.
-pub const TEACHER_TEMPERATURE: f32 = 0.8;
+pub use crate::pipeline::generate::TEACHER_TEMPERATURE;
 
 /// What and how to sample, shared by `generate` and `experiment`.
 #[derive(Debug, Clone, Args)]

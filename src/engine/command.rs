@@ -14,6 +14,9 @@ pub enum Command {
     Generate {
         settings: GenerateSettings,
         filters: FilterSettings,
+        /// A run folder whose LoRA adapter writes (a seed-tuned teacher, or any adapter); the
+        /// label check still reads with the base model.
+        adapter: Option<PathBuf>,
     },
     /// Run the filters again on these items (after an edit or relabel).
     Recheck {

@@ -2,8 +2,10 @@
 //! once, the cheap filters judge it on the spot, and label consistency follows in small batches —
 //! so the user watches items and verdicts arrive while generation runs.
 
+use std::path::Path;
 use std::sync::Mutex;
 
+use anyhow::Context;
 use serde_json::json;
 
 use super::event::{Event, JobId};
@@ -57,15 +59,34 @@ pub fn primed_filters(ws: &Mutex<Workspace>, task: &Task, settings: FilterSettin
     filters
 }
 
+/// What one generation job is asked to do.
+pub struct Request<'a> {
+    pub settings: &'a GenerateSettings,
+    pub filters: &'a FilterSettings,
+    pub adapter: Option<&'a Path>,
+}
+
 pub fn run(
     job: JobId,
     model: &LoadedModel,
     ws: &Mutex<Workspace>,
-    settings: &GenerateSettings,
-    filter_settings: &FilterSettings,
+    request: &Request,
     control: &JobControl,
     events: &Sink,
 ) -> anyhow::Result<Outcome> {
+    let (settings, filter_settings) = (request.settings, request.filters);
+    // The writer: the base model, or a copy carrying the adapter (the engine's model must stay
+    // the base one for the label check and every later job).
+    let adapted = match request.adapter {
+        Some(dir) => {
+            let mut m = model.model.clone();
+            crate::train::peft::load_adapter(&mut m, dir)
+                .with_context(|| format!("loading the adapter in {}", dir.display()))?;
+            Some(m)
+        }
+        None => None,
+    };
+    let writer = adapted.as_ref().unwrap_or(&model.model);
     let task = task_of(ws);
     let templates = Templates::for_task(&task)?;
     let planned = generate::plan(&task, &templates, &model.tokenizer, settings)?;
@@ -91,6 +112,7 @@ pub fn run(
     let mut failure: Option<anyhow::Error> = None;
     let mut items = 0usize;
     let sampling = json!(settings.sampling);
+    let adapter_meta = request.adapter.map(|d| json!(d.display().to_string()));
 
     let mut journal = |bodies: Vec<RecordBody>| -> anyhow::Result<()> {
         let mut w = ws.lock().unwrap_or_else(|e| e.into_inner());
@@ -128,7 +150,7 @@ pub fn run(
     };
 
     generate::run(
-        &model.model,
+        writer,
         &model.tokenizer,
         &task,
         planned,
@@ -169,6 +191,9 @@ pub fn run(
                         item.meta.insert("seconds".into(), json!(c.seconds));
                         item.meta.insert("extraction".into(), json!(c.extraction));
                         item.meta.insert("sampling".into(), sampling.clone());
+                        if let Some(a) = &adapter_meta {
+                            item.meta.insert("adapter".into(), a.clone());
+                        }
                         let id = {
                             let mut w = ws.lock().unwrap_or_else(|e| e.into_inner());
                             w.add_item(item)?

@@ -77,8 +77,21 @@ pub(super) fn run(
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match command {
             // Handled above, before any job starts.
             Command::Shutdown => Ok((false, String::new())),
-            Command::Generate { settings, filters } => generate_job::run(
-                job, model, &ws, &settings, &filters, &control, &events,
+            Command::Generate {
+                settings,
+                filters,
+                adapter,
+            } => generate_job::run(
+                job,
+                model,
+                &ws,
+                &generate_job::Request {
+                    settings: &settings,
+                    filters: &filters,
+                    adapter: adapter.as_deref(),
+                },
+                &control,
+                &events,
             )
             .map(|o| {
                 (

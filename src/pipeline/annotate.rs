@@ -43,7 +43,10 @@ pub fn confidence_verdict(min: f64, p: &Prediction) -> Verdict {
             ),
         )
     };
-    v.with_score("confidence", c)
+    // The distribution travels with the verdict, so review shows it as it does the label check's.
+    let mut v = v.with_score("confidence", c);
+    v.probs = Some(p.probs.clone());
+    v
 }
 
 /// Labels `texts` with `classifier` and judges each: cheap filters first (an item that fails
@@ -106,5 +109,6 @@ mod tests {
             v.reason
         );
         assert_eq!(v.scores["confidence"], 0.7);
+        assert_eq!(v.probs, Some(p.probs.clone()));
     }
 }

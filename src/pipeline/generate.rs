@@ -17,6 +17,9 @@ use crate::pipeline::postprocess::{self, Extracted};
 use crate::pipeline::prompt::{PromptError, Templates};
 use crate::util::rng::Rng;
 
+/// The teacher paper's sampling temperature for a seed-tuned teacher.
+pub const TEACHER_TEMPERATURE: f32 = 0.8;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct GenerateSettings {

@@ -64,7 +64,7 @@ pub const ITEMS: [(&str, &str, Option<f64>); 7] = [
     ),
 ];
 
-fn prediction(task: &Task, label: &str, p: f64) -> Prediction {
+pub fn prediction(task: &Task, label: &str, p: f64) -> Prediction {
     let probs: Vec<(String, f64)> = task
         .labels
         .iter()

@@ -16,8 +16,9 @@ use crate::data::task::Task;
 use crate::data::workspace::Workspace;
 use crate::engine::{Command, JobKind};
 use crate::pipeline::filters::FilterSettings;
-use crate::pipeline::generate::GenerateSettings;
+use crate::pipeline::generate::{GenerateSettings, TEACHER_TEMPERATURE};
 use crate::pipeline::prompt::Templates;
+use crate::train::trainer::Objective;
 use crate::tui::action::Action;
 use crate::tui::app::{App, Effect, ModelStatus, Overlay, label_index, label_names};
 use crate::tui::theme::Theme;
@@ -47,10 +48,22 @@ pub struct GenerateState {
     /// Where the generation template comes from, and its text (or why it cannot be read).
     pub template_source: String,
     pub template_text: Result<String, String>,
+    /// The run whose adapter writes (`None`: the base model), and whether it is a teacher.
+    pub writer: Option<Writer>,
+}
+
+/// A run folder whose LoRA adapter writes the examples.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Writer {
+    pub run: String,
+    pub dir: std::path::PathBuf,
+    /// Trained by `seedforge teacher` (or the Train screen's teacher mode) to write examples from
+    /// the bare instruction: its prompt shows no seeds, and it samples at 0.8 by default.
+    pub teacher: bool,
 }
 
 /// The rows of the form, in order.
-pub const FIELDS: [&str; 11] = [
+pub const FIELDS: [&str; 12] = [
     "per class",
     "batch",
     "temperature",
@@ -61,9 +74,11 @@ pub const FIELDS: [&str; 11] = [
     "label check",
     "min margin",
     "near-dup at",
+    "writer",
     "template",
 ];
-const TEMPLATE_FIELD: usize = 10;
+const WRITER_FIELD: usize = 10;
+const TEMPLATE_FIELD: usize = 11;
 
 impl GenerateState {
     pub fn new(task: &Task) -> Self {
@@ -81,7 +96,23 @@ impl GenerateState {
             show_template: false,
             template_source,
             template_text,
+            writer: None,
         }
+    }
+
+    /// Chooses who writes. A teacher writes from the bare instruction at the teacher paper's
+    /// temperature; going back to a plain writer restores the seeds and the method's 1.0 (a
+    /// temperature the user set by hand is kept).
+    pub fn set_writer(&mut self, writer: Option<Writer>) {
+        let was_teacher = self.writer.as_ref().is_some_and(|w| w.teacher);
+        let teacher = writer.as_ref().is_some_and(|w| w.teacher);
+        let s = &mut self.settings;
+        s.seeds_in_prompt = !teacher;
+        let default_for = |t: bool| if t { TEACHER_TEMPERATURE } else { 1.0 };
+        if teacher != was_teacher && s.sampling.temperature == default_for(was_teacher) {
+            s.sampling.temperature = default_for(teacher);
+        }
+        self.writer = writer;
     }
 
     pub fn fields(&self) -> Vec<Field> {
@@ -136,6 +167,15 @@ impl GenerateState {
                 format!("{:.0}%", f.near_dup_threshold * 100.0),
                 "word-bigram similarity that makes a near duplicate",
             ),
+            Field {
+                name: FIELDS[WRITER_FIELD],
+                value: match &self.writer {
+                    None => "base model".to_string(),
+                    Some(w) => format!("{} {}", if w.teacher { "teacher" } else { "lora" }, w.run),
+                },
+                hint: "←/→: the base model, or a run's adapter (seedforge teacher trains one)",
+                disabled: false,
+            },
             Field {
                 name: FIELDS[TEMPLATE_FIELD],
                 value: self
@@ -245,7 +285,9 @@ impl App {
             Action::Down => self.generate.form.down(n),
             Action::Decrease | Action::Increase => {
                 let field = self.generate.form.selected;
-                if field == TEMPLATE_FIELD {
+                if field == WRITER_FIELD {
+                    self.cycle_writer(matches!(action, Action::Increase));
+                } else if field == TEMPLATE_FIELD {
                     self.generate.show_template = !self.generate.show_template;
                 } else {
                     self.generate
@@ -256,6 +298,10 @@ impl App {
                 let field = self.generate.form.selected;
                 if field == TEMPLATE_FIELD {
                     self.generate.show_template = !self.generate.show_template;
+                    return;
+                }
+                if field == WRITER_FIELD {
+                    self.cycle_writer(true);
                     return;
                 }
                 self.overlay = Some(Overlay::FieldEditor {
@@ -291,6 +337,39 @@ impl App {
         }
     }
 
+    /// The next (or previous) writer: the base model, then every run with an adapter, newest
+    /// first.
+    fn cycle_writer(&mut self, forward: bool) {
+        self.reload_runs();
+        let mut choices: Vec<Option<Writer>> = vec![None];
+        choices.extend(self.runs.iter().filter_map(|r| {
+            r.adapter.map(|objective| {
+                Some(Writer {
+                    run: r.name.clone(),
+                    dir: r.dir.clone(),
+                    teacher: objective == Objective::Generate,
+                })
+            })
+        }));
+        if choices.len() == 1 {
+            self.info("no run with an adapter yet: `seedforge teacher` trains a teacher");
+            return;
+        }
+        let now = choices
+            .iter()
+            .position(|c| {
+                c.as_ref().map(|w| &w.dir) == self.generate.writer.as_ref().map(|w| &w.dir)
+            })
+            .unwrap_or(0);
+        let n = choices.len();
+        let next = if forward {
+            (now + 1) % n
+        } else {
+            (now + n - 1) % n
+        };
+        self.generate.set_writer(choices.swap_remove(next));
+    }
+
     fn start_generation(&mut self) {
         if let Some(job) = &self.job {
             self.warn(format!("a {} job is running; s stops it", job.kind.name()));
@@ -315,14 +394,23 @@ impl App {
         self.generate.streams.clear();
         self.queued = Some(JobKind::Generate);
         let ready = matches!(self.model, ModelStatus::Ready { .. });
+        let writer = self.generate.writer.clone();
         self.effect(Effect::Send(Command::Generate {
             settings: settings.clone(),
             filters,
+            adapter: writer.as_ref().map(|w| w.dir.clone()),
         }));
         if ready {
             self.info(format!(
-                "generating {} per class (temperature {:.2}, seed {})",
-                settings.per_class, settings.sampling.temperature, settings.sampling.seed
+                "generating {} per class with {} (temperature {:.2}, seed {})",
+                settings.per_class,
+                match &writer {
+                    None => "the base model".to_string(),
+                    Some(w) if w.teacher => format!("the teacher {}", w.run),
+                    Some(w) => format!("the adapter of {}", w.run),
+                },
+                settings.sampling.temperature,
+                settings.sampling.seed
             ));
         } else {
             self.info("generation will start once the model is loaded");

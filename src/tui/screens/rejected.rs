@@ -320,6 +320,7 @@ fn short_score(name: &str) -> &str {
     match name {
         "similarity" => "sim",
         "p_intended" => "p",
+        "confidence" => "p",
         other => other,
     }
 }

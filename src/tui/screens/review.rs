@@ -9,9 +9,10 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Cell, Paragraph, Row, Table, Wrap};
 
-use crate::data::item::ItemId;
+use crate::data::item::{ItemId, Source, Verdict};
 use crate::data::state::{ItemState, Status};
 use crate::data::workspace::Workspace;
+use crate::pipeline::annotate::CONFIDENCE;
 use crate::pipeline::filters::stages::LABEL_CONSISTENCY;
 use crate::pipeline::filters::text::{jaccard, shingles};
 use crate::tui::action::Action;
@@ -31,12 +32,24 @@ pub struct ReviewState {
 /// Default threshold of the bulk dialog.
 pub const BULK_THRESHOLD: f64 = 0.9;
 
-/// The classifier's probability of the item's intended label, if the label check ran.
-pub fn confidence(it: &ItemState) -> Option<f64> {
+/// The classifier's verdict on the item: a generated item's label check, or an annotated
+/// item's confidence stage. Both carry the distribution over labels.
+fn classifier_verdict(it: &ItemState) -> Option<&Verdict> {
     it.verdicts()
         .iter()
-        .find(|v| v.stage == LABEL_CONSISTENCY)
-        .and_then(|v| v.scores.get("p_intended").copied())
+        .find(|v| v.stage == LABEL_CONSISTENCY || v.stage == CONFIDENCE)
+}
+
+/// The classifier's probability of the item's label (the intended one for a generated item,
+/// the one the model gave an annotated item), if a classifier stage ran.
+pub fn confidence(it: &ItemState) -> Option<f64> {
+    let v = classifier_verdict(it)?;
+    let key = if v.stage == CONFIDENCE {
+        "confidence"
+    } else {
+        "p_intended"
+    };
+    v.scores.get(key).copied()
 }
 
 /// The seed most like `text`, by the near-duplicate filter's own measure (Jaccard similarity
@@ -528,6 +541,12 @@ fn item_lines(
         Span::raw("  "),
         status_span(it, app, theme),
     ];
+    if it.source() == Source::Annotated {
+        head.push(Span::styled(
+            "  annotated: your text, the model's label",
+            theme.info(),
+        ));
+    }
     if it.is_relabelled() {
         head.push(Span::styled(
             format!("  (made for {})", it.original().label),
@@ -547,8 +566,7 @@ fn item_lines(
     }
     lines.push(Line::raw(""));
     // The classifier's distribution.
-    let lc = it.verdicts().iter().find(|v| v.stage == LABEL_CONSISTENCY);
-    match lc.and_then(|v| v.probs.as_ref().map(|p| (v, p))) {
+    match classifier_verdict(it).and_then(|v| v.probs.as_ref().map(|p| (v, p))) {
         Some((v, probs)) => {
             let bars = prob_lines(probs, it.label(), labels, width.saturating_sub(13), theme);
             for (i, bar) in bars.into_iter().enumerate() {
@@ -567,11 +585,18 @@ fn item_lines(
             lines.push(Line::from(vec![
                 Span::styled("             ", theme.dim()),
                 Span::styled(
-                    format!(
-                        "p(intended) {} · margin {}",
-                        score("p_intended").unwrap_or_else(|| "–".into()),
-                        score("margin").unwrap_or_else(|| "–".into())
-                    ),
+                    if v.stage == CONFIDENCE {
+                        format!(
+                            "labelled by the model · confidence {}",
+                            score("confidence").unwrap_or_else(|| "–".into())
+                        )
+                    } else {
+                        format!(
+                            "p(intended) {} · margin {}",
+                            score("p_intended").unwrap_or_else(|| "–".into()),
+                            score("margin").unwrap_or_else(|| "–".into())
+                        )
+                    },
                     theme.dim(),
                 ),
             ]));

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::eval::metrics::Metrics;
+use crate::train::trainer::Objective;
 
 /// One metric event of a training run.
 #[derive(Debug, Clone, PartialEq)]
@@ -260,6 +261,9 @@ pub struct RunInfo {
     pub eval_error: Option<String>,
     /// A training run's data, from its `config.json`.
     pub trained_on: Option<TrainedOn>,
+    /// What the run's LoRA adapter was trained for, when the folder holds one: a classifier,
+    /// or a teacher that writes examples.
+    pub adapter: Option<Objective>,
 }
 
 /// What a training run trained on, as its `config.json` records it.
@@ -371,6 +375,10 @@ fn read_run(dir: &Path) -> RunInfo {
         eval,
         eval_error,
         trained_on: read_trained_on(dir),
+        adapter: dir
+            .join(crate::train::peft::WEIGHTS_FILE)
+            .is_file()
+            .then(|| crate::train::run::objective_of(dir).unwrap_or_default()),
     }
 }
 
