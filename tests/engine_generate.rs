@@ -1,14 +1,18 @@
 //! The engine on a tiny model written by the test: a generation job journals every item and
-//! its verdicts before announcing them, and a cancel stops the job promptly.
+//! its verdicts before announcing them, and a cancel stops the job promptly; an annotate job
+//! journals each labelled text as an `annotated` item with its verdicts and the line it came from.
 
 mod common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use seedforge::data::item::Source;
 use seedforge::data::task::Task;
 use seedforge::data::workspace::Workspace;
-use seedforge::engine::{Command, Engine, EngineConfig, Event, ModelEvent, Sink};
+use seedforge::engine::{
+    AnnotateRequest, Command, Engine, EngineConfig, Event, JobKind, ModelEvent, Sink,
+};
 use seedforge::llm::device::DeviceChoice;
 use seedforge::pipeline::filters::FilterSettings;
 use seedforge::pipeline::filters::stages::STAGES;
@@ -169,5 +173,143 @@ fn cancel_stops_the_job_and_keeps_what_was_written() {
     drop(w);
     std::thread::sleep(Duration::from_millis(50));
     assert!(rx.try_recv().is_err(), "no event after the job ended");
+    engine.shutdown();
+}
+
+/// Runs one annotate job on `input` and returns its events up to the end.
+fn annotate(
+    engine: &Engine,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Event>,
+    input: &std::path::Path,
+    min_confidence: f64,
+) -> Vec<Event> {
+    engine
+        .send(Command::Annotate(Box::new(AnnotateRequest {
+            input: input.to_path_buf(),
+            read: Default::default(),
+            adapter: None,
+            min_confidence,
+            filters: FilterSettings::default(),
+        })))
+        .unwrap();
+    let mut events = Vec::new();
+    loop {
+        let e = next(rx);
+        let end = matches!(
+            e,
+            Event::JobFinished { .. } | Event::JobFailed { .. } | Event::JobCancelled { .. }
+        );
+        if let Event::Model(ModelEvent::Failed(m)) = &e {
+            panic!("model failed: {m}");
+        }
+        events.push(e);
+        if end {
+            return events;
+        }
+    }
+}
+
+#[test]
+fn annotation_journals_annotated_items_with_source_verdicts_and_the_file_line() {
+    let (tmp, ws, engine, mut rx) = setup();
+    let seed = ws.lock().unwrap().seeds()[0].text.clone();
+    let mut file = String::from("sentence\tlabel\n");
+    let texts: Vec<String> = (0..12)
+        .map(|i| {
+            format!(
+                "review number {i} says the film was {} to watch",
+                ["fun", "dull", "odd"][i % 3]
+            )
+        })
+        .collect();
+    for t in &texts {
+        file.push_str(&format!("{t}\t1\n"));
+    }
+    // Line 14 repeats line 3; line 15 is a seed; line 16 has no text.
+    file.push_str(&format!("{}\t0\n{seed}\t0\n\t1\n", texts[1]));
+    let input = tmp.path().join("pool.tsv");
+    std::fs::write(&input, file).unwrap();
+
+    let events = annotate(&engine, &mut rx, &input, 0.8);
+    match &events[..] {
+        [.., Event::JobFinished { summary, .. }] => {
+            assert!(summary.contains("14 texts labelled"), "{summary}")
+        }
+        other => panic!("{:?}", other.last()),
+    }
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::JobStarted {
+            kind: JobKind::Annotate,
+            total: 14,
+            ..
+        }
+    )));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Log(l) if l.contains("pool.tsv:16"))),
+        "the row without text is named"
+    );
+    let added: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ItemAdded { item, .. } => Some(item.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(added.len(), 14);
+    {
+        let w = ws.lock().unwrap();
+        let labels = w
+            .task()
+            .label_names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>();
+        for (n, id) in added.iter().enumerate() {
+            let it = w.state().get(id.as_str()).unwrap();
+            assert_eq!(it.source(), Source::Annotated);
+            assert!(labels.contains(&it.label().to_string()));
+            let input_ref = it.original().meta["input"].as_str().unwrap().to_string();
+            assert!(
+                input_ref.ends_with(&format!("pool.tsv:{}", n + 2)),
+                "{input_ref}"
+            );
+            let stages: Vec<&str> = it.verdicts().iter().map(|v| v.stage.as_str()).collect();
+            assert_eq!(stages, ["malformed", "exact_dup", "near_dup", "confidence"]);
+            // The confidence stage applies the threshold to the label's probability.
+            let c = &it.verdicts()[3];
+            let p = c.scores["confidence"];
+            assert_eq!(c.pass, p >= 0.8, "{c:?}");
+            let probs = c.probs.as_ref().unwrap();
+            assert!((probs.iter().map(|x| x.1).sum::<f64>() - 1.0).abs() < 1e-6);
+            assert_eq!(probs.iter().find(|x| x.0 == it.label()).unwrap().1, p);
+        }
+        let dup = w.state().get(added[12].as_str()).unwrap();
+        assert!(!dup.verdicts()[1].pass);
+        assert!(
+            dup.verdicts()[1].reason.contains("pool.tsv:3"),
+            "{:?}",
+            dup.verdicts()[1]
+        );
+        let seed_dup = w.state().get(added[13].as_str()).unwrap();
+        assert!(!seed_dup.verdicts()[1].pass);
+        assert!(
+            seed_dup.verdicts()[1].reason.contains("seed"),
+            "{:?}",
+            seed_dup.verdicts()[1]
+        );
+    }
+
+    // Again: every text is now a duplicate of an item the workspace holds.
+    annotate(&engine, &mut rx, &input, 0.0);
+    let w = ws.lock().unwrap();
+    let items = w.state().items();
+    assert_eq!(items.len(), 28);
+    for it in &items[14..] {
+        assert!(!it.verdicts()[1].pass, "{:?}", it.verdicts());
+    }
+    drop(w);
     engine.shutdown();
 }

@@ -750,3 +750,60 @@ fn the_writer_field_picks_a_run_adapter_and_a_teacher_writes_without_seeds_at_0_
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn annotate_sends_the_file_the_threshold_and_a_classifier_adapter_but_not_a_teacher() {
+    let f = fixture();
+    let mut app = app(&f);
+    press(&mut app, "2");
+    app.take_effects();
+    // Without a file, A says what is missing and sends nothing.
+    press(&mut app, "A");
+    assert!(app.take_effects().is_empty());
+    assert!(app.message.as_ref().unwrap().text.contains("`annotate` setting"));
+
+    let pool = f.tmp.path().join("pool.tsv");
+    std::fs::write(&pool, "sentence\nfirst text here\n").unwrap();
+    // annotate file (12th row): type the path; min confidence (13th): one step down.
+    press(&mut app, &["down"; 11].join(" "));
+    press(&mut app, "enter");
+    type_text(&mut app, pool.to_str().unwrap());
+    press(&mut app, "enter down left");
+    assert!((app.generate.min_confidence - 0.55).abs() < 1e-9);
+    // A teacher writer does not label: the base model does, with the seeds.
+    app.generate.writer = Some(seedforge::tui::screens::generate::Writer {
+        run: "t".into(),
+        dir: f.tmp.path().join("t"),
+        teacher: true,
+    });
+    press(&mut app, "A");
+    match app.take_effects().as_slice() {
+        [Effect::Send(Command::Annotate(r))] => {
+            assert_eq!(r.input, pool);
+            assert_eq!(r.adapter, None);
+            assert!((r.min_confidence - 0.55).abs() < 1e-9);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(app.queued, Some(JobKind::Annotate));
+    press(&mut app, "A");
+    assert!(app.take_effects().is_empty(), "one job at a time");
+
+    // A classifier adapter labels.
+    app.update(Action::Engine(Box::new(Event::JobFinished {
+        job: 1,
+        kind: JobKind::Annotate,
+        summary: "1 texts labelled".into(),
+    })));
+    let dir = f.tmp.path().join("c");
+    app.generate.writer = Some(seedforge::tui::screens::generate::Writer {
+        run: "c".into(),
+        dir: dir.clone(),
+        teacher: false,
+    });
+    press(&mut app, "A");
+    match app.take_effects().as_slice() {
+        [Effect::Send(Command::Annotate(r))] => assert_eq!(r.adapter, Some(dir)),
+        other => panic!("{other:?}"),
+    }
+}

@@ -16,11 +16,13 @@ use super::input_args::InputArgs;
 use super::model_args::ModelArgs;
 use super::task_arg::TaskArg;
 use crate::data::import::import_file;
-use crate::data::item::{Item, Source};
+use crate::data::item::Source;
 use crate::data::workspace::Workspace;
+use crate::engine::generate_job::primed_by;
 use crate::eval::report::Method;
 use crate::pipeline::annotate::annotate;
 use crate::pipeline::classify::{Classifier, ClassifierOptions, interleave_by_label};
+use crate::pipeline::filters::Filters;
 use crate::pipeline::prompt::Templates;
 
 #[derive(Debug, Args)]
@@ -128,13 +130,12 @@ pub fn run(args: AnnotateArgs, workspace: Option<PathBuf>) -> anyhow::Result<()>
     )?;
     let started = Instant::now();
     let texts: Vec<&str> = imported.rows.iter().map(|r| r.text.as_str()).collect();
-    let items = annotate(
-        &classifier,
-        &task,
-        &args.filters.settings(),
-        args.min_confidence,
-        &texts,
-    )?;
+    // Primed with the workspace's items, so texts it already holds are caught as duplicates.
+    let mut cheap = match &ws {
+        Some(w) => primed_by(w, &task, args.filters.settings()),
+        None => Filters::new(&task, args.filters.settings()),
+    };
+    let items = annotate(&classifier, &mut cheap, args.min_confidence, &texts)?;
     let seconds = started.elapsed().as_secs_f64();
     let kept = items.iter().filter(|i| i.kept).count();
     eprintln!(
@@ -196,14 +197,7 @@ pub fn run(args: AnnotateArgs, workspace: Option<PathBuf>) -> anyhow::Result<()>
     if let Some(ws) = ws.as_mut() {
         let mut new = Vec::with_capacity(items.len());
         for (row, it) in imported.rows.iter().zip(&items) {
-            let mut item = Item::new(&it.text, &it.label, Source::Annotated);
-            item.meta.insert("confidence".into(), json!(it.confidence));
-            item.meta.insert("probs".into(), json!(it.probs));
-            item.meta.insert(
-                "input".into(),
-                json!(format!("{}:{}", args.input.display(), row.line)),
-            );
-            new.push(item);
+            new.push(it.to_item(format!("{}:{}", args.input.display(), row.line)));
         }
         let ids = ws.add_items(new)?;
         for (id, it) in ids.iter().zip(&items) {

@@ -27,6 +27,9 @@ pub enum Command {
     Train(Box<TrainRequest>),
     /// The method's comparison on a labelled test file; each result saved as `eval.json`.
     Evaluate(Box<EvalRequest>),
+    /// Label the texts of a file with the model and add them to the workspace as `annotated`
+    /// items, judged by the cheap filters and a confidence threshold.
+    Annotate(Box<AnnotateRequest>),
     /// Stop the worker once the current job is done.
     Shutdown,
 }
@@ -55,4 +58,18 @@ pub struct EvalRequest {
     /// LoRA run folders to evaluate; `None`: every run folder of the workspace that holds an
     /// adapter.
     pub lora: Option<Vec<PathBuf>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AnnotateRequest {
+    /// The texts (any format the importer reads; a label column is ignored).
+    pub input: PathBuf,
+    pub read: ImportOptions,
+    /// A classifier adapter (a run of `train`) labels zero-shot; without one the base model
+    /// labels in context, with the seeds as demonstrations.
+    pub adapter: Option<PathBuf>,
+    /// An item is kept when its label's probability reaches this.
+    pub min_confidence: f64,
+    /// The cheap filters' settings, and whether the classifier is calibrated.
+    pub filters: FilterSettings,
 }

@@ -28,6 +28,14 @@ impl JobKind {
             JobKind::Annotate => "annotate",
         }
     }
+
+    /// What the rate in this job's progress events counts.
+    pub fn rate_unit(self) -> &'static str {
+        match self {
+            JobKind::Annotate => "texts/s",
+            _ => "tok/s",
+        }
+    }
 }
 
 /// The model's state, for the status bar.

@@ -44,8 +44,13 @@ pub fn task_of(ws: &Mutex<Workspace>) -> Task {
 /// Filters primed with the seeds and with every item already in the workspace that passed the
 /// cheap stages, so a new run's duplicates of an earlier run's items are caught too.
 pub fn primed_filters(ws: &Mutex<Workspace>, task: &Task, settings: FilterSettings) -> Filters {
-    let mut filters = Filters::new(task, settings);
     let ws = ws.lock().unwrap_or_else(|e| e.into_inner());
+    primed_by(&ws, task, settings)
+}
+
+/// [`primed_filters`] on a workspace the caller holds.
+pub fn primed_by(ws: &Workspace, task: &Task, settings: FilterSettings) -> Filters {
+    let mut filters = Filters::new(task, settings);
     for it in ws.state().items() {
         let cheap_ok = it
             .verdicts()

@@ -3,6 +3,7 @@
 //! same engine: commands go down, events come up, and cancel/pause are flags the job checks
 //! between decoding or training steps.
 
+pub mod annotate_job;
 pub mod command;
 pub mod eval_job;
 pub mod event;
@@ -15,7 +16,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
 pub use crate::util::control::JobControl;
-pub use command::{Command, EvalRequest, TrainRequest};
+pub use command::{AnnotateRequest, Command, EvalRequest, TrainRequest};
 pub use event::{Event, JobId, JobKind, ModelEvent};
 
 use crate::data::workspace::Workspace;

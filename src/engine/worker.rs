@@ -3,7 +3,9 @@
 use std::sync::{Arc, Mutex, mpsc};
 
 use super::event::{Event, JobKind, ModelEvent};
-use super::{Command, EngineConfig, JobControl, Sink, eval_job, generate_job, train_job};
+use super::{
+    Command, EngineConfig, JobControl, Sink, annotate_job, eval_job, generate_job, train_job,
+};
 use crate::data::workspace::Workspace;
 use crate::llm::device;
 use crate::llm::fetch;
@@ -61,6 +63,7 @@ pub(super) fn run(
             Command::Recheck { .. } => JobKind::Recheck,
             Command::Train(_) => JobKind::Train,
             Command::Evaluate(_) => JobKind::Evaluate,
+            Command::Annotate(_) => JobKind::Annotate,
         };
         let (model, device) = match &model {
             Ok((m, d)) => (m, d.as_str()),
@@ -110,6 +113,14 @@ pub(super) fn run(
             Command::Evaluate(request) => {
                 eval_job::run(job, model, &ws, &request, &control, &events)
                     .map(|o| (o.cancelled, o.summary))
+            }
+            Command::Annotate(request) => {
+                annotate_job::run(job, model, &ws, &request, &control, &events).map(|o| {
+                    (
+                        o.cancelled,
+                        format!("{} texts labelled, {} kept by the filters", o.items, o.kept),
+                    )
+                })
             }
         }))
         .unwrap_or_else(|panic| {

@@ -4,11 +4,11 @@
 //! annotated items enter the same review as generated ones.
 
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use super::classify::{Classifier, ClassifyError, Prediction};
-use super::filters::{FilterSettings, Filters};
-use crate::data::item::Verdict;
-use crate::data::task::Task;
+use super::filters::Filters;
+use crate::data::item::{Item, Source, Verdict};
 
 /// The stage name of the confidence threshold.
 pub const CONFIDENCE: &str = "confidence";
@@ -25,6 +25,19 @@ pub struct Annotated {
     pub probs: Vec<(String, f64)>,
     pub verdicts: Vec<Verdict>,
     pub kept: bool,
+}
+
+impl Annotated {
+    /// The workspace item: the text, the model's label, its distribution, and where the text
+    /// came from (`file:line`). Its verdicts are journalled after it.
+    pub fn to_item(&self, input: String) -> Item {
+        let mut item = Item::new(&self.text, &self.label, Source::Annotated);
+        item.meta
+            .insert("confidence".into(), json!(self.confidence));
+        item.meta.insert("probs".into(), json!(self.probs));
+        item.meta.insert("input".into(), json!(input));
+        item
+    }
 }
 
 /// The confidence stage: the predicted label's probability must reach `min`.
@@ -49,35 +62,44 @@ pub fn confidence_verdict(min: f64, p: &Prediction) -> Verdict {
     v
 }
 
-/// Labels `texts` with `classifier` and judges each: cheap filters first (an item that fails
-/// them is still labelled, so the user sees what the model thought), then the confidence.
+/// Labels `texts` with `classifier` and judges each: the cheap filters first (an item that
+/// fails them is still labelled, so the user sees what the model thought), then the confidence.
+/// `cheap` remembers what it passed, so texts labelled in later calls are compared with these.
 pub fn annotate(
     classifier: &Classifier,
-    task: &Task,
-    filters: &FilterSettings,
+    cheap: &mut Filters,
     min_confidence: f64,
     texts: &[&str],
 ) -> Result<Vec<Annotated>, ClassifyError> {
-    let mut cheap = Filters::new(task, filters.clone());
     let preds = classifier.classify(texts)?;
     Ok(texts
         .iter()
         .zip(preds)
         .enumerate()
-        .map(|(i, (text, p))| {
-            let mut verdicts = cheap.cheap(&format!("text {}", i + 1), text, None);
-            verdicts.push(confidence_verdict(min_confidence, &p));
-            let kept = verdicts.iter().all(|v| v.pass);
-            Annotated {
-                text: text.to_string(),
-                confidence: p.prob_of(&p.label).unwrap_or(0.0),
-                label: p.label,
-                probs: p.probs,
-                verdicts,
-                kept,
-            }
-        })
+        .map(|(i, (text, p))| judge(cheap, &format!("text {}", i + 1), text, p, min_confidence))
         .collect())
+}
+
+/// One labelled text judged: the cheap filters (`name` is how a later duplicate refers to it),
+/// then the confidence of the label the model gave.
+pub fn judge(
+    cheap: &mut Filters,
+    name: &str,
+    text: &str,
+    p: Prediction,
+    min_confidence: f64,
+) -> Annotated {
+    let mut verdicts = cheap.cheap(name, text, None);
+    verdicts.push(confidence_verdict(min_confidence, &p));
+    let kept = verdicts.iter().all(|v| v.pass);
+    Annotated {
+        text: text.to_string(),
+        confidence: p.prob_of(&p.label).unwrap_or(0.0),
+        label: p.label,
+        probs: p.probs,
+        verdicts,
+        kept,
+    }
 }
 
 #[cfg(test)]

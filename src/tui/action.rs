@@ -57,6 +57,8 @@ pub enum Action {
 
     // Jobs (Generate, Train, Evaluate).
     Start,
+    /// Label the annotate file's texts into review (Generate).
+    Annotate,
     Stop,
     Pause,
     ToggleTemplate,

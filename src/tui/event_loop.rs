@@ -81,6 +81,7 @@ fn apply_effects(app: &mut App, engine: &Engine) {
                 let kind = match &command {
                     Command::Generate { .. } => JobKind::Generate,
                     Command::Recheck { .. } => JobKind::Recheck,
+                    Command::Annotate(_) => JobKind::Annotate,
                     Command::Train(_) => JobKind::Train,
                     Command::Evaluate(_) => JobKind::Evaluate,
                     Command::Shutdown => continue,

@@ -173,6 +173,7 @@ pub static BINDINGS: &[Binding] = &[
     b(Context::Generate, &[Code(Right), Char('+'), Char('=')], Action::Increase, "raise the setting"),
     b(Context::Generate, &[Code(Enter)], Action::EditField, "type a value for the setting"),
     b(Context::Generate, &[Char('g')], Action::Start, "start generating"),
+    b(Context::Generate, &[Char('A')], Action::Annotate, "annotate: label the file's texts into review"),
     b(Context::Generate, &[Char('s')], Action::Stop, "stop generating"),
     b(Context::Generate, &[Char('p')], Action::Pause, "pause / resume"),
     b(Context::Generate, &[Char('t')], Action::ToggleTemplate, "show / hide the prompt template"),

@@ -134,7 +134,11 @@ pub fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
         (Some(j), _) => {
             let mut s = format!("{} {}/{}", j.kind.name(), j.done, j.total);
             if j.tokens_per_second > 0.0 {
-                s.push_str(&format!(" · {:.1} tok/s", j.tokens_per_second));
+                s.push_str(&format!(
+                    " · {:.1} {}",
+                    j.tokens_per_second,
+                    j.kind.rate_unit()
+                ));
             }
             if j.eta_seconds.is_some() {
                 s.push_str(&format!(" · {}", eta_text(j.eta_seconds)));

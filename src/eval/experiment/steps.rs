@@ -19,6 +19,7 @@ use crate::llm::model::Llama;
 use crate::llm::tokenizer::TextTokenizer;
 use crate::pipeline::annotate::{Annotated, annotate};
 use crate::pipeline::classify::Classifier;
+use crate::pipeline::filters::Filters;
 use crate::pipeline::filters::judge::{Judge, ToJudge, judge_all, kept};
 use crate::pipeline::filters::stages::consistency_classifier;
 use crate::pipeline::filters::stats::rejecting_stage;
@@ -518,8 +519,7 @@ impl SeedRun<'_, '_> {
         let texts: Vec<&str> = pool.iter().map(|r| r.text.as_str()).collect();
         let labelled = annotate(
             &classifier,
-            &task,
-            &self.spec.filters,
+            &mut Filters::new(&task, self.spec.filters.clone()),
             self.spec.annotate_min_confidence,
             &texts,
         )?;

@@ -50,6 +50,9 @@ pub struct GenerateState {
     pub template_text: Result<String, String>,
     /// The run whose adapter writes (`None`: the base model), and whether it is a teacher.
     pub writer: Option<Writer>,
+    /// Unlabelled texts for the annotate mode (A), as typed.
+    pub annotate_file: String,
+    pub min_confidence: f64,
 }
 
 /// A run folder whose LoRA adapter writes the examples.
@@ -63,7 +66,7 @@ pub struct Writer {
 }
 
 /// The rows of the form, in order.
-pub const FIELDS: [&str; 12] = [
+pub const FIELDS: [&str; 14] = [
     "per class",
     "batch",
     "temperature",
@@ -75,10 +78,17 @@ pub const FIELDS: [&str; 12] = [
     "min margin",
     "near-dup at",
     "writer",
+    "annotate",
+    "keep p ≥",
     "template",
 ];
 const WRITER_FIELD: usize = 10;
-const TEMPLATE_FIELD: usize = 11;
+const ANNOTATE_FILE_FIELD: usize = 11;
+const MIN_CONFIDENCE_FIELD: usize = 12;
+const TEMPLATE_FIELD: usize = 13;
+
+/// The teacher paper keeps an annotated text when the model is this sure of its label.
+pub const DEFAULT_MIN_CONFIDENCE: f64 = 0.6;
 
 impl GenerateState {
     pub fn new(task: &Task) -> Self {
@@ -97,6 +107,8 @@ impl GenerateState {
             template_source,
             template_text,
             writer: None,
+            annotate_file: String::new(),
+            min_confidence: DEFAULT_MIN_CONFIDENCE,
         }
     }
 
@@ -177,6 +189,21 @@ impl GenerateState {
                 disabled: false,
             },
             Field {
+                name: FIELDS[ANNOTATE_FILE_FIELD],
+                value: if self.annotate_file.is_empty() {
+                    "–".to_string()
+                } else {
+                    self.annotate_file.clone()
+                },
+                hint: "unlabelled texts (any format init reads); A labels them into review",
+                disabled: false,
+            },
+            field(
+                MIN_CONFIDENCE_FIELD,
+                format!("{:.2}", self.min_confidence),
+                "an annotated text is kept when p(its label) reaches this",
+            ),
+            Field {
                 name: FIELDS[TEMPLATE_FIELD],
                 value: self
                     .template_source
@@ -222,6 +249,9 @@ impl GenerateState {
             7 => f.label_consistency = !f.label_consistency,
             8 => f.min_margin = stepf(f.min_margin, 0.05, 0.0, 1.0),
             9 => f.near_dup_threshold = stepf(f.near_dup_threshold, 0.05, 0.05, 1.0),
+            MIN_CONFIDENCE_FIELD => {
+                self.min_confidence = stepf(self.min_confidence, 0.05, 0.0, 1.0)
+            }
             _ => {}
         }
     }
@@ -271,6 +301,8 @@ impl GenerateState {
                 let v = float(0.0, 100.0)?;
                 f.near_dup_threshold = if v > 1.0 { v / 100.0 } else { v };
             }
+            ANNOTATE_FILE_FIELD => self.annotate_file = text.trim().to_string(),
+            MIN_CONFIDENCE_FIELD => self.min_confidence = float(0.0, 1.0)?,
             _ => return Err("the template is chosen by the task's prompts folder".into()),
         }
         Ok(())
@@ -312,8 +344,9 @@ impl App {
             }
             Action::ToggleTemplate => self.generate.show_template = !self.generate.show_template,
             Action::Start => self.start_generation(),
+            Action::Annotate => self.start_annotation(),
             Action::Stop => match &mut self.job {
-                Some(job) if job.kind == JobKind::Generate => {
+                Some(job) if matches!(job.kind, JobKind::Generate | JobKind::Annotate) => {
                     job.stopping = true;
                     self.effect(Effect::Cancel);
                     self.info("stopping: the items written so far are kept");
@@ -321,7 +354,7 @@ impl App {
                 _ => self.info("no generation is running"),
             },
             Action::Pause => match &mut self.job {
-                Some(job) if job.kind == JobKind::Generate => {
+                Some(job) if matches!(job.kind, JobKind::Generate | JobKind::Annotate) => {
                     job.paused = !job.paused;
                     let paused = job.paused;
                     self.effect(Effect::Pause(paused));
@@ -370,18 +403,65 @@ impl App {
         self.generate.set_writer(choices.swap_remove(next));
     }
 
-    fn start_generation(&mut self) {
+    /// Whether a new job may start now; says why not.
+    fn can_start(&mut self, what: &str) -> bool {
         if let Some(job) = &self.job {
             self.warn(format!("a {} job is running; s stops it", job.kind.name()));
-            return;
+            return false;
         }
         if self.queued.is_some() {
             self.warn("a job is already waiting to start");
-            return;
+            return false;
         }
         if let ModelStatus::Failed(e) = &self.model {
             let e = e.clone();
-            self.error(format!("cannot generate: the model did not load: {e}"));
+            self.error(format!("cannot {what}: the model did not load: {e}"));
+            return false;
+        }
+        true
+    }
+
+    /// The annotate mode: the model labels the file's texts into review. A classifier adapter
+    /// chosen as the writer labels; otherwise the base model does, with the seeds in context.
+    fn start_annotation(&mut self) {
+        if !self.can_start("annotate") {
+            return;
+        }
+        let g = &self.generate;
+        if g.annotate_file.is_empty() {
+            self.warn("type the unlabelled file's path in the `annotate` setting first");
+            return;
+        }
+        let input = std::path::PathBuf::from(&g.annotate_file);
+        if !input.is_file() {
+            self.error(format!("{}: no such file", input.display()));
+            return;
+        }
+        let adapter = g.writer.as_ref().filter(|w| !w.teacher).cloned();
+        let request = crate::engine::AnnotateRequest {
+            input: input.clone(),
+            read: Default::default(),
+            adapter: adapter.as_ref().map(|w| w.dir.clone()),
+            min_confidence: g.min_confidence,
+            filters: g.filters.clone(),
+        };
+        self.generate.running_label_check = false;
+        self.generate.streams.clear();
+        self.queued = Some(JobKind::Annotate);
+        self.effect(Effect::Send(Command::Annotate(Box::new(request))));
+        self.info(format!(
+            "labelling {} with {} (kept at p ≥ {:.2})",
+            input.display(),
+            match &adapter {
+                Some(w) => format!("the adapter of {}", w.run),
+                None => "the base model and the seeds".to_string(),
+            },
+            self.generate.min_confidence
+        ));
+    }
+
+    fn start_generation(&mut self) {
+        if !self.can_start("generate") {
             return;
         }
         if let Err(e) = self.generate.settings.sampling.validate() {
@@ -662,7 +742,7 @@ fn draw_summary(frame: &mut Frame, area: Rect, app: &App, ws: &Workspace) {
 
 fn draw_progress(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let (ratio, label) = match &app.job {
-        Some(j) if j.kind == JobKind::Generate => {
+        Some(j) if matches!(j.kind, JobKind::Generate | JobKind::Annotate) => {
             let ratio = if j.total > 0 {
                 j.done as f64 / j.total as f64
             } else {
@@ -678,10 +758,11 @@ fn draw_progress(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             (
                 ratio,
                 format!(
-                    "{}/{} · {:.1} tok/s · {}{state}",
+                    "{}/{} · {:.1} {} · {}{state}",
                     j.done,
                     j.total,
                     j.tokens_per_second,
+                    j.kind.rate_unit(),
                     eta_text(j.eta_seconds)
                 ),
             )
@@ -695,7 +776,7 @@ fn draw_progress(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let running = app
         .job
         .as_ref()
-        .is_some_and(|j| j.kind == JobKind::Generate);
+        .is_some_and(|j| matches!(j.kind, JobKind::Generate | JobKind::Annotate));
     let bar_w = if running {
         (area.width as usize / 3).clamp(10, 40)
     } else {

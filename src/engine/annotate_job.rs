@@ -1,0 +1,141 @@
+//! The annotate job: the model labels the texts of a file the user already has, a batch at a
+//! time; each labelled text goes into the journal as an `annotated` item with its verdicts (the
+//! cheap filters, then the confidence of its label) before the UI hears of it, so it joins the
+//! same review and rejected views as generated items while the job runs.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use super::command::AnnotateRequest;
+use super::event::{Event, JobId, JobKind};
+use super::generate_job::{primed_filters, task_of};
+use super::{JobControl, Sink};
+use crate::data::import::import_file;
+use crate::data::record::RecordBody;
+use crate::data::workspace::Workspace;
+use crate::llm::load::LoadedModel;
+use crate::pipeline::annotate::judge;
+use crate::pipeline::classify::{Classifier, ClassifierOptions};
+use crate::pipeline::filters::stages::consistency_classifier;
+use crate::pipeline::prompt::Templates;
+
+/// Texts labelled together: big enough to batch, small enough for the UI to see progress.
+const BATCH: usize = 16;
+
+pub struct Outcome {
+    pub items: usize,
+    pub kept: usize,
+    pub cancelled: bool,
+}
+
+pub fn run(
+    job: JobId,
+    model: &LoadedModel,
+    ws: &Mutex<Workspace>,
+    request: &AnnotateRequest,
+    control: &JobControl,
+    events: &Sink,
+) -> anyhow::Result<Outcome> {
+    let mut opts = request.read.clone();
+    opts.unlabelled = true;
+    let imported = import_file(&request.input, &opts)?;
+    for p in &imported.problems {
+        events.send(Event::Log(p.to_string()));
+    }
+    anyhow::ensure!(
+        !imported.rows.is_empty(),
+        "{}: no text to label",
+        request.input.display()
+    );
+    let task = task_of(ws);
+    let templates = Templates::for_task(&task)?;
+    // A classifier adapter labels zero-shot, as it was trained; the base model reads the seeds.
+    let adapted = match &request.adapter {
+        Some(dir) => {
+            let mut m = model.model.clone();
+            crate::train::peft::load_adapter(&mut m, dir)
+                .with_context(|| format!("loading the adapter in {}", dir.display()))?;
+            Some(m)
+        }
+        None => None,
+    };
+    let options = match adapted {
+        Some(_) => ClassifierOptions::default(),
+        None => consistency_classifier(&task, &request.filters),
+    };
+    let labeller = adapted.as_ref().unwrap_or(&model.model);
+    let classifier = Classifier::new(labeller, &model.tokenizer, &task, &templates, options)?;
+    let mut cheap = primed_filters(ws, &task, request.filters.clone());
+
+    let total = imported.rows.len();
+    events.send(Event::JobStarted {
+        job,
+        kind: JobKind::Annotate,
+        total,
+    });
+    let started = Instant::now();
+    let (mut items, mut kept) = (0usize, 0usize);
+    for chunk in imported.rows.chunks(BATCH) {
+        control.wait_while_paused();
+        if control.is_stopped() {
+            break;
+        }
+        let texts: Vec<&str> = chunk.iter().map(|r| r.text.as_str()).collect();
+        let predictions = classifier.classify(&texts)?;
+        for (row, p) in chunk.iter().zip(predictions) {
+            // Named by where it came from, so a later duplicate points at the file's line.
+            let input = format!("{}:{}", request.input.display(), row.line);
+            let a = judge(&mut cheap, &input, &row.text, p, request.min_confidence);
+            let (id, verdicts) = {
+                let mut w = ws.lock().unwrap_or_else(|e| e.into_inner());
+                let id = w.add_item(a.to_item(input))?;
+                let verdicts: Vec<(String, bool)> = a
+                    .verdicts
+                    .iter()
+                    .map(|v| (v.stage.clone(), v.pass))
+                    .collect();
+                w.append_all(
+                    a.verdicts
+                        .into_iter()
+                        .map(|verdict| RecordBody::Verdict {
+                            item_id: id.clone(),
+                            verdict,
+                        })
+                        .collect(),
+                )?;
+                (id, verdicts)
+            };
+            items += 1;
+            kept += usize::from(a.kept);
+            events.send(Event::ItemAdded {
+                job,
+                index: items as u64 - 1,
+                item: id.clone(),
+            });
+            for (stage, pass) in verdicts {
+                events.send(Event::Verdict {
+                    item: id.clone(),
+                    stage,
+                    pass,
+                });
+            }
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let rate = items as f64 / elapsed.max(1e-9);
+        events.send(Event::Progress {
+            job,
+            done: items,
+            total,
+            // Texts per second: the job reads, it does not write tokens.
+            tokens_per_second: rate,
+            eta_seconds: Some((total - items) as f64 / rate.max(1e-9)),
+        });
+    }
+    Ok(Outcome {
+        items,
+        kept,
+        cancelled: control.is_stopped(),
+    })
+}
