@@ -10,7 +10,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::steps::{
-    EvalDetail, FilterDetail, GenerateDetail, SeedsDetail, TrainDetail, read_marker, step_names,
+    AnnotateDetail, EvalDetail, FilterDetail, GenerateDetail, SeedsDetail, TrainDetail,
+    read_marker, step_names,
 };
 use super::{Arm, ExperimentSpec, seed_dir};
 use crate::eval::metrics::mean_std;
@@ -33,6 +34,14 @@ pub struct SeedReport {
     pub seeds_per_class: BTreeMap<String, usize>,
     pub generate: Option<GenerateDetail>,
     pub filter: Option<FilterDetail>,
+    /// The seed-tuned teacher's generation and its filtering (the teacher arm).
+    #[serde(default)]
+    pub teacher_generate: Option<GenerateDetail>,
+    #[serde(default)]
+    pub teacher_filter: Option<FilterDetail>,
+    /// The unlabelled pool's annotation (the annotated arm).
+    #[serde(default)]
+    pub annotate: Option<AnnotateDetail>,
     pub results: Vec<ArmResult>,
     /// Wall time of each finished step, in run order.
     pub steps: Vec<(String, f64)>,
@@ -111,6 +120,9 @@ pub fn build(
                 .unwrap_or_default(),
             generate: detail(&dir, "generate")?.map(|(d, _)| d),
             filter: detail(&dir, "filter")?.map(|(d, _)| d),
+            teacher_generate: detail(&dir, "generate-teacher")?.map(|(d, _)| d),
+            teacher_filter: detail(&dir, "filter-teacher")?.map(|(d, _)| d),
+            annotate: detail(&dir, "annotate")?.map(|(d, _)| d),
             results,
             seconds: steps.iter().map(|(_, s)| s).sum(),
             steps,
@@ -211,44 +223,64 @@ pub fn markdown(r: &ExperimentReport) -> String {
 
     let _ = writeln!(
         md,
-        "\n| seed | generated | kept by the filters | rejected by stage | trained on (real + synthetic) |\n|---:|---:|---|---|---|"
+        "\n| seed | data | items | kept by the filters | rejected by stage | label agreement |\n|---:|---|---:|---|---|---|"
+    );
+    let per_class = |m: &BTreeMap<String, usize>| {
+        m.iter()
+            .map(|(l, n)| format!("{l} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let kept_cell = |kept: usize, of: usize, classes: &BTreeMap<String, usize>| {
+        format!(
+            "{kept} ({:.0}%): {}",
+            100.0 * kept as f64 / of.max(1) as f64,
+            per_class(classes)
+        )
+    };
+    for s in &r.seeds {
+        let written = [
+            ("base model, generated", &s.generate, &s.filter),
+            ("seed-tuned teacher, generated", &s.teacher_generate, &s.teacher_filter),
+        ];
+        for (what, generated, filter) in written {
+            if generated.is_none() && filter.is_none() {
+                continue;
+            }
+            let items = generated.as_ref().map_or("–".into(), |g| g.items.to_string());
+            let (kept, rejected) = match filter {
+                Some(f) => (
+                    kept_cell(f.kept, f.kept + f.rejected, &f.kept_per_class),
+                    per_class(&f.rejected_by_stage),
+                ),
+                None => ("–".into(), "–".into()),
+            };
+            let _ = writeln!(md, "| {} | {what} | {items} | {kept} | {rejected} | – |", s.seed);
+        }
+        if let Some(a) = &s.annotate {
+            let _ = writeln!(
+                md,
+                "| {} | unlabelled pool, annotated | {} | {} | below the confidence or duplicate {} | {:.0}% of the pool, {:.0}% of the kept |",
+                s.seed,
+                a.pool,
+                kept_cell(a.kept, a.pool, &a.kept_per_class),
+                a.pool - a.kept,
+                100.0 * a.agreement,
+                100.0 * a.kept_agreement
+            );
+        }
+    }
+    let _ = writeln!(
+        md,
+        "\n| seed | trained on (real + synthetic examples, per arm) |\n|---:|---|"
     );
     for s in &r.seeds {
-        let generated = s
-            .generate
-            .as_ref()
-            .map_or("–".into(), |g| g.items.to_string());
-        let (kept, rejected) = match &s.filter {
-            Some(f) => (
-                format!(
-                    "{} ({:.0}%): {}",
-                    f.kept,
-                    100.0 * f.kept as f64 / (f.kept + f.rejected).max(1) as f64,
-                    f.kept_per_class
-                        .iter()
-                        .map(|(l, n)| format!("{l} {n}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                f.rejected_by_stage
-                    .iter()
-                    .map(|(l, n)| format!("{l} {n}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ),
-            None => ("–".into(), "–".into()),
-        };
         let trained: Vec<String> = s
             .results
             .iter()
             .filter_map(|x| x.train_examples.map(|n| format!("{} {n}", x.arm.name())))
             .collect();
-        let _ = writeln!(
-            md,
-            "| {} | {generated} | {kept} | {rejected} | {} |",
-            s.seed,
-            trained.join(", ")
-        );
+        let _ = writeln!(md, "| {} | {} |", s.seed, trained.join(", "));
     }
 
     let _ = writeln!(md, "\n| seed | step times | total |\n|---:|---|---:|");
