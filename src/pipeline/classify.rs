@@ -221,9 +221,16 @@ impl<'m> Classifier<'m> {
 
     /// Log-likelihood of every label's verbalizer for each text, `[texts][labels]`.
     pub fn score_texts(&self, texts: &[&str]) -> Result<Vec<Vec<f64>>, ClassifyError> {
-        let mut out = Vec::with_capacity(texts.len());
-        for chunk in texts.chunks(self.options.batch.max(1)) {
-            out.extend(self.score_chunk(chunk)?);
+        // Batches of similar length: a row is padded to its batch's longest, and with
+        // demonstrations in the cache every padding token still attends over all of them.
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| texts[i].len());
+        let mut out = vec![Vec::new(); texts.len()];
+        for chunk in order.chunks(self.options.batch.max(1)) {
+            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
+            for (&i, scores) in chunk.iter().zip(self.score_chunk(&batch)?) {
+                out[i] = scores;
+            }
         }
         Ok(out)
     }
