@@ -721,6 +721,7 @@ fn the_writer_field_picks_a_run_adapter_and_a_teacher_writes_without_seeds_at_0_
         "a teacher writes from the bare instruction"
     );
     assert!((s.sampling.temperature - 0.8).abs() < 1e-6);
+    assert_eq!(app.generate.fields()[10].value, "teacher 10:00:00");
 
     press(&mut app, "right");
     let w = app.generate.writer.clone().expect("a writer chosen");
@@ -760,7 +761,13 @@ fn annotate_sends_the_file_the_threshold_and_a_classifier_adapter_but_not_a_teac
     // Without a file, A says what is missing and sends nothing.
     press(&mut app, "A");
     assert!(app.take_effects().is_empty());
-    assert!(app.message.as_ref().unwrap().text.contains("`annotate` setting"));
+    assert!(
+        app.message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("`annotate` setting")
+    );
 
     let pool = f.tmp.path().join("pool.tsv");
     std::fs::write(&pool, "sentence\nfirst text here\n").unwrap();

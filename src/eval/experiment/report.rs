@@ -241,13 +241,19 @@ pub fn markdown(r: &ExperimentReport) -> String {
     for s in &r.seeds {
         let written = [
             ("base model, generated", &s.generate, &s.filter),
-            ("seed-tuned teacher, generated", &s.teacher_generate, &s.teacher_filter),
+            (
+                "seed-tuned teacher, generated",
+                &s.teacher_generate,
+                &s.teacher_filter,
+            ),
         ];
         for (what, generated, filter) in written {
             if generated.is_none() && filter.is_none() {
                 continue;
             }
-            let items = generated.as_ref().map_or("–".into(), |g| g.items.to_string());
+            let items = generated
+                .as_ref()
+                .map_or("–".into(), |g| g.items.to_string());
             let (kept, rejected) = match filter {
                 Some(f) => (
                     kept_cell(f.kept, f.kept + f.rejected, &f.kept_per_class),
@@ -255,7 +261,11 @@ pub fn markdown(r: &ExperimentReport) -> String {
                 ),
                 None => ("–".into(), "–".into()),
             };
-            let _ = writeln!(md, "| {} | {what} | {items} | {kept} | {rejected} | – |", s.seed);
+            let _ = writeln!(
+                md,
+                "| {} | {what} | {items} | {kept} | {rejected} | – |",
+                s.seed
+            );
         }
         if let Some(a) = &s.annotate {
             let _ = writeln!(

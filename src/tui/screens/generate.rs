@@ -183,7 +183,11 @@ impl GenerateState {
                 name: FIELDS[WRITER_FIELD],
                 value: match &self.writer {
                     None => "base model".to_string(),
-                    Some(w) => format!("{} {}", if w.teacher { "teacher" } else { "lora" }, w.run),
+                    Some(w) => format!(
+                        "{} {}",
+                        if w.teacher { "teacher" } else { "lora" },
+                        run_time(&w.run)
+                    ),
                 },
                 hint: "←/→: the base model, or a run's adapter (seedforge teacher trains one)",
                 disabled: false,
@@ -495,6 +499,17 @@ impl App {
         } else {
             self.info("generation will start once the model is loaded");
         }
+    }
+}
+
+/// A run folder named `<date>-<HHMMSS>-<what>` as `HH:MM:SS`, so the form's narrow column
+/// tells runs apart; other names as they are.
+fn run_time(run: &str) -> String {
+    match run.split('-').nth(1) {
+        Some(t) if t.len() == 6 && t.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("{}:{}:{}", &t[0..2], &t[2..4], &t[4..6])
+        }
+        _ => run.to_string(),
     }
 }
 
