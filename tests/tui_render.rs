@@ -445,10 +445,7 @@ fn an_annotated_item_shows_the_label_the_model_gave_and_its_distribution() {
     }
     let text = render(&app, 120, 36);
     assert!(text.contains("self-regarding mess"), "{text}");
-    assert!(
-        text.contains("annotated: your text, the model's label"),
-        "{text}"
-    );
+    assert!(text.contains("annotated (the model's label)"), "{text}");
     assert!(
         text.contains("labelled by the model · confidence 0.83"),
         "{text}"

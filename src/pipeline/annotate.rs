@@ -48,8 +48,9 @@ pub fn confidence_verdict(min: f64, p: &Prediction) -> Verdict {
     } else {
         Verdict::fail(
             CONFIDENCE,
+            // One decimal: 59.96% must not read as "60% … below the 60% asked for".
             format!(
-                "the model is {:.0}% sure it is {}, below the {:.0}% asked for",
+                "the model is {:.1}% sure it is {}, below the {:.1}% asked for",
                 c * 100.0,
                 p.label,
                 min * 100.0
@@ -126,7 +127,7 @@ mod tests {
         let v = confidence_verdict(0.75, &p);
         assert!(!v.pass);
         assert!(
-            v.reason.contains("70%") && v.reason.contains("75%"),
+            v.reason.contains("70.0%") && v.reason.contains("75.0%"),
             "{}",
             v.reason
         );

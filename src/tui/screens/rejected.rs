@@ -53,7 +53,7 @@ fn row_of(it: &ItemState) -> Option<RejectedRow> {
         }
         Status::AutoRejected => {
             let v = it.failed_verdicts().next()?;
-            let score = ["similarity", "p_intended", "margin"]
+            let score = ["similarity", "p_intended", "confidence", "margin", "words"]
                 .iter()
                 .find_map(|k| v.scores.get(*k).map(|x| (k.to_string(), *x)))
                 .or_else(|| v.scores.iter().next().map(|(k, x)| (k.clone(), *x)));
@@ -255,7 +255,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &Workspace) {
                 cells.push(Cell::from(
                     r.score
                         .as_ref()
-                        .map(|(k, v)| format!("{} {v:.2}", short_score(k)))
+                        .map(|(k, v)| {
+                            if v.fract() == 0.0 {
+                                format!("{} {v:.0}", short_score(k))
+                            } else {
+                                format!("{} {v:.2}", short_score(k))
+                            }
+                        })
                         .unwrap_or_default(),
                 ));
             }

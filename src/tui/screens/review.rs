@@ -543,7 +543,7 @@ fn item_lines(
     ];
     if it.source() == Source::Annotated {
         head.push(Span::styled(
-            "  annotated: your text, the model's label",
+            "  annotated (the model's label)",
             theme.info(),
         ));
     }
