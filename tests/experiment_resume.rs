@@ -73,6 +73,16 @@ struct Setup {
 
 /// Runs seed 7 until it finishes or `stop_at` says to stop; returns the log.
 fn run(s: &Setup, out: &Path, stop_at: &dyn Fn(&str) -> bool) -> (anyhow::Result<()>, Vec<String>) {
+    run_arms(s, out, 7, &Arm::ALL, stop_at)
+}
+
+fn run_arms(
+    s: &Setup,
+    out: &Path,
+    seed: u64,
+    arms: &[Arm],
+    stop_at: &dyn Fn(&str) -> bool,
+) -> (anyhow::Result<()>, Vec<String>) {
     let ctx = Context {
         model: &s.loaded.model,
         tokenizer: &s.loaded.tokenizer,
@@ -96,7 +106,7 @@ fn run(s: &Setup, out: &Path, stop_at: &dyn Fn(&str) -> bool) -> (anyhow::Result
         cancel: &cancel,
     };
     experiment::claim(out, &s.spec).unwrap();
-    let r = experiment::run_seed(&ctx, &mut hooks, &s.spec, out, 7, &Arm::ALL);
+    let r = experiment::run_seed(&ctx, &mut hooks, &s.spec, out, seed, arms);
     (r, lines)
 }
 
@@ -208,6 +218,27 @@ fn a_stopped_experiment_resumes_from_its_last_finished_step() {
         std::fs::read(experiment::seed_dir(&whole, 7).join("generated.jsonl")).unwrap(),
         generated
     );
+
+    // Another sampling seed takes the zero-shot result over (its prompt holds no seeds) rather
+    // than scoring the test file again; its in-context arm is its own.
+    let (r, lines) = run_arms(&setup, &whole, 8, &[Arm::ZeroShot, Arm::Icl], &|_| false);
+    r.unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("zero-shot: the same for every seed")),
+        "{lines:?}"
+    );
+    let report = |seed: u64, arm: Arm| {
+        std::fs::read_to_string(
+            experiment::seed_dir(&whole, seed)
+                .join(arm.name())
+                .join("eval.json"),
+        )
+        .unwrap()
+    };
+    assert_eq!(report(8, Arm::ZeroShot), report(7, Arm::ZeroShot));
+    assert!(marker_path(&experiment::seed_dir(&whole, 8), "eval-icl").is_file());
 
     // Other settings in the same folder are refused, naming what differs.
     let mut other = setup.spec.clone();

@@ -13,7 +13,7 @@ use super::{Arm, DONE_DIR, ExperimentSpec, seed_dir};
 use crate::data::import::{Row, SampleOptions, sample_per_class};
 use crate::data::item::Verdict;
 use crate::data::task::{Example, Task};
-use crate::eval::report::Method;
+use crate::eval::report::{EvalReport, Method};
 use crate::eval::run::{EvalOptions, evaluate};
 use crate::llm::model::Llama;
 use crate::llm::tokenizer::TextTokenizer;
@@ -678,9 +678,47 @@ impl SeedRun<'_, '_> {
         })
     }
 
+    /// Another sampling seed's finished zero-shot evaluation: the zero-shot prompt holds no
+    /// seeds, so it is the same for every seed of the experiment.
+    fn earlier_zero_shot(&self) -> Option<(PathBuf, EvalReport)> {
+        let out = self.dir.parent()?;
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(out)
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|d| {
+                d != &self.dir
+                    && d.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("seed-"))
+            })
+            .collect();
+        dirs.sort();
+        dirs.into_iter().find_map(|d| {
+            let name = format!("eval-{}", Arm::ZeroShot.name());
+            read_marker(&d, &name).ok()??;
+            let report = EvalReport::load(&d.join(Arm::ZeroShot.name())).ok()?;
+            Some((d, report))
+        })
+    }
+
     fn evaluate(&mut self, arm: Arm) -> anyhow::Result<EvalDetail> {
-        let task = self.task()?;
         let run_dir = self.dir.join(arm.name());
+        if arm == Arm::ZeroShot
+            && let Some((from, report)) = self.earlier_zero_shot()
+        {
+            report
+                .save(&run_dir)
+                .with_context(|| format!("saving the evaluation in {}", run_dir.display()))?;
+            self.log(&format!(
+                "zero-shot: the same for every seed (no seeds in its prompt), taken from {}",
+                from.display()
+            ));
+            return Ok(EvalDetail {
+                accuracy: report.metrics.accuracy,
+                macro_f1: report.metrics.macro_f1,
+                n: report.metrics.n,
+            });
+        }
+        let task = self.task()?;
         let mut model = self.ctx.model.clone();
         let method = match arm {
             Arm::ZeroShot => Method::ZeroShot,
