@@ -39,27 +39,24 @@ impl Attention {
             Some((cache, layer)) => cache.append(layer, k, v),
             None => (k, v),
         };
-        let k = self.repeat_kv(k);
-        let v = self.repeat_kv(v);
+        // Grouped-query attention without copying K and V once per query head: the `group`
+        // query heads that share a K/V head are stacked as extra query rows of that head
+        // (query head h = kv·group + g, so [b, heads, s, d] → [b, kv, group·s, d]), and each
+        // stacked row keeps its position's mask row.
+        let group = self.num_heads / self.num_kv_heads;
+        let kv = self.num_kv_heads;
+        let d = self.head_dim;
+        let q = q.reshape([b, kv, group * s, d]);
         let [_, _, sq, sk] = mask.dims();
-        let mask = mask.expand([b, self.num_heads, sq, sk]);
+        let mask = mask
+            .unsqueeze_dim::<5>(2)
+            .expand([b, kv, group, sq, sk])
+            .reshape([b, kv, group * sq, sk]);
         let out = attention(q, k, v, Some(mask), None, AttentionModuleOptions::default());
         let out = out
+            .reshape([b, self.num_heads, s, d])
             .swap_dims(1, 2)
-            .reshape([b, s, self.num_heads * self.head_dim]);
+            .reshape([b, s, self.num_heads * d]);
         self.o_proj.forward(out)
-    }
-
-    /// Shares each key/value head with its group of query heads, in the order transformers'
-    /// `repeat_kv` uses (head `h` reads kv head `h / group`).
-    fn repeat_kv(&self, t: Tensor<4>) -> Tensor<4> {
-        let group = self.num_heads / self.num_kv_heads;
-        if group == 1 {
-            return t;
-        }
-        let [b, h, l, d] = t.dims();
-        t.unsqueeze_dim::<5>(2)
-            .expand([b, h, group, l, d])
-            .reshape([b, h * group, l, d])
     }
 }
