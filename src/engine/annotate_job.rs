@@ -6,8 +6,6 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
-use anyhow::Context;
-
 use super::command::AnnotateRequest;
 use super::event::{Event, JobId, JobKind};
 use super::generate_job::{primed_filters, task_of};
@@ -20,6 +18,7 @@ use crate::pipeline::annotate::judge;
 use crate::pipeline::classify::{Classifier, ClassifierOptions};
 use crate::pipeline::filters::stages::consistency_classifier;
 use crate::pipeline::prompt::Templates;
+use crate::train::peft::with_adapter;
 
 /// Texts labelled together: big enough to batch, small enough for the UI to see progress.
 const BATCH: usize = 16;
@@ -52,15 +51,11 @@ pub fn run(
     let task = task_of(ws);
     let templates = Templates::for_task(&task)?;
     // A classifier adapter labels zero-shot, as it was trained; the base model reads the seeds.
-    let adapted = match &request.adapter {
-        Some(dir) => {
-            let mut m = model.model.clone();
-            crate::train::peft::load_adapter(&mut m, dir)
-                .with_context(|| format!("loading the adapter in {}", dir.display()))?;
-            Some(m)
-        }
-        None => None,
-    };
+    let adapted = request
+        .adapter
+        .as_deref()
+        .map(|dir| with_adapter(&model.model, dir))
+        .transpose()?;
     let options = match adapted {
         Some(_) => ClassifierOptions::default(),
         None => consistency_classifier(&task, &request.filters),

@@ -228,20 +228,20 @@ pub fn run(
             index: i,
             count: targets.len(),
         });
-        let with_adapter;
+        let adapted;
         let (m, adapter) = match target {
-            Target::Lora(dir) => {
-                // A clone: the adapter must not stay on the model the engine generates with.
-                let mut m = model.model.clone();
-                if let Err(e) = peft::load_adapter(&mut m, dir) {
+            Target::Lora(dir) => match peft::with_adapter(&model.model, dir) {
+                Ok(m) => {
+                    adapted = m;
+                    (&adapted, Some(dir.as_path()))
+                }
+                Err(e) => {
                     let msg = format!("{name}: cannot load its adapter: {e:#}");
                     events.send(Event::Log(format!("error: {msg}")));
                     failed.push(msg);
                     continue;
                 }
-                with_adapter = m;
-                (&with_adapter, Some(dir.as_path()))
-            }
+            },
             _ => (&model.model, None),
         };
         // Calibration corrects the base model's prior over label words; a LoRA run was

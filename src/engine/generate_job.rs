@@ -5,7 +5,6 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use anyhow::Context;
 use serde_json::json;
 
 use super::event::{Event, JobId};
@@ -23,6 +22,7 @@ use crate::pipeline::filters::stages::{
 use crate::pipeline::filters::{FilterSettings, Filters};
 use crate::pipeline::generate::{self, GenerateEvent, GenerateSettings};
 use crate::pipeline::prompt::Templates;
+use crate::train::peft::with_adapter;
 
 /// Items whose label consistency is checked together.
 const CLASSIFY_BATCH: usize = 8;
@@ -82,15 +82,10 @@ pub fn run(
     let (settings, filter_settings) = (request.settings, request.filters);
     // The writer: the base model, or a copy carrying the adapter (the engine's model must stay
     // the base one for the label check and every later job).
-    let adapted = match request.adapter {
-        Some(dir) => {
-            let mut m = model.model.clone();
-            crate::train::peft::load_adapter(&mut m, dir)
-                .with_context(|| format!("loading the adapter in {}", dir.display()))?;
-            Some(m)
-        }
-        None => None,
-    };
+    let adapted = request
+        .adapter
+        .map(|dir| with_adapter(&model.model, dir))
+        .transpose()?;
     let writer = adapted.as_ref().unwrap_or(&model.model);
     let task = task_of(ws);
     let templates = Templates::for_task(&task)?;

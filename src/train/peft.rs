@@ -331,6 +331,15 @@ fn read_f32(view: &safetensors::tensor::TensorView<'_>) -> Result<Vec<f32>, Stri
     })
 }
 
+/// A copy of `model` carrying the adapter in `dir`, for a job that must leave the shared base
+/// model as it is (the engine's model serves every later job).
+pub fn with_adapter(model: &Llama, dir: &Path) -> anyhow::Result<Llama> {
+    let mut m = model.clone();
+    load_adapter(&mut m, dir)
+        .map_err(|e| e.context(format!("loading the adapter in {}", dir.display())))?;
+    Ok(m)
+}
+
 /// Loads the PEFT LoRA adapter in `dir` (written by seedforge or by PEFT) onto `model`, replacing
 /// any adapters it has. Every module named in the file must exist in the model with matching
 /// shapes; errors name the file and the tensor.
