@@ -4,16 +4,15 @@
 
 mod common;
 
+use common::engine::{next, until_end};
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use seedforge::data::item::Source;
 use seedforge::data::task::Task;
 use seedforge::data::workspace::Workspace;
-use seedforge::engine::{
-    AnnotateRequest, Command, Engine, EngineConfig, Event, JobKind, ModelEvent, Sink,
-};
-use seedforge::llm::device::DeviceChoice;
+use seedforge::engine::{AnnotateRequest, Command, Engine, Event, JobKind};
 use seedforge::pipeline::filters::FilterSettings;
 use seedforge::pipeline::filters::stages::STAGES;
 use seedforge::pipeline::generate::GenerateSettings;
@@ -31,29 +30,8 @@ fn setup() -> (
     let seeds = std::mem::take(&mut task.seeds);
     let ws = Workspace::create(&tmp.path().join("ws"), &task, &seeds).unwrap();
     let ws = Arc::new(Mutex::new(ws));
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let engine = Engine::start(
-        EngineConfig {
-            model: Some(model),
-            device: DeviceChoice::Cpu,
-        },
-        ws.clone(),
-        Sink::new(tx),
-    );
+    let (engine, rx) = common::engine::start(model, ws.clone());
     (tmp, ws, engine, rx)
-}
-
-fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Event>) -> Event {
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        match rx.try_recv() {
-            Ok(e) => return e,
-            Err(_) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(5))
-            }
-            Err(e) => panic!("no event within 120 s: {e:?}"),
-        }
-    }
 }
 
 fn settings(per_class: usize) -> GenerateSettings {
@@ -81,7 +59,6 @@ fn generation_journals_items_and_verdicts_before_announcing_them() {
     let mut verdicts = 0;
     loop {
         match next(&mut rx) {
-            Event::Model(ModelEvent::Failed(e)) => panic!("model failed: {e}"),
             Event::ItemAdded { item, .. } => {
                 // Announced only once it is in the journal.
                 assert!(ws.lock().unwrap().state().get(item.as_str()).is_some());
@@ -192,21 +169,7 @@ fn annotate(
             filters: FilterSettings::default(),
         })))
         .unwrap();
-    let mut events = Vec::new();
-    loop {
-        let e = next(rx);
-        let end = matches!(
-            e,
-            Event::JobFinished { .. } | Event::JobFailed { .. } | Event::JobCancelled { .. }
-        );
-        if let Event::Model(ModelEvent::Failed(m)) = &e {
-            panic!("model failed: {m}");
-        }
-        events.push(e);
-        if end {
-            return events;
-        }
-    }
+    until_end(rx)
 }
 
 #[test]

@@ -5,19 +5,17 @@
 
 mod common;
 
+use common::engine::{next, until_end};
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use seedforge::data::import::ImportOptions;
 use seedforge::data::item::{Item, Source};
 use seedforge::data::task::Task;
 use seedforge::data::workspace::Workspace;
-use seedforge::engine::{
-    Command, Engine, EngineConfig, EvalRequest, Event, JobKind, ModelEvent, Sink, TrainRequest,
-};
+use seedforge::engine::{Command, Engine, EvalRequest, Event, JobKind, TrainRequest};
 use seedforge::eval::report::{EvalReport, Method};
-use seedforge::llm::device::DeviceChoice;
 use seedforge::pipeline::filters::FilterSettings;
 use seedforge::pipeline::generate::GenerateSettings;
 use seedforge::train::trainer::TrainConfig;
@@ -53,50 +51,12 @@ fn setup() -> Setup {
         }
     }
     let ws = Arc::new(Mutex::new(ws));
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let engine = Engine::start(
-        EngineConfig {
-            model: Some(model),
-            device: DeviceChoice::Cpu,
-        },
-        ws.clone(),
-        Sink::new(tx),
-    );
+    let (engine, rx) = common::engine::start(model, ws.clone());
     Setup {
         tmp,
         ws,
         engine,
         rx,
-    }
-}
-
-fn next(rx: &mut UnboundedReceiver<Event>) -> Event {
-    let deadline = std::time::Instant::now() + Duration::from_secs(300);
-    loop {
-        match rx.try_recv() {
-            Ok(Event::Model(ModelEvent::Failed(e))) => panic!("model failed: {e}"),
-            Ok(e) => return e,
-            Err(_) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(5))
-            }
-            Err(e) => panic!("no event within 300 s: {e:?}"),
-        }
-    }
-}
-
-/// Every event up to and including the job's end.
-fn until_end(rx: &mut UnboundedReceiver<Event>) -> Vec<Event> {
-    let mut out = Vec::new();
-    loop {
-        let e = next(rx);
-        let end = matches!(
-            e,
-            Event::JobFinished { .. } | Event::JobCancelled { .. } | Event::JobFailed { .. }
-        );
-        out.push(e);
-        if end {
-            return out;
-        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Shared by the integration tests: where the real model and the shared material are.
 #![allow(dead_code)]
 
+pub mod engine;
 pub mod tiny;
 
 use std::path::PathBuf;
