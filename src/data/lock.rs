@@ -1,16 +1,14 @@
 //! One writer per workspace: `<workspace>/.seedforge.lock`.
 //!
 //! The file holds the holder's pid, host and start time, so a refusal can name who holds it. The
-//! lock itself is an OS advisory lock (`flock`) on that file: the kernel drops it when the holder
+//! lock itself is the OS's exclusive file lock on that file, through std's portable
+//! [`File::try_lock`] (`flock` on Unix, `LockFileEx` on Windows): the OS drops it when the holder
 //! dies, however it dies, so a lock file left by a killed process is stale by construction and
-//! is simply taken over (and reported). On file systems without `flock` the pid decides instead:
-//! a lock file naming a pid on this host that no longer exists (`kill(pid, 0)` gives `ESRCH`) is
-//! stale.
+//! is simply taken over (and reported). On file systems without file locks the pid decides
+//! instead: a lock file naming a pid on this host that no longer exists is stale.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, Write};
-use std::os::unix::fs::MetadataExt;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 pub const LOCK_FILE: &str = ".seedforge.lock";
@@ -117,7 +115,7 @@ impl WorkspaceLock {
                 .truncate(false)
                 .open(&path)
                 .map_err(io_err)?;
-            match flock(&file) {
+            match file.try_lock() {
                 Ok(()) => {
                     if !same_file(&file, &path) {
                         continue;
@@ -129,10 +127,11 @@ impl WorkspaceLock {
                         stale: previous,
                     });
                 }
-                Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => {
-                    // The holder writes its pid just after locking; give it a moment.
+                Err(TryLockError::WouldBlock) => {
+                    // The holder writes its pid just after locking; give it a moment. Where the
+                    // lock also bars reading (Windows), the holder stays unnamed.
                     for _ in 0..50 {
-                        if let Some(holder) = read_holder(&mut file).map_err(io_err)? {
+                        if let Ok(Some(holder)) = read_holder(&mut file) {
                             return Err(LockError::InUse {
                                 dir: dir.to_path_buf(),
                                 holder,
@@ -149,8 +148,10 @@ impl WorkspaceLock {
                         },
                     });
                 }
-                Err(e) if no_flock_support(&e) => return Self::acquire_by_pid(dir, path, file),
-                Err(e) => return Err(io_err(e)),
+                Err(TryLockError::Error(e)) if no_lock_support(&e) => {
+                    return Self::acquire_by_pid(dir, path, file);
+                }
+                Err(TryLockError::Error(e)) => return Err(io_err(e)),
             }
         }
         Err(io_err(io::Error::other(
@@ -158,7 +159,7 @@ impl WorkspaceLock {
         )))
     }
 
-    /// Fallback where the file system has no `flock`: the pid in the file decides.
+    /// Fallback where the file system has no file locks: the pid in the file decides.
     fn acquire_by_pid(dir: &Path, path: PathBuf, mut file: File) -> Result<Acquired, LockError> {
         let io_err = |source| LockError::Io {
             path: path.clone(),
@@ -188,35 +189,48 @@ impl WorkspaceLock {
 
 impl Drop for WorkspaceLock {
     fn drop(&mut self) {
-        // Unlink while still holding the flock, and only our own file; closing releases it.
+        // Unlink while still holding the lock, and only our own file; closing releases it.
         if same_file(&self.file, &self.path) {
             let _ = fs::remove_file(&self.path);
         }
     }
 }
 
-fn flock(file: &File) -> io::Result<()> {
-    // SAFETY: flock on a valid open descriptor has no memory-safety preconditions.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+/// A file system that cannot lock (some network mounts): std reports `Unsupported`, or the
+/// OS's own code passes through.
+fn no_lock_support(e: &io::Error) -> bool {
+    if e.kind() == io::ErrorKind::Unsupported {
+        return true;
+    }
+    #[cfg(unix)]
+    {
+        matches!(
+            e.raw_os_error(),
+            Some(libc::ENOLCK) | Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS)
+        )
+    }
+    #[cfg(not(unix))]
+    {
+        false
     }
 }
 
-fn no_flock_support(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::ENOLCK) | Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS)
-    )
-}
-
+/// Whether `file` is still the file at `path`: another process may have unlinked the lock file
+/// (dropping its lock) and made a new one between our open and our lock.
+#[cfg(unix)]
 fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
     match (file.metadata(), fs::metadata(path)) {
         (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
         _ => false,
     }
+}
+
+/// Elsewhere std has no stable file identity; a file that is open cannot be replaced by a new
+/// one of the same name on Windows while we hold it, so only its existence is checked.
+#[cfg(not(unix))]
+fn same_file(_file: &File, path: &Path) -> bool {
+    path.is_file()
 }
 
 fn read_holder(file: &mut File) -> io::Result<Option<LockHolder>> {
@@ -235,6 +249,7 @@ fn write_holder(file: &mut File) -> io::Result<()> {
 
 /// `kill(pid, 0)`: the process exists unless the kernel says `ESRCH` (`EPERM` means it exists
 /// but belongs to someone else).
+#[cfg(unix)]
 pub fn pid_alive(pid: u32) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return false;
@@ -247,6 +262,19 @@ pub fn pid_alive(pid: u32) -> bool {
     rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
+/// Without a portable way to ask, a pid is taken to be alive: the pid fallback then refuses
+/// rather than take over a lock that may still be held.
+#[cfg(not(unix))]
+pub fn pid_alive(pid: u32) -> bool {
+    pid != 0
+}
+
+#[cfg(not(unix))]
+fn hostname() -> String {
+    std::env::var("COMPUTERNAME").unwrap_or_default()
+}
+
+#[cfg(unix)]
 fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it or fails.
@@ -281,6 +309,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)]
     fn lock_file_of_a_dead_process_is_taken_over_and_reported() {
         let dir = tempfile::tempdir().unwrap();
         // A pid that certainly is dead: a child we started and reaped.
@@ -308,6 +337,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)]
     fn pid_liveness() {
         assert!(pid_alive(std::process::id()));
         assert!(!pid_alive(0));

@@ -151,6 +151,8 @@ impl Task {
     }
 
     /// Loads a task from a folder (`task.toml` + optional `seeds.jsonl`) or a single TOML file.
+    /// A folder holding [`PENDING_SEEDS_FILE`] is in the middle of moving its inline seeds out
+    /// of `task.toml`: that file is then the whole seed list, and the other two hold none of it.
     pub fn load(path: &Path) -> Result<Task, TaskError> {
         let (toml_path, seeds_path) = if path.is_dir() {
             (path.join("task.toml"), Some(path.join("seeds.jsonl")))
@@ -165,7 +167,10 @@ impl Task {
             path: toml_path.clone(),
             message: e.to_string(),
         })?;
-        if let Some(seeds_path) = seeds_path.filter(|p| p.exists()) {
+        let pending = path.is_dir().then(|| path.join(PENDING_SEEDS_FILE));
+        if let Some(pending) = pending.filter(|p| p.exists()) {
+            task.seeds = read_seeds_jsonl(&pending)?;
+        } else if let Some(seeds_path) = seeds_path.filter(|p| p.exists()) {
             task.seeds.extend(read_seeds_jsonl(&seeds_path)?);
         }
         if let (Some(dir), Some(prompts)) = (toml_path.parent(), task.prompts.as_ref())
@@ -183,6 +188,10 @@ impl Task {
         task
     }
 }
+
+/// The new seed list while a workspace moves its inline seeds out of `task.toml`
+/// (`Workspace::set_seeds`); renamed to `seeds.jsonl` once `task.toml` holds none.
+pub const PENDING_SEEDS_FILE: &str = "seeds.jsonl.pending";
 
 /// The bundled demo task, compiled in so the workbench works from any folder.
 pub const DEMO_TASK_TOML: &str = include_str!("../../assets/demo/task.toml");

@@ -22,7 +22,7 @@ use super::journal::{self, JOURNAL_FILE, JournalError, JournalWriter, TornLine};
 use super::lock::{LockError, LockHolder, WorkspaceLock};
 use super::record::{Record, RecordBody, Seq};
 use super::state::{Applied, State, StateError};
-use super::task::{Example, Task, TaskError};
+use super::task::{Example, PENDING_SEEDS_FILE, Task, TaskError};
 
 pub const TASK_FILE: &str = "task.toml";
 pub const SEEDS_FILE: &str = "seeds.jsonl";
@@ -208,6 +208,11 @@ impl Workspace {
         let mut warnings: Vec<OpenWarning> = Vec::new();
         if let Some(h) = acquired.stale {
             warnings.push(OpenWarning::StaleLock(h));
+        }
+        // A seed move that a crash interrupted is finished before anything reads the seeds.
+        if dir.join(PENDING_SEEDS_FILE).exists() {
+            drop_inline_seeds(dir)?;
+            commit_pending_seeds(dir)?;
         }
         let task = Task::load(dir)?;
         let journal_path = dir.join(JOURNAL_FILE);
@@ -407,8 +412,17 @@ impl Workspace {
                 });
             }
         }
-        self.move_inline_seeds_out_of_task_toml()?;
-        write_seeds(&self.dir, &seeds)?;
+        if has_inline_seeds(&self.dir)? {
+            // Two files change, so the order matters: the new list is written whole beside
+            // them first, and while it exists it alone is the seed list (`Task::load`); then
+            // task.toml loses its inline seeds, then the list takes seeds.jsonl's place. A crash
+            // after any step loads either the old list or the new one, nothing lost or doubled.
+            write_seeds_to(&self.dir.join(PENDING_SEEDS_FILE), &seeds)?;
+            drop_inline_seeds(&self.dir)?;
+            commit_pending_seeds(&self.dir)?;
+        } else {
+            write_seeds(&self.dir, &seeds)?;
+        }
         self.task.seeds = seeds;
         Ok(())
     }
@@ -429,19 +443,6 @@ impl Workspace {
         }
         seeds.remove(index);
         self.set_seeds(seeds)
-    }
-
-    /// Seeds written inline in task.toml would be read twice once seeds.jsonl holds them all.
-    fn move_inline_seeds_out_of_task_toml(&mut self) -> Result<()> {
-        let path = self.dir.join(TASK_FILE);
-        let text = fs::read_to_string(&path).map_err(io_err("cannot read", &path))?;
-        let has_inline = toml::from_str::<Task>(&text).is_ok_and(|t| !t.seeds.is_empty());
-        if has_inline {
-            let mut task = self.task.clone();
-            task.seeds.clear();
-            write_task_toml(&self.dir, &task)?;
-        }
-        Ok(())
     }
 
     pub fn runs_dir(&self) -> PathBuf {
@@ -532,16 +533,51 @@ fn write_task_toml(dir: &Path, task: &Task) -> Result<()> {
     super::atomic::write_atomic_bytes(&path, text.as_bytes()).map_err(io_err("cannot write", &path))
 }
 
+/// Whether task.toml carries seeds inline (a task folder made by hand); a workspace keeps them
+/// in seeds.jsonl, where they would otherwise be read twice once it holds them all.
+fn has_inline_seeds(dir: &Path) -> Result<bool> {
+    let path = dir.join(TASK_FILE);
+    let text = fs::read_to_string(&path).map_err(io_err("cannot read", &path))?;
+    Ok(toml::from_str::<Task>(&text).is_ok_and(|t| !t.seeds.is_empty()))
+}
+
+/// Rewrites task.toml without its inline seeds, from its own text (so a relative `prompts`
+/// path stays relative).
+fn drop_inline_seeds(dir: &Path) -> Result<()> {
+    let path = dir.join(TASK_FILE);
+    let text = fs::read_to_string(&path).map_err(io_err("cannot read", &path))?;
+    let mut task: Task = toml::from_str(&text).map_err(|e| TaskError::Parse {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    if task.seeds.is_empty() {
+        return Ok(());
+    }
+    task.seeds.clear();
+    write_task_toml(dir, &task)
+}
+
+/// The last step of a seed move: the pending list becomes seeds.jsonl.
+fn commit_pending_seeds(dir: &Path) -> Result<()> {
+    let pending = dir.join(PENDING_SEEDS_FILE);
+    let seeds = dir.join(SEEDS_FILE);
+    fs::rename(&pending, &seeds).map_err(io_err("cannot rename to seeds.jsonl", &pending))?;
+    sync_dir(dir).map_err(io_err("cannot sync folder", dir))
+}
+
 fn write_seeds(dir: &Path, seeds: &[Example]) -> Result<()> {
-    let path = dir.join(SEEDS_FILE);
-    write_atomic(&path, |w| {
+    write_seeds_to(&dir.join(SEEDS_FILE), seeds)
+}
+
+fn write_seeds_to(path: &Path, seeds: &[Example]) -> Result<()> {
+    write_atomic(path, |w| {
         for s in seeds {
             serde_json::to_writer(&mut *w, s)?;
             w.write_all(b"\n")?;
         }
         Ok(())
     })
-    .map_err(io_err("cannot write seeds to", &path))
+    .map_err(io_err("cannot write seeds to", path))
 }
 
 fn no_seed(index: usize) -> WorkspaceError {
@@ -716,6 +752,59 @@ mod tests {
         assert_eq!(t.seeds.len(), 8);
         assert_eq!(t.seeds[0].text, "Hated it.");
         assert_eq!(t.seeds[7].text, "Loved it.");
+    }
+
+    #[test]
+    fn moving_inline_seeds_loses_and_doubles_nothing_wherever_a_crash_stops_it() {
+        // task.toml written by hand with two seeds inline, the other six in seeds.jsonl; adding
+        // a seed moves the inline ones out. `done` is how many of the move's three steps ran
+        // before the crash.
+        for done in 0..=3 {
+            let (dir, ws) = new_ws();
+            let root = dir.path().join("ws");
+            let old = ws.seeds().to_vec();
+            let mut inline = Task::demo();
+            inline.seeds = old[..2].to_vec();
+            fs::write(root.join(TASK_FILE), toml::to_string(&inline).unwrap()).unwrap();
+            write_seeds(&root, &old[2..]).unwrap();
+            drop(ws);
+            let mut ws = Workspace::open(&root).unwrap();
+            assert_eq!(ws.seeds(), old, "inline seeds come first");
+            let mut new = old.clone();
+            new[0].text = "Edited: a warm film.".into();
+            new.push(Example {
+                text: "Loved it.".into(),
+                label: "positive".into(),
+            });
+            if done == 3 {
+                ws.set_seeds(new.clone()).unwrap();
+            } else {
+                if done >= 1 {
+                    write_seeds_to(&root.join(PENDING_SEEDS_FILE), &new).unwrap();
+                }
+                if done >= 2 {
+                    drop_inline_seeds(&root).unwrap();
+                }
+            }
+            drop(ws);
+            // What any reader sees at the crash: the old list before the first step is done,
+            // the new one after it.
+            let want = if done == 0 { &old } else { &new };
+            assert_eq!(
+                &Task::load(&root).unwrap().seeds,
+                want,
+                "after {done} steps"
+            );
+            // Opening again finishes the move.
+            let ws = Workspace::open(&root).unwrap();
+            assert_eq!(ws.seeds(), want.as_slice(), "reopened after {done} steps");
+            assert!(!root.join(PENDING_SEEDS_FILE).exists());
+            if done > 0 {
+                assert!(!has_inline_seeds(&root).unwrap(), "after {done} steps");
+                let jsonl = fs::read_to_string(root.join(SEEDS_FILE)).unwrap();
+                assert_eq!(jsonl.lines().count(), new.len());
+            }
+        }
     }
 
     #[test]
