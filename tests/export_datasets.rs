@@ -1,9 +1,12 @@
 //! The exported files are flat tables with one type per column, as Hugging Face `datasets`
-//! needs to load them as they are. When a Python with `datasets` is found
-//! (`SEEDFORGE_PYTHON`, else the project's peer venv), it loads them for real.
+//! needs to load them as they are, and `datasets` itself loads them, in the peers' Python venv
+//! (`../shared/peers/setup.sh`, then `pip install datasets` in it; `.ci/run` does both). Without
+//! it that test fails with the commands to run.
+
+mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use seedforge::data::export::{ExportFormat, export_accepted, export_rejected};
 use seedforge::data::task::Task;
@@ -141,26 +144,9 @@ fn accepted_and_rejected_jsonl_are_flat_with_one_type_per_column() {
     }
 }
 
-fn python_with_datasets() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("SEEDFORGE_PYTHON").map(PathBuf::from),
-        std::env::var_os("HOME")
-            .map(|h| PathBuf::from(h).join(".cache/seedforge-peers/venv/bin/python")),
-    ];
-    candidates.into_iter().flatten().find(|p| {
-        std::process::Command::new(p)
-            .args(["-c", "import datasets"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
-}
-
 #[test]
-fn hugging_face_datasets_loads_the_exports_when_available() {
-    let Some(py) = python_with_datasets() else {
-        eprintln!("no Python with `datasets` here: the by-construction checks above stand alone");
-        return;
-    };
+fn hugging_face_datasets_loads_the_exports() {
+    let py = common::peer_python(&["datasets"]);
     let tmp = tempfile::tempdir().unwrap();
     let ws = workspace(&tmp.path().join("ws"));
     let jsonl = tmp.path().join("train.jsonl");

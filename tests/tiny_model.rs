@@ -42,6 +42,7 @@ fn gguf_and_safetensors_folders_compute_the_same_function() {
             &StepLayout::for_prompts(&[ids.len()]),
             None,
         ))
+        .unwrap()
     };
     let (la, lb) = (logits(&a), logits(&b));
     let worst = la
@@ -54,8 +55,8 @@ fn gguf_and_safetensors_folders_compute_the_same_function() {
         "GGUF and safetensors logits differ by {worst}"
     );
     assert_eq!(
-        greedy(&a.model, &ids, 10, &[]),
-        greedy(&b.model, &ids, 10, &[])
+        greedy(&a.model, &ids, 10, &[]).unwrap(),
+        greedy(&b.model, &ids, 10, &[]).unwrap()
     );
 }
 

@@ -1,24 +1,15 @@
 //! An adapter trained and saved by seedforge, loaded by Hugging Face PEFT on the transformers
 //! peer (`shared/peers/peft_logits.py`), gives the same next-token ranking and logits as
-//! seedforge with the adapter loaded. Needs the peers' Python venv (`shared/peers/setup.sh`),
-//! so it is `--ignored`; it fails (never passes silently) when the venv is missing:
-//!
-//! `cargo test --release --test train_interop -- --ignored --nocapture`
+//! seedforge with the adapter loaded. Needs the peers' Python venv (`../shared/peers/setup.sh`,
+//! which `.ci/run` runs); it fails (never passes silently) when the venv is missing, saying so.
 
 mod common;
 
 use std::process::Command;
 
 #[test]
-#[ignore = "needs the peers' venv (shared/peers/setup.sh); run with --ignored"]
 fn seedforge_adapter_loads_in_peft_with_the_same_logits() {
-    let python = seedforge::train::bench::peer_python();
-    assert!(
-        python.is_file(),
-        "{} is missing: run shared/peers/setup.sh first (it creates the venv with torch, \
-         transformers and peft)",
-        python.display()
-    );
+    common::peer_python(&["torch", "transformers", "peft"]);
     let bin = env!("CARGO_BIN_EXE_seedforge");
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");

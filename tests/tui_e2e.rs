@@ -31,10 +31,11 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Sends keys in order (tmux delivers them in order); what they did is read with
+    /// [`Tmux::wait_for`], never after a fixed pause: the model competes for the 2 cores.
     fn keys(&self, keys: &[&str]) {
         for k in keys {
             self.run(&["send-keys", "-t", "main", k]);
-            std::thread::sleep(Duration::from_millis(120));
         }
     }
 
@@ -197,16 +198,15 @@ fn generate_review_undo_and_quit_in_a_real_terminal() {
 
     // Generate: 3 per class.
     tmux.keys(&["2", "Enter", "3", "Enter"]);
-    let settings = tmux.screen();
-    let per_class = settings
-        .lines()
-        .find(|l| l.contains("per class"))
-        .and_then(|l| l.split('│').nth(1))
-        .map(|cell| cell.trim_end().to_string());
-    assert!(
-        per_class.as_deref().is_some_and(|c| c.ends_with(" 3")),
-        "{settings}"
-    );
+    let per_class = |s: &str| {
+        s.lines()
+            .find(|l| l.contains("per class"))
+            .and_then(|l| l.split('│').nth(1))
+            .map(|cell| cell.trim_end().to_string())
+    };
+    tmux.wait_for("per class set to 3", Duration::from_secs(10), |s| {
+        per_class(s).is_some_and(|c| c.ends_with(" 3"))
+    });
     let mut rounds = 0;
     loop {
         rounds += 1;
@@ -237,27 +237,32 @@ fn generate_review_undo_and_quit_in_a_real_terminal() {
         tmux.keys(&["Up", "Up", "Up", "Up", "Up", "Up"]);
     }
 
-    // Every screen during real work.
+    // Every screen during real work, each read once it shows what it must.
+    let wait = Duration::from_secs(10);
     tmux.keys(&["4"]);
-    let rejected = tmux.screen();
+    let rejected = tmux.wait_for("the Rejected screen", wait, |s| s.contains("╭ Rejected"));
     show("rejected", &rejected);
+    let any_rejected = !rejected.contains("Nothing rejected yet.");
     tmux.keys(&["Enter"]);
-    let detail = tmux.screen();
+    let detail = tmux.wait_for("the item's detail", wait, |s| {
+        !any_rejected || s.contains("Item g-")
+    });
     show("rejected: item", &detail);
     tmux.keys(&["Escape", "5"]);
-    let train = tmux.screen();
+    let train = tmux.wait_for("the Train screen", wait, |s| {
+        s.contains("No training run yet")
+    });
     show("train", &train);
-    assert!(train.contains("No training run yet"), "{train}");
     tmux.keys(&["6"]);
-    show("evaluate", &tmux.screen());
+    let evaluate = tmux.wait_for("the Evaluate screen", wait, |s| s.contains("Test set"));
+    show("evaluate", &evaluate);
     tmux.keys(&["1"]);
-    let seeds = tmux.screen();
+    let seeds = tmux.wait_for("the Seeds screen", wait, |s| s.contains("The plot wanders"));
     show("seeds", &seeds);
-    assert!(seeds.contains("The plot wanders"), "{seeds}");
 
     // Review: accept two, reject one, undo the rejection.
     tmux.keys(&["3"]);
-    let review = tmux.screen();
+    let review = tmux.wait_for("the Review screen", wait, |s| s.contains("╭ Review ·"));
     show("review", &review);
     let a = review_item(&review);
     tmux.keys(&["a"]);

@@ -2,9 +2,10 @@
 //! and nothing already written is lost.
 //!
 //! Tests run as root here, and root ignores directory permissions, so the real conditions are a
-//! tiny tmpfs and a read-only mount. Where mounting is not permitted the tmpfs tests say so and
-//! return; the file-size-limit test (RLIMIT_FSIZE, which makes the kernel cut a write short
-//! exactly as a full disk does) needs no privilege and always runs.
+//! tiny tmpfs and a read-only mount. The tmpfs tests must run as root (as CI does): elsewhere they
+//! fail saying so rather than pass without checking anything. The file-size-limit test
+//! (RLIMIT_FSIZE, which makes the kernel cut a write short exactly as a full disk does) needs no
+//! privilege.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,17 +20,23 @@ use seedforge::data::{Item, Source, Status, Workspace, WorkspaceError};
 struct Mount(PathBuf);
 
 impl Mount {
-    fn tmpfs(dir: &Path, size: &str) -> Option<Mount> {
+    /// A tmpfs of `size` on `dir`; fails the test when it cannot be mounted.
+    fn tmpfs(dir: &Path, size: &str) -> Mount {
         std::fs::create_dir_all(dir).unwrap();
-        let ok = Command::new("mount")
+        let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(dir)
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !ok {
-            eprintln!("cannot mount a tmpfs here (not root?): this test checks nothing more");
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Mount(dir.to_path_buf()),
+            Ok(o) => panic!(
+                "mount -t tmpfs {} failed: {}; this test must run as root (CI runs as root: \
+                 sudo cargo test --release --test workspace_disk)",
+                dir.display(),
+                String::from_utf8_lossy(&o.stderr).trim()
+            ),
+            Err(e) => panic!("cannot run mount ({e}); this test needs mount and root"),
         }
-        ok.then(|| Mount(dir.to_path_buf()))
     }
 
     fn remount(&self, opts: &str) {
@@ -59,9 +66,7 @@ fn text_of(n: usize, len: usize) -> String {
 #[test]
 fn disk_full_fails_clearly_and_keeps_everything_confirmed() {
     let tmp = tempfile::tempdir().unwrap();
-    let Some(mnt) = Mount::tmpfs(&tmp.path().join("mnt"), "256k") else {
-        return;
-    };
+    let mnt = Mount::tmpfs(&tmp.path().join("mnt"), "256k");
     let dir = mnt.0.join("ws");
     let mut ws = Workspace::create(&dir, &Task::demo(), &[]).unwrap();
     let seeds_before = std::fs::read(dir.join(SEEDS_FILE)).unwrap();
@@ -154,9 +159,7 @@ fn ws_items(confirmed: &[seedforge::data::ItemId]) -> usize {
 #[test]
 fn read_only_workspace_cannot_be_opened_for_writing_but_reads_whole() {
     let tmp = tempfile::tempdir().unwrap();
-    let Some(mnt) = Mount::tmpfs(&tmp.path().join("mnt"), "4m") else {
-        return;
-    };
+    let mnt = Mount::tmpfs(&tmp.path().join("mnt"), "4m");
     let dir = mnt.0.join("ws");
     let mut ws = Workspace::create(&dir, &Task::demo(), &[]).unwrap();
     let a = ws

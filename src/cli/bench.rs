@@ -406,8 +406,8 @@ fn peft_interop(args: PeftArgs) -> anyhow::Result<()> {
                 None,
             ))
         };
-        let logits = run(&loaded.model);
-        let base = run(&base_model);
+        let logits = run(&loaded.model)?;
+        let base = run(&base_model)?;
         let effect = p
             .top
             .iter()

@@ -152,7 +152,7 @@ pub fn run(cmd: InspectCommand) -> anyhow::Result<()> {
                 tokens_tensor(std::slice::from_ref(&ids), 0, &device),
                 &layout,
                 None,
-            ));
+            ))?;
             let out = LogitsOut {
                 prompt_ids: ids,
                 top: top_k(&logits, top)
@@ -193,7 +193,7 @@ pub fn run(cmd: InspectCommand) -> anyhow::Result<()> {
             } else {
                 loaded.tokenizer.stop_ids()
             };
-            let ids = greedy(&loaded.model, &prompt_ids, max_tokens, &stop);
+            let ids = greedy(&loaded.model, &prompt_ids, max_tokens, &stop)?;
             let out = GenerateOut {
                 text: loaded.tokenizer.decode(&ids, false)?,
                 prompt_ids,

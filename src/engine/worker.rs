@@ -41,6 +41,29 @@ fn load_model(config: &EngineConfig, events: &Sink) -> Result<(LoadedModel, Stri
     Ok((loaded, selected.label))
 }
 
+/// What a caught panic says (its `&str` or `String` payload).
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Runs `load`, turning a panic into an error: uncaught, it would end the worker thread
+/// silently (the panic hook keeps other threads off the screen) and leave the status bar on
+/// "Loading" for good, with every job refused without a reason.
+fn load_guarded<T>(load: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(load)).unwrap_or_else(|panic| {
+        Err(format!(
+            "internal error while loading the model: {}",
+            panic_text(&*panic)
+        ))
+    })
+}
+
+type Loader = fn(&EngineConfig, &Sink) -> Result<(LoadedModel, String), String>;
+
 pub(super) fn run(
     config: EngineConfig,
     ws: Arc<Mutex<Workspace>>,
@@ -48,7 +71,19 @@ pub(super) fn run(
     control: Arc<JobControl>,
     events: Sink,
 ) {
-    let model = load_model(&config, &events);
+    run_with(load_model, config, ws, commands, control, events)
+}
+
+/// [`run`] with the model loaded by `loader` (a test passes one that panics).
+fn run_with(
+    loader: Loader,
+    config: EngineConfig,
+    ws: Arc<Mutex<Workspace>>,
+    commands: mpsc::Receiver<Command>,
+    control: Arc<JobControl>,
+    events: Sink,
+) {
+    let model = load_guarded(|| loader(&config, &events));
     if let Err(e) = &model {
         events.send(Event::Model(ModelEvent::Failed(e.clone())));
     }
@@ -80,6 +115,18 @@ pub(super) fn run(
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match command {
             // Handled above, before any job starts.
             Command::Shutdown => Ok((false, String::new())),
+            // Said once for the job rather than as a malformed item per request (the decoder
+            // still refuses any single prompt that, with max tokens, overflows the context).
+            Command::Generate { settings, .. }
+                if settings.sampling.max_new_tokens >= model.model.max_positions() =>
+            {
+                Err(anyhow::anyhow!(
+                    "max tokens ({}) does not fit the model's context of {} tokens, which must \
+                     hold the prompt too; lower max tokens on the Generate screen",
+                    settings.sampling.max_new_tokens,
+                    model.model.max_positions()
+                ))
+            }
             Command::Generate {
                 settings,
                 filters,
@@ -124,14 +171,10 @@ pub(super) fn run(
             }
         }))
         .unwrap_or_else(|panic| {
-            let what = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
             Err(anyhow::anyhow!(
-                "internal error in the {} job: {what}",
-                kind.name()
+                "internal error in the {} job: {}",
+                kind.name(),
+                panic_text(&*panic)
             ))
         });
         events.send(match result {
@@ -143,5 +186,60 @@ pub(super) fn run(
                 error: format!("{e:#}"),
             },
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::item::ItemId;
+    use crate::data::task::Task;
+    use crate::pipeline::filters::FilterSettings;
+
+    fn panicking_loader(_: &EngineConfig, _: &Sink) -> Result<(LoadedModel, String), String> {
+        panic!("tensor shape mismatch in blk.0");
+    }
+
+    #[test]
+    fn a_panic_while_loading_is_reported_as_the_models_failure_and_jobs_say_why() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = Workspace::create(&tmp.path().join("ws"), &Task::demo(), &[]).unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (commands, inbox) = mpsc::channel();
+        commands
+            .send(Command::Recheck {
+                items: vec![ItemId("g-000001".into())],
+                filters: FilterSettings::default(),
+            })
+            .unwrap();
+        commands.send(Command::Shutdown).unwrap();
+        // Returns (does not unwind) although the loader panics.
+        run_with(
+            panicking_loader,
+            EngineConfig::default(),
+            Arc::new(Mutex::new(ws)),
+            inbox,
+            Arc::new(JobControl::default()),
+            Sink::new(tx),
+        );
+        let mut events = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            events.push(e);
+        }
+        match events.as_slice() {
+            [
+                Event::Model(ModelEvent::Failed(model)),
+                Event::JobFailed { kind, error, .. },
+            ] => {
+                assert!(
+                    model.contains("internal error while loading the model")
+                        && model.contains("tensor shape mismatch in blk.0"),
+                    "{model}"
+                );
+                assert_eq!(*kind, JobKind::Recheck);
+                assert!(error.contains("tensor shape mismatch"), "{error}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

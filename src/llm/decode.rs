@@ -15,8 +15,16 @@ use burn::tensor::{Tensor, TensorData};
 use serde::Serialize;
 
 use crate::llm::model::{KvCache, Llama, StepLayout, tokens_tensor};
+use crate::llm::readback::f32_values;
 use crate::llm::sampler::{Sampler, SamplingParams};
 use crate::llm::tokenizer::{TextTokenizer, TokenStream};
+
+/// The most sequences decoded together that a user may ask for: the KV cache grows with it, and
+/// past a few dozen rows a CPU gains nothing (see docs/results.md) while memory keeps growing.
+pub const MAX_BATCH: usize = 64;
+/// The most tokens a user may ask one sequence to write: an example is a sentence or a short
+/// paragraph, and each token costs a decoding step for the whole batch.
+pub const MAX_NEW_TOKENS: usize = 1024;
 
 /// One sequence to generate.
 #[derive(Debug, Clone)]
@@ -37,8 +45,12 @@ pub enum FinishReason {
     /// `max_new_tokens` reached.
     Length,
     Cancelled,
-    /// The prompt leaves no room in the model's context.
+    /// The prompt and `max_new_tokens` together do not fit the model's context (its rotary
+    /// table would be read past its end); nothing was generated.
     PromptTooLong,
+    /// Reading the model's output back failed (see [`Finished::error`]); the sequence stopped
+    /// where it was.
+    Failed,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -51,6 +63,10 @@ pub struct Finished {
     pub reason: FinishReason,
     pub prompt_tokens: usize,
     pub seconds: f64,
+    /// Why the sequence did not run to its end, for [`FinishReason::Failed`] and
+    /// [`FinishReason::PromptTooLong`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -113,6 +129,24 @@ pub fn decode(
         .filter(|r| !r.prompt.is_empty())
         .collect();
     let mut finished: Vec<Finished> = Vec::with_capacity(total);
+    // A request that would run past the context finishes before any model work: decoding it
+    // would read the rotary table past its end (a panic on the CPU, undefined on a GPU).
+    let context = model.max_positions();
+    let (fit, too_long): (VecDeque<DecodeRequest>, VecDeque<DecodeRequest>) = queue
+        .into_iter()
+        .partition(|r| fits_context(r.prompt.len(), r.params.max_new_tokens, context));
+    queue = fit;
+    for req in too_long {
+        let error = format!(
+            "the prompt ({} tokens) and max tokens ({}) exceed the model's context ({context} \
+             tokens)",
+            req.prompt.len(),
+            req.params.max_new_tokens
+        );
+        let f = never_ran(req, FinishReason::PromptTooLong, Some(error));
+        sink(DecodeEvent::Finished(f.clone()));
+        finished.push(f);
+    }
     let mut generated_tokens = 0usize;
     let Some(attn) = model.layers.first().map(|b| &b.self_attn) else {
         return finished;
@@ -153,8 +187,9 @@ pub fn decode(
         rows.push(Some(new_row(req, *start, tokenizer)));
     }
     let mut batch_logits = Some(logits);
+    let mut failure: Option<String> = None;
 
-    loop {
+    'decode: loop {
         if cancel.load(Ordering::Relaxed) {
             for row in rows.iter_mut().filter_map(Option::take) {
                 let f = finish(row, FinishReason::Cancelled, tokenizer);
@@ -164,14 +199,20 @@ pub fn decode(
             break;
         }
         // Sample one token for every row, refilling finished slots from the queue.
-        let step_logits = batch_logits.take().map(|l| {
-            let [b, v] = l.dims();
-            (
-                l.into_data().try_into_vec::<f32>().unwrap_or_default(),
-                b,
-                v,
-            )
-        });
+        let step_logits = match batch_logits
+            .take()
+            .map(|l| {
+                let [b, v] = l.dims();
+                f32_values(l.into_data(), "logits").map(|flat| (flat, b, v))
+            })
+            .transpose()
+        {
+            Ok(step) => step,
+            Err(e) => {
+                failure = Some(e.to_string());
+                break;
+            }
+        };
         for r in 0..rows.len() {
             let mut from_batch = step_logits
                 .as_ref()
@@ -237,8 +278,14 @@ pub fn decode(
                     cache.place_row(r, &solo);
                     sink(DecodeEvent::Started { index: req.index });
                     let mut row = new_row(req, cache.len() - plen, tokenizer);
-                    row.pending = Some(crate::llm::greedy::row_logits(solo_logits));
+                    let pending = crate::llm::greedy::row_logits(solo_logits);
+                    let error = pending.as_ref().err().map(ToString::to_string);
+                    row.pending = pending.ok();
                     rows[r] = Some(row);
+                    if error.is_some() {
+                        failure = error;
+                        break 'decode;
+                    }
                 }
             }
         }
@@ -281,6 +328,21 @@ pub fn decode(
         let tokens = Tensor::from_data(TensorData::new(last, [starts.len(), 1]), &device);
         batch_logits = Some(model.forward_last(tokens, &layout, Some(&mut cache)));
     }
+    // An error ends every sequence still running or waiting, each with the reason, so the
+    // caller reports them instead of taking empty text for a generation.
+    if let Some(error) = failure {
+        for row in rows.iter_mut().filter_map(Option::take) {
+            let mut f = finish(row, FinishReason::Failed, tokenizer);
+            f.error = Some(error.clone());
+            sink(DecodeEvent::Finished(f.clone()));
+            finished.push(f);
+        }
+        for req in queue.drain(..) {
+            let f = never_ran(req, FinishReason::Failed, Some(error.clone()));
+            sink(DecodeEvent::Finished(f.clone()));
+            finished.push(f);
+        }
+    }
     finished
 }
 
@@ -311,7 +373,29 @@ fn finish(row: Row, reason: FinishReason, tokenizer: &TextTokenizer) -> Finished
         reason,
         prompt_tokens: row.prompt_tokens,
         seconds: row.started.elapsed().as_secs_f64(),
+        error: None,
     }
+}
+
+/// A request that never ran: its prompt and `max_new_tokens` do not fit the model's context, or
+/// an error stopped the run before it started.
+fn never_ran(req: DecodeRequest, reason: FinishReason, error: Option<String>) -> Finished {
+    Finished {
+        index: req.index,
+        tokens: Vec::new(),
+        text: String::new(),
+        reason,
+        prompt_tokens: req.prompt.len(),
+        seconds: 0.0,
+        error,
+    }
+}
+
+/// Whether a sequence of `prompt` tokens followed by `max_new` generated ones stays inside a
+/// context of `context` positions. The last generated token is never fed back, so the last
+/// position read is `prompt + max_new - 2`; one position is kept spare all the same.
+pub fn fits_context(prompt: usize, max_new: usize, context: usize) -> bool {
+    prompt.saturating_add(max_new) <= context
 }
 
 /// Byte offset of the earliest stop text in `text`.
@@ -384,6 +468,51 @@ mod tests {
     }
 
     #[test]
+    fn a_request_past_the_context_is_refused_before_decoding_and_the_rest_run() {
+        let device = Device::flex();
+        let model = tiny_model(&device);
+        let tk = tiny_tokenizer();
+        let context = model.max_positions();
+        // Without the check this request reads the rotary table past its end.
+        let long = DecodeRequest {
+            index: 0,
+            prompt: (0..context as u32 - 4).map(|t| 3 + t % 50).collect(),
+            params: SamplingParams::greedy(10),
+        };
+        let fits = DecodeRequest {
+            index: 1,
+            prompt: vec![5, 6, 7],
+            params: SamplingParams::greedy(10),
+        };
+        let expected = greedy(&model, &fits.prompt, 10, &[]).unwrap();
+        let never = AtomicBool::new(false);
+        let mut seen = Vec::new();
+        let got = decode(&model, &tk, vec![long, fits], 2, &never, &mut |e| {
+            if let DecodeEvent::Finished(f) = e {
+                seen.push(f.index)
+            }
+        });
+        assert_eq!(seen, [0, 1], "the refused request is reported first");
+        let refused = got.iter().find(|f| f.index == 0).unwrap();
+        assert_eq!(refused.reason, FinishReason::PromptTooLong);
+        assert!(refused.tokens.is_empty());
+        let why = refused.error.as_deref().unwrap();
+        assert!(
+            why.contains(&format!("context ({context} tokens)")) && why.contains("max tokens (10)"),
+            "{why}"
+        );
+        let ran = got.iter().find(|f| f.index == 1).unwrap();
+        let stop = tk.stop_ids();
+        let mut want = expected;
+        if let Some(at) = want.iter().position(|t| stop.contains(t)) {
+            want.truncate(at);
+        }
+        assert_eq!(ran.tokens, want);
+        assert!(fits_context(context - 10, 10, context));
+        assert!(!fits_context(context - 9, 10, context));
+    }
+
+    #[test]
     fn batched_greedy_equals_one_at_a_time() {
         let device = Device::flex();
         let model = tiny_model(&device);
@@ -393,7 +522,7 @@ mod tests {
         let expected: Vec<Vec<u32>> = requests(&params)
             .iter()
             .map(|r| {
-                let mut out = greedy(&model, &r.prompt, 6, &stop);
+                let mut out = greedy(&model, &r.prompt, 6, &stop).unwrap();
                 if out.last().is_some_and(|t| stop.contains(t)) {
                     out.pop();
                 }
@@ -424,7 +553,7 @@ mod tests {
         let expected: Vec<Vec<u32>> = reqs
             .iter()
             .map(|r| {
-                let mut out = greedy(&model, &r.prompt, 45, &stop);
+                let mut out = greedy(&model, &r.prompt, 45, &stop).unwrap();
                 if out.last().is_some_and(|t| stop.contains(t)) {
                     out.pop();
                 }

@@ -4,6 +4,7 @@
 use burn::tensor::{Tensor, TensorData};
 
 use crate::llm::model::{KvCache, Llama, StepLayout};
+use crate::llm::readback::{ReadBackError, f32_values};
 
 /// Index of the largest value; the first one on ties, as `torch.argmax` does.
 pub fn argmax(values: &[f32]) -> usize {
@@ -17,25 +18,26 @@ pub fn argmax(values: &[f32]) -> usize {
 }
 
 /// Logits of row 0 of `[B, V]` as a vector.
-pub fn row_logits(logits: Tensor<2>) -> Vec<f32> {
+pub fn row_logits(logits: Tensor<2>) -> Result<Vec<f32>, ReadBackError> {
     let [_, v] = logits.dims();
-    logits
-        .slice([0..1, 0..v])
-        .into_data()
-        .try_into_vec::<f32>()
-        .unwrap_or_default()
+    f32_values(logits.slice([0..1, 0..v]).into_data(), "logits")
 }
 
 /// Greedy continuation of `prompt`: exactly `max_new` tokens unless one of `stop` comes first
 /// (it is included). An empty `stop` never stops early, as the reference fixture's loop.
-pub fn greedy(model: &Llama, prompt: &[u32], max_new: usize, stop: &[u32]) -> Vec<u32> {
+pub fn greedy(
+    model: &Llama,
+    prompt: &[u32],
+    max_new: usize,
+    stop: &[u32],
+) -> Result<Vec<u32>, ReadBackError> {
     if prompt.is_empty() || max_new == 0 {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let device = model.device();
     let config_heads = model.layers.first().map(|b| &b.self_attn);
     let Some(attn) = config_heads else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
     let mut cache = KvCache::with_dims(
         model.layers.len(),
@@ -51,10 +53,10 @@ pub fn greedy(model: &Llama, prompt: &[u32], max_new: usize, stop: &[u32]) -> Ve
     let mut logits = model.forward_last(tokens, &layout, Some(&mut cache));
     let mut out = Vec::with_capacity(max_new);
     loop {
-        let next = argmax(&row_logits(logits)) as u32;
+        let next = argmax(&row_logits(logits)?) as u32;
         out.push(next);
         if out.len() == max_new || stop.contains(&next) {
-            return out;
+            return Ok(out);
         }
         let layout = StepLayout::decode(&[0], cache.len());
         let tokens = Tensor::from_data(TensorData::new(vec![next as i64], [1, 1]), &device);

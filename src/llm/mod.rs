@@ -12,6 +12,7 @@ pub mod gguf;
 pub mod greedy;
 pub mod load;
 pub mod model;
+pub mod readback;
 pub mod sampler;
 pub mod tokenizer;
 pub mod weights;

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::data::task::{Example, LabelDef, Task};
 use crate::llm::model::{KvCache, Llama, StepLayout};
+use crate::llm::readback::f32_values;
 use crate::llm::tokenizer::TextTokenizer;
 use crate::pipeline::prompt::{PromptError, Templates};
 
@@ -33,6 +34,8 @@ pub enum ClassifyError {
         tokens: usize,
         context: usize,
     },
+    #[error(transparent)]
+    ReadBack(#[from] crate::llm::readback::ReadBackError),
 }
 
 #[derive(Debug, Clone)]
@@ -296,9 +299,9 @@ impl<'m> Classifier<'m> {
         // tokenises differently) run on their own.
         let (with_prefix, alone): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(s, _)| *s);
         let device = self.model.device();
-        let mut run = |rows: Vec<Row>, cache: Option<KvCache>| {
+        let mut run = |rows: Vec<Row>, cache: Option<KvCache>| -> Result<(), ClassifyError> {
             if rows.is_empty() {
-                return;
+                return Ok(());
             }
             let past = cache.as_ref().map(|c| c.len()).unwrap_or(0);
             let len = rows.iter().map(|r| r.tokens.len()).max().unwrap_or(1);
@@ -330,7 +333,7 @@ impl<'m> Classifier<'m> {
             let chosen = hidden.reshape([b * len, d]).select(0, idx);
             let logp = log_softmax(self.model.logits(chosen.unsqueeze::<3>()), 2);
             let v = logp.dims()[2];
-            let logp = logp.into_data().try_into_vec::<f32>().unwrap_or_default();
+            let logp = f32_values(logp.into_data(), "label log-probabilities")?;
             let mut k = 0;
             for r in &rows {
                 for &(label, token, _) in &r.targets {
@@ -338,6 +341,7 @@ impl<'m> Classifier<'m> {
                     k += 1;
                 }
             }
+            Ok(())
         };
         let with_prefix: Vec<Row> = with_prefix.into_iter().map(|(_, r)| r).collect();
         let n = with_prefix.len();
@@ -350,10 +354,10 @@ impl<'m> Classifier<'m> {
                     .unwrap_or(0);
                 KvCache::from_prefix(p, n, extra)
             });
-            run(with_prefix, cache);
+            run(with_prefix, cache)?;
         }
         for (_, r) in alone {
-            run(vec![r], None);
+            run(vec![r], None)?;
         }
         Ok(ll)
     }

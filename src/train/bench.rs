@@ -299,17 +299,10 @@ pub struct PeerResult {
     pub step_times_s: Vec<f64>,
 }
 
-/// The peers' Python (`$SEEDFORGE_PEERS_HOME/venv/bin/python`, default home
-/// `~/.cache/seedforge-peers`).
+/// The peers' Python, found as every peer run finds it ([`crate::cli::peers::python`]), so a
+/// test that checks it and the benchmark that runs it agree.
 pub fn peer_python() -> PathBuf {
-    let home = std::env::var_os("SEEDFORGE_PEERS_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            directories::BaseDirs::new()
-                .map(|d| d.home_dir().join(".cache/seedforge-peers"))
-                .unwrap_or_else(|| PathBuf::from(".cache/seedforge-peers"))
-        });
-    home.join("venv/bin/python")
+    crate::cli::peers::python()
 }
 
 /// Runs `lora_train.py <targets> --repeats N --warmup W` and parses its JSON.

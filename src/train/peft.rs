@@ -16,6 +16,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::lora::{self, LoraInfo, Target};
+use crate::data::atomic::write_atomic_bytes;
 use crate::llm::model::Llama;
 use crate::llm::model::transpose;
 
@@ -304,12 +305,46 @@ pub fn save(model: &Llama, dir: &Path, base_model: &str) -> anyhow::Result<LoraI
         .map_err(|e| anyhow::anyhow!("building {WEIGHTS_FILE}: {e}"))?;
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
     let weights = dir.join(WEIGHTS_FILE);
-    safetensors::serialize_to_file(views, Some(metadata), &weights)
-        .map_err(|e| err(&weights, e.to_string()))?;
+    let bytes =
+        safetensors::serialize(views, Some(metadata)).map_err(|e| err(&weights, e.to_string()))?;
+    // Each file is replaced whole (temp file, fsync, rename), so a crash leaves the previous
+    // adapter or the new one, never a truncated file that a later job would pick as a writer.
+    // The weights go first: a folder gets its config, which marks an adapter, only once its
+    // weights are complete.
+    write_atomic_bytes(&weights, &bytes).map_err(|e| err(&weights, e.to_string()))?;
     let config = dir.join(CONFIG_FILE);
-    let text = serde_json::to_string_pretty(&config_json(&info, base_model))?;
-    std::fs::write(&config, text + "\n").map_err(|e| err(&config, e.to_string()))?;
+    let text = serde_json::to_string_pretty(&config_json(&info, base_model))? + "\n";
+    write_atomic_bytes(&config, text.as_bytes()).map_err(|e| err(&config, e.to_string()))?;
     Ok(info)
+}
+
+/// Whether `dir` holds an adapter that can be loaded: `Ok(false)` when it holds none (neither
+/// file), `Ok(true)` when both files are there and read (the config parses, the weights file's
+/// header and length agree), and an error naming the file that is missing, cut short or
+/// unreadable otherwise. Cheap enough to run on every run folder a screen lists.
+pub fn check_adapter(dir: &Path) -> Result<bool, PeftError> {
+    let config_path = dir.join(CONFIG_FILE);
+    let weights_path = dir.join(WEIGHTS_FILE);
+    match (config_path.is_file(), weights_path.is_file()) {
+        (false, false) => return Ok(false),
+        (true, false) => return Err(err(&weights_path, "missing (the adapter is incomplete)")),
+        (false, true) => return Err(err(&config_path, "missing (the adapter is incomplete)")),
+        (true, true) => {}
+    }
+    let text =
+        std::fs::read_to_string(&config_path).map_err(|e| err(&config_path, e.to_string()))?;
+    parse_config(&text, &config_path)?;
+    let bytes = std::fs::read(&weights_path).map_err(|e| err(&weights_path, e.to_string()))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| {
+        err(
+            &weights_path,
+            format!("not a complete safetensors file: {e}"),
+        )
+    })?;
+    if st.is_empty() {
+        return Err(err(&weights_path, "no LoRA tensors in the file"));
+    }
+    Ok(true)
 }
 
 fn read_f32(view: &safetensors::tensor::TensorView<'_>) -> Result<Vec<f32>, String> {

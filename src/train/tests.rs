@@ -411,6 +411,41 @@ fn loading_names_the_file_and_tensor_that_do_not_fit() {
 }
 
 #[test]
+fn an_adapter_is_written_whole_and_a_truncated_one_is_refused_naming_the_file() {
+    let device = Device::flex();
+    let mut m = tiny_model(&device);
+    lora::attach(&mut m, &all_targets(2), 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    assert!(!peft::check_adapter(dir.path()).unwrap(), "no adapter yet");
+    peft::save(&m, dir.path(), "tiny").unwrap();
+    // Saved twice (every better epoch saves again): no temp file is left beside the two files.
+    peft::save(&m, dir.path(), "tiny").unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, [peft::CONFIG_FILE, peft::WEIGHTS_FILE]);
+    assert!(peft::check_adapter(dir.path()).unwrap());
+
+    // Cut short, as a crash in the middle of a plain write leaves it.
+    let weights = dir.path().join(peft::WEIGHTS_FILE);
+    let bytes = std::fs::read(&weights).unwrap();
+    std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
+    let e = peft::check_adapter(dir.path()).unwrap_err().to_string();
+    assert!(e.contains(&weights.display().to_string()), "{e}");
+    assert!(e.contains("not a complete safetensors file"), "{e}");
+    // Without its config it is incomplete too.
+    std::fs::write(&weights, &bytes).unwrap();
+    std::fs::remove_file(dir.path().join(peft::CONFIG_FILE)).unwrap();
+    let e = peft::check_adapter(dir.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("adapter_config.json") && e.contains("missing"),
+        "{e}"
+    );
+}
+
+#[test]
 fn packed_and_padded_batches_give_the_same_loss_and_scores() {
     let device = Device::flex();
     let mut m = tiny_model(&device);

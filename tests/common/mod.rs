@@ -54,8 +54,45 @@ pub fn last_logits(
                 &layout,
                 None,
             ))
+            .unwrap()
         })
         .collect()
+}
+
+/// The peers' Python (`$SEEDFORGE_PEERS_PYTHON`, else the venv in `$SEEDFORGE_PEERS_HOME`, default
+/// `~/.cache/seedforge-peers`), once it imports every one of `modules`. A test that needs it fails
+/// here, naming the commands that install what is missing; it never passes without checking.
+pub fn peer_python(modules: &[&str]) -> PathBuf {
+    let py = seedforge::cli::peers::python();
+    let setup = shared_dir().join("peers/setup.sh");
+    assert!(
+        py.is_file(),
+        "the peers' Python {} is missing: run `bash {}` (it builds the venv with torch, \
+         transformers and peft), then `{} -m pip install datasets`",
+        py.display(),
+        setup.display(),
+        py.display()
+    );
+    let missing: Vec<&str> = modules
+        .iter()
+        .copied()
+        .filter(|m| {
+            !std::process::Command::new(&py)
+                .args(["-c", &format!("import {m}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the peers' Python {} cannot import {}: run `bash {}`, and `{} -m pip install datasets` \
+         for datasets",
+        py.display(),
+        missing.join(", "),
+        setup.display(),
+        py.display()
+    );
+    py
 }
 
 /// Largest absolute difference between two sets of logit rows.

@@ -108,7 +108,8 @@ pub fn check_model(device: &Device, depth: Depth) {
             tokens_tensor(std::slice::from_ref(&prompt), 0, device),
             &layout,
             None,
-        ));
+        ))
+        .unwrap();
         let reference = p["last_logits"]["top10"].as_array().unwrap();
         let ref_ids: Vec<u32> = reference
             .iter()
@@ -136,7 +137,7 @@ pub fn check_model(device: &Device, depth: Depth) {
         );
 
         let want_greedy = ids(&p["greedy"]["ids"]);
-        let got = greedy(&loaded.model, &prompt, greedy_len, &[]);
+        let got = greedy(&loaded.model, &prompt, greedy_len, &[]).unwrap();
         assert_eq!(
             got,
             want_greedy[..greedy_len],

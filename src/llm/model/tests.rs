@@ -160,7 +160,8 @@ fn kv_cache_decoding_equals_full_recomputation() {
         tokens_tensor(&[seq[..prompt].to_vec()], 0, &device),
         &layout,
         Some(&mut cache),
-    ));
+    ))
+    .unwrap();
     assert_close(&first, &full[0][prompt - 1], 1e-4, "prefill");
     for (t, &tok) in seq.iter().enumerate().skip(prompt) {
         let layout = StepLayout::decode(&[0], cache.len());
@@ -168,7 +169,8 @@ fn kv_cache_decoding_equals_full_recomputation() {
             Tensor::from_data(TensorData::new(vec![tok as i64], [1, 1]), &device),
             &layout,
             Some(&mut cache),
-        ));
+        ))
+        .unwrap();
         assert_close(&step, &full[0][t], 1e-4, &format!("decode step {t}"));
     }
 }
@@ -199,7 +201,7 @@ fn batched_cached_decoding_matches_single_sequences() {
     let steps = 5;
     let singles: Vec<Vec<u32>> = prompts
         .iter()
-        .map(|p| crate::llm::greedy::greedy(&model, p, steps, &[]))
+        .map(|p| crate::llm::greedy::greedy(&model, p, steps, &[]).unwrap())
         .collect();
 
     let c = tiny_config();

@@ -193,7 +193,11 @@ mod tests {
                 expected += 1;
                 match idx.most_similar(t, 0.7) {
                     Some(m) => {
-                        assert!((m.similarity - brute).abs() < 1e-12 || m.similarity <= brute)
+                        // The exact Jaccard of the item it names, above the threshold, and no
+                        // more than the best there is.
+                        let named = jaccard(&sh, &all[m.name.parse::<usize>().unwrap()]);
+                        assert!((m.similarity - named).abs() < 1e-12, "{m:?} vs {named}");
+                        assert!(m.similarity >= 0.7 && m.similarity <= brute + 1e-12, "{m:?}");
                     }
                     None => missed += 1,
                 }
