@@ -300,7 +300,7 @@ fn rescue_from_rejected_and_undo_brings_it_back_there() {
     press(&mut app, "3 u");
     assert_eq!(app.screen, Screen::Rejected);
     let rows = app.rejected.rows(&f.ws.lock().unwrap());
-    assert_eq!(rows[app.rejected.selected].id, id(4));
+    assert_eq!(rows[app.rejected.selected_row(&rows)].id, id(4));
 
     // A user rejection cannot be rescued; the screen says why and writes nothing.
     press(&mut app, "3 x 4 end r");
@@ -687,8 +687,8 @@ fn evaluate_takes_a_test_file_and_label_map_remembers_them_and_reports_errors() 
 fn the_writer_field_picks_a_run_adapter_and_a_teacher_writes_without_seeds_at_0_8() {
     let f = fixture();
     let runs = f.dir.join("runs");
-    // Two run folders with adapters (the weights' content does not matter to the picker) and
-    // one without: only the first two are offered, newest first.
+    // Two run folders with complete adapters, one without and one whose weights were cut short
+    // (a crash while writing): only the first two are offered, newest first.
     let make = |name: &str, objective: Option<&str>, weights: bool| {
         let d = runs.join(name);
         std::fs::create_dir_all(&d).unwrap();
@@ -698,13 +698,17 @@ fn the_writer_field_picks_a_run_adapter_and_a_teacher_writes_without_seeds_at_0_
         };
         std::fs::write(d.join("config.json"), cfg.to_string()).unwrap();
         if weights {
-            std::fs::write(d.join("adapter_model.safetensors"), b"x").unwrap();
+            write_adapter(&d);
         }
         d
     };
     let teacher = make("20261121-100000-teacher", Some("generate"), true);
     let classifier = make("20261121-090000-train-seeds", None, true);
     make("20261121-110000-stopped", None, false);
+    let cut = make("20261121-120000-crashed", Some("generate"), true);
+    let weights = cut.join("adapter_model.safetensors");
+    let bytes = std::fs::read(&weights).unwrap();
+    std::fs::write(&weights, &bytes[..bytes.len() - 5]).unwrap();
     let mut app = app(&f);
     press(&mut app, "2");
     // The writer row is the eleventh.
@@ -715,6 +719,13 @@ fn the_writer_field_picks_a_run_adapter_and_a_teacher_writes_without_seeds_at_0_
     press(&mut app, "right");
     let w = app.generate.writer.clone().expect("a writer chosen");
     assert_eq!((w.dir.clone(), w.teacher), (teacher.clone(), true));
+    let said = app.message.clone().unwrap();
+    assert_eq!(said.kind, MessageKind::Warn);
+    assert!(
+        said.text.contains("20261121-120000-crashed")
+            && said.text.contains("adapter_model.safetensors"),
+        "the cut adapter is named: {said:?}"
+    );
     let s = &app.generate.settings;
     assert!(
         !s.seeds_in_prompt,
@@ -813,4 +824,112 @@ fn annotate_sends_the_file_the_threshold_and_a_classifier_adapter_but_not_a_teac
         [Effect::Send(Command::Annotate(r))] => assert_eq!(r.adapter, Some(dir)),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_paste_goes_into_the_editor_as_text_and_runs_no_command() {
+    use ratatui::crossterm::event::Event as TermEvent;
+    use seedforge::tui::event_loop::on_terminal;
+    let paste = |app: &mut App, text: &str| on_terminal(app, TermEvent::Paste(text.into()));
+
+    let f = fixture();
+    let mut app = app(&f);
+    app.take_effects();
+    // In the item editor: the text lands as typed, line break included; `a`, `x` and `q`
+    // are letters there, not accept, reject and quit.
+    press(&mut app, "e");
+    paste(&mut app, "a better line\nax");
+    paste(&mut app, "q");
+    assert!(!app.should_quit(), "a pasted q quit");
+    assert!(journal_decisions(&f).is_empty(), "a paste made a decision");
+    match &app.overlay {
+        Some(Overlay::EditItem { id: edited, editor }) => {
+            assert_eq!(*edited, id(1));
+            assert_eq!(
+                editor.text(),
+                format!("{}a better line\naxq", tui_support::ITEMS[0].0)
+            );
+        }
+        other => panic!("the editor closed: {other:?}"),
+    }
+    press(&mut app, "enter");
+    assert_eq!(journal_decisions(&f), ["edit g-000001"]);
+    let snap = Snapshot::read(&f.dir).unwrap();
+    assert!(
+        snap.state
+            .get("g-000001")
+            .unwrap()
+            .text()
+            .ends_with("line\naxq")
+    );
+    assert!(
+        app.take_effects()
+            .iter()
+            .all(|e| !matches!(e, Effect::Cancel))
+    );
+
+    // Outside an editor a paste does nothing but say so.
+    paste(&mut app, "ax q");
+    assert!(!app.should_quit());
+    assert_eq!(journal_decisions(&f), ["edit g-000001"]);
+    assert_eq!(app.review.current, Some(id(1)));
+    let message = app.message.as_ref().unwrap();
+    assert!(message.text.starts_with("paste ignored"), "{message:?}");
+
+    // A reason is one line: the line break becomes a space.
+    press(&mut app, "3 space X");
+    paste(&mut app, "off\ntopic");
+    press(&mut app, "enter");
+    let text = std::fs::read_to_string(f.dir.join("journal.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["type"], "reject");
+    assert_eq!(last["reason"], "off topic");
+}
+
+#[test]
+fn the_rejected_selection_stays_on_its_item_while_rejections_stream_in() {
+    let f = fixture();
+    let mut app = app(&f);
+    // Newest first: 5, 4, 3. Select the near duplicate, 4.
+    press(&mut app, "4 down");
+    let selected = |app: &App| {
+        let rows = app.rejected.rows(&f.ws.lock().unwrap());
+        rows[app.rejected.selected_row(&rows)].id.clone()
+    };
+    assert_eq!(selected(&app), id(4));
+    // Two items a filter rejects arrive, as a running job adds them, at the top of the list.
+    for text in ["Bad.", "Meh."] {
+        let (_, passed) = add_with_cheap_verdicts(&f, text, "negative");
+        assert!(!passed, "{text} must be rejected");
+    }
+    assert_eq!(app.rejected.rows(&f.ws.lock().unwrap()).len(), 5);
+    assert_eq!(selected(&app), id(4), "the selection moved to another item");
+    // Moving is relative to the item, and `r` rescues the item shown.
+    press(&mut app, "down up r");
+    assert_eq!(journal_decisions(&f), ["rescue g-000004"]);
+    // The rescued item left the list: the selection stays on its row, the next item.
+    assert_eq!(selected(&app), id(3));
+}
+
+#[test]
+fn items_whose_label_check_never_ran_are_checked_again_on_opening() {
+    let f = fixture();
+    // A generation killed between an item's cheap verdicts and its label check.
+    let text = "A warm and quietly funny story about two brothers on a long road trip.";
+    let (unchecked, passed) = add_with_cheap_verdicts(&f, text, "positive");
+    assert!(passed, "the cheap stages keep {text:?}");
+    let mut app = app(&f);
+    assert_eq!(rechecks(&app.take_effects()), [unchecked.to_string()]);
+    assert!(app.rechecking.contains(&unchecked), "shown as checking");
+    // Review never offers it meanwhile: accept the four checked items, and the queue is empty.
+    press(&mut app, "a a a a");
+    assert_eq!(app.review_target(&f.ws.lock().unwrap()), None);
+    assert!(!journal_decisions(&f).contains(&format!("accept {unchecked}")));
+    // Its label check reports: now it is ready.
+    app.update(Action::Engine(Box::new(Event::Verdict {
+        item: unchecked.clone(),
+        stage: "label_consistency".into(),
+        pass: true,
+    })));
+    assert_eq!(app.review_target(&f.ws.lock().unwrap()), Some(unchecked));
 }

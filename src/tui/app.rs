@@ -18,7 +18,7 @@ use super::screens::train::TrainState;
 use super::screens::{Screen, evaluate::EvaluateState, rejected::RejectedState};
 use super::theme::{self, Theme};
 use super::widgets::text_input::EditorState;
-use crate::data::item::ItemId;
+use crate::data::item::{ItemId, Source};
 use crate::data::state::{ItemState, StateError, Status};
 use crate::data::test_set::TestSetChoice;
 use crate::data::workspace::{Workspace, WorkspaceError};
@@ -179,7 +179,7 @@ pub fn lock(ws: &Mutex<Workspace>) -> MutexGuard<'_, Workspace> {
 
 impl App {
     pub fn new(ws: Arc<Mutex<Workspace>>, theme: Theme) -> App {
-        let (label, warnings, generate, runs, empty, test_set) = {
+        let (label, warnings, generate, runs, empty, test_set, unchecked) = {
             let w = lock(&ws);
             let label = w
                 .dir()
@@ -194,6 +194,7 @@ impl App {
                 read_runs(&w.runs_dir()),
                 w.state().items().is_empty(),
                 TestSetChoice::load(w.dir()),
+                without_label_check(&w),
             )
         };
         let message = warnings.first().map(|first| Message {
@@ -204,7 +205,7 @@ impl App {
             },
             kind: MessageKind::Warn,
         });
-        App {
+        let mut app = App {
             ws,
             // A new workspace starts where the work starts; one with items, at Review.
             screen: if empty {
@@ -232,7 +233,23 @@ impl App {
             log: Vec::new(),
             effects: Vec::new(),
             quit: false,
+        };
+        if !unchecked.is_empty() {
+            // Shown as checking (held back from Review) until the engine reports; the engine
+            // runs the command once the model has loaded.
+            let n = unchecked.len();
+            app.rechecking.extend(unchecked.iter().cloned());
+            app.effects.push(Effect::Send(Command::Recheck {
+                items: unchecked,
+                filters: app.generate.filters.clone(),
+            }));
+            if app.message.is_none() {
+                app.info(format!(
+                    "{n} items never had their label check (an interrupted job): checking them now"
+                ));
+            }
         }
+        app
     }
 
     pub fn should_quit(&self) -> bool {
@@ -268,6 +285,27 @@ impl App {
         }
         if let Some(action) = keymap::resolve(&self.contexts(), &key) {
             self.update(action);
+        }
+    }
+
+    /// A bracketed paste: the text goes into the open editor as typed text, never as keys, so a
+    /// pasted `a` or `q` cannot accept or quit. Item texts and seeds may hold several lines; a
+    /// reason or a setting is one line, so its line breaks become spaces. Anywhere else the paste
+    /// is dropped, and the message line says so.
+    pub fn paste(&mut self, text: &str) {
+        match &mut self.overlay {
+            Some(Overlay::EditItem { editor, .. } | Overlay::SeedEditor { editor, .. }) => {
+                editor.paste(text, true)
+            }
+            Some(Overlay::RejectReason { editor, .. } | Overlay::FieldEditor { editor, .. }) => {
+                editor.paste(text, false)
+            }
+            _ => {
+                let n = text.chars().count();
+                self.info(format!(
+                    "paste ignored ({n} characters): paste into an editor (e to edit, enter to type a value)"
+                ));
+            }
         }
     }
 
@@ -738,6 +776,20 @@ pub(crate) fn edit_text(editor: &mut EditorState, action: &Action) -> Option<boo
         _ => {}
     }
     None
+}
+
+/// Generated items still pending whose label check never reported: the job that wrote them was
+/// killed or failed between an item and its verdict. Offered as they are, they would reach
+/// Review unchecked. Items a cheap stage rejected never get a label check, so they are left out.
+fn without_label_check(ws: &Workspace) -> Vec<ItemId> {
+    ws.state()
+        .items()
+        .iter()
+        .filter(|it| it.source() == Source::Generated && it.status() == Status::Pending)
+        .filter(|it| it.failed_verdicts().next().is_none())
+        .filter(|it| !it.verdicts().iter().any(|v| v.stage == LABEL_CONSISTENCY))
+        .map(|it| it.id().clone())
+        .collect()
 }
 
 /// Label names of the task, in order.

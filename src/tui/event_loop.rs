@@ -65,9 +65,11 @@ impl Drop for Input {
     }
 }
 
-fn on_terminal(app: &mut App, event: TermEvent) {
+/// One terminal event applied to the app (public so tests feed events as the terminal sends them).
+pub fn on_terminal(app: &mut App, event: TermEvent) {
     match event {
         TermEvent::Key(key) => app.handle_key(key),
+        TermEvent::Paste(text) => app.paste(&text),
         TermEvent::Resize(..) => app.update(Action::Resize),
         _ => {}
     }

@@ -10,6 +10,7 @@ use std::thread::ThreadId;
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::cursor::Show;
+use ratatui::crossterm::event::{DisableBracketedPaste, EnableBracketedPaste};
 use ratatui::crossterm::execute;
 use ratatui::crossterm::terminal::{
     EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
@@ -31,7 +32,7 @@ pub fn enter() -> io::Result<TerminalGuard> {
     ACTIVE.store(true, Ordering::SeqCst);
     let setup = (|| {
         let mut stdout = io::stdout();
-        execute!(stdout, EnterAlternateScreen)?;
+        write_enter(&mut stdout)?;
         let mut terminal = Terminal::new(CrosstermBackend::new(stdout))?;
         terminal.hide_cursor()?;
         terminal.clear()?;
@@ -50,8 +51,19 @@ pub fn enter() -> io::Result<TerminalGuard> {
 pub fn restore() {
     if ACTIVE.swap(false, Ordering::SeqCst) {
         let _ = disable_raw_mode();
-        let _ = execute!(io::stdout(), LeaveAlternateScreen, Show);
+        let _ = write_leave(&mut io::stdout());
     }
+}
+
+/// The alternate screen and bracketed paste: without the latter a terminal types a paste as
+/// keys, and a pasted `a`, `x` or `q` would accept, reject or quit.
+fn write_enter(w: &mut impl io::Write) -> io::Result<()> {
+    execute!(w, EnterAlternateScreen, EnableBracketedPaste)
+}
+
+/// Undoes [`write_enter`], so the shell after us does not receive pastes wrapped in markers.
+fn write_leave(w: &mut impl io::Write) -> io::Result<()> {
+    execute!(w, DisableBracketedPaste, LeaveAlternateScreen, Show)
 }
 
 impl Drop for TerminalGuard {
@@ -73,4 +85,23 @@ pub fn install_panic_hook() {
             previous(info);
         }
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bracketed_paste_is_turned_on_with_the_screen_and_off_with_it() {
+        let mut on = Vec::new();
+        write_enter(&mut on).unwrap();
+        let on = String::from_utf8(on).unwrap();
+        assert!(on.contains("\x1b[?2004h"), "enter sent {on:?}");
+        assert!(on.contains("\x1b[?1049h"), "enter sent {on:?}");
+        let mut off = Vec::new();
+        write_leave(&mut off).unwrap();
+        let off = String::from_utf8(off).unwrap();
+        assert!(off.contains("\x1b[?2004l"), "leave sent {off:?}");
+        assert!(off.contains("\x1b[?1049l"), "leave sent {off:?}");
+    }
 }

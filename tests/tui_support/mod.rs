@@ -229,3 +229,41 @@ pub fn journal_decisions(f: &Fixture) -> Vec<String> {
         })
         .collect()
 }
+
+/// The smallest adapter that `peft::check_adapter` accepts in `dir`: PEFT's config and one
+/// `lora_A` tensor. The writer picker reads only that it is complete, not what it holds.
+pub fn write_adapter(dir: &std::path::Path) {
+    std::fs::write(
+        dir.join(seedforge::train::peft::CONFIG_FILE),
+        r#"{"peft_type": "LORA", "r": 2, "lora_alpha": 4, "target_modules": ["q_proj"]}"#,
+    )
+    .unwrap();
+    let data = vec![0u8; 2 * 4 * 4];
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2, 4], &data).unwrap();
+    let bytes = safetensors::serialize(
+        [(
+            "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight",
+            view,
+        )],
+        None,
+    )
+    .unwrap();
+    std::fs::write(dir.join(seedforge::train::peft::WEIGHTS_FILE), bytes).unwrap();
+}
+
+/// Adds a generated item with the cheap stages' verdicts only, as a running job writes them
+/// before the label check reports. Returns its id and whether every cheap stage passed.
+pub fn add_with_cheap_verdicts(f: &Fixture, text: &str, label: &str) -> (ItemId, bool) {
+    let mut ws = f.ws.lock().unwrap();
+    let task = ws.task().clone();
+    let id = ws
+        .add_item(Item::new(text, label, Source::Generated))
+        .unwrap();
+    let verdicts = Filters::new(&task, FilterSettings::default()).cheap(id.as_str(), text, None);
+    let passed = verdicts.iter().all(|v| v.pass);
+    for verdict in verdicts {
+        ws.add_verdict(&id, verdict).unwrap();
+    }
+    (id, passed)
+}

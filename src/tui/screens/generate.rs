@@ -15,6 +15,7 @@ use crate::data::state::Status;
 use crate::data::task::Task;
 use crate::data::workspace::Workspace;
 use crate::engine::{Command, JobKind};
+use crate::llm::decode::{MAX_BATCH, MAX_NEW_TOKENS};
 use crate::pipeline::filters::FilterSettings;
 use crate::pipeline::generate::{GenerateSettings, TEACHER_TEMPERATURE};
 use crate::pipeline::prompt::Templates;
@@ -230,19 +231,22 @@ impl GenerateState {
                 v.saturating_sub(by).max(min)
             }
         };
+        let bounded = |v: usize, by: usize, min: usize, max: usize| step(v, by, min).min(max);
         let stepf = |v: f64, by: f64, lo: f64, hi: f64| {
             let n = ((v + if up { by } else { -by }) / by).round() * by;
             n.clamp(lo, hi)
         };
         match field {
             0 => s.per_class = step(s.per_class, 1, 1),
-            1 => s.batch = step(s.batch, 1, 1),
+            1 => s.batch = bounded(s.batch, 1, 1, MAX_BATCH),
             2 => {
                 s.sampling.temperature = stepf(s.sampling.temperature as f64, 0.1, 0.0, 5.0) as f32
             }
             3 => s.sampling.top_k = step(s.sampling.top_k, 5, 0),
             4 => s.sampling.top_p = stepf(s.sampling.top_p as f64, 0.05, 0.05, 1.0) as f32,
-            5 => s.sampling.max_new_tokens = step(s.sampling.max_new_tokens, 8, 1),
+            5 => {
+                s.sampling.max_new_tokens = bounded(s.sampling.max_new_tokens, 8, 1, MAX_NEW_TOKENS)
+            }
             6 => {
                 s.sampling.seed = if up {
                     s.sampling.seed.saturating_add(1)
@@ -273,6 +277,12 @@ impl GenerateState {
                 .filter(|v| *v >= min)
                 .ok_or_else(|| format!("{name}: a whole number ≥ {min}, not `{t}`"))
         };
+        let int_to = |min: usize, max: usize| -> Result<usize, String> {
+            t.parse::<usize>()
+                .ok()
+                .filter(|v| (min..=max).contains(v))
+                .ok_or_else(|| format!("{name}: a whole number from {min} to {max}, not `{t}`"))
+        };
         let float = |lo: f64, hi: f64| -> Result<f64, String> {
             t.parse::<f64>()
                 .ok()
@@ -283,11 +293,11 @@ impl GenerateState {
         let f = &mut self.filters;
         match field {
             0 => s.per_class = int(1)?,
-            1 => s.batch = int(1)?,
+            1 => s.batch = int_to(1, MAX_BATCH)?,
             2 => s.sampling.temperature = float(0.0, 5.0)? as f32,
             3 => s.sampling.top_k = int(0)?,
             4 => s.sampling.top_p = float(0.01, 1.0)? as f32,
-            5 => s.sampling.max_new_tokens = int(1)?,
+            5 => s.sampling.max_new_tokens = int_to(1, MAX_NEW_TOKENS)?,
             6 => {
                 s.sampling.seed = t
                     .parse()
@@ -388,8 +398,18 @@ impl App {
                 })
             })
         }));
+        let broken: Vec<String> = self
+            .runs
+            .iter()
+            .filter_map(|r| r.adapter_error.as_ref().map(|e| format!("{}: {e}", r.name)))
+            .collect();
         if choices.len() == 1 {
-            self.info("no run with an adapter yet: `seedforge teacher` trains a teacher");
+            match broken.first() {
+                Some(e) => self.warn(format!("no usable adapter; not offered: {e}")),
+                None => {
+                    self.info("no run with an adapter yet: `seedforge teacher` trains a teacher")
+                }
+            }
             return;
         }
         let now = choices
@@ -405,6 +425,9 @@ impl App {
             (now + n - 1) % n
         };
         self.generate.set_writer(choices.swap_remove(next));
+        if let Some(e) = broken.first() {
+            self.warn(format!("not offered as a writer: {e}"));
+        }
     }
 
     /// Whether a new job may start now; says why not.

@@ -23,8 +23,12 @@ pub const BY_YOU: &str = "by you";
 
 #[derive(Debug, Clone, Default)]
 pub struct RejectedState {
-    /// Row selected in the filtered list.
+    /// Row selected in the filtered list when it was last moved; used only when the item
+    /// [`Self::item`] has left the list (rescued, undone), so the selection stays in place.
     pub selected: usize,
+    /// The selected item. The list is newest first and grows at the top while a job runs, so
+    /// the selection follows the item rather than the row: `r` must rescue what is shown.
+    pub item: Option<ItemId>,
     /// A stage name or [`BY_YOU`].
     pub reason: Option<String>,
     pub class: Option<String>,
@@ -82,6 +86,21 @@ impl RejectedState {
             .filter(|r| self.class.as_ref().is_none_or(|c| *c == r.label))
             .collect()
     }
+
+    /// The selected row of `rows`: the selected item's, else the remembered row, within the list.
+    pub fn selected_row(&self, rows: &[RejectedRow]) -> usize {
+        self.item
+            .as_ref()
+            .and_then(|id| rows.iter().position(|r| r.id == *id))
+            .unwrap_or(self.selected)
+            .min(rows.len().saturating_sub(1))
+    }
+
+    /// Selects row `row` of `rows` (clamped) and the item on it.
+    fn select_row(&mut self, rows: &[RejectedRow], row: usize) {
+        self.selected = row.min(rows.len().saturating_sub(1));
+        self.item = rows.get(self.selected).map(|r| r.id.clone());
+    }
 }
 
 /// Cycles `current` through `None, options[0], options[1], …`.
@@ -106,31 +125,32 @@ impl App {
             rows = self.rejected.rows(&ws);
         }
         if let Some(i) = rows.iter().position(|r| r.id == *id) {
-            self.rejected.selected = i;
+            self.rejected.select_row(&rows, i);
         }
     }
 
     fn selected_rejected(&self) -> Option<ItemId> {
         let ws = lock(&self.ws);
         let rows = self.rejected.rows(&ws);
-        rows.get(self.rejected.selected.min(rows.len().saturating_sub(1)))
+        rows.get(self.rejected.selected_row(&rows))
             .map(|r| r.id.clone())
     }
 
     pub(crate) fn rejected_action(&mut self, action: Action) {
-        let len = {
+        let rows = {
             let ws = lock(&self.ws);
-            self.rejected.rows(&ws).len()
+            self.rejected.rows(&ws)
         };
-        let last = len.saturating_sub(1);
-        let sel = &mut self.rejected.selected;
+        let last = rows.len().saturating_sub(1);
+        let now = self.rejected.selected_row(&rows);
+        let mut select = |row: usize| self.rejected.select_row(&rows, row);
         match action {
-            Action::Up => *sel = sel.saturating_sub(1).min(last),
-            Action::Down => *sel = (*sel + 1).min(last),
-            Action::PageUp => *sel = sel.saturating_sub(10),
-            Action::PageDown => *sel = (*sel + 10).min(last),
-            Action::First => *sel = 0,
-            Action::Last => *sel = last,
+            Action::Up => select(now.saturating_sub(1)),
+            Action::Down => select((now + 1).min(last)),
+            Action::PageUp => select(now.saturating_sub(10)),
+            Action::PageDown => select((now + 10).min(last)),
+            Action::First => select(0),
+            Action::Last => select(last),
             Action::Open => {
                 if let Some(id) = self.selected_rejected() {
                     self.overlay = Some(Overlay::Detail { id, scroll: 0 });
@@ -146,11 +166,13 @@ impl App {
                 options.push(BY_YOU.to_string());
                 self.rejected.reason = cycle(&self.rejected.reason, &options);
                 self.rejected.selected = 0;
+                self.rejected.item = None;
             }
             Action::CycleClassFilter => {
                 let labels = label_names(&lock(&self.ws));
                 self.rejected.class = cycle(&self.rejected.class, &labels);
                 self.rejected.selected = 0;
+                self.rejected.item = None;
             }
             Action::ClearFilters => {
                 self.rejected.reason = None;
@@ -297,8 +319,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &Workspace) {
                 .title(Line::styled(" Rejected ", theme.title())),
         )
         .style(theme.text());
-    let mut state = TableState::default()
-        .with_selected((!empty).then_some(app.rejected.selected.min(rows.len().saturating_sub(1))));
+    let mut state =
+        TableState::default().with_selected((!empty).then_some(app.rejected.selected_row(&rows)));
     frame.render_stateful_widget(table, table_area, &mut state);
     if empty {
         let msg = if app.rejected.reason.is_some() || app.rejected.class.is_some() {

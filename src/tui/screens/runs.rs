@@ -261,9 +261,11 @@ pub struct RunInfo {
     pub eval_error: Option<String>,
     /// A training run's data, from its `config.json`.
     pub trained_on: Option<TrainedOn>,
-    /// What the run's LoRA adapter was trained for, when the folder holds one: a classifier,
-    /// or a teacher that writes examples.
+    /// What the run's LoRA adapter was trained for, when the folder holds a complete one: a
+    /// classifier, or a teacher that writes examples.
     pub adapter: Option<Objective>,
+    /// Why the folder's adapter cannot be used (a file missing or cut short), naming the file.
+    pub adapter_error: Option<String>,
 }
 
 /// What a training run trained on, as its `config.json` records it.
@@ -367,6 +369,16 @@ fn read_run(dir: &Path) -> RunInfo {
             Err(e) => eval_error = Some(format!("eval.json: {e}")),
         }
     }
+    // Only a complete adapter is offered (as a writer, for annotation): one cut short by a
+    // crash would fail later, in the middle of a job.
+    let (adapter, adapter_error) = match crate::train::peft::check_adapter(dir) {
+        Ok(true) => (
+            Some(crate::train::run::objective_of(dir).unwrap_or_default()),
+            None,
+        ),
+        Ok(false) => (None, None),
+        Err(e) => (None, Some(e.to_string())),
+    };
     RunInfo {
         name,
         dir: dir.to_path_buf(),
@@ -375,10 +387,8 @@ fn read_run(dir: &Path) -> RunInfo {
         eval,
         eval_error,
         trained_on: read_trained_on(dir),
-        adapter: dir
-            .join(crate::train::peft::WEIGHTS_FILE)
-            .is_file()
-            .then(|| crate::train::run::objective_of(dir).unwrap_or_default()),
+        adapter,
+        adapter_error,
     }
 }
 

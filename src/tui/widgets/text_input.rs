@@ -66,6 +66,31 @@ impl EditorState {
         self.chars.clear();
         self.cursor = 0;
     }
+
+    /// Inserts pasted text at the cursor. Line breaks (`\r\n`, `\r`, `\n`) become `\n` where the
+    /// field holds several lines and a space where it holds one; tabs become a space and other
+    /// control characters are dropped, since the terminal would draw them as garbage.
+    pub fn paste(&mut self, text: &str, multiline: bool) {
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            let c = match c {
+                '\r' => {
+                    if chars.peek() == Some(&'\n') {
+                        chars.next();
+                    }
+                    '\n'
+                }
+                '\t' => ' ',
+                c => c,
+            };
+            match c {
+                '\n' if multiline => self.insert('\n'),
+                '\n' => self.insert(' '),
+                c if c.is_control() => {}
+                c => self.insert(c),
+            }
+        }
+    }
 }
 
 /// Draws an [`EditorState`]: the text wrapped to the area, the cursor as a reversed cell.
@@ -163,6 +188,18 @@ mod tests {
         e.backspace();
         e.left();
         assert_eq!(e.cursor(), 0);
+    }
+
+    #[test]
+    fn paste_keeps_line_breaks_only_where_the_field_has_lines() {
+        let mut e = EditorState::new("ab");
+        e.left();
+        e.paste("one\r\ntwo\rthree\tfour\u{7}", true);
+        assert_eq!(e.text(), "aone\ntwo\nthree fourb");
+        assert_eq!(e.cursor(), "aone\ntwo\nthree four".chars().count());
+        let mut single = EditorState::default();
+        single.paste("a better line\nax\r\n", false);
+        assert_eq!(single.text(), "a better line ax ");
     }
 
     #[test]
