@@ -276,3 +276,53 @@ fn annotation_journals_annotated_items_with_source_verdicts_and_the_file_line() 
     drop(w);
     engine.shutdown();
 }
+
+#[test]
+fn max_tokens_past_the_context_is_refused_with_the_numbers_never_decoded() {
+    // The tiny model's context is 1024 positions.
+    let (_tmp, ws, engine, mut rx) = setup();
+    let mut whole = settings(1);
+    whole.sampling.max_new_tokens = 1024;
+    engine
+        .send(Command::Generate {
+            settings: whole,
+            filters: FilterSettings::default(),
+            adapter: None,
+        })
+        .unwrap();
+    match until_end(&mut rx).pop() {
+        Some(Event::JobFailed { error, .. }) => assert!(
+            error.contains("max tokens (1024)") && error.contains("context of 1024 tokens"),
+            "{error}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(ws.lock().unwrap().state().items().is_empty());
+
+    // Fits alone, not with the prompt: each request is refused before decoding (it would read
+    // the rotary table past its end) and its item says why.
+    let mut long = settings(1);
+    long.sampling.max_new_tokens = 1020;
+    engine
+        .send(Command::Generate {
+            settings: long,
+            filters: FilterSettings::default(),
+            adapter: None,
+        })
+        .unwrap();
+    match until_end(&mut rx).pop() {
+        Some(Event::JobFinished { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    let w = ws.lock().unwrap();
+    let items = w.state().items();
+    assert_eq!(items.len(), 2);
+    for it in items {
+        let meta = &it.original().meta;
+        assert_eq!(meta["finish"], "prompt_too_long", "{meta:?}");
+        assert_eq!(meta["new_tokens"], 0, "{meta:?}");
+        assert!(it.failed_verdicts().any(|v| v.stage == "malformed"));
+    }
+    drop(w);
+    engine.shutdown();
+}

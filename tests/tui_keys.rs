@@ -933,3 +933,52 @@ fn items_whose_label_check_never_ran_are_checked_again_on_opening() {
     })));
     assert_eq!(app.review_target(&f.ws.lock().unwrap()), Some(unchecked));
 }
+
+#[test]
+fn batch_and_max_tokens_have_upper_bounds_that_are_said() {
+    use seedforge::llm::decode::{MAX_BATCH, MAX_NEW_TOKENS};
+    let f = fixture();
+    let mut app = app(&f);
+    // batch is the 2nd setting, max tokens the 6th.
+    press(&mut app, "2 down enter ^u");
+    type_text(&mut app, "100000");
+    press(&mut app, "enter");
+    let said = app.message.clone().unwrap();
+    assert_eq!(said.kind, MessageKind::Error);
+    assert_eq!(
+        said.text,
+        format!("batch: a whole number from 1 to {MAX_BATCH}, not `100000`")
+    );
+    assert!(
+        matches!(app.overlay, Some(Overlay::FieldEditor { .. })),
+        "still typing"
+    );
+    press(&mut app, "^u");
+    type_text(&mut app, &MAX_BATCH.to_string());
+    press(&mut app, "enter right");
+    assert_eq!(
+        app.generate.settings.batch, MAX_BATCH,
+        "→ stops at the bound"
+    );
+
+    press(&mut app, "down down down down enter ^u");
+    type_text(&mut app, "999999999999");
+    press(&mut app, "enter");
+    assert!(
+        app.message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains(&format!("from 1 to {MAX_NEW_TOKENS}")),
+        "{:?}",
+        app.message
+    );
+    press(&mut app, "esc");
+    for _ in 0..(MAX_NEW_TOKENS / 8 + 2) {
+        press(&mut app, "right");
+    }
+    assert_eq!(
+        app.generate.settings.sampling.max_new_tokens,
+        MAX_NEW_TOKENS
+    );
+}
