@@ -34,10 +34,12 @@ fn setup() -> (
     (tmp, ws, engine, rx)
 }
 
+/// One round of `per_class` requests each (no quota), so counts are exact.
 fn settings(per_class: usize) -> GenerateSettings {
     let mut s = GenerateSettings {
         per_class,
         batch: 3,
+        max_attempts_factor: 1,
         ..Default::default()
     };
     s.sampling.max_new_tokens = 8;
@@ -323,6 +325,47 @@ fn max_tokens_past_the_context_is_refused_with_the_numbers_never_decoded() {
         assert_eq!(meta["new_tokens"], 0, "{meta:?}");
         assert!(it.failed_verdicts().any(|v| v.stage == "malformed"));
     }
+    drop(w);
+    engine.shutdown();
+}
+
+#[test]
+fn a_class_short_of_its_quota_gets_more_requests_up_to_its_cap() {
+    let (_tmp, ws, engine, mut rx) = setup();
+    // Every text is too short to keep: both classes stay short of their quota of 2 and use
+    // their whole cap of 3 × 2 attempts; nothing is asked past it.
+    let mut quota = settings(2);
+    quota.max_attempts_factor = 3;
+    engine
+        .send(Command::Generate {
+            settings: quota,
+            filters: FilterSettings {
+                label_consistency: false,
+                min_words: 1000,
+                ..Default::default()
+            },
+            adapter: None,
+        })
+        .unwrap();
+    match until_end(&mut rx).pop() {
+        Some(Event::JobFinished { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    let w = ws.lock().unwrap();
+    let items = w.state().items();
+    for label in ["positive", "negative"] {
+        let of: Vec<_> = items.iter().filter(|i| i.label() == label).collect();
+        assert_eq!(of.len(), 6, "{label}: the cap of 3 × 2 attempts");
+        assert!(of.iter().all(|i| i.failed_verdicts().any(|v| v.stage == "malformed")));
+    }
+    // Requests are numbered across rounds: no prompt index repeats.
+    let mut requests: Vec<u64> = items
+        .iter()
+        .map(|i| i.original().meta["request"].as_u64().unwrap())
+        .collect();
+    requests.sort_unstable();
+    requests.dedup();
+    assert_eq!(requests.len(), 12);
     drop(w);
     engine.shutdown();
 }

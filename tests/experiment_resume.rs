@@ -35,6 +35,7 @@ fn spec(task: Task) -> ExperimentSpec {
     let mut generate = GenerateSettings {
         per_class: 2,
         batch: 4,
+        max_attempts_factor: 1,
         ..GenerateSettings::default()
     };
     generate.sampling.max_new_tokens = 6;
@@ -60,6 +61,7 @@ fn spec(task: Task) -> ExperimentSpec {
         pool: 4,
         annotate_min_confidence: 0.0,
         teacher_temperature: 0.8,
+        judge_select: false,
     }
 }
 
@@ -162,7 +164,7 @@ fn a_stopped_experiment_resumes_from_its_last_finished_step() {
     let out = tmp.path().join("stopped");
     let (r, _) = run(&setup, &out, &|l| l.contains("filter: finished in"));
     assert!(r.unwrap_err().is::<Cancelled>());
-    let names = step_names(&Arm::ALL);
+    let names = step_names(&setup.spec, &Arm::ALL);
     let seed_dir = experiment::seed_dir(&out, 7);
     let done: Vec<&String> = names
         .iter()
@@ -202,6 +204,8 @@ fn a_stopped_experiment_resumes_from_its_last_finished_step() {
             "seed 7: eval-lora-teacher…",
             "seed 7: train-lora-annotated…",
             "seed 7: eval-lora-annotated…",
+            "seed 7: train-lora-mixed…",
+            "seed 7: eval-lora-mixed…",
         ]
     );
     assert_eq!(
@@ -245,4 +249,114 @@ fn a_stopped_experiment_resumes_from_its_last_finished_step() {
     other.train.lr *= 2.0;
     let err = experiment::claim(&out, &other).unwrap_err().to_string();
     assert!(err.contains("train.lr"), "{err}");
+}
+
+/// The judge chosen by cross-validation on the seeds, generation in rounds until each class has
+/// its quota of kept items (or the attempt cap), and the report that says so.
+#[test]
+fn the_judge_is_measured_and_generation_fills_a_balanced_quota() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny.gguf");
+    common::tiny::write_gguf(&model);
+    let loaded = load::load(&model, &Device::flex()).unwrap();
+    let mut task = Task::demo();
+    task.seeds.clear();
+    let templates = Templates::for_task(&task).unwrap();
+    let mut spec = spec(task);
+    spec.judge_select = true;
+    spec.generate.max_attempts_factor = 3;
+    let setup = Setup {
+        loaded,
+        templates,
+        spec,
+        dataset: rows(&[
+            ("a warm and funny film", "positive"),
+            ("a bright clever story", "positive"),
+            ("i loved every minute", "positive"),
+            ("dull and far too long", "negative"),
+            ("a tired empty plot", "negative"),
+            ("i was bored stiff", "negative"),
+        ]),
+        test: rows(&[
+            ("a lovely kind film", "positive"),
+            ("a dull mess", "negative"),
+        ]),
+    };
+    let out = tmp.path().join("quota");
+    let arms = [Arm::LoraReal, Arm::LoraSynthetic];
+    let (r, lines) = run_arms(&setup, &out, 7, &arms, &|_| false);
+    r.unwrap();
+    let dir = experiment::seed_dir(&out, 7);
+
+    // The seeds-only run trained first; every candidate judge was measured on all six seeds in
+    // three folds (three seeds per class).
+    let first: Vec<&String> = lines.iter().filter(|l| l.ends_with('…')).take(3).collect();
+    assert_eq!(
+        first,
+        [
+            "seed 7: seeds…",
+            "seed 7: train-lora-real…",
+            "seed 7: judge…"
+        ]
+    );
+    let judge: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(marker_path(&dir, "judge")).unwrap())
+            .unwrap();
+    let measured = judge["detail"]["measured"].as_array().unwrap();
+    assert_eq!(measured.len(), 3, "{judge}");
+    assert!(measured.iter().all(|m| m["n"] == 6), "{judge}");
+    assert_eq!(judge["detail"]["folds"], 3);
+    let chosen = judge["detail"]["chosen"].as_str().unwrap().to_string();
+    let best = measured
+        .iter()
+        .map(|m| m["correct"].as_u64().unwrap())
+        .max();
+    let chosen_correct = measured
+        .iter()
+        .find(|m| m["judge"] == chosen.as_str())
+        .map(|m| m["correct"].as_u64().unwrap());
+    assert_eq!(
+        chosen_correct, best,
+        "the chosen judge is a best-measured one"
+    );
+
+    // Per class: never more than the quota kept, every later keeper marked "quota", and a class
+    // short of its quota used up the attempt cap (and is reported).
+    let items: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("filtered.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let generate: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(marker_path(&dir, "generate")).unwrap())
+            .unwrap();
+    assert_eq!(generate["detail"]["judge"], chosen.as_str());
+    let short = generate["detail"]["short"].as_array().unwrap();
+    for label in ["positive", "negative"] {
+        let of: Vec<&serde_json::Value> = items.iter().filter(|i| i["label"] == label).collect();
+        let kept = of.iter().filter(|i| i["kept"] == true).count();
+        assert!(kept <= 2, "{label}: {kept} kept");
+        assert!(of.len() <= 6, "{label}: {} attempts", of.len());
+        let over: Vec<&&serde_json::Value> = of
+            .iter()
+            .filter(|i| {
+                i["verdicts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|v| v["stage"] == "quota")
+            })
+            .collect();
+        assert!(over.iter().all(|i| i["kept"] == false));
+        let is_short = short.iter().any(|s| s[0] == label);
+        assert_eq!(is_short, kept < 2, "{label}: {generate}");
+        if kept < 2 {
+            assert_eq!(of.len(), 6, "{label}: short of its quota before the cap");
+        }
+    }
+    let rep = report::build(&out, &setup.spec, &[7], &arms, "test").unwrap();
+    let md = report::markdown(&rep);
+    assert!(md.contains("| seed | label-consistency judge |"), "{md}");
+    assert!(md.contains(&format!("| 7 | {chosen} |")), "{md}");
+    assert!(md.contains("against LoRA on the seeds alone"), "{md}");
 }

@@ -92,8 +92,8 @@ fn a_teacher_adapter_changes_generation_and_reloads_identically() {
     )
     .unwrap();
     let pad = loaded.tokenizer.pad_id();
-    let (base_loss, _) = evaluate(&loaded.model, &enc, &[], 8, pad);
-    let (tuned_loss, _) = evaluate(&result.outcome.model, &enc, &[], 8, pad);
+    let (base_loss, _) = evaluate(&loaded.model, &enc, &[], 8, pad).unwrap();
+    let (tuned_loss, _) = evaluate(&result.outcome.model, &enc, &[], 8, pad).unwrap();
     assert!(tuned_loss < 0.7 * base_loss, "{base_loss} → {tuned_loss}");
 
     let base = last_logits(&loaded.model, &loaded.tokenizer, &prompt_refs);

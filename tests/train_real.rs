@@ -56,6 +56,7 @@ fn trained(steps: usize) -> (Llama, Vec<f64>) {
             val: &[],
             label_tokens: &labels,
             pad: tok.pad_id(),
+            weights: &[],
         },
         &cfg,
         &TrainControl::default(),

@@ -106,7 +106,7 @@ fn sst2_lora_on_four_seeds_per_class() {
         let eval_enc = data::encode(&task, &templates, tok, &eval_set, 256).unwrap();
 
         let t0 = Instant::now();
-        let zero = label_scores(&loaded.model, &eval_enc, &label_tokens, 16, pad);
+        let zero = label_scores(&loaded.model, &eval_enc, &label_tokens, 16, pad).unwrap();
         let zero_acc = accuracy(&zero, &eval_enc);
         let zero_s = t0.elapsed().as_secs_f64();
 
@@ -119,6 +119,7 @@ fn sst2_lora_on_four_seeds_per_class() {
                 val: &va,
                 label_tokens: &label_tokens,
                 pad,
+                weights: &[],
             },
             &cfg,
             &TrainControl::default(),
@@ -127,7 +128,7 @@ fn sst2_lora_on_four_seeds_per_class() {
         .unwrap();
         let train_s = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
-        let scores = label_scores(&out.model, &eval_enc, &label_tokens, 16, pad);
+        let scores = label_scores(&out.model, &eval_enc, &label_tokens, 16, pad).unwrap();
         let acc = accuracy(&scores, &eval_enc);
         let eval_s = t1.elapsed().as_secs_f64();
         let first300 = accuracy(

@@ -12,9 +12,11 @@ use clap::Args;
 use super::input_args::InputArgs;
 use super::model_args::ModelArgs;
 use super::task_arg::TaskArg;
+use crate::eval::paired::{Scored, against_twins, cell};
 use crate::eval::report::{self, EvalReport, Method};
 use crate::eval::run::{EvalOptions, evaluate};
 use crate::pipeline::prompt::Templates;
+use crate::train::run::{TrainedOn, trained_on};
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -216,9 +218,48 @@ pub fn list_runs(args: RunsArgs, workspace: Option<PathBuf>) -> anyhow::Result<(
         dir.display(),
         report::EVAL_FILE
     );
-    println!("{}", report::table_header());
-    for (name, r) in &runs {
-        println!("{}", r.row(name));
+    let trained: Vec<Option<TrainedOn>> = runs
+        .iter()
+        .map(|(name, _)| trained_on(&dir.join(name)))
+        .collect();
+    let files: Vec<String> = runs
+        .iter()
+        .map(|(_, r)| r.test_file.display().to_string())
+        .collect();
+    let scored: Vec<Scored> = runs
+        .iter()
+        .zip(&trained)
+        .zip(&files)
+        .map(|(((_, r), t), f)| Scored {
+            seeds_only: r.method == Method::Lora && t.is_some_and(|t| t.extra_examples == 0),
+            with_extra: r.method == Method::Lora && t.is_some_and(|t| t.extra_examples > 0),
+            test_file: f,
+            correct: &r.correct,
+        })
+        .collect();
+    let twins = against_twins(&scored);
+    println!(
+        "{}  vs its seeds-only twin (Δ points [95% CI], McNemar p)",
+        report::table_header()
+    );
+    let mut worse = Vec::new();
+    for ((name, r), twin) in runs.iter().zip(&twins) {
+        let against = match twin {
+            Some((i, p)) => {
+                if p.worse() {
+                    worse.push(name.as_str());
+                }
+                format!("  {} vs {}", cell(p), runs[*i].0)
+            }
+            None => String::new(),
+        };
+        println!("{}{against}", r.row(name));
+    }
+    for name in worse {
+        eprintln!(
+            "seedforge: warning: {name} is worse than the seeds alone on the same rows (the 95% \
+             interval lies below zero): its extra examples hurt"
+        );
     }
     Ok(())
 }

@@ -156,6 +156,7 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
         pool: args.pool,
         annotate_min_confidence: args.annotate_min_confidence,
         teacher_temperature: args.teacher_temperature,
+        judge_select: args.filters.judge_choice()?.is_none(),
     };
     spec.generate
         .sampling
@@ -167,7 +168,7 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
             args.out.display()
         );
     }
-    let todo = experiment::pending(&args.out, &seeds, &arms)?;
+    let todo = experiment::pending(&args.out, &spec, &seeds, &arms)?;
     if todo > 0 {
         let (loaded, selected) = args.model.load()?;
         let templates = Templates::for_task(&spec.task)?;

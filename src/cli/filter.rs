@@ -11,10 +11,13 @@ use serde_json::{Value, json};
 
 use super::model_args::ModelArgs;
 use super::task_arg::TaskArg;
+use crate::eval::judge_selection::{SelectionContext, resolve};
 use crate::pipeline::filters::FilterSettings;
 use crate::pipeline::filters::judge::{Judge, ToJudge, judge_all, kept};
+use crate::pipeline::filters::stages::JudgeKind;
 use crate::pipeline::filters::stats::{self, Judged};
 use crate::pipeline::prompt::Templates;
+use crate::train::trainer::TrainConfig;
 
 #[derive(Debug, Args)]
 pub struct FilterArgs {
@@ -56,6 +59,14 @@ pub struct FilterOptions {
     /// No contextual calibration in the label-consistency classifier.
     #[arg(long)]
     pub no_calibrate: bool,
+    /// The label-consistency judge: icl (the seeds as demonstrations), zero-shot, seeds-lora (a
+    /// LoRA trained on the seeds), or auto (the best of them in cross-validation on the seeds).
+    #[arg(
+        long,
+        default_value = "auto",
+        value_name = "auto|icl|zero-shot|seeds-lora"
+    )]
+    pub judge: String,
 }
 
 impl FilterOptions {
@@ -67,8 +78,20 @@ impl FilterOptions {
             min_margin: self.min_margin,
             label_consistency: !self.no_label_consistency,
             calibrate: !self.no_calibrate,
+            judge: self.judge_choice().ok().flatten().unwrap_or_default(),
             ..FilterSettings::default()
         }
+    }
+
+    /// The judge asked for; `None` for auto (chosen by cross-validation on the seeds).
+    pub fn judge_choice(&self) -> anyhow::Result<Option<JudgeKind>> {
+        if self.judge == "auto" {
+            return Ok(None);
+        }
+        self.judge
+            .parse()
+            .map(Some)
+            .map_err(|e: String| anyhow::anyhow!("--judge: {e}, or auto"))
     }
 }
 
@@ -131,11 +154,29 @@ pub fn run(args: FilterArgs) -> anyhow::Result<()> {
             malformed: it.malformed.as_deref(),
         })
         .collect();
+    let choice = args.filters.judge_choice()?;
     let verdicts = if settings.label_consistency {
-        let (loaded, _) = args.model.load()?;
+        let (loaded, selected) = args.model.load()?;
         let templates = Templates::for_task(&task)?;
-        let judge = Judge {
+        let model_path = loaded.info.path.display().to_string();
+        let train = TrainConfig::default();
+        let ctx = SelectionContext {
             model: &loaded.model,
+            tokenizer: &loaded.tokenizer,
+            templates: &templates,
+            task: &task,
+            calibrate: settings.calibrate,
+            train: &train,
+            model_path: &model_path,
+            device: &selected.label,
+        };
+        let (kind, _, judge_model) = resolve(&ctx, choice, &mut |l| eprintln!("seedforge: {l}"))?;
+        let settings = FilterSettings {
+            judge: kind,
+            ..settings.clone()
+        };
+        let judge = Judge {
+            model: &judge_model,
             tokenizer: &loaded.tokenizer,
             templates: &templates,
         };

@@ -70,6 +70,11 @@ pub struct GenerationOptions {
     /// template is a plain completion prompt).
     #[arg(long)]
     pub chat: bool,
+    /// Where items are judged as they come (experiment, workbench): generate until each class
+    /// has --per-class kept items, up to this many times --per-class attempts (1: exactly
+    /// --per-class attempts). `generate` alone judges nothing and makes --per-class attempts.
+    #[arg(long, default_value_t = GenerateSettings::default().max_attempts_factor)]
+    pub max_attempts_factor: usize,
 }
 
 impl GenerationOptions {
@@ -81,6 +86,7 @@ impl GenerationOptions {
             shuffle_seeds: !self.no_shuffle,
             seeds_in_prompt: !teacher,
             chat: self.chat,
+            max_attempts_factor: self.max_attempts_factor.max(1),
             ..GenerateSettings::default()
         };
         s.sampling.seed = seed;

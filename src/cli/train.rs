@@ -27,6 +27,7 @@ use crate::train::metrics::TrainEvent;
 use crate::train::run::{RunSpec, train_run};
 use crate::train::schedule::Decay;
 use crate::train::trainer::{Objective, TrainConfig, TrainControl};
+use crate::train::weighting::Weighting;
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -108,6 +109,17 @@ pub struct TrainOptions {
     /// Pad each batch to its longest row instead of packing rows into one sequence.
     #[arg(long)]
     pub no_packing: bool,
+    /// Give every class of the seeds and of the extra examples the same total weight
+    /// (true|false).
+    #[arg(long, default_value_t = Weighting::default().balance_classes, action = clap::ArgAction::Set)]
+    pub balance_classes: bool,
+    /// The extra (synthetic, annotated) examples together weigh this many times the real ones
+    /// together (0: each example weighs one).
+    #[arg(long, default_value_t = Weighting::default().synthetic_weight.unwrap_or(0.0))]
+    pub synthetic_weight: f64,
+    /// Share of the label word's target spread over every label's word.
+    #[arg(long, default_value_t = Weighting::default().label_smoothing)]
+    pub label_smoothing: f64,
 }
 
 impl TrainOptions {
@@ -139,6 +151,11 @@ impl TrainOptions {
                 Padding::Packed
             },
             seed,
+            weighting: Weighting {
+                balance_classes: self.balance_classes,
+                synthetic_weight: (self.synthetic_weight > 0.0).then_some(self.synthetic_weight),
+                label_smoothing: self.label_smoothing,
+            },
             ..TrainConfig::default()
         };
         cfg.validate().map_err(anyhow::Error::msg)?;

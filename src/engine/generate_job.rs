@@ -89,8 +89,7 @@ pub fn run(
     let writer = adapted.as_ref().unwrap_or(&model.model);
     let task = task_of(ws);
     let templates = Templates::for_task(&task)?;
-    let planned = generate::plan(&task, &templates, &model.tokenizer, settings)?;
-    let total = planned.len();
+    let total = settings.per_class * task.labels.len();
     events.send(Event::JobStarted {
         job,
         kind: super::event::JobKind::Generate,
@@ -149,103 +148,129 @@ pub fn run(
         Ok(())
     };
 
-    generate::run(
-        writer,
-        &model.tokenizer,
-        &task,
-        planned,
-        settings.batch,
-        control.stop_flag(),
-        &mut |event| {
-            control.wait_while_paused();
-            if failure.is_some() {
-                return;
-            }
-            let result: anyhow::Result<()> = (|| {
-                match event {
-                    GenerateEvent::Started { index, label } => {
-                        events.send(Event::SequenceStarted { job, index, label })
-                    }
-                    GenerateEvent::Delta { index, text } => {
-                        events.send(Event::Delta { job, index, text })
-                    }
-                    GenerateEvent::Progress(p) => events.send(Event::Progress {
-                        job,
-                        done: p.done,
-                        total: p.total,
-                        tokens_per_second: p.tokens_per_second,
-                        eta_seconds: p.eta_seconds,
-                    }),
-                    // A sequence cut short by the user's cancel is not a generation.
-                    GenerateEvent::Candidate(c) if c.finish == FinishReason::Cancelled => {}
-                    GenerateEvent::Candidate(c) => {
-                        let mut item =
-                            Item::new(c.text.clone(), c.label.clone(), Source::Generated);
-                        item.raw = Some(c.raw.clone());
-                        item.prompt = Some(c.prompt.clone());
-                        item.meta.insert("request".into(), json!(c.index));
-                        item.meta.insert("finish".into(), json!(c.finish));
-                        item.meta
-                            .insert("prompt_tokens".into(), json!(c.prompt_tokens));
-                        item.meta.insert("new_tokens".into(), json!(c.new_tokens));
-                        item.meta.insert("seconds".into(), json!(c.seconds));
-                        item.meta.insert("extraction".into(), json!(c.extraction));
-                        item.meta.insert("sampling".into(), sampling.clone());
-                        if let Some(a) = &adapter_meta {
-                            item.meta.insert("adapter".into(), a.clone());
-                        }
-                        let id = {
-                            let mut w = ws.lock().unwrap_or_else(|e| e.into_inner());
-                            w.add_item(item)?
-                        };
-                        items += 1;
-                        events.send(Event::ItemAdded {
-                            job,
-                            index: c.index,
-                            item: id.clone(),
-                        });
-                        let verdicts: Vec<Verdict> =
-                            filters.cheap(id.as_str(), &c.text, c.malformed.as_deref());
-                        let all_pass = verdicts.iter().all(|v| v.pass);
-                        let sent: Vec<(String, bool)> =
-                            verdicts.iter().map(|v| (v.stage.clone(), v.pass)).collect();
-                        journal(
-                            verdicts
-                                .into_iter()
-                                .map(|verdict| RecordBody::Verdict {
-                                    item_id: id.clone(),
-                                    verdict,
-                                })
-                                .collect(),
-                        )?;
-                        for (stage, pass) in sent {
-                            events.send(Event::Verdict {
-                                item: id.clone(),
-                                stage,
-                                pass,
-                            });
-                        }
-                        if all_pass {
-                            pending.push((id, c.label, c.text));
-                        }
-                        if pending.len() >= CLASSIFY_BATCH {
-                            check_pending(&mut pending, &mut journal)?;
-                        }
-                    }
+    // Rounds until every class has its quota of kept items or its attempt cap: a first round
+    // of `per_class` each, then more for the classes the filters thinned.
+    let n_labels = task.labels.len();
+    let (mut kept_n, mut attempts) = (vec![0usize; n_labels], vec![0usize; n_labels]);
+    let mut next_index = 0u64;
+    while let Some(counts) = settings.next_round(&kept_n, &attempts) {
+        if control.is_stopped() {
+            break;
+        }
+        let planned = generate::plan_counts(
+            &task,
+            &templates,
+            &model.tokenizer,
+            settings,
+            &counts,
+            next_index,
+        )?;
+        next_index += planned.len() as u64;
+        let before = items;
+        generate::run(
+            writer,
+            &model.tokenizer,
+            &task,
+            planned,
+            settings.batch,
+            control.stop_flag(),
+            &mut |event| {
+                control.wait_while_paused();
+                if failure.is_some() {
+                    return;
                 }
-                Ok(())
-            })();
-            if let Err(e) = result {
-                // Stop decoding: nothing more should be generated that cannot be recorded.
-                failure = Some(e);
-                control.stop();
-            }
-        },
-    );
-    if let Some(e) = failure {
-        return Err(e);
+                let result: anyhow::Result<()> = (|| {
+                    match event {
+                        GenerateEvent::Started { index, label } => {
+                            events.send(Event::SequenceStarted { job, index, label })
+                        }
+                        GenerateEvent::Delta { index, text } => {
+                            events.send(Event::Delta { job, index, text })
+                        }
+                        GenerateEvent::Progress(p) => events.send(Event::Progress {
+                            job,
+                            done: p.done,
+                            total: p.total,
+                            tokens_per_second: p.tokens_per_second,
+                            eta_seconds: p.eta_seconds,
+                        }),
+                        // A sequence cut short by the user's cancel is not a generation.
+                        GenerateEvent::Candidate(c) if c.finish == FinishReason::Cancelled => {}
+                        GenerateEvent::Candidate(c) => {
+                            let mut item =
+                                Item::new(c.text.clone(), c.label.clone(), Source::Generated);
+                            item.raw = Some(c.raw.clone());
+                            item.prompt = Some(c.prompt.clone());
+                            item.meta.insert("request".into(), json!(c.index));
+                            item.meta.insert("finish".into(), json!(c.finish));
+                            item.meta
+                                .insert("prompt_tokens".into(), json!(c.prompt_tokens));
+                            item.meta.insert("new_tokens".into(), json!(c.new_tokens));
+                            item.meta.insert("seconds".into(), json!(c.seconds));
+                            item.meta.insert("extraction".into(), json!(c.extraction));
+                            item.meta.insert("sampling".into(), sampling.clone());
+                            if let Some(a) = &adapter_meta {
+                                item.meta.insert("adapter".into(), a.clone());
+                            }
+                            let id = {
+                                let mut w = ws.lock().unwrap_or_else(|e| e.into_inner());
+                                w.add_item(item)?
+                            };
+                            items += 1;
+                            events.send(Event::ItemAdded {
+                                job,
+                                index: c.index,
+                                item: id.clone(),
+                            });
+                            let verdicts: Vec<Verdict> =
+                                filters.cheap(id.as_str(), &c.text, c.malformed.as_deref());
+                            let all_pass = verdicts.iter().all(|v| v.pass);
+                            let sent: Vec<(String, bool)> =
+                                verdicts.iter().map(|v| (v.stage.clone(), v.pass)).collect();
+                            journal(
+                                verdicts
+                                    .into_iter()
+                                    .map(|verdict| RecordBody::Verdict {
+                                        item_id: id.clone(),
+                                        verdict,
+                                    })
+                                    .collect(),
+                            )?;
+                            for (stage, pass) in sent {
+                                events.send(Event::Verdict {
+                                    item: id.clone(),
+                                    stage,
+                                    pass,
+                                });
+                            }
+                            if all_pass {
+                                pending.push((id, c.label, c.text));
+                            }
+                            if pending.len() >= CLASSIFY_BATCH {
+                                check_pending(&mut pending, &mut journal)?;
+                            }
+                        }
+                    }
+                    Ok(())
+                })();
+                if let Err(e) = result {
+                    // Stop decoding: nothing more should be generated that cannot be recorded.
+                    failure = Some(e);
+                    control.stop();
+                }
+            },
+        );
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        check_pending(&mut pending, &mut journal)?;
+        let w = ws.lock().unwrap_or_else(|e| e.into_inner());
+        for it in w.state().items().iter().rev().take(items - before) {
+            let c = task.label_index(it.label()).unwrap_or(0);
+            attempts[c] += 1;
+            kept_n[c] += usize::from(it.verdicts().iter().all(|v| v.pass));
+        }
     }
-    check_pending(&mut pending, &mut journal)?;
     let kept = {
         let w = ws.lock().unwrap_or_else(|e| e.into_inner());
         w.state()

@@ -58,6 +58,10 @@ pub struct EvalReport {
     pub seconds: f64,
     /// RFC 3339 time the evaluation finished.
     pub finished_at: String,
+    /// Per test row, in file order: whether the prediction was right (for paired comparisons
+    /// of two runs on the same rows; absent in evaluations saved before it was recorded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub correct: Vec<bool>,
 }
 
 impl EvalReport {

@@ -120,5 +120,6 @@ pub fn evaluate_until(
         metrics,
         seconds: started.elapsed().as_secs_f64(),
         finished_at: crate::data::time::now_rfc3339(),
+        correct: pairs.iter().map(|(g, p)| g == p).collect(),
     }))
 }

@@ -36,6 +36,46 @@ pub struct GenerateSettings {
     /// Wrap the rendered template in the model's chat template (when it has one). Off, the
     /// template is a plain completion prompt.
     pub chat: bool,
+    /// Where generated items are judged as they come (the workbench, the experiment), a class
+    /// gets more requests until `per_class` of its items are kept, up to this many times
+    /// `per_class` attempts (1: exactly `per_class` attempts, whatever is kept).
+    #[serde(default = "one")]
+    pub max_attempts_factor: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl GenerateSettings {
+    /// Attempts a class may use to fill its quota.
+    pub fn attempt_cap(&self) -> usize {
+        self.per_class * self.max_attempts_factor.max(1)
+    }
+
+    /// Requests for each class in the next round, from what it has kept and tried so far
+    /// (`None` when every class is done): a first round of `per_class`, then what the class's
+    /// keep rate so far says will fill it (a rate under 20% counts as 20%), within the cap.
+    pub fn next_round(&self, kept: &[usize], attempts: &[usize]) -> Option<Vec<usize>> {
+        let cap = self.attempt_cap();
+        let counts: Vec<usize> = kept
+            .iter()
+            .zip(attempts)
+            .map(|(&k, &a)| {
+                let need = self.per_class.saturating_sub(k);
+                let left = cap.saturating_sub(a);
+                if need == 0 || left == 0 {
+                    0
+                } else if a == 0 {
+                    self.per_class.min(left)
+                } else {
+                    let rate = (k as f64 / a as f64).max(0.2);
+                    ((need as f64 / rate).ceil() as usize).min(left)
+                }
+            })
+            .collect();
+        counts.iter().any(|&n| n > 0).then_some(counts)
+    }
 }
 
 impl Default for GenerateSettings {
@@ -51,6 +91,7 @@ impl Default for GenerateSettings {
             shuffle_seeds: true,
             seeds_in_prompt: true,
             chat: false,
+            max_attempts_factor: 3,
         }
     }
 }
@@ -96,10 +137,26 @@ pub fn plan(
     tokenizer: &TextTokenizer,
     settings: &GenerateSettings,
 ) -> Result<Vec<Planned>, PromptError> {
-    let mut out = Vec::with_capacity(settings.per_class * task.labels.len());
-    let mut index = 0u64;
-    for _ in 0..settings.per_class {
-        for label in &task.labels {
+    let counts = vec![settings.per_class; task.labels.len()];
+    plan_counts(task, templates, tokenizer, settings, &counts, 0)
+}
+
+/// Prompts for `counts[i]` requests of label `i`, interleaved while each class has some left,
+/// numbered from `first_index` (a later round of a quota continues the numbering, so its
+/// prompts differ from the earlier rounds').
+pub fn plan_counts(
+    task: &Task,
+    templates: &Templates,
+    tokenizer: &TextTokenizer,
+    settings: &GenerateSettings,
+    counts: &[usize],
+    first_index: u64,
+) -> Result<Vec<Planned>, PromptError> {
+    let rounds = counts.iter().copied().max().unwrap_or(0);
+    let mut out = Vec::with_capacity(counts.iter().sum());
+    let mut index = first_index;
+    for round in 0..rounds {
+        for (label, _) in task.labels.iter().zip(counts).filter(|(_, n)| **n > round) {
             let prompt = prompt_for(task, templates, tokenizer, label, settings, index)?;
             let tokens = tokenizer
                 .encode(&prompt)
@@ -237,5 +294,33 @@ fn candidate(
         prompt_tokens: f.prompt_tokens,
         new_tokens: f.tokens.len(),
         seconds: f.seconds,
+    }
+}
+
+#[cfg(test)]
+mod quota_tests {
+    use super::*;
+
+    #[test]
+    fn rounds_ask_for_what_the_keep_rate_says_within_the_cap() {
+        let s = GenerateSettings {
+            per_class: 10,
+            max_attempts_factor: 3,
+            ..GenerateSettings::default()
+        };
+        assert_eq!(s.next_round(&[0, 0], &[0, 0]), Some(vec![10, 10]));
+        // Class 0 kept half (needs 5 more at 50%: 10), class 1 is done.
+        assert_eq!(s.next_round(&[5, 10], &[10, 10]), Some(vec![10, 0]));
+        // A keep rate of 1 in 10 counts as 20%: 9 more needed → 45, cut to the 20 left.
+        assert_eq!(s.next_round(&[1, 10], &[10, 12]), Some(vec![20, 0]));
+        // The cap is spent: done, short or not.
+        assert_eq!(s.next_round(&[4, 10], &[30, 12]), None);
+        // A factor of 1: one round of per_class, whatever is kept.
+        let once = GenerateSettings {
+            max_attempts_factor: 1,
+            ..s
+        };
+        assert_eq!(once.next_round(&[0, 0], &[0, 0]), Some(vec![10, 10]));
+        assert_eq!(once.next_round(&[2, 3], &[10, 10]), None);
     }
 }

@@ -1,6 +1,7 @@
 //! LoRA fine-tuning of the model as a classifier (step 4 of the method): adapters on chosen
 //! projections ([`lora`]), examples to token batches ([`data`]), the training loop with its
-//! schedule, early stopping and live metrics ([`trainer`], [`schedule`], [`metrics`]), adapters
+//! schedule, early stopping and live metrics ([`trainer`], [`schedule`], [`metrics`]), class
+//! balance, the synthetic share and label smoothing ([`weighting`]), adapters
 //! saved and loaded in Hugging Face PEFT's layout ([`peft`]), label scoring for evaluation
 //! ([`score`]) and the step-time benchmark against the PEFT peer ([`bench`]).
 
@@ -13,6 +14,7 @@ pub mod run;
 pub mod schedule;
 pub mod score;
 pub mod trainer;
+pub mod weighting;
 
 #[cfg(test)]
 mod tests;

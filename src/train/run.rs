@@ -101,6 +101,15 @@ pub fn train_run(
     )?;
     let truncated = real.iter().chain(&extra).filter(|e| e.truncated).count();
     let (train_set, val_set) = split(&real, &extra, cfg);
+    // `split` puts the real training examples first, then every extra one.
+    let n_real_train = train_set.len() - extra.len();
+    let weights = if cfg.weighting.balance_classes || cfg.weighting.synthetic_weight.is_some() {
+        let labels: Vec<usize> = train_set.iter().map(|e| e.label).collect();
+        let (r, x) = labels.split_at(n_real_train);
+        cfg.weighting.example_weights(r, x)
+    } else {
+        Vec::new()
+    };
     // A teacher's validation is its loss on held-out examples; there is no label to score.
     let label_tokens = match cfg.objective {
         Objective::Classify => data::label_tokens(spec.task, tokenizer)?,
@@ -138,6 +147,7 @@ pub fn train_run(
         val: &val_set,
         label_tokens: &label_tokens,
         pad: tokenizer.pad_id(),
+        weights: &weights,
     };
     let outcome = train(model, &data, cfg, control, &mut |e| {
         sink(e);
@@ -159,6 +169,20 @@ pub fn train_run(
         val_examples: val_set.len(),
         truncated,
     })
+}
+
+/// What a run trained on, as its `config.json` records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+pub struct TrainedOn {
+    pub real_examples: usize,
+    pub extra_examples: usize,
+}
+
+/// The counts of a run folder's `config.json`; `None` when it has none (not a training run) or
+/// it does not say.
+pub fn trained_on(run: &Path) -> Option<TrainedOn> {
+    let text = std::fs::read_to_string(run.join("config.json")).ok()?;
+    serde_json::from_str(&text).ok()
 }
 
 /// The objective a run folder's adapter was trained for (from its `config.json`; an adapter

@@ -8,6 +8,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use super::data::{Batch, Encoded, Padding};
+use super::weighting::LossTerms;
 use crate::llm::model::Llama;
 
 /// The batch's tensors on `device`.
@@ -48,6 +49,52 @@ pub fn batch_loss(model: &Llama, t: &BatchTensors) -> Tensor<1> {
     logp.gather(1, t.targets.clone()).mean().neg()
 }
 
+/// [`LossTerms`] on the device: `hard` `[T, 1]`, and `soft` `[T, K]` with the first token of each
+/// label's word (absent when nothing is smoothed).
+pub struct TermTensors {
+    pub hard: Tensor<2>,
+    pub soft: Option<(Tensor<2>, Tensor<1, Int>)>,
+}
+
+impl TermTensors {
+    pub fn new(terms: &LossTerms, label_first: &[u32], device: &Device) -> Self {
+        let t = terms.hard.len();
+        let hard = Tensor::from_data(TensorData::new(terms.hard.clone(), [t, 1]), device);
+        let soft = (terms.labels > 0 && terms.soft.iter().any(|&x| x != 0.0)).then(|| {
+            let k = terms.labels;
+            let ids: Vec<i64> = label_first.iter().map(|&x| i64::from(x)).collect();
+            (
+                Tensor::from_data(TensorData::new(terms.soft.clone(), [t, k]), device),
+                Tensor::from_data(TensorData::new(ids, [k]), device),
+            )
+        });
+        TermTensors { hard, soft }
+    }
+}
+
+/// The loss [`LossTerms`] describe: a weighted mean over target tokens, with part of the first
+/// label token's target spread over every label's word, `[1]`.
+pub fn weighted_loss(model: &Llama, t: &BatchTensors, terms: &TermTensors) -> Tensor<1> {
+    let logp = gathered_log_probs(model, t);
+    let own = logp
+        .clone()
+        .gather(1, t.targets.clone())
+        .mul(terms.hard.clone());
+    let mut loss = own.sum();
+    if let Some((soft, ids)) = &terms.soft {
+        loss = loss + logp.select(1, ids.clone()).mul(soft.clone()).sum();
+    }
+    loss.neg()
+}
+
+/// Host values of a float tensor; a tensor of another type is a bug, reported rather than read
+/// as zeros (which would score every item as the first label).
+pub fn host_f32<const D: usize>(t: Tensor<D>) -> anyhow::Result<Vec<f32>> {
+    t.into_data()
+        .try_into_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("reading a tensor back from the device: {e:?}"))
+}
+
 /// Scores of each label for each example, `[n][labels]`: the summed log-probability of the
 /// label's verbalizer tokens after the example's prompt. Examples are scored `batch_size` at a
 /// time in packed batches; with one-token verbalizers a single forward serves every label.
@@ -58,7 +105,7 @@ pub fn label_scores(
     label_tokens: &[Vec<u32>],
     batch_size: usize,
     pad: u32,
-) -> Vec<Vec<f32>> {
+) -> anyhow::Result<Vec<Vec<f32>>> {
     let device = model.device();
     let n_labels = label_tokens.len();
     let mut scores = vec![vec![0.0f32; n_labels]; items.len()];
@@ -82,12 +129,12 @@ pub fn label_scores(
             let batch = Batch::new(&refs, Padding::Packed, pad);
             let t = BatchTensors::new(&batch, &device);
             let picked = gathered_log_probs(model, &t).select(1, ids.clone());
-            let flat = picked.into_data().try_into_vec::<f32>().unwrap_or_default();
+            let flat = host_f32(picked)?;
             for (i, row) in flat.chunks(n_labels).enumerate() {
                 scores[c * batch_size + i].copy_from_slice(row);
             }
         }
-        return scores;
+        return Ok(scores);
     }
     for (l, target) in label_tokens.iter().enumerate() {
         for (c, chunk) in items.chunks(batch_size).enumerate() {
@@ -103,11 +150,7 @@ pub fn label_scores(
             let refs: Vec<&Encoded> = probe.iter().collect();
             let batch = Batch::new(&refs, Padding::Packed, pad);
             let t = BatchTensors::new(&batch, &device);
-            let per_token = gathered_log_probs(model, &t)
-                .gather(1, t.targets.clone())
-                .into_data()
-                .try_into_vec::<f32>()
-                .unwrap_or_default();
+            let per_token = host_f32(gathered_log_probs(model, &t).gather(1, t.targets.clone()))?;
             let mut k = 0;
             for (i, e) in probe.iter().enumerate() {
                 let n = e.target.len();
@@ -116,7 +159,7 @@ pub fn label_scores(
             }
         }
     }
-    scores
+    Ok(scores)
 }
 
 /// Index of the highest score (the first on ties).

@@ -191,6 +191,7 @@ fn loss_falls_and_the_best_adapter_is_kept() {
         val: &val,
         label_tokens: &labels,
         pad: 0,
+        weights: &[],
     };
     let mut events = Vec::new();
     let out = train(
@@ -229,7 +230,7 @@ fn loss_falls_and_the_best_adapter_is_kept() {
     assert_eq!(out.reason, StopReason::Completed);
     assert_eq!(out.best_val_loss, Some(best));
     // The returned model is the best epoch's: its validation loss is the best one.
-    let (loss, _) = super::trainer::evaluate(&out.model, &val, &labels, 16, 0);
+    let (loss, _) = super::trainer::evaluate(&out.model, &val, &labels, 16, 0).unwrap();
     assert!((loss - best).abs() < 1e-4, "{loss} vs {best}");
     assert!(!out.model.device().is_autodiff());
 }
@@ -254,6 +255,7 @@ fn training_is_reproducible_with_a_seed() {
         val: &val,
         label_tokens: &labels,
         pad: 0,
+        weights: &[],
     };
     let run = |seed: u64| {
         let mut losses = Vec::new();
@@ -290,6 +292,7 @@ fn a_stopped_run_ends_at_once_and_keeps_its_adapter() {
         val: &val,
         label_tokens: &labels,
         pad: 0,
+        weights: &[],
     };
     let control = TrainControl::default();
     let mut steps = 0;
@@ -462,14 +465,14 @@ fn packed_and_padded_batches_give_the_same_loss_and_scores() {
     assert!((packed - loss(Padding::Fixed(12))).abs() < 1e-5);
     // Scoring in batches of 4 equals scoring one at a time.
     let owned: Vec<Encoded> = items.iter().map(|e| (*e).clone()).collect();
-    let batched = label_scores(&m, &owned, &labels, 4, 0);
-    let single = label_scores(&m, &owned, &labels, 1, 0);
+    let batched = label_scores(&m, &owned, &labels, 4, 0).unwrap();
+    let single = label_scores(&m, &owned, &labels, 1, 0).unwrap();
     for (a, b) in batched.iter().zip(&single) {
         assert!(max_diff(a, b) < 1e-5);
     }
     // A multi-token verbalizer scores the sum of its tokens' log-probabilities.
     let multi = vec![vec![50, 7], vec![51]];
-    let s = label_scores(&m, &owned[..2], &multi, 2, 0);
+    let s = label_scores(&m, &owned[..2], &multi, 2, 0).unwrap();
     let two = Encoded {
         target: vec![50, 7],
         ..owned[0].clone()
@@ -505,6 +508,7 @@ fn training_runs_on_wgpu_and_agrees_with_the_cpu() {
         val: &val,
         label_tokens: &labels,
         pad: 0,
+        weights: &[],
     };
     let run = |device: &Device| {
         let mut losses = Vec::new();

@@ -20,7 +20,10 @@ use super::data::{Batch, Encoded, Padding, length_grouped_batches};
 use super::lora::{self, LoraConfig};
 use super::metrics::{StopReason, TrainEvent};
 use super::schedule::{Decay, Schedule, warmup_steps};
-use super::score::{BatchTensors, accuracy, batch_loss, label_scores};
+use super::score::{
+    BatchTensors, TermTensors, accuracy, batch_loss, host_f32, label_scores, weighted_loss,
+};
+use super::weighting::{LossTerms, Weighting};
 use crate::llm::model::Llama;
 use crate::util::rng::Rng;
 
@@ -69,6 +72,10 @@ pub struct TrainConfig {
     pub padding: Padding,
     pub eval_batch_size: usize,
     pub seed: u64,
+    /// Class balance, the synthetic items' share and label smoothing (absent in a run recorded
+    /// before they existed: none of them).
+    #[serde(default = "Weighting::none")]
+    pub weighting: Weighting,
 }
 
 impl Default for TrainConfig {
@@ -95,6 +102,7 @@ impl Default for TrainConfig {
             padding: Padding::Packed,
             eval_batch_size: 16,
             seed: 0,
+            weighting: Weighting::default(),
         }
     }
 }
@@ -102,6 +110,7 @@ impl Default for TrainConfig {
 impl TrainConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.lora.validate()?;
+        self.weighting.validate()?;
         if self.epochs == 0 || self.batch_size == 0 || self.grad_accum == 0 {
             return Err("epochs, batch size and gradient accumulation must be at least 1".into());
         }
@@ -141,6 +150,8 @@ pub struct TrainData<'a> {
     /// The verbalizer tokens of each label, for validation accuracy.
     pub label_tokens: &'a [Vec<u32>],
     pub pad: u32,
+    /// One weight per training example (empty: every example weighs one).
+    pub weights: &'a [f32],
 }
 
 /// Early stopping on validation loss: pure bookkeeping, fed one epoch at a time.
@@ -221,22 +232,10 @@ pub fn trainable_ids(model: &Llama) -> Vec<ParamId> {
 /// The adapter factors as host data, to restore the best epoch later.
 type Snapshot = Vec<(Vec<f32>, Vec<f32>)>;
 
-fn snapshot(model: &Llama) -> Snapshot {
+fn snapshot(model: &Llama) -> anyhow::Result<Snapshot> {
     lora::adapters(model)
         .iter()
-        .map(|(_, _, lr)| {
-            let a =
-                lr.a.val()
-                    .into_data()
-                    .try_into_vec::<f32>()
-                    .unwrap_or_default();
-            let b =
-                lr.b.val()
-                    .into_data()
-                    .try_into_vec::<f32>()
-                    .unwrap_or_default();
-            (a, b)
-        })
+        .map(|(_, _, lr)| Ok((host_f32(lr.a.val())?, host_f32(lr.b.val())?)))
         .collect()
 }
 
@@ -267,7 +266,7 @@ pub fn evaluate(
     label_tokens: &[Vec<u32>],
     batch_size: usize,
     pad: u32,
-) -> (f64, Option<f64>) {
+) -> anyhow::Result<(f64, Option<f64>)> {
     let device = model.device();
     let mut sum = 0.0;
     let mut n = 0usize;
@@ -279,11 +278,13 @@ pub fn evaluate(
         sum += loss * batch.targets.len() as f64;
         n += batch.targets.len();
     }
-    let acc = (!label_tokens.is_empty()).then(|| {
-        let scores = label_scores(model, items, label_tokens, batch_size, pad);
-        accuracy(&scores, items)
-    });
-    (sum / n.max(1) as f64, acc)
+    let acc = if label_tokens.is_empty() {
+        None
+    } else {
+        let scores = label_scores(model, items, label_tokens, batch_size, pad)?;
+        Some(accuracy(&scores, items))
+    };
+    Ok((sum / n.max(1) as f64, acc))
 }
 
 /// One optimizer step's worth of gradients, accumulated over micro-batches, in the fixed order
@@ -389,6 +390,21 @@ pub fn train(
     });
 
     let lengths: Vec<usize> = data.train.iter().map(Encoded::input_len).collect();
+    anyhow::ensure!(
+        data.weights.is_empty() || data.weights.len() == data.train.len(),
+        "{} example weights for {} training examples",
+        data.weights.len(),
+        data.train.len()
+    );
+    let weight_of = |i: usize| data.weights.get(i).copied().unwrap_or(1.0);
+    // Smoothing spreads the label word's target over every label's first token; the generation
+    // objective has no label words to spread over.
+    let label_first: Vec<u32> = data
+        .label_tokens
+        .iter()
+        .filter_map(|t| t.first().copied())
+        .collect();
+    let weighted = !data.weights.is_empty() || cfg.weighting.label_smoothing > 0.0;
     let mut rng = Rng::new(cfg.seed ^ 0x7EA1_5EED);
     let mut early = EarlyStopping::new(cfg.patience, cfg.min_delta);
     let mut best: Option<(Snapshot, usize, f64, f64)> = None;
@@ -400,7 +416,8 @@ pub fn train(
                               epoch: usize,
                               step: usize,
                               train_loss: f64,
-                              sink: &mut dyn FnMut(&TrainEvent)| {
+                              sink: &mut dyn FnMut(&TrainEvent)|
+     -> anyhow::Result<Verdict> {
         let t0 = Instant::now();
         let plain = model.valid();
         let (val_loss, val_acc) = if data.val.is_empty() {
@@ -412,7 +429,7 @@ pub fn train(
                 data.label_tokens,
                 cfg.eval_batch_size,
                 data.pad,
-            );
+            )?;
             (Some(l), a)
         };
         let verdict = match val_loss {
@@ -421,7 +438,7 @@ pub fn train(
         };
         if verdict == Verdict::Improved {
             best = Some((
-                snapshot(&plain),
+                snapshot(&plain)?,
                 epoch,
                 val_loss.unwrap_or(f64::NAN),
                 val_acc.unwrap_or(f64::NAN),
@@ -437,7 +454,7 @@ pub fn train(
             eval_time_s: t0.elapsed().as_secs_f64(),
             elapsed_s: started.elapsed().as_secs_f64(),
         });
-        verdict
+        Ok(verdict)
     };
 
     'epochs: for epoch in 0..cfg.epochs {
@@ -453,21 +470,30 @@ pub fn train(
                 break;
             }
             let t0 = Instant::now();
-            let built: Vec<Batch> = group
+            let built: Vec<(Batch, Option<LossTerms>)> = group
                 .iter()
                 .map(|idx| {
                     let refs: Vec<&Encoded> = idx.iter().map(|&i| &data.train[i]).collect();
-                    Batch::new(&refs, cfg.padding, data.pad)
+                    let terms = weighted.then(|| {
+                        let w: Vec<f32> = idx.iter().map(|&i| weight_of(i)).collect();
+                        LossTerms::new(&refs, &w, &label_first, cfg.weighting.label_smoothing)
+                    });
+                    (Batch::new(&refs, cfg.padding, data.pad), terms)
                 })
                 .collect();
-            let step_targets: usize = built.iter().map(|b| b.targets.len()).sum();
+            let step_targets: usize = built.iter().map(|(b, _)| b.targets.len()).sum();
             let mut acc = Accumulated::new(&ids);
             let mut step_loss = 0.0;
-            for batch in &built {
+            for (batch, terms) in &built {
                 let device = model.device();
                 let t = BatchTensors::new(batch, &device);
                 let weight = batch.targets.len() as f64 / step_targets as f64;
-                let loss = batch_loss(&model, &t);
+                let loss = match terms {
+                    Some(terms) => {
+                        weighted_loss(&model, &t, &TermTensors::new(terms, &label_first, &device))
+                    }
+                    None => batch_loss(&model, &t),
+                };
                 step_loss += loss.clone().into_scalar::<f32>() as f64 * weight;
                 let grads = loss.mul_scalar(weight).backward();
                 acc.add(GradientsParams::from_grads(grads, &model));
@@ -477,7 +503,7 @@ pub fn train(
             model = optim.step(lr, model, grads);
             step += 1;
             let dt = t0.elapsed().as_secs_f64();
-            let tokens: usize = built.iter().map(|b| b.real_tokens).sum();
+            let tokens: usize = built.iter().map(|(b, _)| b.real_tokens).sum();
             epoch_loss += step_loss * step_targets as f64;
             epoch_targets += step_targets;
             sink(&TrainEvent::Step {
@@ -500,14 +526,14 @@ pub fn train(
         if stopped_mid_epoch {
             // Keep the better of the best epoch so far and where the run stands now.
             if epoch_targets > 0 {
-                evaluate_epoch(&model, epoch, step, train_loss, sink);
+                evaluate_epoch(&model, epoch, step, train_loss, sink)?;
                 epochs_done = epoch + 1;
             }
             reason = StopReason::Stopped;
             break 'epochs;
         }
         epochs_done = epoch + 1;
-        if evaluate_epoch(&model, epoch, step, train_loss, sink) == Verdict::Stop {
+        if evaluate_epoch(&model, epoch, step, train_loss, sink)? == Verdict::Stop {
             reason = StopReason::EarlyStopped;
             break;
         }

@@ -21,10 +21,13 @@ pub enum Arm {
     LoraTeacher,
     /// LoRA on the seeds + the kept items of an unlabelled pool the model labelled.
     LoraAnnotated,
+    /// LoRA on the seeds + the kept generated items + the kept annotated pool (the teacher
+    /// paper's mix of generation and annotation).
+    LoraMixed,
 }
 
 impl Arm {
-    pub const ALL: [Arm; 8] = [
+    pub const ALL: [Arm; 9] = [
         Arm::ZeroShot,
         Arm::Icl,
         Arm::IclCalibrated,
@@ -33,6 +36,7 @@ impl Arm {
         Arm::LoraUnfiltered,
         Arm::LoraTeacher,
         Arm::LoraAnnotated,
+        Arm::LoraMixed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -45,6 +49,7 @@ impl Arm {
             Arm::LoraUnfiltered => "lora-unfiltered",
             Arm::LoraTeacher => "lora-teacher",
             Arm::LoraAnnotated => "lora-annotated",
+            Arm::LoraMixed => "lora-mixed",
         }
     }
 
@@ -59,6 +64,7 @@ impl Arm {
             Arm::LoraUnfiltered => "LoRA, seeds + unfiltered synthetic",
             Arm::LoraTeacher => "LoRA, seeds + teacher-written (filtered)",
             Arm::LoraAnnotated => "LoRA, seeds + annotated pool (filtered)",
+            Arm::LoraMixed => "LoRA, seeds + filtered synthetic + annotated pool",
         }
     }
 
@@ -68,7 +74,15 @@ impl Arm {
 
     /// Whether the arm needs the base model's generations (the generate and filter steps).
     pub fn needs_generation(self) -> bool {
-        matches!(self, Arm::LoraSynthetic | Arm::LoraUnfiltered)
+        matches!(
+            self,
+            Arm::LoraSynthetic | Arm::LoraUnfiltered | Arm::LoraMixed
+        )
+    }
+
+    /// Whether the arm needs the annotated pool (the annotate step).
+    pub fn needs_annotation(self) -> bool {
+        matches!(self, Arm::LoraAnnotated | Arm::LoraMixed)
     }
 }
 

@@ -53,6 +53,18 @@ pub struct ExperimentSpec {
     /// Sampling temperature of the seed-tuned teacher (the teacher paper's 0.8).
     #[serde(default = "default_teacher_temperature")]
     pub teacher_temperature: f32,
+    /// Choose the label-consistency judge by cross-validation on each draw's seeds (otherwise
+    /// `filters.judge`).
+    #[serde(default)]
+    pub judge_select: bool,
+}
+
+impl ExperimentSpec {
+    /// Whether the judge may be the seeds' LoRA, so the seeds-only run trains before anything
+    /// is judged.
+    pub fn judge_may_need_adapter(&self) -> bool {
+        self.filters.label_consistency && (self.judge_select || self.filters.judge.needs_adapter())
+    }
 }
 
 fn default_pool() -> usize {

@@ -14,7 +14,10 @@ use super::steps::{
     read_marker, step_names,
 };
 use super::{Arm, ExperimentSpec, seed_dir};
+use crate::eval::judge_selection::Selection;
 use crate::eval::metrics::mean_std;
+use crate::eval::paired::{Paired, compare};
+use crate::eval::report::EvalReport;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ArmResult {
@@ -26,6 +29,10 @@ pub struct ArmResult {
     pub train_examples: Option<usize>,
     /// Training and evaluation.
     pub seconds: f64,
+    /// Against the seeds-only run of the same draw, on the same rows (trained arms other than
+    /// lora-real, when both evaluations recorded their rows).
+    #[serde(default)]
+    pub vs_seeds: Option<Paired>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -42,6 +49,9 @@ pub struct SeedReport {
     /// The unlabelled pool's annotation (the annotated arm).
     #[serde(default)]
     pub annotate: Option<AnnotateDetail>,
+    /// The cross-validated choice of the label-consistency judge.
+    #[serde(default)]
+    pub judge: Option<Selection>,
     pub results: Vec<ArmResult>,
     /// Wall time of each finished step, in run order.
     pub steps: Vec<(String, f64)>,
@@ -91,13 +101,19 @@ pub fn build(
         let dir = seed_dir(out, seed);
         let mut steps = Vec::new();
         let mut pending = Vec::new();
-        for name in step_names(arms) {
+        for name in step_names(spec, arms) {
             match read_marker(&dir, &name)? {
                 Some(m) => steps.push((name, m.seconds)),
                 None => pending.push(name),
             }
         }
         let mut results = Vec::new();
+        let rows_of = |arm: Arm| {
+            EvalReport::load(&dir.join(arm.name()))
+                .ok()
+                .map(|r| r.correct)
+        };
+        let twin = rows_of(Arm::LoraReal);
         for &arm in arms {
             let Some((eval, eval_s)) = detail::<EvalDetail>(&dir, &format!("eval-{}", arm.name()))?
             else {
@@ -111,6 +127,10 @@ pub fn build(
                 n: eval.n,
                 train_examples: train.as_ref().map(|(t, _)| t.train_examples),
                 seconds: eval_s + train.map_or(0.0, |(_, s)| s),
+                vs_seeds: match (&twin, arm.trains() && arm != Arm::LoraReal) {
+                    (Some(t), true) => rows_of(arm).and_then(|r| compare(&r, t, seed)),
+                    _ => None,
+                },
             });
         }
         per_seed.push(SeedReport {
@@ -123,6 +143,7 @@ pub fn build(
             teacher_generate: detail(&dir, "generate-teacher")?.map(|(d, _)| d),
             teacher_filter: detail(&dir, "filter-teacher")?.map(|(d, _)| d),
             annotate: detail(&dir, "annotate")?.map(|(d, _)| d),
+            judge: detail(&dir, "judge")?.map(|(d, _)| d),
             results,
             seconds: steps.iter().map(|(_, s)| s).sum(),
             steps,
@@ -174,6 +195,103 @@ fn minutes(s: f64) -> String {
     }
 }
 
+/// Each trained arm against the seeds-only run of the same draw: the paired difference on the
+/// same rows with its 95% bootstrap interval and McNemar's p, per seed, and the mean.
+fn paired_table(md: &mut String, r: &ExperimentReport) {
+    let arms: Vec<Arm> = r
+        .summary
+        .iter()
+        .map(|s| s.arm)
+        .filter(|a| {
+            r.seeds.iter().any(|s| {
+                s.results
+                    .iter()
+                    .any(|x| x.arm == *a && x.vs_seeds.is_some())
+            })
+        })
+        .collect();
+    if arms.is_empty() {
+        return;
+    }
+    let mut head = String::from("\n| against LoRA on the seeds alone, same rows |");
+    let mut rule = String::from("|---|");
+    for s in &r.seeds {
+        let _ = write!(head, " seed {}: Δ points [95% CI], p |", s.seed);
+        rule.push_str("---:|");
+    }
+    head.push_str(" mean Δ | worse than its twin |");
+    rule.push_str("---:|---|");
+    let _ = writeln!(md, "{head}\n{rule}");
+    for arm in arms {
+        let mut row = format!("| {} |", arm.describe());
+        let mut diffs = Vec::new();
+        let mut worse = Vec::new();
+        for s in &r.seeds {
+            match s
+                .results
+                .iter()
+                .find(|x| x.arm == arm)
+                .and_then(|x| x.vs_seeds.as_ref())
+            {
+                Some(p) => {
+                    diffs.push(p.diff);
+                    if p.worse() {
+                        worse.push(format!("seed {}", s.seed));
+                    }
+                    let _ = write!(
+                        row,
+                        " {:+.1} [{:+.1}, {:+.1}], {:.2} |",
+                        p.diff * 100.0,
+                        p.low * 100.0,
+                        p.high * 100.0,
+                        p.p_value
+                    );
+                }
+                None => row.push_str(" – |"),
+            }
+        }
+        let mean = diffs.iter().sum::<f64>() / diffs.len().max(1) as f64;
+        let _ = writeln!(
+            row,
+            " **{:+.1}** | {} |",
+            mean * 100.0,
+            if worse.is_empty() {
+                "no".to_string()
+            } else {
+                format!("**yes**: {}", worse.join(", "))
+            }
+        );
+        md.push_str(&row);
+    }
+}
+
+/// The judge each draw chose by cross-validation on its seeds, with the measurement.
+fn judge_table(md: &mut String, r: &ExperimentReport) {
+    if r.seeds.iter().all(|s| s.judge.is_none()) {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\n| seed | label-consistency judge | cross-validation on the seeds (right / seeds) |\n|---:|---|---|"
+    );
+    for s in &r.seeds {
+        let Some(j) = &s.judge else { continue };
+        let measured: Vec<String> = j
+            .measured
+            .iter()
+            .map(|m| format!("{} {}/{}", m.judge.name(), m.correct, m.n))
+            .collect();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} ({} folds) |",
+            s.seed,
+            j.chosen.name(),
+            measured.join(", "),
+            j.folds
+        );
+    }
+}
+
 /// The report as Markdown: the results table first, then data counts, settings and times.
 pub fn markdown(r: &ExperimentReport) -> String {
     let mut md = String::new();
@@ -221,9 +339,12 @@ pub fn markdown(r: &ExperimentReport) -> String {
         md.push_str(&row);
     }
 
+    paired_table(&mut md, r);
+    judge_table(&mut md, r);
+
     let _ = writeln!(
         md,
-        "\n| seed | data | items | kept by the filters | rejected by stage | label agreement |\n|---:|---|---:|---|---|---|"
+        "\n| seed | data | items | kept by the filters | rejected by stage | label agreement | kept distinct-2 / pairwise similarity |\n|---:|---|---:|---|---|---|---|"
     );
     let per_class = |m: &BTreeMap<String, usize>| {
         m.iter()
@@ -261,16 +382,42 @@ pub fn markdown(r: &ExperimentReport) -> String {
                 ),
                 None => ("–".into(), "–".into()),
             };
+            let diversity = filter.as_ref().and_then(|f| f.diversity.as_ref()).map_or(
+                "–".into(),
+                |(seeds, kept)| {
+                    format!(
+                        "{:.2} / {:.3} (seeds {:.2} / {:.3})",
+                        kept.distinct_2,
+                        kept.mean_pairwise_similarity,
+                        seeds.distinct_2,
+                        seeds.mean_pairwise_similarity
+                    )
+                },
+            );
+            let short =
+                generated
+                    .as_ref()
+                    .filter(|g| !g.short.is_empty())
+                    .map_or(String::new(), |g| {
+                        format!(
+                            " (attempt cap hit: {})",
+                            g.short
+                                .iter()
+                                .map(|(l, n)| format!("{l} {n}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    });
             let _ = writeln!(
                 md,
-                "| {} | {what} | {items} | {kept} | {rejected} | – |",
+                "| {} | {what} | {items} | {kept}{short} | {rejected} | – | {diversity} |",
                 s.seed
             );
         }
         if let Some(a) = &s.annotate {
             let _ = writeln!(
                 md,
-                "| {} | unlabelled pool, annotated | {} | {} | below the confidence or duplicate {} | {:.0}% of the pool, {:.0}% of the kept |",
+                "| {} | unlabelled pool, annotated | {} | {} | below the confidence or duplicate {} | {:.0}% of the pool, {:.0}% of the kept | – |",
                 s.seed,
                 a.pool,
                 kept_cell(a.kept, a.pool, &a.kept_per_class),
@@ -336,6 +483,32 @@ pub fn markdown(r: &ExperimentReport) -> String {
         t.patience,
         t.val_fraction * 100.0,
         spec.model
+    );
+    let w = &t.weighting;
+    let _ = writeln!(
+        md,
+        "\nJudge: {}. Quota: {}. Loss: classes balanced {}, synthetic weight {}, label \
+         smoothing {}.",
+        if spec.judge_select {
+            "chosen per draw by cross-validation on the seeds".to_string()
+        } else {
+            spec.filters.judge.name().to_string()
+        },
+        if g.max_attempts_factor > 1 {
+            format!(
+                "generate until {} kept per class, at most {} attempts per class",
+                g.per_class,
+                g.attempt_cap()
+            )
+        } else {
+            format!("{} attempts per class, whatever is kept", g.per_class)
+        },
+        if w.balance_classes { "yes" } else { "no" },
+        w.synthetic_weight
+            .map_or("none (each item weighs one)".into(), |x| format!(
+                "{x}× the seeds"
+            )),
+        w.label_smoothing
     );
     md
 }

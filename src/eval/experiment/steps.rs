@@ -13,17 +13,20 @@ use super::{Arm, DONE_DIR, ExperimentSpec, seed_dir};
 use crate::data::import::{Row, SampleOptions, sample_per_class};
 use crate::data::item::Verdict;
 use crate::data::task::{Example, Task};
+use crate::eval::judge_selection::{Selection, SelectionContext, select};
 use crate::eval::report::{EvalReport, Method};
 use crate::eval::run::{EvalOptions, evaluate};
 use crate::llm::model::Llama;
 use crate::llm::tokenizer::TextTokenizer;
 use crate::pipeline::annotate::{Annotated, annotate};
 use crate::pipeline::classify::Classifier;
+use crate::pipeline::filters::FilterSettings;
 use crate::pipeline::filters::Filters;
-use crate::pipeline::filters::judge::{Judge, ToJudge, judge_all, kept};
-use crate::pipeline::filters::stages::consistency_classifier;
+use crate::pipeline::filters::diversity::{Diversity, diversity};
+use crate::pipeline::filters::judge::{Judge, ToJudge, judge_more, kept};
+use crate::pipeline::filters::stages::{JudgeKind, QUOTA, consistency_classifier};
 use crate::pipeline::filters::stats::rejecting_stage;
-use crate::pipeline::generate::{self, GenerateEvent};
+use crate::pipeline::generate;
 use crate::pipeline::prompt::Templates;
 use crate::train::metrics::TrainEvent;
 use crate::train::run::{RunSpec, train_run};
@@ -74,6 +77,12 @@ pub struct GenerateDetail {
     pub items: usize,
     pub new_tokens: usize,
     pub tokens_per_s: f64,
+    /// Classes whose quota of kept items the attempt cap cut short, with what they got.
+    #[serde(default)]
+    pub short: Vec<(String, usize)>,
+    /// The judge that checked the labels.
+    #[serde(default)]
+    pub judge: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -84,6 +93,9 @@ pub struct FilterDetail {
     pub rejected_by_stage: BTreeMap<String, usize>,
     /// Generated items with a text at all: what the unfiltered arm trains on.
     pub usable: usize,
+    /// How varied the seeds and the kept items are.
+    #[serde(default)]
+    pub diversity: Option<(Diversity, Diversity)>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -167,9 +179,24 @@ pub struct AnnotatedItem {
     pub dataset_label: String,
 }
 
-/// The steps of one seed for these arms, in the order they run.
-pub fn step_names(arms: &[Arm]) -> Vec<String> {
+/// Whether these arms judge anything (generated or annotated items).
+fn judges(arms: &[Arm]) -> bool {
+    arms.iter()
+        .any(|a| a.needs_generation() || a.needs_annotation() || *a == Arm::LoraTeacher)
+}
+
+/// The steps of one seed for these arms, in the order they run. The seeds-only run trains
+/// first when the judge may read with it.
+pub fn step_names(spec: &ExperimentSpec, arms: &[Arm]) -> Vec<String> {
     let mut out = vec!["seeds".to_string()];
+    let early_real = judges(arms) && spec.judge_may_need_adapter();
+    let train_real = format!("train-{}", Arm::LoraReal.name());
+    if early_real {
+        out.push(train_real.clone());
+    }
+    if judges(arms) && spec.judge_select && spec.filters.label_consistency {
+        out.push("judge".into());
+    }
     if arms.iter().any(|a| a.needs_generation()) {
         out.push("generate".into());
         out.push("filter".into());
@@ -177,12 +204,13 @@ pub fn step_names(arms: &[Arm]) -> Vec<String> {
     if arms.contains(&Arm::LoraTeacher) {
         out.extend(["teacher", "generate-teacher", "filter-teacher"].map(String::from));
     }
-    if arms.contains(&Arm::LoraAnnotated) {
+    if arms.iter().any(|a| a.needs_annotation()) {
         out.push("annotate".into());
     }
     for a in arms {
-        if a.trains() {
-            out.push(format!("train-{}", a.name()));
+        let train = format!("train-{}", a.name());
+        if a.trains() && !(early_real && train == train_real) {
+            out.push(train);
         }
         out.push(format!("eval-{}", a.name()));
     }
@@ -209,11 +237,16 @@ pub fn read_marker(dir: &Path, step: &str) -> anyhow::Result<Option<Marker>> {
 }
 
 /// Steps of these seeds and arms that have not finished.
-pub fn pending(out: &Path, seeds: &[u64], arms: &[Arm]) -> anyhow::Result<usize> {
+pub fn pending(
+    out: &Path,
+    spec: &ExperimentSpec,
+    seeds: &[u64],
+    arms: &[Arm],
+) -> anyhow::Result<usize> {
     let mut n = 0;
     for &s in seeds {
         let dir = seed_dir(out, s);
-        for step in step_names(arms) {
+        for step in step_names(spec, arms) {
             if read_marker(&dir, &step)?.is_none() {
                 n += 1;
             }
@@ -272,6 +305,15 @@ pub fn run_seed(
         dir,
     };
     run.step("seeds", SeedRun::draw_seeds)?;
+    let early_real = judges(arms) && spec.judge_may_need_adapter();
+    if early_real {
+        run.step(&format!("train-{}", Arm::LoraReal.name()), |r| {
+            r.train(Arm::LoraReal)
+        })?;
+    }
+    if judges(arms) && spec.judge_select && spec.filters.label_consistency {
+        run.step("judge", SeedRun::select_judge)?;
+    }
     if arms.iter().any(|a| a.needs_generation()) {
         run.step("generate", |r| r.generate(Writer::Base))?;
         run.step("filter", |r| r.filter(Writer::Base))?;
@@ -281,7 +323,7 @@ pub fn run_seed(
         run.step("generate-teacher", |r| r.generate(Writer::Teacher))?;
         run.step("filter-teacher", |r| r.filter(Writer::Teacher))?;
     }
-    if arms.contains(&Arm::LoraAnnotated) {
+    if arms.iter().any(|a| a.needs_annotation()) {
         run.step("annotate", SeedRun::annotate)?;
     }
     for &arm in arms {
@@ -381,6 +423,65 @@ impl SeedRun<'_, '_> {
         })
     }
 
+    /// The judge of label consistency for this seed: the measured choice when the experiment
+    /// selects it, else the settings'.
+    fn judge_kind(&self) -> anyhow::Result<JudgeKind> {
+        if !self.spec.judge_select {
+            return Ok(self.spec.filters.judge);
+        }
+        let marker = read_marker(&self.dir, "judge")?
+            .ok_or_else(|| anyhow::anyhow!("the judge step has not run"))?;
+        let sel: Selection = serde_json::from_value(marker.detail)
+            .with_context(|| format!("{}: the judge step's record", self.dir.display()))?;
+        Ok(sel.chosen)
+    }
+
+    /// The filter settings with this seed's judge.
+    fn filter_settings(&self) -> anyhow::Result<FilterSettings> {
+        let mut f = self.spec.filters.clone();
+        f.judge = self.judge_kind()?;
+        Ok(f)
+    }
+
+    /// The model the judge reads with: the base model, or the seeds-only run's adapter on it.
+    fn judge_model(&self, judge: JudgeKind) -> anyhow::Result<Llama> {
+        let mut model = self.ctx.model.clone();
+        if judge.needs_adapter() {
+            let dir = self.dir.join(Arm::LoraReal.name());
+            crate::train::peft::load_adapter(&mut model, &dir)
+                .with_context(|| format!("loading the judge's adapter in {}", dir.display()))?;
+        }
+        Ok(model)
+    }
+
+    fn select_judge(&mut self) -> anyhow::Result<Selection> {
+        let task = self.task()?;
+        let mut cfg = self.spec.train.clone();
+        cfg.seed = self.seed;
+        let sel_ctx = SelectionContext {
+            model: self.ctx.model,
+            tokenizer: self.ctx.tokenizer,
+            templates: self.ctx.templates,
+            task: &task,
+            calibrate: self.spec.filters.calibrate,
+            train: &cfg,
+            model_path: self.ctx.model_path,
+            device: self.ctx.device,
+        };
+        let mut lines = Vec::new();
+        let sel = select(&sel_ctx, &JudgeKind::ALL, &mut |l| {
+            lines.push(l.to_string())
+        })?;
+        for l in lines {
+            self.log(&l);
+        }
+        self.log(&format!("judge: {}", sel.reason));
+        Ok(sel)
+    }
+
+    /// Generates and judges in rounds until every class has `per_class` kept items or its
+    /// attempt cap; kept items past a class's quota are marked so (the
+    /// kept set stays balanced). Writes every item and its verdicts.
     fn generate(&mut self, writer: Writer) -> anyhow::Result<GenerateDetail> {
         let task = self.task()?;
         let mut settings = self.spec.generate.clone();
@@ -393,98 +494,160 @@ impl SeedRun<'_, '_> {
             crate::train::peft::load_adapter(&mut model, &dir)
                 .with_context(|| format!("loading the teacher in {}", dir.display()))?;
         }
-        let planned = generate::plan(&task, self.ctx.templates, self.ctx.tokenizer, &settings)?;
-        let total = planned.len();
-        let started = Instant::now();
-        let (mut finished, mut shown) = (0usize, 0usize);
-        let mut lines = Vec::new();
-        let candidates = generate::run(
-            &model,
-            self.ctx.tokenizer,
-            &task,
-            planned,
-            settings.batch,
-            self.hooks.cancel,
-            &mut |e| {
-                if let GenerateEvent::Candidate(_) = e {
-                    finished += 1;
-                    // A line every tenth of the way: visible progress without a flood.
-                    if finished * 10 / total.max(1) > shown {
-                        shown = finished * 10 / total.max(1);
-                        lines.push(format!(
-                            "generated {finished}/{total} ({:.0} s)",
-                            started.elapsed().as_secs_f64()
-                        ));
-                    }
-                }
-            },
-        );
-        for l in lines {
-            self.log(&l);
-        }
-        if self.cancelled() {
-            return Err(Cancelled.into());
-        }
-        let mut items: Vec<GeneratedItem> = candidates
-            .into_iter()
-            .map(|c| GeneratedItem {
-                index: c.index,
-                label: c.label,
-                text: c.text,
-                raw: c.raw,
-                malformed: c.malformed,
-                new_tokens: c.new_tokens,
-            })
-            .collect();
-        items.sort_by_key(|i| i.index);
-        write_jsonl(&self.dir.join(writer.generated_file()), &items)?;
-        let new_tokens = items.iter().map(|i| i.new_tokens).sum();
-        Ok(GenerateDetail {
-            items: items.len(),
-            new_tokens,
-            tokens_per_s: new_tokens as f64 / started.elapsed().as_secs_f64().max(1e-9),
-        })
-    }
-
-    fn filter(&mut self, writer: Writer) -> anyhow::Result<FilterDetail> {
-        let task = self.task()?;
-        let items: Vec<GeneratedItem> = read_jsonl(&self.dir.join(writer.generated_file()))?;
-        let to_judge: Vec<ToJudge> = items
-            .iter()
-            .map(|i| ToJudge {
-                text: &i.text,
-                label: &i.label,
-                malformed: i.malformed.as_deref(),
-            })
-            .collect();
+        let filter_settings = self.filter_settings()?;
+        let judge_model = self.judge_model(filter_settings.judge)?;
         let judge = Judge {
-            model: self.ctx.model,
+            model: &judge_model,
             tokenizer: self.ctx.tokenizer,
             templates: self.ctx.templates,
         };
-        let verdicts = judge_all(&task, &self.spec.filters, Some(judge), &to_judge)?;
+        let classifier = if filter_settings.label_consistency {
+            Some(judge.classifier(&task, &filter_settings)?)
+        } else {
+            None
+        };
+        let mut filters = Filters::new(&task, filter_settings.clone());
+        let quota = settings.per_class;
+        let cap = settings.attempt_cap();
+        let n_labels = task.labels.len();
+        let mut attempts = vec![0usize; n_labels];
+        let mut kept_n = vec![0usize; n_labels];
+        let mut out: Vec<FilteredItem> = Vec::new();
+        let started = Instant::now();
+        let mut next_index = 0u64;
+        let mut detail = GenerateDetail::default();
+        while let Some(counts) = settings.next_round(&kept_n, &attempts) {
+            let planned = generate::plan_counts(
+                &task,
+                self.ctx.templates,
+                self.ctx.tokenizer,
+                &settings,
+                &counts,
+                next_index,
+            )?;
+            next_index += planned.len() as u64;
+            let candidates = generate::run(
+                &model,
+                self.ctx.tokenizer,
+                &task,
+                planned,
+                settings.batch,
+                self.hooks.cancel,
+                &mut |_| {},
+            );
+            if self.cancelled() {
+                return Err(Cancelled.into());
+            }
+            let mut items: Vec<GeneratedItem> = candidates
+                .into_iter()
+                .map(|c| GeneratedItem {
+                    index: c.index,
+                    label: c.label,
+                    text: c.text,
+                    raw: c.raw,
+                    malformed: c.malformed,
+                    new_tokens: c.new_tokens,
+                })
+                .collect();
+            items.sort_by_key(|i| i.index);
+            let to_judge: Vec<ToJudge> = items
+                .iter()
+                .map(|i| ToJudge {
+                    text: &i.text,
+                    label: &i.label,
+                    malformed: i.malformed.as_deref(),
+                })
+                .collect();
+            let verdicts = judge_more(&mut filters, classifier.as_ref(), &to_judge, out.len())?;
+            for (item, mut v) in items.into_iter().zip(verdicts) {
+                let c = task.label_index(&item.label).unwrap_or(0);
+                attempts[c] += 1;
+                detail.items += 1;
+                detail.new_tokens += item.new_tokens;
+                if kept(&v) {
+                    if kept_n[c] < quota {
+                        kept_n[c] += 1;
+                    } else {
+                        v.push(Verdict::fail(
+                            QUOTA,
+                            format!("{} already has {quota} kept items", item.label),
+                        ));
+                    }
+                }
+                let k = kept(&v);
+                out.push(FilteredItem {
+                    item,
+                    verdicts: v,
+                    kept: k,
+                });
+            }
+            self.log(&format!(
+                "round: {} generated, kept {} ({:.0} s)",
+                detail.items,
+                task.labels
+                    .iter()
+                    .zip(&kept_n)
+                    .map(|(l, n)| format!("{} {n}/{quota}", l.name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                started.elapsed().as_secs_f64()
+            ));
+        }
+        // Without a quota (one round of `per_class` attempts) nothing was cut short.
+        detail.short = task
+            .labels
+            .iter()
+            .zip(&kept_n)
+            .filter(|(_, n)| cap > quota && **n < quota)
+            .map(|(l, n)| (l.name.clone(), *n))
+            .collect();
+        if !detail.short.is_empty() {
+            self.log(&format!(
+                "the attempt cap ({cap} per class) was hit before the quota of {quota} kept for: {}",
+                detail
+                    .short
+                    .iter()
+                    .map(|(l, n)| format!("{l} ({n})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let generated: Vec<&GeneratedItem> = out.iter().map(|f| &f.item).collect();
+        write_jsonl(&self.dir.join(writer.generated_file()), &generated)?;
+        write_jsonl(&self.dir.join(writer.filtered_file()), &out)?;
+        detail.tokens_per_s = detail.new_tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        detail.judge = Some(filter_settings.judge.name().to_string());
+        Ok(detail)
+    }
+
+    /// Tallies the verdicts the generation step gave (it judged as it went, to fill quotas).
+    fn filter(&mut self, writer: Writer) -> anyhow::Result<FilterDetail> {
+        let items: Vec<FilteredItem> = read_jsonl(&self.dir.join(writer.filtered_file()))?;
         let mut detail = FilterDetail::default();
-        let mut out = Vec::with_capacity(items.len());
-        for (item, v) in items.into_iter().zip(verdicts) {
-            let k = kept(&v);
-            if k {
+        let task = self.task()?;
+        let seeds: Vec<&str> = task.seeds.iter().map(|s| s.text.as_str()).collect();
+        let kept_texts: Vec<&str> = items
+            .iter()
+            .filter(|i| i.kept)
+            .map(|i| i.item.text.as_str())
+            .collect();
+        detail.diversity = Some((diversity(&seeds), diversity(&kept_texts)));
+        for i in &items {
+            if i.kept {
                 detail.kept += 1;
-                *detail.kept_per_class.entry(item.label.clone()).or_default() += 1;
+                *detail
+                    .kept_per_class
+                    .entry(i.item.label.clone())
+                    .or_default() += 1;
             } else {
                 detail.rejected += 1;
-                let stage = rejecting_stage(&v).unwrap_or("?").to_string();
+                let stage = rejecting_stage(&i.verdicts).unwrap_or("?").to_string();
                 *detail.rejected_by_stage.entry(stage).or_default() += 1;
             }
-            if !item.text.trim().is_empty() {
+            if !i.item.text.trim().is_empty() {
                 detail.usable += 1;
             }
-            out.push(FilteredItem {
-                item,
-                verdicts: v,
-                kept: k,
-            });
         }
-        write_jsonl(&self.dir.join(writer.filtered_file()), &out)?;
         Ok(detail)
     }
 
@@ -509,12 +672,14 @@ impl SeedRun<'_, '_> {
             .collect();
         Rng::new(self.seed ^ 0xA11_0CA7E).shuffle(&mut pool);
         pool.truncate(self.spec.pool);
+        let settings = self.filter_settings()?;
+        let judge_model = self.judge_model(settings.judge)?;
         let classifier = Classifier::new(
-            self.ctx.model,
+            &judge_model,
             self.ctx.tokenizer,
             &task,
             self.ctx.templates,
-            consistency_classifier(&task, &self.spec.filters),
+            consistency_classifier(&task, &settings),
         )?;
         let texts: Vec<&str> = pool.iter().map(|r| r.text.as_str()).collect();
         let labelled = annotate(
@@ -570,6 +735,17 @@ impl SeedRun<'_, '_> {
                 })
                 .collect())
         };
+        let annotated = || -> anyhow::Result<Vec<Example>> {
+            let items: Vec<AnnotatedItem> = read_jsonl(&self.dir.join(ANNOTATED_FILE))?;
+            Ok(items
+                .into_iter()
+                .filter(|i| i.annotated.kept)
+                .map(|i| Example {
+                    text: i.annotated.text,
+                    label: i.annotated.label,
+                })
+                .collect())
+        };
         Ok(match arm {
             Arm::LoraSynthetic => (
                 filtered(Writer::Base, false)?,
@@ -583,17 +759,17 @@ impl SeedRun<'_, '_> {
                 filtered(Writer::Teacher, false)?,
                 format!("{} (kept)", Writer::Teacher.filtered_file()),
             ),
-            Arm::LoraAnnotated => {
-                let items: Vec<AnnotatedItem> = read_jsonl(&self.dir.join(ANNOTATED_FILE))?;
-                let kept = items
-                    .into_iter()
-                    .filter(|i| i.annotated.kept)
-                    .map(|i| Example {
-                        text: i.annotated.text,
-                        label: i.annotated.label,
-                    })
-                    .collect();
-                (kept, format!("{ANNOTATED_FILE} (kept)"))
+            Arm::LoraAnnotated => (annotated()?, format!("{ANNOTATED_FILE} (kept)")),
+            Arm::LoraMixed => {
+                let mut both = filtered(Writer::Base, false)?;
+                both.extend(annotated()?);
+                (
+                    both,
+                    format!(
+                        "{} (kept) + {ANNOTATED_FILE} (kept)",
+                        Writer::Base.filtered_file()
+                    ),
+                )
             }
             _ => (Vec::new(), String::new()),
         })
@@ -769,13 +945,58 @@ impl SeedRun<'_, '_> {
 mod tests {
     use super::*;
 
+    fn spec(judge_select: bool, judge: JudgeKind) -> ExperimentSpec {
+        ExperimentSpec {
+            dataset: "d.tsv".into(),
+            test: "t.tsv".into(),
+            test_rows: 1,
+            task: Task::demo(),
+            seeds_per_class: 4,
+            min_words: 0,
+            generate: crate::pipeline::generate::GenerateSettings::default(),
+            filters: FilterSettings {
+                judge,
+                ..FilterSettings::default()
+            },
+            train: TrainConfig::default(),
+            eval_batch: 1,
+            model: "m".into(),
+            pool: 1,
+            annotate_min_confidence: 0.6,
+            teacher_temperature: 0.8,
+            judge_select,
+        }
+    }
+
     #[test]
     fn generation_steps_only_when_an_arm_needs_them() {
+        let fixed = spec(false, JudgeKind::Icl);
         assert_eq!(
-            step_names(&[Arm::Icl, Arm::LoraReal]),
+            step_names(&fixed, &[Arm::Icl, Arm::LoraReal]),
             vec!["seeds", "eval-icl", "train-lora-real", "eval-lora-real"]
         );
-        let all = step_names(&[Arm::ZeroShot, Arm::LoraUnfiltered]);
+        let all = step_names(&fixed, &[Arm::ZeroShot, Arm::LoraUnfiltered]);
         assert_eq!(&all[..3], ["seeds", "generate", "filter"]);
+    }
+
+    #[test]
+    fn a_judge_that_may_read_with_the_seeds_lora_trains_it_first_and_once() {
+        for (select, judge) in [(true, JudgeKind::Icl), (false, JudgeKind::SeedsLora)] {
+            let names = step_names(
+                &spec(select, judge),
+                &[Arm::LoraReal, Arm::LoraSynthetic, Arm::LoraMixed],
+            );
+            assert_eq!(&names[..2], ["seeds", "train-lora-real"], "{names:?}");
+            assert_eq!(
+                names.iter().filter(|n| *n == "train-lora-real").count(),
+                1,
+                "{names:?}"
+            );
+            assert_eq!(names.contains(&"judge".to_string()), select, "{names:?}");
+            assert!(names.contains(&"annotate".to_string()), "{names:?}");
+        }
+        // Nothing judged: no early training, no judge step.
+        let names = step_names(&spec(true, JudgeKind::Icl), &[Arm::LoraReal]);
+        assert_eq!(names, ["seeds", "train-lora-real", "eval-lora-real"]);
     }
 }

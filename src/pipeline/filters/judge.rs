@@ -38,21 +38,46 @@ pub fn judge_all(
     items: &[ToJudge],
 ) -> Result<Vec<Vec<Verdict>>, ClassifyError> {
     let mut filters = Filters::new(task, settings.clone());
+    let classifier = match judge.filter(|_| settings.label_consistency) {
+        Some(j) => Some(j.classifier(task, settings)?),
+        None => None,
+    };
+    judge_more(&mut filters, classifier.as_ref(), items, 0)
+}
+
+impl<'a> Judge<'a> {
+    /// The label-consistency classifier this judge stands for under `settings`.
+    pub fn classifier(
+        &self,
+        task: &Task,
+        settings: &FilterSettings,
+    ) -> Result<Classifier<'a>, ClassifyError> {
+        Classifier::new(
+            self.model,
+            self.tokenizer,
+            task,
+            self.templates,
+            consistency_classifier(task, settings),
+        )
+    }
+}
+
+/// [`judge_all`] for one more batch of items, against the duplicate indexes of every batch
+/// before it (a quota's later rounds); items are named from `first + 1`.
+pub fn judge_more(
+    filters: &mut Filters,
+    classifier: Option<&Classifier>,
+    items: &[ToJudge],
+    first: usize,
+) -> Result<Vec<Vec<Verdict>>, ClassifyError> {
     let mut verdicts: Vec<Vec<Verdict>> = items
         .iter()
         .enumerate()
-        .map(|(i, it)| filters.cheap(&format!("item {}", i + 1), it.text, it.malformed))
+        .map(|(i, it)| filters.cheap(&format!("item {}", first + i + 1), it.text, it.malformed))
         .collect();
-    let Some(judge) = judge.filter(|_| settings.label_consistency) else {
+    let Some(classifier) = classifier else {
         return Ok(verdicts);
     };
-    let classifier = Classifier::new(
-        judge.model,
-        judge.tokenizer,
-        task,
-        judge.templates,
-        consistency_classifier(task, settings),
-    )?;
     let todo: Vec<usize> = (0..items.len())
         .filter(|&i| verdicts[i].iter().all(|v| v.pass))
         .collect();

@@ -17,6 +17,8 @@ pub const MALFORMED: &str = "malformed";
 pub const EXACT_DUP: &str = "exact_dup";
 pub const NEAR_DUP: &str = "near_dup";
 pub const LABEL_CONSISTENCY: &str = "label_consistency";
+/// Kept by every filter, but its class already has the items asked for (balance).
+pub const QUOTA: &str = "quota";
 
 /// Every stage's name, in the order they run.
 pub const STAGES: [&str; 4] = [MALFORMED, EXACT_DUP, NEAR_DUP, LABEL_CONSISTENCY];
@@ -36,8 +38,52 @@ pub struct FilterSettings {
     pub label_consistency: bool,
     /// The classifier's probability of the intended label must beat the runner-up by this much.
     pub min_margin: f64,
-    /// Contextual calibration of the label-consistency classifier.
+    /// Contextual calibration of the label-consistency classifier (prompted judges only).
     pub calibrate: bool,
+    /// Which classifier checks the labels.
+    pub judge: JudgeKind,
+}
+
+/// The classifier of the label-consistency stage (and of annotation). The workbench and the
+/// experiment choose among them by cross-validation on the seeds ([`super::selection`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JudgeKind {
+    /// The seeds as demonstrations, labels alternating (the method's own judge).
+    #[default]
+    Icl,
+    /// Only the input in the prompt.
+    ZeroShot,
+    /// LoRA trained on the seeds alone, zero-shot prompt (the caller supplies the adapted
+    /// model).
+    SeedsLora,
+}
+
+impl JudgeKind {
+    pub const ALL: [JudgeKind; 3] = [JudgeKind::Icl, JudgeKind::ZeroShot, JudgeKind::SeedsLora];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            JudgeKind::Icl => "icl",
+            JudgeKind::ZeroShot => "zero-shot",
+            JudgeKind::SeedsLora => "seeds-lora",
+        }
+    }
+
+    /// Whether the judge reads with an adapter trained on the seeds.
+    pub fn needs_adapter(self) -> bool {
+        self == JudgeKind::SeedsLora
+    }
+}
+
+impl std::str::FromStr for JudgeKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        JudgeKind::ALL
+            .into_iter()
+            .find(|j| j.name() == s)
+            .ok_or_else(|| format!("unknown judge '{s}' (icl, zero-shot or seeds-lora)"))
+    }
 }
 
 impl Default for FilterSettings {
@@ -51,6 +97,7 @@ impl Default for FilterSettings {
             label_consistency: true,
             min_margin: 0.0,
             calibrate: true,
+            judge: JudgeKind::default(),
         }
     }
 }
@@ -60,9 +107,19 @@ impl Default for FilterSettings {
 /// that class: 68% accuracy on the first 300 dev rows, against 85% alternating), calibrated unless
 /// the settings say otherwise.
 pub fn consistency_classifier(task: &Task, settings: &FilterSettings) -> ClassifierOptions {
+    judge_options(task, settings.judge, settings.calibrate)
+}
+
+/// The classifier options of a judge; a LoRA judge reads the zero-shot prompt it was trained
+/// on, uncalibrated (its scores are already fitted to the seeds).
+pub fn judge_options(task: &Task, judge: JudgeKind, calibrate: bool) -> ClassifierOptions {
+    let demos = match judge {
+        JudgeKind::Icl => interleave_by_label(&task.seeds, &task.labels),
+        JudgeKind::ZeroShot | JudgeKind::SeedsLora => Vec::new(),
+    };
     ClassifierOptions {
-        demos: interleave_by_label(&task.seeds, &task.labels),
-        calibrate: settings.calibrate,
+        demos,
+        calibrate: calibrate && judge != JudgeKind::SeedsLora,
         batch: 8,
         ..ClassifierOptions::default()
     }

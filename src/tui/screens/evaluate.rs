@@ -20,6 +20,7 @@ use crate::data::import::{ImportOptions, LabelMap};
 use crate::data::test_set::TestSetChoice;
 use crate::data::workspace::Workspace;
 use crate::engine::{Command, EvalRequest, JobKind};
+use crate::eval::paired::{Paired, Scored, against_twins, cell};
 use crate::tui::action::Action;
 use crate::tui::app::{App, Effect, ModelStatus, Overlay, label_index, lock};
 use crate::tui::theme::Theme;
@@ -274,8 +275,15 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &Workspace) {
         Layout::horizontal([Constraint::Length(list_w), Constraint::Min(20)]).areas(bottom);
     draw_comparison(frame, list_area, app, &runs, theme);
     let sel = app.evaluate.selected.min(runs.len().saturating_sub(1));
+    let against = twins(&runs)
+        .into_iter()
+        .nth(sel)
+        .flatten()
+        .and_then(|(i, p)| Some((runs.get(i)?.name.clone(), p)));
     match runs.get(sel).and_then(|r| r.eval.as_ref().map(|e| (r, e))) {
-        Some((run, eval)) => draw_results(frame, results_area, run, eval, ws, theme),
+        Some((run, eval)) => {
+            draw_results(frame, results_area, run, eval, against.as_ref(), ws, theme)
+        }
         None => {
             let lines = vec![
                 Line::styled("No results yet.", theme.bold()),
@@ -429,11 +437,32 @@ fn pct(v: Option<f64>) -> String {
         .unwrap_or_else(|| "–".into())
 }
 
-fn draw_comparison(frame: &mut Frame, area: Rect, app: &App, runs: &[&RunInfo], theme: &Theme) {
-    let wide = area.width >= 50;
-    let rows: Vec<Row> = runs
+/// Each run trained on more than the seeds beside the latest seeds-only run scored on the same
+/// rows.
+pub fn twins(runs: &[&RunInfo]) -> Vec<Option<(usize, Paired)>> {
+    let scored: Vec<Scored> = runs
         .iter()
         .map(|r| {
+            let lora = r.adapter.is_some();
+            let e = r.eval.as_ref();
+            Scored {
+                seeds_only: lora && r.trained_on.is_some_and(|t| t.extra == 0),
+                with_extra: lora && r.trained_on.is_some_and(|t| t.extra > 0),
+                test_file: e.and_then(|e| e.on.as_deref()).unwrap_or(""),
+                correct: e.map_or(&[][..], |e| &e.correct),
+            }
+        })
+        .collect();
+    against_twins(&scored)
+}
+
+fn draw_comparison(frame: &mut Frame, area: Rect, app: &App, runs: &[&RunInfo], theme: &Theme) {
+    let wide = area.width >= 50;
+    let twins = twins(runs);
+    let rows: Vec<Row> = runs
+        .iter()
+        .zip(&twins)
+        .map(|(r, twin)| {
             let e = r.eval.as_ref();
             let mut cells = vec![
                 Cell::from(r.model_name()),
@@ -445,6 +474,18 @@ fn draw_comparison(frame: &mut Frame, area: Rect, app: &App, runs: &[&RunInfo], 
                         .unwrap_or_default(),
                 ),
             ];
+            cells.push(match twin {
+                Some((_, p)) if p.worse() => Cell::from(Span::styled(
+                    format!("{:+.1} worse", p.diff * 100.0),
+                    theme.error(),
+                )),
+                Some((_, p)) => Cell::from(format!(
+                    "{:+.1}{}",
+                    p.diff * 100.0,
+                    if p.better() { " better" } else { "" }
+                )),
+                None => Cell::from(""),
+            });
             if wide {
                 cells.push(Cell::from(Span::styled(run_time(&r.name), theme.dim())));
             }
@@ -457,8 +498,9 @@ fn draw_comparison(frame: &mut Frame, area: Rect, app: &App, runs: &[&RunInfo], 
         Constraint::Length(6),
         Constraint::Length(6),
         Constraint::Length(5),
+        Constraint::Length(13),
     ];
-    let mut header = vec!["model", "acc %", "F1 %", "n"];
+    let mut header = vec!["model", "acc %", "F1 %", "n", "vs seeds"];
     if wide {
         widths.push(Constraint::Min(4));
         header.push("run");
@@ -484,6 +526,7 @@ fn draw_results(
     area: Rect,
     run: &RunInfo,
     eval: &EvalInfo,
+    against: Option<&(String, Paired)>,
     ws: &Workspace,
     theme: &Theme,
 ) {
@@ -502,12 +545,34 @@ fn draw_results(
         .as_ref()
         .map(|(l, _)| l.len() as u16 + 2)
         .unwrap_or(0);
-    let [head, table_area, conf_area] = Layout::vertical([
+    let [head, twin_area, table_area, conf_area] = Layout::vertical([
         Constraint::Length(1),
+        Constraint::Length(u16::from(against.is_some())),
         Constraint::Length(eval.per_class.len() as u16 + 1),
         Constraint::Length(confusion_h),
     ])
     .areas(inner);
+    if let Some((twin, p)) = against {
+        // The question a user of synthetic data has: did the extra examples help?
+        let (text, style) = if p.worse() {
+            (
+                format!("worse than the seeds alone ({twin}): {}", cell(p)),
+                theme.error(),
+            )
+        } else {
+            (
+                format!("vs the seeds alone ({twin}): {}", cell(p)),
+                theme.text(),
+            )
+        };
+        frame.render_widget(
+            Paragraph::new(Line::styled(
+                truncate(&text, twin_area.width as usize),
+                style,
+            )),
+            twin_area,
+        );
+    }
     let mut head_text = format!(
         "accuracy {}%  macro-F1 {}%",
         pct(eval.accuracy),

@@ -176,6 +176,8 @@ pub struct EvalInfo {
     pub per_class: Vec<ClassResult>,
     /// (labels, `confusion[gold][predicted]`)
     pub confusion: Option<(Vec<String>, Vec<Vec<usize>>)>,
+    /// Per test row, whether it was right (for the comparison with a seeds-only twin).
+    pub correct: Vec<bool>,
 }
 
 /// Reads an evaluation result (see the module docs for the shapes).
@@ -213,6 +215,7 @@ pub fn parse_eval(v: &Value) -> Option<EvalInfo> {
                 })
                 .collect(),
             confusion: Some((m.labels.clone(), m.confusion.clone())),
+            correct: correct_rows(v),
         });
     }
     let accuracy = v.get("accuracy").and_then(Value::as_f64)?;
@@ -246,7 +249,14 @@ pub fn parse_eval(v: &Value) -> Option<EvalInfo> {
         macro_f1: v.get("macro_f1").and_then(Value::as_f64),
         per_class,
         confusion: None,
+        correct: correct_rows(v),
     })
+}
+
+fn correct_rows(v: &Value) -> Vec<bool> {
+    v.get("correct")
+        .and_then(|c| serde_json::from_value(c.clone()).ok())
+        .unwrap_or_default()
 }
 
 /// A run folder.
