@@ -61,17 +61,28 @@ impl Target {
     }
 }
 
-/// The run folders under `runs` that hold a LoRA adapter, oldest first.
-pub fn adapter_runs(runs: &Path) -> Vec<PathBuf> {
+/// The run folders under `runs` that hold a complete LoRA adapter, oldest first, and why each
+/// folder whose adapter is incomplete (a crash while it was written) is left out, naming the
+/// file: one such folder must not fail the evaluation of all the others.
+pub fn adapter_runs(runs: &Path) -> (Vec<PathBuf>, Vec<String>) {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(runs)
         .into_iter()
         .flatten()
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.join(peft::CONFIG_FILE).is_file() && p.join(peft::WEIGHTS_FILE).is_file())
+        .filter(|p| p.is_dir())
         .collect();
     dirs.sort();
-    dirs
+    let mut complete = Vec::new();
+    let mut broken = Vec::new();
+    for dir in dirs {
+        match peft::check_adapter(&dir) {
+            Ok(true) => complete.push(dir),
+            Ok(false) => {}
+            Err(e) => broken.push(e.to_string()),
+        }
+    }
+    (complete, broken)
 }
 
 /// The rows of the test file that carry one of the task's labels; problems go up as log lines.
@@ -187,7 +198,13 @@ pub fn run(
     }
     let loras = match &request.lora {
         Some(l) => l.clone(),
-        None => adapter_runs(&runs_dir),
+        None => {
+            let (complete, broken) = adapter_runs(&runs_dir);
+            for why in broken {
+                events.send(Event::Log(format!("warning: run left out: {why}")));
+            }
+            complete
+        }
     };
     let rows = read_test(request, &task, events)?;
     let mut skipped = 0;
@@ -319,4 +336,41 @@ pub fn run(
         summary.push_str(&format!("; failed: {}", failed.join("; ")));
     }
     Ok(Outcome { cancelled, summary })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::model::tests::tiny_model;
+    use crate::train::lora::{self, LoraConfig, Target};
+
+    #[test]
+    fn only_complete_adapters_are_evaluated_and_a_cut_one_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let runs = tmp.path();
+        let mut m = tiny_model(&burn::tensor::Device::flex());
+        let cfg = LoraConfig {
+            rank: 2,
+            alpha: 4.0,
+            dropout: 0.0,
+            targets: vec![Target::Q],
+        };
+        lora::attach(&mut m, &cfg, 1).unwrap();
+        for name in [
+            "20261121-090000-train-seeds",
+            "20261121-100000-train-accepted",
+        ] {
+            peft::save(&m, &runs.join(name), "tiny").unwrap();
+        }
+        std::fs::create_dir(runs.join("20261121-110000-eval-icl")).unwrap();
+        let cut = runs
+            .join("20261121-100000-train-accepted")
+            .join(peft::WEIGHTS_FILE);
+        let bytes = std::fs::read(&cut).unwrap();
+        std::fs::write(&cut, &bytes[..bytes.len() - 1]).unwrap();
+        let (complete, broken) = adapter_runs(runs);
+        assert_eq!(complete, [runs.join("20261121-090000-train-seeds")]);
+        assert_eq!(broken.len(), 1, "{broken:?}");
+        assert!(broken[0].contains(&cut.display().to_string()), "{broken:?}");
+    }
 }
