@@ -59,6 +59,7 @@ fn a_teacher_adapter_changes_generation_and_reloads_identically() {
             templates: &templates,
             real: &task.seeds,
             extra: &[],
+            extra_soft: &[],
             extra_sources: Vec::new(),
             config: &cfg,
             out: &out,

@@ -57,6 +57,7 @@ fn trained(steps: usize) -> (Llama, Vec<f64>) {
             label_tokens: &labels,
             pad: tok.pad_id(),
             weights: &[],
+            soft: &[],
         },
         &cfg,
         &TrainControl::default(),

@@ -120,6 +120,7 @@ fn sst2_lora_on_four_seeds_per_class() {
                 label_tokens: &label_tokens,
                 pad,
                 weights: &[],
+                soft: &[],
             },
             &cfg,
             &TrainControl::default(),

@@ -120,6 +120,10 @@ pub struct TrainOptions {
     /// Share of the label word's target spread over every label's word.
     #[arg(long, default_value_t = Weighting::default().label_smoothing)]
     pub label_smoothing: f64,
+    /// Train judged extra examples towards the judge's distribution over the labels (the
+    /// experiment's kept items; true|false).
+    #[arg(long, default_value_t = Weighting::default().soft_labels, action = clap::ArgAction::Set)]
+    pub soft_labels: bool,
 }
 
 impl TrainOptions {
@@ -155,6 +159,7 @@ impl TrainOptions {
                 balance_classes: self.balance_classes,
                 synthetic_weight: (self.synthetic_weight > 0.0).then_some(self.synthetic_weight),
                 label_smoothing: self.label_smoothing,
+                soft_labels: self.soft_labels,
             },
             ..TrainConfig::default()
         };
@@ -385,6 +390,7 @@ pub fn run(
         templates: &templates,
         real: &task.seeds,
         extra: &src.extra,
+        extra_soft: &[],
         extra_sources: src.extra_sources.clone(),
         config: &cfg,
         out: &out,

@@ -88,6 +88,9 @@ pub fn run(
         templates: &templates,
         real: &task.seeds,
         extra: &extra,
+        // A user may have relabelled an accepted item: its judge's distribution would then
+        // contradict the label they chose, so the workbench trains on labels.
+        extra_soft: &[],
         extra_sources,
         config: &request.config,
         out: &out,

@@ -200,6 +200,7 @@ fn seeds_lora(ctx: &SelectionContext, task: &Task) -> anyhow::Result<Llama> {
         templates: ctx.templates,
         real: &task.seeds,
         extra: &[],
+        extra_soft: &[],
         extra_sources: Vec::new(),
         config: ctx.train,
         out: tmp.path(),

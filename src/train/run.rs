@@ -25,6 +25,9 @@ pub struct RunSpec<'a> {
     pub real: &'a [Example],
     /// Synthetic or annotated examples, training only.
     pub extra: &'a [Example],
+    /// The judge's distribution over the labels for each extra example (empty: none), used
+    /// when the weighting asks for soft labels.
+    pub extra_soft: &'a [Option<Vec<f32>>],
     /// Where the extra examples came from (files, workspace), for the record.
     pub extra_sources: Vec<String>,
     pub config: &'a TrainConfig,
@@ -103,6 +106,14 @@ pub fn train_run(
     let (train_set, val_set) = split(&real, &extra, cfg);
     // `split` puts the real training examples first, then every extra one.
     let n_real_train = train_set.len() - extra.len();
+    let soft: Vec<Option<Vec<f32>>> =
+        if cfg.weighting.soft_labels && spec.extra_soft.len() == extra.len() {
+            std::iter::repeat_n(None, n_real_train)
+                .chain(spec.extra_soft.iter().cloned())
+                .collect()
+        } else {
+            Vec::new()
+        };
     let weights = if cfg.weighting.balance_classes || cfg.weighting.synthetic_weight.is_some() {
         let labels: Vec<usize> = train_set.iter().map(|e| e.label).collect();
         let (r, x) = labels.split_at(n_real_train);
@@ -148,6 +159,7 @@ pub fn train_run(
         label_tokens: &label_tokens,
         pad: tokenizer.pad_id(),
         weights: &weights,
+        soft: &soft,
     };
     let outcome = train(model, &data, cfg, control, &mut |e| {
         sink(e);

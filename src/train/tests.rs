@@ -192,6 +192,7 @@ fn loss_falls_and_the_best_adapter_is_kept() {
         label_tokens: &labels,
         pad: 0,
         weights: &[],
+        soft: &[],
     };
     let mut events = Vec::new();
     let out = train(
@@ -256,6 +257,7 @@ fn training_is_reproducible_with_a_seed() {
         label_tokens: &labels,
         pad: 0,
         weights: &[],
+        soft: &[],
     };
     let run = |seed: u64| {
         let mut losses = Vec::new();
@@ -293,6 +295,7 @@ fn a_stopped_run_ends_at_once_and_keeps_its_adapter() {
         label_tokens: &labels,
         pad: 0,
         weights: &[],
+        soft: &[],
     };
     let control = TrainControl::default();
     let mut steps = 0;
@@ -509,6 +512,7 @@ fn training_runs_on_wgpu_and_agrees_with_the_cpu() {
         label_tokens: &labels,
         pad: 0,
         weights: &[],
+        soft: &[],
     };
     let run = |device: &Device| {
         let mut losses = Vec::new();

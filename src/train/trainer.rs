@@ -152,6 +152,9 @@ pub struct TrainData<'a> {
     pub pad: u32,
     /// One weight per training example (empty: every example weighs one).
     pub weights: &'a [f32],
+    /// A distribution over the labels per training example to train towards instead of its
+    /// label (empty, or `None` for an example: its label).
+    pub soft: &'a [Option<Vec<f32>>],
 }
 
 /// Early stopping on validation loss: pure bookkeeping, fed one epoch at a time.
@@ -404,7 +407,9 @@ pub fn train(
         .iter()
         .filter_map(|t| t.first().copied())
         .collect();
-    let weighted = !data.weights.is_empty() || cfg.weighting.label_smoothing > 0.0;
+    let weighted = !data.weights.is_empty()
+        || cfg.weighting.label_smoothing > 0.0
+        || data.soft.iter().any(Option::is_some);
     let mut rng = Rng::new(cfg.seed ^ 0x7EA1_5EED);
     let mut early = EarlyStopping::new(cfg.patience, cfg.min_delta);
     let mut best: Option<(Snapshot, usize, f64, f64)> = None;
@@ -476,7 +481,11 @@ pub fn train(
                     let refs: Vec<&Encoded> = idx.iter().map(|&i| &data.train[i]).collect();
                     let terms = weighted.then(|| {
                         let w: Vec<f32> = idx.iter().map(|&i| weight_of(i)).collect();
-                        LossTerms::new(&refs, &w, &label_first, cfg.weighting.label_smoothing)
+                        let q: Vec<Option<&[f32]>> = idx
+                            .iter()
+                            .map(|&i| data.soft.get(i).and_then(|d| d.as_deref()))
+                            .collect();
+                        LossTerms::new(&refs, &w, &q, &label_first, cfg.weighting.label_smoothing)
                     });
                     (Batch::new(&refs, cfg.padding, data.pad), terms)
                 })

@@ -24,6 +24,9 @@ pub struct Weighting {
     pub synthetic_weight: Option<f64>,
     /// Share of the label word's target spread evenly over every label's word (0: none).
     pub label_smoothing: f64,
+    /// Train the extra examples towards the judge's distribution over the labels (its
+    /// probabilities when it kept them) instead of their label alone: distillation.
+    pub soft_labels: bool,
 }
 
 impl Default for Weighting {
@@ -33,6 +36,7 @@ impl Default for Weighting {
             balance_classes: false,
             synthetic_weight: None,
             label_smoothing: 0.0,
+            soft_labels: false,
         }
     }
 }
@@ -44,6 +48,7 @@ impl Weighting {
             balance_classes: false,
             synthetic_weight: None,
             label_smoothing: 0.0,
+            soft_labels: false,
         }
     }
 
@@ -64,7 +69,10 @@ impl Weighting {
 
     /// Whether the loss differs from the plain mean over target tokens.
     pub fn is_plain(&self) -> bool {
-        !self.balance_classes && self.synthetic_weight.is_none() && self.label_smoothing == 0.0
+        !self.balance_classes
+            && self.synthetic_weight.is_none()
+            && self.label_smoothing == 0.0
+            && !self.soft_labels
     }
 
     /// One weight per example of `real` followed by `synthetic` (their label indices), with a
@@ -117,9 +125,13 @@ impl LossTerms {
     /// label's word (smoothing applies at the position that predicts it, the example's first
     /// target token, and only for the classification objective where the targets are label
     /// words).
+    /// `targets[i]`, when given, is example `i`'s distribution over the labels: its first
+    /// target token is then trained towards every label's word in those shares (the rest of
+    /// a multi-token word still towards its own tokens).
     pub fn new(
         examples: &[&Encoded],
         weights: &[f32],
+        targets: &[Option<&[f32]>],
         label_first: &[u32],
         smoothing: f64,
     ) -> LossTerms {
@@ -127,14 +139,26 @@ impl LossTerms {
         let smooth = if k >= 2 { smoothing as f32 } else { 0.0 };
         let mut hard = Vec::new();
         let mut soft = Vec::new();
-        for (e, &w) in examples.iter().zip(weights) {
+        for (j, (e, &w)) in examples.iter().zip(weights).enumerate() {
+            let dist = targets
+                .get(j)
+                .copied()
+                .flatten()
+                .filter(|d| k >= 2 && d.len() == k);
             for i in 0..e.target.len() {
                 let mut row = vec![0.0f32; k];
-                if i == 0 && smooth > 0.0 {
-                    hard.push(w * (1.0 - smooth));
-                    row.iter_mut().for_each(|x| *x = w * smooth / k as f32);
-                } else {
-                    hard.push(w);
+                match dist {
+                    Some(d) if i == 0 => {
+                        hard.push(0.0);
+                        for (x, &q) in row.iter_mut().zip(d) {
+                            *x = w * ((1.0 - smooth) * q + smooth / k as f32);
+                        }
+                    }
+                    _ if i == 0 && smooth > 0.0 => {
+                        hard.push(w * (1.0 - smooth));
+                        row.iter_mut().for_each(|x| *x = w * smooth / k as f32);
+                    }
+                    _ => hard.push(w),
                 }
                 soft.extend(row);
             }
@@ -217,15 +241,15 @@ mod tests {
     fn loss_terms_are_a_weighted_mean_and_smoothing_moves_mass_to_every_label() {
         let a = enc(&[7], 0);
         let b = enc(&[8, 9], 1);
-        let plain = LossTerms::new(&[&a, &b], &[1.0, 1.0], &[7, 8], 0.0);
+        let plain = LossTerms::new(&[&a, &b], &[1.0, 1.0], &[], &[7, 8], 0.0);
         assert_eq!(plain.hard, vec![1.0 / 3.0; 3]);
         assert!(plain.soft.iter().all(|&x| x == 0.0));
         assert_eq!(plain.soft.len(), 3 * 2);
 
-        let weighted = LossTerms::new(&[&a, &b], &[2.0, 1.0], &[7, 8], 0.0);
+        let weighted = LossTerms::new(&[&a, &b], &[2.0, 1.0], &[], &[7, 8], 0.0);
         assert_eq!(weighted.hard, vec![0.5, 0.25, 0.25]);
 
-        let smooth = LossTerms::new(&[&a, &b], &[1.0, 1.0], &[7, 8], 0.2);
+        let smooth = LossTerms::new(&[&a, &b], &[1.0, 1.0], &[], &[7, 8], 0.2);
         let third = 1.0 / 3.0;
         // First target token of each example: 0.8 on its own word, 0.1 on each label's.
         assert!((smooth.hard[0] - 0.8 * third).abs() < 1e-6);
@@ -238,8 +262,31 @@ mod tests {
         let total: f32 = smooth.hard.iter().chain(&smooth.soft).sum();
         assert!((total - 1.0).abs() < 1e-6);
         // One label: nothing to smooth towards.
-        let one = LossTerms::new(&[&a], &[1.0], &[7], 0.2);
+        let one = LossTerms::new(&[&a], &[1.0], &[], &[7], 0.2);
         assert_eq!(one.hard, vec![1.0]);
+    }
+
+    #[test]
+    fn a_soft_target_spreads_the_label_token_over_the_labels_in_its_shares() {
+        let a = enc(&[7], 0);
+        let b = enc(&[8, 9], 1);
+        let q = [0.75f32, 0.25];
+        let t = LossTerms::new(&[&a, &b], &[1.0, 1.0], &[Some(&q), None], &[7, 8], 0.0);
+        let third = 1.0 / 3.0;
+        // Example a: nothing on its own token as such, 0.75 / 0.25 on the two label words.
+        assert_eq!(t.hard[0], 0.0);
+        assert!((t.soft[0] - 0.75 * third).abs() < 1e-6);
+        assert!((t.soft[1] - 0.25 * third).abs() < 1e-6);
+        // Example b keeps its hard target.
+        assert!((t.hard[1] - third).abs() < 1e-6 && (t.hard[2] - third).abs() < 1e-6);
+        // With smoothing the shares move towards uniform.
+        let s = LossTerms::new(&[&a], &[1.0], &[Some(&q)], &[7, 8], 0.2);
+        assert!((s.soft[0] - (0.8 * 0.75 + 0.1)).abs() < 1e-6);
+        assert!((s.soft[1] - (0.8 * 0.25 + 0.1)).abs() < 1e-6);
+        // A distribution of the wrong size is ignored, not misread.
+        let bad = [1.0f32];
+        let h = LossTerms::new(&[&a], &[1.0], &[Some(&bad)], &[7, 8], 0.0);
+        assert_eq!(h.hard, vec![1.0]);
     }
 
     #[test]

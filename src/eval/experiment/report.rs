@@ -488,7 +488,7 @@ pub fn markdown(r: &ExperimentReport) -> String {
     let _ = writeln!(
         md,
         "\nJudge: {}. Quota: {}. Loss: classes balanced {}, synthetic weight {}, label \
-         smoothing {}.",
+         smoothing {}, soft labels {}.",
         if spec.judge_select {
             "chosen per draw by cross-validation on the seeds".to_string()
         } else {
@@ -508,7 +508,8 @@ pub fn markdown(r: &ExperimentReport) -> String {
             .map_or("none (each item weighs one)".into(), |x| format!(
                 "{x}× the seeds"
             )),
-        w.label_smoothing
+        w.label_smoothing,
+        if w.soft_labels { "yes" } else { "no" }
     );
     md
 }

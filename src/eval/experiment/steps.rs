@@ -24,7 +24,9 @@ use crate::pipeline::filters::FilterSettings;
 use crate::pipeline::filters::Filters;
 use crate::pipeline::filters::diversity::{Diversity, diversity};
 use crate::pipeline::filters::judge::{Judge, ToJudge, judge_more, kept};
-use crate::pipeline::filters::stages::{JudgeKind, QUOTA, consistency_classifier};
+use crate::pipeline::filters::stages::{
+    JudgeKind, LABEL_CONSISTENCY, QUOTA, consistency_classifier,
+};
 use crate::pipeline::filters::stats::rejecting_stage;
 use crate::pipeline::generate;
 use crate::pipeline::prompt::Templates;
@@ -132,6 +134,9 @@ pub struct FilteredItem {
     pub verdicts: Vec<Verdict>,
     pub kept: bool,
 }
+
+/// A training example and, when a judge gave one, its distribution over the labels.
+type Labelled = (Example, Option<Vec<f32>>);
 
 pub const SEEDS_FILE: &str = "seeds.jsonl";
 pub const ANNOTATED_FILE: &str = "annotated.jsonl";
@@ -655,7 +660,7 @@ impl SeedRun<'_, '_> {
     fn train_teacher(&mut self) -> anyhow::Result<TrainDetail> {
         let mut cfg = self.spec.train.clone();
         cfg.objective = Objective::Generate;
-        self.train_into(TEACHER_DIR, &[], cfg, Vec::new())
+        self.train_into(TEACHER_DIR, &[], &[], cfg, Vec::new())
     }
 
     /// Labels a pool of the dataset's texts (seeds left out, labels hidden) with the in-context
@@ -716,9 +721,17 @@ impl SeedRun<'_, '_> {
         Ok(detail)
     }
 
-    /// The generated examples an arm trains on besides the seeds.
-    fn extra(&self, arm: Arm) -> anyhow::Result<(Vec<Example>, String)> {
-        let filtered = |writer: Writer, all: bool| -> anyhow::Result<Vec<Example>> {
+    /// The generated examples an arm trains on besides the seeds, each with the judge's
+    /// distribution over the labels when it gave one (for soft labels).
+    fn extra(&self, arm: Arm) -> anyhow::Result<(Vec<Labelled>, String)> {
+        let labels = self.spec.task.label_names();
+        let in_task_order = |probs: &[(String, f64)]| -> Option<Vec<f32>> {
+            labels
+                .iter()
+                .map(|l| probs.iter().find(|(x, _)| x == l).map(|(_, p)| *p as f32))
+                .collect()
+        };
+        let filtered = |writer: Writer, all: bool| -> anyhow::Result<Vec<Labelled>> {
             let items: Vec<FilteredItem> = read_jsonl(&self.dir.join(writer.filtered_file()))?;
             Ok(items
                 .into_iter()
@@ -729,20 +742,37 @@ impl SeedRun<'_, '_> {
                         i.kept
                     }
                 })
-                .map(|i| Example {
-                    text: i.item.text,
-                    label: i.item.label,
+                .map(|i| {
+                    let soft = i
+                        .verdicts
+                        .iter()
+                        .find(|v| v.stage == LABEL_CONSISTENCY)
+                        .and_then(|v| v.probs.as_deref())
+                        .and_then(in_task_order);
+                    (
+                        Example {
+                            text: i.item.text,
+                            label: i.item.label,
+                        },
+                        soft,
+                    )
                 })
                 .collect())
         };
-        let annotated = || -> anyhow::Result<Vec<Example>> {
+        let annotated = || -> anyhow::Result<Vec<Labelled>> {
             let items: Vec<AnnotatedItem> = read_jsonl(&self.dir.join(ANNOTATED_FILE))?;
             Ok(items
                 .into_iter()
                 .filter(|i| i.annotated.kept)
-                .map(|i| Example {
-                    text: i.annotated.text,
-                    label: i.annotated.label,
+                .map(|i| {
+                    let soft = in_task_order(&i.annotated.probs);
+                    (
+                        Example {
+                            text: i.annotated.text,
+                            label: i.annotated.label,
+                        },
+                        soft,
+                    )
                 })
                 .collect())
         };
@@ -783,7 +813,8 @@ impl SeedRun<'_, '_> {
             vec![source]
         };
         let cfg = self.spec.train.clone();
-        self.train_into(arm.name(), &extra, cfg, sources)
+        let (examples, soft): (Vec<Example>, Vec<Option<Vec<f32>>>) = extra.into_iter().unzip();
+        self.train_into(arm.name(), &examples, &soft, cfg, sources)
     }
 
     /// A training run in `<seed dir>/<name>` on the seeds + `extra`.
@@ -791,6 +822,7 @@ impl SeedRun<'_, '_> {
         &mut self,
         name: &str,
         extra: &[Example],
+        extra_soft: &[Option<Vec<f32>>],
         mut cfg: TrainConfig,
         extra_sources: Vec<String>,
     ) -> anyhow::Result<TrainDetail> {
@@ -807,6 +839,7 @@ impl SeedRun<'_, '_> {
             templates: self.ctx.templates,
             real: &task.seeds,
             extra,
+            extra_soft,
             extra_sources,
             config: &cfg,
             out: &out,
