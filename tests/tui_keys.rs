@@ -982,3 +982,32 @@ fn batch_and_max_tokens_have_upper_bounds_that_are_said() {
         MAX_NEW_TOKENS
     );
 }
+
+#[test]
+fn a_model_that_failed_to_load_says_why_in_the_status_bar() {
+    use seedforge::engine::ModelEvent;
+    let f = fixture();
+    let mut app = seedforge::tui::App::new(f.ws.clone(), seedforge::tui::theme::Theme::dark());
+    app.update(Action::Engine(Box::new(Event::Model(ModelEvent::Failed(
+        "internal error while loading the model: tensor shape mismatch".into(),
+    )))));
+    let screen = render(&app, 120, 36);
+    let status = screen.lines().rev().nth(0).unwrap_or_default().to_string()
+        + screen.lines().rev().nth(1).unwrap_or_default();
+    assert!(
+        status.contains("model failed to load: internal error while loading"),
+        "{screen}"
+    );
+    assert!(!screen.contains("loading on"), "{screen}");
+    // A job asked for now is refused with the reason.
+    press(&mut app, "2 g");
+    assert!(
+        app.message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("tensor shape mismatch"),
+        "{:?}",
+        app.message
+    );
+}

@@ -362,7 +362,15 @@ fn new_row<'t>(req: DecodeRequest, start: usize, tokenizer: &'t TextTokenizer) -
 }
 
 fn finish(row: Row, reason: FinishReason, tokenizer: &TextTokenizer) -> Finished {
-    let mut text = tokenizer.decode(&row.generated, true).unwrap_or_default();
+    // Tokens that do not decode are a failure to report, not an empty generation.
+    let (mut text, reason, error) = match tokenizer.decode(&row.generated, true) {
+        Ok(text) => (text, reason, None),
+        Err(e) => (
+            String::new(),
+            FinishReason::Failed,
+            Some(format!("decoding the generated tokens failed: {e}")),
+        ),
+    };
     if let Some(at) = stop_text_at(&text, &row.sampler.params().stop) {
         text.truncate(at);
     }
@@ -373,7 +381,7 @@ fn finish(row: Row, reason: FinishReason, tokenizer: &TextTokenizer) -> Finished
         reason,
         prompt_tokens: row.prompt_tokens,
         seconds: row.started.elapsed().as_secs_f64(),
-        error: None,
+        error,
     }
 }
 

@@ -13,7 +13,7 @@ use super::app::{App, MessageKind, ModelStatus};
 use super::keymap::{BINDINGS, Context};
 use super::screens::Screen;
 use super::screens::generate::eta_text;
-use super::widgets::text::{truncate, width};
+use super::widgets::text::{one_line, truncate, width};
 
 /// The actions the hint line names for a screen, with their short names.
 fn hints(screen: Screen) -> Vec<(Action, &'static str)> {
@@ -123,7 +123,8 @@ pub fn model_text(model: &ModelStatus) -> String {
             device,
             seconds,
         } => format!("{name} · {device} · loaded in {seconds:.1} s"),
-        ModelStatus::Failed(_) => "model: failed to load".into(),
+        // The reason stays in view: the message line is taken by whatever happens next.
+        ModelStatus::Failed(e) => format!("model failed to load: {}", one_line(e)),
     }
 }
 
