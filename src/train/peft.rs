@@ -318,18 +318,19 @@ pub fn save(model: &Llama, dir: &Path, base_model: &str) -> anyhow::Result<LoraI
     Ok(info)
 }
 
-/// Whether `dir` holds an adapter that can be loaded: `Ok(false)` when it holds none (neither
-/// file), `Ok(true)` when both files are there and read (the config parses, the weights file's
-/// header and length agree), and an error naming the file that is missing, cut short or
-/// unreadable otherwise. Cheap enough to run on every run folder a screen lists.
+/// Whether `dir` holds an adapter that can be loaded. The config marks one ([`save`] writes it
+/// last): without it, `Ok(false)`, whatever else is there (a crash between the two files of a
+/// first save leaves the weights alone). With it, `Ok(true)` when the config parses and the
+/// weights file is whole (its header and length agree), else an error naming the file that is
+/// missing, cut short or unreadable. Cheap enough to run on every run folder a screen lists.
 pub fn check_adapter(dir: &Path) -> Result<bool, PeftError> {
     let config_path = dir.join(CONFIG_FILE);
     let weights_path = dir.join(WEIGHTS_FILE);
-    match (config_path.is_file(), weights_path.is_file()) {
-        (false, false) => return Ok(false),
-        (true, false) => return Err(err(&weights_path, "missing (the adapter is incomplete)")),
-        (false, true) => return Err(err(&config_path, "missing (the adapter is incomplete)")),
-        (true, true) => {}
+    if !config_path.is_file() {
+        return Ok(false);
+    }
+    if !weights_path.is_file() {
+        return Err(err(&weights_path, "missing (the adapter is incomplete)"));
     }
     let text =
         std::fs::read_to_string(&config_path).map_err(|e| err(&config_path, e.to_string()))?;

@@ -441,14 +441,17 @@ fn an_adapter_is_written_whole_and_a_truncated_one_is_refused_naming_the_file() 
     let e = peft::check_adapter(dir.path()).unwrap_err().to_string();
     assert!(e.contains(&weights.display().to_string()), "{e}");
     assert!(e.contains("not a complete safetensors file"), "{e}");
-    // Without its config it is incomplete too.
-    std::fs::write(&weights, &bytes).unwrap();
-    std::fs::remove_file(dir.path().join(peft::CONFIG_FILE)).unwrap();
+    // A config without its weights is incomplete; weights without the config (a crash between
+    // the two files of a first save) are no adapter yet.
+    std::fs::remove_file(&weights).unwrap();
     let e = peft::check_adapter(dir.path()).unwrap_err().to_string();
     assert!(
-        e.contains("adapter_config.json") && e.contains("missing"),
+        e.contains("adapter_model.safetensors") && e.contains("missing"),
         "{e}"
     );
+    std::fs::write(&weights, &bytes).unwrap();
+    std::fs::remove_file(dir.path().join(peft::CONFIG_FILE)).unwrap();
+    assert!(!peft::check_adapter(dir.path()).unwrap());
 }
 
 #[test]
