@@ -1,0 +1,253 @@
+//! SIGKILL at random points of a generation job and of a training run, on the tiny model, then
+//! a restart: nothing the engine acknowledged is lost, no item is there twice, nothing unchecked
+//! reaches Review, and every run folder's adapter is complete or absent. Each test prints its
+//! seed; `CRASH_SEED=<seed>` replays a failure's kill points.
+
+mod common;
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::engine::next;
+use seedforge::data::task::Task;
+use seedforge::data::workspace::{OpenWarning, Workspace};
+use seedforge::engine::{Command as EngineCommand, Event};
+use seedforge::pipeline::filters::FilterSettings;
+use seedforge::pipeline::filters::stages::LABEL_CONSISTENCY;
+use seedforge::pipeline::generate::GenerateSettings;
+use seedforge::train::peft;
+use seedforge::tui::App;
+use seedforge::tui::theme::Theme;
+use seedforge::util::rng::Rng;
+
+const WS_ENV: &str = "CRASH_CHILD_WS";
+/// Epochs of each training run in the training test.
+const EPOCHS: usize = 3;
+const MODEL_ENV: &str = "CRASH_CHILD_MODEL";
+
+fn seed() -> u64 {
+    let seed = std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0)
+        });
+    println!("CRASH_SEED={seed}");
+    seed
+}
+
+/// The seed (printed), a temporary folder and the tiny model written in it.
+fn setup() -> (u64, tempfile::TempDir, PathBuf) {
+    let seed = seed();
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny.gguf");
+    common::tiny::write_gguf(&model);
+    (seed, tmp, model)
+}
+
+/// Reads `out` (the child's piped output) until `lines` lines matching `is_mark` were seen (or it
+/// ended), waits `extra` so the kill lands anywhere between two marks, then kills the child with
+/// SIGKILL. Returns every line read.
+fn kill_after(
+    mut child: Child,
+    out: impl Read,
+    is_mark: impl Fn(&str) -> bool,
+    lines: usize,
+    extra: Duration,
+) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut marks = 0;
+    // The reader lives until after the kill: closing the pipe earlier would end the child at its
+    // next write (EPIPE), at a point of its choosing rather than ours.
+    let mut reader = BufReader::new(out);
+    while marks < lines {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let line = line.trim_end().to_string();
+        if is_mark(&line) {
+            marks += 1;
+        }
+        seen.push(line);
+    }
+    std::thread::sleep(extra);
+    // SIGKILL on Unix: no destructor, no flush, as a power cut or the OOM killer.
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(reader);
+    seen
+}
+
+/// The child process of the generation test (run by it with `--ignored`): opens the workspace,
+/// generates on the tiny model and prints `ACK <id>` for every item the engine announces (which
+/// it does only once the item is in the journal), until it is killed.
+#[test]
+#[ignore = "the child process of generation_killed_at_random_points_loses_and_doubles_nothing"]
+fn crash_generation_child() {
+    let dir = std::env::var(WS_ENV).expect("run by the crash test, which sets CRASH_CHILD_WS");
+    let model = std::env::var(MODEL_ENV).expect("CRASH_CHILD_MODEL");
+    let ws = Arc::new(Mutex::new(Workspace::open(Path::new(&dir)).unwrap()));
+    let (engine, mut rx) = common::engine::start(model.into(), ws);
+    let mut settings = GenerateSettings {
+        per_class: 200,
+        batch: 4,
+        ..Default::default()
+    };
+    settings.sampling.max_new_tokens = 12;
+    settings.sampling.stop.clear();
+    engine
+        .send(EngineCommand::Generate {
+            settings,
+            filters: FilterSettings::default(),
+            adapter: None,
+        })
+        .unwrap();
+    let mut stdout = std::io::stdout();
+    loop {
+        let line = match next(&mut rx) {
+            Event::ItemAdded { item, .. } => format!("ACK {item}"),
+            Event::JobFinished { .. } | Event::JobCancelled { .. } => "END".into(),
+            Event::JobFailed { error, .. } => format!("END failed: {error}"),
+            _ => continue,
+        };
+        writeln!(stdout, "{line}").unwrap();
+        stdout.flush().unwrap();
+        if line.starts_with("END") {
+            return;
+        }
+    }
+}
+
+#[test]
+fn generation_killed_at_random_points_loses_and_doubles_nothing() {
+    let (seed, tmp, model) = setup();
+    let dir = tmp.path().join("ws");
+    drop(Workspace::create(&dir, &Task::demo(), &[]).unwrap());
+    let kills = 6;
+    let mut acked: Vec<String> = Vec::new();
+    for round in 0..kills {
+        let mut rng = Rng::new(seed.wrapping_add(round));
+        let after = 1 + rng.below(10) as usize;
+        let extra = Duration::from_millis(rng.below(40));
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "crash_generation_child",
+                "--ignored",
+                "--nocapture",
+            ])
+            .args(["--test-threads=1"])
+            .env(WS_ENV, &dir)
+            .env(MODEL_ENV, &model)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let lines = kill_after(child, out, |l| l.starts_with("ACK "), after, extra);
+        assert!(
+            !lines.iter().any(|l| l.starts_with("END failed")),
+            "round {round}: {lines:?}"
+        );
+        acked.extend(
+            lines
+                .iter()
+                .filter_map(|l| l.strip_prefix("ACK ").map(String::from)),
+        );
+
+        let ws = Workspace::open(&dir).unwrap_or_else(|e| panic!("round {round}: reopening: {e}"));
+        for w in ws.warnings() {
+            // A kill inside a journal write leaves a torn last line, set aside on opening; a
+            // kill while the lock was held leaves a stale lock, taken over.
+            assert!(
+                matches!(w, OpenWarning::TornLine { .. } | OpenWarning::StaleLock(_)),
+                "round {round}: {w}"
+            );
+        }
+        let items = ws.state().items();
+        let ids: HashSet<&str> = items.iter().map(|i| i.id().as_str()).collect();
+        assert_eq!(
+            ids.len(),
+            items.len(),
+            "round {round}: an id is there twice"
+        );
+        for a in &acked {
+            assert!(
+                ids.contains(a.as_str()),
+                "round {round}: acknowledged {a} is lost"
+            );
+        }
+        drop(ws);
+        // What the workbench would offer for review: every item has its label check.
+        let ws = Arc::new(Mutex::new(Workspace::open(&dir).unwrap()));
+        let app = App::new(ws.clone(), Theme::dark());
+        let w = ws.lock().unwrap();
+        for it in w.state().items().iter().filter(|i| app.is_ready(i)) {
+            assert!(
+                it.verdicts().iter().any(|v| v.stage == LABEL_CONSISTENCY),
+                "round {round}: {} reaches Review without its label check",
+                it.id()
+            );
+        }
+    }
+    let ws = Workspace::open(&dir).unwrap();
+    println!(
+        "{kills} kills, {} items, {} acknowledged, 0 lost, 0 duplicated",
+        ws.state().items().len(),
+        acked.len()
+    );
+}
+
+#[test]
+fn training_killed_at_random_points_leaves_each_adapter_complete_or_absent() {
+    let (seed, tmp, model) = setup();
+    let task = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo/task.toml");
+    let kills = 8;
+    let mut runs: Vec<PathBuf> = Vec::new();
+    for round in 0..kills {
+        let mut rng = Rng::new(seed.wrapping_add(round));
+        // Each epoch ends with an evaluation line, and the adapter is saved after the last one:
+        // most kills land around that save, the rest earlier in the run.
+        let after = 1 + rng.below(EPOCHS as u64 + 1).min(EPOCHS as u64 - 1) as usize;
+        let extra = Duration::from_millis(rng.below(40));
+        let run = tmp.path().join(format!("run-{round}"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_seedforge"))
+            .env("SEEDFORGE_MODEL", &model)
+            .args(["train", "--task", task, "--device", "cpu"])
+            .args(["--epochs", &EPOCHS.to_string(), "--patience", "10"])
+            .arg("--out")
+            .arg(&run)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The progress goes to stderr.
+        let err = child.stderr.take().unwrap();
+        kill_after(
+            child,
+            err,
+            |l| l.trim_start().starts_with("epoch "),
+            after,
+            extra,
+        );
+        match peft::check_adapter(&run) {
+            Ok(_) => {}
+            Err(e) => panic!("round {round}: the run folder holds a broken adapter: {e}"),
+        }
+        runs.push(run);
+    }
+    let complete = runs
+        .iter()
+        .filter(|r| peft::check_adapter(r).unwrap_or(false))
+        .count();
+    println!("{kills} kills, {kills} runs, {complete} with a complete adapter, 0 broken");
+}
