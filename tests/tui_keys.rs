@@ -1011,3 +1011,54 @@ fn a_model_that_failed_to_load_says_why_in_the_status_bar() {
         app.message
     );
 }
+
+#[test]
+fn run_selections_stay_on_their_run_while_new_runs_appear() {
+    let f = fixture();
+    let runs = f.dir.join("runs");
+    // A training run with a result: listed on Train (its metrics) and on Evaluate (its eval.json).
+    let run = |name: &str| {
+        let d = runs.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(
+            d.join("metrics.jsonl"),
+            "{\"event\":\"step\",\"step\":1,\"loss\":2.0}\n",
+        )
+        .unwrap();
+        let eval = serde_json::json!({"file": "test.tsv", "examples": 4, "accuracy": 0.75,
+            "per_label": [["negative", 2, 1.0], ["positive", 2, 0.5]]});
+        std::fs::write(d.join("eval.json"), eval.to_string()).unwrap();
+        d
+    };
+    run("20261121-090000-train");
+    let chosen = run("20261121-100000-train");
+    let mut app = app(&f);
+    // Newest first: select the older one on both screens.
+    press(&mut app, "6 down 5 ]");
+    let selected = |app: &App| {
+        let eval = seedforge::tui::screens::evaluate::comparison(&app.runs);
+        let train = seedforge::tui::screens::train::training_runs(&app.runs);
+        (
+            eval[app.evaluate.selected.row(&eval)].name.clone(),
+            train[app.train.run.row(&train)].name.clone(),
+        )
+    };
+    let older = "20261121-090000-train".to_string();
+    assert_eq!(selected(&app), (older.clone(), older.clone()));
+    // A newer run appears (an evaluation saves its result): it comes first in both lists.
+    run("20261121-110000-train");
+    app.update(Action::Engine(Box::new(Event::EvalSaved {
+        job: 1,
+        run: chosen,
+        summary: "saved".into(),
+    })));
+    assert_eq!(app.runs.len(), 3);
+    assert_eq!(
+        selected(&app),
+        (older.clone(), older.clone()),
+        "the selection moved"
+    );
+    // Moving is from the run shown.
+    press(&mut app, "[");
+    assert_eq!(selected(&app).1, "20261121-100000-train");
+}

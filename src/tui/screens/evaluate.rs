@@ -15,7 +15,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Cell, Paragraph, Row, Table, TableState, Wrap};
 
 use super::generate::eta_text;
-use super::runs::{EvalInfo, RunInfo};
+use super::runs::{EvalInfo, RunInfo, RunSelection};
 use crate::data::import::{ImportOptions, LabelMap};
 use crate::data::test_set::TestSetChoice;
 use crate::data::workspace::Workspace;
@@ -33,7 +33,7 @@ pub const FIELDS: [&str; 3] = ["test file", "label map", "row limit"];
 #[derive(Debug, Clone, Default)]
 pub struct EvaluateState {
     /// Selected among the comparison's rows.
-    pub selected: usize,
+    pub selected: RunSelection,
     /// The test set to evaluate on.
     pub choice: TestSetChoice,
     /// The method being evaluated now: (name, index, count).
@@ -127,12 +127,10 @@ fn resolve(typed: &str) -> PathBuf {
 
 impl App {
     pub(crate) fn evaluate_action(&mut self, action: Action) {
-        let n = comparison(&self.runs).len();
+        let rows = comparison(&self.runs);
         match action {
-            Action::Up => self.evaluate.selected = self.evaluate.selected.saturating_sub(1),
-            Action::Down => {
-                self.evaluate.selected = (self.evaluate.selected + 1).min(n.saturating_sub(1))
-            }
+            Action::Up => self.evaluate.selected.step(&rows, -1),
+            Action::Down => self.evaluate.selected.step(&rows, 1),
             Action::SetField(field) => self.edit_eval_field(field),
             Action::ToggleCalibrate => {
                 let c = &mut self.evaluate.choice;
@@ -274,7 +272,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &Workspace) {
     let [list_area, results_area] =
         Layout::horizontal([Constraint::Length(list_w), Constraint::Min(20)]).areas(bottom);
     draw_comparison(frame, list_area, app, &runs, theme);
-    let sel = app.evaluate.selected.min(runs.len().saturating_sub(1));
+    let sel = app.evaluate.selected.row(&runs);
     let against = twins(&runs)
         .into_iter()
         .nth(sel)
@@ -516,7 +514,7 @@ fn draw_comparison(frame: &mut Frame, area: Rect, app: &App, runs: &[&RunInfo], 
                 .title(Line::styled(" Comparison ", theme.title())),
         )
         .style(theme.text());
-    let sel = app.evaluate.selected.min(runs.len().saturating_sub(1));
+    let sel = app.evaluate.selected.row(runs);
     let mut state = TableState::default().with_selected((!empty).then_some(sel));
     frame.render_stateful_widget(table, area, &mut state);
 }

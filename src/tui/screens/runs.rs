@@ -278,6 +278,38 @@ pub struct RunInfo {
     pub adapter_error: Option<String>,
 }
 
+/// The selected run of a list that grows while a job runs (a new run comes first): it follows the
+/// run's folder, not the row, so the chart or results shown stay those of the run chosen. The
+/// row is used only once that run has left the list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSelection {
+    row: usize,
+    dir: Option<PathBuf>,
+}
+
+impl RunSelection {
+    /// The selected row of `runs` (0 when empty).
+    pub fn row(&self, runs: &[&RunInfo]) -> usize {
+        self.dir
+            .as_ref()
+            .and_then(|d| runs.iter().position(|r| r.dir == *d))
+            .unwrap_or(self.row)
+            .min(runs.len().saturating_sub(1))
+    }
+
+    /// Selects row `row` of `runs` (clamped) and the run on it.
+    pub fn select(&mut self, runs: &[&RunInfo], row: usize) {
+        self.row = row.min(runs.len().saturating_sub(1));
+        self.dir = runs.get(self.row).map(|r| r.dir.clone());
+    }
+
+    /// Moves `by` rows from the selected one, within `runs`.
+    pub fn step(&mut self, runs: &[&RunInfo], by: isize) {
+        let row = self.row(runs).saturating_add_signed(by);
+        self.select(runs, row);
+    }
+}
+
 /// What a training run trained on, as its `config.json` records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrainedOn {

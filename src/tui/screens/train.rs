@@ -16,7 +16,7 @@ use ratatui::widgets::{
 };
 
 use super::generate::eta_text;
-use super::runs::{Curves, RunInfo};
+use super::runs::{Curves, RunInfo, RunSelection};
 use crate::data::state::Status;
 use crate::data::workspace::Workspace;
 use crate::engine::{Command, JobKind, TrainRequest};
@@ -64,7 +64,7 @@ pub struct TrainState {
     /// The metrics of the training job running now (from `Event::Train`).
     pub live: Curves,
     /// The run on disk shown when nothing is training.
-    pub run: usize,
+    pub run: RunSelection,
 }
 
 /// The run folders a training run left (an ICL or zero-shot evaluation's folder has nothing
@@ -227,11 +227,8 @@ impl App {
                     editor: EditorState::default(),
                 })
             }
-            Action::PageUp => self.train.run = self.train.run.saturating_sub(1),
-            Action::PageDown => {
-                let n = training_runs(&self.runs).len();
-                self.train.run = (self.train.run + 1).min(n.saturating_sub(1))
-            }
+            Action::PageUp => self.train.run.step(&training_runs(&self.runs), -1),
+            Action::PageDown => self.train.run.step(&training_runs(&self.runs), 1),
             Action::Start => self.start_training(),
             Action::Stop => match &mut self.job {
                 Some(job) if job.kind == JobKind::Train => {
@@ -315,7 +312,7 @@ impl App {
     /// curves to that run (newest first, so the first in the list).
     pub(crate) fn training_ended(&mut self) {
         self.reload_runs();
-        self.train.run = 0;
+        self.train.run.select(&training_runs(&self.runs), 0);
         self.train.live = Curves::default();
     }
 }
@@ -360,7 +357,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &Workspace) {
     let (curves, source) = if training {
         (Some(&app.train.live), "live".to_string())
     } else {
-        match training_runs(&app.runs).get(app.train.run) {
+        let runs = training_runs(&app.runs);
+        match runs.get(app.train.run.row(&runs)) {
             Some(r) if !r.curves.is_empty() => (Some(&r.curves), format!("run {}", r.name)),
             _ => (None, String::new()),
         }
@@ -552,7 +550,7 @@ fn draw_runs(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     )
     .style(theme.text());
     let mut state =
-        TableState::default().with_selected((!empty).then_some(app.train.run.min(runs.len())));
+        TableState::default().with_selected((!empty).then_some(app.train.run.row(&runs)));
     frame.render_stateful_widget(table, area, &mut state);
     if empty {
         let inner = area.inner(ratatui::layout::Margin::new(2, 2));
