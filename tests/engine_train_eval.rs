@@ -113,9 +113,11 @@ fn generate_texts(s: &mut Setup) -> Vec<String> {
 
 /// The items a fixed-seed generation writes with `adapter`: (text, the adapter its meta names).
 fn generate_with(s: &mut Setup, adapter: Option<PathBuf>) -> Vec<(String, Option<String>)> {
+    // One round (no quota): the same requests with and without the adapter.
     let mut settings = GenerateSettings {
         per_class: 1,
         batch: 2,
+        max_attempts_factor: 1,
         ..Default::default()
     };
     settings.sampling.max_new_tokens = 10;

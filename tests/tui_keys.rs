@@ -1062,3 +1062,74 @@ fn run_selections_stay_on_their_run_while_new_runs_appear() {
     press(&mut app, "[");
     assert_eq!(selected(&app).1, "20261121-100000-train");
 }
+
+#[test]
+fn the_judge_and_attempts_rows_reach_the_generation_command_and_the_choice_is_shown() {
+    let f = fixture();
+    let mut app = app(&f);
+    press(&mut app, "2");
+    // The judge row is the fifteenth, the attempts row the sixteenth.
+    press(&mut app, &["down"; 14].join(" "));
+    assert_eq!(app.generate.fields()[14].name, "judge");
+    let start = app.generate.judge_name();
+    // ←/→ cycle auto → icl → zero-shot → seeds-lora → auto.
+    let mut seen = vec![start];
+    for _ in 0..4 {
+        press(&mut app, "right");
+        seen.push(app.generate.judge_name());
+    }
+    assert_eq!(seen.first(), seen.last(), "{seen:?}");
+    let mut names = seen[..4].to_vec();
+    names.sort_unstable();
+    assert_eq!(names, ["auto", "icl", "seeds-lora", "zero-shot"]);
+    // Typed: auto turns on the measurement; a name picks that judge.
+    press(&mut app, "enter ^u");
+    type_text(&mut app, "auto");
+    press(&mut app, "enter");
+    assert!(app.generate.filters.select_judge);
+    press(&mut app, "enter ^u");
+    type_text(&mut app, "seeds-lora");
+    press(&mut app, "enter");
+    assert!(!app.generate.filters.select_judge);
+    assert_eq!(app.generate.filters.judge.name(), "seeds-lora");
+    press(&mut app, "enter ^u");
+    type_text(&mut app, "a coin");
+    press(&mut app, "enter");
+    assert_eq!(app.message.as_ref().unwrap().kind, MessageKind::Error);
+    press(&mut app, "esc");
+    assert_eq!(app.generate.filters.judge.name(), "seeds-lora");
+
+    // Attempts: bounded, and sent with the settings.
+    press(&mut app, "down enter ^u");
+    type_text(&mut app, "99");
+    press(&mut app, "enter");
+    assert_eq!(app.message.as_ref().unwrap().kind, MessageKind::Error);
+    press(&mut app, "^u");
+    type_text(&mut app, "4");
+    press(&mut app, "enter");
+    app.take_effects();
+    press(&mut app, "g");
+    match app.take_effects().as_slice() {
+        [
+            Effect::Send(Command::Generate {
+                settings, filters, ..
+            }),
+        ] => {
+            assert_eq!(settings.max_attempts_factor, 4);
+            assert_eq!(filters.judge.name(), "seeds-lora");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The engine says which judge it chose and why; the screen shows it.
+    let ev = |e: Event| Action::Engine(Box::new(e));
+    app.update(ev(Event::JudgeChosen {
+        job: 1,
+        summary: "judge icl (cross-validation on the seeds: icl 7/8, zero-shot 6/8)".into(),
+    }));
+    let screen = render(&app, 120, 36);
+    assert!(
+        screen.contains("judge icl (cross-validation on the")
+            && screen.contains("icl 7/8, zero-shot 6/8)"),
+        "{screen}"
+    );
+}

@@ -9,6 +9,7 @@ use std::time::Instant;
 use super::command::AnnotateRequest;
 use super::event::{Event, JobId, JobKind};
 use super::generate_job::{primed_filters, task_of};
+use super::judge::{Judges, judge as resolve_judge};
 use super::{JobControl, Sink};
 use crate::data::import::import_file;
 use crate::data::record::RecordBody;
@@ -36,6 +37,7 @@ pub fn run(
     request: &AnnotateRequest,
     control: &JobControl,
     events: &Sink,
+    judges: &mut Judges,
 ) -> anyhow::Result<Outcome> {
     let mut opts = request.read.clone();
     opts.unlabelled = true;
@@ -50,17 +52,36 @@ pub fn run(
     );
     let task = task_of(ws);
     let templates = Templates::for_task(&task)?;
-    // A classifier adapter labels zero-shot, as it was trained; the base model reads the seeds.
+    // A classifier adapter labels zero-shot, as it was trained; otherwise the label check's
+    // judge labels (the same one generation is checked with).
     let adapted = request
         .adapter
         .as_deref()
         .map(|dir| with_adapter(&model.model, dir))
         .transpose()?;
-    let options = match adapted {
-        Some(_) => ClassifierOptions::default(),
-        None => consistency_classifier(&task, &request.filters),
+    let resolved = match adapted {
+        Some(_) => None,
+        None => Some(resolve_judge(
+            judges,
+            job,
+            model,
+            &task,
+            &templates,
+            &request.filters,
+            events,
+        )?),
     };
-    let labeller = adapted.as_ref().unwrap_or(&model.model);
+    let (options, labeller) = match (&adapted, resolved) {
+        (Some(a), _) => (ClassifierOptions::default(), a),
+        (None, Some(r)) => (
+            consistency_classifier(&task, &r.settings(&request.filters)),
+            r.model(model),
+        ),
+        (None, None) => (
+            consistency_classifier(&task, &request.filters),
+            &model.model,
+        ),
+    };
     let classifier = Classifier::new(labeller, &model.tokenizer, &task, &templates, options)?;
     let mut cheap = primed_filters(ws, &task, request.filters.clone());
 

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use serde_json::json;
 
 use super::event::{Event, JobId};
+use super::judge::{Judges, judge};
 use super::{JobControl, Sink};
 use crate::data::item::{Item, ItemId, Source, Verdict};
 use crate::data::record::RecordBody;
@@ -16,6 +17,7 @@ use crate::data::workspace::Workspace;
 use crate::llm::decode::FinishReason;
 use crate::llm::load::LoadedModel;
 use crate::pipeline::classify::Classifier;
+use crate::pipeline::filters::diversity::{Diversity, diversity};
 use crate::pipeline::filters::stages::{
     EXACT_DUP, MALFORMED, NEAR_DUP, consistency_classifier, label_consistency,
 };
@@ -31,6 +33,25 @@ pub struct Outcome {
     pub items: usize,
     pub kept: usize,
     pub cancelled: bool,
+    /// How varied this run's kept items are, and the seeds (distinct bigrams, mean pairwise
+    /// similarity): synthetic sets are often much less varied than real ones.
+    pub diversity: (Diversity, Diversity),
+}
+
+impl Outcome {
+    pub fn summary(&self) -> String {
+        let (kept, seeds) = &self.diversity;
+        format!(
+            "{} items written, {} kept by the filters (kept distinct-2 {:.2}, similarity {:.3}; \
+             seeds {:.2}, {:.3})",
+            self.items,
+            self.kept,
+            kept.distinct_2,
+            kept.mean_pairwise_similarity,
+            seeds.distinct_2,
+            seeds.mean_pairwise_similarity
+        )
+    }
 }
 
 /// The workspace's task with its current seeds.
@@ -78,8 +99,9 @@ pub fn run(
     request: &Request,
     control: &JobControl,
     events: &Sink,
+    judges: &mut Judges,
 ) -> anyhow::Result<Outcome> {
-    let (settings, filter_settings) = (request.settings, request.filters);
+    let settings = request.settings;
     // The writer: the base model, or a copy carrying the adapter (the engine's model must stay
     // the base one for the label check and every later job).
     let adapted = request
@@ -95,17 +117,31 @@ pub fn run(
         kind: super::event::JobKind::Generate,
         total,
     });
+    let resolved = if request.filters.label_consistency {
+        Some(judge(
+            judges,
+            job,
+            model,
+            &task,
+            &templates,
+            request.filters,
+            events,
+        )?)
+    } else {
+        None
+    };
+    let filter_settings =
+        &resolved.map_or_else(|| request.filters.clone(), |r| r.settings(request.filters));
     let mut filters = primed_filters(ws, &task, filter_settings.clone());
-    let classifier = if filter_settings.label_consistency {
-        Some(Classifier::new(
-            &model.model,
+    let classifier = match resolved {
+        Some(r) => Some(Classifier::new(
+            r.model(model),
             &model.tokenizer,
             &task,
             &templates,
             consistency_classifier(&task, filter_settings),
-        )?)
-    } else {
-        None
+        )?),
+        None => None,
     };
     let mut pending: Vec<(ItemId, String, String)> = Vec::new();
     let mut failure: Option<anyhow::Error> = None;
@@ -271,7 +307,7 @@ pub fn run(
             kept_n[c] += usize::from(it.verdicts().iter().all(|v| v.pass));
         }
     }
-    let kept = {
+    let kept_texts: Vec<String> = {
         let w = ws.lock().unwrap_or_else(|e| e.into_inner());
         w.state()
             .items()
@@ -279,12 +315,16 @@ pub fn run(
             .rev()
             .take(items)
             .filter(|it| it.verdicts().iter().all(|v| v.pass))
-            .count()
+            .map(|it| it.text().to_string())
+            .collect()
     };
+    let kept_refs: Vec<&str> = kept_texts.iter().map(String::as_str).collect();
+    let seed_refs: Vec<&str> = task.seeds.iter().map(|s| s.text.as_str()).collect();
     Ok(Outcome {
         items,
-        kept,
+        kept: kept_texts.len(),
         cancelled: control.is_stopped(),
+        diversity: (diversity(&kept_refs), diversity(&seed_refs)),
     })
 }
 
@@ -295,8 +335,9 @@ pub fn recheck(
     model: &LoadedModel,
     ws: &Mutex<Workspace>,
     items: &[ItemId],
-    filter_settings: &FilterSettings,
+    filters: &FilterSettings,
     events: &Sink,
+    judges: &mut Judges,
 ) -> anyhow::Result<usize> {
     events.send(Event::JobStarted {
         job,
@@ -316,19 +357,22 @@ pub fn recheck(
             })
             .collect()
     };
-    let classifier = Classifier::new(
-        &model.model,
-        &model.tokenizer,
-        &task,
-        &templates,
-        consistency_classifier(&task, filter_settings),
-    )?;
     let texts: Vec<&str> = targets.iter().map(|t| t.2.as_str()).collect();
-    let preds = if filter_settings.label_consistency {
-        classifier.classify(&texts)?
+    let (preds, filter_settings) = if filters.label_consistency {
+        let r = judge(judges, job, model, &task, &templates, filters, events)?;
+        let settings = r.settings(filters);
+        let classifier = Classifier::new(
+            r.model(model),
+            &model.tokenizer,
+            &task,
+            &templates,
+            consistency_classifier(&task, &settings),
+        )?;
+        (classifier.classify(&texts)?, settings)
     } else {
-        Vec::new()
+        (Vec::new(), filters.clone())
     };
+    let filter_settings = &filter_settings;
     for (i, (id, label, text)) in targets.iter().enumerate() {
         // Duplicates are judged against everything else in the workspace.
         let mut filters = Filters::new(&task, filter_settings.clone());

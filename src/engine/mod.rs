@@ -8,6 +8,7 @@ pub mod command;
 pub mod eval_job;
 pub mod event;
 pub mod generate_job;
+pub mod judge;
 pub mod train_job;
 mod worker;
 

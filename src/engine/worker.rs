@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex, mpsc};
 
 use super::event::{Event, JobKind, ModelEvent};
+use super::judge::{Judges, Resolved};
 use super::{
     Command, EngineConfig, JobControl, Sink, annotate_job, eval_job, generate_job, train_job,
 };
@@ -88,6 +89,8 @@ fn run_with(
         events.send(Event::Model(ModelEvent::Failed(e.clone())));
     }
     let mut next_job = 1;
+    // The label check's judge, kept while the seeds and its settings stay the same.
+    let mut judges: Option<Resolved> = None;
     while let Ok(command) = commands.recv() {
         let job = next_job;
         next_job += 1;
@@ -142,17 +145,25 @@ fn run_with(
                 },
                 &control,
                 &events,
+                &mut Judges {
+                    cache: &mut judges,
+                    device,
+                },
             )
-            .map(|o| {
-                (
-                    o.cancelled,
-                    format!("{} items written, {} kept by the filters", o.items, o.kept),
-                )
-            }),
-            Command::Recheck { items, filters } => {
-                generate_job::recheck(job, model, &ws, &items, &filters, &events)
-                    .map(|n| (false, format!("{n} items checked again")))
-            }
+            .map(|o| (o.cancelled, o.summary())),
+            Command::Recheck { items, filters } => generate_job::recheck(
+                job,
+                model,
+                &ws,
+                &items,
+                &filters,
+                &events,
+                &mut Judges {
+                    cache: &mut judges,
+                    device,
+                },
+            )
+            .map(|n| (false, format!("{n} items checked again"))),
             Command::Train(request) => {
                 train_job::run(job, model, device, &ws, &request, &control, &events)
                     .map(|o| (o.cancelled, o.summary))
@@ -161,14 +172,24 @@ fn run_with(
                 eval_job::run(job, model, &ws, &request, &control, &events)
                     .map(|o| (o.cancelled, o.summary))
             }
-            Command::Annotate(request) => {
-                annotate_job::run(job, model, &ws, &request, &control, &events).map(|o| {
-                    (
-                        o.cancelled,
-                        format!("{} texts labelled, {} kept by the filters", o.items, o.kept),
-                    )
-                })
-            }
+            Command::Annotate(request) => annotate_job::run(
+                job,
+                model,
+                &ws,
+                &request,
+                &control,
+                &events,
+                &mut Judges {
+                    cache: &mut judges,
+                    device,
+                },
+            )
+            .map(|o| {
+                (
+                    o.cancelled,
+                    format!("{} texts labelled, {} kept by the filters", o.items, o.kept),
+                )
+            }),
         }))
         .unwrap_or_else(|panic| {
             Err(anyhow::anyhow!(

@@ -558,6 +558,8 @@ impl App {
                 self.reload_runs();
                 self.ok(summary);
             }
+            Event::JudgeProgress { text, .. } => self.generate.judge_note = Some(text),
+            Event::JudgeChosen { summary, .. } => self.generate.judge_note = Some(summary),
             Event::Log(line) => {
                 if self
                     .job

@@ -42,6 +42,9 @@ pub struct FilterSettings {
     pub calibrate: bool,
     /// Which classifier checks the labels.
     pub judge: JudgeKind,
+    /// Choose the judge by cross-validation on the seeds when a job starts (`judge` is then
+    /// only the fallback).
+    pub select_judge: bool,
 }
 
 /// The classifier of the label-consistency stage (and of annotation). The workbench and the
@@ -98,6 +101,7 @@ impl Default for FilterSettings {
             min_margin: 0.0,
             calibrate: true,
             judge: JudgeKind::default(),
+            select_judge: false,
         }
     }
 }

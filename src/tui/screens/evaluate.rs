@@ -457,6 +457,7 @@ pub fn twins(runs: &[&RunInfo]) -> Vec<Option<(usize, Paired)>> {
 fn draw_comparison(frame: &mut Frame, area: Rect, app: &App, runs: &[&RunInfo], theme: &Theme) {
     let wide = area.width >= 50;
     let twins = twins(runs);
+    let any_twin = twins.iter().any(Option::is_some);
     let rows: Vec<Row> = runs
         .iter()
         .zip(&twins)
@@ -472,19 +473,22 @@ fn draw_comparison(frame: &mut Frame, area: Rect, app: &App, runs: &[&RunInfo], 
                         .unwrap_or_default(),
                 ),
             ];
-            cells.push(match twin {
-                Some((_, p)) if p.worse() => Cell::from(Span::styled(
-                    format!("{:+.1} worse", p.diff * 100.0),
-                    theme.error(),
-                )),
-                Some((_, p)) => Cell::from(format!(
-                    "{:+.1}{}",
-                    p.diff * 100.0,
-                    if p.better() { " better" } else { "" }
-                )),
-                None => Cell::from(""),
-            });
-            if wide {
+            // Beside the seeds-only twin where there is room (the selected run's comparison
+            // is in the results pane at any width); otherwise the run's time.
+            if wide && any_twin {
+                cells.push(match twin {
+                    Some((_, p)) if p.worse() => Cell::from(Span::styled(
+                        format!("{:+.1} worse", p.diff * 100.0),
+                        theme.error(),
+                    )),
+                    Some((_, p)) => Cell::from(format!(
+                        "{:+.1}{}",
+                        p.diff * 100.0,
+                        if p.better() { " better" } else { "" }
+                    )),
+                    None => Cell::from(""),
+                });
+            } else if wide {
                 cells.push(Cell::from(Span::styled(run_time(&r.name), theme.dim())));
             }
             Row::new(cells)
@@ -496,12 +500,11 @@ fn draw_comparison(frame: &mut Frame, area: Rect, app: &App, runs: &[&RunInfo], 
         Constraint::Length(6),
         Constraint::Length(6),
         Constraint::Length(5),
-        Constraint::Length(13),
     ];
-    let mut header = vec!["model", "acc %", "F1 %", "n", "vs seeds"];
+    let mut header = vec!["model", "acc %", "F1 %", "n"];
     if wide {
         widths.push(Constraint::Min(4));
-        header.push("run");
+        header.push(if any_twin { "vs seeds" } else { "run" });
     }
     let table = Table::new(rows, widths)
         .header(Row::new(header).style(theme.dim()))

@@ -45,6 +45,8 @@ pub struct GenerateState {
     pub finished: Vec<ItemId>,
     /// Whether the running job has the label check on (its items wait for it before review).
     pub running_label_check: bool,
+    /// The label check's judge for the latest run, and how it was chosen.
+    pub judge_note: Option<String>,
     pub show_template: bool,
     /// Where the generation template comes from, and its text (or why it cannot be read).
     pub template_source: String,
@@ -67,7 +69,7 @@ pub struct Writer {
 }
 
 /// The rows of the form, in order.
-pub const FIELDS: [&str; 14] = [
+pub const FIELDS: [&str; 16] = [
     "per class",
     "batch",
     "temperature",
@@ -82,11 +84,21 @@ pub const FIELDS: [&str; 14] = [
     "annotate",
     "keep p ≥",
     "template",
+    "judge",
+    "attempts ×",
 ];
 const WRITER_FIELD: usize = 10;
 const ANNOTATE_FILE_FIELD: usize = 11;
 const MIN_CONFIDENCE_FIELD: usize = 12;
 const TEMPLATE_FIELD: usize = 13;
+const JUDGE_FIELD: usize = 14;
+const ATTEMPTS_FIELD: usize = 15;
+
+/// More attempts than this per class would mostly write what the filters throw away.
+const MAX_ATTEMPTS_FACTOR: usize = 10;
+
+/// The judge row's choices, in ←/→ order: `auto` measures the others on the seeds.
+const JUDGES: [&str; 4] = ["auto", "icl", "zero-shot", "seeds-lora"];
 
 /// The teacher paper keeps an annotated text when the model is this sure of its label.
 pub const DEFAULT_MIN_CONFIDENCE: f64 = 0.6;
@@ -104,6 +116,7 @@ impl GenerateState {
             streams: BTreeMap::new(),
             finished: Vec::new(),
             running_label_check: false,
+            judge_note: None,
             show_template: false,
             template_source,
             template_text,
@@ -217,7 +230,38 @@ impl GenerateState {
                 hint: "t shows it; generate.jinja in the task's prompts folder overrides it",
                 disabled: true,
             },
+            field(
+                JUDGE_FIELD,
+                self.judge_name().to_string(),
+                "who checks labels; auto: the best in cross-validation on the seeds",
+            ),
+            field(
+                ATTEMPTS_FIELD,
+                s.max_attempts_factor.to_string(),
+                "a class short of kept items gets up to this × per class attempts",
+            ),
         ]
+    }
+
+    /// The judge row's value.
+    pub fn judge_name(&self) -> &'static str {
+        if self.filters.select_judge {
+            JUDGES[0]
+        } else {
+            self.filters.judge.name()
+        }
+    }
+
+    fn set_judge(&mut self, name: &str) -> Result<(), String> {
+        if name == JUDGES[0] {
+            self.filters.select_judge = true;
+            return Ok(());
+        }
+        self.filters.judge = name
+            .parse()
+            .map_err(|e: String| format!("judge: {e}, or auto"))?;
+        self.filters.select_judge = false;
+        Ok(())
     }
 
     /// ←/→ on a setting.
@@ -259,6 +303,23 @@ impl GenerateState {
             9 => f.near_dup_threshold = stepf(f.near_dup_threshold, 0.05, 0.05, 1.0),
             MIN_CONFIDENCE_FIELD => {
                 self.min_confidence = stepf(self.min_confidence, 0.05, 0.0, 1.0)
+            }
+            JUDGE_FIELD => {
+                let at = JUDGES
+                    .iter()
+                    .position(|j| *j == self.judge_name())
+                    .unwrap_or(0);
+                let next = if up {
+                    (at + 1) % JUDGES.len()
+                } else {
+                    (at + JUDGES.len() - 1) % JUDGES.len()
+                };
+                // Every name in JUDGES parses.
+                let _ = self.set_judge(JUDGES[next]);
+            }
+            ATTEMPTS_FIELD => {
+                self.settings.max_attempts_factor =
+                    bounded(self.settings.max_attempts_factor, 1, 1, MAX_ATTEMPTS_FACTOR)
             }
             _ => {}
         }
@@ -317,6 +378,8 @@ impl GenerateState {
             }
             ANNOTATE_FILE_FIELD => self.annotate_file = text.trim().to_string(),
             MIN_CONFIDENCE_FIELD => self.min_confidence = float(0.0, 1.0)?,
+            JUDGE_FIELD => self.set_judge(&t.to_ascii_lowercase())?,
+            ATTEMPTS_FIELD => s.max_attempts_factor = int_to(1, MAX_ATTEMPTS_FACTOR)?,
             _ => return Err("the template is chosen by the task's prompts folder".into()),
         }
         Ok(())
@@ -557,9 +620,12 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &Workspace) {
     let theme = &app.theme;
     let fields = app.generate.fields();
     let form_w = if area.width >= 100 { 36 } else { 30 };
-    let form_h = (fields.len() as u16 + 3).min(area.height.saturating_sub(2));
     let [top, progress_area] =
         Layout::vertical([Constraint::Min(5), Constraint::Length(1)]).areas(area);
+    // The form scrolls rather than push the workspace summary off a small screen.
+    let form_h = (fields.len() as u16 + 3)
+        .min(top.height.saturating_sub(4))
+        .max(5);
     let [left, right] =
         Layout::horizontal([Constraint::Length(form_w), Constraint::Min(20)]).areas(top);
     let [form_area, below_form] =
@@ -772,6 +838,9 @@ fn draw_summary(frame: &mut Frame, area: Rect, app: &App, ws: &Workspace) {
             theme.dim(),
         ),
     ];
+    if let Some(judge) = &app.generate.judge_note {
+        lines.push(Line::styled(format!(" {judge}"), theme.dim()));
+    }
     if let Some(last) = app.log.last() {
         lines.push(Line::styled(format!(" {last}"), theme.dim()));
     }
