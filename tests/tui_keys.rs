@@ -278,10 +278,13 @@ fn rescue_from_rejected_and_undo_brings_it_back_there() {
     press(&mut app, "esc c");
     assert_eq!(app.rejected.class.as_deref(), Some("negative"));
     assert_eq!(app.rejected.rows(&f.ws.lock().unwrap()).len(), 1);
+    // Clearing the filters keeps the item selected under them, the near duplicate.
     press(&mut app, "esc");
+    let rows = app.rejected.rows(&f.ws.lock().unwrap());
+    assert_eq!(rows[app.rejected.selected_row(&rows)].id, id(4));
 
     // Open the near duplicate, read it, rescue it from there.
-    press(&mut app, "down enter");
+    press(&mut app, "enter");
     assert!(matches!(app.overlay, Some(Overlay::Detail { .. })));
     press(&mut app, "r");
     assert!(app.overlay.is_none());
@@ -890,18 +893,28 @@ fn a_paste_goes_into_the_editor_as_text_and_runs_no_command() {
 fn the_rejected_selection_stays_on_its_item_while_rejections_stream_in() {
     let f = fixture();
     let mut app = app(&f);
-    // Newest first: 5, 4, 3. Select the near duplicate, 4.
-    press(&mut app, "4 down");
     let selected = |app: &App| {
         let rows = app.rejected.rows(&f.ws.lock().unwrap());
         rows[app.rejected.selected_row(&rows)].id.clone()
     };
-    assert_eq!(selected(&app), id(4));
-    // Two items a filter rejects arrive, as a running job adds them, at the top of the list.
-    for text in ["Bad.", "Meh."] {
+    // Items a filter rejects arrive, as a running job adds them, at the top of the list.
+    let reject = |text: &str| {
         let (_, passed) = add_with_cheap_verdicts(&f, text, "negative");
         assert!(!passed, "{text} must be rejected");
-    }
+    };
+    // Newest first: 5, 4, 3. Opening the screen shows 5 selected, and it stays so.
+    press(&mut app, "4");
+    assert_eq!(selected(&app), id(5));
+    reject("Bad.");
+    assert_eq!(
+        selected(&app),
+        id(5),
+        "the first row's item changed under the user"
+    );
+    // Select the near duplicate, 4; another rejection arrives.
+    press(&mut app, "down");
+    assert_eq!(selected(&app), id(4));
+    reject("Meh.");
     assert_eq!(app.rejected.rows(&f.ws.lock().unwrap()).len(), 5);
     assert_eq!(selected(&app), id(4), "the selection moved to another item");
     // Moving is relative to the item, and `r` rescues the item shown.

@@ -348,9 +348,9 @@ impl App {
 
     fn on_screen(&mut self, action: Action) {
         match action {
-            Action::NextScreen => self.screen = self.screen.next(),
-            Action::PrevScreen => self.screen = self.screen.prev(),
-            Action::GoTo(s) => self.screen = s,
+            Action::NextScreen => self.show(self.screen.next()),
+            Action::PrevScreen => self.show(self.screen.prev()),
+            Action::GoTo(s) => self.show(s),
             Action::ToggleHelp => self.overlay = Some(Overlay::Help { scroll: 0 }),
             Action::Quit => {
                 if self.job.is_some() || self.queued.is_some() {
@@ -379,6 +379,15 @@ impl App {
                 Screen::Train => self.train_action(other),
                 Screen::Evaluate => self.evaluate_action(other),
             },
+        }
+    }
+
+    /// Switches to `screen`. The Rejected list pins its selection to the item then on it, so
+    /// rejections that arrive while the user reads do not move it.
+    fn show(&mut self, screen: Screen) {
+        self.screen = screen;
+        if screen == Screen::Rejected {
+            self.pin_rejected_selection();
         }
     }
 

@@ -129,6 +129,16 @@ impl App {
         }
     }
 
+    /// Pins the selection to the item on the selected row, when none is pinned yet.
+    pub(crate) fn pin_rejected_selection(&mut self) {
+        if self.rejected.item.is_none() {
+            let ws = self.ws.clone();
+            let rows = self.rejected.rows(&lock(&ws));
+            let row = self.rejected.selected;
+            self.rejected.select_row(&rows, row);
+        }
+    }
+
     fn selected_rejected(&self) -> Option<ItemId> {
         let ws = lock(&self.ws);
         let rows = self.rejected.rows(&ws);
@@ -167,12 +177,14 @@ impl App {
                 self.rejected.reason = cycle(&self.rejected.reason, &options);
                 self.rejected.selected = 0;
                 self.rejected.item = None;
+                self.pin_rejected_selection();
             }
             Action::CycleClassFilter => {
                 let labels = label_names(&lock(&self.ws));
                 self.rejected.class = cycle(&self.rejected.class, &labels);
                 self.rejected.selected = 0;
                 self.rejected.item = None;
+                self.pin_rejected_selection();
             }
             Action::ClearFilters => {
                 self.rejected.reason = None;
