@@ -197,7 +197,10 @@ mod tests {
                         // more than the best there is.
                         let named = jaccard(&sh, &all[m.name.parse::<usize>().unwrap()]);
                         assert!((m.similarity - named).abs() < 1e-12, "{m:?} vs {named}");
-                        assert!(m.similarity >= 0.7 && m.similarity <= brute + 1e-12, "{m:?}");
+                        assert!(
+                            m.similarity >= 0.7 && m.similarity <= brute + 1e-12,
+                            "{m:?}"
+                        );
                     }
                     None => missed += 1,
                 }
