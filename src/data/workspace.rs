@@ -297,6 +297,26 @@ impl Workspace {
             .collect())
     }
 
+    /// Adds an item and its verdicts in one journal write (one `write`, one fsync): a process
+    /// killed between two writes would leave the item without its verdicts, and Review would
+    /// offer it unjudged. Returns the item's id.
+    pub fn add_item_with_verdicts(
+        &mut self,
+        mut item: Item,
+        verdicts: Vec<Verdict>,
+    ) -> Result<ItemId> {
+        // The id the write would give it; known first so the verdicts can name it.
+        let id = self.state.next_id(item.source);
+        item.id = id.clone();
+        let mut bodies = vec![RecordBody::ItemAdded { item }];
+        bodies.extend(verdicts.into_iter().map(|verdict| RecordBody::Verdict {
+            item_id: id.clone(),
+            verdict,
+        }));
+        self.write(bodies)?;
+        Ok(id)
+    }
+
     pub fn add_verdict(&mut self, item_id: &ItemId, verdict: Verdict) -> Result<Seq> {
         self.append(RecordBody::Verdict {
             item_id: item_id.clone(),
@@ -666,6 +686,46 @@ mod tests {
             Err(WorkspaceError::Refused(StateError::UnknownItem(_)))
         ));
         assert_eq!(fs::metadata(ws.journal_path()).unwrap().len(), len);
+    }
+
+    #[test]
+    fn an_item_and_its_verdicts_are_written_together() {
+        let (_dir, mut ws) = new_ws();
+        ws.add_item(Item::new("first", "positive", Source::Generated))
+            .unwrap();
+        let len = fs::metadata(ws.journal_path()).unwrap().len();
+        let id = ws
+            .add_item_with_verdicts(
+                Item::new("second", "negative", Source::Annotated),
+                vec![
+                    Verdict::pass("malformed"),
+                    Verdict::fail("label_consistency", "p 0.40 < 0.60"),
+                ],
+            )
+            .unwrap();
+        assert_eq!(id.as_str(), "a-000001");
+        let it = ws.state().get(id.as_str()).unwrap();
+        assert_eq!(it.verdicts().len(), 2);
+        assert_eq!(it.status(), Status::AutoRejected);
+        // Three records after the first item's, in order, all naming the new id.
+        let text = fs::read_to_string(ws.journal_path()).unwrap();
+        let added: Vec<serde_json::Value> = text.as_bytes()[len as usize..]
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        let kinds: Vec<&str> = added.iter().map(|r| r["type"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["item_added", "verdict", "verdict"]);
+        assert_eq!(added[1]["item_id"], "a-000001");
+        // An item whose id is taken is refused, nothing written.
+        let before = fs::metadata(ws.journal_path()).unwrap().len();
+        let mut dup = Item::new("third", "negative", Source::Generated);
+        dup.id = id.clone();
+        assert!(
+            ws.append_all(vec![RecordBody::ItemAdded { item: dup }])
+                .is_err()
+        );
+        assert_eq!(fs::metadata(ws.journal_path()).unwrap().len(), before);
     }
 
     #[test]

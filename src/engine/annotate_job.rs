@@ -12,7 +12,6 @@ use super::generate_job::{primed_filters, task_of};
 use super::judge::{Judges, judge as resolve_judge};
 use super::{JobControl, Sink};
 use crate::data::import::import_file;
-use crate::data::record::RecordBody;
 use crate::data::workspace::Workspace;
 use crate::llm::load::LoadedModel;
 use crate::pipeline::annotate::judge;
@@ -104,25 +103,16 @@ pub fn run(
             // Named by where it came from, so a later duplicate points at the file's line.
             let input = format!("{}:{}", request.input.display(), row.line);
             let a = judge(&mut cheap, &input, &row.text, p, request.min_confidence);
-            let (id, verdicts) = {
-                let mut w = ws.lock().unwrap_or_else(|e| e.into_inner());
-                let id = w.add_item(a.to_item(input))?;
-                let verdicts: Vec<(String, bool)> = a
-                    .verdicts
-                    .iter()
-                    .map(|v| (v.stage.clone(), v.pass))
-                    .collect();
-                w.append_all(
-                    a.verdicts
-                        .into_iter()
-                        .map(|verdict| RecordBody::Verdict {
-                            item_id: id.clone(),
-                            verdict,
-                        })
-                        .collect(),
-                )?;
-                (id, verdicts)
-            };
+            let verdicts: Vec<(String, bool)> = a
+                .verdicts
+                .iter()
+                .map(|v| (v.stage.clone(), v.pass))
+                .collect();
+            // One write: killed between two, the item would reach Review with no verdict.
+            let id = ws
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .add_item_with_verdicts(a.to_item(input), a.verdicts)?;
             items += 1;
             kept += usize::from(a.kept);
             events.send(Event::ItemAdded {
