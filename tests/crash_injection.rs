@@ -1,7 +1,7 @@
-//! SIGKILL at random points of a generation job and of a training run, on the tiny model, then
-//! a restart: nothing the engine acknowledged is lost, no item is there twice, nothing unchecked
-//! reaches Review, and every run folder's adapter is complete or absent. Each test prints its
-//! seed; `CRASH_SEED=<seed>` replays a failure's kill points.
+//! SIGKILL at random points of a generation job, an annotation job and a training run, on the
+//! tiny model, then a restart: nothing the engine acknowledged is lost, no item is there twice,
+//! nothing unjudged reaches Review, and every run folder's adapter is complete or absent. Each
+//! test prints its seed; `CRASH_SEED=<seed>` replays a failure's kill points.
 
 mod common;
 
@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::engine::next;
 use seedforge::data::task::Task;
 use seedforge::data::workspace::{OpenWarning, Workspace};
-use seedforge::engine::{Command as EngineCommand, Event};
+use seedforge::engine::{AnnotateRequest, Command as EngineCommand, Event};
 use seedforge::pipeline::filters::FilterSettings;
 use seedforge::pipeline::filters::stages::LABEL_CONSISTENCY;
 use seedforge::pipeline::generate::GenerateSettings;
@@ -28,6 +28,8 @@ const WS_ENV: &str = "CRASH_CHILD_WS";
 /// Epochs of each training run in the training test.
 const EPOCHS: usize = 3;
 const MODEL_ENV: &str = "CRASH_CHILD_MODEL";
+const JOB_ENV: &str = "CRASH_CHILD_JOB";
+const INPUT_ENV: &str = "CRASH_CHILD_INPUT";
 
 fn seed() -> u64 {
     let seed = std::env::var("CRASH_SEED")
@@ -87,30 +89,42 @@ fn kill_after(
     seen
 }
 
-/// The child process of the generation test (run by it with `--ignored`): opens the workspace,
-/// generates on the tiny model and prints `ACK <id>` for every item the engine announces (which
-/// it does only once the item is in the journal), until it is killed.
+/// The child process of the job tests (run by them with `--ignored`): opens the workspace, runs
+/// the job named by `CRASH_CHILD_JOB` on the tiny model (`generate`, or `annotate` of the file
+/// `CRASH_CHILD_INPUT`) and prints `ACK <id>` for every item the engine announces (which it does
+/// only once the item is in the journal), until it is killed.
 #[test]
-#[ignore = "the child process of generation_killed_at_random_points_loses_and_doubles_nothing"]
-fn crash_generation_child() {
-    let dir = std::env::var(WS_ENV).expect("run by the crash test, which sets CRASH_CHILD_WS");
+#[ignore = "the child process of the generation and annotation crash tests"]
+fn crash_job_child() {
+    let dir = std::env::var(WS_ENV).expect("run by a crash test, which sets CRASH_CHILD_WS");
     let model = std::env::var(MODEL_ENV).expect("CRASH_CHILD_MODEL");
     let ws = Arc::new(Mutex::new(Workspace::open(Path::new(&dir)).unwrap()));
     let (engine, mut rx) = common::engine::start(model.into(), ws);
-    let mut settings = GenerateSettings {
-        per_class: 200,
-        batch: 4,
-        ..Default::default()
-    };
-    settings.sampling.max_new_tokens = 12;
-    settings.sampling.stop.clear();
-    engine
-        .send(EngineCommand::Generate {
-            settings,
-            filters: FilterSettings::default(),
+    let command = match std::env::var(JOB_ENV).as_deref() {
+        Ok("generate") => {
+            let mut settings = GenerateSettings {
+                per_class: 200,
+                batch: 4,
+                ..Default::default()
+            };
+            settings.sampling.max_new_tokens = 12;
+            settings.sampling.stop.clear();
+            EngineCommand::Generate {
+                settings,
+                filters: FilterSettings::default(),
+                adapter: None,
+            }
+        }
+        Ok("annotate") => EngineCommand::Annotate(Box::new(AnnotateRequest {
+            input: std::env::var(INPUT_ENV).expect("CRASH_CHILD_INPUT").into(),
+            read: Default::default(),
             adapter: None,
-        })
-        .unwrap();
+            min_confidence: 0.6,
+            filters: FilterSettings::default(),
+        })),
+        other => panic!("CRASH_CHILD_JOB: {other:?}"),
+    };
+    engine.send(command).unwrap();
     let mut stdout = std::io::stdout();
     loop {
         let line = match next(&mut rx) {
@@ -127,31 +141,36 @@ fn crash_generation_child() {
     }
 }
 
-#[test]
-fn generation_killed_at_random_points_loses_and_doubles_nothing() {
-    let (seed, tmp, model) = setup();
-    let dir = tmp.path().join("ws");
-    drop(Workspace::create(&dir, &Task::demo(), &[]).unwrap());
-    let kills = 6;
+/// Runs the job `job` in a child `kills` times, each killed with SIGKILL after a seeded random
+/// number of acknowledged items plus a random pause, and checks the workspace after each kill:
+/// it opens (a torn last line set aside, a stale lock taken over), every acknowledged item is
+/// there, no id is there twice, and `judged` holds for every item the workbench would offer for
+/// review. Returns (items in the workspace, items acknowledged).
+fn kill_jobs(
+    seed: u64,
+    dir: &Path,
+    model: &Path,
+    job: (&str, Option<&Path>),
+    kills: u64,
+    judged: impl Fn(&seedforge::data::state::ItemState) -> bool,
+) -> (usize, usize) {
     let mut acked: Vec<String> = Vec::new();
     for round in 0..kills {
         let mut rng = Rng::new(seed.wrapping_add(round));
         let after = 1 + rng.below(10) as usize;
         let extra = Duration::from_millis(rng.below(40));
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "crash_generation_child",
-                "--ignored",
-                "--nocapture",
-            ])
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--exact", "crash_job_child", "--ignored", "--nocapture"])
             .args(["--test-threads=1"])
-            .env(WS_ENV, &dir)
-            .env(MODEL_ENV, &model)
+            .env(WS_ENV, dir)
+            .env(MODEL_ENV, model)
+            .env(JOB_ENV, job.0)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::null());
+        if let Some(input) = job.1 {
+            cmd.env(INPUT_ENV, input);
+        }
+        let mut child = cmd.spawn().unwrap();
         let out = child.stdout.take().unwrap();
         let lines = kill_after(child, out, |l| l.starts_with("ACK "), after, extra);
         assert!(
@@ -164,10 +183,8 @@ fn generation_killed_at_random_points_loses_and_doubles_nothing() {
                 .filter_map(|l| l.strip_prefix("ACK ").map(String::from)),
         );
 
-        let ws = Workspace::open(&dir).unwrap_or_else(|e| panic!("round {round}: reopening: {e}"));
+        let ws = Workspace::open(dir).unwrap_or_else(|e| panic!("round {round}: reopening: {e}"));
         for w in ws.warnings() {
-            // A kill inside a journal write leaves a torn last line, set aside on opening; a
-            // kill while the lock was held leaves a stale lock, taken over.
             assert!(
                 matches!(w, OpenWarning::TornLine { .. } | OpenWarning::StaleLock(_)),
                 "round {round}: {w}"
@@ -187,23 +204,65 @@ fn generation_killed_at_random_points_loses_and_doubles_nothing() {
             );
         }
         drop(ws);
-        // What the workbench would offer for review: every item has its label check.
-        let ws = Arc::new(Mutex::new(Workspace::open(&dir).unwrap()));
+        // What the workbench would offer for review.
+        let ws = Arc::new(Mutex::new(Workspace::open(dir).unwrap()));
         let app = App::new(ws.clone(), Theme::dark());
         let w = ws.lock().unwrap();
         for it in w.state().items().iter().filter(|i| app.is_ready(i)) {
             assert!(
-                it.verdicts().iter().any(|v| v.stage == LABEL_CONSISTENCY),
-                "round {round}: {} reaches Review without its label check",
-                it.id()
+                judged(it),
+                "round {round}: {} reaches Review unjudged: {:?}",
+                it.id(),
+                it.verdicts()
             );
         }
     }
-    let ws = Workspace::open(&dir).unwrap();
+    let ws = Workspace::open(dir).unwrap();
+    (ws.state().items().len(), acked.len())
+}
+
+#[test]
+fn generation_killed_at_random_points_loses_and_doubles_nothing() {
+    let (seed, tmp, model) = setup();
+    let dir = tmp.path().join("ws");
+    drop(Workspace::create(&dir, &Task::demo(), &[]).unwrap());
+    let kills = 6;
+    // Nothing reaches Review without its label check (an item killed before it is checked
+    // again on opening, and held back meanwhile).
+    let (items, acked) = kill_jobs(seed, &dir, &model, ("generate", None), kills, |it| {
+        it.verdicts().iter().any(|v| v.stage == LABEL_CONSISTENCY)
+    });
     println!(
-        "{kills} kills, {} items, {} acknowledged, 0 lost, 0 duplicated",
-        ws.state().items().len(),
-        acked.len()
+        "generation: {kills} kills, {items} items, {acked} acknowledged, 0 lost, 0 duplicated"
+    );
+}
+
+#[test]
+fn annotation_killed_at_random_points_loses_and_doubles_nothing() {
+    let (seed, tmp, model) = setup();
+    let dir = tmp.path().join("ws");
+    drop(Workspace::create(&dir, &Task::demo(), &[]).unwrap());
+    let mut file = String::from("sentence\n");
+    for i in 0..400 {
+        let word = ["fun", "dull", "odd", "long", "warm"][i % 5];
+        file.push_str(&format!(
+            "review {i} says the film was {word} to watch all along\n"
+        ));
+    }
+    let input = tmp.path().join("pool.tsv");
+    std::fs::write(&input, file).unwrap();
+    let kills = 6;
+    // An annotated item comes with its verdicts, never without.
+    let (items, acked) = kill_jobs(
+        seed,
+        &dir,
+        &model,
+        ("annotate", Some(&input)),
+        kills,
+        |it| !it.verdicts().is_empty(),
+    );
+    println!(
+        "annotation: {kills} kills, {items} items, {acked} acknowledged, 0 lost, 0 duplicated"
     );
 }
 
