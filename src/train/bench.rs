@@ -149,6 +149,7 @@ pub struct StepTiming {
 }
 
 /// User + system CPU seconds this process has used so far.
+#[cfg(unix)]
 pub fn process_cpu_s() -> f64 {
     // SAFETY: getrusage writes into the struct we own and has no other precondition.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
@@ -157,6 +158,12 @@ pub fn process_cpu_s() -> f64 {
     }
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
     tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// Not measured where there is no `getrusage`: the benchmarks then report wall time only.
+#[cfg(not(unix))]
+pub fn process_cpu_s() -> f64 {
+    f64::NAN
 }
 
 pub fn median(v: &[f64]) -> f64 {
