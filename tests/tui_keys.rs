@@ -1005,8 +1005,8 @@ fn a_model_that_failed_to_load_says_why_in_the_status_bar() {
         "internal error while loading the model: tensor shape mismatch".into(),
     )))));
     let screen = render(&app, 120, 36);
-    let status = screen.lines().rev().nth(0).unwrap_or_default().to_string()
-        + screen.lines().rev().nth(1).unwrap_or_default();
+    // The two bottom lines: the message line and the status bar.
+    let status: String = screen.lines().rev().take(2).collect();
     assert!(
         status.contains("model failed to load: internal error while loading"),
         "{screen}"
