@@ -356,7 +356,10 @@ fn a_class_short_of_its_quota_gets_more_requests_up_to_its_cap() {
     for label in ["positive", "negative"] {
         let of: Vec<_> = items.iter().filter(|i| i.label() == label).collect();
         assert_eq!(of.len(), 6, "{label}: the cap of 3 × 2 attempts");
-        assert!(of.iter().all(|i| i.failed_verdicts().any(|v| v.stage == "malformed")));
+        assert!(
+            of.iter()
+                .all(|i| i.failed_verdicts().any(|v| v.stage == "malformed"))
+        );
     }
     // Requests are numbered across rounds: no prompt index repeats.
     let mut requests: Vec<u64> = items

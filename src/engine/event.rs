@@ -115,9 +115,15 @@ pub enum Event {
     /// A line for the log pane (an evaluation's import warnings, with file and line).
     Log(String),
     /// The label check's judge is being measured or trained before the job's first item.
-    JudgeProgress { job: JobId, text: String },
+    JudgeProgress {
+        job: JobId,
+        text: String,
+    },
     /// The judge a job checks labels with, and the measurement that chose it.
-    JudgeChosen { job: JobId, summary: String },
+    JudgeChosen {
+        job: JobId,
+        summary: String,
+    },
     JobFinished {
         job: JobId,
         kind: JobKind,
