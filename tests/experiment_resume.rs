@@ -62,6 +62,7 @@ fn spec(task: Task) -> ExperimentSpec {
         annotate_min_confidence: 0.0,
         teacher_temperature: 0.8,
         judge_select: false,
+        calibrate_extra: false,
     }
 }
 
@@ -198,6 +199,7 @@ fn a_stopped_experiment_resumes_from_its_last_finished_step() {
         [
             "seed 7: train-lora-synthetic…",
             "seed 7: eval-lora-synthetic…",
+            "seed 7: eval-lora-synthetic-uncalibrated…",
             "seed 7: train-lora-unfiltered…",
             "seed 7: eval-lora-unfiltered…",
             "seed 7: train-lora-teacher…",
@@ -264,6 +266,7 @@ fn the_judge_is_measured_and_generation_fills_a_balanced_quota() {
     let templates = Templates::for_task(&task).unwrap();
     let mut spec = spec(task);
     spec.judge_select = true;
+    spec.calibrate_extra = true;
     spec.generate.max_attempts_factor = 3;
     let setup = Setup {
         loaded,
@@ -283,7 +286,11 @@ fn the_judge_is_measured_and_generation_fills_a_balanced_quota() {
         ]),
     };
     let out = tmp.path().join("quota");
-    let arms = [Arm::LoraReal, Arm::LoraSynthetic];
+    let arms = [
+        Arm::LoraReal,
+        Arm::LoraSynthetic,
+        Arm::LoraSyntheticUncalibrated,
+    ];
     let (r, lines) = run_arms(&setup, &out, 7, &arms, &|_| false);
     r.unwrap();
     let dir = experiment::seed_dir(&out, 7);
@@ -354,6 +361,19 @@ fn the_judge_is_measured_and_generation_fills_a_balanced_quota() {
             assert_eq!(of.len(), 6, "{label}: short of its quota before the cap");
         }
     }
+    // The arm trained on judged items is read calibrated, its ablation from the same adapter
+    // without; the seeds-only run uncalibrated.
+    let eval = |arm: Arm| {
+        seedforge::eval::report::EvalReport::load(&dir.join(arm.name())).unwrap()
+    };
+    let (syn, raw, real) = (
+        eval(Arm::LoraSynthetic),
+        eval(Arm::LoraSyntheticUncalibrated),
+        eval(Arm::LoraReal),
+    );
+    assert!(syn.calibrated && !raw.calibrated && !real.calibrated);
+    assert_eq!(syn.adapter, raw.adapter);
+    assert!(!dir.join("lora-synthetic-uncalibrated").join("adapter_model.safetensors").exists());
     let rep = report::build(&out, &setup.spec, &[7], &arms, "test").unwrap();
     let md = report::markdown(&rep);
     assert!(md.contains("| seed | label-consistency judge |"), "{md}");

@@ -75,6 +75,11 @@ pub struct ExperimentArgs {
     /// lora-teacher: the teacher's sampling temperature (the teacher paper's 0.8).
     #[arg(long, default_value_t = super::generate::TEACHER_TEMPERATURE)]
     pub teacher_temperature: f32,
+    /// Evaluate the LoRA arms trained on judged extra examples (synthetic, annotated) with
+    /// contextual calibration (true|false); lora-synthetic-uncalibrated reads the same adapter
+    /// without it.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub calibrate_extra: bool,
     /// Texts classified together during evaluation.
     #[arg(long, default_value_t = 16)]
     pub eval_batch: usize,
@@ -106,6 +111,9 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
     );
     anyhow::ensure!(!args.arms.is_empty(), "--arms names no method");
     let mut arms = args.arms.clone();
+    // An arm that reads another's adapter needs that one trained.
+    let readers: Vec<Arm> = arms.iter().filter_map(|a| a.adapter_of()).collect();
+    arms.extend(readers);
     arms.sort();
     arms.dedup();
     let mut seeds = args.sampling_seeds.clone();
@@ -157,6 +165,7 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
         annotate_min_confidence: args.annotate_min_confidence,
         teacher_temperature: args.teacher_temperature,
         judge_select: args.filters.judge_choice()?.is_none(),
+        calibrate_extra: args.calibrate_extra,
     };
     spec.generate
         .sampling

@@ -15,6 +15,8 @@ pub enum Arm {
     LoraReal,
     /// LoRA on the seeds + the generated items the filters kept.
     LoraSynthetic,
+    /// The same adapter read without contextual calibration (the calibration's ablation).
+    LoraSyntheticUncalibrated,
     /// LoRA on the seeds + every generated item with a text (the filters' ablation).
     LoraUnfiltered,
     /// LoRA on the seeds + the kept items a seed-tuned teacher wrote.
@@ -27,12 +29,13 @@ pub enum Arm {
 }
 
 impl Arm {
-    pub const ALL: [Arm; 9] = [
+    pub const ALL: [Arm; 10] = [
         Arm::ZeroShot,
         Arm::Icl,
         Arm::IclCalibrated,
         Arm::LoraReal,
         Arm::LoraSynthetic,
+        Arm::LoraSyntheticUncalibrated,
         Arm::LoraUnfiltered,
         Arm::LoraTeacher,
         Arm::LoraAnnotated,
@@ -46,6 +49,7 @@ impl Arm {
             Arm::IclCalibrated => "icl-calibrated",
             Arm::LoraReal => "lora-real",
             Arm::LoraSynthetic => "lora-synthetic",
+            Arm::LoraSyntheticUncalibrated => "lora-synthetic-uncalibrated",
             Arm::LoraUnfiltered => "lora-unfiltered",
             Arm::LoraTeacher => "lora-teacher",
             Arm::LoraAnnotated => "lora-annotated",
@@ -61,6 +65,7 @@ impl Arm {
             Arm::IclCalibrated => "ICL, calibrated",
             Arm::LoraReal => "LoRA, seeds only",
             Arm::LoraSynthetic => "LoRA, seeds + filtered synthetic",
+            Arm::LoraSyntheticUncalibrated => "LoRA, seeds + filtered synthetic, uncalibrated",
             Arm::LoraUnfiltered => "LoRA, seeds + unfiltered synthetic",
             Arm::LoraTeacher => "LoRA, seeds + teacher-written (filtered)",
             Arm::LoraAnnotated => "LoRA, seeds + annotated pool (filtered)",
@@ -69,14 +74,31 @@ impl Arm {
     }
 
     pub fn trains(self) -> bool {
-        !matches!(self, Arm::ZeroShot | Arm::Icl | Arm::IclCalibrated)
+        !matches!(
+            self,
+            Arm::ZeroShot | Arm::Icl | Arm::IclCalibrated | Arm::LoraSyntheticUncalibrated
+        )
+    }
+
+    /// The arm whose adapter this one reads (none for the prompted arms).
+    pub fn adapter_of(self) -> Option<Arm> {
+        match self {
+            Arm::LoraSyntheticUncalibrated => Some(Arm::LoraSynthetic),
+            a if a.trains() => Some(a),
+            _ => None,
+        }
+    }
+
+    /// A LoRA arm that trained on judged extra examples besides the seeds.
+    pub fn has_extra(self) -> bool {
+        self.trains() && self != Arm::LoraReal
     }
 
     /// Whether the arm needs the base model's generations (the generate and filter steps).
     pub fn needs_generation(self) -> bool {
         matches!(
             self,
-            Arm::LoraSynthetic | Arm::LoraUnfiltered | Arm::LoraMixed
+            Arm::LoraSynthetic | Arm::LoraSyntheticUncalibrated | Arm::LoraUnfiltered | Arm::LoraMixed
         )
     }
 

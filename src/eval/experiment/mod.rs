@@ -57,6 +57,9 @@ pub struct ExperimentSpec {
     /// `filters.judge`).
     #[serde(default)]
     pub judge_select: bool,
+    /// Read the LoRA arms trained on judged extra examples with contextual calibration.
+    #[serde(default)]
+    pub calibrate_extra: bool,
 }
 
 impl ExperimentSpec {

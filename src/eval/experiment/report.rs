@@ -127,7 +127,7 @@ pub fn build(
                 n: eval.n,
                 train_examples: train.as_ref().map(|(t, _)| t.train_examples),
                 seconds: eval_s + train.map_or(0.0, |(_, s)| s),
-                vs_seeds: match (&twin, arm.trains() && arm != Arm::LoraReal) {
+                vs_seeds: match (&twin, arm.adapter_of().is_some() && arm != Arm::LoraReal) {
                     (Some(t), true) => rows_of(arm).and_then(|r| compare(&r, t, seed)),
                     _ => None,
                 },

@@ -929,18 +929,22 @@ impl SeedRun<'_, '_> {
         }
         let task = self.task()?;
         let mut model = self.ctx.model.clone();
-        let method = match arm {
-            Arm::ZeroShot => Method::ZeroShot,
-            Arm::Icl | Arm::IclCalibrated => Method::Icl,
-            _ => {
-                crate::train::peft::load_adapter(&mut model, &run_dir)
-                    .with_context(|| format!("loading the adapter in {}", run_dir.display()))?;
+        let adapter_dir = arm.adapter_of().map(|a| self.dir.join(a.name()));
+        let method = match (&adapter_dir, arm) {
+            (Some(dir), _) => {
+                crate::train::peft::load_adapter(&mut model, dir)
+                    .with_context(|| format!("loading the adapter in {}", dir.display()))?;
                 Method::Lora
             }
+            (None, Arm::ZeroShot) => Method::ZeroShot,
+            (None, _) => Method::Icl,
         };
+        // A classifier trained on judged items learns their skewed label prior; contextual
+        // calibration takes it out (measured on the validation rows, docs/results.md).
+        let calibrate = arm == Arm::IclCalibrated || (self.spec.calibrate_extra && arm.has_extra());
         let options = EvalOptions {
             method,
-            calibrate: arm == Arm::IclCalibrated,
+            calibrate,
             interleave: true,
             batch: self.spec.eval_batch,
         };
@@ -953,7 +957,7 @@ impl SeedRun<'_, '_> {
             &self.spec.test,
             &options,
             self.ctx.model_path,
-            arm.trains().then_some(run_dir.as_path()),
+            adapter_dir.as_deref(),
             &mut |_, _| {},
         )?;
         report
@@ -998,6 +1002,7 @@ mod tests {
             annotate_min_confidence: 0.6,
             teacher_temperature: 0.8,
             judge_select,
+            calibrate_extra: false,
         }
     }
 
