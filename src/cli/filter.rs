@@ -59,11 +59,12 @@ pub struct FilterOptions {
     /// No contextual calibration in the label-consistency classifier.
     #[arg(long)]
     pub no_calibrate: bool,
-    /// The label-consistency judge: icl (the seeds as demonstrations), zero-shot, seeds-lora (a
-    /// LoRA trained on the seeds), or auto (the best of them in cross-validation on the seeds).
+    /// The label-consistency judge: icl (the seeds as demonstrations; the best on the
+    /// validation rows of docs/results.md), zero-shot, seeds-lora (a LoRA trained on the
+    /// seeds), or auto (the best of them in cross-validation on the seeds).
     #[arg(
         long,
-        default_value = "auto",
+        default_value = "icl",
         value_name = "auto|icl|zero-shot|seeds-lora"
     )]
     pub judge: String,
