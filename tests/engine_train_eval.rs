@@ -358,12 +358,20 @@ fn train_pause_stop_evaluate_and_generate_as_before() {
         "{logs:?}"
     );
     assert!(logs.iter().any(|l| l.contains("test.tsv:7")), "{logs:?}");
+    let mut calibrated = Vec::new();
     for dir in [&dirs[0], &dirs[1]] {
         let r = EvalReport::load(dir).unwrap();
         assert_eq!(r.method, Method::Lora);
         assert_eq!(r.metrics.n, 4);
         assert_eq!(r.adapter.as_deref(), Some(dir.as_path()));
+        // A run trained on accepted (judged) items is read calibrated, the seeds-only run not.
+        let extra = seedforge::train::run::trained_on(dir).unwrap().extra_examples;
+        assert_eq!(r.calibrated, extra > 0, "{}", dir.display());
+        calibrated.push(r.calibrated);
+        assert_eq!(r.correct.len(), 4, "rows kept for the paired comparison");
     }
+    calibrated.sort();
+    assert_eq!(calibrated, [false, true], "one run of each kind");
     let icl = run_dirs(&ws_dir)
         .into_iter()
         .find(|d| d.to_string_lossy().ends_with("-eval-icl"))

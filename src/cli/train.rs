@@ -434,7 +434,12 @@ pub fn run(
             &templates,
             &imported.rows,
             path,
-            &EvalOptions::new(Method::Lora),
+            // Trained on extra (judged) examples: read calibrated, as the experiment and the
+            // workbench do.
+            &EvalOptions {
+                calibrate: !src.extra.is_empty(),
+                ..EvalOptions::new(Method::Lora)
+            },
             &model_path,
             Some(&out),
             &mut |_, _| {},

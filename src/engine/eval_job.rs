@@ -261,10 +261,16 @@ pub fn run(
             },
             _ => (&model.model, None),
         };
-        // Calibration corrects the base model's prior over label words; a LoRA run was
-        // trained to score its labels without it (as `seedforge train --eval` evaluates).
+        // Calibration corrects a prior over label words: the base model's, and that of a LoRA
+        // run trained on judged items (their labels lean the way the judge leans; measured on
+        // validation rows in docs/results.md). A run on the seeds alone scores without it.
         let options = EvalOptions {
-            calibrate: request.calibrate && adapter.is_none(),
+            calibrate: match adapter {
+                Some(dir) => {
+                    crate::train::run::trained_on(dir).is_some_and(|t| t.extra_examples > 0)
+                }
+                None => request.calibrate,
+            },
             batch: BATCH,
             ..EvalOptions::new(target.method())
         };
