@@ -242,6 +242,8 @@ pub fn run(
                             item.meta
                                 .insert("prompt_tokens".into(), json!(c.prompt_tokens));
                             item.meta.insert("new_tokens".into(), json!(c.new_tokens));
+                            item.meta
+                                .insert("mean_logprob".into(), json!(c.mean_logprob));
                             item.meta.insert("seconds".into(), json!(c.seconds));
                             item.meta.insert("extraction".into(), json!(c.extraction));
                             item.meta.insert("sampling".into(), sampling.clone());

@@ -67,6 +67,20 @@ pub struct Finished {
     /// [`FinishReason::PromptTooLong`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Summed log-probability of `tokens` under the model (the generator's own likelihood of
+    /// what it wrote: a filter signal, SuperGen's).
+    pub logprob: f64,
+}
+
+impl Finished {
+    /// Mean log-probability per generated token (0 for none).
+    pub fn mean_logprob(&self) -> f64 {
+        if self.tokens.is_empty() {
+            0.0
+        } else {
+            self.logprob / self.tokens.len() as f64
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -107,6 +121,9 @@ struct Row<'t> {
     /// Logits to sample the next token from, when not produced by the batch step.
     pending: Option<Vec<f32>>,
     last: u32,
+    /// Log-probability of the generated tokens under the model itself (before temperature,
+    /// top-k and the other sampling settings reshape it).
+    logprob: f64,
 }
 
 /// Decodes `requests` with at most `batch` sequences at a time, calling `sink` for each event.
@@ -228,8 +245,15 @@ pub fn decode(
                         }
                     }
                 }
+                // The model's own log-probability of the token it is about to write, read
+                // before sampling reshapes the logits.
+                let lse = log_sum_exp(&logits);
+                let raw = logits.clone();
                 let token = row.sampler.sample(&mut logits, &row.context);
                 generated_tokens += 1;
+                if !stop_ids.contains(&token) {
+                    row.logprob += f64::from(raw[token as usize]) - lse;
+                }
                 row.last = token;
                 let reason = if stop_ids.contains(&token) {
                     Some(FinishReason::EndOfSequence)
@@ -358,7 +382,18 @@ fn new_row<'t>(req: DecodeRequest, start: usize, tokenizer: &'t TextTokenizer) -
         started: Instant::now(),
         pending: None,
         last: 0,
+        logprob: 0.0,
     }
+}
+
+/// `ln Σ exp(x)`, computed stably.
+fn log_sum_exp(x: &[f32]) -> f64 {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() {
+        return f64::from(max);
+    }
+    let sum: f64 = x.iter().map(|&v| f64::from(v - max).exp()).sum();
+    f64::from(max) + sum.ln()
 }
 
 fn finish(row: Row, reason: FinishReason, tokenizer: &TextTokenizer) -> Finished {
@@ -382,6 +417,7 @@ fn finish(row: Row, reason: FinishReason, tokenizer: &TextTokenizer) -> Finished
         prompt_tokens: row.prompt_tokens,
         seconds: row.started.elapsed().as_secs_f64(),
         error,
+        logprob: row.logprob,
     }
 }
 
@@ -396,6 +432,7 @@ fn never_ran(req: DecodeRequest, reason: FinishReason, error: Option<String>) ->
         prompt_tokens: req.prompt.len(),
         seconds: 0.0,
         error,
+        logprob: 0.0,
     }
 }
 
@@ -473,6 +510,52 @@ mod tests {
     fn by_index(mut f: Vec<Finished>) -> Vec<Vec<u32>> {
         f.sort_by_key(|x| x.index);
         f.into_iter().map(|x| x.tokens).collect()
+    }
+
+    #[test]
+    fn the_generator_log_probability_is_what_the_model_gives_each_token_it_wrote() {
+        let device = Device::flex();
+        let model = tiny_model(&device);
+        let tk = tiny_tokenizer();
+        let never = AtomicBool::new(false);
+        let mut sampled = SamplingParams {
+            temperature: 1.5,
+            ..SamplingParams::default()
+        };
+        sampled.max_new_tokens = 6;
+        let mut reqs = requests(&SamplingParams::greedy(6));
+        reqs.extend(requests(&sampled).into_iter().map(|mut r| {
+            r.index += 100;
+            r
+        }));
+        let prompts: std::collections::HashMap<u64, Vec<u32>> =
+            reqs.iter().map(|r| (r.index, r.prompt.clone())).collect();
+        let got = decode(&model, &tk, reqs, 3, &never, &mut |_| {});
+        let mut checked = 0;
+        for f in &got {
+            // Recomputed one token at a time from scratch (no cache, no batch): the
+            // log-softmax of the model's logits at each token it wrote.
+            let mut context = prompts[&f.index].clone();
+            let mut want = 0.0f64;
+            for &t in &f.tokens {
+                let logits = model.forward_last(
+                    tokens_tensor(std::slice::from_ref(&context), 0, &device),
+                    &StepLayout::for_prompts(&[context.len()]),
+                    None,
+                );
+                let row = crate::llm::greedy::row_logits(logits).unwrap();
+                want += f64::from(row[t as usize]) - log_sum_exp(&row);
+                context.push(t);
+            }
+            assert!(f.logprob <= 0.0 && f.logprob.is_finite(), "{f:?}");
+            assert!((f.logprob - want).abs() < 1e-3, "{} vs {want}", f.logprob);
+            if !f.tokens.is_empty() {
+                checked += 1;
+                assert!((f.mean_logprob() - want / f.tokens.len() as f64).abs() < 1e-3);
+            }
+        }
+        assert!(checked >= 10, "{checked} sequences with tokens");
+        assert_eq!(log_sum_exp(&[0.0, 0.0]), std::f64::consts::LN_2);
     }
 
     #[test]

@@ -122,6 +122,8 @@ pub struct Candidate {
     pub prompt_tokens: usize,
     pub new_tokens: usize,
     pub seconds: f64,
+    /// Mean log-probability per token of the raw output under the model that wrote it.
+    pub mean_logprob: f64,
 }
 
 /// What a generation run reports while it works.
@@ -285,7 +287,9 @@ fn candidate(
         )),
         _ => None,
     };
+    let mean_logprob = f.mean_logprob();
     Candidate {
+        mean_logprob,
         index: f.index,
         label,
         text,

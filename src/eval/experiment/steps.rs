@@ -125,6 +125,9 @@ pub struct GeneratedItem {
     pub raw: String,
     pub malformed: Option<String>,
     pub new_tokens: usize,
+    /// The writer's mean log-probability per token of what it wrote.
+    #[serde(default)]
+    pub mean_logprob: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -552,6 +555,7 @@ impl SeedRun<'_, '_> {
                     raw: c.raw,
                     malformed: c.malformed,
                     new_tokens: c.new_tokens,
+                    mean_logprob: c.mean_logprob,
                 })
                 .collect();
             items.sort_by_key(|i| i.index);
