@@ -182,8 +182,10 @@ impl Workspace {
         task.seeds.extend_from_slice(seeds);
         task.validate(&dir.join(TASK_FILE))?;
         let seeds = std::mem::take(&mut task.seeds);
-        write_task_toml(dir, &task)?;
+        // task.toml makes the folder a workspace, so it comes last: a create cut short leaves a
+        // folder that is not one (and can be created again), never a workspace without seeds.
         write_seeds(dir, &seeds)?;
+        write_task_toml(dir, &task)?;
         let journal_path = dir.join(JOURNAL_FILE);
         fs::OpenOptions::new()
             .write(true)
@@ -686,6 +688,26 @@ mod tests {
             Err(WorkspaceError::Refused(StateError::UnknownItem(_)))
         ));
         assert_eq!(fs::metadata(ws.journal_path()).unwrap().len(), len);
+    }
+
+    #[test]
+    fn a_create_cut_short_leaves_no_workspace_without_its_seeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ws");
+        // seeds.jsonl cannot be written: a folder stands in its place.
+        fs::create_dir_all(root.join(SEEDS_FILE)).unwrap();
+        assert!(Workspace::create(&root, &Task::demo(), &[]).is_err());
+        assert!(
+            !root.join(TASK_FILE).exists(),
+            "a workspace without seeds was left"
+        );
+        assert!(matches!(
+            Workspace::open(&root),
+            Err(WorkspaceError::NotAWorkspace(_))
+        ));
+        fs::remove_dir(root.join(SEEDS_FILE)).unwrap();
+        let ws = Workspace::create(&root, &Task::demo(), &[]).unwrap();
+        assert_eq!(ws.seeds().len(), 8);
     }
 
     #[test]
