@@ -365,7 +365,9 @@ fn train_pause_stop_evaluate_and_generate_as_before() {
         assert_eq!(r.metrics.n, 4);
         assert_eq!(r.adapter.as_deref(), Some(dir.as_path()));
         // A run trained on accepted (judged) items is read calibrated, the seeds-only run not.
-        let extra = seedforge::train::run::trained_on(dir).unwrap().extra_examples;
+        let extra = seedforge::train::run::trained_on(dir)
+            .unwrap()
+            .extra_examples;
         assert_eq!(r.calibrated, extra > 0, "{}", dir.display());
         calibrated.push(r.calibrated);
         assert_eq!(r.correct.len(), 4, "rows kept for the paired comparison");

@@ -363,9 +363,7 @@ fn the_judge_is_measured_and_generation_fills_a_balanced_quota() {
     }
     // The arm trained on judged items is read calibrated, its ablation from the same adapter
     // without; the seeds-only run uncalibrated.
-    let eval = |arm: Arm| {
-        seedforge::eval::report::EvalReport::load(&dir.join(arm.name())).unwrap()
-    };
+    let eval = |arm: Arm| seedforge::eval::report::EvalReport::load(&dir.join(arm.name())).unwrap();
     let (syn, raw, real) = (
         eval(Arm::LoraSynthetic),
         eval(Arm::LoraSyntheticUncalibrated),
@@ -373,7 +371,11 @@ fn the_judge_is_measured_and_generation_fills_a_balanced_quota() {
     );
     assert!(syn.calibrated && !raw.calibrated && !real.calibrated);
     assert_eq!(syn.adapter, raw.adapter);
-    assert!(!dir.join("lora-synthetic-uncalibrated").join("adapter_model.safetensors").exists());
+    assert!(
+        !dir.join("lora-synthetic-uncalibrated")
+            .join("adapter_model.safetensors")
+            .exists()
+    );
     let rep = report::build(&out, &setup.spec, &[7], &arms, "test").unwrap();
     let md = report::markdown(&rep);
     assert!(md.contains("| seed | label-consistency judge |"), "{md}");

@@ -278,13 +278,19 @@ fn candidate(
         malformed,
         steps,
     } = postprocess::extract(&f.text, input_noun, field_names, label_words);
-    let malformed = match (malformed, f.reason) {
-        (Some(m), _) => Some(m),
-        (None, FinishReason::Cancelled) => Some("generation was cancelled".into()),
-        (None, FinishReason::PromptTooLong) => Some(format!(
-            "the prompt ({} tokens) fills the model's context; use fewer or shorter seeds",
-            f.prompt_tokens
-        )),
+    // A sequence that never ran or failed has no text to judge: its reason says why, not the
+    // extraction's "empty output".
+    let malformed = match (f.reason, malformed) {
+        (FinishReason::PromptTooLong | FinishReason::Failed, _) => {
+            Some(f.error.clone().unwrap_or_else(|| {
+                format!(
+                    "the prompt ({} tokens) fills the model's context; use fewer or shorter seeds",
+                    f.prompt_tokens
+                )
+            }))
+        }
+        (_, Some(m)) => Some(m),
+        (FinishReason::Cancelled, None) => Some("generation was cancelled".into()),
         _ => None,
     };
     let mean_logprob = f.mean_logprob();

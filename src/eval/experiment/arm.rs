@@ -98,7 +98,10 @@ impl Arm {
     pub fn needs_generation(self) -> bool {
         matches!(
             self,
-            Arm::LoraSynthetic | Arm::LoraSyntheticUncalibrated | Arm::LoraUnfiltered | Arm::LoraMixed
+            Arm::LoraSynthetic
+                | Arm::LoraSyntheticUncalibrated
+                | Arm::LoraUnfiltered
+                | Arm::LoraMixed
         )
     }
 
