@@ -250,9 +250,19 @@ pub fn run(
                             if let Some(a) = &adapter_meta {
                                 item.meta.insert("adapter".into(), a.clone());
                             }
-                            let id = {
+                            // The item and its cheap verdicts in one journal write: a kill
+                            // cannot leave it without them.
+                            let (id, sent, all_pass) = {
                                 let mut w = ws.lock().unwrap_or_else(|e| e.into_inner());
-                                w.add_item(item)?
+                                let next = w.state().next_id(Source::Generated);
+                                let verdicts: Vec<Verdict> =
+                                    filters.cheap(next.as_str(), &c.text, c.malformed.as_deref());
+                                let all_pass = verdicts.iter().all(|v| v.pass);
+                                let sent: Vec<(String, bool)> =
+                                    verdicts.iter().map(|v| (v.stage.clone(), v.pass)).collect();
+                                let id = w.add_item_with_verdicts(item, verdicts)?;
+                                debug_assert_eq!(id, next);
+                                (id, sent, all_pass)
                             };
                             items += 1;
                             events.send(Event::ItemAdded {
@@ -260,20 +270,6 @@ pub fn run(
                                 index: c.index,
                                 item: id.clone(),
                             });
-                            let verdicts: Vec<Verdict> =
-                                filters.cheap(id.as_str(), &c.text, c.malformed.as_deref());
-                            let all_pass = verdicts.iter().all(|v| v.pass);
-                            let sent: Vec<(String, bool)> =
-                                verdicts.iter().map(|v| (v.stage.clone(), v.pass)).collect();
-                            journal(
-                                verdicts
-                                    .into_iter()
-                                    .map(|verdict| RecordBody::Verdict {
-                                        item_id: id.clone(),
-                                        verdict,
-                                    })
-                                    .collect(),
-                            )?;
                             for (stage, pass) in sent {
                                 events.send(Event::Verdict {
                                     item: id.clone(),
