@@ -123,8 +123,8 @@ fn accuracies(out: &Path, spec: &ExperimentSpec) -> BTreeMap<Arm, f64> {
         .collect()
 }
 
-#[test]
-fn a_stopped_experiment_resumes_from_its_last_finished_step() {
+/// A tiny model on disk, loaded, and the demo task without its seeds (each draw brings its own).
+fn tiny_task() -> (tempfile::TempDir, LoadedModel, Task, Templates) {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("tiny.gguf");
     common::tiny::write_gguf(&model);
@@ -132,6 +132,12 @@ fn a_stopped_experiment_resumes_from_its_last_finished_step() {
     let mut task = Task::demo();
     task.seeds.clear();
     let templates = Templates::for_task(&task).unwrap();
+    (tmp, loaded, task, templates)
+}
+
+#[test]
+fn a_stopped_experiment_resumes_from_its_last_finished_step() {
+    let (tmp, loaded, task, templates) = tiny_task();
     let setup = Setup {
         loaded,
         templates,
@@ -257,13 +263,7 @@ fn a_stopped_experiment_resumes_from_its_last_finished_step() {
 /// its quota of kept items (or the attempt cap), and the report that says so.
 #[test]
 fn the_judge_is_measured_and_generation_fills_a_balanced_quota() {
-    let tmp = tempfile::tempdir().unwrap();
-    let model = tmp.path().join("tiny.gguf");
-    common::tiny::write_gguf(&model);
-    let loaded = load::load(&model, &Device::flex()).unwrap();
-    let mut task = Task::demo();
-    task.seeds.clear();
-    let templates = Templates::for_task(&task).unwrap();
+    let (tmp, loaded, task, templates) = tiny_task();
     let mut spec = spec(task);
     spec.judge_select = true;
     spec.calibrate_extra = true;
