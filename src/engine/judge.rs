@@ -18,7 +18,6 @@ use super::{Event, JobId, Sink};
 pub struct Resolved {
     key: String,
     pub kind: JudgeKind,
-    pub selection: Option<Selection>,
     /// The model with the seeds' LoRA, when the judge reads with it.
     adapted: Option<Llama>,
 }
@@ -106,7 +105,6 @@ pub fn judge<'c>(
         *cache = Some(Resolved {
             key: k,
             kind,
-            selection,
             adapted,
         });
     }
