@@ -165,6 +165,8 @@ pub fn decode(
         finished.push(f);
     }
     let mut generated_tokens = 0usize;
+    // The logits as the model gave them, before sampling reshapes a row's copy.
+    let mut raw: Vec<f32> = Vec::new();
     let Some(attn) = model.layers.first().map(|b| &b.self_attn) else {
         return finished;
     };
@@ -247,8 +249,11 @@ pub fn decode(
                 }
                 // The model's own log-probability of the token it is about to write, read
                 // before sampling reshapes the logits.
+                // (One buffer for the whole run: a vocabulary-sized allocation per token would be
+                // a page-mapping round trip on every step.)
                 let lse = log_sum_exp(&logits);
-                let raw = logits.clone();
+                raw.clear();
+                raw.extend_from_slice(&logits);
                 let token = row.sampler.sample(&mut logits, &row.context);
                 generated_tokens += 1;
                 if !stop_ids.contains(&token) {
