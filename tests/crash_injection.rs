@@ -1,7 +1,8 @@
 //! SIGKILL at random points of a generation job, an annotation job and a training run, on the
 //! tiny model, then a restart: nothing the engine acknowledged is lost, no item is there twice,
-//! nothing unjudged reaches Review, and every run folder's adapter is complete or absent. Each
-//! test prints its seed; `CRASH_SEED=<seed>` replays a failure's kill points.
+//! nothing unjudged reaches Review, every run folder's adapter is complete or absent, and every
+//! killed training run is finished or resumable from its checkpoint (`train --resume` then
+//! finishes it). Each test prints its seed; `CRASH_SEED=<seed>` replays a failure's kill points.
 
 mod common;
 
@@ -19,6 +20,7 @@ use seedforge::engine::{AnnotateRequest, Command as EngineCommand, Event};
 use seedforge::pipeline::filters::FilterSettings;
 use seedforge::pipeline::filters::stages::LABEL_CONSISTENCY;
 use seedforge::pipeline::generate::GenerateSettings;
+use seedforge::train::checkpoint::{self, Status as CheckpointStatus};
 use seedforge::train::peft;
 use seedforge::tui::App;
 use seedforge::tui::theme::Theme;
@@ -267,7 +269,7 @@ fn annotation_killed_at_random_points_loses_and_doubles_nothing() {
 }
 
 #[test]
-fn training_killed_at_random_points_leaves_each_adapter_complete_or_absent() {
+fn training_killed_at_random_points_leaves_each_run_finished_or_resumable() {
     let (seed, tmp, model) = setup();
     let task = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo/task.toml");
     let kills = 8;
@@ -304,9 +306,40 @@ fn training_killed_at_random_points_leaves_each_adapter_complete_or_absent() {
         }
         runs.push(run);
     }
-    let complete = runs
-        .iter()
-        .filter(|r| peft::check_adapter(r).unwrap_or(false))
-        .count();
-    println!("{kills} kills, {kills} runs, {complete} with a complete adapter, 0 broken");
+    // Each run folder is finished (its adapter complete) or resumable from its checkpoint, and
+    // resuming it finishes it.
+    let (mut finished, mut resumed) = (0, 0);
+    for (round, run) in runs.iter().enumerate() {
+        match checkpoint::status(run) {
+            CheckpointStatus::Finished(_) => finished += 1,
+            CheckpointStatus::Resumable(_) => {
+                let out = Command::new(env!("CARGO_BIN_EXE_seedforge"))
+                    .env("SEEDFORGE_MODEL", &model)
+                    .args(["train", "--device", "cpu", "--resume"])
+                    .arg(run)
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "round {round}: resuming failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                assert!(
+                    matches!(checkpoint::status(run), CheckpointStatus::Finished(_)),
+                    "round {round}: the resumed run did not finish"
+                );
+                resumed += 1;
+            }
+            other => panic!("round {round}: neither finished nor resumable: {other:?}"),
+        }
+        assert_eq!(
+            peft::check_adapter(run).ok(),
+            Some(true),
+            "round {round}: no complete adapter at the end"
+        );
+    }
+    println!(
+        "training: {kills} kills, {kills} runs, {finished} finished before the kill, {resumed} \
+         resumed from their checkpoint to the end, 0 broken, 0 lost"
+    );
 }

@@ -1,7 +1,8 @@
 //! `seedforge train`: LoRA fine-tuning on a task's seeds plus extra examples (a workspace's
 //! accepted items, files), with a progress bar on a terminal and plain lines otherwise, writing
 //! the run folder `runs/<id>/{config.json, metrics.jsonl, adapter_config.json,
-//! adapter_model.safetensors}` and, with `--eval`, the same `eval.json` as `seedforge eval`.
+//! adapter_model.safetensors, checkpoint/}` and, with `--eval`, the same `eval.json` as
+//! `seedforge eval`. `--resume RUN` goes on with a stopped or interrupted run.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -21,10 +22,11 @@ use crate::data::workspace::Snapshot;
 use crate::eval::report::Method;
 use crate::eval::run::{EvalOptions, evaluate};
 use crate::pipeline::prompt::Templates;
+use crate::train::checkpoint::{self, Status as CheckpointStatus};
 use crate::train::data::Padding;
 use crate::train::lora::{LoraConfig, parse_targets};
 use crate::train::metrics::TrainEvent;
-use crate::train::run::{RunSpec, train_run};
+use crate::train::run::{RunSpec, recorded_model, resume_run, train_run};
 use crate::train::schedule::Decay;
 use crate::train::trainer::{Objective, TrainConfig, TrainControl};
 use crate::train::weighting::Weighting;
@@ -45,6 +47,11 @@ pub struct TrainArgs {
     /// The run folder (default: runs/<time>-train in the workspace, beside the task, or here).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Go on with a stopped or interrupted run from its checkpoint, with the settings and data
+    /// it recorded (the other training options are not used); the model is the one it
+    /// recorded unless --model is given.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["out", "data", "no_accepted"])]
+    pub resume: Option<PathBuf>,
     /// Evaluate the kept adapter on this labelled file afterwards (read with the options
     /// below), saving eval.json in the run folder as `seedforge eval` does.
     #[arg(long, value_name = "FILE")]
@@ -172,18 +179,26 @@ impl TrainOptions {
 struct Progress {
     bar: Option<ProgressBar>,
     every: usize,
+    /// A resumed run's earlier events are being replayed: take the totals from them, print
+    /// nothing until the `Restored` event.
+    replaying: bool,
 }
 
 impl Progress {
-    fn new() -> Self {
+    fn new(replaying: bool) -> Self {
         Progress {
             bar: None,
             every: 1,
+            replaying,
         }
     }
 
     fn on(&mut self, e: &TrainEvent) {
         let tty = std::io::stderr().is_terminal();
+        if self.replaying && !matches!(e, TrainEvent::Started { .. } | TrainEvent::Restored { .. })
+        {
+            return;
+        }
         match e {
             TrainEvent::Started {
                 train_examples,
@@ -194,10 +209,13 @@ impl Progress {
                 steps_per_epoch,
                 ..
             } => {
-                eprintln!(
-                    "seedforge: training on {train_examples} examples (validation {val_examples}), \
-                     {epochs} epochs × {steps_per_epoch} steps, {trainable_params} trainable parameters"
-                );
+                if !self.replaying {
+                    eprintln!(
+                        "seedforge: training on {train_examples} examples (validation \
+                         {val_examples}), {epochs} epochs × {steps_per_epoch} steps, \
+                         {trainable_params} trainable parameters"
+                    );
+                }
                 self.every = (total_steps / 100).max(1);
                 if tty {
                     let b = ProgressBar::new(*total_steps as u64);
@@ -255,6 +273,20 @@ impl Progress {
             }
             TrainEvent::Paused { step } => eprintln!("  paused at step {step}"),
             TrainEvent::Resumed { step } => eprintln!("  resumed at step {step}"),
+            TrainEvent::Restored { step, epoch } => {
+                self.replaying = false;
+                let line = format!(
+                    "seedforge: resuming from the checkpoint after step {step} (epoch {})",
+                    epoch + 1
+                );
+                match &self.bar {
+                    Some(b) => {
+                        b.set_position(*step as u64);
+                        b.println(line);
+                    }
+                    None => eprintln!("{line}"),
+                }
+            }
             TrainEvent::Finished {
                 reason,
                 steps,
@@ -347,12 +379,61 @@ fn sources(args: &TrainArgs, workspace: Option<&Path>) -> anyhow::Result<Sources
     })
 }
 
+/// `train --resume RUN`: the run goes on from its checkpoint in its own folder.
+fn resume(run: &Path, args: &TrainArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.eval.is_none(),
+        "--eval is not taken with --resume; evaluate the run afterwards (seedforge eval \
+         --method lora --adapter {})",
+        run.display()
+    );
+    // Say what state the run is in before loading a model.
+    match checkpoint::status(run) {
+        CheckpointStatus::Finished(reason) => {
+            eprintln!(
+                "seedforge: {} has finished ({}); there is nothing to resume",
+                run.display(),
+                checkpoint::reason_text(reason)
+            );
+            println!("{}", run.display());
+            return Ok(());
+        }
+        CheckpointStatus::Unreadable(e) => anyhow::bail!("cannot resume: {e}"),
+        CheckpointStatus::Absent | CheckpointStatus::Resumable(_) => {}
+    }
+    let mut model_args = args.model.clone();
+    if model_args.model.is_none() {
+        model_args.model = Some(PathBuf::from(recorded_model(run)?));
+    }
+    let (loaded, _) = model_args.load()?;
+    let model_path = loaded.info.path.display().to_string();
+    let mut progress = Progress::new(true);
+    let result = resume_run(
+        loaded.model,
+        &model_path,
+        run,
+        &TrainControl::default(),
+        &mut |e| progress.on(e),
+    )?;
+    eprintln!(
+        "seedforge: adapter saved in {} ({} steps, {} epochs in all)",
+        run.display(),
+        result.outcome.steps,
+        result.outcome.epochs
+    );
+    println!("{}", run.display());
+    Ok(())
+}
+
 /// `train` (a classifier) and `teacher` (an adapter that writes examples of each class).
 pub fn run(
     args: TrainArgs,
     workspace: Option<PathBuf>,
     objective: Objective,
 ) -> anyhow::Result<()> {
+    if let Some(run) = &args.resume {
+        return resume(run, &args);
+    }
     let mut cfg = args.options.config(args.seed)?;
     cfg.objective = objective;
     anyhow::ensure!(
@@ -397,7 +478,7 @@ pub fn run(
         model_path: &model_path,
         device: &selected.label,
     };
-    let mut progress = Progress::new();
+    let mut progress = Progress::new(false);
     let result = train_run(
         loaded.model,
         &loaded.tokenizer,

@@ -25,6 +25,9 @@ pub enum Command {
     },
     /// A LoRA training run on the workspace's seeds (and accepted items), in a new run folder.
     Train(Box<TrainRequest>),
+    /// Go on with a stopped or interrupted training run (a folder of the workspace's runs) from
+    /// its checkpoint, with the settings and data it recorded.
+    ResumeTrain { run: PathBuf },
     /// The method's comparison on a labelled test file; each result saved as `eval.json`.
     Evaluate(Box<EvalRequest>),
     /// Label the texts of a file with the model and add them to the workspace as `annotated`

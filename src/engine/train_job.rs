@@ -7,6 +7,7 @@
 //! costs nothing, and the adapter is attached to the clone only — the model the engine keeps
 //! generating with is left as it was.
 
+use std::path::Path;
 use std::sync::Mutex;
 
 use super::event::{Event, JobId, JobKind};
@@ -17,7 +18,8 @@ use crate::data::workspace::Workspace;
 use crate::llm::load::LoadedModel;
 use crate::pipeline::prompt::Templates;
 use crate::train::metrics::StopReason;
-use crate::train::run::{RunSpec, train_run};
+use crate::train::metrics::TrainEvent;
+use crate::train::run::{RunResult, RunSpec, resume_run, train_run};
 
 /// The run folder's name after the time: which data trained it, so the comparison can tell the
 /// seeds-only baseline from the method at a glance.
@@ -102,10 +104,7 @@ pub fn run(
         &model.tokenizer,
         &spec,
         control,
-        &mut |e| match serde_json::to_value(e) {
-            Ok(metrics) => events.send(Event::Train { job, metrics }),
-            Err(err) => events.send(Event::Log(format!("cannot send a training event: {err}"))),
-        },
+        &mut forward(job, events),
     );
     let result = match result {
         Ok(r) => r,
@@ -117,8 +116,26 @@ pub fn run(
             return Err(e);
         }
     };
+    let data = if request.with_accepted {
+        format!("seeds + {} accepted", extra.len())
+    } else {
+        "seeds only".into()
+    };
+    Ok(outcome(&result, &data))
+}
+
+/// Every trainer event up as [`Event::Train`].
+fn forward(job: JobId, events: &Sink) -> impl FnMut(&TrainEvent) + '_ {
+    move |e| match serde_json::to_value(e) {
+        Ok(metrics) => events.send(Event::Train { job, metrics }),
+        Err(err) => events.send(Event::Log(format!("cannot send a training event: {err}"))),
+    }
+}
+
+fn outcome(result: &RunResult, data: &str) -> Outcome {
     let o = &result.outcome;
-    let name = out
+    let name = result
+        .out
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
@@ -127,16 +144,42 @@ pub fn run(
         (Some(e), None) => format!("kept epoch {}", e + 1),
         _ => "kept the last adapter".into(),
     };
-    let data = if request.with_accepted {
-        format!("seeds + {} accepted", extra.len())
-    } else {
-        "seeds only".into()
-    };
-    Ok(Outcome {
+    Outcome {
         cancelled: o.reason == StopReason::Stopped,
         summary: format!(
             "{} steps, {} epochs on {} ({} examples), {kept}; adapter in runs/{name}",
             o.steps, o.epochs, data, result.train_examples
         ),
-    })
+    }
+}
+
+/// Goes on with the stopped or interrupted run in `run` from its checkpoint, on a clone of the
+/// engine's model (which must be the one the run was trained on). The earlier events of the run
+/// come up first, so the live chart continues where the run left off.
+pub fn resume(
+    job: JobId,
+    model: &LoadedModel,
+    run: &Path,
+    control: &JobControl,
+    events: &Sink,
+) -> anyhow::Result<Outcome> {
+    events.send(Event::JobStarted {
+        job,
+        kind: JobKind::Train,
+        total: 0,
+    });
+    let model_path = model.info.path.display().to_string();
+    let result = resume_run(
+        model.model.clone(),
+        &model_path,
+        run,
+        control,
+        &mut forward(job, events),
+    )?;
+    let data = match crate::train::run::trained_on(run) {
+        Some(t) if t.extra_examples > 0 => format!("seeds + {} extra", t.extra_examples),
+        Some(_) => "seeds only".into(),
+        None => "the recorded data".into(),
+    };
+    Ok(outcome(&result, &format!("{data}, resumed")))
 }

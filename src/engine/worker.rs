@@ -99,7 +99,7 @@ fn run_with(
             Command::Shutdown => return,
             Command::Generate { .. } => JobKind::Generate,
             Command::Recheck { .. } => JobKind::Recheck,
-            Command::Train(_) => JobKind::Train,
+            Command::Train(_) | Command::ResumeTrain { .. } => JobKind::Train,
             Command::Evaluate(_) => JobKind::Evaluate,
             Command::Annotate(_) => JobKind::Annotate,
         };
@@ -168,6 +168,8 @@ fn run_with(
                 train_job::run(job, model, device, &ws, &request, &control, &events)
                     .map(|o| (o.cancelled, o.summary))
             }
+            Command::ResumeTrain { run } => train_job::resume(job, model, &run, &control, &events)
+                .map(|o| (o.cancelled, o.summary)),
             Command::Evaluate(request) => {
                 eval_job::run(job, model, &ws, &request, &control, &events)
                     .map(|o| (o.cancelled, o.summary))

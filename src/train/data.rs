@@ -18,7 +18,7 @@ use crate::pipeline::prompt::Templates;
 use crate::util::rng::Rng;
 
 /// One example as token ids: the prompt and the verbalizer tokens that must follow it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Encoded {
     pub prompt: Vec<u32>,
     /// The verbalizer's tokens (`" positive"` → one token for SmolLM2); never empty.

@@ -64,6 +64,13 @@ pub enum TrainEvent {
     Resumed {
         step: usize,
     },
+    /// A stopped or interrupted run goes on from its checkpoint (`seedforge train --resume`):
+    /// the events before this line are the run's up to that checkpoint, the steps after it
+    /// continue from `step`.
+    Restored {
+        step: usize,
+        epoch: usize,
+    },
     Finished {
         reason: StopReason,
         steps: usize,
@@ -80,6 +87,8 @@ pub enum TrainEvent {
 pub struct MetricsWriter {
     out: BufWriter<File>,
     path: String,
+    /// Bytes in the file (what a checkpoint records, to cut the file there on resuming).
+    len: u64,
 }
 
 impl MetricsWriter {
@@ -87,6 +96,36 @@ impl MetricsWriter {
         Ok(MetricsWriter {
             out: BufWriter::new(File::create(path)?),
             path: path.display().to_string(),
+            len: 0,
+        })
+    }
+
+    /// Opens an existing file to go on after its first `len` bytes (a resumed run: what came
+    /// after its checkpoint is dropped). Errors when the file is shorter than that.
+    pub fn continue_at(path: &Path, len: u64) -> anyhow::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let have = file
+            .metadata()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+            .len();
+        anyhow::ensure!(
+            have >= len,
+            "{}: {have} bytes, but the checkpoint was taken after {len}; the run's metrics were \
+             cut short",
+            path.display()
+        );
+        file.set_len(len)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let mut out = BufWriter::new(file);
+        std::io::Seek::seek(&mut out, std::io::SeekFrom::Start(len))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(MetricsWriter {
+            out,
+            path: path.display().to_string(),
+            len,
         })
     }
 
@@ -94,7 +133,18 @@ impl MetricsWriter {
         let line = serde_json::to_string(event)?;
         writeln!(self.out, "{line}")
             .and_then(|_| self.out.flush())
-            .map_err(|e| anyhow::anyhow!("{}: {e}", self.path))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", self.path))?;
+        self.len += line.len() as u64 + 1;
+        Ok(())
+    }
+
+    /// Bytes written to the file so far (all flushed).
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }
 
@@ -153,5 +203,31 @@ mod tests {
         assert_eq!(first["tokens_per_s"], 466.0);
         assert!(text.contains("\"reason\":\"early_stopped\""));
         assert_eq!(read_metrics(&path).unwrap(), events);
+    }
+
+    #[test]
+    fn a_resumed_file_is_cut_where_the_checkpoint_was_and_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.jsonl");
+        let mut w = MetricsWriter::create(&path).unwrap();
+        w.write(&TrainEvent::Paused { step: 1 }).unwrap();
+        let cut = w.len();
+        assert_eq!(cut, std::fs::metadata(&path).unwrap().len());
+        w.write(&TrainEvent::Paused { step: 2 }).unwrap();
+        drop(w);
+        let mut w = MetricsWriter::continue_at(&path, cut).unwrap();
+        w.write(&TrainEvent::Restored { step: 1, epoch: 0 })
+            .unwrap();
+        assert_eq!(w.len(), std::fs::metadata(&path).unwrap().len());
+        drop(w);
+        assert_eq!(
+            read_metrics(&path).unwrap(),
+            [
+                TrainEvent::Paused { step: 1 },
+                TrainEvent::Restored { step: 1, epoch: 0 }
+            ]
+        );
+        let err = MetricsWriter::continue_at(&path, 10_000).err().unwrap();
+        assert!(err.to_string().contains("cut short"), "{err}");
     }
 }

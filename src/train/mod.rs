@@ -6,6 +6,7 @@
 //! ([`score`]) and the step-time benchmark against the PEFT peer ([`bench`]).
 
 pub mod bench;
+pub mod checkpoint;
 pub mod data;
 pub mod lora;
 pub mod metrics;

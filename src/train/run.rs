@@ -1,17 +1,21 @@
 //! One training run as a unit: encode the real and extra examples, hold validation out of the
 //! real ones, train, and leave a run folder (`config.json`, `metrics.jsonl`, the adapter in PEFT's
-//! layout). The `train` command, the workbench's engine and the experiment all run it.
+//! layout, and `checkpoint/` while it can be resumed: see [`checkpoint`]). The `train` command,
+//! the workbench's engine and the experiment all run it; [`resume_run`] goes on with a stopped
+//! or interrupted one.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::Serialize;
 
+use super::checkpoint::{self, Checkpoint, Checkpoints, RunData};
 use super::data::{self, Encoded};
 use super::lora::LoraInfo;
-use super::metrics::{MetricsWriter, TrainEvent};
+use super::metrics::{MetricsWriter, StopReason, TrainEvent, read_metrics};
 use super::peft;
-use super::trainer::{Objective, TrainConfig, TrainControl, TrainData, TrainOutcome, train};
+use super::trainer::{Objective, TrainConfig, TrainControl, TrainOutcome, train_resumable};
 use crate::data::task::{Example, Task};
 use crate::llm::model::Llama;
 use crate::llm::tokenizer::TextTokenizer;
@@ -149,38 +153,170 @@ pub fn train_run(
     )
     .with_context(|| format!("writing {}", config_path.display()))?;
 
-    let metrics_path = spec.out.join("metrics.jsonl");
-    let mut metrics = MetricsWriter::create(&metrics_path)
-        .with_context(|| format!("creating {}", metrics_path.display()))?;
-    let mut write_error: Option<anyhow::Error> = None;
-    let data = TrainData {
-        train: &train_set,
-        val: &val_set,
-        label_tokens: &label_tokens,
+    let data = RunData {
+        train: train_set,
+        val: val_set,
+        label_tokens,
         pad: tokenizer.pad_id(),
-        weights: &weights,
-        soft: &soft,
+        weights,
+        soft,
     };
-    let outcome = train(model, &data, cfg, control, &mut |e| {
-        sink(e);
-        if let Err(err) = metrics.write(e)
-            && write_error.is_none()
-        {
-            write_error = Some(err);
-        }
-    })?;
+    let checkpoints = Checkpoints::start(spec.out, &data)?;
+    let metrics_path = spec.out.join("metrics.jsonl");
+    let metrics = MetricsWriter::create(&metrics_path)
+        .with_context(|| format!("creating {}", metrics_path.display()))?;
+    train_and_save(
+        model,
+        spec.out,
+        spec.model_path,
+        &data,
+        cfg,
+        None,
+        (metrics, checkpoints),
+        control,
+        sink,
+    )
+}
+
+/// Trains (from scratch, or on from `resume`), writing every event to `metrics` and a
+/// checkpoint whenever the trainer offers one; then saves the kept adapter and, unless the
+/// run was stopped (which leaves it resumable), marks the checkpoint finished.
+#[allow(clippy::too_many_arguments)]
+fn train_and_save(
+    model: Llama,
+    out: &Path,
+    model_path: &str,
+    data: &RunData,
+    cfg: &TrainConfig,
+    resume: Option<&Checkpoint>,
+    (metrics, mut checkpoints): (MetricsWriter, Checkpoints),
+    control: &TrainControl,
+    sink: &mut dyn FnMut(&TrainEvent),
+) -> anyhow::Result<RunResult> {
+    // The sink writes the metrics, and a checkpoint records how far they got.
+    let metrics = RefCell::new(metrics);
+    let mut write_error: Option<anyhow::Error> = None;
+    let outcome = train_resumable(
+        model,
+        &data.as_train_data(),
+        cfg,
+        resume,
+        control,
+        &mut |e| {
+            sink(e);
+            if let Err(err) = metrics.borrow_mut().write(e)
+                && write_error.is_none()
+            {
+                write_error = Some(err);
+            }
+        },
+        &mut |ck| checkpoints.save(ck, metrics.borrow().len()),
+    )?;
     if let Some(e) = write_error {
         return Err(e);
     }
-    let adapter = peft::save(&outcome.model, spec.out, spec.model_path)?;
+    let adapter = peft::save(&outcome.model, out, model_path)?;
+    if outcome.reason != StopReason::Stopped {
+        checkpoints.finish(outcome.reason)?;
+    }
     Ok(RunResult {
         outcome,
         adapter,
-        out: spec.out.to_path_buf(),
-        train_examples: train_set.len(),
-        val_examples: val_set.len(),
-        truncated,
+        out: out.to_path_buf(),
+        train_examples: data.train.len(),
+        val_examples: data.val.len(),
+        // Real and extra examples alike (validation is drawn from the real ones).
+        truncated: data
+            .train
+            .iter()
+            .chain(&data.val)
+            .filter(|e| e.truncated)
+            .count(),
     })
+}
+
+/// What `config.json` says that resuming needs.
+#[derive(serde::Deserialize)]
+struct RecordedRun {
+    model: String,
+    train: TrainConfig,
+}
+
+fn recorded_run(run: &Path) -> anyhow::Result<RecordedRun> {
+    let path = run.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {e} (is {} a training run folder?)",
+            path.display(),
+            run.display()
+        )
+    })?;
+    serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// The base model a run was trained on, as its `config.json` records it.
+pub fn recorded_model(run: &Path) -> anyhow::Result<String> {
+    Ok(recorded_run(run)?.model)
+}
+
+fn same_file(a: &str, b: &str) -> bool {
+    let canon = |p: &str| std::fs::canonicalize(p).unwrap_or_else(|_| PathBuf::from(p));
+    a == b || canon(a) == canon(b)
+}
+
+/// Goes on with a stopped or interrupted run from its checkpoint, in its folder, with its
+/// recorded configuration and data: `metrics.jsonl` is cut where the checkpoint was taken (the
+/// events after it are those of steps done again), its events are replayed to `sink` (so a live
+/// chart shows the whole run), a `Restored` event marks the seam, and the run continues as if
+/// it had never stopped. `model` must be the base model the run was trained on.
+pub fn resume_run(
+    model: Llama,
+    model_path: &str,
+    run: &Path,
+    control: &TrainControl,
+    sink: &mut dyn FnMut(&TrainEvent),
+) -> anyhow::Result<RunResult> {
+    let recorded = recorded_run(run)?;
+    let Some(loaded) = checkpoint::load(run)? else {
+        anyhow::bail!(
+            "{} has no checkpoint (a run from before checkpoints, or one cut off before its \
+             first was written); start a new run instead",
+            run.display()
+        );
+    };
+    anyhow::ensure!(
+        same_file(&recorded.model, model_path),
+        "{} was trained on the model {}, not {model_path}; resume it with that model \
+         (--model {})",
+        run.display(),
+        recorded.model,
+        recorded.model
+    );
+    let metrics_path = run.join("metrics.jsonl");
+    let metrics = MetricsWriter::continue_at(&metrics_path, loaded.manifest.metrics_bytes)?;
+    for e in read_metrics(&metrics_path)? {
+        sink(&e);
+    }
+    let checkpoints = Checkpoints::resume(run, &loaded);
+    let progress = &loaded.checkpoint.progress;
+    let restored = TrainEvent::Restored {
+        step: progress.step,
+        epoch: progress.epoch,
+    };
+    let mut metrics = metrics;
+    sink(&restored);
+    metrics.write(&restored)?;
+    train_and_save(
+        model,
+        run,
+        model_path,
+        &loaded.data,
+        &recorded.train,
+        Some(&loaded.checkpoint),
+        (metrics, checkpoints),
+        control,
+        sink,
+    )
 }
 
 /// What a run trained on, as its `config.json` records it.

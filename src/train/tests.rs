@@ -545,3 +545,250 @@ fn training_runs_on_wgpu_and_agrees_with_the_cpu() {
     assert!(gpu[3] < gpu[0]);
     assert!(!out.model.device().is_autodiff());
 }
+
+fn toy_run_data() -> super::checkpoint::RunData {
+    let (train, val, label_tokens) = toy_data();
+    super::checkpoint::RunData {
+        train,
+        val,
+        label_tokens,
+        pad: 0,
+        weights: Vec::new(),
+        soft: Vec::new(),
+    }
+}
+
+/// What a run leaves for the resume tests: its adapter factors, its step losses, the events and
+/// the checkpoints it offered (read back from disk, as a resumed process would).
+struct Ran {
+    factors: Vec<f32>,
+    losses: Vec<(usize, f64)>,
+    events: Vec<TrainEvent>,
+    reason: StopReason,
+    best_epoch: Option<usize>,
+}
+
+/// Trains on the toy data from `resume` (or from scratch), asking the run to stop once `stop`
+/// says so, with the checkpoints written to `run` and the last one returned as loaded back.
+fn run_resumable(
+    cfg: &TrainConfig,
+    run: &std::path::Path,
+    resume: Option<&super::checkpoint::Checkpoint>,
+    stop: &dyn Fn(&TrainEvent) -> bool,
+) -> (Ran, Option<super::checkpoint::Checkpoint>) {
+    use super::checkpoint::{Checkpoints, load};
+    let device = Device::flex();
+    let data = toy_run_data();
+    let mut writer = match resume {
+        None => Checkpoints::start(run, &data).unwrap(),
+        Some(_) => Checkpoints::resume(run, &load(run).unwrap().unwrap()),
+    };
+    let control = TrainControl::default();
+    let mut events = Vec::new();
+    let out = super::trainer::train_resumable(
+        tiny_model(&device),
+        &data.as_train_data(),
+        cfg,
+        resume,
+        &control,
+        &mut |e| {
+            if stop(e) {
+                control.stop();
+            }
+            events.push(e.clone());
+        },
+        &mut |ck| writer.save(ck, 0),
+    )
+    .unwrap();
+    let factors = lora::adapters(&out.model)
+        .iter()
+        .flat_map(|(_, _, lr)| {
+            let mut v = lr.a.val().into_data().try_into_vec::<f32>().unwrap();
+            v.extend(lr.b.val().into_data().try_into_vec::<f32>().unwrap());
+            v
+        })
+        .collect();
+    let losses = events
+        .iter()
+        .filter_map(|e| match e {
+            TrainEvent::Step { step, loss, .. } => Some((*step, *loss)),
+            _ => None,
+        })
+        .collect();
+    let last = load(run).unwrap().map(|l| l.checkpoint);
+    (
+        Ran {
+            factors,
+            losses,
+            events,
+            reason: out.reason,
+            best_epoch: out.best_epoch,
+        },
+        last,
+    )
+}
+
+fn resume_config() -> TrainConfig {
+    TrainConfig {
+        lora: LoraConfig {
+            rank: 4,
+            alpha: 8.0,
+            // Dropout and accumulation on: the masks' stream and the step grouping must carry
+            // over the break too.
+            dropout: 0.2,
+            targets: vec![Target::Q, Target::V],
+        },
+        epochs: 4,
+        batch_size: 5,
+        grad_accum: 2,
+        lr: 2e-2,
+        patience: 2,
+        seed: 5,
+        ..TrainConfig::default()
+    }
+}
+
+/// The largest difference between a resumed run's adapter and the uninterrupted run's: the
+/// resumed run repeats the same float operations in the same order from bit-identical state,
+/// so nothing but exact equality is expected; the tolerance only allows for a backend that
+/// reorders a reduction.
+const RESUME_TOLERANCE: f32 = 1e-6;
+
+fn assert_resumed_equals(whole: &Ran, first: &Ran, second: &Ran) {
+    assert!(!first.factors.is_empty());
+    let d = max_diff(&whole.factors, &second.factors);
+    println!("resumed vs uninterrupted adapter: max |Δ| = {d:e}");
+    assert!(d <= RESUME_TOLERANCE, "max |Δ| = {d}");
+    assert_eq!(second.reason, whole.reason);
+    assert_eq!(second.best_epoch, whole.best_epoch);
+    // The resumed run's steps continue the first part's: no step twice, none missing, each
+    // with the uninterrupted run's loss.
+    let steps: Vec<usize> = first
+        .losses
+        .iter()
+        .chain(&second.losses)
+        .map(|s| s.0)
+        .collect();
+    assert_eq!(steps, (1..=whole.losses.len()).collect::<Vec<_>>());
+    let resumed_from = first.losses.len();
+    for (a, b) in whole.losses[resumed_from..].iter().zip(&second.losses) {
+        assert_eq!(a.0, b.0);
+        assert!(
+            (a.1 - b.1).abs() <= 1e-6,
+            "step {}: {} vs {}",
+            a.0,
+            a.1,
+            b.1
+        );
+    }
+    assert!(
+        !second
+            .events
+            .iter()
+            .any(|e| matches!(e, TrainEvent::Started { .. })),
+        "a resumed run does not start again"
+    );
+}
+
+#[test]
+fn a_run_stopped_after_an_epoch_and_resumed_ends_as_the_uninterrupted_run() {
+    let cfg = resume_config();
+    let dir = tempfile::tempdir().unwrap();
+    let (whole, _) = run_resumable(&cfg, &dir.path().join("whole"), None, &|_| false);
+    assert_eq!(whole.losses.len(), 4 * 3); // 24 examples / 5 → 5 batches → 3 steps of ≤ 2
+    let run = dir.path().join("broken");
+    // Stopped when the second epoch's evaluation comes in.
+    let (first, ck) = run_resumable(&cfg, &run, None, &|e| {
+        matches!(e, TrainEvent::Eval { epoch: 1, .. })
+    });
+    assert_eq!(first.reason, StopReason::Stopped);
+    let ck = ck.unwrap();
+    assert_eq!((ck.progress.epoch, ck.progress.steps_in_epoch), (2, 0));
+    assert_eq!(ck.progress.step, 6);
+    let (second, _) = run_resumable(&cfg, &run, Some(&ck), &|_| false);
+    assert_resumed_equals(&whole, &first, &second);
+}
+
+#[test]
+fn a_run_stopped_mid_epoch_and_resumed_ends_as_the_uninterrupted_run() {
+    let cfg = resume_config();
+    let dir = tempfile::tempdir().unwrap();
+    let (whole, _) = run_resumable(&cfg, &dir.path().join("whole"), None, &|_| false);
+    let run = dir.path().join("broken");
+    // Stopped after step 5: the second step of the second epoch. The stopped run evaluates
+    // where it stands (and may keep that adapter); the checkpoint was taken before.
+    let (first, ck) = run_resumable(&cfg, &run, None, &|e| {
+        matches!(e, TrainEvent::Step { step: 5, .. })
+    });
+    let ck = ck.unwrap();
+    assert_eq!((ck.progress.epoch, ck.progress.steps_in_epoch), (1, 2));
+    let (second, _) = run_resumable(&cfg, &run, Some(&ck), &|_| false);
+    assert_resumed_equals(&whole, &first, &second);
+    // Stopped twice: the resumed run stopped again, resumed again.
+    let run = dir.path().join("twice");
+    let (a, ck) = run_resumable(&cfg, &run, None, &|e| {
+        matches!(e, TrainEvent::Step { step: 2, .. })
+    });
+    let (b, ck) = run_resumable(&cfg, &run, ck.as_ref(), &|e| {
+        matches!(e, TrainEvent::Step { step: 8, .. })
+    });
+    let (c, _) = run_resumable(&cfg, &run, ck.as_ref(), &|_| false);
+    let ab = Ran {
+        losses: a.losses.iter().chain(&b.losses).copied().collect(),
+        ..a
+    };
+    assert_resumed_equals(&whole, &ab, &c);
+}
+
+#[test]
+fn a_paused_run_leaves_a_checkpoint_to_resume_from() {
+    let cfg = resume_config();
+    let dir = tempfile::tempdir().unwrap();
+    let (whole, _) = run_resumable(&cfg, &dir.path().join("whole"), None, &|_| false);
+    let run = dir.path().join("paused");
+    let device = Device::flex();
+    let data = toy_run_data();
+    let mut writer = super::checkpoint::Checkpoints::start(&run, &data).unwrap();
+    let control = TrainControl::default();
+    let mut saved: Vec<usize> = Vec::new();
+    let mut first = Vec::new();
+    // Paused after step 4; the checkpoint written on pausing is the process's last act (as if
+    // it were killed while paused): the test stops it there.
+    super::trainer::train_resumable(
+        tiny_model(&device),
+        &data.as_train_data(),
+        &cfg,
+        None,
+        &control,
+        &mut |e| {
+            if let TrainEvent::Step { step, loss, .. } = e {
+                first.push((*step, *loss));
+                if *step == 4 {
+                    control.pause();
+                }
+            }
+        },
+        &mut |ck| {
+            saved.push(ck.progress.step);
+            if control.is_paused() {
+                control.stop();
+                control.resume();
+            }
+            writer.save(ck, 0)
+        },
+    )
+    .unwrap();
+    // Fresh, after epochs 1 (step 3), the pause at step 4, the stop.
+    assert_eq!(saved, [0, 3, 4, 4]);
+    let loaded = super::checkpoint::load(&run).unwrap().unwrap();
+    // The stop's checkpoint is the pause's: resume from it.
+    let (second, _) = run_resumable(&cfg, &run, Some(&loaded.checkpoint), &|_| false);
+    let first = Ran {
+        factors: vec![0.0],
+        losses: first,
+        events: Vec::new(),
+        reason: StopReason::Stopped,
+        best_epoch: None,
+    };
+    assert_resumed_equals(&whole, &first, &second);
+}

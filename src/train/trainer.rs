@@ -16,6 +16,7 @@ use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use super::checkpoint::{AdapterState, Best, Checkpoint, Progress};
 use super::data::{Batch, Encoded, Padding, length_grouped_batches};
 use super::lora::{self, LoraConfig};
 use super::metrics::{StopReason, TrainEvent};
@@ -362,16 +363,45 @@ pub fn train(
     control: &TrainControl,
     sink: &mut dyn FnMut(&TrainEvent),
 ) -> anyhow::Result<TrainOutcome> {
+    train_resumable(model, data, cfg, None, control, sink, &mut |_| Ok(()))
+}
+
+/// [`train`] with checkpoints: `save` is given one when the run starts (a fresh run), after
+/// every epoch, and when the run pauses or is stopped (before the stopped run's last
+/// evaluation, so that resuming from it gives what the uninterrupted run would have); an error
+/// from it ends the run. With `resume`, the run goes on from that checkpoint (taken from a run
+/// of the same model, data and `cfg`) instead of starting: no `Started` event (the caller has
+/// the earlier events), then the same steps, batches, dropout masks and optimizer updates as
+/// the uninterrupted run.
+pub fn train_resumable(
+    model: Llama,
+    data: &TrainData,
+    cfg: &TrainConfig,
+    resume: Option<&Checkpoint>,
+    control: &TrainControl,
+    sink: &mut dyn FnMut(&TrainEvent),
+    save: &mut dyn FnMut(&Checkpoint) -> anyhow::Result<()>,
+) -> anyhow::Result<TrainOutcome> {
     cfg.validate().map_err(anyhow::Error::msg)?;
     anyhow::ensure!(!data.train.is_empty(), "no training examples");
-    let started = Instant::now();
+    let clock = Instant::now();
+    let elapsed_before = resume.map_or(0.0, |c| c.progress.elapsed_s);
+    let elapsed = || elapsed_before + clock.elapsed().as_secs_f64();
     let mut model = model;
     lora::attach(&mut model, &cfg.lora, cfg.seed).map_err(anyhow::Error::msg)?;
+    if let Some(ck) = resume {
+        restore_adapters(&mut model, &ck.adapters)?;
+    }
     let plain_device = model.device().inner();
     let device_label = format!("{plain_device:?}");
     let mut model = to_training_device(model);
     let ids = trainable_ids(&model);
     let mut optim = adamw(cfg);
+    if let Some(ck) = resume {
+        optim = optim
+            .from_bytes(burn::tensor::Bytes::from_bytes_vec(ck.optimizer.clone()))
+            .map_err(|e| anyhow::anyhow!("the checkpoint's optimizer state: {e:?}"))?;
+    }
 
     let steps_per_epoch = cfg.steps_per_epoch(data.train.len());
     let total_steps = steps_per_epoch * cfg.epochs;
@@ -382,15 +412,17 @@ pub fn train(
         decay: cfg.decay,
         min_lr: cfg.min_lr,
     };
-    sink(&TrainEvent::Started {
-        train_examples: data.train.len(),
-        val_examples: data.val.len(),
-        epochs: cfg.epochs,
-        steps_per_epoch,
-        total_steps,
-        trainable_params: lora::trainable_params(&model),
-        device: device_label,
-    });
+    if resume.is_none() {
+        sink(&TrainEvent::Started {
+            train_examples: data.train.len(),
+            val_examples: data.val.len(),
+            epochs: cfg.epochs,
+            steps_per_epoch,
+            total_steps,
+            trainable_params: lora::trainable_params(&model),
+            device: device_label,
+        });
+    }
 
     let lengths: Vec<usize> = data.train.iter().map(Encoded::input_len).collect();
     anyhow::ensure!(
@@ -410,18 +442,72 @@ pub fn train(
     let weighted = !data.weights.is_empty()
         || cfg.weighting.label_smoothing > 0.0
         || data.soft.iter().any(Option::is_some);
-    let mut rng = Rng::new(cfg.seed ^ 0x7EA1_5EED);
     let mut early = EarlyStopping::new(cfg.patience, cfg.min_delta);
-    let mut best: Option<(Snapshot, usize, f64, f64)> = None;
-    let mut step = 0usize;
-    let mut epochs_done = 0usize;
-    let mut reason = StopReason::Completed;
+    let mut best: Option<(Snapshot, Best)> = None;
+    let mut at = match resume {
+        Some(ck) => {
+            early.best = ck.progress.early_best;
+            early.epochs_without_improvement = ck.progress.epochs_without_improvement;
+            if let (Some(snap), Some(meta)) = (&ck.best, ck.progress.best) {
+                best = Some((snap.clone(), meta));
+            }
+            ck.progress.clone()
+        }
+        None => Progress {
+            epoch: 0,
+            steps_in_epoch: 0,
+            step: 0,
+            epochs_done: 0,
+            epoch_rng: Rng::new(cfg.seed ^ 0x7EA1_5EED).state(),
+            epoch_loss: 0.0,
+            epoch_targets: 0,
+            early_best: None,
+            epochs_without_improvement: 0,
+            early_stopped: false,
+            best: None,
+            elapsed_s: 0.0,
+        },
+    };
+    // The checkpoint of where the run stands now.
+    let take = |model: &Llama,
+                optim: &ModuleOptimizer,
+                at: &Progress,
+                early: &EarlyStopping,
+                best: &Option<(Snapshot, Best)>|
+     -> anyhow::Result<Checkpoint> {
+        let progress = Progress {
+            early_best: early.best,
+            epochs_without_improvement: early.epochs_without_improvement,
+            best: best.as_ref().map(|(_, b)| *b),
+            elapsed_s: elapsed(),
+            ..at.clone()
+        };
+        Ok(Checkpoint {
+            progress,
+            adapters: adapter_states(model)?,
+            best: best.as_ref().map(|(s, _)| s.clone()),
+            optimizer: optim
+                .into_bytes()
+                .map_err(|e| anyhow::anyhow!("recording the optimizer state: {e:?}"))?
+                .to_vec(),
+        })
+    };
+    if resume.is_none() {
+        save(&take(&model, &optim, &at, &early, &best)?)?;
+    }
+    let mut reason = if at.early_stopped {
+        StopReason::EarlyStopped
+    } else {
+        StopReason::Completed
+    };
 
-    let mut evaluate_epoch = |model: &Llama,
-                              epoch: usize,
-                              step: usize,
-                              train_loss: f64,
-                              sink: &mut dyn FnMut(&TrainEvent)|
+    let evaluate_epoch = |model: &Llama,
+                          epoch: usize,
+                          step: usize,
+                          train_loss: f64,
+                          early: &mut EarlyStopping,
+                          best: &mut Option<(Snapshot, Best)>,
+                          sink: &mut dyn FnMut(&TrainEvent)|
      -> anyhow::Result<Verdict> {
         let t0 = Instant::now();
         let plain = model.valid();
@@ -442,11 +528,13 @@ pub fn train(
             None => Verdict::Improved,
         };
         if verdict == Verdict::Improved {
-            best = Some((
+            *best = Some((
                 snapshot(&plain)?,
-                epoch,
-                val_loss.unwrap_or(f64::NAN),
-                val_acc.unwrap_or(f64::NAN),
+                Best {
+                    epoch,
+                    val_loss: val_loss.filter(|l| l.is_finite()),
+                    val_accuracy: val_acc.filter(|a| a.is_finite()),
+                },
             ));
         }
         sink(&TrainEvent::Eval {
@@ -457,20 +545,27 @@ pub fn train(
             val_accuracy: val_acc,
             best: verdict == Verdict::Improved,
             eval_time_s: t0.elapsed().as_secs_f64(),
-            elapsed_s: started.elapsed().as_secs_f64(),
+            elapsed_s: elapsed(),
         });
         Ok(verdict)
     };
 
-    'epochs: for epoch in 0..cfg.epochs {
-        // Each epoch's batches from its own stream: resuming or changing epochs elsewhere does
-        // not shift them.
+    let first_epoch = if at.early_stopped {
+        cfg.epochs
+    } else {
+        at.epoch
+    };
+    'epochs: for epoch in first_epoch..cfg.epochs {
+        // Each epoch draws its batches from the stream where the last one left it; a resumed
+        // epoch draws the same ones again and skips those it had done.
+        let mut rng = Rng::from_state(at.epoch_rng);
         let batches = length_grouped_batches(&lengths, cfg.batch_size, &mut rng);
-        let mut epoch_loss = 0.0;
-        let mut epoch_targets = 0usize;
         let mut stopped_mid_epoch = false;
-        for group in batches.chunks(cfg.grad_accum) {
-            if wait_if_paused(control, step, sink) {
+        for group in batches.chunks(cfg.grad_accum).skip(at.steps_in_epoch) {
+            if control.is_paused() && !control.is_stopped() {
+                save(&take(&model, &optim, &at, &early, &best)?)?;
+            }
+            if wait_if_paused(control, at.step, sink) {
                 stopped_mid_epoch = true;
                 break;
             }
@@ -508,15 +603,16 @@ pub fn train(
                 acc.add(GradientsParams::from_grads(grads, &model));
             }
             let (grads, grad_norm) = acc.finish(cfg.max_grad_norm);
-            let lr = schedule.lr(step);
+            let lr = schedule.lr(at.step);
             model = optim.step(lr, model, grads);
-            step += 1;
+            at.step += 1;
+            at.steps_in_epoch += 1;
             let dt = t0.elapsed().as_secs_f64();
             let tokens: usize = built.iter().map(|(b, _)| b.real_tokens).sum();
-            epoch_loss += step_loss * step_targets as f64;
-            epoch_targets += step_targets;
+            at.epoch_loss += step_loss * step_targets as f64;
+            at.epoch_targets += step_targets;
             sink(&TrainEvent::Step {
-                step,
+                step: at.step,
                 epoch,
                 loss: step_loss,
                 lr,
@@ -524,25 +620,42 @@ pub fn train(
                 step_time_s: dt,
                 tokens,
                 tokens_per_s: tokens as f64 / dt.max(1e-9),
-                elapsed_s: started.elapsed().as_secs_f64(),
+                elapsed_s: elapsed(),
             });
             if control.is_stopped() {
                 stopped_mid_epoch = true;
                 break;
             }
         }
-        let train_loss = epoch_loss / epoch_targets.max(1) as f64;
+        let train_loss = at.epoch_loss / at.epoch_targets.max(1) as f64;
         if stopped_mid_epoch {
-            // Keep the better of the best epoch so far and where the run stands now.
-            if epoch_targets > 0 {
-                evaluate_epoch(&model, epoch, step, train_loss, sink)?;
-                epochs_done = epoch + 1;
+            // Resuming goes on from here; then keep the better of the best epoch so far and
+            // where the run stands now.
+            save(&take(&model, &optim, &at, &early, &best)?)?;
+            if at.epoch_targets > 0 {
+                evaluate_epoch(
+                    &model, epoch, at.step, train_loss, &mut early, &mut best, sink,
+                )?;
+                at.epochs_done = epoch + 1;
             }
             reason = StopReason::Stopped;
             break 'epochs;
         }
-        epochs_done = epoch + 1;
-        if evaluate_epoch(&model, epoch, step, train_loss, sink)? == Verdict::Stop {
+        let verdict = evaluate_epoch(
+            &model, epoch, at.step, train_loss, &mut early, &mut best, sink,
+        )?;
+        at = Progress {
+            epoch: epoch + 1,
+            steps_in_epoch: 0,
+            epochs_done: epoch + 1,
+            epoch_rng: rng.state(),
+            epoch_loss: 0.0,
+            epoch_targets: 0,
+            early_stopped: verdict == Verdict::Stop,
+            ..at
+        };
+        save(&take(&model, &optim, &at, &early, &best)?)?;
+        if verdict == Verdict::Stop {
             reason = StopReason::EarlyStopped;
             break;
         }
@@ -554,21 +667,17 @@ pub fn train(
 
     let mut model = model.valid();
     let (best_epoch, best_val_loss, best_val_accuracy) = match &best {
-        Some((snap, epoch, loss, acc)) => {
+        Some((snap, b)) => {
             restore(&mut model, snap);
-            (
-                Some(*epoch),
-                loss.is_finite().then_some(*loss),
-                acc.is_finite().then_some(*acc),
-            )
+            (Some(b.epoch), b.val_loss, b.val_accuracy)
         }
         None => (None, None, None),
     };
-    let elapsed_s = started.elapsed().as_secs_f64();
+    let elapsed_s = elapsed();
     sink(&TrainEvent::Finished {
         reason,
-        steps: step,
-        epochs: epochs_done,
+        steps: at.step,
+        epochs: at.epochs_done,
         best_epoch,
         best_val_loss,
         best_val_accuracy,
@@ -577,13 +686,71 @@ pub fn train(
     Ok(TrainOutcome {
         model,
         reason,
-        steps: step,
-        epochs: epochs_done,
+        steps: at.step,
+        epochs: at.epochs_done,
         best_epoch,
         best_val_loss,
         best_val_accuracy,
         elapsed_s,
     })
+}
+
+/// Each adapter's factors, parameter ids and dropout stream, as a checkpoint keeps them.
+fn adapter_states(model: &Llama) -> anyhow::Result<Vec<AdapterState>> {
+    lora::adapters(model)
+        .iter()
+        .map(|(_, _, lr)| {
+            Ok(AdapterState {
+                a_id: lr.a.id.val(),
+                b_id: lr.b.id.val(),
+                a: host_f32(lr.a.val())?,
+                b: host_f32(lr.b.val())?,
+                noise: lr.noise.state(),
+            })
+        })
+        .collect()
+}
+
+/// Puts a checkpoint's adapters on `model` (fresh adapters of the same configuration attached):
+/// their factors, the parameter ids the optimizer record is keyed by, and their dropout streams.
+fn restore_adapters(model: &mut Llama, states: &[AdapterState]) -> anyhow::Result<()> {
+    let n = lora::adapters(model).len();
+    anyhow::ensure!(
+        n == states.len(),
+        "the checkpoint holds {} adapters, the run's configuration makes {n}",
+        states.len()
+    );
+    let mut it = states.iter();
+    for (layer, block) in model.layers.iter_mut().enumerate() {
+        for t in lora::Target::ALL {
+            let proj = lora::projection_mut(block, t);
+            if let Some(lr) = proj.adapter.as_mut()
+                && let Some(s) = it.next()
+            {
+                let device = lr.a.val().device();
+                let (sa, sb) = (lr.a.shape(), lr.b.shape());
+                anyhow::ensure!(
+                    s.a.len() == sa.num_elements() && s.b.len() == sb.num_elements(),
+                    "the checkpoint's adapter of layer {layer} {t} does not fit the model \
+                     ({} and {} values for {sa:?} and {sb:?})",
+                    s.a.len(),
+                    s.b.len()
+                );
+                let param = |v: &[f32], shape, id: u64| {
+                    let mut p = Param::from_tensor(Tensor::from_data(
+                        TensorData::new(v.to_vec(), shape),
+                        &device,
+                    ));
+                    p.id = ParamId::from(id);
+                    p
+                };
+                lr.a = param(&s.a, sa, s.a_id);
+                lr.b = param(&s.b, sb, s.b_id);
+                lr.noise.set_state(s.noise);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Blocks while paused; returns `true` when a stop was requested.

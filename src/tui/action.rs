@@ -64,6 +64,8 @@ pub enum Action {
     ToggleTemplate,
     /// Read the run folders again (Train, Evaluate).
     Refresh,
+    /// Go on with the selected stopped or interrupted run from its checkpoint (Train).
+    ResumeRun,
 
     // Evaluate.
     /// Type a value for the n-th setting of the screen (the test file, its label map…).

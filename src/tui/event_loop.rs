@@ -84,7 +84,7 @@ fn apply_effects(app: &mut App, engine: &Engine) {
                     Command::Generate { .. } => JobKind::Generate,
                     Command::Recheck { .. } => JobKind::Recheck,
                     Command::Annotate(_) => JobKind::Annotate,
-                    Command::Train(_) => JobKind::Train,
+                    Command::Train(_) | Command::ResumeTrain { .. } => JobKind::Train,
                     Command::Evaluate(_) => JobKind::Evaluate,
                     Command::Shutdown => continue,
                 };

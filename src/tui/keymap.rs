@@ -208,6 +208,7 @@ pub static BINDINGS: &[Binding] = &[
     b(Context::Train, &[Char('g')], Action::Start, "start training"),
     b(Context::Train, &[Char('p')], Action::Pause, "pause / resume training"),
     b(Context::Train, &[Char('s')], Action::Stop, "stop training (the best adapter so far is saved)"),
+    b(Context::Train, &[Char('R')], Action::ResumeRun, "resume the selected run (stopped or cut off) from its checkpoint"),
     b(Context::Train, &[Char('r')], Action::Refresh, "read the run folders again"),
     // Evaluate.
     b(Context::Evaluate, &[Code(Up), Char('k')], Action::Up, "previous run"),

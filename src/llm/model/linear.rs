@@ -52,6 +52,17 @@ impl DropoutNoise {
         DropoutNoise(Arc::new(Mutex::new(Rng::new(seed))))
     }
 
+    /// Where the stream stands (a training checkpoint saves it).
+    pub fn state(&self) -> [u64; 4] {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).state()
+    }
+
+    /// Puts the stream where [`DropoutNoise::state`] said it was (a resumed run), for every
+    /// clone of the module sharing it.
+    pub fn set_state(&self, state: [u64; 4]) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Rng::from_state(state);
+    }
+
     /// `n` mask values: 0 with probability `p`, else `1 / (1 − p)` (inverted dropout).
     pub fn mask(&self, n: usize, p: f64) -> Vec<f32> {
         let keep = 1.0 / (1.0 - p) as f32;

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::eval::metrics::Metrics;
+use crate::train::checkpoint::Status as CheckpointStatus;
 use crate::train::trainer::Objective;
 
 /// One metric event of a training run.
@@ -276,6 +277,8 @@ pub struct RunInfo {
     pub adapter: Option<Objective>,
     /// Why the folder's adapter cannot be used (a file missing or cut short), naming the file.
     pub adapter_error: Option<String>,
+    /// What the run's checkpoint says: a stopped or interrupted run can be resumed.
+    pub checkpoint: CheckpointStatus,
 }
 
 /// The selected run of a list that grows while a job runs (a new run comes first): it follows the
@@ -301,6 +304,12 @@ impl RunSelection {
     pub fn select(&mut self, runs: &[&RunInfo], row: usize) {
         self.row = row.min(runs.len().saturating_sub(1));
         self.dir = runs.get(self.row).map(|r| r.dir.clone());
+    }
+
+    /// Selects the run in `dir` (the first row when it is not listed).
+    pub fn select_dir(&mut self, runs: &[&RunInfo], dir: &Path) {
+        let row = runs.iter().position(|r| r.dir == dir).unwrap_or(0);
+        self.select(runs, row);
     }
 
     /// Moves `by` rows from the selected one, within `runs`.
@@ -340,6 +349,14 @@ fn read_trained_on(dir: &Path) -> Option<TrainedOn> {
 }
 
 impl RunInfo {
+    /// Where a run that can be resumed stands (`None` when it cannot be).
+    pub fn resumable_at(&self) -> Option<&crate::train::checkpoint::Progress> {
+        match &self.checkpoint {
+            CheckpointStatus::Resumable(p) => Some(p),
+            _ => None,
+        }
+    }
+
     /// How the comparison names the run: `icl`, `zero-shot`, `lora seeds`, `lora seeds+12`.
     pub fn model_name(&self) -> String {
         let method = self.eval.as_ref().and_then(|e| e.method.as_deref());
@@ -431,6 +448,7 @@ fn read_run(dir: &Path) -> RunInfo {
         trained_on: read_trained_on(dir),
         adapter,
         adapter_error,
+        checkpoint: crate::train::checkpoint::status(dir),
     }
 }
 

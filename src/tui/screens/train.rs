@@ -20,6 +20,7 @@ use super::runs::{Curves, RunInfo, RunSelection};
 use crate::data::state::Status;
 use crate::data::workspace::Workspace;
 use crate::engine::{Command, JobKind, TrainRequest};
+use crate::train::checkpoint::{Status as CheckpointStatus, reason_text};
 use crate::train::trainer::TrainConfig;
 use crate::tui::action::Action;
 use crate::tui::app::{App, Effect, ModelStatus, Overlay, lock};
@@ -65,6 +66,8 @@ pub struct TrainState {
     pub live: Curves,
     /// The run on disk shown when nothing is training.
     pub run: RunSelection,
+    /// The run folder a resumed training job continues (selected when it ends).
+    pub resuming: Option<std::path::PathBuf>,
 }
 
 /// The run folders a training run left (an ICL or zero-shot evaluation's folder has nothing
@@ -252,22 +255,72 @@ impl App {
                 _ => self.info("no training is running"),
             },
             Action::Refresh => self.refresh_runs(),
+            Action::ResumeRun => self.resume_training(),
             _ => {}
         }
     }
 
-    fn start_training(&mut self) {
+    /// Whether a training job may start now; if not, says why (`what`: the verb for it).
+    fn can_start_training(&mut self, what: &str) -> bool {
         if let Some(job) = &self.job {
             self.warn(format!("a {} job is running; s stops it", job.kind.name()));
-            return;
+            return false;
         }
         if self.queued.is_some() {
             self.warn("a job is already waiting to start");
-            return;
+            return false;
         }
         if let ModelStatus::Failed(e) = &self.model {
             let e = e.clone();
-            self.error(format!("cannot train: the model did not load: {e}"));
+            self.error(format!("cannot {what}: the model did not load: {e}"));
+            return false;
+        }
+        true
+    }
+
+    /// `R`: the selected run goes on from its checkpoint, when it was stopped or cut off.
+    fn resume_training(&mut self) {
+        if !self.can_start_training("resume") {
+            return;
+        }
+        let runs = training_runs(&self.runs);
+        let Some(run) = runs.get(self.train.run.row(&runs)) else {
+            self.info("no run on disk to resume");
+            return;
+        };
+        let (name, dir) = (run.name.clone(), run.dir.clone());
+        let at = match &run.checkpoint {
+            CheckpointStatus::Resumable(p) => (p.step, p.epoch),
+            CheckpointStatus::Finished(reason) => {
+                let reason = reason_text(*reason);
+                self.info(format!("{name} has finished ({reason}); nothing to resume"));
+                return;
+            }
+            CheckpointStatus::Absent => {
+                self.info(format!(
+                    "{name} has no checkpoint to resume from; g starts a new run"
+                ));
+                return;
+            }
+            CheckpointStatus::Unreadable(e) => {
+                let e = e.clone();
+                self.error(format!("cannot resume {name}: {e}"));
+                return;
+            }
+        };
+        self.train.live = Curves::default();
+        self.train.resuming = Some(dir.clone());
+        self.queued = Some(JobKind::Train);
+        self.effect(Effect::Send(Command::ResumeTrain { run: dir }));
+        self.info(format!(
+            "resuming {name} after step {} (epoch {}; p pauses, s stops)",
+            at.0,
+            at.1 + 1
+        ));
+    }
+
+    fn start_training(&mut self) {
+        if !self.can_start_training("train") {
             return;
         }
         let settings = self.train.settings.clone();
@@ -312,7 +365,10 @@ impl App {
     /// curves to that run (newest first, so the first in the list).
     pub(crate) fn training_ended(&mut self) {
         self.reload_runs();
-        self.train.run.select(&training_runs(&self.runs), 0);
+        match self.train.resuming.take() {
+            Some(dir) => self.train.run.select_dir(&training_runs(&self.runs), &dir),
+            None => self.train.run.select(&training_runs(&self.runs), 0),
+        }
         self.train.live = Curves::default();
     }
 }
@@ -521,7 +577,15 @@ fn draw_runs(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                     .and_then(|e| e.accuracy)
                     .map(|a| format!("{:.1}%", a * 100.0))
                     .unwrap_or_else(|| "–".into()),
-                r.metrics_error.clone().unwrap_or_default(),
+                r.metrics_error
+                    .clone()
+                    .unwrap_or_else(|| match &r.checkpoint {
+                        CheckpointStatus::Resumable(p) => {
+                            format!("resumable from step {} (R)", p.step)
+                        }
+                        CheckpointStatus::Unreadable(_) => "checkpoint unreadable".into(),
+                        _ => String::new(),
+                    }),
             ])
         })
         .collect();
@@ -544,7 +608,15 @@ fn draw_runs(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             .border_type(BorderType::Rounded)
             .border_style(theme.border(false))
             .title(Line::styled(
-                format!(" Runs on disk ({}) · [ ] choose · r reloads ", runs.len()),
+                format!(
+                    " Runs on disk ({}) · [ ] choose{} · r reloads ",
+                    runs.len(),
+                    if runs.iter().any(|r| r.resumable_at().is_some()) {
+                        " · R resumes"
+                    } else {
+                        ""
+                    }
+                ),
                 theme.title(),
             )),
     )
