@@ -371,6 +371,39 @@ fn train_pause_stop_evaluate_and_generate_as_before() {
         assert_eq!(r.calibrated, extra > 0, "{}", dir.display());
         calibrated.push(r.calibrated);
         assert_eq!(r.correct.len(), 4, "rows kept for the paired comparison");
+        // Every row's reading is saved beside the report, and agrees with it.
+        let prior = r
+            .content_free_prior
+            .clone()
+            .expect("the content-free prior");
+        assert!((prior.iter().sum::<f64>() - 1.0).abs() < 1e-6, "{prior:?}");
+        let text = std::fs::read_to_string(dir.join("predictions.jsonl")).unwrap();
+        let rows: Vec<seedforge::eval::report::RowPrediction> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(rows.len(), 4);
+        for (row, &ok) in rows.iter().zip(&r.correct) {
+            assert_eq!(row.predicted == row.gold, ok, "{row:?}");
+            let z: f64 = row.log_likelihoods.iter().map(|l| l.exp()).sum();
+            let raw: Vec<f64> = row.log_likelihoods.iter().map(|l| l.exp() / z).collect();
+            // Calibrated: the raw distribution divided by the prior, renormalised.
+            let expect: Vec<f64> = if r.calibrated {
+                let q: Vec<f64> = raw.iter().zip(&prior).map(|(p, c)| p / c).collect();
+                let t: f64 = q.iter().sum();
+                q.iter().map(|x| x / t).collect()
+            } else {
+                raw
+            };
+            for (a, b) in row.probs.iter().zip(&expect) {
+                assert!((a - b).abs() < 1e-6, "{row:?} against {expect:?}");
+            }
+        }
+        let lines: Vec<usize> = rows.iter().map(|x| x.line).collect();
+        assert!(
+            lines.windows(2).all(|w| w[0] < w[1]),
+            "file order: {lines:?}"
+        );
     }
     calibrated.sort();
     assert_eq!(calibrated, [false, true], "one run of each kind");

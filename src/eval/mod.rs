@@ -5,5 +5,6 @@ pub mod experiment;
 pub mod judge_selection;
 pub mod metrics;
 pub mod paired;
+pub mod reading;
 pub mod report;
 pub mod run;

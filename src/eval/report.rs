@@ -8,6 +8,23 @@ use serde::{Deserialize, Serialize};
 use super::metrics::Metrics;
 
 pub const EVAL_FILE: &str = "eval.json";
+/// Every test row's prediction, beside `eval.json`: what a user reads to see what the
+/// classifier got wrong, and what an analysis of other readings starts from.
+pub const PREDICTIONS_FILE: &str = "predictions.jsonl";
+
+/// One test row as the classifier read it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RowPrediction {
+    /// 1-based line of the test file where the row starts.
+    pub line: usize,
+    pub text: String,
+    pub gold: String,
+    pub predicted: String,
+    /// Probability of each label as the evaluation read it (calibrated when it was), task order.
+    pub probs: Vec<f64>,
+    /// Log-likelihood of each label's verbalizer before any calibration, task order.
+    pub log_likelihoods: Vec<f64>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -62,11 +79,27 @@ pub struct EvalReport {
     /// of two runs on the same rows; absent in evaluations saved before it was recorded).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub correct: Vec<bool>,
+    /// The label distribution on content-free inputs, task order, whether or not the reading
+    /// divided by it (absent in evaluations saved before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_free_prior: Option<Vec<f64>>,
+    /// Per test row, file order; saved to [`PREDICTIONS_FILE`], not to `eval.json`.
+    #[serde(skip)]
+    pub rows: Vec<RowPrediction>,
 }
 
 impl EvalReport {
     pub fn save(&self, dir: &Path) -> std::io::Result<PathBuf> {
         std::fs::create_dir_all(dir)?;
+        // The rows first: `eval.json` marks a finished evaluation.
+        if !self.rows.is_empty() {
+            let mut lines = String::new();
+            for r in &self.rows {
+                lines.push_str(&serde_json::to_string(r).map_err(std::io::Error::other)?);
+                lines.push('\n');
+            }
+            crate::data::atomic::write_atomic_bytes(&dir.join(PREDICTIONS_FILE), lines.as_bytes())?;
+        }
         let path = dir.join(EVAL_FILE);
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         crate::data::atomic::write_atomic_bytes(&path, text.as_bytes())?;

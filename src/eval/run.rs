@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::metrics::Metrics;
-use super::report::{EvalReport, Method};
+use super::report::{EvalReport, Method, RowPrediction};
 use crate::data::import::Row;
 use crate::data::task::Task;
 use crate::llm::model::Llama;
@@ -95,6 +95,7 @@ pub fn evaluate_until(
     )?;
     let labels: Vec<String> = task.label_names().into_iter().map(str::to_string).collect();
     let mut pairs: Vec<(String, String)> = Vec::with_capacity(test.len());
+    let mut rows_out = Vec::with_capacity(test.len());
     // Chunks keep the progress callback live on large test sets.
     let chunk = (options.batch.max(1) * 4).max(16);
     for (i, rows) in test.chunks(chunk).enumerate() {
@@ -104,7 +105,15 @@ pub fn evaluate_until(
         let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
         let preds = classifier.classify(&texts)?;
         for (r, p) in rows.iter().zip(preds) {
-            pairs.push((r.label.clone(), p.label));
+            pairs.push((r.label.clone(), p.label.clone()));
+            rows_out.push(RowPrediction {
+                line: r.line,
+                text: r.text.clone(),
+                gold: r.label.clone(),
+                predicted: p.label,
+                probs: p.probs.into_iter().map(|(_, x)| x).collect(),
+                log_likelihoods: p.log_likelihoods,
+            });
         }
         progress(((i + 1) * chunk).min(test.len()), test.len());
     }
@@ -121,5 +130,7 @@ pub fn evaluate_until(
         seconds: started.elapsed().as_secs_f64(),
         finished_at: crate::data::time::now_rfc3339(),
         correct: pairs.iter().map(|(g, p)| g == p).collect(),
+        content_free_prior: Some(classifier.content_free_prior()?),
+        rows: rows_out,
     }))
 }

@@ -147,17 +147,27 @@ impl<'m> Classifier<'m> {
             c.prefix_cache = Some(cache);
         }
         if c.options.calibrate {
-            let raw = c.score_texts(&CONTENT_FREE)?;
-            let n = task.labels.len();
-            let mut mean = vec![0.0; n];
-            for ll in &raw {
-                for (m, p) in mean.iter_mut().zip(normalise(ll)) {
-                    *m += p / raw.len() as f64;
-                }
-            }
-            c.log_prior = Some(mean.iter().map(|p| p.max(f64::MIN_POSITIVE).ln()).collect());
+            let prior = c.content_free_prior()?;
+            c.log_prior = Some(
+                prior
+                    .iter()
+                    .map(|p| p.max(f64::MIN_POSITIVE).ln())
+                    .collect(),
+            );
         }
         Ok(c)
+    }
+
+    /// The mean label distribution on the content-free inputs (what calibration divides by).
+    pub fn content_free_prior(&self) -> Result<Vec<f64>, ClassifyError> {
+        let raw = self.score_texts(&CONTENT_FREE)?;
+        let mut mean = vec![0.0; self.task.labels.len()];
+        for ll in &raw {
+            for (m, p) in mean.iter_mut().zip(normalise(ll)) {
+                *m += p / raw.len() as f64;
+            }
+        }
+        Ok(mean)
     }
 
     pub fn labels(&self) -> &[LabelDef] {

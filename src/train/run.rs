@@ -54,6 +54,9 @@ struct RunRecord<'a> {
     train_examples: usize,
     val_examples: usize,
     truncated_examples: usize,
+    /// Training examples per label, in task order (validation rows left out): the label
+    /// distribution the adapter learned, which reading its scores corrects for.
+    label_counts: Vec<usize>,
     train: &'a TrainConfig,
 }
 
@@ -144,6 +147,9 @@ pub fn train_run(
         train_examples: train_set.len(),
         val_examples: val_set.len(),
         truncated_examples: truncated,
+        label_counts: (0..spec.task.labels.len())
+            .map(|l| train_set.iter().filter(|e| e.label == l).count())
+            .collect(),
         train: cfg,
     };
     let config_path = spec.out.join("config.json");
@@ -320,10 +326,13 @@ pub fn resume_run(
 }
 
 /// What a run trained on, as its `config.json` records it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct TrainedOn {
     pub real_examples: usize,
     pub extra_examples: usize,
+    /// Training examples per label, task order (empty in runs saved before it was recorded).
+    #[serde(default)]
+    pub label_counts: Vec<usize>,
 }
 
 /// The counts of a run folder's `config.json`; `None` when it has none (not a training run) or
