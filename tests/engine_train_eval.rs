@@ -364,7 +364,7 @@ fn train_pause_stop_evaluate_and_generate_as_before() {
         assert_eq!(r.method, Method::Lora);
         assert_eq!(r.metrics.n, 4);
         assert_eq!(r.adapter.as_deref(), Some(dir.as_path()));
-        // A run trained on accepted (judged) items is read calibrated, the seeds-only run not.
+        // A run trained on accepted generated items is read calibrated, the seeds-only run not.
         let extra = seedforge::train::run::trained_on(dir)
             .unwrap()
             .extra_examples;
@@ -387,9 +387,16 @@ fn train_pause_stop_evaluate_and_generate_as_before() {
             assert_eq!(row.predicted == row.gold, ok, "{row:?}");
             let z: f64 = row.log_likelihoods.iter().map(|l| l.exp()).sum();
             let raw: Vec<f64> = row.log_likelihoods.iter().map(|l| l.exp() / z).collect();
-            // Calibrated: the raw distribution divided by the prior, renormalised.
+            // Calibrated: the raw distribution divided by the prior (at the run's strength:
+            // half for generated items), renormalised.
             let expect: Vec<f64> = if r.calibrated {
-                let q: Vec<f64> = raw.iter().zip(&prior).map(|(p, c)| p / c).collect();
+                let strength = r.calibration_strength.unwrap_or(1.0);
+                assert_eq!(strength, seedforge::eval::reading::GENERATED_STRENGTH);
+                let q: Vec<f64> = raw
+                    .iter()
+                    .zip(&prior)
+                    .map(|(p, c)| p / c.powf(strength))
+                    .collect();
                 let t: f64 = q.iter().sum();
                 q.iter().map(|x| x / t).collect()
             } else {

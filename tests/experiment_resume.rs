@@ -225,6 +225,22 @@ fn a_stopped_experiment_resumes_from_its_last_finished_step() {
         filter_marker
     );
     assert_eq!(accuracies(&out, &setup.spec), expected);
+    // The mixed arm counts only its generated items; the annotated pool none.
+    let eval_of =
+        |arm: Arm| seedforge::eval::report::EvalReport::load(&seed_dir.join(arm.name())).unwrap();
+    let config_of = |arm: Arm| -> serde_json::Value {
+        let path = seed_dir.join(arm.name()).join("config.json");
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    assert_eq!(config_of(Arm::LoraAnnotated)["generated_examples"], 0);
+    let mixed = config_of(Arm::LoraMixed);
+    assert_eq!(
+        mixed["generated_examples"],
+        config_of(Arm::LoraSynthetic)["extra_examples"]
+    );
+    assert!(mixed["generated_examples"].as_u64() > Some(0), "{mixed}");
+    // This spec reads every arm raw (`calibrate_extra: false`).
+    assert!(!eval_of(Arm::LoraMixed).calibrated);
     // The generations are the same as the uninterrupted run's.
     assert_eq!(
         std::fs::read(experiment::seed_dir(&whole, 7).join("generated.jsonl")).unwrap(),
@@ -361,7 +377,7 @@ fn the_judge_is_measured_and_generation_fills_a_balanced_quota() {
             assert_eq!(of.len(), 6, "{label}: short of its quota before the cap");
         }
     }
-    // The arm trained on judged items is read calibrated, its ablation from the same adapter
+    // The arm trained on generated items is read calibrated, its ablation from the same adapter
     // without; the seeds-only run uncalibrated.
     let eval = |arm: Arm| seedforge::eval::report::EvalReport::load(&dir.join(arm.name())).unwrap();
     let (syn, raw, real) = (
@@ -370,6 +386,16 @@ fn the_judge_is_measured_and_generation_fills_a_balanced_quota() {
         eval(Arm::LoraReal),
     );
     assert!(syn.calibrated && !raw.calibrated && !real.calibrated);
+    // At the strength the workbench reads a run on generated items with.
+    assert_eq!(
+        syn.calibration_strength,
+        Some(seedforge::eval::reading::GENERATED_STRENGTH)
+    );
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("lora-synthetic").join("config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(config["generated_examples"], config["extra_examples"]);
     assert_eq!(syn.adapter, raw.adapter);
     assert!(
         !dir.join("lora-synthetic-uncalibrated")

@@ -61,6 +61,7 @@ fn a_teacher_adapter_changes_generation_and_reloads_identically() {
             extra: &[],
             extra_soft: &[],
             extra_sources: Vec::new(),
+            generated_extra: 0,
             config: &cfg,
             out: &out,
             model_path: "tiny",

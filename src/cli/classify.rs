@@ -72,6 +72,7 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<()> {
         instruction: args.instruction.then(|| default_instruction(&task)),
         calibrate: args.calibrate,
         batch: args.batch.max(1),
+        ..ClassifierOptions::default()
     };
     let shots = options.demos.len();
     let started = Instant::now();

@@ -35,9 +35,16 @@ pub struct EvalArgs {
     /// A run folder holding a LoRA adapter (adapter_config.json + adapter_model.safetensors).
     #[arg(long, value_name = "RUN")]
     pub adapter: Option<PathBuf>,
-    /// Contextual calibration of the label scores.
-    #[arg(long)]
+    /// Contextual calibration of the label scores (for lora, the run's own reading is the
+    /// default: half strength when it trained on generated examples, none otherwise).
+    #[arg(long, conflicts_with = "uncalibrated")]
     pub calibrate: bool,
+    /// Divide by this share of the content-free prior (1: all of it; implies --calibrate).
+    #[arg(long, value_name = "S", conflicts_with = "uncalibrated")]
+    pub calibration_strength: Option<f64>,
+    /// Read the label scores as they are, whatever the run's own reading.
+    #[arg(long)]
+    pub uncalibrated: bool,
     /// ICL: keep the demonstrations in the task's order instead of alternating labels.
     #[arg(long)]
     pub task_order: bool,
@@ -99,9 +106,25 @@ pub fn run(args: EvalArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> {
         );
     }
     let templates = Templates::for_task(&task)?;
+    if let Some(s) = args.calibration_strength {
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&s),
+            "--calibration-strength {s}: a share between 0 and 1"
+        );
+    }
+    let run_reading = match (&args.adapter, args.method) {
+        (Some(dir), Method::Lora) => crate::eval::reading::eval_options_for_run(dir),
+        _ => EvalOptions::new(args.method),
+    };
+    let asked = args.calibrate || args.calibration_strength.is_some();
     let options = EvalOptions {
         method: args.method,
-        calibrate: args.calibrate,
+        calibrate: asked || (run_reading.calibrate && !args.uncalibrated),
+        calibration_strength: args.calibration_strength.unwrap_or(if asked {
+            1.0
+        } else {
+            run_reading.calibration_strength
+        }),
         interleave: !args.task_order,
         batch: args.batch,
     };
@@ -180,7 +203,10 @@ pub fn print_report(r: &EvalReport) {
         } else {
             String::new()
         },
-        if r.calibrated { ", calibrated" } else { "" },
+        match crate::eval::reading::Reading::describe(r.calibrated, r.calibration_strength) {
+            d if d.is_empty() => d,
+            d => format!(", {d}"),
+        },
         m.accuracy * 100.0,
         m.n,
         m.macro_f1

@@ -75,9 +75,10 @@ pub struct ExperimentArgs {
     /// lora-teacher: the teacher's sampling temperature (the teacher paper's 0.8).
     #[arg(long, default_value_t = super::generate::TEACHER_TEMPERATURE)]
     pub teacher_temperature: f32,
-    /// Evaluate the LoRA arms trained on judged extra examples (synthetic, annotated) with
-    /// contextual calibration (true|false); lora-synthetic-uncalibrated reads the same adapter
-    /// without it.
+    /// Evaluate each LoRA arm with its run's own reading, as the workbench does: half-strength
+    /// contextual calibration when it trained on generated examples, raw scores otherwise
+    /// (true|false; false: every arm raw). lora-synthetic-uncalibrated reads the synthetic
+    /// adapter raw.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub calibrate_extra: bool,
     /// Texts classified together during evaluation.

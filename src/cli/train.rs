@@ -16,11 +16,11 @@ use super::input_args::InputArgs;
 use super::model_args::ModelArgs;
 use super::task_arg::TaskArg;
 use crate::data::import::{ImportOptions, import_file};
+use crate::data::item::Source;
 use crate::data::state::Status;
 use crate::data::task::{Example, Task};
 use crate::data::workspace::Snapshot;
-use crate::eval::report::Method;
-use crate::eval::run::{EvalOptions, evaluate};
+use crate::eval::run::evaluate;
 use crate::pipeline::prompt::Templates;
 use crate::train::checkpoint::{self, Status as CheckpointStatus};
 use crate::train::data::Padding;
@@ -313,25 +313,35 @@ struct Sources {
     task: Task,
     extra: Vec<Example>,
     extra_sources: Vec<String>,
+    /// How many of `extra` the model invented.
+    generated: usize,
     /// Where the default run folder goes.
     base: PathBuf,
 }
 
 fn sources(args: &TrainArgs, workspace: Option<&Path>) -> anyhow::Result<Sources> {
+    // Rows of `--data` files are taken for real labelled text; only the workspace says which
+    // of its items the model invented.
+    let mut generated = 0;
     let (task, mut extra, mut extra_sources, base) = match workspace {
         Some(ws) => {
             let snap = Snapshot::read(ws)?;
-            let accepted: Vec<Example> = if args.no_accepted {
+            let accepted: Vec<_> = if args.no_accepted {
                 Vec::new()
             } else {
-                snap.state
-                    .with_status(Status::Accepted)
-                    .map(|it| Example {
-                        text: it.text().to_string(),
-                        label: it.label().to_string(),
-                    })
-                    .collect()
+                snap.state.with_status(Status::Accepted).collect()
             };
+            generated = accepted
+                .iter()
+                .filter(|it| it.source() == Source::Generated)
+                .count();
+            let accepted: Vec<Example> = accepted
+                .iter()
+                .map(|it| Example {
+                    text: it.text().to_string(),
+                    label: it.label().to_string(),
+                })
+                .collect();
             let src = vec![format!("{} ({} accepted)", ws.display(), accepted.len())];
             (snap.task, accepted, src, ws.to_path_buf())
         }
@@ -375,6 +385,7 @@ fn sources(args: &TrainArgs, workspace: Option<&Path>) -> anyhow::Result<Sources
         task,
         extra,
         extra_sources,
+        generated,
         base,
     })
 }
@@ -473,6 +484,7 @@ pub fn run(
         extra: &src.extra,
         extra_soft: &[],
         extra_sources: src.extra_sources.clone(),
+        generated_extra: src.generated,
         config: &cfg,
         out: &out,
         model_path: &model_path,
@@ -515,12 +527,7 @@ pub fn run(
             &templates,
             &imported.rows,
             path,
-            // Trained on extra (judged) examples: read calibrated, as the experiment and the
-            // workbench do.
-            &EvalOptions {
-                calibrate: !src.extra.is_empty(),
-                ..EvalOptions::new(Method::Lora)
-            },
+            &crate::eval::reading::eval_options_for_run(&out),
             &model_path,
             Some(&out),
             &mut |_, _| {},

@@ -261,18 +261,16 @@ pub fn run(
             },
             _ => (&model.model, None),
         };
-        // Calibration corrects a prior over label words: the base model's, and that of a LoRA
-        // run trained on judged items (their labels lean the way the judge leans; measured on
-        // validation rows in docs/results.md). A run on the seeds alone scores without it.
-        let options = EvalOptions {
-            calibrate: match adapter {
-                Some(dir) => {
-                    crate::train::run::trained_on(dir).is_some_and(|t| t.extra_examples > 0)
-                }
-                None => request.calibrate,
+        let options = match adapter {
+            Some(dir) => EvalOptions {
+                batch: BATCH,
+                ..crate::eval::reading::eval_options_for_run(dir)
             },
-            batch: BATCH,
-            ..EvalOptions::new(target.method())
+            None => EvalOptions {
+                calibrate: request.calibrate,
+                batch: BATCH,
+                ..EvalOptions::new(target.method())
+            },
         };
         let base = i * per;
         let report = evaluate_until(

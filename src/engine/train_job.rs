@@ -12,6 +12,7 @@ use std::sync::Mutex;
 
 use super::event::{Event, JobId, JobKind};
 use super::{JobControl, Sink, TrainRequest};
+use crate::data::item::Source;
 use crate::data::state::Status;
 use crate::data::task::Example;
 use crate::data::workspace::Workspace;
@@ -46,21 +47,26 @@ pub fn run(
     events: &Sink,
 ) -> anyhow::Result<Outcome> {
     request.config.validate().map_err(anyhow::Error::msg)?;
-    let (task, extra, out) = {
+    let (task, extra, generated_extra, out) = {
         let w = ws.lock().unwrap_or_else(|e| e.into_inner());
         let mut task = w.task().clone();
         task.seeds = w.seeds().to_vec();
-        let extra: Vec<Example> = if request.with_accepted {
+        let accepted: Vec<(Example, bool)> = if request.with_accepted {
             w.state()
                 .with_status(Status::Accepted)
-                .map(|it| Example {
-                    text: it.text().to_string(),
-                    label: it.label().to_string(),
+                .map(|it| {
+                    let example = Example {
+                        text: it.text().to_string(),
+                        label: it.label().to_string(),
+                    };
+                    (example, it.source() == Source::Generated)
                 })
                 .collect()
         } else {
             Vec::new()
         };
+        let generated = accepted.iter().filter(|(_, g)| *g).count();
+        let extra: Vec<Example> = accepted.into_iter().map(|(e, _)| e).collect();
         anyhow::ensure!(
             !task.seeds.is_empty() || !extra.is_empty(),
             "nothing to train on: the workspace has no seeds{}",
@@ -71,7 +77,7 @@ pub fn run(
             }
         );
         let out = w.new_run_dir(run_kind(request.with_accepted))?;
-        (task, extra, out)
+        (task, extra, generated, out)
     };
     events.send(Event::JobStarted {
         job,
@@ -94,6 +100,7 @@ pub fn run(
         // contradict the label they chose, so the workbench trains on labels.
         extra_soft: &[],
         extra_sources,
+        generated_extra,
         config: &request.config,
         out: &out,
         model_path: &model_path,

@@ -203,6 +203,7 @@ fn seeds_lora(ctx: &SelectionContext, task: &Task) -> anyhow::Result<Llama> {
         extra: &[],
         extra_soft: &[],
         extra_sources: Vec::new(),
+        generated_extra: 0,
         config: ctx.train,
         out: tmp.path(),
         model_path: ctx.model_path,

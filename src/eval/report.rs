@@ -67,6 +67,10 @@ pub struct EvalReport {
     /// Demonstrations in the prompt (ICL).
     pub shots: usize,
     pub calibrated: bool,
+    /// The share of the content-free prior divided by when calibrated (absent: all of it, as
+    /// before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration_strength: Option<f64>,
     /// The adapter folder (LoRA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adapter: Option<PathBuf>,

@@ -19,6 +19,8 @@ pub struct EvalOptions {
     pub method: Method,
     /// Contextual calibration of the label scores.
     pub calibrate: bool,
+    /// The share of the content-free prior calibration divides by (1: all of it).
+    pub calibration_strength: f64,
     /// ICL: alternate the demonstrations' labels (otherwise the task's order).
     pub interleave: bool,
     pub batch: usize,
@@ -29,6 +31,7 @@ impl EvalOptions {
         EvalOptions {
             method,
             calibrate: false,
+            calibration_strength: 1.0,
             interleave: true,
             batch: 16,
         }
@@ -90,6 +93,7 @@ pub fn evaluate_until(
             demos,
             instruction: None,
             calibrate: options.calibrate,
+            calibration_strength: options.calibration_strength,
             batch: options.batch.max(1),
         },
     )?;
@@ -124,6 +128,7 @@ pub fn evaluate_until(
         test_file: test_file.to_path_buf(),
         shots,
         calibrated: options.calibrate,
+        calibration_strength: options.calibrate.then_some(options.calibration_strength),
         adapter: adapter.map(Path::to_path_buf),
         model: model_name.to_string(),
         metrics,

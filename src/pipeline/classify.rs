@@ -46,6 +46,8 @@ pub struct ClassifierOptions {
     pub instruction: Option<String>,
     /// Divide by the label prior on content-free inputs.
     pub calibrate: bool,
+    /// How much of that prior to divide by: 1 the whole (Zhao et al.), 0.5 its square root.
+    pub calibration_strength: f64,
     /// Inputs scored together.
     pub batch: usize,
 }
@@ -56,6 +58,7 @@ impl Default for ClassifierOptions {
             demos: Vec::new(),
             instruction: None,
             calibrate: false,
+            calibration_strength: 1.0,
             batch: 16,
         }
     }
@@ -213,7 +216,9 @@ impl<'m> Classifier<'m> {
                 .iter()
                 .zip(normalise(&log_likelihoods))
                 .zip(prior)
-                .map(|((_, p), lp)| p.max(f64::MIN_POSITIVE).ln() - lp)
+                .map(|((_, p), lp)| {
+                    p.max(f64::MIN_POSITIVE).ln() - self.options.calibration_strength * lp
+                })
                 .collect(),
             None => log_likelihoods.clone(),
         };

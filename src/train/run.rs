@@ -34,6 +34,9 @@ pub struct RunSpec<'a> {
     pub extra_soft: &'a [Option<Vec<f32>>],
     /// Where the extra examples came from (files, workspace), for the record.
     pub extra_sources: Vec<String>,
+    /// How many of the extra examples are text the model invented (the rest are real text
+    /// labelled by the model or by hand): how the run's scores are read depends on it.
+    pub generated_extra: usize,
     pub config: &'a TrainConfig,
     pub out: &'a Path,
     /// The base model's path, recorded and written into the adapter config.
@@ -51,6 +54,7 @@ struct RunRecord<'a> {
     extra_sources: &'a [String],
     real_examples: usize,
     extra_examples: usize,
+    generated_examples: usize,
     train_examples: usize,
     val_examples: usize,
     truncated_examples: usize,
@@ -144,6 +148,7 @@ pub fn train_run(
         extra_sources: &spec.extra_sources,
         real_examples: real.len(),
         extra_examples: extra.len(),
+        generated_examples: spec.generated_extra.min(extra.len()),
         train_examples: train_set.len(),
         val_examples: val_set.len(),
         truncated_examples: truncated,
@@ -333,6 +338,9 @@ pub struct TrainedOn {
     /// Training examples per label, task order (empty in runs saved before it was recorded).
     #[serde(default)]
     pub label_counts: Vec<usize>,
+    /// Extra examples the model invented (absent in runs saved before it was recorded).
+    #[serde(default)]
+    pub generated_examples: Option<usize>,
 }
 
 /// The counts of a run folder's `config.json`; `None` when it has none (not a training run) or

@@ -57,7 +57,8 @@ pub struct ExperimentSpec {
     /// `filters.judge`).
     #[serde(default)]
     pub judge_select: bool,
-    /// Read the LoRA arms trained on judged extra examples with contextual calibration.
+    /// Read each LoRA arm as the workbench reads its run (`eval::reading`: half-strength
+    /// calibration when it trained on generated examples); false: every arm raw.
     #[serde(default)]
     pub calibrate_extra: bool,
 }

@@ -488,7 +488,7 @@ pub fn markdown(r: &ExperimentReport) -> String {
     let _ = writeln!(
         md,
         "\nJudge: {}. Quota: {}. Loss: classes balanced {}, synthetic weight {}, label \
-         smoothing {}, soft labels {}.",
+         smoothing {}, soft labels {}. Reading: {}.",
         if spec.judge_select {
             "chosen per draw by cross-validation on the seeds".to_string()
         } else {
@@ -509,7 +509,15 @@ pub fn markdown(r: &ExperimentReport) -> String {
                 "{x}× the seeds"
             )),
         w.label_smoothing,
-        if w.soft_labels { "yes" } else { "no" }
+        if w.soft_labels { "yes" } else { "no" },
+        if spec.calibrate_extra {
+            format!(
+                "LoRA runs on generated items calibrated at strength {}, the others raw",
+                crate::eval::reading::GENERATED_STRENGTH
+            )
+        } else {
+            "every LoRA run raw".into()
+        }
     );
     md
 }

@@ -664,7 +664,7 @@ impl SeedRun<'_, '_> {
     fn train_teacher(&mut self) -> anyhow::Result<TrainDetail> {
         let mut cfg = self.spec.train.clone();
         cfg.objective = Objective::Generate;
-        self.train_into(TEACHER_DIR, &[], &[], cfg, Vec::new())
+        self.train_into(TEACHER_DIR, &[], &[], cfg, (Vec::new(), 0))
     }
 
     /// Labels a pool of the dataset's texts (seeds left out, labels hidden) with the in-context
@@ -816,9 +816,16 @@ impl SeedRun<'_, '_> {
         } else {
             vec![source]
         };
+        // The annotated pool is real text; everything else the model wrote (the mixed arm
+        // lists its generated items first).
+        let generated = match arm {
+            Arm::LoraAnnotated => 0,
+            Arm::LoraMixed => self.extra(Arm::LoraSynthetic)?.0.len(),
+            _ => extra.len(),
+        };
         let cfg = self.spec.train.clone();
         let (examples, soft): (Vec<Example>, Vec<Option<Vec<f32>>>) = extra.into_iter().unzip();
-        self.train_into(arm.name(), &examples, &soft, cfg, sources)
+        self.train_into(arm.name(), &examples, &soft, cfg, (sources, generated))
     }
 
     /// A training run in `<seed dir>/<name>` on the seeds + `extra`.
@@ -828,7 +835,7 @@ impl SeedRun<'_, '_> {
         extra: &[Example],
         extra_soft: &[Option<Vec<f32>>],
         mut cfg: TrainConfig,
-        extra_sources: Vec<String>,
+        (extra_sources, generated_extra): (Vec<String>, usize),
     ) -> anyhow::Result<TrainDetail> {
         let task = self.task()?;
         let out = self.dir.join(name);
@@ -845,6 +852,7 @@ impl SeedRun<'_, '_> {
             extra,
             extra_soft,
             extra_sources,
+            generated_extra,
             config: &cfg,
             out: &out,
             model_path: self.ctx.model_path,
@@ -943,14 +951,20 @@ impl SeedRun<'_, '_> {
             (None, Arm::ZeroShot) => Method::ZeroShot,
             (None, _) => Method::Icl,
         };
-        // A classifier trained on judged items learns their skewed label prior; contextual
-        // calibration takes it out (measured on the validation rows, docs/results.md).
-        let calibrate = arm == Arm::IclCalibrated || (self.spec.calibrate_extra && arm.has_extra());
-        let options = EvalOptions {
-            method,
-            calibrate,
-            interleave: true,
-            batch: self.spec.eval_batch,
+        // A LoRA arm is read as the workbench reads its run (`eval::reading`), unless the
+        // spec or the arm asks for the raw scores (the calibration's ablation).
+        let options = match &adapter_dir {
+            Some(dir) if self.spec.calibrate_extra && arm != Arm::LoraSyntheticUncalibrated => {
+                EvalOptions {
+                    batch: self.spec.eval_batch,
+                    ..crate::eval::reading::eval_options_for_run(dir)
+                }
+            }
+            _ => EvalOptions {
+                calibrate: arm == Arm::IclCalibrated,
+                batch: self.spec.eval_batch,
+                ..EvalOptions::new(method)
+            },
         };
         let report = evaluate(
             &model,
