@@ -244,9 +244,12 @@ pub fn list_runs(args: RunsArgs, workspace: Option<PathBuf>) -> anyhow::Result<(
         dir.display(),
         report::EVAL_FILE
     );
+    // An evaluation saved apart from its run (`eval --out`) is told by the adapter it read.
     let trained: Vec<Option<TrainedOn>> = runs
         .iter()
-        .map(|(name, _)| trained_on(&dir.join(name)))
+        .map(|(name, r)| {
+            trained_on(&dir.join(name)).or_else(|| r.adapter.as_deref().and_then(trained_on))
+        })
         .collect();
     let files: Vec<String> = runs
         .iter()
