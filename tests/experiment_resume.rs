@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::tensor::Device;
@@ -214,6 +214,8 @@ fn a_stopped_experiment_resumes_from_its_last_finished_step() {
             "seed 7: eval-lora-annotated…",
             "seed 7: train-lora-mixed…",
             "seed 7: eval-lora-mixed…",
+            "seed 7: train-lora-staged…",
+            "seed 7: eval-lora-staged…",
         ]
     );
     assert_eq!(
@@ -239,6 +241,18 @@ fn a_stopped_experiment_resumes_from_its_last_finished_step() {
         config_of(Arm::LoraSynthetic)["extra_examples"]
     );
     assert!(mixed["generated_examples"].as_u64() > Some(0), "{mixed}");
+    // The staged run trained on from the synthetic run's adapter, on the seeds alone.
+    let staged = config_of(Arm::LoraStaged);
+    assert_eq!(
+        staged["started_from"].as_str().map(PathBuf::from),
+        Some(seed_dir.join(Arm::LoraSynthetic.name()))
+    );
+    assert_eq!(staged["extra_examples"], 0);
+    assert_ne!(
+        std::fs::read(seed_dir.join("lora-staged/adapter_model.safetensors")).unwrap(),
+        std::fs::read(seed_dir.join("lora-synthetic/adapter_model.safetensors")).unwrap(),
+        "the staged run trained"
+    );
     // This spec reads every arm raw (`calibrate_extra: false`).
     assert!(!eval_of(Arm::LoraMixed).calibrated);
     // The generations are the same as the uninterrupted run's.

@@ -62,6 +62,7 @@ fn a_teacher_adapter_changes_generation_and_reloads_identically() {
             extra_soft: &[],
             extra_sources: Vec::new(),
             generated_extra: 0,
+            start_from: None,
             config: &cfg,
             out: &out,
             model_path: "tiny",

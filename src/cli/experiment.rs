@@ -113,7 +113,12 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
     anyhow::ensure!(!args.arms.is_empty(), "--arms names no method");
     let mut arms = args.arms.clone();
     // An arm that reads another's adapter needs that one trained.
-    let readers: Vec<Arm> = arms.iter().filter_map(|a| a.adapter_of()).collect();
+    // An arm that reads or trains on from another's adapter brings that arm along.
+    let readers: Vec<Arm> = arms
+        .iter()
+        .flat_map(|a| [a.adapter_of(), a.builds_on()])
+        .flatten()
+        .collect();
     arms.extend(readers);
     arms.sort();
     arms.dedup();

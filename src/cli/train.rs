@@ -485,6 +485,7 @@ pub fn run(
         extra_soft: &[],
         extra_sources: src.extra_sources.clone(),
         generated_extra: src.generated,
+        start_from: None,
         config: &cfg,
         out: &out,
         model_path: &model_path,

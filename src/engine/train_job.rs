@@ -101,6 +101,7 @@ pub fn run(
         extra_soft: &[],
         extra_sources,
         generated_extra,
+        start_from: None,
         config: &request.config,
         out: &out,
         model_path: &model_path,

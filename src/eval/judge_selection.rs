@@ -204,6 +204,7 @@ fn seeds_lora(ctx: &SelectionContext, task: &Task) -> anyhow::Result<Llama> {
         extra_soft: &[],
         extra_sources: Vec::new(),
         generated_extra: 0,
+        start_from: None,
         config: ctx.train,
         out: tmp.path(),
         model_path: ctx.model_path,

@@ -37,6 +37,9 @@ pub struct RunSpec<'a> {
     /// How many of the extra examples are text the model invented (the rest are real text
     /// labelled by the model or by hand): how the run's scores are read depends on it.
     pub generated_extra: usize,
+    /// Train on from this run's adapter instead of fresh factors (staged training: the
+    /// adapter of a run on seeds + generated items, then the seeds alone).
+    pub start_from: Option<&'a Path>,
     pub config: &'a TrainConfig,
     pub out: &'a Path,
     /// The base model's path, recorded and written into the adapter config.
@@ -55,6 +58,8 @@ struct RunRecord<'a> {
     real_examples: usize,
     extra_examples: usize,
     generated_examples: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    started_from: Option<&'a Path>,
     train_examples: usize,
     val_examples: usize,
     truncated_examples: usize,
@@ -138,6 +143,20 @@ pub fn train_run(
         Objective::Generate => Vec::new(),
     };
 
+    let mut model = model;
+    if let Some(dir) = spec.start_from {
+        let info = crate::train::peft::load_adapter(&mut model, dir)
+            .with_context(|| format!("starting from the adapter in {}", dir.display()))?;
+        anyhow::ensure!(
+            info.rank == cfg.lora.rank && info.targets == cfg.lora.targets,
+            "{}: the adapter has rank {} on {:?}; this run trains rank {} on {:?}",
+            dir.display(),
+            info.rank,
+            info.targets,
+            cfg.lora.rank,
+            cfg.lora.targets
+        );
+    }
     std::fs::create_dir_all(spec.out)
         .with_context(|| format!("creating {}", spec.out.display()))?;
     let record = RunRecord {
@@ -149,6 +168,7 @@ pub fn train_run(
         real_examples: real.len(),
         extra_examples: extra.len(),
         generated_examples: spec.generated_extra.min(extra.len()),
+        started_from: spec.start_from,
         train_examples: train_set.len(),
         val_examples: val_set.len(),
         truncated_examples: truncated,

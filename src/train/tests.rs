@@ -236,6 +236,70 @@ fn loss_falls_and_the_best_adapter_is_kept() {
     assert!(!out.model.device().is_autodiff());
 }
 
+fn first_step_loss(events: &[TrainEvent]) -> f64 {
+    events
+        .iter()
+        .find_map(|e| match e {
+            TrainEvent::Step { loss, .. } => Some(*loss),
+            _ => None,
+        })
+        .expect("a step")
+}
+
+#[test]
+fn a_model_carrying_adapters_of_the_runs_shape_trains_on_from_them() {
+    let device = Device::flex();
+    let (tr, val, labels) = toy_data();
+    let cfg = TrainConfig {
+        lora: LoraConfig {
+            rank: 4,
+            alpha: 8.0,
+            dropout: 0.0,
+            targets: vec![Target::Q, Target::V],
+        },
+        epochs: 6,
+        batch_size: 6,
+        lr: 2e-2,
+        patience: 0,
+        ..TrainConfig::default()
+    };
+    let data = TrainData {
+        train: &tr,
+        val: &val,
+        label_tokens: &labels,
+        pad: 0,
+        weights: &[],
+        soft: &[],
+    };
+    let run = |model: Llama, cfg: &TrainConfig| {
+        let mut events = Vec::new();
+        let out = train(model, &data, cfg, &TrainControl::default(), &mut |e| {
+            events.push(e.clone())
+        })
+        .unwrap();
+        (out, events)
+    };
+    let (first, fresh) = run(tiny_model(&device), &cfg);
+    let fresh_loss = first_step_loss(&fresh);
+    // Staged: the trained adapter goes on training (one epoch), starting where it ended.
+    let one = TrainConfig {
+        epochs: 1,
+        ..cfg.clone()
+    };
+    let (_, staged) = run(first.model.clone(), &one);
+    let staged_loss = first_step_loss(&staged);
+    assert!(
+        staged_loss < fresh_loss * 0.5,
+        "staged first loss {staged_loss} against a fresh run's {fresh_loss}"
+    );
+    // Adapters of another shape are replaced by fresh ones: the fresh run's first step exactly.
+    let mut other = tiny_model(&device);
+    lora::attach(&mut other, &all_targets(2), 5).unwrap();
+    randomize_b(&mut other, 1, 0.5);
+    let (_, replaced) = run(other, &one);
+    assert_eq!(first_step_loss(&replaced), fresh_loss);
+}
+
 #[test]
 fn training_is_reproducible_with_a_seed() {
     let device = Device::flex();

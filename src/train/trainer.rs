@@ -388,7 +388,13 @@ pub fn train_resumable(
     let elapsed_before = resume.map_or(0.0, |c| c.progress.elapsed_s);
     let elapsed = || elapsed_before + clock.elapsed().as_secs_f64();
     let mut model = model;
-    lora::attach(&mut model, &cfg.lora, cfg.seed).map_err(anyhow::Error::msg)?;
+    // A model that arrives with adapters of the run's rank and targets (a run started from
+    // another run's adapter) trains on from them; any other gets fresh ones.
+    let carried = lora::info(&model)
+        .is_some_and(|i| i.rank == cfg.lora.rank && i.targets == cfg.lora.targets && !i.merged);
+    if !carried || resume.is_some() {
+        lora::attach(&mut model, &cfg.lora, cfg.seed).map_err(anyhow::Error::msg)?;
+    }
     if let Some(ck) = resume {
         restore_adapters(&mut model, &ck.adapters)?;
     }

@@ -26,10 +26,13 @@ pub enum Arm {
     /// LoRA on the seeds + the kept generated items + the kept annotated pool (the teacher
     /// paper's mix of generation and annotation).
     LoraMixed,
+    /// Staged: the `lora-synthetic` adapter trained on, on the seeds alone (the real examples
+    /// last, to take out what the generated ones taught wrongly).
+    LoraStaged,
 }
 
 impl Arm {
-    pub const ALL: [Arm; 10] = [
+    pub const ALL: [Arm; 11] = [
         Arm::ZeroShot,
         Arm::Icl,
         Arm::IclCalibrated,
@@ -40,6 +43,7 @@ impl Arm {
         Arm::LoraTeacher,
         Arm::LoraAnnotated,
         Arm::LoraMixed,
+        Arm::LoraStaged,
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,6 +58,7 @@ impl Arm {
             Arm::LoraTeacher => "lora-teacher",
             Arm::LoraAnnotated => "lora-annotated",
             Arm::LoraMixed => "lora-mixed",
+            Arm::LoraStaged => "lora-staged",
         }
     }
 
@@ -70,6 +75,7 @@ impl Arm {
             Arm::LoraTeacher => "LoRA, seeds + teacher-written (filtered)",
             Arm::LoraAnnotated => "LoRA, seeds + annotated pool (filtered)",
             Arm::LoraMixed => "LoRA, seeds + filtered synthetic + annotated pool",
+            Arm::LoraStaged => "LoRA, seeds + filtered synthetic, then the seeds alone",
         }
     }
 
@@ -94,6 +100,14 @@ impl Arm {
         self.trains() && self != Arm::LoraReal
     }
 
+    /// The arm whose trained adapter this one starts from (and which must train first).
+    pub fn builds_on(self) -> Option<Arm> {
+        match self {
+            Arm::LoraStaged => Some(Arm::LoraSynthetic),
+            _ => None,
+        }
+    }
+
     /// Whether the arm needs the base model's generations (the generate and filter steps).
     pub fn needs_generation(self) -> bool {
         matches!(
@@ -102,6 +116,7 @@ impl Arm {
                 | Arm::LoraSyntheticUncalibrated
                 | Arm::LoraUnfiltered
                 | Arm::LoraMixed
+                | Arm::LoraStaged
         )
     }
 

@@ -664,7 +664,7 @@ impl SeedRun<'_, '_> {
     fn train_teacher(&mut self) -> anyhow::Result<TrainDetail> {
         let mut cfg = self.spec.train.clone();
         cfg.objective = Objective::Generate;
-        self.train_into(TEACHER_DIR, &[], &[], cfg, (Vec::new(), 0))
+        self.train_into(TEACHER_DIR, &[], &[], cfg, (Vec::new(), 0, None))
     }
 
     /// Labels a pool of the dataset's texts (seeds left out, labels hidden) with the in-context
@@ -810,6 +810,13 @@ impl SeedRun<'_, '_> {
     }
 
     fn train(&mut self, arm: Arm) -> anyhow::Result<TrainDetail> {
+        if let Some(first) = arm.builds_on() {
+            // Staged: the first arm's adapter trains on, on the seeds alone.
+            let from = self.dir.join(first.name());
+            let sources = vec![format!("continued from {}", first.name())];
+            let cfg = self.spec.train.clone();
+            return self.train_into(arm.name(), &[], &[], cfg, (sources, 0, Some(from)));
+        }
         let (extra, source) = self.extra(arm)?;
         let sources = if source.is_empty() {
             Vec::new()
@@ -825,7 +832,13 @@ impl SeedRun<'_, '_> {
         };
         let cfg = self.spec.train.clone();
         let (examples, soft): (Vec<Example>, Vec<Option<Vec<f32>>>) = extra.into_iter().unzip();
-        self.train_into(arm.name(), &examples, &soft, cfg, (sources, generated))
+        self.train_into(
+            arm.name(),
+            &examples,
+            &soft,
+            cfg,
+            (sources, generated, None),
+        )
     }
 
     /// A training run in `<seed dir>/<name>` on the seeds + `extra`.
@@ -835,7 +848,7 @@ impl SeedRun<'_, '_> {
         extra: &[Example],
         extra_soft: &[Option<Vec<f32>>],
         mut cfg: TrainConfig,
-        (extra_sources, generated_extra): (Vec<String>, usize),
+        (extra_sources, generated_extra, start_from): (Vec<String>, usize, Option<PathBuf>),
     ) -> anyhow::Result<TrainDetail> {
         let task = self.task()?;
         let out = self.dir.join(name);
@@ -853,6 +866,7 @@ impl SeedRun<'_, '_> {
             extra_soft,
             extra_sources,
             generated_extra,
+            start_from: start_from.as_deref(),
             config: &cfg,
             out: &out,
             model_path: self.ctx.model_path,
