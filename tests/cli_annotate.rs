@@ -134,4 +134,49 @@ fn annotated_items_report_agreement_and_keep_their_source_through_export_and_tra
             .unwrap()
             .contains("1 accepted")
     );
+    // The accepted item is real text the model labelled, not text it invented.
+    assert_eq!(config["generated_examples"], 0, "{config}");
+
+    // Staged: that run's adapter trains on, on the seeds alone.
+    let staged = tmp.path().join("staged");
+    let o = Command::new(bin)
+        .arg("--workspace")
+        .arg(&ws)
+        .args(["train", "--device", "cpu", "--epochs", "1", "--no-accepted"])
+        .arg("--model")
+        .arg(&model)
+        .arg("--start-from")
+        .arg(&run)
+        .arg("--out")
+        .arg(&staged)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(staged.join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        config["started_from"],
+        run.display().to_string(),
+        "{config}"
+    );
+    assert_eq!(config["extra_examples"], 0, "{config}");
+    // A run folder without an adapter cannot be started from: said with the folder.
+    let o = Command::new(bin)
+        .arg("--workspace")
+        .arg(&ws)
+        .args(["train", "--device", "cpu", "--epochs", "1", "--start-from"])
+        .arg(tmp.path())
+        .arg("--model")
+        .arg(&model)
+        .arg("--out")
+        .arg(tmp.path().join("nothing"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("starting from the adapter in") && err.contains("adapter_config.json"),
+        "{err}"
+    );
 }

@@ -47,10 +47,19 @@ pub struct TrainArgs {
     /// The run folder (default: runs/<time>-train in the workspace, beside the task, or here).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Train on from this run's adapter instead of fresh factors (same rank and targets).
+    /// Staged training: `--start-from <run on seeds + generated items> --no-accepted` trains
+    /// it on, on the seeds alone; the result is read as the first run is.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub start_from: Option<PathBuf>,
     /// Go on with a stopped or interrupted run from its checkpoint, with the settings and data
     /// it recorded (the other training options are not used); the model is the one it
     /// recorded unless --model is given.
-    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["out", "data", "no_accepted"])]
+    #[arg(
+        long,
+        value_name = "RUN_DIR",
+        conflicts_with_all = ["out", "data", "no_accepted", "start_from"]
+    )]
     pub resume: Option<PathBuf>,
     /// Evaluate the kept adapter on this labelled file afterwards (read with the options
     /// below), saving eval.json in the run folder as `seedforge eval` does.
@@ -485,7 +494,7 @@ pub fn run(
         extra_soft: &[],
         extra_sources: src.extra_sources.clone(),
         generated_extra: src.generated,
-        start_from: None,
+        start_from: args.start_from.as_deref(),
         config: &cfg,
         out: &out,
         model_path: &model_path,

@@ -59,9 +59,24 @@ impl Reading {
     }
 }
 
+/// The reading of `run`: a run trained on from another (staged) is read as the first stage
+/// when it added no generated items of its own — the lean came from there.
+pub fn reading_of_run(run: &Path) -> Reading {
+    let mut trained = trained_on(run);
+    // A chain of staged runs is followed a few links at most (a loop of folders ends too).
+    for _ in 0..8 {
+        let here = Reading::for_trained(trained.as_ref());
+        match trained.as_ref().and_then(|t| t.started_from.as_deref()) {
+            Some(first) if here == Reading::RAW => trained = trained_on(first),
+            _ => return here,
+        }
+    }
+    Reading::for_trained(trained.as_ref())
+}
+
 /// The classifier options for reading `run`'s adapter (zero-shot prompt, as it was trained).
 pub fn options_for_run(run: &Path) -> ClassifierOptions {
-    let r = Reading::for_trained(trained_on(run).as_ref());
+    let r = reading_of_run(run);
     ClassifierOptions {
         calibrate: r.calibrate,
         calibration_strength: r.strength,
@@ -71,7 +86,7 @@ pub fn options_for_run(run: &Path) -> ClassifierOptions {
 
 /// The evaluation options for `run`'s adapter.
 pub fn eval_options_for_run(run: &Path) -> EvalOptions {
-    let r = Reading::for_trained(trained_on(run).as_ref());
+    let r = reading_of_run(run);
     EvalOptions {
         calibrate: r.calibrate,
         calibration_strength: r.strength,
@@ -89,6 +104,7 @@ mod tests {
             extra_examples: extra,
             label_counts: Vec::new(),
             generated_examples: generated,
+            started_from: None,
         }
     }
 
@@ -105,6 +121,38 @@ mod tests {
         assert_eq!(Reading::for_trained(Some(&run(10, None))), half);
         assert_eq!(Reading::for_trained(Some(&run(0, None))), Reading::RAW);
         assert_eq!(Reading::for_trained(None), Reading::RAW);
+    }
+
+    #[test]
+    fn a_staged_run_is_read_as_the_run_it_started_from() {
+        let tmp = tempfile::tempdir().unwrap();
+        let write = |name: &str, extra: usize, generated: usize, from: Option<&str>| {
+            let dir = tmp.path().join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut c = serde_json::json!({
+                "real_examples": 8, "extra_examples": extra, "generated_examples": generated
+            });
+            if let Some(f) = from {
+                c["started_from"] = tmp.path().join(f).display().to_string().into();
+            }
+            std::fs::write(dir.join("config.json"), c.to_string()).unwrap();
+            dir
+        };
+        let half = Reading {
+            calibrate: true,
+            strength: GENERATED_STRENGTH,
+        };
+        write("synthetic", 20, 20, None);
+        write("annotated", 20, 0, None);
+        let staged = write("staged", 0, 0, Some("synthetic"));
+        let twice = write("twice", 0, 0, Some("staged"));
+        let on_real = write("on-real", 0, 0, Some("annotated"));
+        let looped = write("loop", 0, 0, Some("loop"));
+        assert_eq!(reading_of_run(&staged), half);
+        assert_eq!(reading_of_run(&twice), half);
+        assert_eq!(reading_of_run(&on_real), Reading::RAW);
+        assert_eq!(reading_of_run(&looped), Reading::RAW);
+        assert_eq!(reading_of_run(&tmp.path().join("synthetic")), half);
     }
 
     #[test]

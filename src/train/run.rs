@@ -361,6 +361,9 @@ pub struct TrainedOn {
     /// Extra examples the model invented (absent in runs saved before it was recorded).
     #[serde(default)]
     pub generated_examples: Option<usize>,
+    /// The run whose adapter this one trained on from (staged training).
+    #[serde(default)]
+    pub started_from: Option<PathBuf>,
 }
 
 /// The counts of a run folder's `config.json`; `None` when it has none (not a training run) or
