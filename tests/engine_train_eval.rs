@@ -76,6 +76,7 @@ fn train(s: &Setup, epochs: usize, with_accepted: bool) {
         .send(Command::Train(Box::new(TrainRequest {
             config: config(epochs),
             with_accepted,
+            then_seeds: false,
         })))
         .unwrap();
 }
@@ -459,6 +460,52 @@ fn train_pause_stop_evaluate_and_generate_as_before() {
         other => panic!("{other:?}"),
     }
     s.engine.shutdown();
+}
+
+#[test]
+fn staged_training_trains_the_accepted_run_on_on_the_seeds_into_a_second_folder() {
+    let mut s = setup();
+    let ws_dir = s.ws.lock().unwrap().dir().to_path_buf();
+    s.engine
+        .send(Command::Train(Box::new(TrainRequest {
+            config: config(2),
+            with_accepted: true,
+            then_seeds: true,
+        })))
+        .unwrap();
+    let events = until_end(&mut s.rx);
+    match events.last() {
+        Some(Event::JobFinished { summary, .. }) => {
+            assert!(
+                summary.contains("seeds + 2 accepted") && summary.contains("; then "),
+                "{summary}"
+            );
+        }
+        other => panic!("staged training did not finish: {other:?}"),
+    }
+    // Both stages' events came up: two starts, two finishes.
+    let t = tags(&events);
+    assert_eq!(t.iter().filter(|x| *x == "started").count(), 2, "{t:?}");
+    assert_eq!(t.iter().filter(|x| *x == "finished").count(), 2, "{t:?}");
+    let dirs = run_dirs(&ws_dir);
+    assert_eq!(dirs.len(), 2, "{dirs:?}");
+    let first = dirs
+        .iter()
+        .find(|d| d.to_string_lossy().ends_with("-train-accepted"))
+        .expect("the first stage's folder");
+    let second = dirs
+        .iter()
+        .find(|d| d.to_string_lossy().ends_with("-train-staged"))
+        .expect("the second stage's folder");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(second.join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["started_from"], first.display().to_string());
+    assert_eq!(config["extra_examples"], 0);
+    // It is read as the run it started from: the accepted items were generated.
+    let reading = seedforge::eval::reading::reading_of_run(second);
+    assert!(reading.calibrate, "{reading:?}");
+    assert!(second.join("adapter_model.safetensors").is_file());
 }
 
 #[test]

@@ -300,6 +300,7 @@ fn the_workbench_resumes_a_stopped_run_through_the_engine() {
         EngineCommand::Train(Box::new(TrainRequest {
             config: config(),
             with_accepted: false,
+            then_seeds: false,
         }))
     };
 

@@ -543,6 +543,30 @@ fn the_readme_lists_the_keymap() {
 }
 
 #[test]
+fn train_on_cycles_through_accepted_staged_and_seeds_only() {
+    let f = fixture();
+    let mut app = app(&f);
+    app.take_effects();
+    press(&mut app, "5");
+    // → from seeds + accepted: staged (then the seeds alone), then seeds only, then back.
+    press(&mut app, "right");
+    let s = &app.train.settings;
+    assert!(s.with_accepted && s.then_seeds);
+    assert!(app.train.fields(0)[0].value.ends_with(", then seeds"));
+    press(&mut app, "g");
+    match app.take_effects().as_slice() {
+        [Effect::Send(Command::Train(req))] => assert!(req.with_accepted && req.then_seeds),
+        other => panic!("{other:?}"),
+    }
+    let mut app = self::app(&f);
+    press(&mut app, "5 right right");
+    assert!(!app.train.settings.with_accepted);
+    press(&mut app, "right");
+    let s = &app.train.settings;
+    assert!(s.with_accepted && !s.then_seeds);
+}
+
+#[test]
 fn train_starts_with_the_trainers_defaults_and_pauses_and_stops() {
     let f = fixture();
     let mut app = app(&f);

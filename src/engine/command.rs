@@ -33,6 +33,8 @@ pub enum Command {
     /// Label the texts of a file with the model and add them to the workspace as `annotated`
     /// items, judged by the cheap filters and a confidence threshold.
     Annotate(Box<AnnotateRequest>),
+    /// Label a file of texts with one classifier into a result file (`predict`).
+    Predict(Box<super::PredictRequest>),
     /// Stop the worker once the current job is done.
     Shutdown,
 }
@@ -43,6 +45,9 @@ pub struct TrainRequest {
     /// Train on the seeds and the accepted items (the method), or on the seeds alone (the
     /// baseline it is compared with).
     pub with_accepted: bool,
+    /// Staged (with the accepted items): then train that run's adapter on, on the seeds alone,
+    /// into a second run folder.
+    pub then_seeds: bool,
 }
 
 #[derive(Debug, Clone)]

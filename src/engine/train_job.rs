@@ -129,7 +129,45 @@ pub fn run(
     } else {
         "seeds only".into()
     };
-    Ok(outcome(&result, &data))
+    let first = outcome(&result, &data);
+    if !(request.with_accepted && request.then_seeds) || first.cancelled {
+        return Ok(first);
+    }
+    // Staged: the run's adapter trains on, on the seeds alone, in a run folder of its own (so
+    // both are evaluated and compared with the seeds-only twin).
+    let out = lock_ws(ws).new_run_dir(STAGED_KIND)?;
+    events.send(Event::Log(format!(
+        "staged: {} trains on, on the seeds alone, into {}",
+        result.out.display(),
+        out.display()
+    )));
+    let spec = RunSpec {
+        extra: &[],
+        extra_sources: vec![format!("continued from {}", result.out.display())],
+        generated_extra: 0,
+        start_from: Some(&result.out),
+        out: &out,
+        ..spec
+    };
+    let second = train_run(
+        model.model.clone(),
+        &model.tokenizer,
+        &spec,
+        control,
+        &mut forward(job, events),
+    )?;
+    let then = outcome(&second, "the seeds, on from it");
+    Ok(Outcome {
+        cancelled: then.cancelled,
+        summary: format!("{}; then {}", first.summary, then.summary),
+    })
+}
+
+/// The run folder kind of a staged run's second stage.
+pub const STAGED_KIND: &str = "train-staged";
+
+fn lock_ws(ws: &Mutex<Workspace>) -> std::sync::MutexGuard<'_, Workspace> {
+    ws.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Every trainer event up as [`Event::Train`].

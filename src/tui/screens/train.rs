@@ -36,6 +36,8 @@ pub struct TrainSettings {
     pub config: TrainConfig,
     /// Seeds + accepted items (the method) or the seeds alone (the baseline).
     pub with_accepted: bool,
+    /// With the accepted items: then the seeds alone, on from that run's adapter (staged).
+    pub then_seeds: bool,
 }
 
 impl Default for TrainSettings {
@@ -43,6 +45,7 @@ impl Default for TrainSettings {
         TrainSettings {
             config: TrainConfig::default(),
             with_accepted: true,
+            then_seeds: false,
         }
     }
 }
@@ -94,12 +97,12 @@ impl TrainState {
         vec![
             f(
                 0,
-                if s.with_accepted {
-                    format!("seeds+{accepted}")
-                } else {
-                    "seeds only".into()
+                match (s.with_accepted, s.then_seeds) {
+                    (true, false) => format!("seeds+{accepted}"),
+                    (true, true) => format!("seeds+{accepted}, then seeds"),
+                    (false, _) => "seeds only".into(),
                 },
-                "seeds + the accepted items, or seeds only (the baseline)",
+                "accepted/staged/seeds only",
             ),
             f(
                 1,
@@ -138,7 +141,16 @@ impl TrainState {
             }
         };
         match field {
-            0 => s.with_accepted = !s.with_accepted,
+            0 => {
+                // seeds+accepted → staged → seeds only → seeds+accepted (← the other way).
+                let order = [(true, false), (true, true), (false, false)];
+                let at = order
+                    .iter()
+                    .position(|&o| o == (s.with_accepted, s.then_seeds && s.with_accepted))
+                    .unwrap_or(0);
+                let next = (if up { at + 1 } else { at + order.len() - 1 }) % order.len();
+                (s.with_accepted, s.then_seeds) = order[next];
+            }
             1 => {
                 c.lora.rank = if up {
                     c.lora.rank * 2
@@ -187,10 +199,15 @@ impl TrainState {
         let c = &mut s.config;
         match field {
             0 => {
-                s.with_accepted = match t.to_ascii_lowercase().as_str() {
-                    "seeds" | "seeds only" | "no" | "off" => false,
-                    "accepted" | "seeds+accepted" | "all" | "yes" | "on" => true,
-                    _ => return Err(format!("train on: `seeds` or `accepted`, not `{t}`")),
+                (s.with_accepted, s.then_seeds) = match t.to_ascii_lowercase().as_str() {
+                    "seeds" | "seeds only" | "no" | "off" => (false, false),
+                    "accepted" | "seeds+accepted" | "all" | "yes" | "on" => (true, false),
+                    "staged" | "then seeds" => (true, true),
+                    _ => {
+                        return Err(format!(
+                            "train on: `seeds`, `accepted` or `staged`, not `{t}`"
+                        ));
+                    }
                 }
             }
             1 => c.lora.rank = int(1)?,
@@ -344,11 +361,12 @@ impl App {
         self.effect(Effect::Send(Command::Train(Box::new(TrainRequest {
             config: settings.config.clone(),
             with_accepted: settings.with_accepted,
+            then_seeds: settings.with_accepted && settings.then_seeds,
         }))));
-        let on = if settings.with_accepted {
-            format!("{seeds} seeds + {accepted} accepted items")
-        } else {
-            format!("{seeds} seeds only")
+        let on = match (settings.with_accepted, settings.then_seeds) {
+            (true, false) => format!("{seeds} seeds + {accepted} accepted items"),
+            (true, true) => format!("{seeds} seeds + {accepted} accepted items, then the seeds"),
+            (false, _) => format!("{seeds} seeds only"),
         };
         let ready = matches!(self.model, ModelStatus::Ready { .. });
         self.info(if ready {
