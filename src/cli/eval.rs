@@ -96,14 +96,7 @@ pub fn run(args: EvalArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> {
     }
     let (mut loaded, _) = args.model.load()?;
     if let Some(dir) = &args.adapter {
-        let info = crate::train::peft::load_adapter(&mut loaded.model, dir)
-            .with_context(|| format!("loading the adapter in {}", dir.display()))?;
-        eprintln!(
-            "seedforge: adapter {} (r={}, {} parameters)",
-            dir.display(),
-            info.rank,
-            info.trainable_params
-        );
+        super::model_args::attach_adapter(&mut loaded.model, dir)?;
     }
     let templates = Templates::for_task(&task)?;
     if let Some(s) = args.calibration_strength {

@@ -50,6 +50,7 @@ impl InputArgs {
             format: self.format,
             text_col: self.text_col.clone(),
             label_col: self.label_col.clone(),
+            id_col: None,
             header: match (self.header, self.no_header) {
                 (true, _) => Some(true),
                 (_, true) => Some(false),

@@ -17,6 +17,7 @@ pub mod inspect;
 pub mod model;
 pub mod model_args;
 pub mod peers;
+pub mod predict;
 pub mod task_arg;
 pub mod train;
 
@@ -85,6 +86,9 @@ pub enum Command {
     Experiment(Box<experiment::ExperimentArgs>),
     /// Every evaluated run side by side.
     Runs(eval::RunsArgs),
+    /// Label texts with your classifier (a trained run, or zero-shot / in context): a file or
+    /// standard input, answers as JSONL, CSV or TSV with every label's probability.
+    Predict(Box<predict::PredictArgs>),
     /// Speed benchmarks beside the reference stacks (shared/peers) measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -113,6 +117,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Eval(args)) => eval::run(*args, cli.workspace),
         Some(Command::Experiment(args)) => experiment::run(*args),
         Some(Command::Runs(args)) => eval::list_runs(args, cli.workspace),
+        Some(Command::Predict(args)) => predict::run(*args, cli.workspace),
     }
 }
 

@@ -2,7 +2,7 @@
 //! one place that turns them into a loaded model (fetching the default model on first use).
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
@@ -58,6 +58,19 @@ impl ModelArgs {
         );
         Ok((loaded, selected))
     }
+}
+
+/// Puts the LoRA adapter of the run folder `dir` on `model`, saying which.
+pub fn attach_adapter(model: &mut crate::llm::model::Llama, dir: &Path) -> anyhow::Result<()> {
+    let info = crate::train::peft::load_adapter(model, dir)
+        .with_context(|| format!("loading the adapter in {}", dir.display()))?;
+    eprintln!(
+        "seedforge: adapter {} (r={}, {} parameters)",
+        dir.display(),
+        info.rank,
+        info.trainable_params
+    );
+    Ok(())
 }
 
 /// Shows fetch progress: a bar on a terminal, plain lines otherwise (logs, CI).

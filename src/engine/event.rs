@@ -16,6 +16,8 @@ pub enum JobKind {
     Train,
     Evaluate,
     Annotate,
+    /// Labelling a file with a classifier (`predict`).
+    Predict,
 }
 
 impl JobKind {
@@ -26,13 +28,14 @@ impl JobKind {
             JobKind::Train => "train",
             JobKind::Evaluate => "evaluate",
             JobKind::Annotate => "annotate",
+            JobKind::Predict => "label",
         }
     }
 
     /// What the rate in this job's progress events counts.
     pub fn rate_unit(self) -> &'static str {
         match self {
-            JobKind::Annotate => "texts/s",
+            JobKind::Annotate | JobKind::Predict => "texts/s",
             _ => "tok/s",
         }
     }

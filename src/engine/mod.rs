@@ -1,7 +1,7 @@
-//! Long jobs (generation with streaming filters, training, evaluation) on a worker thread that
-//! owns the model, reported as [`Event`]s on a channel. The UI and the headless commands drive the
-//! same engine: commands go down, events come up, and cancel/pause are flags the job checks
-//! between decoding or training steps.
+//! Long jobs (generation with streaming filters, training, evaluation, labelling a file) on a
+//! worker thread that owns the model, reported as [`Event`]s on a channel. The UI and the headless
+//! commands drive the same engine: commands go down, events come up, and cancel/pause are flags
+//! the job checks between decoding or training steps.
 
 pub mod annotate_job;
 pub mod command;
@@ -9,6 +9,7 @@ pub mod eval_job;
 pub mod event;
 pub mod generate_job;
 pub mod judge;
+pub mod predict_job;
 pub mod train_job;
 mod worker;
 
@@ -19,6 +20,7 @@ use std::thread::JoinHandle;
 pub use crate::util::control::JobControl;
 pub use command::{AnnotateRequest, Command, EvalRequest, TrainRequest};
 pub use event::{Event, JobId, JobKind, ModelEvent};
+pub use predict_job::PredictRequest;
 
 use crate::data::workspace::Workspace;
 use crate::llm::device::DeviceChoice;

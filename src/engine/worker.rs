@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use super::event::{Event, JobKind, ModelEvent};
 use super::judge::{Judges, Resolved};
 use super::{
-    Command, EngineConfig, JobControl, Sink, annotate_job, eval_job, generate_job, train_job,
+    Command, EngineConfig, JobControl, Sink, annotate_job, eval_job, generate_job, predict_job,
+    train_job,
 };
 use crate::data::workspace::Workspace;
 use crate::llm::device;
@@ -102,6 +103,7 @@ fn run_with(
             Command::Train(_) | Command::ResumeTrain { .. } => JobKind::Train,
             Command::Evaluate(_) => JobKind::Evaluate,
             Command::Annotate(_) => JobKind::Annotate,
+            Command::Predict(_) => JobKind::Predict,
         };
         let (model, device) = match &model {
             Ok((m, d)) => (m, d.as_str()),
@@ -172,6 +174,10 @@ fn run_with(
                 .map(|o| (o.cancelled, o.summary)),
             Command::Evaluate(request) => {
                 eval_job::run(job, model, &ws, &request, &control, &events)
+                    .map(|o| (o.cancelled, o.summary))
+            }
+            Command::Predict(request) => {
+                predict_job::run(job, model, &ws, &request, &control, &events)
                     .map(|o| (o.cancelled, o.summary))
             }
             Command::Annotate(request) => annotate_job::run(

@@ -1,9 +1,11 @@
 //! The paper's steps as plain functions over `llm` and `data`: prompt building, generation,
-//! post-processing, filters and the in-context classifier.
+//! post-processing, filters, the in-context classifier, and labelling texts with a classifier
+//! (`predict`).
 
 pub mod annotate;
 pub mod classify;
 pub mod filters;
 pub mod generate;
 pub mod postprocess;
+pub mod predict;
 pub mod prompt;

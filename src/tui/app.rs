@@ -460,7 +460,7 @@ impl App {
                         let text = editor.text();
                         let result = match screen {
                             Screen::Train => self.train.set_field(field, &text),
-                            Screen::Evaluate => self.evaluate.set_field(field, &text),
+                            Screen::Evaluate => self.evaluate_field_saved(field, &text),
                             _ => self.generate.set_field(field, &text),
                         };
                         if let Err(e) = result {
@@ -573,7 +573,7 @@ impl App {
                 if self
                     .job
                     .as_ref()
-                    .is_some_and(|j| j.kind == JobKind::Evaluate)
+                    .is_some_and(|j| matches!(j.kind, JobKind::Evaluate | JobKind::Predict))
                 {
                     self.evaluate.notes.push(line.clone());
                 }
@@ -592,7 +592,7 @@ impl App {
             }
             Event::JobFailed { kind, error, .. } => {
                 self.job_ended(kind);
-                if kind == JobKind::Evaluate {
+                if matches!(kind, JobKind::Evaluate | JobKind::Predict) {
                     self.evaluate.error = Some(error.clone());
                 }
                 self.error(format!("{} failed: {error}", kind.name()));
@@ -618,7 +618,7 @@ impl App {
                 self.evaluate.stage = None;
                 self.reload_runs();
             }
-            JobKind::Annotate => {}
+            JobKind::Annotate | JobKind::Predict => {}
         }
     }
 

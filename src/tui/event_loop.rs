@@ -86,6 +86,7 @@ fn apply_effects(app: &mut App, engine: &Engine) {
                     Command::Annotate(_) => JobKind::Annotate,
                     Command::Train(_) | Command::ResumeTrain { .. } => JobKind::Train,
                     Command::Evaluate(_) => JobKind::Evaluate,
+                    Command::Predict(_) => JobKind::Predict,
                     Command::Shutdown => continue,
                 };
                 if engine.send(command).is_err() {

@@ -219,7 +219,8 @@ pub static BINDINGS: &[Binding] = &[
     b(Context::Evaluate, &[Char('c')], Action::ToggleCalibrate, "calibration on / off (ICL, zero-shot)"),
     b(Context::Evaluate, &[Char('z')], Action::ToggleZeroShot, "zero-shot in / out of the comparison"),
     b(Context::Evaluate, &[Char('g')], Action::Start, "evaluate ICL and every LoRA run on the test set"),
-    b(Context::Evaluate, &[Char('s')], Action::Stop, "stop the evaluation"),
+    b(Context::Evaluate, &[Char('l')], Action::SetField(3), "label a file of texts with the selected classifier"),
+    b(Context::Evaluate, &[Char('s')], Action::Stop, "stop the evaluation or labelling"),
     b(Context::Evaluate, &[Char('r')], Action::Refresh, "read the run folders again"),
     // Text input.
     b(Context::TextInput, &[Code(Enter)], Action::Submit, "save"),

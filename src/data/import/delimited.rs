@@ -57,6 +57,7 @@ pub fn read(
                 |s: &Option<String>| s.as_deref().is_some_and(|s| s.parse::<usize>().is_err());
             by_name(&c.opts().text_col)
                 || by_name(&c.opts().label_col)
+                || by_name(&c.opts().id_col)
                 || first
                     .iter()
                     .any(|f| is_usual(f, TEXT_NAMES) || is_usual(f, LABEL_NAMES))
@@ -96,6 +97,15 @@ pub fn read(
     if Some(text) == label {
         return Err(c.columns_error("the text and the label cannot be the same column"));
     }
+    let id = match &c.opts().id_col {
+        Some(spec) => Some(resolve(spec, names, width).map_err(|m| c.columns_error(m))?),
+        None => None,
+    };
+    if id == Some(text) {
+        return Err(c.columns_error("the text and the id cannot be the same column"));
+    }
+    // A two-column file of ids and texts has no label column.
+    let label = label.filter(|&l| Some(l) != id);
 
     let what = if header { "header" } else { "first row" };
     for (line, rec) in data {
@@ -109,7 +119,11 @@ pub fn read(
             Some(l) => c.decode(*line, &rec[l])?,
             None => String::new(),
         };
-        c.row(*line, &t, &l)?;
+        let i = match id {
+            Some(i) => Some(c.decode(*line, &rec[i])?),
+            None => None,
+        };
+        c.row_with_id(*line, &t, &l, i)?;
     }
     let describe = |i: usize| match names {
         Some(n) => format!("column {} (\"{}\")", i + 1, n[i]),

@@ -74,8 +74,33 @@ pub fn read(bytes: &[u8], c: &mut Collector<'_>) -> Result<String, ImportError> 
                 continue;
             }
         };
+        let id = match c.opts().id_col.clone() {
+            None => None,
+            Some(name) => match field(&obj, Some(&name), &[]) {
+                Some((_, Value::String(s))) => Some(s.clone()),
+                Some((_, Value::Number(n))) => Some(n.to_string()),
+                Some((_, other)) => {
+                    c.problem(
+                        line_no,
+                        ProblemKind::Malformed,
+                        format!("field `{name}` holds {other}, not an id"),
+                        false,
+                    )?;
+                    continue;
+                }
+                None => {
+                    c.problem(
+                        line_no,
+                        ProblemKind::MissingField,
+                        format!("no field `{name}`"),
+                        false,
+                    )?;
+                    continue;
+                }
+            },
+        };
         used.get_or_insert_with(|| (tname.clone(), lname.clone()));
-        c.row(line_no, text, &label)?;
+        c.row_with_id(line_no, text, &label, id)?;
     }
     Ok(match used {
         Some((t, l)) => format!("text = field \"{t}\", label = field \"{l}\""),

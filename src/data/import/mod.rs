@@ -121,6 +121,9 @@ pub struct ImportOptions {
     /// nested field). None: a column or field with a usual name (`text`, `sentence`…).
     pub text_col: Option<String>,
     pub label_col: Option<String>,
+    /// A column or field holding each row's own id (`predict`'s output names rows by it); a
+    /// row without one is a missing-field problem. None: rows are named by their line.
+    pub id_col: Option<String>,
     /// TSV/CSV: whether the first row names the columns. None: guessed (see `delimited`).
     pub header: Option<bool>,
     /// Raw label → task label; a row whose label is not in the map is an unknown-label problem.
@@ -152,6 +155,8 @@ pub enum ProblemKind {
     UnknownLabel,
     MissingField,
     Malformed,
+    /// The text makes a prompt longer than the model's context (found when classifying).
+    TooLong,
 }
 
 impl ProblemKind {
@@ -164,6 +169,7 @@ impl ProblemKind {
             ProblemKind::UnknownLabel => "unknown label",
             ProblemKind::MissingField => "missing field",
             ProblemKind::Malformed => "malformed row",
+            ProblemKind::TooLong => "too long for the model",
         }
     }
 }
@@ -218,6 +224,8 @@ pub struct Imported {
     pub problems: Vec<Problem>,
     /// Which columns or fields were read, for the user (`text = column "sentence" …`).
     pub columns: String,
+    /// Each row's id, in `rows`' order, when an id column or field was asked for (else empty).
+    pub ids: Vec<String>,
 }
 
 impl Imported {
@@ -243,9 +251,18 @@ pub fn import_file(path: &Path, opts: &ImportOptions) -> Result<Imported, Import
         path: path.to_path_buf(),
         source,
     })?;
+    import_bytes(path, &bytes, opts)
+}
+
+/// Reads a file's bytes already in memory (standard input); `path` names it in problems.
+pub fn import_bytes(
+    path: &Path,
+    bytes: &[u8],
+    opts: &ImportOptions,
+) -> Result<Imported, ImportError> {
     let format = match opts.format {
         Some(f) => f,
-        None => Format::guess(path, &bytes).ok_or_else(|| ImportError::UnknownFormat {
+        None => Format::guess(path, bytes).ok_or_else(|| ImportError::UnknownFormat {
             path: path.to_path_buf(),
         })?,
     };
@@ -254,12 +271,18 @@ pub fn import_file(path: &Path, opts: &ImportOptions) -> Result<Imported, Import
         opts,
         rows: Vec::new(),
         problems: Vec::new(),
+        ids: Vec::new(),
     };
     let columns = match format {
-        Format::Tsv => delimited::read(&bytes, b'\t', false, &mut c)?,
-        Format::Csv => delimited::read(&bytes, b',', true, &mut c)?,
-        Format::Jsonl => jsonl::read(&bytes, &mut c)?,
-        Format::Trec => trec::read(&bytes, &mut c)?,
+        Format::Tsv => delimited::read(bytes, b'\t', false, &mut c)?,
+        Format::Csv => delimited::read(bytes, b',', true, &mut c)?,
+        Format::Jsonl => jsonl::read(bytes, &mut c)?,
+        Format::Trec => {
+            if opts.id_col.is_some() {
+                return Err(c.columns_error("TREC lines have no id field"));
+            }
+            trec::read(bytes, &mut c)?
+        }
     };
     Ok(Imported {
         path: path.to_path_buf(),
@@ -267,6 +290,7 @@ pub fn import_file(path: &Path, opts: &ImportOptions) -> Result<Imported, Import
         rows: c.rows,
         problems: c.problems,
         columns,
+        ids: c.ids,
     })
 }
 
@@ -299,6 +323,7 @@ pub(crate) struct Collector<'a> {
     opts: &'a ImportOptions,
     rows: Vec<Row>,
     problems: Vec<Problem>,
+    ids: Vec<String>,
 }
 
 impl Collector<'_> {
@@ -348,6 +373,17 @@ impl Collector<'_> {
 
     /// A row's text and raw label: checks them, maps the label and keeps the row.
     pub fn row(&mut self, line: usize, text: &str, label: &str) -> Result<(), ImportError> {
+        self.row_with_id(line, text, label, None)
+    }
+
+    /// [`Collector::row`] with the row's id (read when an id column was asked for).
+    pub fn row_with_id(
+        &mut self,
+        line: usize,
+        text: &str,
+        label: &str,
+        id: Option<String>,
+    ) -> Result<(), ImportError> {
         let text = text.trim();
         let label = label.trim();
         if text.is_empty() {
@@ -370,6 +406,14 @@ impl Collector<'_> {
                 }
             },
         };
+        if self.opts.id_col.is_some() {
+            match id.map(|i| i.trim().to_string()).filter(|i| !i.is_empty()) {
+                Some(id) => self.ids.push(id),
+                None => {
+                    return self.problem(line, ProblemKind::MissingField, "the id is empty", false);
+                }
+            }
+        }
         self.rows.push(Row {
             line,
             text: text.to_string(),
@@ -434,6 +478,7 @@ mod tests {
             rows: vec![row("10"), row("2"), row("2"), row("1")],
             problems: vec![],
             columns: String::new(),
+            ids: vec![],
         };
         assert_eq!(imp.labels(None), ["1", "2", "10"]);
     }

@@ -6,8 +6,11 @@
 //! `g` sends [`Command::Evaluate`] for the test set typed here (remembered in the workspace,
 //! [`TestSetChoice`]); every result lands as `runs/<id>/eval.json`, which is what this screen
 //! draws (read by [`super::runs::parse_eval`]), so results from `seedforge eval` show up too.
+//!
+//! `l` labels a file of unlabelled texts with the selected classifier ([`Command::Predict`], the
+//! job `seedforge predict` shares its reading with) into `predictions/<time>-<name>.jsonl`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -19,7 +22,8 @@ use super::runs::{EvalInfo, RunInfo, RunSelection};
 use crate::data::import::{ImportOptions, LabelMap};
 use crate::data::test_set::TestSetChoice;
 use crate::data::workspace::Workspace;
-use crate::engine::{Command, EvalRequest, JobKind};
+use crate::engine::eval_job::Target;
+use crate::engine::{Command, EvalRequest, JobKind, PredictRequest};
 use crate::eval::paired::{Paired, Scored, against_twins, cell};
 use crate::tui::action::Action;
 use crate::tui::app::{App, Effect, ModelStatus, Overlay, label_index, lock};
@@ -28,7 +32,9 @@ use crate::tui::widgets::text::truncate;
 use crate::tui::widgets::text_input::EditorState;
 
 /// The settings typed in a prompt, by [`Action::SetField`] index.
-pub const FIELDS: [&str; 3] = ["test file", "label map", "row limit"];
+pub const FIELDS: [&str; 4] = ["test file", "label map", "row limit", "file to label"];
+/// The field whose saving starts labelling.
+pub const LABEL_FILE: usize = 3;
 
 #[derive(Debug, Clone, Default)]
 pub struct EvaluateState {
@@ -40,8 +46,12 @@ pub struct EvaluateState {
     pub stage: Option<(String, usize, usize)>,
     /// The running or last evaluation's warnings (bad rows, with file and line).
     pub notes: Vec<String>,
-    /// Why the last evaluation failed.
+    /// Why the last evaluation or labelling failed.
     pub error: Option<String>,
+    /// The last file typed to be labelled.
+    pub label_file: String,
+    /// The labelling job running or queued: the classifier's name and the result file.
+    pub labelling: Option<(String, PathBuf)>,
 }
 
 impl EvaluateState {
@@ -58,6 +68,7 @@ impl EvaluateState {
         match field {
             0 => c.path.clone(),
             1 => c.label_map.clone(),
+            LABEL_FILE => self.label_file.clone(),
             _ => c.limit.map(|n| n.to_string()).unwrap_or_default(),
         }
     }
@@ -68,6 +79,7 @@ impl EvaluateState {
         let c = &mut self.choice;
         match field {
             0 => c.path = t.to_string(),
+            LABEL_FILE => self.label_file = t.to_string(),
             1 => {
                 if !t.is_empty() {
                     t.parse::<LabelMap>()
@@ -152,6 +164,11 @@ impl App {
             }
             Action::Start => self.start_evaluation(),
             Action::Stop => match &mut self.job {
+                Some(job) if job.kind == JobKind::Predict => {
+                    job.stopping = true;
+                    self.effect(Effect::Cancel);
+                    self.info("stopping: the partial result is not kept");
+                }
                 Some(job) if job.kind == JobKind::Evaluate => {
                     job.stopping = true;
                     self.effect(Effect::Cancel);
@@ -172,18 +189,27 @@ impl App {
         });
     }
 
-    fn start_evaluation(&mut self) {
+    /// Whether a job can start now (none running or waiting, the model not failed); if not,
+    /// the message line says why it cannot `what`.
+    fn free_to_start(&mut self, what: &str) -> bool {
         if let Some(job) = &self.job {
             self.warn(format!("a {} job is running; s stops it", job.kind.name()));
-            return;
+            return false;
         }
         if self.queued.is_some() {
             self.warn("a job is already waiting to start");
-            return;
+            return false;
         }
         if let ModelStatus::Failed(e) = &self.model {
             let e = e.clone();
-            self.error(format!("cannot evaluate: the model did not load: {e}"));
+            self.error(format!("cannot {what}: the model did not load: {e}"));
+            return false;
+        }
+        true
+    }
+
+    fn start_evaluation(&mut self) {
+        if !self.free_to_start("evaluate") {
             return;
         }
         let choice = self.evaluate.choice.clone();
@@ -248,6 +274,69 @@ impl App {
         } else {
             "the evaluation will start once the model is loaded".into()
         });
+    }
+
+    /// A typed setting was saved; the file to label starts labelling it.
+    pub(crate) fn evaluate_field_saved(&mut self, field: usize, text: &str) -> Result<(), String> {
+        self.evaluate.set_field(field, text)?;
+        if field == LABEL_FILE {
+            self.start_labelling();
+        }
+        Ok(())
+    }
+
+    /// The classifier `l` labels with: the selected comparison row's (a LoRA run, zero-shot or
+    /// ICL), ICL when there is none yet.
+    pub fn labelling_target(&self) -> Target {
+        let rows = comparison(&self.runs);
+        let Some(run) = rows.get(self.evaluate.selected.row(&rows)) else {
+            return Target::Icl;
+        };
+        if run.adapter == Some(crate::train::trainer::Objective::Classify) {
+            return Target::Lora(run.dir.clone());
+        }
+        match run.model_name().as_str() {
+            "zero-shot" => Target::ZeroShot,
+            _ => Target::Icl,
+        }
+    }
+
+    fn start_labelling(&mut self) {
+        if !self.free_to_start("label") {
+            return;
+        }
+        let typed = self.evaluate.label_file.trim().to_string();
+        if typed.is_empty() {
+            self.info("l then the path of a file of texts (one a line, TSV, CSV or JSONL)");
+            return;
+        }
+        let input = resolve(&typed);
+        if !input.is_file() {
+            self.fail_evaluation(format!(
+                "no file at {} (l names the file to label)",
+                input.display()
+            ));
+            return;
+        }
+        let target = self.labelling_target();
+        let dir = lock(&self.ws).dir().to_path_buf();
+        let out = result_path(&dir, &input);
+        let name = target.name();
+        self.evaluate.error = None;
+        self.evaluate.notes.clear();
+        self.evaluate.labelling = Some((name.clone(), out.clone()));
+        self.queued = Some(JobKind::Predict);
+        self.effect(Effect::Send(Command::Predict(Box::new(PredictRequest {
+            input: input.clone(),
+            out: out.clone(),
+            classifier: target,
+            calibrate: self.evaluate.choice.calibrate,
+        }))));
+        self.info(format!(
+            "labelling {} with {name} into {} (s stops)",
+            input.display(),
+            out.display()
+        ));
     }
 
     fn fail_evaluation(&mut self, error: String) {
@@ -369,9 +458,38 @@ fn draw_test_set(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     );
 }
 
+/// Where labelling `input` writes: `<workspace>/predictions/<time>-<file stem>.jsonl`.
+pub fn result_path(workspace: &Path, input: &Path) -> PathBuf {
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "texts".into());
+    workspace.join("predictions").join(format!(
+        "{}-{stem}.jsonl",
+        crate::data::time::compact(std::time::SystemTime::now())
+    ))
+}
+
 /// What the evaluation is doing, or why it failed, or its last warning.
 fn status_line<'a>(app: &App, theme: &Theme, w: usize) -> Line<'a> {
     let e = &app.evaluate;
+    if let Some(j) = app.job.as_ref().filter(|j| j.kind == JobKind::Predict) {
+        let name = e.labelling.as_ref().map_or("", |(n, _)| n.as_str());
+        let mut s = format!(
+            "labelling with {name} · {}/{} texts · {:.1} texts/s · {}",
+            j.done,
+            j.total,
+            j.tokens_per_second,
+            eta_text(j.eta_seconds)
+        );
+        if j.stopping {
+            s.push_str(" · stopping…");
+        }
+        return Line::styled(truncate(&s, w), theme.info());
+    }
+    if app.queued == Some(JobKind::Predict) {
+        return Line::styled("waiting for the model…", theme.info());
+    }
     let job = app.job.as_ref().filter(|j| j.kind == JobKind::Evaluate);
     if let Some(j) = job {
         let mut s = match &e.stage {
@@ -405,7 +523,8 @@ fn status_line<'a>(app: &App, theme: &Theme, w: usize) -> Line<'a> {
     }
     Line::styled(
         truncate(
-            "g evaluates ICL (the seeds as demonstrations) and every LoRA run; s stops",
+            "g evaluates ICL (the seeds as demonstrations) and every LoRA run; l labels a file \
+             with the selected one; s stops",
             w,
         ),
         theme.dim(),
