@@ -34,8 +34,15 @@ fn report(adapter: &Path, right: usize) -> EvalReport {
 }
 
 fn run_folder(dir: &Path, extra: usize) {
+    staged_folder(dir, extra, None);
+}
+
+fn staged_folder(dir: &Path, extra: usize, from: Option<&Path>) {
     std::fs::create_dir_all(dir).unwrap();
-    let config = serde_json::json!({"real_examples": 8, "extra_examples": extra});
+    let mut config = serde_json::json!({"real_examples": 8, "extra_examples": extra});
+    if let Some(f) = from {
+        config["started_from"] = f.display().to_string().into();
+    }
     std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
 }
 
@@ -54,6 +61,11 @@ fn an_evaluation_saved_apart_is_put_beside_its_twin() {
     report(&mixed, 20).save(&mixed).unwrap();
     // Read from the mixed run's adapter, saved in a folder with no config.json.
     report(&mixed, 20).save(&apart).unwrap();
+    // Trained on from the mixed run on the seeds alone: no extra examples of its own, yet no
+    // seeds-only twin either.
+    let staged = runs.join("d-staged");
+    staged_folder(&staged, 0, Some(&mixed));
+    report(&staged, 20).save(&staged).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_seedforge"))
         .args(["runs", "--runs"])
         .arg(&runs)
@@ -64,7 +76,7 @@ fn an_evaluation_saved_apart_is_put_beside_its_twin() {
         String::from_utf8_lossy(&out.stderr),
     );
     assert!(out.status.success(), "{stderr}");
-    for name in ["b-mixed", "c-apart"] {
+    for name in ["b-mixed", "c-apart", "d-staged"] {
         let line = stdout
             .lines()
             .find(|l| l.starts_with(name))

@@ -253,10 +253,8 @@ pub fn list_runs(args: RunsArgs, workspace: Option<PathBuf>) -> anyhow::Result<(
         .zip(&trained)
         .zip(&files)
         .map(|(((_, r), t), f)| Scored {
-            seeds_only: r.method == Method::Lora
-                && t.as_ref().is_some_and(|t| t.extra_examples == 0),
-            with_extra: r.method == Method::Lora
-                && t.as_ref().is_some_and(|t| t.extra_examples > 0),
+            seeds_only: r.method == Method::Lora && t.as_ref().is_some_and(TrainedOn::seeds_only),
+            with_extra: r.method == Method::Lora && t.as_ref().is_some_and(|t| !t.seeds_only()),
             test_file: f,
             correct: &r.correct,
         })

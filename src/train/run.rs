@@ -366,6 +366,13 @@ pub struct TrainedOn {
     pub started_from: Option<PathBuf>,
 }
 
+impl TrainedOn {
+    /// The seeds alone from fresh factors: the twin other runs are compared with.
+    pub fn seeds_only(&self) -> bool {
+        self.extra_examples == 0 && self.started_from.is_none()
+    }
+}
+
 /// The counts of a run folder's `config.json`; `None` when it has none (not a training run) or
 /// it does not say.
 pub fn trained_on(run: &Path) -> Option<TrainedOn> {

@@ -325,26 +325,33 @@ pub struct TrainedOn {
     pub real: usize,
     /// Accepted items (or other extra examples); 0 for the seeds-only baseline.
     pub extra: usize,
+    /// Trained on from another run's adapter (staged), so not a seeds-only baseline even
+    /// with no extra examples of its own.
+    pub staged: bool,
 }
 
 impl TrainedOn {
-    /// `seeds` or `seeds+12`.
+    /// `seeds`, `seeds+12`, or `staged` (a run trained on from another).
     pub fn short(self) -> String {
-        if self.extra == 0 {
-            "seeds".into()
-        } else {
-            format!("seeds+{}", self.extra)
+        match (self.staged, self.extra) {
+            (true, _) => "staged".into(),
+            (false, 0) => "seeds".into(),
+            (false, n) => format!("seeds+{n}"),
         }
+    }
+
+    /// The seeds alone from fresh factors: the twin other runs are compared with.
+    pub fn seeds_only(self) -> bool {
+        self.extra == 0 && !self.staged
     }
 }
 
 fn read_trained_on(dir: &Path) -> Option<TrainedOn> {
-    let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
-    let v: Value = serde_json::from_str(&text).ok()?;
-    let n = |k: &str| v.get(k).and_then(Value::as_u64).map(|x| x as usize);
+    let t = crate::train::run::trained_on(dir)?;
     Some(TrainedOn {
-        real: n("real_examples")?,
-        extra: n("extra_examples")?,
+        real: t.real_examples,
+        extra: t.extra_examples,
+        staged: t.started_from.is_some(),
     })
 }
 
