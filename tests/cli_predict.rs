@@ -462,3 +462,41 @@ fn bad_rows_are_named_with_file_and_line_then_skipped_or_fatal() {
         assert_eq!(answers, usize::from(success), "{policy}");
     }
 }
+
+#[test]
+fn bench_predict_times_each_batch_size_with_the_same_labels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny(tmp.path());
+    let dev = tmp.path().join("dev.tsv");
+    let mut body = String::from("sentence\tlabel\n");
+    for (i, t) in TEXTS.iter().enumerate() {
+        body.push_str(&format!("{t}\t{}\n", i % 2));
+    }
+    std::fs::write(&dev, body).unwrap();
+    let json = tmp.path().join("bench.json");
+    let o = Command::new(BIN)
+        .args(["bench", "predict", "--device", "cpu", "--batches", "1,4"])
+        .arg("--model")
+        .arg(&model)
+        .arg("--dev")
+        .arg(&dev)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    ok(&o);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.starts_with("cpu: "), "{out}");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let figures = v["seedforge"].as_array().unwrap();
+    let batches: Vec<u64> = figures
+        .iter()
+        .map(|f| f["batch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(batches, [1, 4]);
+    for f in figures {
+        assert_eq!(f["items"], 6);
+        assert_eq!(f["same_label"], 6, "{f}");
+        assert!(f["items_per_s"].as_f64().unwrap() > 0.0);
+    }
+}

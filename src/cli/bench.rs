@@ -28,6 +28,9 @@ pub enum BenchCommand {
     /// transformers peer (`peft_logits.py`), compared prompt by prompt: the interop check for
     /// adapters written by either side.
     Peft(PeftArgs),
+    /// `seedforge predict`'s throughput (texts/s) with a run on SST-2 dev rows at batch 1, 16
+    /// and 64, with the CPU it ran on.
+    Predict(Box<super::bench_predict::PredictBenchArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -144,8 +147,9 @@ struct OursSummary {
     rounds: Vec<StepTiming>,
 }
 
-pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+pub fn run(cmd: BenchCommand, workspace: Option<PathBuf>) -> anyhow::Result<()> {
     match cmd {
+        BenchCommand::Predict(args) => super::bench_predict::run(*args, workspace),
         BenchCommand::Decode(args) => super::bench_decode::run(args),
         BenchCommand::Classify(args) => super::bench_classify::run(args),
         BenchCommand::Train(args) => train(args),

@@ -5,6 +5,7 @@ pub mod annotate;
 pub mod bench;
 pub mod bench_classify;
 pub mod bench_decode;
+pub mod bench_predict;
 pub mod classify;
 pub mod eval;
 pub mod experiment;
@@ -108,7 +109,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Model(cmd)) => model::run(cmd),
         Some(Command::Inspect(cmd)) => inspect::run(cmd),
         Some(Command::Generate(args)) => generate::run(args),
-        Some(Command::Bench(cmd)) => bench::run(cmd),
+        Some(Command::Bench(cmd)) => bench::run(cmd, cli.workspace),
         Some(Command::Classify(args)) => classify::run(args),
         Some(Command::Filter(args)) => filter::run(args),
         Some(Command::Annotate(args)) => annotate::run(*args, cli.workspace),

@@ -83,13 +83,15 @@ pub struct PredictArgs {
 }
 
 /// The task: `--task`, else `--workspace`, else the workspace holding the run, else the demo.
-fn load_task(args: &PredictArgs, workspace: Option<&Path>) -> anyhow::Result<Task> {
-    if args.task.task.is_some() {
-        return args.task.load();
+pub(crate) fn load_task(
+    task: &TaskArg,
+    run: Option<&Path>,
+    workspace: Option<&Path>,
+) -> anyhow::Result<Task> {
+    if task.task.is_some() {
+        return task.load();
     }
-    let from_run = args
-        .run
-        .as_deref()
+    let from_run = run
         .and_then(|r| r.parent()?.parent().map(Path::to_path_buf))
         .filter(|ws| ws.join("task.toml").is_file());
     match workspace.map(Path::to_path_buf).or(from_run) {
@@ -110,27 +112,43 @@ fn run_task_name(run: &Path) -> Option<String> {
     v.get("task_name")?.as_str().map(String::from)
 }
 
+/// A classifier run of `task`, refused in words when it is a teacher or trained on another task.
+pub(crate) fn run_target(run: &Path, task: &Task) -> anyhow::Result<Target> {
+    anyhow::ensure!(
+        objective_of(run)? == Objective::Classify,
+        "{} is a teacher run (it writes examples); predict needs a classifier run from \
+         `seedforge train`",
+        run.display()
+    );
+    if let Some(name) = run_task_name(run) {
+        anyhow::ensure!(
+            name == task.name,
+            "{} was trained on the task `{name}`, not `{}`; name its task with --task or \
+             --workspace",
+            run.display(),
+            task.name
+        );
+    }
+    Ok(Target::Lora(run.to_path_buf()))
+}
+
+/// The model to load: --model, else the one `run` recorded when it is on this machine, else
+/// the default.
+pub(crate) fn model_for(model: &ModelArgs, run: Option<&Path>) -> ModelArgs {
+    let mut m = model.clone();
+    if let (None, Some(run)) = (&m.model, run)
+        && let Ok(recorded) = recorded_model(run)
+        && Path::new(&recorded).is_file()
+    {
+        m.model = Some(PathBuf::from(recorded));
+    }
+    m
+}
+
 pub fn run(args: PredictArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> {
-    let task = load_task(&args, workspace.as_deref())?;
+    let task = load_task(&args.task, args.run.as_deref(), workspace.as_deref())?;
     let target = match (&args.run, args.method) {
-        (Some(run), _) => {
-            anyhow::ensure!(
-                objective_of(run)? == Objective::Classify,
-                "{} is a teacher run (it writes examples); predict needs a classifier run from \
-                 `seedforge train`",
-                run.display()
-            );
-            if let Some(name) = run_task_name(run) {
-                anyhow::ensure!(
-                    name == task.name,
-                    "{} was trained on the task `{name}`, not `{}`; name its task with --task \
-                     or --workspace",
-                    run.display(),
-                    task.name
-                );
-            }
-            Target::Lora(run.clone())
-        }
+        (Some(run), _) => run_target(run, &task)?,
         (None, Some(Method::Icl)) => {
             anyhow::ensure!(
                 !task.seeds.is_empty(),
@@ -194,14 +212,7 @@ pub fn run(args: PredictArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> 
         Some((name, r.inputs, r.problems.len()))
     };
 
-    let mut model_args = args.model.clone();
-    if let (None, Some(run)) = (&model_args.model, &args.run)
-        && let Ok(recorded) = recorded_model(run)
-        && Path::new(&recorded).is_file()
-    {
-        model_args.model = Some(PathBuf::from(recorded));
-    }
-    let (mut loaded, _) = model_args.load()?;
+    let (mut loaded, _) = model_for(&args.model, args.run.as_deref()).load()?;
     if let Target::Lora(dir) = &target {
         super::model_args::attach_adapter(&mut loaded.model, dir)?;
     }
