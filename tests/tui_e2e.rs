@@ -309,8 +309,9 @@ fn generate_review_undo_and_quit_in_a_real_terminal() {
     assert_ne!(a, b);
     assert_ne!(b, c);
 
-    // Train two epochs on the seeds + the two accepted items (epochs is the 4th setting) and
-    // read the chart off the screen once the run is on disk.
+    // Train two epochs on the seeds + the two accepted items, then (staged, the default) on the
+    // seeds alone (epochs is the 4th setting); read the chart off the screen once both runs are
+    // on disk.
     tmux.keys(&["5", "Down", "Down", "Down", "Enter", "2", "Enter", "g"]);
     let trained = tmux.wait_for("the training run", Duration::from_secs(300), |s| {
         s.contains("train done:") && s.contains("│ idle")
@@ -319,7 +320,9 @@ fn generate_review_undo_and_quit_in_a_real_terminal() {
     assert!(trained.contains("seeds + 2 accepted"), "{trained}");
     assert!(trained.contains("Loss · run "), "{trained}");
     assert!(trained.contains("step 2/2"), "{trained}");
-    assert!(trained.contains("train-accepted"), "{trained}");
+    assert!(trained.contains("-train-staged"), "{trained}");
+    assert!(trained.contains("-train-accep"), "{trained}");
+    assert!(trained.contains("staged+2"), "{trained}");
 
     tmux.keys(&["q"]);
     let end = tmux.wait_for("the exit", Duration::from_secs(30), |s| s.contains("EXIT="));
@@ -335,6 +338,16 @@ fn generate_review_undo_and_quit_in_a_real_terminal() {
         .find(|p| p.to_string_lossy().ends_with("-train-accepted"))
         .expect("the training run's folder");
     assert!(run.join("adapter_model.safetensors").is_file());
+    let staged = std::fs::read_dir(ws_dir.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("-train-staged"))
+        .expect("the staged run's folder");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(staged.join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["started_from"], run.display().to_string());
+    assert!(staged.join("adapter_model.safetensors").is_file());
 
     // The journal holds exactly what the keys did.
     let ws = Workspace::open(&ws_dir).expect("the lock was released on quit");

@@ -548,20 +548,26 @@ fn train_on_cycles_through_accepted_staged_and_seeds_only() {
     let mut app = app(&f);
     app.take_effects();
     press(&mut app, "5");
-    // → from seeds + accepted: staged (then the seeds alone), then seeds only, then back.
-    press(&mut app, "right");
+    // The default is staged: seeds + accepted, then the seeds alone.
     let s = &app.train.settings;
     assert!(s.with_accepted && s.then_seeds);
-    assert!(app.train.fields(0)[0].value.ends_with(", then seeds"));
+    assert_eq!(app.train.fields(2)[0].value, "staged+2");
     press(&mut app, "g");
     match app.take_effects().as_slice() {
         [Effect::Send(Command::Train(req))] => assert!(req.with_accepted && req.then_seeds),
         other => panic!("{other:?}"),
     }
+    // → cycles: seeds only, seeds + accepted, staged again; ← goes back.
     let mut app = self::app(&f);
-    press(&mut app, "5 right right");
+    press(&mut app, "5 right");
     assert!(!app.train.settings.with_accepted);
     press(&mut app, "right");
+    let s = &app.train.settings;
+    assert!(s.with_accepted && !s.then_seeds);
+    press(&mut app, "right");
+    let s = &app.train.settings;
+    assert!(s.with_accepted && s.then_seeds);
+    press(&mut app, "left");
     let s = &app.train.settings;
     assert!(s.with_accepted && !s.then_seeds);
 }
@@ -572,9 +578,9 @@ fn train_starts_with_the_trainers_defaults_and_pauses_and_stops() {
     let mut app = app(&f);
     app.take_effects();
     press(&mut app, "5");
-    // The default data is seeds + accepted; ← makes it the seeds-only baseline.
+    // The default data is seeds + accepted (staged); → makes it the seeds-only baseline.
     assert!(app.train.settings.with_accepted);
-    press(&mut app, "left g");
+    press(&mut app, "right g");
     match app.take_effects().as_slice() {
         [Effect::Send(Command::Train(req))] => {
             assert_eq!(req.config, TrainConfig::default());

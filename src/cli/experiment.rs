@@ -55,7 +55,7 @@ pub struct ExperimentArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "zero-shot,icl,icl-calibrated,lora-real,lora-synthetic,lora-unfiltered"
+        default_value = "zero-shot,icl,icl-calibrated,lora-real,lora-synthetic,lora-staged,lora-unfiltered"
     )]
     pub arms: Vec<Arm>,
     #[command(flatten)]

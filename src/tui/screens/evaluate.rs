@@ -18,7 +18,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Cell, Paragraph, Row, Table, TableState, Wrap};
 
 use super::generate::eta_text;
-use super::runs::{EvalInfo, RunInfo, RunSelection};
+use super::runs::{EvalInfo, RunInfo, RunSelection, TrainedOn};
 use crate::data::import::{ImportOptions, LabelMap};
 use crate::data::test_set::TestSetChoice;
 use crate::data::workspace::Workspace;
@@ -563,8 +563,8 @@ pub fn twins(runs: &[&RunInfo]) -> Vec<Option<(usize, Paired)>> {
             let lora = r.adapter.is_some();
             let e = r.eval.as_ref();
             Scored {
-                seeds_only: lora && r.trained_on.is_some_and(|t| t.extra == 0),
-                with_extra: lora && r.trained_on.is_some_and(|t| t.extra > 0),
+                seeds_only: lora && r.trained_on.is_some_and(TrainedOn::seeds_only),
+                with_extra: lora && r.trained_on.is_some_and(|t| !t.seeds_only()),
                 test_file: e.and_then(|e| e.on.as_deref()).unwrap_or(""),
                 correct: e.map_or(&[][..], |e| &e.correct),
             }
