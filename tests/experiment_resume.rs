@@ -255,6 +255,29 @@ fn a_stopped_experiment_resumes_from_its_last_finished_step() {
     );
     // This spec reads every arm raw (`calibrate_extra: false`).
     assert!(!eval_of(Arm::LoraMixed).calibrated);
+    // An evaluation saved under another reading (an older default) is scored again, alone.
+    let syn_dir = seed_dir.join(Arm::LoraSynthetic.name());
+    let mut old = seedforge::eval::report::EvalReport::load(&syn_dir).unwrap();
+    (old.calibrated, old.calibration_strength) = (true, None);
+    old.save(&syn_dir).unwrap();
+    let reopened =
+        experiment::reopen_stale_evaluations(&out, &setup.spec, &[7], &Arm::ALL).unwrap();
+    assert_eq!(reopened.len(), 1, "{reopened:?}");
+    assert!(
+        reopened[0].contains("eval-lora-synthetic") && reopened[0].contains("strength 1, now 0"),
+        "{reopened:?}"
+    );
+    assert!(!marker_path(&seed_dir, "eval-lora-synthetic").exists());
+    let (r, lines) = run(&setup, &out, &|_| false);
+    r.unwrap();
+    let redone: Vec<&String> = lines.iter().filter(|l| l.ends_with('…')).collect();
+    assert_eq!(redone, ["seed 7: eval-lora-synthetic…"]);
+    assert!(!eval_of(Arm::LoraSynthetic).calibrated);
+    assert!(
+        experiment::reopen_stale_evaluations(&out, &setup.spec, &[7], &Arm::ALL)
+            .unwrap()
+            .is_empty()
+    );
     // The generations are the same as the uninterrupted run's.
     assert_eq!(
         std::fs::read(experiment::seed_dir(&whole, 7).join("generated.jsonl")).unwrap(),

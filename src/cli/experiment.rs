@@ -183,6 +183,9 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
             args.out.display()
         );
     }
+    for line in experiment::reopen_stale_evaluations(&args.out, &spec, &seeds, &arms)? {
+        eprintln!("seedforge: {line}");
+    }
     let todo = experiment::pending(&args.out, &spec, &seeds, &arms)?;
     if todo > 0 {
         let (loaded, selected) = args.model.load()?;

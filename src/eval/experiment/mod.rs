@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use arm::Arm;
-pub use steps::{Cancelled, Context, Hooks, pending, run_seed};
+pub use steps::{Cancelled, Context, Hooks, pending, reopen_stale_evaluations, run_seed};
 
 use crate::data::task::Task;
 use crate::pipeline::filters::FilterSettings;

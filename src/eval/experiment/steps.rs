@@ -245,6 +245,69 @@ pub fn read_marker(dir: &Path, step: &str) -> anyhow::Result<Option<Marker>> {
 }
 
 /// Steps of these seeds and arms that have not finished.
+/// How `arm` is scored: a LoRA arm as the workbench reads its run (`eval::reading`), unless
+/// the spec or the arm asks for the raw scores (the calibration's ablation).
+fn eval_options(
+    spec: &ExperimentSpec,
+    arm: Arm,
+    method: Method,
+    adapter: Option<&Path>,
+) -> EvalOptions {
+    match adapter {
+        Some(dir) if spec.calibrate_extra && arm != Arm::LoraSyntheticUncalibrated => EvalOptions {
+            batch: spec.eval_batch,
+            ..crate::eval::reading::eval_options_for_run(dir)
+        },
+        _ => EvalOptions {
+            calibrate: arm == Arm::IclCalibrated,
+            batch: spec.eval_batch,
+            ..EvalOptions::new(method)
+        },
+    }
+}
+
+/// Reopens the finished LoRA evaluations whose saved reading is not the one this version
+/// gives their run (a default changed since they were scored): their markers go, so they are
+/// scored again instead of being mixed into one report with the others. Returns a line for
+/// each, to tell the user.
+pub fn reopen_stale_evaluations(
+    out: &Path,
+    spec: &ExperimentSpec,
+    seeds: &[u64],
+    arms: &[Arm],
+) -> anyhow::Result<Vec<String>> {
+    let mut reopened = Vec::new();
+    for &s in seeds {
+        let dir = seed_dir(out, s);
+        for &arm in arms {
+            let Some(adapter) = arm.adapter_of().map(|a| dir.join(a.name())) else {
+                continue;
+            };
+            let step = format!("eval-{}", arm.name());
+            if read_marker(&dir, &step)?.is_none() {
+                continue;
+            }
+            let Ok(saved) = EvalReport::load(&dir.join(arm.name())) else {
+                continue;
+            };
+            let now = eval_options(spec, arm, Method::Lora, Some(&adapter));
+            let strength = |calibrated: bool, s: f64| if calibrated { s } else { 0.0 };
+            let was = strength(saved.calibrated, saved.calibration_strength.unwrap_or(1.0));
+            let will = strength(now.calibrate, now.calibration_strength);
+            if (was - will).abs() > 1e-9 {
+                let path = marker_path(&dir, &step);
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("removing {}", path.display()))?;
+                reopened.push(format!(
+                    "seed {s}: {step} was read with calibration strength {was}, now {will}: \
+                     scoring it again"
+                ));
+            }
+        }
+    }
+    Ok(reopened)
+}
+
 pub fn pending(
     out: &Path,
     spec: &ExperimentSpec,
@@ -965,21 +1028,7 @@ impl SeedRun<'_, '_> {
             (None, Arm::ZeroShot) => Method::ZeroShot,
             (None, _) => Method::Icl,
         };
-        // A LoRA arm is read as the workbench reads its run (`eval::reading`), unless the
-        // spec or the arm asks for the raw scores (the calibration's ablation).
-        let options = match &adapter_dir {
-            Some(dir) if self.spec.calibrate_extra && arm != Arm::LoraSyntheticUncalibrated => {
-                EvalOptions {
-                    batch: self.spec.eval_batch,
-                    ..crate::eval::reading::eval_options_for_run(dir)
-                }
-            }
-            _ => EvalOptions {
-                calibrate: arm == Arm::IclCalibrated,
-                batch: self.spec.eval_batch,
-                ..EvalOptions::new(method)
-            },
-        };
+        let options = eval_options(self.spec, arm, method, adapter_dir.as_deref());
         let report = evaluate(
             &model,
             self.ctx.tokenizer,
