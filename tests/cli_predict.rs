@@ -475,7 +475,15 @@ fn bench_predict_times_each_batch_size_with_the_same_labels() {
     std::fs::write(&dev, body).unwrap();
     let json = tmp.path().join("bench.json");
     let o = Command::new(BIN)
-        .args(["bench", "predict", "--no-peer", "--device", "cpu", "--batches", "1,4"])
+        .args([
+            "bench",
+            "predict",
+            "--no-peer",
+            "--device",
+            "cpu",
+            "--batches",
+            "1,4",
+        ])
         .arg("--model")
         .arg(&model)
         .arg("--dev")
