@@ -61,7 +61,11 @@ impl StatefulWidget for Form<'_> {
         let rows = area.height as usize;
         let show_hint = rows > self.fields.len() + 1;
         let list_rows = if show_hint { rows - 2 } else { rows };
-        let first = state.selected.saturating_sub(list_rows.saturating_sub(1));
+        // One row of what follows stays in sight below the selection (when there is one), so
+        // the bottom edge can say that more follows.
+        let below = usize::from(state.selected + 1 < self.fields.len() && list_rows > 2);
+        let first = (state.selected + 1 + below).saturating_sub(list_rows);
+        let last = (first + list_rows).min(self.fields.len()).saturating_sub(1);
         for (i, f) in self.fields.iter().enumerate().skip(first).take(list_rows) {
             let y = area.y + (i - first) as u16;
             let selected = self.focused && i == state.selected;
@@ -73,7 +77,16 @@ impl StatefulWidget for Form<'_> {
                 self.style
             };
             let value_w = w.saturating_sub(name_w + 3);
-            let marker = if selected { "›" } else { " " };
+            // Rows scrolled out of sight are announced at the edge they are beyond.
+            let marker = if selected {
+                "›"
+            } else if i == first && first > 0 {
+                "↑"
+            } else if i == last && last + 1 < self.fields.len() {
+                "↓"
+            } else {
+                " "
+            };
             let line = Line::from(vec![
                 Span::styled(marker, style),
                 Span::styled(fit(f.name, name_w), style),
@@ -88,5 +101,47 @@ impl StatefulWidget for Form<'_> {
             Line::styled(truncate(f.hint, w), self.dim_style)
                 .render(Rect::new(area.x, y, area.width, 1), buf);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn markers(selected: usize, height: u16) -> Vec<String> {
+        let fields: Vec<Field> = (0..5)
+            .map(|_| Field {
+                name: "n",
+                value: "v".into(),
+                hint: "h",
+                disabled: false,
+            })
+            .collect();
+        let area = Rect::new(0, 0, 12, height);
+        let mut buf = Buffer::empty(area);
+        let form = Form {
+            fields: &fields,
+            style: Style::default(),
+            selected_style: Style::default(),
+            dim_style: Style::default(),
+            focused: true,
+        };
+        form.render(area, &mut buf, &mut FormState { selected });
+        (0..height)
+            .map(|y| buf[(0, y)].symbol().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn rows_out_of_sight_are_announced_at_their_edge() {
+        // 5 rows in 3 lines: more below at the top, more above at the bottom, both between.
+        assert_eq!(markers(0, 3), ["›", " ", "↓"]);
+        assert_eq!(markers(4, 3), ["↑", " ", "›"]);
+        // The row after the selection stays in sight, so its edge can say so.
+        assert_eq!(markers(2, 3), ["↑", "›", "↓"]);
+        assert_eq!(markers(3, 3), ["↑", "›", " "]);
+        assert_eq!(markers(2, 2), ["↑", "›"]);
+        // Everything in sight (and the hint below): no arrows.
+        assert_eq!(markers(1, 7), [" ", "›", " ", " ", " ", " ", "h"]);
     }
 }
