@@ -135,7 +135,10 @@ pub fn run(
     }
     // Staged: the run's adapter trains on, on the seeds alone, in a run folder of its own (so
     // both are evaluated and compared with the seeds-only twin).
-    let out = lock_ws(ws).new_run_dir(STAGED_KIND)?;
+    let out = ws
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .new_run_dir(STAGED_KIND)?;
     events.send(Event::Log(format!(
         "staged: {} trains on, on the seeds alone, into {}",
         result.out.display(),
@@ -165,10 +168,6 @@ pub fn run(
 
 /// The run folder kind of a staged run's second stage.
 pub const STAGED_KIND: &str = "train-staged";
-
-fn lock_ws(ws: &Mutex<Workspace>) -> std::sync::MutexGuard<'_, Workspace> {
-    ws.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Every trainer event up as [`Event::Train`].
 fn forward(job: JobId, events: &Sink) -> impl FnMut(&TrainEvent) + '_ {

@@ -788,9 +788,10 @@ impl SeedRun<'_, '_> {
         Ok(detail)
     }
 
-    /// The generated examples an arm trains on besides the seeds, each with the judge's
-    /// distribution over the labels when it gave one (for soft labels).
-    fn extra(&self, arm: Arm) -> anyhow::Result<(Vec<Labelled>, String)> {
+    /// The examples an arm trains on besides the seeds, each with the judge's distribution
+    /// over the labels when it gave one (for soft labels); where they came from; and how many
+    /// of them the model invented (the annotated pool is real text).
+    fn extra(&self, arm: Arm) -> anyhow::Result<(Vec<Labelled>, String, usize)> {
         let labels = self.spec.task.label_names();
         let in_task_order = |probs: &[(String, f64)]| -> Option<Vec<f32>> {
             labels
@@ -843,32 +844,35 @@ impl SeedRun<'_, '_> {
                 })
                 .collect())
         };
+        let generated = |items: Vec<Labelled>, source: String| {
+            let n = items.len();
+            (items, source, n)
+        };
         Ok(match arm {
-            Arm::LoraSynthetic => (
+            Arm::LoraSynthetic => generated(
                 filtered(Writer::Base, false)?,
                 format!("{} (kept)", Writer::Base.filtered_file()),
             ),
-            Arm::LoraUnfiltered => (
+            Arm::LoraUnfiltered => generated(
                 filtered(Writer::Base, true)?,
                 format!("{} (all with a text)", Writer::Base.filtered_file()),
             ),
-            Arm::LoraTeacher => (
+            Arm::LoraTeacher => generated(
                 filtered(Writer::Teacher, false)?,
                 format!("{} (kept)", Writer::Teacher.filtered_file()),
             ),
-            Arm::LoraAnnotated => (annotated()?, format!("{ANNOTATED_FILE} (kept)")),
+            Arm::LoraAnnotated => (annotated()?, format!("{ANNOTATED_FILE} (kept)"), 0),
             Arm::LoraMixed => {
                 let mut both = filtered(Writer::Base, false)?;
+                let n = both.len();
                 both.extend(annotated()?);
-                (
-                    both,
-                    format!(
-                        "{} (kept) + {ANNOTATED_FILE} (kept)",
-                        Writer::Base.filtered_file()
-                    ),
-                )
+                let source = format!(
+                    "{} (kept) + {ANNOTATED_FILE} (kept)",
+                    Writer::Base.filtered_file()
+                );
+                (both, source, n)
             }
-            _ => (Vec::new(), String::new()),
+            _ => (Vec::new(), String::new(), 0),
         })
     }
 
@@ -880,18 +884,11 @@ impl SeedRun<'_, '_> {
             let cfg = self.spec.train.clone();
             return self.train_into(arm.name(), &[], &[], cfg, (sources, 0, Some(from)));
         }
-        let (extra, source) = self.extra(arm)?;
+        let (extra, source, generated) = self.extra(arm)?;
         let sources = if source.is_empty() {
             Vec::new()
         } else {
             vec![source]
-        };
-        // The annotated pool is real text; everything else the model wrote (the mixed arm
-        // lists its generated items first).
-        let generated = match arm {
-            Arm::LoraAnnotated => 0,
-            Arm::LoraMixed => self.extra(Arm::LoraSynthetic)?.0.len(),
-            _ => extra.len(),
         };
         let cfg = self.spec.train.clone();
         let (examples, soft): (Vec<Example>, Vec<Option<Vec<f32>>>) = extra.into_iter().unzip();

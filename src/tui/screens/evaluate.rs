@@ -18,13 +18,14 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Cell, Paragraph, Row, Table, TableState, Wrap};
 
 use super::generate::eta_text;
-use super::runs::{EvalInfo, RunInfo, RunSelection, TrainedOn};
+use super::runs::{EvalInfo, RunInfo, RunSelection};
 use crate::data::import::{ImportOptions, LabelMap};
 use crate::data::test_set::TestSetChoice;
 use crate::data::workspace::Workspace;
 use crate::engine::eval_job::Target;
 use crate::engine::{Command, EvalRequest, JobKind, PredictRequest};
 use crate::eval::paired::{Paired, Scored, against_twins, cell};
+use crate::train::run::TrainedOn;
 use crate::tui::action::Action;
 use crate::tui::app::{App, Effect, ModelStatus, Overlay, label_index, lock};
 use crate::tui::theme::Theme;
@@ -563,8 +564,8 @@ pub fn twins(runs: &[&RunInfo]) -> Vec<Option<(usize, Paired)>> {
             let lora = r.adapter.is_some();
             let e = r.eval.as_ref();
             Scored {
-                seeds_only: lora && r.trained_on.is_some_and(TrainedOn::seeds_only),
-                with_extra: lora && r.trained_on.is_some_and(|t| !t.seeds_only()),
+                seeds_only: lora && r.trained_on.as_ref().is_some_and(TrainedOn::seeds_only),
+                with_extra: lora && r.trained_on.as_ref().is_some_and(|t| !t.seeds_only()),
                 test_file: e.and_then(|e| e.on.as_deref()).unwrap_or(""),
                 correct: e.map_or(&[][..], |e| &e.correct),
             }

@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use crate::eval::metrics::Metrics;
 use crate::train::checkpoint::Status as CheckpointStatus;
+use crate::train::run::TrainedOn;
 use crate::train::trainer::Objective;
 
 /// One metric event of a training run.
@@ -319,40 +320,14 @@ impl RunSelection {
     }
 }
 
-/// What a training run trained on, as its `config.json` records it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TrainedOn {
-    pub real: usize,
-    /// Accepted items (or other extra examples); 0 for the seeds-only baseline.
-    pub extra: usize,
-    /// Trained on from another run's adapter (staged), so not a seeds-only baseline even
-    /// with no extra examples of its own.
-    pub staged: bool,
-}
-
-impl TrainedOn {
-    /// `seeds`, `seeds+12`, or `staged` (a run trained on from another).
-    pub fn short(self) -> String {
-        match (self.staged, self.extra) {
-            (true, _) => "staged".into(),
-            (false, 0) => "seeds".into(),
-            (false, n) => format!("seeds+{n}"),
-        }
+/// How the Runs list names what a run trained on: `seeds`, `seeds+12`, or `staged` (a run
+/// trained on from another's adapter).
+pub fn short(t: &TrainedOn) -> String {
+    match (&t.started_from, t.extra_examples) {
+        (Some(_), _) => "staged".into(),
+        (None, 0) => "seeds".into(),
+        (None, n) => format!("seeds+{n}"),
     }
-
-    /// The seeds alone from fresh factors: the twin other runs are compared with.
-    pub fn seeds_only(self) -> bool {
-        self.extra == 0 && !self.staged
-    }
-}
-
-fn read_trained_on(dir: &Path) -> Option<TrainedOn> {
-    let t = crate::train::run::trained_on(dir)?;
-    Some(TrainedOn {
-        real: t.real_examples,
-        extra: t.extra_examples,
-        staged: t.started_from.is_some(),
-    })
 }
 
 impl RunInfo {
@@ -367,8 +342,8 @@ impl RunInfo {
     /// How the comparison names the run: `icl`, `zero-shot`, `lora seeds`, `lora seeds+12`.
     pub fn model_name(&self) -> String {
         let method = self.eval.as_ref().and_then(|e| e.method.as_deref());
-        match (method, self.trained_on) {
-            (Some("lora") | None, Some(t)) => format!("lora {}", t.short()),
+        match (method, &self.trained_on) {
+            (Some("lora") | None, Some(t)) => format!("lora {}", short(t)),
             (Some(m), _) => m.to_string(),
             (None, None) => "–".into(),
         }
@@ -452,7 +427,7 @@ fn read_run(dir: &Path) -> RunInfo {
         metrics_error,
         eval,
         eval_error,
-        trained_on: read_trained_on(dir),
+        trained_on: crate::train::run::trained_on(dir),
         adapter,
         adapter_error,
         checkpoint: crate::train::checkpoint::status(dir),

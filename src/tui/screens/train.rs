@@ -584,7 +584,8 @@ fn draw_runs(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             Row::new(vec![
                 truncate(&r.name, 28),
                 r.trained_on
-                    .map(|t| t.short())
+                    .as_ref()
+                    .map(super::runs::short)
                     .unwrap_or_else(|| "–".into()),
                 c.last_step
                     .map(|s| s.to_string())
