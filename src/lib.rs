@@ -13,6 +13,7 @@
 //! - [`pipeline`]: the paper's steps (generation, filters, in-context classifier).
 //! - [`train`]: LoRA fine-tuning and PEFT-compatible adapters.
 //! - [`eval`]: metrics and run comparison.
+//! - [`export`]: a run's classifier merged into the model, as GGUF or a Hugging Face folder.
 //! - [`engine`]: long jobs on worker threads, reported as events.
 //! - [`tui`]: the terminal workbench.
 //! - [`cli`]: the headless commands.
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod data;
 pub mod engine;
 pub mod eval;
+pub mod export;
 pub mod llm;
 pub mod pipeline;
 pub mod train;

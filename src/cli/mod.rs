@@ -10,6 +10,7 @@ pub mod classify;
 pub mod eval;
 pub mod experiment;
 pub mod export;
+pub mod export_model;
 pub mod filter;
 pub mod generate;
 pub mod init;
@@ -90,6 +91,9 @@ pub enum Command {
     /// Label texts with your classifier (a trained run, or zero-shot / in context): a file or
     /// standard input, answers as JSONL, CSV or TSV with every label's probability.
     Predict(Box<predict::PredictArgs>),
+    /// Export a run's classifier: the base model with its adapter merged, as GGUF (llama.cpp,
+    /// Ollama) or a Hugging Face folder, with the prompt and label words beside.
+    ExportModel(Box<export_model::ExportModelArgs>),
     /// Speed benchmarks beside the reference stacks (shared/peers) measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -119,6 +123,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Experiment(args)) => experiment::run(*args),
         Some(Command::Runs(args)) => eval::list_runs(args, cli.workspace),
         Some(Command::Predict(args)) => predict::run(*args, cli.workspace),
+        Some(Command::ExportModel(args)) => export_model::run(*args, cli.workspace),
     }
 }
 

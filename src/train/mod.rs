@@ -9,6 +9,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod lora;
+pub mod merge;
 pub mod metrics;
 pub mod peft;
 pub mod run;

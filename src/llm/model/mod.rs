@@ -8,6 +8,7 @@ pub mod layout;
 pub mod linear;
 pub mod norm;
 pub mod rope;
+pub mod tensors;
 
 use burn::module::{Module, Param};
 use burn::tensor::module::embedding;
