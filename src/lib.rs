@@ -25,6 +25,7 @@ pub mod eval;
 pub mod export;
 pub mod llm;
 pub mod pipeline;
+pub mod student;
 pub mod train;
 pub mod tui;
 pub mod util;

@@ -130,7 +130,7 @@ pub fn run(args: PredictBenchArgs, workspace: Option<PathBuf>) -> anyhow::Result
         let mut preds = Vec::with_capacity(inputs.len());
         let started = Instant::now();
         predict::label_all(
-            &classifier,
+            &predict::with_classifier(&classifier),
             &inputs,
             batch,
             &mut |_, p| {

@@ -29,7 +29,8 @@ pub struct EvalArgs {
     pub test: PathBuf,
     #[command(flatten)]
     pub read: InputArgs,
-    /// zero-shot, icl (the task's seeds as demonstrations) or lora (needs --adapter).
+    /// zero-shot, icl (the task's seeds as demonstrations), lora (needs --adapter) or student
+    /// (--adapter: a run from `seedforge distil`; a student folder is read as one anyway).
     #[arg(long, default_value = "icl")]
     pub method: Method,
     /// A run folder holding a LoRA adapter (adapter_config.json + adapter_model.safetensors).
@@ -94,6 +95,18 @@ pub fn run(args: EvalArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> {
             "warning: {unknown} rows have labels that are not the task's; they are not scored"
         );
     }
+    if let Some(dir) = args
+        .adapter
+        .as_deref()
+        .filter(|d| args.method == Method::Student || crate::student::store::is_student(d))
+    {
+        return eval_student(&args, &task, &imported.rows, dir);
+    }
+    anyhow::ensure!(
+        args.method != Method::Student,
+        "--method student needs --adapter RUN (a folder with student.json from `seedforge \
+         distil`)"
+    );
     let (mut loaded, _) = args.model.load()?;
     if let Some(dir) = &args.adapter {
         super::model_args::attach_adapter(&mut loaded.model, dir)?;
@@ -165,6 +178,42 @@ pub fn run(args: EvalArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> {
         "seedforge: {} rows in {:.1} s; saved {}",
         report.metrics.n,
         report.seconds,
+        saved.display()
+    );
+    Ok(())
+}
+
+/// `eval` of a distilled student: no language model is loaded.
+fn eval_student(
+    args: &EvalArgs,
+    task: &crate::data::task::Task,
+    rows: &[crate::data::import::Row],
+    dir: &Path,
+) -> anyhow::Result<()> {
+    let student = crate::student::Student::load(dir, &burn::tensor::Device::flex())?;
+    anyhow::ensure!(
+        student.record.labels == task.label_names(),
+        "{}: the student's labels ({}) are not the task's ({})",
+        dir.display(),
+        student.record.labels.join(", "),
+        task.label_names().join(", ")
+    );
+    let report =
+        crate::eval::run::evaluate_student(&student, task, rows, &args.test, dir, &mut |_, _| {})?;
+    let out = args.out.clone().unwrap_or_else(|| dir.to_path_buf());
+    let saved = report
+        .save(&out)
+        .with_context(|| format!("saving {}", out.join(report::EVAL_FILE).display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report);
+    }
+    eprintln!(
+        "seedforge: {} rows in {:.2} s ({:.0} rows/s); saved {}",
+        report.metrics.n,
+        report.seconds,
+        report.metrics.n as f64 / report.seconds.max(1e-9),
         saved.display()
     );
     Ok(())

@@ -7,6 +7,7 @@ pub mod bench_classify;
 pub mod bench_decode;
 pub mod bench_predict;
 pub mod classify;
+pub mod distil;
 pub mod eval;
 pub mod experiment;
 pub mod export;
@@ -94,6 +95,9 @@ pub enum Command {
     /// Export a run's classifier: the base model with its adapter merged, as GGUF (llama.cpp,
     /// Ollama) or a Hugging Face folder, with the prompt and label words beside.
     ExportModel(Box<export_model::ExportModelArgs>),
+    /// Distil a run's classifier into a small, fast student (hashed word and character
+    /// n-grams) trained on the run's soft labels; `predict --run` and `eval --adapter` read it.
+    Distil(Box<distil::DistilArgs>),
     /// Speed benchmarks beside the reference stacks (shared/peers) measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -123,6 +127,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Experiment(args)) => experiment::run(*args),
         Some(Command::Runs(args)) => eval::list_runs(args, cli.workspace),
         Some(Command::Predict(args)) => predict::run(*args, cli.workspace),
+        Some(Command::Distil(args)) => distil::run(*args, cli.workspace),
         Some(Command::ExportModel(args)) => export_model::run(*args, cli.workspace),
     }
 }

@@ -28,6 +28,7 @@ use crate::pipeline::predict::{
     self, BadRows, Fit, InFormat, Input, OutFormat, ReadOptions, RowWriter,
 };
 use crate::pipeline::prompt::Templates;
+use crate::student;
 use crate::train::run::{objective_of, recorded_model};
 use crate::train::trainer::Objective;
 
@@ -158,13 +159,15 @@ pub fn run(args: PredictArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> 
             Target::Icl
         }
         (None, Some(Method::ZeroShot)) => Target::ZeroShot,
-        (None, Some(Method::Lora)) => anyhow::bail!("--method lora: name the run with --run RUN"),
+        (None, Some(Method::Lora | Method::Student)) => {
+            anyhow::bail!("--method lora / student: name the run with --run RUN")
+        }
         (None, None) => {
             anyhow::bail!("which classifier? --run RUN (a trained run), or --method zero-shot|icl")
         }
     };
-    let out_format =
-        OutFormat::choose(args.format, args.out.as_deref()).map_err(anyhow::Error::msg)?;
+    // Said before anything is read or loaded.
+    OutFormat::choose(args.format, args.out.as_deref()).map_err(anyhow::Error::msg)?;
     let stdin = args.input.as_os_str() == "-";
     if let Some(out) = &args.out {
         anyhow::ensure!(
@@ -173,13 +176,7 @@ pub fn run(args: PredictArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> 
             out.display()
         );
     }
-    let read = ReadOptions {
-        format: args.input_format,
-        text_field: args.text_field.clone(),
-        task_field: Some(task.input_field.clone()),
-        id_field: args.id_field.clone(),
-        bad_rows: args.on_bad_row,
-    };
+    let read = read_options(&args, &task);
     // Read a file (and say what is wrong with it) before loading a model.
     let whole = if stdin && args.input_format.unwrap_or(InFormat::Text).streams() {
         None
@@ -212,6 +209,27 @@ pub fn run(args: PredictArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> 
         Some((name, r.inputs, r.problems.len()))
     };
 
+    if let Some(dir) = args
+        .run
+        .as_deref()
+        .filter(|d| student::store::is_student(d))
+    {
+        let student = student::Student::load(dir, &burn::tensor::Device::flex())?;
+        anyhow::ensure!(
+            student.record.task_name == task.name,
+            "{} was distilled for the task `{}`, not `{}`; name its task with --task or \
+             --workspace",
+            dir.display(),
+            student.record.task_name,
+            task.name
+        );
+        let label = |texts: &[&str]| student.classify(texts);
+        // The student reads any length of text: every row fits.
+        let fits = |_: &Path, _: &Input| Ok(None);
+        let who = format!("the student {}", dir.display());
+        return answer_all(&args, &task, whole, &label, &fits, &who);
+    }
+
     let (mut loaded, _) = model_for(&args.model, args.run.as_deref()).load()?;
     if let Target::Lora(dir) = &target {
         super::model_args::attach_adapter(&mut loaded.model, dir)?;
@@ -229,8 +247,8 @@ pub fn run(args: PredictArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> 
     );
     let classifier = Classifier::new(&loaded.model, &loaded.tokenizer, &task, &templates, options)?;
     let fit = Fit::new(&classifier, &loaded.tokenizer, loaded.model.max_positions())?;
-    eprintln!(
-        "seedforge: labelling with {}{}",
+    let who = format!(
+        "{}{}",
         match &target {
             Target::Lora(dir) => format!("the run {}", dir.display()),
             Target::Icl => format!("in-context learning ({} seeds)", task.seeds.len()),
@@ -242,16 +260,51 @@ pub fn run(args: PredictArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> 
             format!(" ({reading})")
         }
     );
+    let label = predict::with_classifier(&classifier);
+    let fits = |file: &Path, input: &Input| Ok(fit.check(file, input)?);
+    answer_all(&args, &task, whole, &label, &fits, &who)
+}
 
+fn read_options(args: &PredictArgs, task: &Task) -> ReadOptions {
+    ReadOptions {
+        format: args.input_format,
+        text_field: args.text_field.clone(),
+        task_field: Some(task.input_field.clone()),
+        id_field: args.id_field.clone(),
+        bad_rows: args.on_bad_row,
+    }
+}
+
+/// Whether a row fits the classifier (`None`) or is a bad row.
+type Fits<'a> = dyn Fn(&Path, &Input) -> anyhow::Result<Option<Problem>> + 'a;
+
+/// Labels the rows read (`whole`) or standard input line by line, writing every answer.
+fn answer_all(
+    args: &PredictArgs,
+    task: &Task,
+    whole: Option<(PathBuf, Vec<Input>, usize)>,
+    label: &predict::Label,
+    fits: &Fits,
+    who: &str,
+) -> anyhow::Result<()> {
+    eprintln!("seedforge: labelling with {who}");
+    let batch = args.batch.max(1);
     // Every row of a file is checked against the context before anything is written.
     let prepared = match whole {
         Some((name, inputs, bad)) => {
-            let (inputs, long) = fit.split(&name, inputs)?;
+            let mut ok = Vec::with_capacity(inputs.len());
+            let mut long = Vec::new();
+            for i in inputs {
+                match fits(&name, &i)? {
+                    None => ok.push(i),
+                    Some(p) => long.push(p),
+                }
+            }
             if let (BadRows::Fail, Some(p)) = (args.on_bad_row, long.first()) {
                 anyhow::bail!("{p} (--on-bad-row skip goes on without such rows)");
             }
             warn_all(&long);
-            Some((inputs, bad + long.len()))
+            Some((ok, bad + long.len()))
         }
         None => None,
     };
@@ -266,16 +319,17 @@ pub fn run(args: PredictArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> 
     let streaming = prepared.is_none();
     let mut writer = RowWriter::new(
         sink,
-        out_format,
+        OutFormat::choose(args.format, args.out.as_deref()).map_err(anyhow::Error::msg)?,
         labels,
         with_id,
         !args.no_text,
         streaming || args.out.is_none(),
     );
+    let read = read_options(args, task);
     let started = Instant::now();
     let (labelled, skipped) = match prepared {
-        Some((inputs, bad)) => (label_file(&classifier, &inputs, batch, &mut writer)?, bad),
-        None => stream(&classifier, &fit, &read, &mut writer)?,
+        Some((inputs, bad)) => (label_file(label, &inputs, batch, &mut writer)?, bad),
+        None => stream(label, fits, &read, &mut writer)?,
     };
     writer.finish().context("writing the answers")?;
     let secs = started.elapsed().as_secs_f64();
@@ -310,7 +364,7 @@ fn warn_all(problems: &[Problem]) {
 
 /// Labels a file's rows in batches, a progress bar with texts/s on a terminal.
 fn label_file(
-    classifier: &Classifier,
+    label: &predict::Label,
     inputs: &[Input],
     batch: usize,
     writer: &mut RowWriter<Box<dyn Write>>,
@@ -326,7 +380,7 @@ fn label_file(
     });
     let mut done = 0;
     predict::label_all(
-        classifier,
+        label,
         inputs,
         batch,
         &mut |rows, preds| {
@@ -352,8 +406,8 @@ fn label_file(
 /// Standard input, line by line: each text is labelled and its answer flushed before the next
 /// line is read. Returns (labelled, skipped).
 fn stream(
-    classifier: &Classifier,
-    fit: &Fit,
+    label: &predict::Label,
+    fits: &Fits,
     read: &ReadOptions,
     writer: &mut RowWriter<Box<dyn Write>>,
 ) -> anyhow::Result<(usize, usize)> {
@@ -373,13 +427,16 @@ fn stream(
         n += 1;
         let bytes = line.strip_suffix(b"\n").unwrap_or(&line);
         let checked = match predict::input::stream_line(name, n, bytes, read) {
-            Ok(Some(i)) => fit.check(name, &i)?.map_or(Ok(i), Err),
+            Ok(Some(i)) => fits(name, &i)?.map_or(Ok(i), Err),
             Ok(None) => continue,
             Err(p) => Err(p),
         };
         match checked {
             Ok(i) => {
-                let p = classifier.classify(&[i.text.as_str()])?.remove(0);
+                let p = label(&[i.text.as_str()])?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| anyhow::anyhow!("the classifier gave no answer"))?;
                 writer
                     .write(&predict::out_row(&i, &p))
                     .context("writing the answers")?;

@@ -171,7 +171,7 @@ pub fn run(
     let started = Instant::now();
     let mut done = 0;
     let finished = predict::label_all(
-        &classifier,
+        &predict::with_classifier(&classifier),
         &inputs,
         BATCH,
         &mut |rows, preds| {

@@ -35,6 +35,8 @@ pub enum Method {
     Icl,
     /// The model with a LoRA adapter, zero-shot prompt.
     Lora,
+    /// A small classifier distilled from a LoRA run (`seedforge distil`); no language model.
+    Student,
 }
 
 impl Method {
@@ -43,6 +45,7 @@ impl Method {
             Method::ZeroShot => "zero-shot",
             Method::Icl => "icl",
             Method::Lora => "lora",
+            Method::Student => "student",
         }
     }
 }
@@ -54,7 +57,10 @@ impl std::str::FromStr for Method {
             "zero-shot" | "zeroshot" | "zero" => Ok(Method::ZeroShot),
             "icl" | "k-shot" | "few-shot" => Ok(Method::Icl),
             "lora" => Ok(Method::Lora),
-            other => Err(format!("unknown method '{other}' (zero-shot, icl or lora)")),
+            "student" => Ok(Method::Student),
+            other => Err(format!(
+                "unknown method '{other}' (zero-shot, icl, lora or student)"
+            )),
         }
     }
 }

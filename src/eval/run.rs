@@ -11,7 +11,7 @@ use crate::data::import::Row;
 use crate::data::task::Task;
 use crate::llm::model::Llama;
 use crate::llm::tokenizer::TextTokenizer;
-use crate::pipeline::classify::{Classifier, ClassifierOptions, interleave_by_label};
+use crate::pipeline::classify::{Classifier, ClassifierOptions, Prediction, interleave_by_label};
 use crate::pipeline::prompt::Templates;
 
 #[derive(Debug, Clone)]
@@ -81,7 +81,7 @@ pub fn evaluate_until(
     let demos = match options.method {
         Method::Icl if options.interleave => interleave_by_label(&task.seeds, &task.labels),
         Method::Icl => task.seeds.clone(),
-        Method::ZeroShot | Method::Lora => Vec::new(),
+        Method::ZeroShot | Method::Lora | Method::Student => Vec::new(),
     };
     let shots = demos.len();
     let classifier = Classifier::new(
@@ -97,30 +97,17 @@ pub fn evaluate_until(
             batch: options.batch.max(1),
         },
     )?;
+    let scored = score_rows(
+        test,
+        chunk_size(options.batch),
+        &mut |t| Ok(classifier.classify(t)?),
+        progress,
+        stop,
+    )?;
+    let Some((pairs, rows_out)) = scored else {
+        return Ok(None);
+    };
     let labels: Vec<String> = task.label_names().into_iter().map(str::to_string).collect();
-    let mut pairs: Vec<(String, String)> = Vec::with_capacity(test.len());
-    let mut rows_out = Vec::with_capacity(test.len());
-    // Chunks keep the progress callback live on large test sets.
-    let chunk = (options.batch.max(1) * 4).max(16);
-    for (i, rows) in test.chunks(chunk).enumerate() {
-        if stop() {
-            return Ok(None);
-        }
-        let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
-        let preds = classifier.classify(&texts)?;
-        for (r, p) in rows.iter().zip(preds) {
-            pairs.push((r.label.clone(), p.label.clone()));
-            rows_out.push(RowPrediction {
-                line: r.line,
-                text: r.text.clone(),
-                gold: r.label.clone(),
-                predicted: p.label,
-                probs: p.probs.into_iter().map(|(_, x)| x).collect(),
-                log_likelihoods: p.log_likelihoods,
-            });
-        }
-        progress(((i + 1) * chunk).min(test.len()), test.len());
-    }
     let metrics = Metrics::compute(&labels, pairs.iter().map(|(g, p)| (g.as_str(), p.as_str())));
     Ok(Some(EvalReport {
         method: options.method,
@@ -138,4 +125,92 @@ pub fn evaluate_until(
         content_free_prior: Some(classifier.content_free_prior()?),
         rows: rows_out,
     }))
+}
+
+/// Rows scored per call: chunks keep the progress callback live on large test sets.
+fn chunk_size(batch: usize) -> usize {
+    (batch.max(1) * 4).max(16)
+}
+
+/// What [`score_rows`] asks to label a chunk of texts.
+pub type Labeller<'a> = dyn FnMut(&[&str]) -> anyhow::Result<Vec<Prediction>> + 'a;
+
+/// Each row's (gold, predicted) pair and saved prediction: `None` when `stop` said to stop.
+type Scored = Option<(Vec<(String, String)>, Vec<RowPrediction>)>;
+
+/// Labels every row of `test` with `label`, in chunks, asking `stop` before each.
+fn score_rows(
+    test: &[Row],
+    chunk: usize,
+    label: &mut Labeller,
+    progress: &mut dyn FnMut(usize, usize),
+    stop: &dyn Fn() -> bool,
+) -> anyhow::Result<Scored> {
+    let mut pairs: Vec<(String, String)> = Vec::with_capacity(test.len());
+    let mut rows_out = Vec::with_capacity(test.len());
+    for (i, rows) in test.chunks(chunk).enumerate() {
+        if stop() {
+            return Ok(None);
+        }
+        let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+        let preds = label(&texts)?;
+        anyhow::ensure!(
+            preds.len() == rows.len(),
+            "the classifier answered {} of {} rows",
+            preds.len(),
+            rows.len()
+        );
+        for (r, p) in rows.iter().zip(preds) {
+            pairs.push((r.label.clone(), p.label.clone()));
+            rows_out.push(RowPrediction {
+                line: r.line,
+                text: r.text.clone(),
+                gold: r.label.clone(),
+                predicted: p.label,
+                probs: p.probs.into_iter().map(|(_, x)| x).collect(),
+                log_likelihoods: p.log_likelihoods,
+            });
+        }
+        progress(((i + 1) * chunk).min(test.len()), test.len());
+    }
+    Ok(Some((pairs, rows_out)))
+}
+
+/// Evaluates the student in `run` on `test`, as [`evaluate`] does a language-model classifier.
+pub fn evaluate_student(
+    student: &crate::student::Student,
+    task: &Task,
+    test: &[Row],
+    test_file: &Path,
+    run: &Path,
+    progress: &mut dyn FnMut(usize, usize),
+) -> anyhow::Result<EvalReport> {
+    let started = Instant::now();
+    let never = || false;
+    let (pairs, rows) = score_rows(
+        test,
+        chunk_size(256),
+        &mut |t| student.classify(t),
+        progress,
+        &never,
+    )?
+    .ok_or_else(|| anyhow::anyhow!("the evaluation was stopped"))?;
+    let labels: Vec<String> = task.label_names().into_iter().map(str::to_string).collect();
+    let metrics = Metrics::compute(&labels, pairs.iter().map(|(g, p)| (g.as_str(), p.as_str())));
+    Ok(EvalReport {
+        method: Method::Student,
+        task: task.name.clone(),
+        test_file: test_file.to_path_buf(),
+        shots: 0,
+        calibrated: false,
+        calibration_strength: None,
+        adapter: Some(run.to_path_buf()),
+        model: format!("student of {}", student.record.teacher.display()),
+        metrics,
+        seconds: started.elapsed().as_secs_f64(),
+        finished_at: crate::data::time::now_rfc3339(),
+        correct: pairs.iter().map(|(g, p)| g == p).collect(),
+        content_free_prior: None,
+        rows,
+    })
 }

@@ -183,6 +183,7 @@ pub fn train_run(
         (serde_json::to_string_pretty(&record)? + "\n").as_bytes(),
     )
     .with_context(|| format!("writing {}", config_path.display()))?;
+    write_examples(spec.out, spec.real, spec.extra)?;
 
     let data = RunData {
         train: train_set,
@@ -348,6 +349,65 @@ pub fn resume_run(
         control,
         sink,
     )
+}
+
+/// The texts a run trained on, one JSON line each (`examples.jsonl`): what a student distilled
+/// from the run learns from.
+pub const EXAMPLES_FILE: &str = "examples.jsonl";
+
+/// One line of [`EXAMPLES_FILE`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RunExample {
+    pub text: String,
+    pub label: String,
+    /// Not one of the real examples (generated or annotated).
+    pub extra: bool,
+}
+
+fn write_examples(out: &Path, real: &[Example], extra: &[Example]) -> anyhow::Result<()> {
+    let mut text = String::new();
+    for (e, is_extra) in real
+        .iter()
+        .map(|e| (e, false))
+        .chain(extra.iter().map(|e| (e, true)))
+    {
+        let line = RunExample {
+            text: e.text.clone(),
+            label: e.label.clone(),
+            extra: is_extra,
+        };
+        text += &(serde_json::to_string(&line)? + "\n");
+    }
+    let path = out.join(EXAMPLES_FILE);
+    crate::data::atomic::write_atomic_bytes(&path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// The examples `run` trained on, with those of the run it started from (staged training
+/// learns from both). A run saved before the file existed is named in the error.
+pub fn run_examples(run: &Path) -> anyhow::Result<Vec<RunExample>> {
+    let mut out: Vec<RunExample> = Vec::new();
+    let mut here = Some(run.to_path_buf());
+    for _ in 0..8 {
+        let Some(dir) = here.take() else { break };
+        let path = dir.join(EXAMPLES_FILE);
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "reading {} (runs trained before seedforge recorded their texts have none; \
+                 give the texts with --data)",
+                path.display()
+            )
+        })?;
+        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let e: RunExample = serde_json::from_str(line)
+                .with_context(|| format!("{} line {}: not an example", path.display(), i + 1))?;
+            if !out.iter().any(|o| o.text == e.text) {
+                out.push(e);
+            }
+        }
+        here = trained_on(&dir).and_then(|t| t.started_from);
+    }
+    Ok(out)
 }
 
 /// What a run trained on, as its `config.json` records it.

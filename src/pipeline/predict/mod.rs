@@ -96,11 +96,21 @@ impl<'a> Fit<'a> {
 /// What [`label_all`] hands each call's rows and answers to.
 pub type Answer<'a> = dyn FnMut(&[Input], Vec<Prediction>) -> anyhow::Result<()> + 'a;
 
+/// Labels a call's texts: a language-model [`Classifier`] or a distilled student.
+pub type Label<'a> = dyn Fn(&[&str]) -> anyhow::Result<Vec<Prediction>> + 'a;
+
+/// A [`Label`] for a language-model classifier.
+pub fn with_classifier<'a>(
+    classifier: &'a Classifier<'a>,
+) -> impl Fn(&[&str]) -> anyhow::Result<Vec<Prediction>> + 'a {
+    move |texts| Ok(classifier.classify(texts)?)
+}
+
 /// Labels `inputs` in calls of [`rows_per_call`] rows, in their order, handing each call's rows
 /// and answers to `answer`; `stop` is asked before each call. Returns whether every row was
 /// labelled (false: stopped).
 pub fn label_all(
-    classifier: &Classifier,
+    label: &Label,
     inputs: &[Input],
     batch: usize,
     answer: &mut Answer,
@@ -111,7 +121,13 @@ pub fn label_all(
             return Ok(false);
         }
         let texts: Vec<&str> = chunk.iter().map(|i| i.text.as_str()).collect();
-        let preds = classifier.classify(&texts)?;
+        let preds = label(&texts)?;
+        anyhow::ensure!(
+            preds.len() == chunk.len(),
+            "the classifier answered {} of {} texts",
+            preds.len(),
+            chunk.len()
+        );
         answer(chunk, preds)?;
     }
     Ok(true)
