@@ -31,6 +31,9 @@ pub enum BenchCommand {
     /// `seedforge predict`'s throughput (texts/s) with a run on SST-2 dev rows at batch 1, 16
     /// and 64, with the CPU it ran on.
     Predict(Box<super::bench_predict::PredictBenchArgs>),
+    /// Writing examples through an OpenAI-compatible server (--writer) at concurrency 1, 4 and
+    /// 16, beside the local Burn writer on the same prompts: tokens/s and items/s.
+    Writer(Box<super::bench_writer::WriterBenchArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -150,6 +153,7 @@ struct OursSummary {
 pub fn run(cmd: BenchCommand, workspace: Option<PathBuf>) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Predict(args) => super::bench_predict::run(*args, workspace),
+        BenchCommand::Writer(args) => super::bench_writer::run(*args),
         BenchCommand::Decode(args) => super::bench_decode::run(args),
         BenchCommand::Classify(args) => super::bench_classify::run(args),
         BenchCommand::Train(args) => train(args),

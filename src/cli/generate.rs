@@ -1,5 +1,6 @@
 //! `seedforge generate`: the model writes new examples of each class, headless.
 
+use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -10,8 +11,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::model_args::ModelArgs;
 use super::task_arg::TaskArg;
+use super::writer_args::WriterArgs;
+use crate::llm::remote::Remote;
 use crate::pipeline::generate::{self, GenerateEvent, GenerateSettings};
 use crate::pipeline::prompt::Templates;
+use crate::pipeline::writer::{self, Writer};
 use crate::train::trainer::Objective;
 
 #[derive(Debug, Args)]
@@ -32,9 +36,16 @@ pub struct GenerateArgs {
     /// Print the exact prompt of each class and exit.
     #[arg(long)]
     pub print_prompts: bool,
+    #[command(flatten)]
+    pub writer: WriterArgs,
     /// Where to write the items, one JSON object a line. `-` for standard output.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Go on with an --out file a stopped or crashed run left: the requests it already holds
+    /// are not asked again (each request's prompt and seed depend only on its number), the
+    /// rest are appended.
+    #[arg(long, requires = "out")]
+    pub resume: bool,
 }
 
 pub use crate::pipeline::generate::TEACHER_TEMPERATURE;
@@ -115,13 +126,24 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         Some(dir) => crate::train::run::objective_of(dir)? == Objective::Generate,
         None => false,
     };
-    let settings = args.generation.settings(args.seed, teacher);
+    let mut settings = args.generation.settings(args.seed, teacher);
+    settings.remote = args.writer.settings()?.map(Box::new);
+    if settings.remote.is_some() && args.adapter.is_some() {
+        anyhow::bail!(
+            "--adapter is for the local writer; a server (--writer) writes with its own model"
+        );
+    }
     settings.sampling.validate().map_err(anyhow::Error::msg)?;
     let templates = Templates::for_task(&task)?;
     if args.print_prompts {
         let tokenizer = crate::llm::load::tokenizer(&args.model.path()?)?;
+        let shown = GenerateSettings {
+            // A server is sent the template itself (see pipeline::writer).
+            chat: settings.chat && settings.remote.is_none(),
+            ..settings.clone()
+        };
         for label in &task.labels {
-            let p = generate::prompt_for(&task, &templates, &tokenizer, label, &settings, 0)?;
+            let p = generate::prompt_for(&task, &templates, &tokenizer, label, &shown, 0)?;
             println!(
                 "=== prompt for '{}' (template: {})\n{p}",
                 label.name, templates.generate.source
@@ -133,26 +155,84 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         .out
         .clone()
         .context("--out FILE is required (or --print-prompts)")?;
-    let (mut loaded, _) = args.model.load()?;
-    if let Some(dir) = &args.adapter {
-        let info = crate::train::peft::load_adapter(&mut loaded.model, dir)
-            .with_context(|| format!("loading the adapter in {}", dir.display()))?;
+    let stdout = out_path.as_os_str() == "-";
+    if args.resume && stdout {
+        anyhow::bail!("--resume needs an --out file, not standard output");
+    }
+    // The writer: a server (its model checked before anything is written), else the model.
+    let remote = settings.remote.clone().map(|r| Remote::connect(*r)).transpose()?;
+    let loaded = match &remote {
+        Some(r) => {
+            eprintln!(
+                "seedforge: writing with {} on {} ({} requests in flight)",
+                r.client().model(),
+                r.client().endpoint(),
+                r.client().settings().concurrency
+            );
+            None
+        }
+        None => {
+            let (mut loaded, _) = args.model.load()?;
+            if let Some(dir) = &args.adapter {
+                let info = crate::train::peft::load_adapter(&mut loaded.model, dir)
+                    .with_context(|| format!("loading the adapter in {}", dir.display()))?;
+                eprintln!(
+                    "seedforge: {} adapter {} (r={}), temperature {}",
+                    if teacher { "teacher" } else { "LoRA" },
+                    dir.display(),
+                    info.rank,
+                    settings.sampling.temperature
+                );
+            }
+            Some(loaded)
+        }
+    };
+    let mut alone = None;
+    let tokenizer =
+        super::writer_args::planning_tokenizer(loaded.as_ref(), &args.model, &mut alone)?;
+    let writer = match (&remote, &loaded) {
+        (Some(r), _) => Writer::Remote(r),
+        (None, Some(l)) => Writer::Local {
+            model: &l.model,
+            batch: settings.batch,
+        },
+        (None, None) => anyhow::bail!("no writer"),
+    };
+    let provenance = writer.provenance(&settings);
+    let mut planned = generate::plan(
+        &task,
+        &templates,
+        tokenizer,
+        &writer.plan_settings(&settings),
+    )?;
+    let done = if args.resume && out_path.exists() {
+        written_requests(&out_path)?
+    } else {
+        BTreeSet::new()
+    };
+    if !done.is_empty() {
+        let before = planned.len();
+        planned.retain(|p| !done.contains(&p.index));
         eprintln!(
-            "seedforge: {} adapter {} (r={}), temperature {}",
-            if teacher { "teacher" } else { "LoRA" },
-            dir.display(),
-            info.rank,
-            settings.sampling.temperature
+            "seedforge: resuming: {} of {before} requests already in {}",
+            before - planned.len(),
+            out_path.display()
         );
     }
-    let planned = generate::plan(&task, &templates, &loaded.tokenizer, &settings)?;
     let total = planned.len();
-    let mut out: Box<dyn Write> = if out_path.as_os_str() == "-" {
+    let mut out: Box<dyn Write> = if stdout {
         Box::new(std::io::stdout())
     } else {
-        Box::new(std::io::BufWriter::new(
+        let file = if args.resume {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&out_path)
+        } else {
             std::fs::File::create(&out_path)
-                .with_context(|| format!("creating {}", out_path.display()))?,
+        };
+        Box::new(std::io::BufWriter::new(
+            file.with_context(|| format!("opening {}", out_path.display()))?,
         ))
     };
     let tty = std::io::stderr().is_terminal();
@@ -167,28 +247,36 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let mut write_err: Option<std::io::Error> = None;
     let mut last_line = std::time::Instant::now();
     let never = AtomicBool::new(false);
-    let candidates = generate::run(
-        &loaded.model,
-        &loaded.tokenizer,
+    let mut written = 0usize;
+    let result = writer::write(
+        &writer,
+        tokenizer,
         &task,
+        &settings,
         planned,
-        settings.batch,
         &never,
         &mut |e| match e {
             GenerateEvent::Candidate(c) => {
-                let line = serde_json::json!({
+                let mut line = serde_json::json!({
                     "text": c.text, "label": c.label, "source": "generated",
                     "malformed": c.malformed, "raw": c.raw, "prompt": c.prompt,
                     "finish": c.finish, "prompt_tokens": c.prompt_tokens,
                     "new_tokens": c.new_tokens, "seconds": c.seconds,
                     "extraction": c.extraction,
                     "sampling": settings.sampling,
+                    "request": c.index,
+                    "attempts": c.attempts,
                 });
+                if let Some(p) = &provenance {
+                    line["writer"] = p.clone();
+                }
+                // A line at a time reaches the file: a crash loses only the requests in flight.
                 if write_err.is_none()
-                    && let Err(e) = writeln!(out, "{line}")
+                    && let Err(e) = writeln!(out, "{line}").and_then(|_| out.flush())
                 {
                     write_err = Some(e);
                 }
+                written += 1;
                 if let Some(b) = &bar {
                     b.inc(1);
                 }
@@ -221,6 +309,13 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     }
     out.flush()
         .with_context(|| format!("writing {}", out_path.display()))?;
+    let candidates = result.map_err(|e| {
+        anyhow::anyhow!(
+            "{e}\n({written} items were written to {} before it stopped; the same command with \
+             --resume goes on from there)",
+            out_path.display()
+        )
+    })?;
     let malformed = candidates.iter().filter(|c| c.malformed.is_some()).count();
     let tokens: usize = candidates.iter().map(|c| c.new_tokens).sum();
     let secs = started.elapsed().as_secs_f64();
@@ -231,4 +326,46 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         out_path.display()
     );
     Ok(())
+}
+
+/// The request numbers an --out file already holds. A last line a crash cut short is removed
+/// (its request is asked again).
+fn written_requests(path: &std::path::Path) -> anyhow::Result<BTreeSet<u64>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading {} to resume", path.display()))?;
+    let complete = match text.rfind('\n') {
+        Some(i) => i + 1,
+        None => 0,
+    };
+    if complete < text.len() {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_len(complete as u64).map(|_| f))
+            .with_context(|| format!("cutting the unfinished last line of {}", path.display()))?;
+        drop(file);
+    }
+    let mut done = BTreeSet::new();
+    for (n, line) in text[..complete].lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(line).with_context(|| {
+            format!("{} line {}: not JSON; cannot resume", path.display(), n + 1)
+        })?;
+        let index = v
+            .get("request")
+            .and_then(serde_json::Value::as_u64)
+            .with_context(|| {
+                format!(
+                    "{} line {} has no request number (not written by `generate`); cannot resume",
+                    path.display(),
+                    n + 1
+                )
+            })?;
+        if !done.insert(index) {
+            anyhow::bail!("{} holds request {index} twice", path.display());
+        }
+    }
+    Ok(done)
 }

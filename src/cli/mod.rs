@@ -6,6 +6,7 @@ pub mod bench;
 pub mod bench_classify;
 pub mod bench_decode;
 pub mod bench_predict;
+pub mod bench_writer;
 pub mod classify;
 pub mod distil;
 pub mod eval;
@@ -23,6 +24,7 @@ pub mod peers;
 pub mod predict;
 pub mod task_arg;
 pub mod train;
+pub mod writer_args;
 
 use std::path::PathBuf;
 

@@ -24,6 +24,7 @@ use crate::pipeline::filters::stages::{
 use crate::pipeline::filters::{FilterSettings, Filters};
 use crate::pipeline::generate::{self, GenerateEvent, GenerateSettings};
 use crate::pipeline::prompt::Templates;
+use crate::pipeline::writer::{self, Writer};
 use crate::train::peft::with_adapter;
 
 /// Items whose label consistency is checked together.
@@ -108,7 +109,21 @@ pub fn run(
         .adapter
         .map(|dir| with_adapter(&model.model, dir))
         .transpose()?;
-    let writer = adapted.as_ref().unwrap_or(&model.model);
+    // A server, when one is set: connected (its model checked) before anything starts.
+    let remote = settings
+        .remote
+        .clone()
+        .map(|r| crate::llm::remote::Remote::connect(*r))
+        .transpose()?;
+    let writer = match &remote {
+        Some(r) => Writer::Remote(r),
+        None => Writer::Local {
+            model: adapted.as_ref().unwrap_or(&model.model),
+            batch: settings.batch,
+        },
+    };
+    let provenance = writer.provenance(settings);
+    let plan_settings = writer.plan_settings(settings);
     let task = task_of(ws);
     let templates = Templates::for_task(&task)?;
     let total = settings.per_class * task.labels.len();
@@ -197,18 +212,18 @@ pub fn run(
             &task,
             &templates,
             &model.tokenizer,
-            settings,
+            &plan_settings,
             &counts,
             next_index,
         )?;
         next_index += planned.len() as u64;
         let before = items;
-        generate::run(
-            writer,
+        let written = writer::write(
+            &writer,
             &model.tokenizer,
             &task,
+            settings,
             planned,
-            settings.batch,
             control.stop_flag(),
             &mut |event| {
                 control.wait_while_paused();
@@ -242,8 +257,17 @@ pub fn run(
                             item.meta
                                 .insert("prompt_tokens".into(), json!(c.prompt_tokens));
                             item.meta.insert("new_tokens".into(), json!(c.new_tokens));
-                            item.meta
-                                .insert("mean_logprob".into(), json!(c.mean_logprob));
+                            match &provenance {
+                                Some(p) => {
+                                    item.meta.insert("writer".into(), p.clone());
+                                    item.meta.insert("attempts".into(), json!(c.attempts));
+                                }
+                                // A server is not asked for log-probabilities.
+                                None => {
+                                    item.meta
+                                        .insert("mean_logprob".into(), json!(c.mean_logprob));
+                                }
+                            }
                             item.meta.insert("seconds".into(), json!(c.seconds));
                             item.meta.insert("extraction".into(), json!(c.extraction));
                             item.meta.insert("sampling".into(), sampling.clone());
@@ -298,6 +322,8 @@ pub fn run(
             return Err(e);
         }
         check_pending(&mut pending, &mut journal)?;
+        // A server that could not be used stops the job; what it wrote is journaled and judged.
+        written?;
         let w = ws.lock().unwrap_or_else(|e| e.into_inner());
         for it in w.state().items().iter().rev().take(items - before) {
             let c = task.label_index(it.label()).unwrap_or(0);

@@ -13,6 +13,7 @@ pub mod greedy;
 pub mod load;
 pub mod model;
 pub mod readback;
+pub mod remote;
 pub mod sampler;
 pub mod tokenizer;
 pub mod weights;

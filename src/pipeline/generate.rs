@@ -41,6 +41,10 @@ pub struct GenerateSettings {
     /// `per_class` attempts (1: exactly `per_class` attempts, whatever is kept).
     #[serde(default = "one")]
     pub max_attempts_factor: usize,
+    /// An OpenAI-compatible server that writes instead of the local model (see
+    /// [`crate::pipeline::writer`]); the label check still reads with the local model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<Box<crate::llm::remote::RemoteSettings>>,
 }
 
 fn one() -> usize {
@@ -95,6 +99,7 @@ impl Default for GenerateSettings {
             // the validation rows a balanced kept set added nothing once the classifier is read
             // calibrated (docs/results.md), and each round costs generation and training time.
             max_attempts_factor: 1,
+            remote: None,
         }
     }
 }
@@ -122,8 +127,11 @@ pub struct Candidate {
     pub prompt_tokens: usize,
     pub new_tokens: usize,
     pub seconds: f64,
-    /// Mean log-probability per token of the raw output under the model that wrote it.
+    /// Mean log-probability per token of the raw output under the model that wrote it (0 from
+    /// a server, which is not asked for it).
     pub mean_logprob: f64,
+    /// Requests it took (more than 1 when a server's answer was retried).
+    pub attempts: u32,
 }
 
 /// What a generation run reports while it works.
@@ -265,7 +273,7 @@ pub fn run(
     out
 }
 
-fn candidate(
+pub(crate) fn candidate(
     f: Finished,
     label: String,
     prompt: String,
@@ -307,6 +315,7 @@ fn candidate(
         prompt_tokens: f.prompt_tokens,
         new_tokens: f.tokens.len(),
         seconds: f.seconds,
+        attempts: 1,
     }
 }
 

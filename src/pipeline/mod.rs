@@ -9,3 +9,4 @@ pub mod generate;
 pub mod postprocess;
 pub mod predict;
 pub mod prompt;
+pub mod writer;
