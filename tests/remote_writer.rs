@@ -631,3 +631,86 @@ fn the_workbench_job_streams_the_servers_tokens_and_journals_who_wrote() {
     drop(w);
     engine.shutdown();
 }
+
+#[test]
+fn the_workbench_offers_a_configured_server_and_generates_through_it_in_a_terminal() {
+    let _turn = one_at_a_time();
+    let version = Command::new("tmux").arg("-V").output();
+    assert!(
+        version.as_ref().is_ok_and(|o| o.status.success()),
+        "this test drives the workbench in tmux, which is not installed: {version:?}"
+    );
+    let server = Server::start(free_port(), &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let ws_dir = tmp.path().join("ws");
+    let init = seedforge()
+        .args(["init", "--workspace"])
+        .arg(&ws_dir)
+        .output()
+        .unwrap();
+    assert!(init.status.success());
+    let config = tmp.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.toml"),
+        format!(
+            "[[endpoint]]\nname = \"srv\"\nurl = \"{}\"\nmodel = \"{ALIAS}\"\nconcurrency = 2\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let tmux = common::tmux::Tmux {
+        socket: format!("seedforge-remote-{}", std::process::id()),
+    };
+    let cmd = format!(
+        "SEEDFORGE_CONFIG_DIR='{}' '{}' --workspace '{}' --model '{}' --device cpu; echo EXIT=$?; \
+         sleep 60",
+        config.display(),
+        env!("CARGO_BIN_EXE_seedforge"),
+        ws_dir.display(),
+        common::model_path().display()
+    );
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "main",
+        "-x",
+        "110",
+        "-y",
+        "30",
+        &cmd,
+    ]);
+    tmux.wait_for("the model", Duration::from_secs(120), |s| {
+        s.contains("loaded in")
+    });
+    // 2 per class, then the writer row (the 11th) to the server.
+    tmux.keys(&["Enter", "2", "Enter"]);
+    tmux.keys(&["Down"; 10]);
+    tmux.keys(&["Right"]);
+    let chosen = tmux.wait_for("the server checked", Duration::from_secs(20), |s| {
+        s.contains(&format!("srv ✓ {ALIAS}"))
+    });
+    println!("{chosen}");
+    tmux.keys(&["g"]);
+    let done = tmux.wait_for("the generation", Duration::from_secs(300), |s| {
+        s.contains("generate done")
+    });
+    println!("{done}");
+    tmux.keys(&["q"]);
+    let ws = seedforge::data::workspace::Workspace::open(&ws_dir);
+    let ws = match ws {
+        Ok(w) => w,
+        // Still held by the quitting workbench: read the journal itself.
+        Err(_) => {
+            std::thread::sleep(Duration::from_secs(2));
+            seedforge::data::workspace::Workspace::open(&ws_dir).unwrap()
+        }
+    };
+    let items = ws.state().items();
+    assert_eq!(items.len(), 4, "2 per class through the server");
+    for it in items {
+        assert_eq!(it.original().meta["writer"]["endpoint"], server.url());
+        assert_eq!(it.original().meta["writer"]["model"], ALIAS);
+    }
+}

@@ -138,7 +138,8 @@ where
                 dirty = true;
             }
             _ = clock.tick() => {
-                if dirty {
+                // A server's check reports from a thread of its own.
+                if dirty || app.generate.server_state.take_news() {
                     terminal.draw(|f| view::draw(f, app)).context("drawing")?;
                     dirty = false;
                 }

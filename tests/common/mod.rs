@@ -3,6 +3,7 @@
 
 pub mod engine;
 pub mod tiny;
+pub mod tmux;
 
 use std::path::PathBuf;
 use std::sync::Mutex;

@@ -56,6 +56,67 @@ pub struct GenerateState {
     /// Unlabelled texts for the annotate mode (A), as typed.
     pub annotate_file: String,
     pub min_confidence: f64,
+    /// What the last check of the chosen server (`settings.remote`) found, filled in by a
+    /// thread of its own so the screen never waits on the network.
+    pub server_state: std::sync::Arc<ServerProbe>,
+}
+
+/// The chosen server's state, and whether it changed since the screen last drew it.
+#[derive(Debug, Default)]
+pub struct ServerProbe {
+    state: std::sync::Mutex<ServerState>,
+    news: std::sync::atomic::AtomicBool,
+}
+
+impl ServerProbe {
+    pub fn get(&self) -> ServerState {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, state: ServerState) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = state;
+        self.news.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether the state changed since the last call (the screen is drawn again then).
+    pub fn take_news(&self) -> bool {
+        self.news.swap(false, std::sync::atomic::Ordering::AcqRel)
+    }
+}
+
+/// A configured server as the writer row shows it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum ServerState {
+    #[default]
+    Checking,
+    /// It answered and serves this model.
+    Ready(String),
+    /// Why it cannot be used now.
+    Unreachable(String),
+}
+
+impl ServerState {
+    /// Checks `settings` on a thread of its own (one quick try, no retries) into `state`.
+    pub fn probe(
+        settings: &crate::llm::remote::RemoteSettings,
+        probe: &std::sync::Arc<ServerProbe>,
+    ) {
+        let mut quick = settings.clone();
+        quick.retries = 0;
+        quick.timeout_s = 3.0;
+        quick.connect_timeout_s = 2.0;
+        let probe = probe.clone();
+        probe.set(ServerState::Checking);
+        let _ = std::thread::Builder::new()
+            .name("seedforge-probe".into())
+            .spawn(move || {
+                let found = match crate::llm::remote::Remote::connect(quick) {
+                    Ok(r) => ServerState::Ready(r.client().model().to_string()),
+                    Err(e) => ServerState::Unreachable(e.message),
+                };
+                probe.set(found);
+            });
+    }
 }
 
 /// A run folder whose LoRA adapter writes the examples.
@@ -123,6 +184,7 @@ impl GenerateState {
             writer: None,
             annotate_file: String::new(),
             min_confidence: DEFAULT_MIN_CONFIDENCE,
+            server_state: Default::default(),
         }
     }
 
@@ -195,15 +257,17 @@ impl GenerateState {
             ),
             Field {
                 name: FIELDS[WRITER_FIELD],
-                value: match &self.writer {
-                    None => "base model".to_string(),
-                    Some(w) => format!(
+                value: match (&s.remote, &self.writer) {
+                    (Some(r), _) => self.server_row(r, None),
+                    (None, None) => "base model".to_string(),
+                    (None, Some(w)) => format!(
                         "{} {}",
                         if w.teacher { "teacher" } else { "lora" },
                         run_time(&w.run)
                     ),
                 },
-                hint: "←/→: the base model, or a run's adapter (seedforge teacher trains one)",
+                hint: "←/→: the base model, a server of config.toml, or a run's adapter \
+                       (seedforge teacher trains one)",
                 disabled: false,
             },
             Field {
@@ -447,14 +511,18 @@ impl App {
         }
     }
 
-    /// The next (or previous) writer: the base model, then every run with an adapter, newest
-    /// first.
+    /// The next (or previous) writer: the base model, the servers of config.toml, then every
+    /// run with an adapter, newest first.
     fn cycle_writer(&mut self, forward: bool) {
         self.reload_runs();
-        let mut choices: Vec<Option<Writer>> = vec![None];
+        let mut choices: Vec<WriterChoice> = vec![WriterChoice::Base];
+        match crate::llm::remote::endpoints::configured() {
+            Ok(servers) => choices.extend(servers.into_iter().map(WriterChoice::Server)),
+            Err(e) => self.warn(format!("{e:#}")),
+        }
         choices.extend(self.runs.iter().filter_map(|r| {
             r.adapter.map(|objective| {
-                Some(Writer {
+                WriterChoice::Run(Writer {
                     run: r.name.clone(),
                     dir: r.dir.clone(),
                     teacher: objective == Objective::Generate,
@@ -469,16 +537,21 @@ impl App {
         if choices.len() == 1 {
             match broken.first() {
                 Some(e) => self.warn(format!("no usable adapter; not offered: {e}")),
-                None => {
-                    self.info("no run with an adapter yet: `seedforge teacher` trains a teacher")
-                }
+                None => self.info(
+                    "no run with an adapter yet (`seedforge teacher` trains a teacher) and no \
+                     server in config.toml",
+                ),
             }
             return;
         }
+        let g = &self.generate;
         let now = choices
             .iter()
-            .position(|c| {
-                c.as_ref().map(|w| &w.dir) == self.generate.writer.as_ref().map(|w| &w.dir)
+            .position(|c| match (c, &g.settings.remote, &g.writer) {
+                (WriterChoice::Server(s), Some(r), _) => s.endpoint == r.endpoint,
+                (WriterChoice::Run(w), None, Some(cur)) => w.dir == cur.dir,
+                (WriterChoice::Base, None, None) => true,
+                _ => false,
             })
             .unwrap_or(0);
         let n = choices.len();
@@ -487,7 +560,21 @@ impl App {
         } else {
             (now + n - 1) % n
         };
-        self.generate.set_writer(choices.swap_remove(next));
+        match choices.swap_remove(next) {
+            WriterChoice::Base => {
+                self.generate.settings.remote = None;
+                self.generate.set_writer(None);
+            }
+            WriterChoice::Server(server) => {
+                self.generate.set_writer(None);
+                ServerState::probe(&server, &self.generate.server_state);
+                self.generate.settings.remote = Some(Box::new(server));
+            }
+            WriterChoice::Run(w) => {
+                self.generate.settings.remote = None;
+                self.generate.set_writer(Some(w));
+            }
+        }
         if let Some(e) = broken.first() {
             self.warn(format!("not offered as a writer: {e}"));
         }
@@ -559,6 +646,12 @@ impl App {
             return;
         }
         let settings = self.generate.settings.clone();
+        if let (Some(_), ServerState::Unreachable(why)) =
+            (&settings.remote, self.generate.server_state.get())
+        {
+            // The job checks again (it may be up by now) and fails with the reason if not.
+            self.warn(format!("the server did not answer its check: {why}"));
+        }
         let filters = self.generate.filters.clone();
         self.generate.running_label_check = filters.label_consistency;
         self.generate.streams.clear();
@@ -574,16 +667,42 @@ impl App {
             self.info(format!(
                 "generating {} per class with {} (temperature {:.2}, seed {})",
                 settings.per_class,
-                match &writer {
-                    None => "the base model".to_string(),
-                    Some(w) if w.teacher => format!("the teacher {}", w.run),
-                    Some(w) => format!("the adapter of {}", w.run),
+                match (&settings.remote, &writer) {
+                    (Some(r), _) => format!(
+                        "the server {}",
+                        r.endpoint.name.as_deref().unwrap_or(r.endpoint.base())
+                    ),
+                    (None, None) => "the base model".to_string(),
+                    (None, Some(w)) if w.teacher => format!("the teacher {}", w.run),
+                    (None, Some(w)) => format!("the adapter of {}", w.run),
                 },
                 settings.sampling.temperature,
                 settings.sampling.seed
             ));
         } else {
             self.info("generation will start once the model is loaded");
+        }
+    }
+}
+
+/// What the writer row offers.
+enum WriterChoice {
+    Base,
+    Server(crate::llm::remote::RemoteSettings),
+    Run(Writer),
+}
+
+impl GenerateState {
+    /// A server in the writer row: its name, whether it answers and with which model, and the
+    /// running generation's tokens/s.
+    fn server_row(&self, r: &crate::llm::remote::RemoteSettings, rate: Option<f64>) -> String {
+        let name = r.endpoint.name.as_deref().unwrap_or(r.endpoint.base());
+        // The form's column is narrow: the name first, then what matters most.
+        match (self.server_state.get(), rate) {
+            (ServerState::Checking, _) => format!("{name} checking…"),
+            (ServerState::Ready(_), Some(rate)) => format!("{name} {rate:.0} tok/s"),
+            (ServerState::Ready(model), None) => format!("{name} ✓ {model}"),
+            (ServerState::Unreachable(_), _) => format!("{name} ✗ unreachable"),
         }
     }
 }
@@ -618,7 +737,14 @@ pub fn eta_text(eta: Option<f64>) -> String {
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &Workspace) {
     let theme = &app.theme;
-    let fields = app.generate.fields();
+    let mut fields = app.generate.fields();
+    // A server writing: its live rate in its row.
+    if let (Some(r), Some(job)) = (
+        &app.generate.settings.remote,
+        app.job.as_ref().filter(|j| j.kind == JobKind::Generate),
+    ) {
+        fields[WRITER_FIELD].value = app.generate.server_row(r, Some(job.tokens_per_second));
+    }
     let form_w = if area.width >= 100 { 36 } else { 30 };
     let [top, progress_area] =
         Layout::vertical([Constraint::Min(5), Constraint::Length(1)]).areas(area);
