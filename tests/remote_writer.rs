@@ -177,7 +177,18 @@ fn generate_writes_through_the_server_and_records_who_wrote() {
         assert_eq!(it["writer"]["endpoint"], server.url());
         assert_eq!(it["writer"]["model"], ALIAS);
         assert_eq!(it["writer"]["api"], "completions");
-        assert_eq!(it["attempts"], 1);
+        // llama-cpp-python now and then ends a stream with `[DONE]` and no finish reason (cut
+        // short) even with --interrupt_requests false; such an answer is asked again, never
+        // taken for complete. Nothing else is retried against a healthy server.
+        let retried = it["retried_for"].as_array().cloned().unwrap_or_default();
+        assert_eq!(it["attempts"].as_u64().unwrap(), 1 + retried.len() as u64);
+        assert!(
+            retried
+                .iter()
+                .all(|r| r.as_str().unwrap().contains("without saying why")),
+            "retried for {retried:?}"
+        );
+        assert_ne!(it["finish"], "cancelled");
     }
     // The server wrote text (tokens streamed, counted chunk by chunk).
     assert!(
@@ -348,6 +359,9 @@ enum Fault {
     Truncated,
     /// A 200 whose stream is not JSON.
     Malformed,
+    /// A sound chunk, then `[DONE]` with no finish reason (how llama-cpp-python's server ends a
+    /// request another one interrupted).
+    DoneEarly,
     /// No answer for this long, then the connection closed.
     Slow(Duration),
 }
@@ -448,6 +462,12 @@ fn serve(
                       data: {\"choices\": [{\"text\": \"x\"\n\ndata: <html>oops</html>\n\n",
                 );
             }
+            Fault::DoneEarly => {
+                return client.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n\
+                      data: {\"choices\": [{\"text\": \" A\", \"finish_reason\": null}]}\n\ndata: [DONE]\n\n",
+                );
+            }
             Fault::Slow(d) => {
                 std::thread::sleep(d);
                 return Ok(());
@@ -519,6 +539,7 @@ fn truncated_and_malformed_streams_and_a_slow_server_are_retried() {
     let _turn = one_at_a_time();
     survives(Fault::Truncated, 2, &[]);
     survives(Fault::Malformed, 2, &[]);
+    survives(Fault::DoneEarly, 1, &[]);
     // The timeout (6 s) ends the wait, not the server (which would hold it 60 s).
     let (_, log) = survives(
         Fault::Slow(Duration::from_secs(60)),

@@ -160,7 +160,11 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         anyhow::bail!("--resume needs an --out file, not standard output");
     }
     // The writer: a server (its model checked before anything is written), else the model.
-    let remote = settings.remote.clone().map(|r| Remote::connect(*r)).transpose()?;
+    let remote = settings
+        .remote
+        .clone()
+        .map(|r| Remote::connect(*r))
+        .transpose()?;
     let loaded = match &remote {
         Some(r) => {
             eprintln!(
@@ -269,6 +273,9 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
                 });
                 if let Some(p) = &provenance {
                     line["writer"] = p.clone();
+                }
+                if !c.retried_for.is_empty() {
+                    line["retried_for"] = serde_json::json!(c.retried_for);
                 }
                 // A line at a time reaches the file: a crash loses only the requests in flight.
                 if write_err.is_none()

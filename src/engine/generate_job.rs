@@ -261,6 +261,10 @@ pub fn run(
                                 Some(p) => {
                                     item.meta.insert("writer".into(), p.clone());
                                     item.meta.insert("attempts".into(), json!(c.attempts));
+                                    if !c.retried_for.is_empty() {
+                                        item.meta
+                                            .insert("retried_for".into(), json!(c.retried_for));
+                                    }
                                 }
                                 // A server is not asked for log-probabilities.
                                 None => {

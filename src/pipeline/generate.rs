@@ -132,6 +132,8 @@ pub struct Candidate {
     pub mean_logprob: f64,
     /// Requests it took (more than 1 when a server's answer was retried).
     pub attempts: u32,
+    /// Why each retried request failed.
+    pub retried_for: Vec<String>,
 }
 
 /// What a generation run reports while it works.
@@ -316,6 +318,7 @@ pub(crate) fn candidate(
         new_tokens: f.tokens.len(),
         seconds: f.seconds,
         attempts: 1,
+        retried_for: Vec::new(),
     }
 }
 

@@ -199,6 +199,7 @@ fn candidate_of(
         _ => FinishReason::EndOfSequence,
     };
     let new_tokens = c.tokens();
+    let (attempts, retried_for) = (c.attempts, c.retried_for);
     let finished = Finished {
         index: p.index,
         tokens: Vec::new(),
@@ -218,6 +219,7 @@ fn candidate_of(
         label_words,
     );
     cand.new_tokens = new_tokens;
-    cand.attempts = c.attempts;
+    cand.attempts = attempts;
+    cand.retried_for = retried_for;
     cand
 }

@@ -54,6 +54,8 @@ pub struct Completion {
     pub completion_tokens: Option<usize>,
     /// Attempts it took (1: no retry).
     pub attempts: u32,
+    /// Why each earlier attempt failed.
+    pub retried_for: Vec<String>,
 }
 
 impl Completion {
@@ -236,15 +238,22 @@ impl Client {
         on: &mut (dyn FnMut(Streamed) + Send),
     ) -> Result<Completion, RemoteError> {
         let (mut attempts, mut retries) = (0u32, 0u32);
+        let mut retried_for = Vec::new();
         loop {
             attempts += 1;
             on(Streamed::Started);
             match self.attempt(request, on).await {
                 Ok(mut c) => {
                     c.attempts = attempts;
+                    c.retried_for = retried_for;
                     return Ok(c);
                 }
-                Err(f) => self.after_failure(f, &mut retries).await?,
+                Err(f) => {
+                    if let Failure::Retry { reason, .. } = &f {
+                        retried_for.push(reason.clone());
+                    }
+                    self.after_failure(f, &mut retries).await?
+                }
             }
         }
     }
@@ -370,7 +379,7 @@ impl Client {
                 finish_reason: chunk.finish_reason,
                 prompt_tokens: chunk.prompt_tokens,
                 completion_tokens: chunk.completion_tokens,
-                attempts: 0,
+                ..Completion::default()
             });
         }
         let idle = Duration::from_secs_f64(self.settings.idle_timeout_s);
@@ -418,11 +427,21 @@ impl Client {
                 }
             }
         }
-        if !done && out.finish_reason.is_none() {
-            return Err(retry(format!(
-                "the stream ended before the completion did (truncated after {} chunks)",
-                out.chunks
-            )));
+        if out.finish_reason.is_none() {
+            // Every server ends a completion with its reason; without one it was cut short.
+            return Err(retry(if done {
+                format!(
+                    "the stream ended ([DONE]) without saying why the completion stopped, after \
+                     {} chunks: it was cut short (llama-cpp-python's server cuts a request short \
+                     when another arrives unless started with --interrupt_requests false)",
+                    out.chunks
+                )
+            } else {
+                format!(
+                    "the stream ended before the completion did (truncated after {} chunks)",
+                    out.chunks
+                )
+            }));
         }
         Ok(out)
     }
