@@ -398,7 +398,11 @@ pub fn run_examples(run: &Path) -> anyhow::Result<Vec<RunExample>> {
                 path.display()
             )
         })?;
-        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
             let e: RunExample = serde_json::from_str(line)
                 .with_context(|| format!("{} line {}: not an example", path.display(), i + 1))?;
             if !out.iter().any(|o| o.text == e.text) {
