@@ -34,8 +34,8 @@ pub struct ExportModelArgs {
     /// gguf (llama.cpp, Ollama) or hf (transformers: safetensors + config + tokenizer).
     #[arg(long, value_name = "gguf|hf")]
     pub format: Format,
-    /// How the matrices are stored: f32, f16 or q8_0 (GGUF only). Default: q8_0 for GGUF, f32
-    /// for hf.
+    /// How the matrices are stored: f32, f16 or q8_0 (GGUF only; half the size, but llama.cpp
+    /// then flips labels that sit near the boundary). Default: f16 for GGUF, f32 for hf.
     #[arg(long, value_name = "f32|f16|q8_0")]
     pub quant: Option<Weights>,
     /// Replace what is already at --out.
