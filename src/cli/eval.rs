@@ -166,18 +166,24 @@ pub fn run(args: EvalArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> {
             args.method,
         ),
     };
+    save_and_show(&report, &out, args.json)
+}
+
+/// Saves `report` in `out` and prints it (as JSON with `json`), with rows/s and where it went.
+fn save_and_show(report: &EvalReport, out: &Path, json: bool) -> anyhow::Result<()> {
     let saved = report
-        .save(&out)
+        .save(out)
         .with_context(|| format!("saving {}", out.join(report::EVAL_FILE).display()))?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
     } else {
-        print_report(&report);
+        print_report(report);
     }
     eprintln!(
-        "seedforge: {} rows in {:.1} s; saved {}",
+        "seedforge: {} rows in {:.1} s ({:.1} rows/s); saved {}",
         report.metrics.n,
         report.seconds,
+        report.metrics.n as f64 / report.seconds.max(1e-9),
         saved.display()
     );
     Ok(())
@@ -201,22 +207,7 @@ fn eval_student(
     let report =
         crate::eval::run::evaluate_student(&student, task, rows, &args.test, dir, &mut |_, _| {})?;
     let out = args.out.clone().unwrap_or_else(|| dir.to_path_buf());
-    let saved = report
-        .save(&out)
-        .with_context(|| format!("saving {}", out.join(report::EVAL_FILE).display()))?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_report(&report);
-    }
-    eprintln!(
-        "seedforge: {} rows in {:.2} s ({:.0} rows/s); saved {}",
-        report.metrics.n,
-        report.seconds,
-        report.metrics.n as f64 / report.seconds.max(1e-9),
-        saved.display()
-    );
-    Ok(())
+    save_and_show(&report, &out, args.json)
 }
 
 fn default_run_dir(base: Option<&Path>, method: Method) -> PathBuf {
