@@ -218,3 +218,164 @@ fn a_run_without_recorded_texts_asks_for_them_and_a_missing_run_is_named() {
     );
     assert!(err.contains("/nonexistent/run"), "{err}");
 }
+
+fn predicted(dir: &Path) -> Vec<String> {
+    jsonl(&dir.join("predictions.jsonl"))
+        .iter()
+        .map(|r| r["predicted"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn teacher_labels_are_kept_and_reused_and_bench_student_puts_student_beside_teacher() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (model, ws, run) = setup(tmp.path());
+    let unl = tmp.path().join("texts.txt");
+    std::fs::write(&unl, TEXTS.join("\n") + "\n").unwrap();
+    let test = tmp.path().join("test.tsv");
+    let mut body = String::from("sentence\tlabel\n");
+    for (t, g) in TEXTS.iter().zip(["1", "0", "1", "0", "1", "0"]) {
+        body.push_str(&format!("{t}\t{g}\n"));
+    }
+    std::fs::write(&test, body).unwrap();
+    let cache = tmp.path().join("teacher.jsonl");
+    let distil = |out: &Path, temperature: &str| {
+        ok(&Command::new(BIN)
+            .arg("--workspace")
+            .arg(&ws)
+            .args([
+                "distil",
+                "--device",
+                "cpu",
+                "--epochs",
+                "3",
+                "--buckets",
+                "1024",
+            ])
+            .arg("--model")
+            .arg(&model)
+            .arg("--run")
+            .arg(&run)
+            .arg("--unlabelled")
+            .arg(&unl)
+            .arg("--teacher-labels")
+            .arg(&cache)
+            .args(["--temperature", temperature, "--out"])
+            .arg(out)
+            .output()
+            .unwrap())
+    };
+    let student = tmp.path().join("s1");
+    let err = distil(&student, "1");
+    assert!(err.contains("0 teacher answers"), "{err}");
+    let lines = jsonl(&cache);
+    assert_eq!(lines.len(), TEXTS.len());
+    for l in &lines {
+        assert_eq!(l["probs"].as_array().unwrap().len(), 2);
+        let sum: f64 = l["probs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_f64().unwrap())
+            .sum();
+        assert!((sum - 1.0).abs() < 1e-6, "{l}");
+    }
+    // A second student from the same teacher asks it nothing new.
+    let err = distil(&tmp.path().join("s2"), "2");
+    assert!(err.contains("6 teacher answers"), "{err}");
+    assert_eq!(jsonl(&cache).len(), TEXTS.len());
+
+    // The teacher's own evaluation on the test rows, to check the bench's agreement against.
+    let teacher_eval = tmp.path().join("teacher-eval");
+    ok(&Command::new(BIN)
+        .arg("--workspace")
+        .arg(&ws)
+        .args(["eval", "--device", "cpu", "--method", "lora", "--model"])
+        .arg(&model)
+        .arg("--adapter")
+        .arg(&run)
+        .arg("--test")
+        .arg(&test)
+        .args(["--label-map", "0=negative,1=positive", "--out"])
+        .arg(&teacher_eval)
+        .output()
+        .unwrap());
+    let student_eval = tmp.path().join("student-eval");
+    ok(&Command::new(BIN)
+        .arg("--workspace")
+        .arg(&ws)
+        .args(["eval", "--adapter"])
+        .arg(&student)
+        .arg("--test")
+        .arg(&test)
+        .args(["--label-map", "0=negative,1=positive", "--out"])
+        .arg(&student_eval)
+        .output()
+        .unwrap());
+    let same = predicted(&teacher_eval)
+        .iter()
+        .zip(predicted(&student_eval))
+        .filter(|(a, b)| **a == *b)
+        .count();
+
+    let json = tmp.path().join("bench.json");
+    let out = Command::new(BIN)
+        .arg("--workspace")
+        .arg(&ws)
+        .args(["bench", "student", "--device", "cpu", "--model"])
+        .arg(&model)
+        .arg("--run")
+        .arg(&student)
+        .arg("--test")
+        .arg(&test)
+        .args([
+            "--label-map",
+            "0=negative,1=positive",
+            "--min-seconds",
+            "0.05",
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .unwrap();
+    ok(&out);
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        table.contains("cpu: ") && table.contains("student ÷ teacher"),
+        "{table}"
+    );
+    let b: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(b["rows"], TEXTS.len());
+    assert_eq!(b["teacher"]["items"], TEXTS.len());
+    // The student is timed over whole passes of the same rows.
+    let items = b["student"]["items"].as_u64().unwrap() as usize;
+    assert!(items >= TEXTS.len() && items % TEXTS.len() == 0, "{b}");
+    assert!(b["student"]["seconds"].as_f64().unwrap() >= 0.05, "{b}");
+    assert_eq!(b["same_label"], same, "{b}");
+    // The teacher was found from the student's record and read as `eval` reads it.
+    let teacher: Value =
+        serde_json::from_str(&std::fs::read_to_string(teacher_eval.join("eval.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        b["teacher"]["accuracy"], teacher["metrics"]["accuracy"],
+        "{b}"
+    );
+    let ratio = b["speedup"].as_f64().unwrap();
+    let expect = b["student"]["items_per_s"].as_f64().unwrap()
+        / b["teacher"]["items_per_s"].as_f64().unwrap();
+    assert!((ratio - expect).abs() < 1e-6 * expect, "{b}");
+
+    // A folder with no student is refused in words.
+    let err = failed(
+        &Command::new(BIN)
+            .arg("--workspace")
+            .arg(&ws)
+            .args(["bench", "student", "--run"])
+            .arg(&run)
+            .arg("--test")
+            .arg(&test)
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("student.json"), "{err}");
+}

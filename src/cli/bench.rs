@@ -34,6 +34,9 @@ pub enum BenchCommand {
     /// Writing examples through an OpenAI-compatible server (--writer) at concurrency 1, 4 and
     /// 16, beside the local Burn writer on the same prompts: tokens/s and items/s.
     Writer(Box<super::bench_writer::WriterBenchArgs>),
+    /// A distilled student beside its teacher on the same labelled rows: texts/s of each, the
+    /// ratio, how often they agree, and each one's accuracy, with the CPU it ran on.
+    Student(Box<super::bench_student::StudentBenchArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -154,6 +157,7 @@ pub fn run(cmd: BenchCommand, workspace: Option<PathBuf>) -> anyhow::Result<()> 
     match cmd {
         BenchCommand::Predict(args) => super::bench_predict::run(*args, workspace),
         BenchCommand::Writer(args) => super::bench_writer::run(*args),
+        BenchCommand::Student(args) => super::bench_student::run(*args, workspace),
         BenchCommand::Decode(args) => super::bench_decode::run(args),
         BenchCommand::Classify(args) => super::bench_classify::run(args),
         BenchCommand::Train(args) => train(args),

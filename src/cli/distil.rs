@@ -19,7 +19,7 @@ use crate::engine::predict_job::classifier_options;
 use crate::pipeline::classify::Classifier;
 use crate::pipeline::predict::{self, BadRows, ReadOptions};
 use crate::pipeline::prompt::Templates;
-use crate::student::distil::{DistilSettings, DistilTexts, Provenance, distil};
+use crate::student::distil::{DistilSettings, DistilTexts, Provenance, TeacherLabels, distil};
 use crate::student::features::Hashing;
 use crate::student::train::StudentConfig;
 use crate::train::run::run_examples;
@@ -69,6 +69,11 @@ pub struct DistilArgs {
     /// Seed of the initialisation and the batch order.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Keep the teacher's answers in this JSONL file and reuse those it holds: another
+    /// distillation from the same run (another temperature, more epochs) asks the teacher only
+    /// about new texts.
+    #[arg(long, value_name = "FILE")]
+    pub teacher_labels: Option<PathBuf>,
     /// Texts the teacher scores together.
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
@@ -191,10 +196,27 @@ pub fn run(args: DistilArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> {
         teacher_secs = t0.elapsed().as_secs_f64();
         Ok(preds)
     };
+    let label_names: Vec<String> = task.label_names().into_iter().map(String::from).collect();
+    let mut cache = match &args.teacher_labels {
+        Some(p) => {
+            let c = TeacherLabels::open(p, &args.run, &label_names)?;
+            eprintln!(
+                "seedforge: {} teacher answers in {}",
+                c.known(),
+                p.display()
+            );
+            Some(c)
+        }
+        None => None,
+    };
+    let mut asked = |all: &[&str]| match &mut cache {
+        Some(c) => c.label(all, &mut teacher),
+        None => teacher(all),
+    };
     let student = distil(
         &task,
         texts,
-        &mut teacher,
+        &mut asked,
         &settings,
         Provenance {
             teacher_run: &args.run,

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod bench_classify;
 pub mod bench_decode;
 pub mod bench_predict;
+pub mod bench_student;
 pub mod bench_writer;
 pub mod classify;
 pub mod distil;

@@ -188,3 +188,120 @@ pub fn distil(
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
+
+/// The teacher's answers kept in a file (`--teacher-labels`), so that another distillation from
+/// the same teacher (another temperature, more epochs) asks it only about texts it has not read:
+/// one JSON line a text, `{"teacher": RUN, "text": …, "probs": [p per label]}`. Lines of another
+/// teacher or with another number of labels are not used.
+pub struct TeacherLabels {
+    path: PathBuf,
+    teacher: PathBuf,
+    labels: Vec<String>,
+    known: std::collections::HashMap<String, Vec<f64>>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LabelLine {
+    teacher: PathBuf,
+    text: String,
+    probs: Vec<f64>,
+}
+
+impl TeacherLabels {
+    /// Reads `path` if it exists (a missing file is an empty cache).
+    pub fn open(path: &Path, teacher_run: &Path, labels: &[String]) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let teacher = absolute(teacher_run);
+        let mut known = std::collections::HashMap::new();
+        match std::fs::read_to_string(path) {
+            Ok(body) => {
+                for (i, line) in body.lines().enumerate() {
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    let l: LabelLine = serde_json::from_str(line).with_context(|| {
+                        format!("{} line {}: not a teacher label", path.display(), i + 1)
+                    })?;
+                    if l.teacher == teacher && l.probs.len() == labels.len() {
+                        known.insert(l.text, l.probs);
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+        Ok(TeacherLabels {
+            path: path.to_path_buf(),
+            teacher,
+            labels: labels.to_vec(),
+            known,
+        })
+    }
+
+    /// Texts whose answer the file already holds.
+    pub fn known(&self) -> usize {
+        self.known.len()
+    }
+
+    /// The teacher's answer for each of `texts`: from the file, or from `teacher` (asked once,
+    /// for the texts the file lacks, whose answers are then appended to it).
+    pub fn label(
+        &mut self,
+        texts: &[&str],
+        teacher: &mut dyn FnMut(&[&str]) -> anyhow::Result<Vec<Prediction>>,
+    ) -> anyhow::Result<Vec<Prediction>> {
+        use anyhow::Context;
+        use std::io::Write;
+        let mut missing: Vec<&str> = texts
+            .iter()
+            .copied()
+            .filter(|t| !self.known.contains_key(*t))
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        if !missing.is_empty() {
+            let answers = teacher(&missing)?;
+            anyhow::ensure!(
+                answers.len() == missing.len(),
+                "the teacher answered {} of {} texts",
+                answers.len(),
+                missing.len()
+            );
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+                .with_context(|| format!("opening {}", self.path.display()))?;
+            let mut body = String::new();
+            for (text, p) in missing.iter().zip(&answers) {
+                let probs: Vec<f64> = p.probs.iter().map(|(_, x)| *x).collect();
+                anyhow::ensure!(
+                    probs.len() == self.labels.len(),
+                    "the teacher gave {} probabilities for {} labels",
+                    probs.len(),
+                    self.labels.len()
+                );
+                body.push_str(&serde_json::to_string(&LabelLine {
+                    teacher: self.teacher.clone(),
+                    text: text.to_string(),
+                    probs: probs.clone(),
+                })?);
+                body.push('\n');
+                self.known.insert(text.to_string(), probs);
+            }
+            file.write_all(body.as_bytes())
+                .and_then(|()| file.sync_all())
+                .with_context(|| format!("writing {}", self.path.display()))?;
+        }
+        Ok(texts
+            .iter()
+            .map(|t| cached_prediction(&self.labels, &self.known[*t]))
+            .collect())
+    }
+}
+
+/// A [`Prediction`] from stored probabilities (their logarithms as the student's logits).
+fn cached_prediction(labels: &[String], probs: &[f64]) -> Prediction {
+    let logits: Vec<f32> = probs.iter().map(|p| p.max(1e-30).ln() as f32).collect();
+    super::prediction(labels, &logits)
+}
