@@ -40,6 +40,10 @@ fn seedforge(model: &Path) -> Command {
 }
 
 fn train_args(out: &Path) -> Vec<String> {
+    train_args_for(out, EPOCHS)
+}
+
+fn train_args_for(out: &Path, epochs: usize) -> Vec<String> {
     [
         "train",
         "--task",
@@ -47,7 +51,7 @@ fn train_args(out: &Path) -> Vec<String> {
         "--device",
         "cpu",
         "--epochs",
-        &EPOCHS.to_string(),
+        &epochs.to_string(),
         "--patience",
         "0",
         "--dropout",
@@ -72,8 +76,14 @@ fn ok(out: Output) -> String {
 
 /// Runs `train` into `out` and kills it (SIGKILL) once `epochs` epoch lines were printed.
 fn train_killed_after(model: &Path, out: &Path, epochs: usize) {
+    train_killed_after_of(model, train_args(out), epochs)
+}
+
+/// The same for a run of `args`: the run goes on while the test reads the epoch line, so the
+/// epochs after `epochs` must outlast the slowest wake-up of the test on a loaded machine.
+fn train_killed_after_of(model: &Path, args: Vec<String>, epochs: usize) {
     let mut child = seedforge(model)
-        .args(train_args(out))
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -237,7 +247,9 @@ fn a_damaged_checkpoint_is_refused_naming_the_file() {
     let model = tmp.path().join("tiny.gguf");
     common::tiny::write_gguf(&model);
     let run = tmp.path().join("run");
-    train_killed_after(&model, &run, 2);
+    // Nothing is compared with an uninterrupted run here, so the run is made far longer than
+    // the kill can take to arrive (12 epochs of the tiny model could finish first under load).
+    train_killed_after_of(&model, train_args_for(&run, 400), 2);
     let dir = run.join("checkpoint");
     let tensors: PathBuf = std::fs::read_dir(&dir)
         .unwrap()

@@ -140,6 +140,11 @@ pub struct TrainOptions {
     /// experiment's kept items; true|false).
     #[arg(long, default_value_t = Weighting::default().soft_labels, action = clap::ArgAction::Set)]
     pub soft_labels: bool,
+    /// Train this many runs, each holding out a different share of the real examples for its
+    /// early stopping and from its own seed, and average their adapters into one (a soup; the
+    /// members are kept under members/ in the run folder).
+    #[arg(long, default_value_t = TrainConfig::default().members)]
+    pub members: usize,
 }
 
 impl TrainOptions {
@@ -177,6 +182,7 @@ impl TrainOptions {
                 label_smoothing: self.label_smoothing,
                 soft_labels: self.soft_labels,
             },
+            members: self.members,
             ..TrainConfig::default()
         };
         cfg.validate().map_err(anyhow::Error::msg)?;

@@ -207,6 +207,19 @@ pub fn encode(
 /// each label's examples (rounded, at least one when the label has two or more, and never all of
 /// them) goes to validation. Indices come back sorted; the choice depends only on `seed`.
 pub fn stratified_split(labels: &[usize], fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    stratified_fold(labels, fraction, seed, 0)
+}
+
+/// [`stratified_split`]'s `fold`-th validation share: each label's examples are shuffled with
+/// `seed` as there, and the share starts `fold` shares further along (wrapping), so folds
+/// `0, 1, …` hold out different examples until every one has been held out once. Fold 0 is
+/// [`stratified_split`].
+pub fn stratified_fold(
+    labels: &[usize],
+    fraction: f64,
+    seed: u64,
+    fold: usize,
+) -> (Vec<usize>, Vec<usize>) {
     let mut train = Vec::new();
     let mut val = Vec::new();
     let n_labels = labels.iter().copied().max().map_or(0, |m| m + 1);
@@ -220,6 +233,9 @@ pub fn stratified_split(labels: &[usize], fraction: f64, seed: u64) -> (Vec<usiz
         };
         k = k.min(n.saturating_sub(1));
         Rng::for_item(seed, label as u64).shuffle(&mut idx);
+        if n > 0 {
+            idx.rotate_left((fold * k) % n);
+        }
         val.extend_from_slice(&idx[..k]);
         train.extend_from_slice(&idx[k..]);
     }
@@ -406,6 +422,34 @@ mod tests {
         // Never everything into validation; nothing at fraction 0.
         assert_eq!(stratified_split(&[0, 0, 1, 1], 0.99, 0).1.len(), 2);
         assert!(stratified_split(&labels, 0.0, 0).1.is_empty());
+    }
+
+    #[test]
+    fn folds_hold_out_each_example_once_before_repeating() {
+        // 4 per label, a quarter held out: folds 0..4 hold out every example exactly once.
+        let labels = [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2];
+        let mut seen: Vec<usize> = Vec::new();
+        for fold in 0..4 {
+            let (train, val) = stratified_fold(&labels, 0.25, 9, fold);
+            assert_eq!(val.len(), 3, "fold {fold}: {val:?}");
+            for l in 0..3 {
+                assert_eq!(val.iter().filter(|&&i| labels[i] == l).count(), 1);
+            }
+            assert_eq!(train.len() + val.len(), labels.len());
+            assert!(val.iter().all(|i| !train.contains(i)));
+            seen.extend(&val);
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (0..12).collect::<Vec<_>>());
+        // The fifth fold starts over; fold 0 is the plain split.
+        assert_eq!(
+            stratified_fold(&labels, 0.25, 9, 4),
+            stratified_fold(&labels, 0.25, 9, 0)
+        );
+        assert_eq!(
+            stratified_fold(&labels, 0.25, 9, 0),
+            stratified_split(&labels, 0.25, 9)
+        );
     }
 
     #[test]

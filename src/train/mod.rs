@@ -3,7 +3,7 @@
 //! schedule, early stopping and live metrics ([`trainer`], [`schedule`], [`metrics`]), class
 //! balance, the synthetic share and label smoothing ([`weighting`]), adapters
 //! saved and loaded in Hugging Face PEFT's layout ([`peft`]), label scoring for evaluation
-//! ([`score`]) and the step-time benchmark against the PEFT peer ([`bench`]).
+//! ([`score`]), runs averaged into one adapter ([`soup`]) and the step-time benchmark against the PEFT peer ([`bench`]).
 
 pub mod bench;
 pub mod checkpoint;
@@ -15,6 +15,7 @@ pub mod peft;
 pub mod run;
 pub mod schedule;
 pub mod score;
+pub mod soup;
 pub mod trainer;
 pub mod weighting;
 

@@ -15,7 +15,7 @@ use super::data::{self, Encoded};
 use super::lora::LoraInfo;
 use super::metrics::{MetricsWriter, StopReason, TrainEvent, read_metrics};
 use super::peft;
-use super::trainer::{Objective, TrainConfig, TrainControl, TrainOutcome, train_resumable};
+use super::trainer::{Fold, Objective, TrainConfig, TrainControl, TrainOutcome, train_resumable};
 use crate::data::task::{Example, Task};
 use crate::llm::model::Llama;
 use crate::llm::tokenizer::TextTokenizer;
@@ -86,7 +86,10 @@ pub fn split(
     cfg: &TrainConfig,
 ) -> (Vec<Encoded>, Vec<Encoded>) {
     let labels: Vec<usize> = real.iter().map(|e| e.label).collect();
-    let (train_idx, val_idx) = data::stratified_split(&labels, cfg.val_fraction, cfg.seed);
+    let (train_idx, val_idx) = match cfg.fold {
+        Some(f) => data::stratified_fold(&labels, cfg.val_fraction, f.seed, f.index),
+        None => data::stratified_split(&labels, cfg.val_fraction, cfg.seed),
+    };
     let mut train_set: Vec<Encoded> = train_idx.iter().map(|&i| real[i].clone()).collect();
     train_set.extend(extra.iter().cloned());
     let val_set = val_idx.iter().map(|&i| real[i].clone()).collect();
@@ -106,6 +109,9 @@ pub fn train_run(
         !spec.real.is_empty() || !spec.extra.is_empty(),
         "nothing to train on: no real and no extra examples"
     );
+    if cfg.members > 1 {
+        return train_soup(model, tokenizer, spec, control, sink);
+    }
     let encode = match cfg.objective {
         Objective::Classify => data::encode,
         Objective::Generate => data::encode_generation,
@@ -210,6 +216,122 @@ pub fn train_run(
     )
 }
 
+/// Where a soup run keeps its `index`-th member (a whole run folder).
+pub fn member_dir(run: &Path, index: usize) -> PathBuf {
+    run.join("members").join(index.to_string())
+}
+
+/// A soup: `cfg.members` runs, member `i` in [`member_dir`] holding out the `i`-th share of the
+/// real examples for its early stopping and starting from its own seed (member 0 is the plain
+/// run), then their adapters averaged ([`super::soup`]) into the run folder, with a
+/// `config.json` that records the soup and `metrics.jsonl` holding the members' events one run
+/// after another. A staged soup starts member `i` from member `i` of the first stage. Stopping
+/// a member stops the soup; its members stay as runs of their own.
+fn train_soup(
+    model: Llama,
+    tokenizer: &TextTokenizer,
+    spec: &RunSpec,
+    control: &TrainControl,
+    sink: &mut dyn FnMut(&TrainEvent),
+) -> anyhow::Result<RunResult> {
+    let cfg = spec.config;
+    let mut members = Vec::with_capacity(cfg.members);
+    for i in 0..cfg.members {
+        let mut member = cfg.clone();
+        member.members = 1;
+        member.fold = Some(Fold {
+            index: i,
+            seed: cfg.seed,
+        });
+        member.seed = cfg.seed.wrapping_add(1000 * i as u64);
+        let out = member_dir(spec.out, i);
+        let start = spec.start_from.map(|d| {
+            let m = member_dir(d, i);
+            if peft::check_adapter(&m).unwrap_or(false) {
+                m
+            } else {
+                d.to_path_buf()
+            }
+        });
+        let member_spec = RunSpec {
+            task: spec.task,
+            templates: spec.templates,
+            real: spec.real,
+            extra: spec.extra,
+            extra_soft: spec.extra_soft,
+            extra_sources: spec.extra_sources.clone(),
+            generated_extra: spec.generated_extra,
+            start_from: start.as_deref(),
+            config: &member,
+            out: &out,
+            model_path: spec.model_path,
+            device: spec.device,
+        };
+        let result = train_run(model.clone(), tokenizer, &member_spec, control, sink)
+            .with_context(|| format!("member {} of {} ({})", i + 1, cfg.members, out.display()))?;
+        if result.outcome.reason == StopReason::Stopped {
+            return Ok(result);
+        }
+        members.push(result);
+    }
+    let models: Vec<Llama> = members.iter().map(|r| r.outcome.model.clone()).collect();
+    let souped = super::soup::soup(&models)?;
+    let adapter = peft::save(&souped, spec.out, spec.model_path)?;
+
+    // The record is the first member's with the soup's settings and starting point.
+    let first = member_dir(spec.out, 0).join("config.json");
+    let mut record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&first).with_context(|| format!("reading {}", first.display()))?,
+    )
+    .with_context(|| format!("{}: not JSON", first.display()))?;
+    record["train"] = serde_json::to_value(cfg)?;
+    record["started_from"] = serde_json::to_value(spec.start_from)?;
+    let config_path = spec.out.join("config.json");
+    crate::data::atomic::write_atomic_bytes(
+        &config_path,
+        (serde_json::to_string_pretty(&record)? + "\n").as_bytes(),
+    )
+    .with_context(|| format!("writing {}", config_path.display()))?;
+    write_examples(spec.out, spec.real, spec.extra)?;
+    let mut metrics = Vec::new();
+    for i in 0..cfg.members {
+        let path = member_dir(spec.out, i).join("metrics.jsonl");
+        metrics
+            .extend(std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?);
+    }
+    let metrics_path = spec.out.join("metrics.jsonl");
+    crate::data::atomic::write_atomic_bytes(&metrics_path, &metrics)
+        .with_context(|| format!("writing {}", metrics_path.display()))?;
+
+    let mean = |f: &dyn Fn(&TrainOutcome) -> Option<f64>| -> Option<f64> {
+        let v: Vec<f64> = members.iter().filter_map(|r| f(&r.outcome)).collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    };
+    let first = &members[0];
+    let outcome = TrainOutcome {
+        reason: members
+            .last()
+            .map_or(StopReason::Completed, |r| r.outcome.reason),
+        steps: members.iter().map(|r| r.outcome.steps).sum(),
+        epochs: members.iter().map(|r| r.outcome.epochs).sum(),
+        best_epoch: None,
+        // Each member's validation share is held out of it alone: the means are
+        // cross-validated figures over the real examples.
+        best_val_loss: mean(&|o| o.best_val_loss),
+        best_val_accuracy: mean(&|o| o.best_val_accuracy),
+        elapsed_s: members.iter().map(|r| r.outcome.elapsed_s).sum::<f64>(),
+        model: souped,
+    };
+    Ok(RunResult {
+        outcome,
+        adapter,
+        out: spec.out.to_path_buf(),
+        train_examples: first.train_examples,
+        val_examples: first.val_examples,
+        truncated: first.truncated,
+    })
+}
+
 /// Trains (from scratch, or on from `resume`), writing every event to `metrics` and a
 /// checkpoint whenever the trainer offers one; then saves the kept adapter and, unless the
 /// run was stopped (which leaves it resumable), marks the checkpoint finished.
@@ -309,6 +431,12 @@ pub fn resume_run(
     sink: &mut dyn FnMut(&TrainEvent),
 ) -> anyhow::Result<RunResult> {
     let recorded = recorded_run(run)?;
+    anyhow::ensure!(
+        recorded.train.members <= 1,
+        "{} is a soup of {} runs, which cannot be resumed yet; start it again",
+        run.display(),
+        recorded.train.members
+    );
     let Some(loaded) = checkpoint::load(run)? else {
         anyhow::bail!(
             "{} has no checkpoint (a run from before checkpoints, or one cut off before its \

@@ -77,6 +77,26 @@ pub struct TrainConfig {
     /// before they existed: none of them).
     #[serde(default = "Weighting::none")]
     pub weighting: Weighting,
+    /// Runs trained and averaged into one adapter (a soup, see [`super::soup`]); 1: one run.
+    #[serde(default = "one")]
+    pub members: usize,
+    /// The share of the real examples this run holds out for validation, when it is a soup's
+    /// member (none: the share `seed` draws).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fold: Option<Fold>,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// A soup member's validation share: the real examples of each label are shuffled with `seed`
+/// (the same for every member) and member `index` holds out the `index`-th share, so the members'
+/// held-out shares do not overlap while there are enough examples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fold {
+    pub index: usize,
+    pub seed: u64,
 }
 
 impl Default for TrainConfig {
@@ -104,9 +124,14 @@ impl Default for TrainConfig {
             eval_batch_size: 16,
             seed: 0,
             weighting: Weighting::default(),
+            members: 1,
+            fold: None,
         }
     }
 }
+
+/// The most runs one soup averages (each member is a whole training run).
+pub const MAX_MEMBERS: usize = 16;
 
 impl TrainConfig {
     pub fn validate(&self) -> Result<(), String> {
@@ -129,6 +154,12 @@ impl TrainConfig {
         }
         if self.max_len < 2 {
             return Err("max length must be at least 2 tokens".into());
+        }
+        if !(1..=MAX_MEMBERS).contains(&self.members) {
+            return Err(format!(
+                "a soup has 1 to {MAX_MEMBERS} members, not {}",
+                self.members
+            ));
         }
         Ok(())
     }
