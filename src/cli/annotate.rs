@@ -107,27 +107,46 @@ pub fn run(args: AnnotateArgs, workspace: Option<PathBuf>) -> anyhow::Result<()>
         "--method icl needs seeds; the task has none (add some, or use --method zero-shot)"
     );
 
-    let (mut loaded, _) = args.model.load()?;
-    if let Some(dir) = &args.adapter {
-        crate::train::peft::load_adapter(&mut loaded.model, dir)
-            .with_context(|| format!("loading the adapter in {}", dir.display()))?;
-    }
+    let server = args.filters.judge_server.settings()?;
+    anyhow::ensure!(
+        server.is_none() || args.method != Method::Lora,
+        "--judge-url labels with the icl or zero-shot prompt on the server, not with an adapter"
+    );
     let templates = Templates::for_task(&task)?;
     let demos = match args.method {
         Method::Icl => interleave_by_label(&task.seeds, &task.labels),
         _ => Vec::new(),
     };
-    let classifier = Classifier::new(
-        &loaded.model,
-        &loaded.tokenizer,
-        &task,
-        &templates,
-        ClassifierOptions {
-            demos,
-            calibrate: !args.filters.no_calibrate,
-            ..ClassifierOptions::default()
-        },
-    )?;
+    let options = ClassifierOptions {
+        demos,
+        calibrate: !args.filters.no_calibrate,
+        ..ClassifierOptions::default()
+    };
+    // The labeller: a server (connected, its model checked, before anything is labelled), else
+    // the model here.
+    let remote = server
+        .map(crate::llm::remote::Remote::connect)
+        .transpose()?;
+    let mut loaded = None;
+    let classifier = match &remote {
+        Some(r) => {
+            eprintln!(
+                "seedforge: labelling on {} (model {})",
+                r.client().endpoint(),
+                r.client().model()
+            );
+            Classifier::remote(r, &task, &templates, options)?
+        }
+        None => {
+            let (mut l, _) = args.model.load()?;
+            if let Some(dir) = &args.adapter {
+                crate::train::peft::load_adapter(&mut l.model, dir)
+                    .with_context(|| format!("loading the adapter in {}", dir.display()))?;
+            }
+            let l = &*loaded.insert(l);
+            Classifier::new(&l.model, &l.tokenizer, &task, &templates, options)?
+        }
+    };
     let started = Instant::now();
     let texts: Vec<&str> = imported.rows.iter().map(|r| r.text.as_str()).collect();
     // Primed with the workspace's items, so texts it already holds are caught as duplicates.

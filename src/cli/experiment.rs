@@ -60,6 +60,10 @@ pub struct ExperimentArgs {
     pub arms: Vec<Arm>,
     #[command(flatten)]
     pub generation: GenerationOptions,
+    /// A server that writes the generated examples instead of the model here (the teacher
+    /// arm's still writes here: it is an adapter on this model).
+    #[command(flatten)]
+    pub writer: super::writer_args::WriterArgs,
     #[command(flatten)]
     pub filters: FilterOptions,
     #[command(flatten)]
@@ -162,8 +166,12 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
         task: args.shape.task(name, &labels),
         seeds_per_class: args.seeds_per_class,
         min_words: args.seed_min_words,
-        generate: args.generation.settings(0, false),
-        filters: args.filters.settings(),
+        generate: {
+            let mut g = args.generation.settings(0, false);
+            g.remote = args.writer.settings()?.map(Box::new);
+            g
+        },
+        filters: args.filters.settings_with_server()?,
         train: args.train.config(0)?,
         eval_batch: args.eval_batch.max(1),
         model: model_path.display().to_string(),

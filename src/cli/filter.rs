@@ -13,7 +13,9 @@ use super::model_args::ModelArgs;
 use super::task_arg::TaskArg;
 use crate::eval::judge_selection::{SelectionContext, resolve};
 use crate::pipeline::filters::FilterSettings;
-use crate::pipeline::filters::judge::{Judge, ToJudge, judge_all, kept};
+use crate::pipeline::filters::judge::{
+    Judge, ToJudge, judge_all, judge_more, kept, remote_classifier,
+};
 use crate::pipeline::filters::stages::JudgeKind;
 use crate::pipeline::filters::stats::{self, Judged};
 use crate::pipeline::prompt::Templates;
@@ -68,9 +70,28 @@ pub struct FilterOptions {
         value_name = "auto|icl|zero-shot|seeds-lora"
     )]
     pub judge: String,
+    #[command(flatten)]
+    pub judge_server: super::judge_args::JudgeServerArgs,
 }
 
 impl FilterOptions {
+    /// [`FilterOptions::settings`] with the judging server of `--judge-url`, when one is named
+    /// (its judge reads the prompt of --judge: icl or zero-shot).
+    pub fn settings_with_server(&self) -> anyhow::Result<FilterSettings> {
+        let mut s = self.settings();
+        s.remote_judge = self.judge_server.settings()?.map(Box::new);
+        if s.remote_judge.is_some() {
+            let choice = self.judge_choice()?;
+            anyhow::ensure!(
+                matches!(choice, Some(JudgeKind::Icl | JudgeKind::ZeroShot)),
+                "--judge-url judges with the icl or zero-shot prompt (--judge icl|zero-shot), \
+                 not {}",
+                self.judge
+            );
+        }
+        Ok(s)
+    }
+
     pub fn settings(&self) -> FilterSettings {
         FilterSettings {
             min_words: self.min_words,
@@ -145,7 +166,7 @@ pub fn run(args: FilterArgs) -> anyhow::Result<()> {
             task.label_names().join(", ")
         );
     }
-    let settings = args.filters.settings();
+    let settings = args.filters.settings_with_server()?;
     let started = Instant::now();
     let to_judge: Vec<ToJudge> = items
         .iter()
@@ -156,7 +177,23 @@ pub fn run(args: FilterArgs) -> anyhow::Result<()> {
         })
         .collect();
     let choice = args.filters.judge_choice()?;
-    let verdicts = if settings.label_consistency {
+    let verdicts = if let Some(server) = settings
+        .remote_judge
+        .clone()
+        .filter(|_| settings.label_consistency)
+    {
+        // A server judges: connected (its model checked) before anything is judged.
+        let remote = crate::llm::remote::Remote::connect(*server)?;
+        let templates = Templates::for_task(&task)?;
+        let classifier = remote_classifier(&remote, &task, &templates, &settings)?;
+        eprintln!(
+            "seedforge: judging on {} (model {})",
+            remote.client().endpoint(),
+            remote.client().model()
+        );
+        let mut filters = crate::pipeline::filters::Filters::new(&task, settings.clone());
+        judge_more(&mut filters, Some(&classifier), &to_judge, 0)?
+    } else if settings.label_consistency {
         let (loaded, selected) = args.model.load()?;
         let templates = Templates::for_task(&task)?;
         let model_path = loaded.info.path.display().to_string();

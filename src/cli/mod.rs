@@ -19,6 +19,7 @@ pub mod generate;
 pub mod init;
 pub mod input_args;
 pub mod inspect;
+pub mod judge_args;
 pub mod model;
 pub mod model_args;
 pub mod peers;

@@ -123,6 +123,10 @@ pub struct Verdict {
     /// Optional class distribution from a classifier stage, `[(label, p)]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probs: Option<Vec<(String, f64)>>,
+    /// The server whose classifier gave this verdict (`{"endpoint", "model"}`); absent when
+    /// the model here did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<serde_json::Value>,
 }
 
 impl Verdict {
@@ -133,6 +137,7 @@ impl Verdict {
             reason: String::new(),
             scores: BTreeMap::new(),
             probs: None,
+            judge: None,
         }
     }
 
@@ -143,6 +148,7 @@ impl Verdict {
             reason: reason.into(),
             scores: BTreeMap::new(),
             probs: None,
+            judge: None,
         }
     }
 

@@ -18,6 +18,7 @@ use crate::llm::decode::FinishReason;
 use crate::llm::load::LoadedModel;
 use crate::pipeline::classify::Classifier;
 use crate::pipeline::filters::diversity::{Diversity, diversity};
+use crate::pipeline::filters::judge::remote_classifier;
 use crate::pipeline::filters::stages::{
     EXACT_DUP, MALFORMED, NEAR_DUP, consistency_classifier, label_consistency,
 };
@@ -132,7 +133,22 @@ pub fn run(
         kind: super::event::JobKind::Generate,
         total,
     });
-    let resolved = if request.filters.label_consistency {
+    // A judging server, when one is set: connected before anything is written, and then the
+    // judge instead of the model here.
+    let remote_judge = request
+        .filters
+        .remote_judge
+        .clone()
+        .filter(|_| request.filters.label_consistency)
+        .map(|r| crate::llm::remote::Remote::connect(*r))
+        .transpose()?;
+    if let Some(r) = &remote_judge {
+        events.send(Event::JudgeChosen {
+            job,
+            summary: remote_summary(r, request.filters),
+        });
+    }
+    let resolved = if request.filters.label_consistency && remote_judge.is_none() {
         Some(judge(
             judges,
             job,
@@ -148,15 +164,16 @@ pub fn run(
     let filter_settings =
         &resolved.map_or_else(|| request.filters.clone(), |r| r.settings(request.filters));
     let mut filters = primed_filters(ws, &task, filter_settings.clone());
-    let classifier = match resolved {
-        Some(r) => Some(Classifier::new(
+    let classifier = match (&remote_judge, resolved) {
+        (Some(r), _) => Some(remote_classifier(r, &task, &templates, filter_settings)?),
+        (None, Some(r)) => Some(Classifier::new(
             r.model(model),
             &model.tokenizer,
             &task,
             &templates,
             consistency_classifier(&task, filter_settings),
         )?),
-        None => None,
+        (None, None) => None,
     };
     let mut pending: Vec<(ItemId, String, String)> = Vec::new();
     let mut failure: Option<anyhow::Error> = None;
@@ -356,6 +373,16 @@ pub fn run(
     })
 }
 
+/// The screen's line for a judging server.
+fn remote_summary(r: &crate::llm::remote::Remote, filters: &FilterSettings) -> String {
+    format!(
+        "judge {} on {} (model {}, log-probabilities of the label words)",
+        filters.judge.name(),
+        r.client().endpoint(),
+        r.client().model()
+    )
+}
+
 /// Runs every filter stage again on `items` (their current text and label), e.g. after an edit.
 /// An item is not compared with itself.
 pub fn recheck(
@@ -386,7 +413,16 @@ pub fn recheck(
             .collect()
     };
     let texts: Vec<&str> = targets.iter().map(|t| t.2.as_str()).collect();
-    let (preds, filter_settings) = if filters.label_consistency {
+    let remote_judge = filters
+        .remote_judge
+        .clone()
+        .filter(|_| filters.label_consistency)
+        .map(|r| crate::llm::remote::Remote::connect(*r))
+        .transpose()?;
+    let (preds, filter_settings) = if let Some(r) = &remote_judge {
+        let classifier = remote_classifier(r, &task, &templates, filters)?;
+        (classifier.classify(&texts)?, filters.clone())
+    } else if filters.label_consistency {
         let r = judge(judges, job, model, &task, &templates, filters, events)?;
         let settings = r.settings(filters);
         let classifier = Classifier::new(

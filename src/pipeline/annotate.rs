@@ -25,6 +25,9 @@ pub struct Annotated {
     pub probs: Vec<(String, f64)>,
     pub verdicts: Vec<Verdict>,
     pub kept: bool,
+    /// The server that labelled it (`{"endpoint", "model"}`); absent when the model here did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<serde_json::Value>,
 }
 
 impl Annotated {
@@ -36,6 +39,9 @@ impl Annotated {
             .insert("confidence".into(), json!(self.confidence));
         item.meta.insert("probs".into(), json!(self.probs));
         item.meta.insert("input".into(), json!(input));
+        if let Some(j) = &self.judge {
+            item.meta.insert("judge".into(), j.clone());
+        }
         item
     }
 }
@@ -60,6 +66,7 @@ pub fn confidence_verdict(min: f64, p: &Prediction) -> Verdict {
     // The distribution travels with the verdict, so review shows it as it does the label check's.
     let mut v = v.with_score("confidence", c);
     v.probs = Some(p.probs.clone());
+    v.judge = p.judge.clone();
     v
 }
 
@@ -95,6 +102,7 @@ pub fn judge(
     let kept = verdicts.iter().all(|v| v.pass);
     Annotated {
         text: text.to_string(),
+        judge: p.judge.clone(),
         confidence: p.prob_of(&p.label).unwrap_or(0.0),
         label: p.label,
         probs: p.probs,
@@ -117,6 +125,7 @@ mod tests {
             label: best,
             probs: probs.iter().map(|(l, p)| (l.to_string(), *p)).collect(),
             log_likelihoods: probs.iter().map(|(_, p)| p.ln()).collect(),
+            judge: None,
         }
     }
 

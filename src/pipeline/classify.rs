@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::data::task::{Example, LabelDef, Task};
 use crate::llm::model::{KvCache, Llama, StepLayout};
 use crate::llm::readback::f32_values;
+use crate::llm::remote::{Remote, RemoteError};
 use crate::llm::tokenizer::TextTokenizer;
 use crate::pipeline::prompt::{PromptError, Templates};
 
@@ -36,6 +37,8 @@ pub enum ClassifyError {
     },
     #[error(transparent)]
     ReadBack(#[from] crate::llm::readback::ReadBackError),
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
 }
 
 #[derive(Debug, Clone)]
@@ -75,6 +78,9 @@ pub struct Prediction {
     pub probs: Vec<(String, f64)>,
     /// Log-likelihood of each label's verbalizer tokens (before calibration), in task order.
     pub log_likelihoods: Vec<f64>,
+    /// The server that judged (`{"endpoint", "model"}`); `None`: the model here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judge: Option<serde_json::Value>,
 }
 
 impl Prediction {
@@ -91,16 +97,28 @@ impl Prediction {
 }
 
 pub struct Classifier<'m> {
-    model: &'m Llama,
-    tokenizer: &'m TextTokenizer,
+    scorer: Scorer<'m>,
     task: Task,
     templates: Templates,
     options: ClassifierOptions,
+    log_prior: Option<Vec<f64>>,
+}
+
+/// Where the label words' log-likelihoods come from: the model here, or an OpenAI-compatible
+/// server's log-probabilities of the next token. Everything else — the prompt, calibration,
+/// the distribution — is the same for both.
+enum Scorer<'m> {
+    Local(Local<'m>),
+    Remote(&'m Remote),
+}
+
+struct Local<'m> {
+    model: &'m Llama,
+    tokenizer: &'m TextTokenizer,
     label_tokens: Vec<Vec<u32>>,
     /// Tokens shared by every prompt (the demonstrations), and their cache.
     prefix: Vec<u32>,
     prefix_cache: Option<KvCache>,
-    log_prior: Option<Vec<f64>>,
 }
 
 impl<'m> Classifier<'m> {
@@ -125,40 +143,90 @@ impl<'m> Classifier<'m> {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let mut c = Classifier {
-            model,
-            tokenizer,
+            scorer: Scorer::Local(Local {
+                model,
+                tokenizer,
+                label_tokens,
+                prefix: Vec::new(),
+                prefix_cache: None,
+            }),
             task: task.clone(),
             templates: templates.clone(),
             options,
-            label_tokens,
-            prefix: Vec::new(),
-            prefix_cache: None,
             log_prior: None,
         };
-        c.prefix = c.shared_prefix()?;
-        if c.prefix.len() > 1 {
+        let prefix = c.shared_prefix()?;
+        let cache = (prefix.len() > 1).then(|| {
             let device = model.device();
-            let mut cache = KvCache::new_for(model, 1, c.prefix.len());
-            let ids: Vec<i64> = c.prefix.iter().map(|&t| t as i64).collect();
+            let mut cache = KvCache::new_for(model, 1, prefix.len());
+            let ids: Vec<i64> = prefix.iter().map(|&t| t as i64).collect();
             let tokens =
-                Tensor::<2, Int>::from_data(TensorData::new(ids, [1, c.prefix.len()]), &device);
+                Tensor::<2, Int>::from_data(TensorData::new(ids, [1, prefix.len()]), &device);
             model.forward_hidden(
                 tokens,
-                &StepLayout::for_prompts(&[c.prefix.len()]),
+                &StepLayout::for_prompts(&[prefix.len()]),
                 Some(&mut cache),
             );
-            c.prefix_cache = Some(cache);
+            cache
+        });
+        if let Scorer::Local(l) = &mut c.scorer {
+            l.prefix = prefix;
+            l.prefix_cache = cache;
         }
-        if c.options.calibrate {
-            let prior = c.content_free_prior()?;
-            c.log_prior = Some(
+        c.calibrate()?;
+        Ok(c)
+    }
+
+    /// The classifier that reads an OpenAI-compatible server's log-probabilities of each
+    /// label word after the same prompt (`/v1/completions`, `max_tokens: 1`, `logprobs`),
+    /// calibrated in the same way. A label word counts when the server's top tokens hold it
+    /// whole (` positive`), else its first token (a token the word begins with, shared with
+    /// no other label's word); a server that returns no log-probabilities, or whose top
+    /// tokens hold no such token for a label, is an error that says so.
+    pub fn remote(
+        remote: &'m Remote,
+        task: &Task,
+        templates: &Templates,
+        options: ClassifierOptions,
+    ) -> Result<Self, ClassifyError> {
+        for l in &task.labels {
+            if l.verbalizer().trim().is_empty() {
+                return Err(ClassifyError::EmptyVerbalizer(l.name.clone()));
+            }
+        }
+        let mut c = Classifier {
+            scorer: Scorer::Remote(remote),
+            task: task.clone(),
+            templates: templates.clone(),
+            options,
+            log_prior: None,
+        };
+        c.calibrate()?;
+        Ok(c)
+    }
+
+    /// What verdicts record about a server that judged (`None` for the model here).
+    pub fn provenance(&self) -> Option<serde_json::Value> {
+        match &self.scorer {
+            Scorer::Local(_) => None,
+            Scorer::Remote(r) => Some(serde_json::json!({
+                "endpoint": r.client().endpoint(),
+                "model": r.client().model(),
+            })),
+        }
+    }
+
+    fn calibrate(&mut self) -> Result<(), ClassifyError> {
+        if self.options.calibrate {
+            let prior = self.content_free_prior()?;
+            self.log_prior = Some(
                 prior
                     .iter()
                     .map(|p| p.max(f64::MIN_POSITIVE).ln())
                     .collect(),
             );
         }
-        Ok(c)
+        Ok(())
     }
 
     /// The mean label distribution on the content-free inputs (what calibration divides by).
@@ -190,7 +258,8 @@ impl<'m> Classifier<'m> {
     fn prompt_tokens(&self, text: &str) -> Result<Vec<u32>, ClassifyError> {
         // The template is trusted; the input text must not inject control tokens.
         let prompt = self.prompt(text)?;
-        self.tokenizer
+        self.local()
+            .tokenizer
             .encode_plain(&prompt)
             .map_err(|e| ClassifyError::Tokenizer(e.to_string()))
     }
@@ -234,11 +303,23 @@ impl<'m> Classifier<'m> {
                 .map(|(l, p)| (l.name.clone(), p))
                 .collect(),
             log_likelihoods,
+            judge: self.provenance(),
+        }
+    }
+
+    /// The local scorer (only called on the local path).
+    fn local(&self) -> &Local<'m> {
+        match &self.scorer {
+            Scorer::Local(l) => l,
+            Scorer::Remote(_) => unreachable!("the remote judge tokenizes nothing"),
         }
     }
 
     /// Log-likelihood of every label's verbalizer for each text, `[texts][labels]`.
     pub fn score_texts(&self, texts: &[&str]) -> Result<Vec<Vec<f64>>, ClassifyError> {
+        if let Scorer::Remote(r) = &self.scorer {
+            return self.score_remote(r, texts);
+        }
         // Batches of similar length: a row is padded to its batch's longest, and with
         // demonstrations in the cache every padding token still attends over all of them.
         let mut order: Vec<usize> = (0..texts.len()).collect();
@@ -253,11 +334,55 @@ impl<'m> Classifier<'m> {
         Ok(out)
     }
 
+    /// [`Classifier::score_texts`] through a server: one request a text, many in flight.
+    fn score_remote(
+        &self,
+        remote: &Remote,
+        texts: &[&str],
+    ) -> Result<Vec<Vec<f64>>, ClassifyError> {
+        use futures_util::StreamExt;
+        let prompts = texts
+            .iter()
+            .map(|t| self.prompt(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let client = remote.client();
+        let top = client.settings().top_logprobs.max(1);
+        let in_flight = client.settings().concurrency.max(1);
+        let answers: Vec<Result<Vec<(String, f64)>, RemoteError>> = remote.block_on(
+            futures_util::stream::iter(prompts.iter().map(|p| client.next_token_logprobs(p, top)))
+                .buffered(in_flight)
+                .collect(),
+        );
+        let words: Vec<String> = self
+            .task
+            .labels
+            .iter()
+            .map(|l| format!(" {}", l.verbalizer()))
+            .collect();
+        answers
+            .into_iter()
+            .zip(texts)
+            .map(|(answer, text)| {
+                label_logprobs(&self.task.labels, &words, &answer?, text).map_err(|m| {
+                    ClassifyError::Remote(RemoteError {
+                        endpoint: client.endpoint().to_string(),
+                        message: format!(
+                            "{m} (the {top} most probable next tokens it was asked for; \
+                             raise them with --judge-top-logprobs, or give the label a word \
+                             the model says more readily)"
+                        ),
+                    })
+                })
+            })
+            .collect()
+    }
+
     fn score_chunk(&self, texts: &[&str]) -> Result<Vec<Vec<f64>>, ClassifyError> {
-        let n_labels = self.label_tokens.len();
+        let lc = self.local();
+        let n_labels = lc.label_tokens.len();
         // Labels whose verbalizer is one token share a row; longer ones get a row each, with
         // all but their last token appended.
-        let single = self.label_tokens.iter().all(|t| t.len() == 1);
+        let single = lc.label_tokens.iter().all(|t| t.len() == 1);
         struct Row {
             text: usize,
             tokens: Vec<u32>,
@@ -267,8 +392,8 @@ impl<'m> Classifier<'m> {
         let mut rows = Vec::new();
         for (i, text) in texts.iter().enumerate() {
             let prompt = self.prompt_tokens(text)?;
-            let longest = self.label_tokens.iter().map(Vec::len).max().unwrap_or(1);
-            let context = self.model.max_positions();
+            let longest = lc.label_tokens.iter().map(Vec::len).max().unwrap_or(1);
+            let context = lc.model.max_positions();
             if prompt.len() + longest > context {
                 let excerpt: String = text.chars().take(60).collect();
                 return Err(ClassifyError::TooLong {
@@ -279,8 +404,8 @@ impl<'m> Classifier<'m> {
             }
             // A row normally carries only what follows the shared prefix; should a prompt not
             // start with it, the row carries the whole prompt and runs alone.
-            let shared = prompt.starts_with(&self.prefix) && self.prefix_cache.is_some();
-            let skip = if shared { self.prefix.len() } else { 0 };
+            let shared = prompt.starts_with(&lc.prefix) && lc.prefix_cache.is_some();
+            let skip = if shared { lc.prefix.len() } else { 0 };
             let label_sets: Vec<Vec<usize>> = if single {
                 vec![(0..n_labels).collect()]
             } else {
@@ -290,7 +415,7 @@ impl<'m> Classifier<'m> {
                 let mut tokens = prompt[skip..].to_vec();
                 let mut targets = Vec::new();
                 for &l in &set {
-                    let verb = &self.label_tokens[l];
+                    let verb = &lc.label_tokens[l];
                     let base = tokens.len() - 1;
                     for (j, &t) in verb.iter().enumerate() {
                         targets.push((l, t, base + j));
@@ -313,7 +438,7 @@ impl<'m> Classifier<'m> {
         // Rows that use the shared prefix run together; any others (a template whose prefix
         // tokenises differently) run on their own.
         let (with_prefix, alone): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(s, _)| *s);
-        let device = self.model.device();
+        let device = lc.model.device();
         let mut run = |rows: Vec<Row>, cache: Option<KvCache>| -> Result<(), ClassifyError> {
             if rows.is_empty() {
                 return Ok(());
@@ -321,7 +446,7 @@ impl<'m> Classifier<'m> {
             let past = cache.as_ref().map(|c| c.len()).unwrap_or(0);
             let len = rows.iter().map(|r| r.tokens.len()).max().unwrap_or(1);
             let b = rows.len();
-            let pad = self.tokenizer.pad_id() as i64;
+            let pad = lc.tokenizer.pad_id() as i64;
             let mut flat = Vec::with_capacity(b * len);
             for r in &rows {
                 flat.extend(r.tokens.iter().map(|&t| t as i64));
@@ -336,7 +461,7 @@ impl<'m> Classifier<'m> {
                 len,
             };
             let mut cache = cache;
-            let hidden = self.model.forward_hidden(tokens, &layout, cache.as_mut());
+            let hidden = lc.model.forward_hidden(tokens, &layout, cache.as_mut());
             let d = hidden.dims()[2];
             let picks: Vec<i64> = rows
                 .iter()
@@ -346,7 +471,7 @@ impl<'m> Classifier<'m> {
             let idx =
                 Tensor::<1, Int>::from_data(TensorData::new(picks.clone(), [picks.len()]), &device);
             let chosen = hidden.reshape([b * len, d]).select(0, idx);
-            let logp = log_softmax(self.model.logits(chosen.unsqueeze::<3>()), 2);
+            let logp = log_softmax(lc.model.logits(chosen.unsqueeze::<3>()), 2);
             let v = logp.dims()[2];
             let logp = f32_values(logp.into_data(), "label log-probabilities")?;
             let mut k = 0;
@@ -361,7 +486,7 @@ impl<'m> Classifier<'m> {
         let with_prefix: Vec<Row> = with_prefix.into_iter().map(|(_, r)| r).collect();
         let n = with_prefix.len();
         if n > 0 {
-            let cache = self.prefix_cache.as_ref().map(|p| {
+            let cache = lc.prefix_cache.as_ref().map(|p| {
                 let extra = with_prefix
                     .iter()
                     .map(|r| r.tokens.len())
@@ -401,6 +526,65 @@ pub fn interleave_by_label(demos: &[Example], labels: &[LabelDef]) -> Vec<Exampl
             .cloned(),
     );
     out
+}
+
+/// Each label word's log-probability among a server's top next tokens: the word whole
+/// (` positive`), else the longest token of two or more letters that the word begins with
+/// (its first token, when the word is several), provided no other label's word begins with it.
+fn label_logprobs(
+    labels: &[LabelDef],
+    words: &[String],
+    top: &[(String, f64)],
+    text: &str,
+) -> Result<Vec<f64>, String> {
+    let excerpt = || {
+        let e: String = text.chars().take(60).collect();
+        let given: Vec<String> = top
+            .iter()
+            .take(8)
+            .map(|(t, p)| format!("{t:?} {p:.2}"))
+            .collect();
+        format!("for {e:?} (its most probable: {})", given.join(", "))
+    };
+    labels
+        .iter()
+        .zip(words)
+        .map(|(label, word)| {
+            if let Some((_, p)) = top.iter().find(|(t, _)| t == word) {
+                return Ok(*p);
+            }
+            let first = top
+                .iter()
+                .filter(|(t, _)| {
+                    t.chars().filter(|c| c.is_alphanumeric()).count() >= 2
+                        && word.starts_with(t.as_str())
+                })
+                .max_by_key(|(t, _)| t.len());
+            match first {
+                Some((t, p)) => {
+                    if let Some(other) = labels
+                        .iter()
+                        .zip(words)
+                        .find(|(l, w)| l.name != label.name && w.starts_with(t.as_str()))
+                    {
+                        return Err(format!(
+                            "the label words {word:?} ({}) and {:?} ({}) both begin with the \
+                             token {t:?}, so the next token's log-probabilities cannot tell \
+                             them apart",
+                            label.name, other.1, other.0.name
+                        ));
+                    }
+                    Ok(*p)
+                }
+                None => Err(format!(
+                    "the label word {word:?} (label {}) is not among the log-probabilities the \
+                     server returned {}",
+                    label.name,
+                    excerpt()
+                )),
+            }
+        })
+        .collect()
 }
 
 /// Softmax of log-scores into probabilities.
@@ -500,7 +684,7 @@ mod tests {
             .unwrap();
             if !demos.is_empty() {
                 assert!(
-                    c.prefix.len() > 5,
+                    c.local().prefix.len() > 5,
                     "the demonstrations form a shared prefix"
                 );
             }

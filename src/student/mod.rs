@@ -85,5 +85,6 @@ fn prediction(labels: &[String], logits: &[f32]) -> Prediction {
             .map(|(l, p)| (l.clone(), p.exp()))
             .collect(),
         log_likelihoods: logp,
+        judge: None,
     }
 }

@@ -81,6 +81,7 @@ pub fn prediction(task: &Task, label: &str, p: f64) -> Prediction {
     Prediction {
         label: best,
         log_likelihoods: probs.iter().map(|(_, q)| q.ln()).collect(),
+        judge: None,
         probs,
     }
 }

@@ -519,5 +519,54 @@ pub fn markdown(r: &ExperimentReport) -> String {
             "every LoRA run raw".into()
         }
     );
+    servers(&mut md, r, spec);
     md
+}
+
+/// Which OpenAI-compatible servers wrote and judged, when any did (from each draw's generate
+/// step, else from the spec).
+fn servers(md: &mut String, r: &ExperimentReport, spec: &ExperimentSpec) {
+    let named = |e: &crate::llm::remote::RemoteSettings| {
+        format!(
+            "{} (model {})",
+            e.endpoint.base(),
+            e.endpoint.model.as_deref().unwrap_or("the one it serves")
+        )
+    };
+    let wrote: Vec<String> = r
+        .seeds
+        .iter()
+        .filter_map(|s| s.generate.as_ref()?.writer.as_ref())
+        .map(|w| {
+            format!(
+                "{} (model {}, /{})",
+                w["endpoint"].as_str().unwrap_or("?"),
+                w["model"].as_str().unwrap_or("?"),
+                w["api"].as_str().unwrap_or("?")
+            )
+        })
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let wrote = if !wrote.is_empty() {
+        Some(wrote.join("; "))
+    } else {
+        spec.generate.remote.as_deref().map(named)
+    };
+    if let Some(w) = wrote {
+        let _ = writeln!(
+            md,
+            "
+Writer: the base model's examples were written by the server at {w}."
+        );
+    }
+    if let Some(j) = spec.filters.remote_judge.as_deref() {
+        let _ = writeln!(
+            md,
+            "
+Judge server: labels checked (and the pool annotated) from the log-probabilities \
+             of the label words on the server at {}.",
+            named(j)
+        );
+    }
 }

@@ -23,7 +23,7 @@ use crate::pipeline::classify::Classifier;
 use crate::pipeline::filters::FilterSettings;
 use crate::pipeline::filters::Filters;
 use crate::pipeline::filters::diversity::{Diversity, diversity};
-use crate::pipeline::filters::judge::{Judge, ToJudge, judge_more, kept};
+use crate::pipeline::filters::judge::{Judge, ToJudge, judge_more, kept, remote_classifier};
 use crate::pipeline::filters::stages::{
     JudgeKind, LABEL_CONSISTENCY, QUOTA, consistency_classifier,
 };
@@ -85,6 +85,10 @@ pub struct GenerateDetail {
     /// The judge that checked the labels.
     #[serde(default)]
     pub judge: Option<String>,
+    /// The server that wrote the items (`{"endpoint", "model", "api"}`); absent: the model
+    /// here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -566,17 +570,49 @@ impl SeedRun<'_, '_> {
                 .with_context(|| format!("loading the teacher in {}", dir.display()))?;
         }
         let filter_settings = self.filter_settings()?;
-        let judge_model = self.judge_model(filter_settings.judge)?;
-        let judge = Judge {
-            model: &judge_model,
-            tokenizer: self.ctx.tokenizer,
-            templates: self.ctx.templates,
+        // The servers, when the spec names them: the base writer's (a teacher is an adapter on
+        // the model here, so it always writes here) and the judge's.
+        let remote_writer = match (&settings.remote, writer) {
+            (Some(r), Writer::Base) => Some(crate::llm::remote::Remote::connect((**r).clone())?),
+            _ => None,
         };
-        let classifier = if filter_settings.label_consistency {
-            Some(judge.classifier(&task, &filter_settings)?)
-        } else {
-            None
+        let remote_judge = filter_settings
+            .remote_judge
+            .clone()
+            .filter(|_| filter_settings.label_consistency)
+            .map(|r| crate::llm::remote::Remote::connect(*r))
+            .transpose()?;
+        let judge_model = match &remote_judge {
+            Some(_) => None,
+            None => Some(self.judge_model(filter_settings.judge)?),
         };
+        let classifier = match (&remote_judge, &judge_model) {
+            _ if !filter_settings.label_consistency => None,
+            (Some(r), _) => Some(remote_classifier(
+                r,
+                &task,
+                self.ctx.templates,
+                &filter_settings,
+            )?),
+            (None, Some(m)) => Some(
+                Judge {
+                    model: m,
+                    tokenizer: self.ctx.tokenizer,
+                    templates: self.ctx.templates,
+                }
+                .classifier(&task, &filter_settings)?,
+            ),
+            (None, None) => None,
+        };
+        let local_writer = crate::pipeline::writer::Writer::Local {
+            model: &model,
+            batch: settings.batch,
+        };
+        let text_writer = match &remote_writer {
+            Some(r) => crate::pipeline::writer::Writer::Remote(r),
+            None => local_writer,
+        };
+        let plan_settings = text_writer.plan_settings(&settings);
         let mut filters = Filters::new(&task, filter_settings.clone());
         let quota = settings.per_class;
         let cap = settings.attempt_cap();
@@ -592,23 +628,24 @@ impl SeedRun<'_, '_> {
                 &task,
                 self.ctx.templates,
                 self.ctx.tokenizer,
-                &settings,
+                &plan_settings,
                 &counts,
                 next_index,
             )?;
             next_index += planned.len() as u64;
-            let candidates = generate::run(
-                &model,
+            let candidates = crate::pipeline::writer::write(
+                &text_writer,
                 self.ctx.tokenizer,
                 &task,
+                &settings,
                 planned,
-                settings.batch,
                 self.hooks.cancel,
                 &mut |_| {},
             );
             if self.cancelled() {
                 return Err(Cancelled.into());
             }
+            let candidates = candidates?;
             let mut items: Vec<GeneratedItem> = candidates
                 .into_iter()
                 .map(|c| GeneratedItem {
@@ -688,7 +725,16 @@ impl SeedRun<'_, '_> {
         write_jsonl(&self.dir.join(writer.generated_file()), &generated)?;
         write_jsonl(&self.dir.join(writer.filtered_file()), &out)?;
         detail.tokens_per_s = detail.new_tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);
-        detail.judge = Some(filter_settings.judge.name().to_string());
+        detail.judge = Some(match &remote_judge {
+            Some(r) => format!(
+                "{} on {} (model {})",
+                filter_settings.judge.name(),
+                r.client().endpoint(),
+                r.client().model()
+            ),
+            None => filter_settings.judge.name().to_string(),
+        });
+        detail.writer = text_writer.provenance(&settings);
         Ok(detail)
     }
 
@@ -745,14 +791,26 @@ impl SeedRun<'_, '_> {
         Rng::new(self.seed ^ 0xA11_0CA7E).shuffle(&mut pool);
         pool.truncate(self.spec.pool);
         let settings = self.filter_settings()?;
-        let judge_model = self.judge_model(settings.judge)?;
-        let classifier = Classifier::new(
-            &judge_model,
-            self.ctx.tokenizer,
-            &task,
-            self.ctx.templates,
-            consistency_classifier(&task, &settings),
-        )?;
+        // A judging server labels, when the spec names one; else the judge here.
+        let remote = settings
+            .remote_judge
+            .clone()
+            .map(|r| crate::llm::remote::Remote::connect(*r))
+            .transpose()?;
+        let judge_model;
+        let classifier = match &remote {
+            Some(r) => remote_classifier(r, &task, self.ctx.templates, &settings)?,
+            None => {
+                judge_model = self.judge_model(settings.judge)?;
+                Classifier::new(
+                    &judge_model,
+                    self.ctx.tokenizer,
+                    &task,
+                    self.ctx.templates,
+                    consistency_classifier(&task, &settings),
+                )?
+            }
+        };
         let texts: Vec<&str> = pool.iter().map(|r| r.text.as_str()).collect();
         let labelled = annotate(
             &classifier,

@@ -446,6 +446,90 @@ impl Client {
         Ok(out)
     }
 
+    /// The most probable next tokens after `prompt` with their log-probabilities: one
+    /// unstreamed `/completions` request with `max_tokens: 1` and `logprobs: top`, retried as
+    /// [`Client::complete`] is. A server that gives no log-probabilities (or refuses them) is
+    /// an error that says so.
+    pub async fn next_token_logprobs(
+        &self,
+        prompt: &str,
+        top: usize,
+    ) -> Result<Vec<(String, f64)>, RemoteError> {
+        let mut retries = 0u32;
+        loop {
+            match self.attempt_logprobs(prompt, top).await {
+                Ok(t) => return Ok(t),
+                Err(f) => self.after_failure(f, &mut retries).await?,
+            }
+        }
+    }
+
+    async fn attempt_logprobs(
+        &self,
+        prompt: &str,
+        top: usize,
+    ) -> Result<Vec<(String, f64)>, Failure> {
+        let body = json!({
+            "model": self.model,
+            "prompt": prompt,
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "logprobs": top,
+            "seed": 0,
+            "stream": false,
+        });
+        let resp = self
+            .authorized(self.http.post(self.settings.endpoint.join("completions")))
+            .timeout(Duration::from_secs_f64(self.settings.timeout_s))
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| self.transport(e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let headers = resp.headers().clone();
+            let body = resp.text().await.unwrap_or_default();
+            let msg = sse::body_message(&body);
+            if msg.to_ascii_lowercase().contains("logprob") {
+                return Err(Failure::Fatal(format!(
+                    "it refused log-probabilities ({status}: {msg}); the remote judge reads the \
+                     label words' log-probabilities, so it needs a server that returns them \
+                     (vLLM, llama.cpp's server, llama-cpp-python with --logits_all true)"
+                )));
+            }
+            return Err(self.refusal(status, &headers, &body, "completions"));
+        }
+        let text = resp.text().await.map_err(|e| self.transport(e))?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| {
+            retry(format!(
+                "/completions answered with no JSON ({e}): {}",
+                sse::excerpt(&text)
+            ))
+        })?;
+        if let Some(err) = v.get("error") {
+            return Err(retry(format!("the server reported an error: {err}")));
+        }
+        let Some(choice) = v
+            .get("choices")
+            .and_then(Value::as_array)
+            .and_then(|c| c.first())
+        else {
+            return Err(retry(format!(
+                "the response has no completion: {}",
+                sse::excerpt(&text)
+            )));
+        };
+        top_logprobs(choice).ok_or_else(|| {
+            Failure::Fatal(format!(
+                "it returned no log-probabilities for /completions with `logprobs: {top}` (its \
+                 answer: {}); the remote judge reads the label words' log-probabilities, so it \
+                 needs a server that returns them (vLLM, llama.cpp's server, llama-cpp-python \
+                 with --logits_all true)",
+                sse::excerpt(&text)
+            ))
+        })
+    }
+
     /// A transport error: a timeout, a refused or lost connection: all worth retrying.
     fn transport(&self, e: reqwest::Error) -> Failure {
         let e = e.without_url();
@@ -494,6 +578,47 @@ impl Client {
     }
 }
 
+/// The first generated token's top log-probabilities in a completion choice: the legacy
+/// completions form (`logprobs.top_logprobs[0]`, a map from token text to log-probability, as
+/// vLLM and llama.cpp give it) or the chat form (`logprobs.content[0].top_logprobs`, a list of
+/// `{token, logprob}`). `None` when the choice has none.
+pub fn top_logprobs(choice: &Value) -> Option<Vec<(String, f64)>> {
+    let lp = choice.get("logprobs").filter(|v| !v.is_null())?;
+    let mut out: Vec<(String, f64)> = Vec::new();
+    if let Some(first) = lp
+        .get("top_logprobs")
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+    {
+        match first {
+            Value::Object(m) => {
+                out.extend(m.iter().filter_map(|(t, p)| Some((t.clone(), p.as_f64()?))));
+            }
+            Value::Array(a) => out.extend(a.iter().filter_map(token_and_logprob)),
+            _ => {}
+        }
+    } else if let Some(first) = lp
+        .get("content")
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+    {
+        let list = first.get("top_logprobs").and_then(Value::as_array)?;
+        out.extend(list.iter().filter_map(token_and_logprob));
+    }
+    if out.is_empty() {
+        return None;
+    }
+    out.sort_by(|a, b| b.1.total_cmp(&a.1));
+    Some(out)
+}
+
+fn token_and_logprob(v: &Value) -> Option<(String, f64)> {
+    Some((
+        v.get("token")?.as_str()?.to_string(),
+        v.get("logprob")?.as_f64()?,
+    ))
+}
+
 /// Whether `model` is one of `ids` (Ollama lists `name:tag` and answers to `name` too).
 fn serves(ids: &[String], model: &str) -> bool {
     ids.iter()
@@ -538,6 +663,28 @@ mod tests {
         assert!(serves(&ids, "smollm2"));
         assert!(!serves(&ids, "llama3"));
         assert!(!serves(&ids, "smol"));
+    }
+
+    #[test]
+    fn top_logprobs_in_the_completions_and_chat_forms() {
+        let legacy = json!({"text": " pos", "logprobs": {"tokens": [" pos"],
+            "top_logprobs": [{" negative": -2.5, " positive": -0.1}]}});
+        assert_eq!(
+            top_logprobs(&legacy).unwrap(),
+            vec![
+                (" positive".to_string(), -0.1),
+                (" negative".to_string(), -2.5)
+            ]
+        );
+        let chat = json!({"logprobs": {"content": [{"token": "a", "logprob": -0.5,
+            "top_logprobs": [{"token": "a", "logprob": -0.5}, {"token": "b", "logprob": -1.5}]}]}});
+        assert_eq!(top_logprobs(&chat).unwrap().len(), 2);
+        assert_eq!(top_logprobs(&json!({"text": "x", "logprobs": null})), None);
+        assert_eq!(top_logprobs(&json!({"text": "x"})), None);
+        assert_eq!(
+            top_logprobs(&json!({"logprobs": {"top_logprobs": [null]}})),
+            None
+        );
     }
 
     #[test]

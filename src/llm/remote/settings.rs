@@ -62,6 +62,10 @@ pub struct RemoteSettings {
     /// Send `top_k` (llama.cpp, vLLM and Ollama accept it; turned off by itself when the
     /// server refuses the request for it).
     pub send_top_k: bool,
+    /// How many of the most probable next tokens a judge asks for with their
+    /// log-probabilities (every label word must be among them; OpenAI allows 5, vLLM 20 by
+    /// default).
+    pub top_logprobs: usize,
 }
 
 impl Default for RemoteSettings {
@@ -75,6 +79,7 @@ impl Default for RemoteSettings {
             retries: 6,
             backoff_s: 0.5,
             send_top_k: true,
+            top_logprobs: 20,
         }
     }
 }

@@ -8,6 +8,7 @@ use super::{FilterSettings, Filters};
 use crate::data::item::Verdict;
 use crate::data::task::Task;
 use crate::llm::model::Llama;
+use crate::llm::remote::Remote;
 use crate::llm::tokenizer::TextTokenizer;
 use crate::pipeline::classify::{Classifier, ClassifyError};
 use crate::pipeline::prompt::Templates;
@@ -60,6 +61,22 @@ impl<'a> Judge<'a> {
             consistency_classifier(task, settings),
         )
     }
+}
+
+/// The label-consistency classifier on an OpenAI-compatible server: the prompt and
+/// calibration of `settings.judge`, the label words' log-probabilities from the server.
+pub fn remote_classifier<'a>(
+    remote: &'a Remote,
+    task: &Task,
+    templates: &Templates,
+    settings: &FilterSettings,
+) -> Result<Classifier<'a>, ClassifyError> {
+    Classifier::remote(
+        remote,
+        task,
+        templates,
+        consistency_classifier(task, settings),
+    )
 }
 
 /// [`judge_all`] for one more batch of items, against the duplicate indexes of every batch

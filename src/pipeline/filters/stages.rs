@@ -45,6 +45,10 @@ pub struct FilterSettings {
     /// Choose the judge by cross-validation on the seeds when a job starts (`judge` is then
     /// only the fallback).
     pub select_judge: bool,
+    /// An OpenAI-compatible server that judges instead of the model here, from its
+    /// log-probabilities of the label words after the prompt of `judge` (icl or zero-shot).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_judge: Option<Box<crate::llm::remote::RemoteSettings>>,
 }
 
 /// The classifier of the label-consistency stage (and of annotation). The workbench and the
@@ -102,6 +106,7 @@ impl Default for FilterSettings {
             calibrate: true,
             judge: JudgeKind::default(),
             select_judge: false,
+            remote_judge: None,
         }
     }
 }
@@ -311,6 +316,7 @@ pub fn label_consistency(min_margin: f64, intended: &str, p: &Prediction) -> Ver
         .with_score("p_intended", p_intended)
         .with_score("margin", margin);
     v.probs = Some(p.probs.clone());
+    v.judge = p.judge.clone();
     v
 }
 
@@ -411,6 +417,7 @@ mod tests {
             label: if neg > 0.5 { "negative" } else { "positive" }.into(),
             probs: vec![("negative".into(), neg), ("positive".into(), 1.0 - neg)],
             log_likelihoods: vec![neg.ln(), (1.0 - neg).ln()],
+            judge: None,
         };
         let v = f.label_consistency("negative", &pred(0.9));
         assert!(v.pass);

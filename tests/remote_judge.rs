@@ -1,0 +1,534 @@
+//! The remote judge against a real OpenAI-compatible server: llama-cpp-python's
+//! (`python -m llama_cpp.server`, from the peers' venv: `bash ../shared/peers/setup.sh
+//! --with-llamacpp`) serving the default GGUF on 127.0.0.1, started once for the whole file. It
+//! must agree with the local judge on the same items (the same Q4_1 model on both sides), say
+//! which server judged, label texts for `annotate`, check labels for `filter` and the
+//! experiment, and fail with a message naming the server when it gives no log-probabilities
+//! (a proxy in front of the real server strips them) or a label word is not among them.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use burn::tensor::Device;
+use seedforge::data::task::Task;
+use seedforge::llm::remote::{Endpoint, Remote, RemoteSettings};
+use seedforge::pipeline::classify::{Classifier, ClassifierOptions, interleave_by_label};
+use seedforge::pipeline::prompt::Templates;
+use serde_json::Value;
+
+const ALIAS: &str = "smollm2";
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// The tests take turns: the server answers one request at a time, and two cores are busy
+/// enough with one client.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The file's one server: started on first use under a small shell watchdog that stops it when
+/// this test process is gone (a static is never dropped), whichever tests run.
+#[allow(clippy::zombie_processes)] // the watchdog outlives the tests on purpose
+fn server_port() -> u16 {
+    static PORT: OnceLock<u16> = OnceLock::new();
+    *PORT.get_or_init(|| {
+        let py = seedforge::cli::peers::python();
+        let ok = py.is_file()
+            && Command::new(&py)
+                .args(["-c", "import llama_cpp.server"])
+                .output()
+                .is_ok_and(|o| o.status.success());
+        assert!(
+            ok,
+            "these tests need llama-cpp-python's server in the peers' Python {}: run `bash {} \
+             --with-llamacpp`",
+            py.display(),
+            common::shared_dir().join("peers/setup.sh").display()
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = std::env::temp_dir().join(format!("seedforge-judge-server-{port}.log"));
+        let watchdog = r#"watch=$1; shift
+"$@" & s=$!
+while kill -0 "$watch" 2>/dev/null && kill -0 "$s" 2>/dev/null; do sleep 0.5; done
+kill "$s" 2>/dev/null; wait "$s""#;
+        let mut child = Command::new("sh")
+            .args(["-c", watchdog, "sh", &std::process::id().to_string()])
+            .arg(&py)
+            .args(["-m", "llama_cpp.server", "--model"])
+            .arg(common::model_path())
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args([
+                "--model_alias",
+                ALIAS,
+                "--n_ctx",
+                "2048",
+                "--verbose",
+                "false",
+            ])
+            .args(["--interrupt_requests", "false"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).map_or(Stdio::null(), Stdio::from))
+            .spawn()
+            .expect("start llama_cpp.server");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "llama_cpp.server exited ({status}): {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "llama_cpp.server did not come up"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        port
+    })
+}
+
+fn url() -> String {
+    format!("http://127.0.0.1:{}/v1", server_port())
+}
+
+fn seedforge() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_seedforge"));
+    c.env(
+        "SEEDFORGE_CONFIG_DIR",
+        std::env::temp_dir().join("seedforge-no-config"),
+    );
+    c
+}
+
+fn run(mut c: Command) -> Output {
+    let o = c.output().unwrap();
+    eprintln!("{}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Reviews of both kinds, some plain, some hard (the judges' margins differ in size).
+const TEXTS: [&str; 10] = [
+    "A dull, lifeless film that wastes a fine cast on a script with nothing to say.",
+    "One of the most joyful, beautifully acted films I have seen in years.",
+    "The jokes fall flat and the ending drags on forever.",
+    "A clever, heartfelt story that kept me smiling from start to finish.",
+    "I wanted to like it, but the pacing killed whatever charm it had.",
+    "Gorgeous to look at and surprisingly moving.",
+    "Not terrible, though I forgot it by the time I got home.",
+    "The soundtrack is lovely; the rest is a mess.",
+    "An utterly charming comedy that had the whole audience laughing.",
+    "Two hours of noise and bad dialogue.",
+];
+
+fn remote() -> Remote {
+    let mut s = RemoteSettings::new(Endpoint::new(url()));
+    s.concurrency = 2;
+    // SmolLM2-135M puts the losing label word far down its next words (" negative" is not
+    // among the first 100 after a glowing review); this server returns as many as asked.
+    s.top_logprobs = 5000;
+    Remote::connect(s).expect("connect to the server")
+}
+
+/// The remote judge reads the same prompt as the local one and divides by the same content-free
+/// prior, so on the same Q4_1 weights their distributions differ only by the two programs'
+/// arithmetic (llama.cpp multiplies the Q4_1 weights by activations quantized to Q8_1;
+/// seedforge by f32 ones). Measured on these 10 reviews and three judges: label-word
+/// log-likelihoods within 0.29 nats (the largest on unlikely words, ~−8), probabilities within
+/// 0.041. The bound, 0.06, leaves room for the server's kernels choosing another path on
+/// another CPU. The verdicts must agree wherever the local judge is not torn (a margin under
+/// the bound may go either way).
+#[test]
+fn the_remote_judge_agrees_with_the_local_one_on_the_same_model() {
+    let _turn = one_at_a_time();
+    let loaded = seedforge::llm::load::load(&common::model_path(), &Device::flex()).unwrap();
+    let task = Task::demo();
+    let templates = Templates::for_task(&task).unwrap();
+    let remote = remote();
+    const TOLERANCE: f64 = 0.06;
+    let mut worst: f64 = 0.0;
+    let mut worst_ll: f64 = 0.0;
+    // Zero-shot with an instruction (without one SmolLM2-135M's label words are not among its
+    // 400 most probable next tokens), and the filter's own judge: the seeds as demonstrations,
+    // calibrated.
+    let instruction = "Is the sentiment of this movie review negative or positive?";
+    for (name, demos, calibrate, instruction) in [
+        ("zero-shot", Vec::new(), false, Some(instruction)),
+        ("zero-shot, calibrated", Vec::new(), true, Some(instruction)),
+        (
+            "icl, calibrated",
+            interleave_by_label(&task.seeds, &task.labels),
+            true,
+            None,
+        ),
+    ] {
+        let options = ClassifierOptions {
+            demos,
+            calibrate,
+            instruction: instruction.map(str::to_string),
+            ..ClassifierOptions::default()
+        };
+        let local = Classifier::new(
+            &loaded.model,
+            &loaded.tokenizer,
+            &task,
+            &templates,
+            options.clone(),
+        )
+        .unwrap();
+        let server = Classifier::remote(&remote, &task, &templates, options).unwrap();
+        assert_eq!(
+            local.prompt(TEXTS[0]).unwrap(),
+            server.prompt(TEXTS[0]).unwrap()
+        );
+        let a = local.classify(&TEXTS).unwrap();
+        let b = server.classify(&TEXTS).unwrap();
+        let mut max_p: f64 = 0.0;
+        let mut max_ll: f64 = 0.0;
+        for ((text, l), r) in TEXTS.iter().zip(&a).zip(&b) {
+            assert_eq!(l.judge, None);
+            let judge = r.judge.as_ref().expect("the server's prediction names it");
+            assert_eq!(judge["endpoint"], url());
+            assert_eq!(judge["model"], ALIAS);
+            for ((ll, pl), (lr, pr)) in l.probs.iter().zip(&r.probs) {
+                assert_eq!(ll, lr);
+                max_p = max_p.max((pl - pr).abs());
+            }
+            for (x, y) in l.log_likelihoods.iter().zip(&r.log_likelihoods) {
+                max_ll = max_ll.max((x - y).abs());
+            }
+            eprintln!(
+                "{name}: {text:?}: local {} {:.4}, server {} {:.4}",
+                l.label,
+                l.prob_of(&l.label).unwrap(),
+                r.label,
+                r.prob_of(&r.label).unwrap()
+            );
+            if l.margin() > TOLERANCE {
+                assert_eq!(l.label, r.label, "{name}: {text:?}: {l:?} vs {r:?}");
+            }
+        }
+        eprintln!(
+            "{name}: max |p_local − p_server| = {max_p:.4}; max |log-likelihood difference| = \
+             {max_ll:.4} nats"
+        );
+        worst = worst.max(max_p);
+        worst_ll = worst_ll.max(max_ll);
+    }
+    eprintln!("overall: max probability difference {worst:.4}, log-likelihood {worst_ll:.4}");
+    assert!(
+        worst < TOLERANCE,
+        "the judges differ by {worst:.4} in probability"
+    );
+    assert!(
+        worst_ll < 0.5,
+        "the label words' log-likelihoods differ by {worst_ll:.3} nats"
+    );
+}
+
+/// A proxy in front of the server that strips `logprobs` from every completion it passes on,
+/// as a server that ignores the parameter answers.
+fn stripping_proxy(upstream: u16) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let _ = strip(conn, upstream);
+            });
+        }
+    });
+    port
+}
+
+fn strip(mut client: TcpStream, upstream: u16) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        let k = client.read(&mut chunk)?;
+        if k == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..k]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        let k = client.read(&mut chunk)?;
+        if k == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..k]);
+    }
+    let mut lines: Vec<&str> = head[..head_end - 4]
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+        .collect();
+    lines.push("Connection: close");
+    let mut request = lines.join("\r\n").into_bytes();
+    request.extend_from_slice(b"\r\n\r\n");
+    request.extend_from_slice(&buf[head_end..]);
+    let mut up = TcpStream::connect(("127.0.0.1", upstream))?;
+    up.write_all(&request)?;
+    let mut answer = Vec::new();
+    up.read_to_end(&mut answer)?;
+    let Some(split) = answer.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return client.write_all(&answer);
+    };
+    let (ahead, body) = (&answer[..split], &answer[split + 4..]);
+    let Ok(mut v) = serde_json::from_slice::<Value>(body) else {
+        return client.write_all(&answer);
+    };
+    if let Some(choices) = v.get_mut("choices").and_then(Value::as_array_mut) {
+        for c in choices {
+            c["logprobs"] = Value::Null;
+        }
+    }
+    let body = serde_json::to_vec(&v).unwrap();
+    let ahead: Vec<String> = String::from_utf8_lossy(ahead)
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("content-length:"))
+        .map(str::to_string)
+        .collect();
+    let mut out = ahead.join("\r\n").into_bytes();
+    out.extend_from_slice(format!("\r\ncontent-length: {}\r\n\r\n", body.len()).as_bytes());
+    out.extend_from_slice(&body);
+    client.write_all(&out)
+}
+
+/// Items for `filter`: two per class, one written against its label.
+fn write_items(path: &Path) {
+    let items = [
+        (TEXTS[0], "negative"),
+        (TEXTS[1], "positive"),
+        (TEXTS[3], "positive"),
+        (TEXTS[9], "positive"),
+    ];
+    let body: String = items
+        .iter()
+        .map(|(t, l)| format!("{}\n", serde_json::json!({"text": t, "label": l})))
+        .collect();
+    std::fs::write(path, body).unwrap();
+}
+
+fn filter(url: &str, items: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut c = seedforge();
+    c.args(["filter", "--device", "cpu", "--model"])
+        .arg(common::model_path())
+        .args(["--judge-url", url, "--items"])
+        .arg(items)
+        .arg("--out")
+        .arg(out)
+        .args(extra);
+    c
+}
+
+#[test]
+fn no_log_probabilities_or_a_missing_label_word_is_an_error_naming_the_server() {
+    let _turn = one_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let items = tmp.path().join("items.jsonl");
+    write_items(&items);
+    let out = tmp.path().join("out.jsonl");
+
+    // A server that answers without log-probabilities.
+    let proxy = format!("http://127.0.0.1:{}/v1", stripping_proxy(server_port()));
+    let o = run(filter(&proxy, &items, &out, &[]));
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&proxy) && err.contains("returned no log-probabilities"),
+        "{err}"
+    );
+
+    // A label word not among the top log-probabilities the server returned: on the zero-shot
+    // prompt SmolLM2-135M's most probable next words are rarely the labels (" A", " The"…).
+    let o = run(filter(
+        &url(),
+        &items,
+        &out,
+        &["--judge", "zero-shot", "--judge-top-logprobs", "3"],
+    ));
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&url())
+            && (err.contains("\" negative\"") || err.contains("\" positive\""))
+            && err.contains("not among the log-probabilities")
+            && err.contains("--judge-top-logprobs"),
+        "{err}"
+    );
+}
+
+#[test]
+fn filter_and_annotate_judge_through_the_server_and_say_so() {
+    let _turn = one_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let items = tmp.path().join("items.jsonl");
+    write_items(&items);
+    let out = tmp.path().join("filtered.jsonl");
+    let o = run(filter(&url(), &items, &out, &[]));
+    assert!(o.status.success());
+    let judged = lines(&out);
+    assert_eq!(judged.len(), 4);
+    for it in &judged {
+        let check = it["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["stage"] == "label_consistency")
+            .expect("a label-consistency verdict");
+        assert_eq!(check["judge"]["endpoint"], url());
+        assert_eq!(check["judge"]["model"], ALIAS);
+        assert_eq!(check["probs"].as_array().unwrap().len(), 2);
+    }
+    // The plain reviews keep their label; "two hours of noise" is no positive one.
+    assert_eq!(judged[0]["kept"], true);
+    assert_eq!(judged[1]["kept"], true);
+    assert_eq!(judged[3]["kept"], false, "{}", judged[3]);
+
+    // Annotate: the server's label and its confidence for each text.
+    let input = tmp.path().join("texts.jsonl");
+    let body: String = TEXTS[..4]
+        .iter()
+        .map(|t| format!("{}\n", serde_json::json!({ "text": t })))
+        .collect();
+    std::fs::write(&input, body).unwrap();
+    let labelled = tmp.path().join("labelled.jsonl");
+    let mut c = seedforge();
+    c.args(["annotate", "--device", "cpu", "--model"])
+        .arg(common::model_path())
+        .args(["--method", "icl", "--judge-url", &url(), "--input"])
+        .arg(&input)
+        .arg("--out")
+        .arg(&labelled)
+        .args(["--min-confidence", "0.5"]);
+    let o = run(c);
+    assert!(o.status.success());
+    let rows = lines(&labelled);
+    assert_eq!(rows.len(), 4);
+    let labels: Vec<&str> = rows.iter().map(|r| r["label"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["negative", "positive", "negative", "positive"]);
+    for r in &rows {
+        let c = r["confidence"].as_f64().unwrap();
+        assert!((0.5..=1.0).contains(&c), "{r}");
+        assert_eq!(r["judge"]["endpoint"], url());
+        let conf = r["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["stage"] == "confidence")
+            .unwrap();
+        assert_eq!(conf["judge"]["endpoint"], url());
+        assert_eq!(conf["scores"]["confidence"].as_f64().unwrap(), c);
+    }
+}
+
+/// A tiny experiment end to end with the server writing and judging: the report names it.
+#[test]
+fn an_experiment_writes_and_judges_through_the_server() {
+    let _turn = one_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let task = Task::demo();
+    let mut rows: Vec<String> = task
+        .seeds
+        .iter()
+        .map(|s| format!("{}\t{}", s.text, s.label))
+        .collect();
+    rows.insert(0, "sentence\tlabel".into());
+    std::fs::write(data.join("train.tsv"), rows.join("\n") + "\n").unwrap();
+    let test = [format!(
+        "sentence\tlabel\n{}\tnegative\n{}\tpositive\n",
+        TEXTS[0], TEXTS[1]
+    )]
+    .concat();
+    std::fs::write(data.join("test.tsv"), test).unwrap();
+    let out = tmp.path().join("exp");
+    let mut c = seedforge();
+    c.args(["experiment", "--device", "cpu", "--model"])
+        .arg(common::model_path())
+        .arg("--dataset")
+        .arg(data.join("train.tsv"))
+        .arg("--test")
+        .arg(data.join("test.tsv"))
+        .args(["--arms", "lora-synthetic", "--seeds-per-class", "2"])
+        .args([
+            "--per-class",
+            "2",
+            "--max-tokens",
+            "24",
+            "--max-attempts-factor",
+            "1",
+        ])
+        .args(["--epochs", "1", "--min-words", "1"])
+        .args(["--writer", &url(), "--writer-concurrency", "2"])
+        .args(["--judge", "icl", "--judge-url", &url()])
+        .arg("--out")
+        .arg(&out);
+    let started = Instant::now();
+    let o = run(c);
+    eprintln!("experiment: {:.0} s", started.elapsed().as_secs_f64());
+    assert!(o.status.success());
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains(&format!(
+            "written by the server at {} (model {ALIAS}, /completions)",
+            url()
+        )),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!(
+            "log-probabilities of the label words on the server at {}",
+            url()
+        )),
+        "{report}"
+    );
+    // The generated items were judged by the server.
+    let seed_dir = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.join("filtered.jsonl").is_file())
+        .expect("a draw's folder with filtered.jsonl");
+    let filtered = lines(&seed_dir.join("filtered.jsonl"));
+    assert_eq!(filtered.len(), 4);
+    assert!(filtered.iter().any(|f| {
+        f["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["stage"] == "label_consistency" && v["judge"]["endpoint"] == url())
+    }));
+}
