@@ -278,6 +278,66 @@ fn evaluate_compares_icl_and_lora_runs() {
     snap("evaluate_running", &app);
 }
 
+/// A distilled student under its teacher: the teacher's and the student's accuracy and texts/s
+/// side by side in the student's results.
+#[test]
+fn evaluate_shows_a_student_under_its_teacher() {
+    let f = fixture();
+    let teacher = "20260101-100000-train-seeds";
+    eval_run(&f.dir, teacher, "lora", Some(0), 8);
+    eval_run(
+        &f.dir,
+        "20260101-110000-train-accepted",
+        "lora",
+        Some(12),
+        9,
+    );
+    let student = "20260101-120000-student";
+    eval_run(&f.dir, student, "student", None, 7);
+    let dir = f.dir.join("runs").join(student);
+    // The student labelled its 10 rows in 0.5 ms; the teacher took 3.5 s.
+    let path = dir.join("eval.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    v["seconds"] = serde_json::json!(0.0005);
+    std::fs::write(&path, v.to_string()).unwrap();
+    let record = seedforge::student::store::StudentRecord {
+        seedforge_version: "0.1.0".into(),
+        kind: seedforge::student::store::KIND.into(),
+        task_name: "demo".into(),
+        labels: vec!["negative".into(), "positive".into()],
+        config: Default::default(),
+        teacher: f.dir.join("runs").join(teacher),
+        temperature: 1.0,
+        seeds: 8,
+        teacher_texts: 0,
+        unlabelled_texts: 0,
+        final_loss: 0.1,
+    };
+    std::fs::write(
+        dir.join(seedforge::student::store::CONFIG_FILE),
+        serde_json::to_string(&record).unwrap(),
+    )
+    .unwrap();
+    let mut app = app(&f);
+    press(&mut app, "6");
+    let text = render(&app, 120, 36);
+    let at = |m: &str| {
+        text.find(m)
+            .unwrap_or_else(|| panic!("{m} missing:\n{text}"))
+    };
+    // Under its teacher, not under the newer run it was not distilled from.
+    assert!(at("lora seeds ") < at("└ student") && at("└ student") < at("lora seeds+12"));
+    press(&mut app, "down");
+    let text = render(&app, 120, 36);
+    assert!(
+        text.contains("student of 20260101-100000-train-seeds: 70.0% vs 80.0% (-10.0"),
+        "{text}"
+    );
+    assert!(text.contains("20000 vs 2.9 texts/s (×7000)"), "{text}");
+    snap("evaluate_student", &app);
+}
+
 #[test]
 fn train_and_evaluate_read_runs_on_disk() {
     let f = fixture();

@@ -4,8 +4,8 @@
 //! `predict --run` and `eval --adapter` read like any other.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime};
+use std::path::PathBuf;
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
@@ -15,11 +15,9 @@ use super::input_args::InputArgs;
 use super::model_args::ModelArgs;
 use super::predict::{load_task, model_for, run_target};
 use super::task_arg::TaskArg;
-use crate::engine::predict_job::classifier_options;
-use crate::pipeline::classify::Classifier;
+use crate::engine::distil_job::{Hooks, default_out, teach};
 use crate::pipeline::predict::{self, BadRows, ReadOptions};
-use crate::pipeline::prompt::Templates;
-use crate::student::distil::{DistilSettings, DistilTexts, Provenance, TeacherLabels, distil};
+use crate::student::distil::{DistilSettings, DistilTexts};
 use crate::student::features::Hashing;
 use crate::student::train::StudentConfig;
 use crate::train::run::run_examples;
@@ -118,7 +116,8 @@ fn read_texts(
 
 pub fn run(args: DistilArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> {
     let task = load_task(&args.task, Some(&args.run), workspace.as_deref())?;
-    let target = run_target(&args.run, &task)?;
+    // Refused in words when the run is a teacher or of another task.
+    run_target(&args.run, &task)?;
     let eval_rows = match &args.eval {
         Some(p) => Some(args.read.read(p, &mut std::io::stderr())?),
         None => None,
@@ -137,12 +136,7 @@ pub fn run(args: DistilArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> {
             &task.input_field,
         )?,
     };
-    let out = args.out.clone().unwrap_or_else(|| {
-        args.run.parent().unwrap_or(Path::new(".")).join(format!(
-            "{}-student",
-            crate::data::time::compact(SystemTime::now())
-        ))
-    });
+    let out = args.out.clone().unwrap_or_else(|| default_out(&args.run));
     anyhow::ensure!(
         !out.join(crate::student::store::CONFIG_FILE).exists(),
         "{} already holds a student; name another --out",
@@ -151,9 +145,6 @@ pub fn run(args: DistilArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> {
 
     let (mut loaded, _) = model_for(&args.model, Some(&args.run)).load()?;
     super::model_args::attach_adapter(&mut loaded.model, &args.run)?;
-    let templates = Templates::for_task(&task)?;
-    let options = classifier_options(&target, &task, false, args.batch);
-    let classifier = Classifier::new(&loaded.model, &loaded.tokenizer, &task, &templates, options)?;
     let settings = DistilSettings {
         student: StudentConfig {
             hashing: Hashing {
@@ -172,66 +163,49 @@ pub fn run(args: DistilArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> {
     let tty = std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut teacher_secs = 0.0;
-    let mut teacher = |all: &[&str]| {
-        let t0 = Instant::now();
-        let bar = tty.then(|| {
-            let b = ProgressBar::new(all.len() as u64);
-            if let Ok(style) = ProgressStyle::with_template(
-                "  teacher {bar:40} {pos}/{len} texts ({per_sec}, {eta} left)",
-            ) {
-                b.set_style(style);
-            }
-            b
-        });
-        let mut preds = Vec::with_capacity(all.len());
-        for chunk in all.chunks(predict::rows_per_call(args.batch)) {
-            preds.extend(classifier.classify(chunk)?);
-            if let Some(b) = &bar {
-                b.set_position(preds.len() as u64);
-            }
-        }
-        if let Some(b) = bar {
-            b.finish_and_clear();
-        }
-        teacher_secs = t0.elapsed().as_secs_f64();
-        Ok(preds)
-    };
-    let label_names: Vec<String> = task.label_names().into_iter().map(String::from).collect();
-    let mut cache = match &args.teacher_labels {
-        Some(p) => {
-            let c = TeacherLabels::open(p, &args.run, &label_names)?;
-            eprintln!(
-                "seedforge: {} teacher answers in {}",
-                c.known(),
-                p.display()
-            );
-            Some(c)
-        }
-        None => None,
-    };
-    let mut asked = |all: &[&str]| match &mut cache {
-        Some(c) => c.label(all, &mut teacher),
-        None => teacher(all),
-    };
-    let student = distil(
+    let mut bar: Option<ProgressBar> = None;
+    let student = teach(
+        &loaded.model,
+        &loaded.tokenizer,
         &task,
+        &args.run,
         texts,
-        &mut asked,
         &settings,
-        Provenance {
-            teacher_run: &args.run,
-            out: &out,
+        &out,
+        args.teacher_labels.as_deref(),
+        args.batch,
+        Hooks {
+            labelled: &mut |done, total| {
+                teacher_secs = started.elapsed().as_secs_f64();
+                if !tty {
+                    return;
+                }
+                let b = bar.get_or_insert_with(|| {
+                    let b = ProgressBar::new(total as u64);
+                    if let Ok(style) = ProgressStyle::with_template(
+                        "  teacher {bar:40} {pos}/{len} texts ({per_sec}, {eta} left)",
+                    ) {
+                        b.set_style(style);
+                    }
+                    b
+                });
+                b.set_position(done as u64);
+                if done >= total {
+                    b.finish_and_clear();
+                }
+            },
+            say: &mut |line| {
+                if tty
+                    || !line.starts_with("epoch")
+                    || line.starts_with(&format!("epoch {}:", settings.student.epochs))
+                {
+                    eprintln!("seedforge: {line}");
+                }
+            },
+            stop: &|| false,
         },
-        &burn::tensor::Device::flex(),
-        &mut |line| {
-            if tty
-                || !line.starts_with("epoch")
-                || line.starts_with(&format!("epoch {}:", settings.student.epochs))
-            {
-                eprintln!("seedforge: {line}");
-            }
-        },
-    )?;
+    )?
+    .ok_or_else(|| anyhow::anyhow!("the distillation was stopped"))?;
     let r = &student.record;
     eprintln!(
         "seedforge: student trained on {} seeds, {} of the teacher's texts and {} unlabelled \

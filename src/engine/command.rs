@@ -35,6 +35,8 @@ pub enum Command {
     Annotate(Box<AnnotateRequest>),
     /// Label a file of texts with one classifier into a result file (`predict`).
     Predict(Box<super::PredictRequest>),
+    /// Distil a LoRA classifier run into a small, fast student in a new run folder.
+    Distil(Box<super::distil_job::DistilRequest>),
     /// Stop the worker once the current job is done.
     Shutdown,
 }

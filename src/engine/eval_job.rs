@@ -85,6 +85,19 @@ pub fn adapter_runs(runs: &Path) -> (Vec<PathBuf>, Vec<String>) {
     (complete, broken)
 }
 
+/// The run folders under `runs` that hold a distilled student (`student.json`), oldest first.
+pub fn student_runs(runs: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(runs)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| crate::student::store::is_student(p))
+        .collect();
+    dirs.sort();
+    dirs
+}
+
 /// The rows of the test file that carry one of the task's labels; problems go up as log lines.
 pub fn read_test(request: &EvalRequest, task: &Task, events: &Sink) -> anyhow::Result<Vec<Row>> {
     let path = &request.test;
@@ -215,14 +228,26 @@ pub fn run(
             targets.push(Target::Lora(dir));
         }
     }
+    // Distilled students of the workspace, beside their teachers (not with a given list).
+    let mut students = Vec::new();
+    if request.lora.is_none() {
+        for dir in student_runs(&runs_dir) {
+            if up_to_date(&dir, &request.test, rows.len()) {
+                skipped += 1;
+            } else {
+                students.push(dir);
+            }
+        }
+    }
     anyhow::ensure!(
-        !targets.is_empty() || skipped > 0,
+        !targets.is_empty() || !students.is_empty() || skipped > 0,
         "nothing to evaluate: no method chosen and no LoRA run in {}",
         runs_dir.display()
     );
     let templates = Templates::for_task(&task)?;
     let per = rows.len();
-    let total = per * targets.len();
+    let count = targets.len() + students.len();
+    let total = per * count;
     events.send(Event::JobStarted {
         job,
         kind: JobKind::Evaluate,
@@ -243,7 +268,7 @@ pub fn run(
             job,
             name: name.clone(),
             index: i,
-            count: targets.len(),
+            count,
         });
         let adapted;
         let (m, adapter) = match target {
@@ -322,6 +347,77 @@ pub fn run(
         events.send(Event::EvalSaved {
             job,
             run: saved.parent().map(Path::to_path_buf).unwrap_or(dir),
+            summary: summary.clone(),
+        });
+        results.push(summary);
+    }
+    for (j, dir) in students.iter().enumerate() {
+        if cancelled || control.is_stopped() {
+            cancelled = true;
+            break;
+        }
+        let i = targets.len() + j;
+        let name = format!(
+            "student {}",
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        );
+        events.send(Event::EvalStarted {
+            job,
+            name: name.clone(),
+            index: i,
+            count,
+        });
+        let student = match crate::student::Student::load(dir, &burn::tensor::Device::flex()) {
+            Ok(s) if s.record.labels == task.label_names() => s,
+            Ok(s) => {
+                let msg = format!(
+                    "{name}: its labels ({}) are not the task's",
+                    s.record.labels.join(", ")
+                );
+                events.send(Event::Log(format!("error: {msg}")));
+                failed.push(msg);
+                continue;
+            }
+            Err(e) => {
+                let msg = format!("{name}: {e}");
+                events.send(Event::Log(format!("error: {msg}")));
+                failed.push(msg);
+                continue;
+            }
+        };
+        let base = i * per;
+        let report = crate::eval::run::evaluate_student(
+            &student,
+            &task,
+            &rows,
+            &request.test,
+            dir,
+            &mut |done, _| {
+                events.send(Event::Progress {
+                    job,
+                    done: base + done,
+                    total,
+                    tokens_per_second: 0.0,
+                    eta_seconds: None,
+                })
+            },
+        )
+        .with_context(|| format!("evaluating {name}"))?;
+        let saved = report
+            .save(dir)
+            .with_context(|| format!("saving the result of {name} in {}", dir.display()))?;
+        let summary = format!(
+            "{name}: accuracy {:.1}%, macro-F1 {:.3} on {} rows ({:.0} rows/s)",
+            report.metrics.accuracy * 100.0,
+            report.metrics.macro_f1,
+            report.metrics.n,
+            report.metrics.n as f64 / report.seconds.max(1e-9)
+        );
+        events.send(Event::EvalSaved {
+            job,
+            run: saved.parent().map(Path::to_path_buf).unwrap_or(dir.clone()),
             summary: summary.clone(),
         });
         results.push(summary);

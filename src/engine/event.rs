@@ -18,6 +18,8 @@ pub enum JobKind {
     Annotate,
     /// Labelling a file with a classifier (`predict`).
     Predict,
+    /// Distilling a LoRA run into a student.
+    Distil,
 }
 
 impl JobKind {
@@ -29,13 +31,14 @@ impl JobKind {
             JobKind::Evaluate => "evaluate",
             JobKind::Annotate => "annotate",
             JobKind::Predict => "label",
+            JobKind::Distil => "distil",
         }
     }
 
     /// What the rate in this job's progress events counts.
     pub fn rate_unit(self) -> &'static str {
         match self {
-            JobKind::Annotate | JobKind::Predict => "texts/s",
+            JobKind::Annotate | JobKind::Predict | JobKind::Distil => "texts/s",
             _ => "tok/s",
         }
     }

@@ -5,6 +5,7 @@
 
 pub mod annotate_job;
 pub mod command;
+pub mod distil_job;
 pub mod eval_job;
 pub mod event;
 pub mod generate_job;

@@ -104,6 +104,7 @@ fn run_with(
             Command::Evaluate(_) => JobKind::Evaluate,
             Command::Annotate(_) => JobKind::Annotate,
             Command::Predict(_) => JobKind::Predict,
+            Command::Distil(_) => JobKind::Distil,
         };
         let (model, device) = match &model {
             Ok((m, d)) => (m, d.as_str()),
@@ -178,6 +179,10 @@ fn run_with(
             }
             Command::Predict(request) => {
                 predict_job::run(job, model, &ws, &request, &control, &events)
+                    .map(|o| (o.cancelled, o.summary))
+            }
+            Command::Distil(request) => {
+                super::distil_job::run(job, model, &ws, &request, &control, &events)
                     .map(|o| (o.cancelled, o.summary))
             }
             Command::Annotate(request) => annotate_job::run(

@@ -66,6 +66,8 @@ pub enum Action {
     Refresh,
     /// Go on with the selected stopped or interrupted run from its checkpoint (Train).
     ResumeRun,
+    /// Distil the selected run into a small, fast student (Train).
+    Distil,
 
     // Evaluate.
     /// Type a value for the n-th setting of the screen (the test file, its label map…).

@@ -619,6 +619,8 @@ impl App {
                 self.reload_runs();
             }
             JobKind::Annotate | JobKind::Predict => {}
+            // The student's folder joins the runs; Evaluate scores it beside its teacher.
+            JobKind::Distil => self.reload_runs(),
         }
     }
 

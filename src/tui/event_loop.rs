@@ -87,6 +87,7 @@ fn apply_effects(app: &mut App, engine: &Engine) {
                     Command::Train(_) | Command::ResumeTrain { .. } => JobKind::Train,
                     Command::Evaluate(_) => JobKind::Evaluate,
                     Command::Predict(_) => JobKind::Predict,
+                    Command::Distil(_) => JobKind::Distil,
                     Command::Shutdown => continue,
                 };
                 if engine.send(command).is_err() {

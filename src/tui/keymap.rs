@@ -209,6 +209,7 @@ pub static BINDINGS: &[Binding] = &[
     b(Context::Train, &[Char('p')], Action::Pause, "pause / resume training"),
     b(Context::Train, &[Char('s')], Action::Stop, "stop training (the best adapter so far is saved)"),
     b(Context::Train, &[Char('R')], Action::ResumeRun, "resume the selected run (stopped or cut off) from its checkpoint"),
+    b(Context::Train, &[Char('d')], Action::Distil, "distil the selected run into a small, fast student (scored beside it on Evaluate)"),
     b(Context::Train, &[Char('r')], Action::Refresh, "read the run folders again"),
     // Evaluate.
     b(Context::Evaluate, &[Code(Up), Char('k')], Action::Up, "previous run"),
@@ -218,7 +219,7 @@ pub static BINDINGS: &[Binding] = &[
     b(Context::Evaluate, &[Char('n')], Action::SetField(2), "type a row limit (empty: all rows)"),
     b(Context::Evaluate, &[Char('c')], Action::ToggleCalibrate, "calibration on / off (ICL, zero-shot)"),
     b(Context::Evaluate, &[Char('z')], Action::ToggleZeroShot, "zero-shot in / out of the comparison"),
-    b(Context::Evaluate, &[Char('g')], Action::Start, "evaluate ICL and every LoRA run on the test set"),
+    b(Context::Evaluate, &[Char('g')], Action::Start, "evaluate ICL, every LoRA run and every student on the test set"),
     b(Context::Evaluate, &[Char('l')], Action::SetField(3), "label a file of texts with the selected classifier"),
     b(Context::Evaluate, &[Char('s')], Action::Stop, "stop the evaluation or labelling"),
     b(Context::Evaluate, &[Char('r')], Action::Refresh, "read the run folders again"),

@@ -180,6 +180,8 @@ pub struct EvalInfo {
     pub confusion: Option<(Vec<String>, Vec<Vec<usize>>)>,
     /// Per test row, whether it was right (for the comparison with a seeds-only twin).
     pub correct: Vec<bool>,
+    /// Rows scored a second (the evaluation's rows over its wall time), when it says.
+    pub items_per_s: Option<f64>,
 }
 
 /// Reads an evaluation result (see the module docs for the shapes).
@@ -218,6 +220,7 @@ pub fn parse_eval(v: &Value) -> Option<EvalInfo> {
                 .collect(),
             confusion: Some((m.labels.clone(), m.confusion.clone())),
             correct: correct_rows(v),
+            items_per_s: rate(v, Some(m.n)),
         });
     }
     let accuracy = v.get("accuracy").and_then(Value::as_f64)?;
@@ -252,7 +255,17 @@ pub fn parse_eval(v: &Value) -> Option<EvalInfo> {
         per_class,
         confusion: None,
         correct: correct_rows(v),
+        items_per_s: None,
     })
+}
+
+/// `n` rows over the evaluation's `seconds`.
+fn rate(v: &Value, n: Option<usize>) -> Option<f64> {
+    let secs = v
+        .get("seconds")
+        .and_then(Value::as_f64)
+        .filter(|s| *s > 0.0)?;
+    Some(n? as f64 / secs)
 }
 
 fn correct_rows(v: &Value) -> Vec<bool> {
@@ -280,6 +293,8 @@ pub struct RunInfo {
     pub adapter_error: Option<String>,
     /// What the run's checkpoint says: a stopped or interrupted run can be resumed.
     pub checkpoint: CheckpointStatus,
+    /// A distilled student's teacher run (`student.json`); `None` for any other folder.
+    pub teacher: Option<PathBuf>,
 }
 
 /// The selected run of a list that grows while a job runs (a new run comes first): it follows the
@@ -431,6 +446,9 @@ fn read_run(dir: &Path) -> RunInfo {
         adapter,
         adapter_error,
         checkpoint: crate::train::checkpoint::status(dir),
+        teacher: crate::student::store::read_record(dir)
+            .ok()
+            .map(|r| r.teacher),
     }
 }
 

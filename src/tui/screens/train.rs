@@ -19,7 +19,9 @@ use super::generate::eta_text;
 use super::runs::{Curves, RunInfo, RunSelection};
 use crate::data::state::Status;
 use crate::data::workspace::Workspace;
+use crate::engine::distil_job::DistilRequest;
 use crate::engine::{Command, JobKind, TrainRequest};
+use crate::student::distil::DistilSettings;
 use crate::train::checkpoint::{Status as CheckpointStatus, reason_text};
 use crate::train::trainer::TrainConfig;
 use crate::tui::action::Action;
@@ -253,6 +255,11 @@ impl App {
             Action::PageDown => self.train.run.step(&training_runs(&self.runs), 1),
             Action::Start => self.start_training(),
             Action::Stop => match &mut self.job {
+                Some(job) if job.kind == JobKind::Distil => {
+                    job.stopping = true;
+                    self.effect(Effect::Cancel);
+                    self.info("stopping: no student is saved");
+                }
                 Some(job) if job.kind == JobKind::Train => {
                     job.stopping = true;
                     self.effect(Effect::Cancel);
@@ -275,6 +282,7 @@ impl App {
             },
             Action::Refresh => self.refresh_runs(),
             Action::ResumeRun => self.resume_training(),
+            Action::Distil => self.start_distil(),
             _ => {}
         }
     }
@@ -336,6 +344,48 @@ impl App {
             at.0,
             at.1 + 1
         ));
+    }
+
+    /// `d`: the selected run (a LoRA classifier) teaches a student, in a new
+    /// `runs/<time>-student` folder beside it.
+    fn start_distil(&mut self) {
+        if !self.can_start_training("distil") {
+            return;
+        }
+        let runs = training_runs(&self.runs);
+        let Some(run) = runs.get(self.train.run.row(&runs)) else {
+            self.info("no run on disk to distil; g trains one first");
+            return;
+        };
+        let (name, dir) = (run.name.clone(), run.dir.clone());
+        match run.adapter {
+            Some(crate::train::trainer::Objective::Classify) => {}
+            Some(_) => {
+                self.info(format!(
+                    "{name} is a teacher that writes examples, not a classifier; choose a \
+                     classifier run ([ ])"
+                ));
+                return;
+            }
+            None => {
+                self.info(format!(
+                    "{name} has no complete adapter to distil; choose another run ([ ])"
+                ));
+                return;
+            }
+        }
+        self.queued = Some(JobKind::Distil);
+        self.effect(Effect::Send(Command::Distil(Box::new(DistilRequest {
+            run: dir,
+            unlabelled: Vec::new(),
+            settings: DistilSettings::default(),
+        }))));
+        let ready = matches!(self.model, ModelStatus::Ready { .. });
+        self.info(if ready {
+            format!("distilling {name}: it labels the texts it trained on, then a student learns them (s stops)")
+        } else {
+            format!("distilling {name} will start once the model is loaded")
+        });
     }
 
     fn start_training(&mut self) {
@@ -630,10 +680,18 @@ fn draw_runs(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             .border_style(theme.border(false))
             .title(Line::styled(
                 format!(
-                    " Runs on disk ({}) · [ ] choose{} · r reloads ",
+                    " Runs on disk ({}) · [ ] choose{}{} · r reloads ",
                     runs.len(),
                     if runs.iter().any(|r| r.resumable_at().is_some()) {
                         " · R resumes"
+                    } else {
+                        ""
+                    },
+                    if runs
+                        .iter()
+                        .any(|r| r.adapter == Some(crate::train::trainer::Objective::Classify))
+                    {
+                        " · d distils"
                     } else {
                         ""
                     }
