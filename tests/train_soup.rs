@@ -162,6 +162,23 @@ fn a_soup_is_the_mean_of_members_that_hold_out_different_seeds() {
         );
     }
 
+    // The soup's metrics: every member's steps, numbered on as one curve.
+    let steps = |run: &Path| -> Vec<usize> {
+        std::fs::read_to_string(run.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .filter_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (v["event"] == "step").then(|| v["step"].as_u64().unwrap() as usize)
+            })
+            .collect()
+    };
+    let total: usize = (0..3)
+        .map(|i| steps(&soup.join("members").join(i.to_string())).len())
+        .sum();
+    assert!(total > 3);
+    assert_eq!(steps(&soup), (1..=total).collect::<Vec<_>>());
+
     // A soup is not resumable, and says so.
     let out = seedforge(&model)
         .args(["train", "--device", "cpu", "--resume"])

@@ -82,6 +82,25 @@ pub enum TrainEvent {
     },
 }
 
+impl TrainEvent {
+    /// A soup member's event as the soup reports it: its steps counted after the `before` steps
+    /// of the members before it, and `members` runs of about this length planned in all, so a
+    /// live chart draws the soup as one curve instead of starting over at each member.
+    pub fn in_soup(&self, before: usize, members: usize) -> TrainEvent {
+        let mut e = self.clone();
+        match &mut e {
+            TrainEvent::Started { total_steps, .. } => *total_steps *= members.max(1),
+            TrainEvent::Step { step, .. }
+            | TrainEvent::Eval { step, .. }
+            | TrainEvent::Paused { step }
+            | TrainEvent::Resumed { step }
+            | TrainEvent::Restored { step, .. } => *step += before,
+            TrainEvent::Finished { steps, .. } => *steps += before,
+        }
+        e
+    }
+}
+
 /// Appends events to a `metrics.jsonl`, flushing each line so a crash or a `tail -f` sees every
 /// finished step.
 pub struct MetricsWriter {

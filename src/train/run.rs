@@ -225,7 +225,7 @@ pub fn member_dir(run: &Path, index: usize) -> PathBuf {
 /// real examples for its early stopping and starting from its own seed (member 0 is the plain
 /// run), then their adapters averaged ([`super::soup`]) into the run folder, with a
 /// `config.json` that records the soup and `metrics.jsonl` holding the members' events one run
-/// after another. A staged soup starts member `i` from member `i` of the first stage. Stopping
+/// after another, their steps counted on ([`TrainEvent::in_soup`]). A staged soup starts member `i` from member `i` of the first stage. Stopping
 /// a member stops the soup; its members stay as runs of their own.
 fn train_soup(
     model: Llama,
@@ -235,8 +235,10 @@ fn train_soup(
     sink: &mut dyn FnMut(&TrainEvent),
 ) -> anyhow::Result<RunResult> {
     let cfg = spec.config;
-    let mut members = Vec::with_capacity(cfg.members);
+    let mut members: Vec<RunResult> = Vec::with_capacity(cfg.members);
+    let mut events: Vec<TrainEvent> = Vec::new();
     for i in 0..cfg.members {
+        let before: usize = members.iter().map(|r| r.outcome.steps).sum();
         let mut member = cfg.clone();
         member.members = 1;
         member.fold = Some(Fold {
@@ -267,8 +269,19 @@ fn train_soup(
             model_path: spec.model_path,
             device: spec.device,
         };
-        let result = train_run(model.clone(), tokenizer, &member_spec, control, sink)
-            .with_context(|| format!("member {} of {} ({})", i + 1, cfg.members, out.display()))?;
+        let mut member_sink = |e: &TrainEvent| {
+            let e = e.in_soup(before, cfg.members);
+            sink(&e);
+            events.push(e);
+        };
+        let result = train_run(
+            model.clone(),
+            tokenizer,
+            &member_spec,
+            control,
+            &mut member_sink,
+        )
+        .with_context(|| format!("member {} of {} ({})", i + 1, cfg.members, out.display()))?;
         if result.outcome.reason == StopReason::Stopped {
             return Ok(result);
         }
@@ -293,15 +306,13 @@ fn train_soup(
     )
     .with_context(|| format!("writing {}", config_path.display()))?;
     write_examples(spec.out, spec.real, spec.extra)?;
-    let mut metrics = Vec::new();
-    for i in 0..cfg.members {
-        let path = member_dir(spec.out, i).join("metrics.jsonl");
-        metrics
-            .extend(std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?);
-    }
+    // The soup's own metrics: every member's events, counted on as the live chart saw them.
     let metrics_path = spec.out.join("metrics.jsonl");
-    crate::data::atomic::write_atomic_bytes(&metrics_path, &metrics)
-        .with_context(|| format!("writing {}", metrics_path.display()))?;
+    let mut metrics = MetricsWriter::create(&metrics_path)
+        .with_context(|| format!("creating {}", metrics_path.display()))?;
+    for e in &events {
+        metrics.write(e)?;
+    }
 
     let mean = |f: &dyn Fn(&TrainOutcome) -> Option<f64>| -> Option<f64> {
         let v: Vec<f64> = members.iter().filter_map(|r| f(&r.outcome)).collect();
