@@ -532,3 +532,87 @@ fn an_experiment_writes_and_judges_through_the_server() {
             .any(|v| v["stage"] == "label_consistency" && v["judge"]["endpoint"] == url())
     }));
 }
+
+/// The workbench's generate job with the server writing and judging: the screen is told who
+/// judges, and every label-consistency verdict in the journal names the server.
+#[test]
+fn the_workbench_job_checks_labels_on_the_server() {
+    let _turn = one_at_a_time();
+    use common::engine::until_end;
+    use seedforge::data::workspace::Workspace;
+    use seedforge::engine::{Command as EngineCommand, Event};
+    use seedforge::pipeline::filters::FilterSettings;
+    use seedforge::pipeline::generate::GenerateSettings;
+    use std::sync::Arc;
+
+    let tmp = tempfile::tempdir().unwrap();
+    // The local model only plans the prompts here: the tiny one.
+    let model = tmp.path().join("tiny.gguf");
+    common::tiny::write_gguf(&model);
+    let mut task = Task::demo();
+    let seeds = std::mem::take(&mut task.seeds);
+    let ws = Workspace::create(&tmp.path().join("ws"), &task, &seeds).unwrap();
+    let ws = Arc::new(Mutex::new(ws));
+    let (engine, mut rx) = common::engine::start(model, ws.clone());
+    let mut settings = GenerateSettings {
+        per_class: 3,
+        max_attempts_factor: 1,
+        ..Default::default()
+    };
+    settings.sampling.max_new_tokens = 24;
+    let server = || {
+        let mut s = RemoteSettings::new(Endpoint::new(url()));
+        s.concurrency = 2;
+        Box::new(s)
+    };
+    settings.remote = Some(server());
+    engine
+        .send(EngineCommand::Generate {
+            settings,
+            filters: FilterSettings {
+                min_words: 1,
+                remote_judge: Some(server()),
+                ..FilterSettings::default()
+            },
+            adapter: None,
+        })
+        .unwrap();
+    let events = until_end(&mut rx);
+    assert!(
+        matches!(events.last(), Some(Event::JobFinished { .. })),
+        "{:?}",
+        events.last()
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::JudgeChosen { summary, .. }
+            if summary.contains(&url()) && summary.starts_with("judge icl on"))),
+        "no JudgeChosen naming the server"
+    );
+    let w = ws.lock().unwrap();
+    let items = w.state().items();
+    assert_eq!(items.len(), 6);
+    let mut checked = 0;
+    for it in items {
+        let cheap_ok = it
+            .verdicts()
+            .iter()
+            .filter(|v| v.stage != "label_consistency")
+            .all(|v| v.pass);
+        let check = it
+            .verdicts()
+            .iter()
+            .find(|v| v.stage == "label_consistency");
+        assert_eq!(cheap_ok, check.is_some(), "{:?}", it.verdicts());
+        if let Some(v) = check {
+            let judge = v.judge.as_ref().expect("the verdict names its judge");
+            assert_eq!(judge["endpoint"], url());
+            assert_eq!(judge["model"], ALIAS);
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "no item reached the label check");
+    drop(w);
+    engine.shutdown();
+}

@@ -706,6 +706,55 @@ mod tests {
     }
 
     #[test]
+    fn label_words_are_read_whole_else_by_their_own_first_token_else_refused() {
+        let labels = |words: &[&str]| -> (Vec<LabelDef>, Vec<String>) {
+            (
+                words
+                    .iter()
+                    .map(|w| LabelDef {
+                        name: w.to_string(),
+                        verbalizer: None,
+                    })
+                    .collect(),
+                words.iter().map(|w| format!(" {w}")).collect(),
+            )
+        };
+        let top = |t: &[(&str, f64)]| -> Vec<(String, f64)> {
+            t.iter().map(|(k, p)| (k.to_string(), *p)).collect()
+        };
+        let (l, w) = labels(&["positive", "negative"]);
+        // Whole words, whatever else is there (" pos" is only a prefix of one of them).
+        let got = label_logprobs(
+            &l,
+            &w,
+            &top(&[(" pos", -0.5), (" positive", -1.0), (" negative", -2.0)]),
+            "x",
+        )
+        .unwrap();
+        assert_eq!(got, vec![-1.0, -2.0]);
+        // A word the server splits: its longest first token of two letters or more.
+        let got = label_logprobs(
+            &l,
+            &w,
+            &top(&[(" p", -0.1), (" posi", -0.7), (" negative", -2.0)]),
+            "x",
+        )
+        .unwrap();
+        assert_eq!(got, vec![-0.7, -2.0]);
+        // Missing: the message names the word, the text and what came instead.
+        let e = label_logprobs(&l, &w, &top(&[(" A", -0.1), (" negative", -2.0)]), "a film")
+            .unwrap_err();
+        assert!(
+            e.contains("\" positive\"") && e.contains("\"a film\"") && e.contains("\" A\""),
+            "{e}"
+        );
+        // Two words that begin with the same token cannot be told apart by it.
+        let (l, w) = labels(&["unhappy", "unsure"]);
+        let e = label_logprobs(&l, &w, &top(&[(" un", -0.3)]), "x").unwrap_err();
+        assert!(e.contains("both begin with"), "{e}");
+    }
+
+    #[test]
     fn interleaving_alternates_labels_in_task_order() {
         let t = task();
         let ex = |text: &str, label: &str| Example {

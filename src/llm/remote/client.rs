@@ -180,7 +180,8 @@ impl Client {
         match (asked, listed) {
             (Some(m), None) => Ok(m),
             (None, None) => Err(self.error(
-                "the server lists no models (no /models); name the model with --writer-model",
+                "the server lists no models (no /models); name the model with --writer-model \
+                 (--judge-model for a judging server)",
             )),
             (Some(m), Some(ids)) if ids.is_empty() || serves(&ids, &m) => Ok(m),
             (Some(m), Some(ids)) => Err(self.error(format!(
@@ -188,11 +189,13 @@ impl Client {
                 ids.join(", ")
             ))),
             (None, Some(ids)) if ids.len() == 1 => Ok(ids[0].clone()),
-            (None, Some(ids)) if ids.is_empty() => {
-                Err(self.error("the server lists no models; name the model with --writer-model"))
-            }
+            (None, Some(ids)) if ids.is_empty() => Err(self.error(
+                "the server lists no models; name the model with --writer-model \
+                     (--judge-model for a judging server)",
+            )),
             (None, Some(ids)) => Err(self.error(format!(
-                "it serves several models ({}); name one with --writer-model",
+                "it serves several models ({}); name one with --writer-model (--judge-model \
+                 for a judging server)",
                 ids.join(", ")
             ))),
         }
@@ -561,7 +564,8 @@ impl Client {
                 ),
                 None => format!(
                     "the server wants an API key ({status}): put it in an environment variable \
-                     and name that variable with --writer-key-env (or key_env in config.toml)"
+                     and name that variable with --writer-key-env (--judge-key-env for a \
+                     judging server; or key_env in config.toml)"
                 ),
             }),
             404 if msg.to_ascii_lowercase().contains("model") => Failure::Fatal(format!(
