@@ -295,6 +295,7 @@ pub fn list_runs(args: RunsArgs, workspace: Option<PathBuf>) -> anyhow::Result<(
         .map(|(((_, r), t), f)| Scored {
             seeds_only: r.method == Method::Lora && t.as_ref().is_some_and(TrainedOn::seeds_only),
             with_extra: r.method == Method::Lora && t.as_ref().is_some_and(|t| !t.seeds_only()),
+            members: t.as_ref().map_or(1, TrainedOn::members),
             test_file: f,
             correct: &r.correct,
         })

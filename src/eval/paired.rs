@@ -76,6 +76,8 @@ pub struct Scored<'a> {
     pub seeds_only: bool,
     /// A LoRA run trained on the seeds and something more.
     pub with_extra: bool,
+    /// How many runs its adapter averages (a soup's twin is a seeds-only soup of as many).
+    pub members: usize,
     /// The file its evaluation scored.
     pub test_file: &'a str,
     /// Per row, whether it was right.
@@ -83,7 +85,9 @@ pub struct Scored<'a> {
 }
 
 /// For each run trained on more than the seeds, the index of its twin — the latest seeds-only
-/// run (in the given order) scored on the same file and rows — and the comparison with it.
+/// run (in the given order) averaging as many runs, scored on the same file and rows — and the
+/// comparison with it. A soup held against one run would credit the extra data with what the
+/// averaging bought.
 pub fn against_twins(runs: &[Scored]) -> Vec<Option<(usize, Paired)>> {
     runs.iter()
         .map(|r| {
@@ -91,7 +95,10 @@ pub fn against_twins(runs: &[Scored]) -> Vec<Option<(usize, Paired)>> {
                 return None;
             }
             let twin = runs.iter().rposition(|t| {
-                t.seeds_only && t.test_file == r.test_file && t.correct.len() == r.correct.len()
+                t.seeds_only
+                    && t.members == r.members
+                    && t.test_file == r.test_file
+                    && t.correct.len() == r.correct.len()
             })?;
             compare(r.correct, runs[twin].correct, 0).map(|p| (twin, p))
         })
@@ -192,30 +199,35 @@ mod tests {
             Scored {
                 seeds_only: true,
                 with_extra: false,
+                members: 1,
                 test_file: "dev.tsv",
                 correct: &c,
             },
             Scored {
                 seeds_only: true,
                 with_extra: false,
+                members: 1,
                 test_file: "dev.tsv",
                 correct: &a,
             },
             Scored {
                 seeds_only: true,
                 with_extra: false,
+                members: 1,
                 test_file: "other.tsv",
                 correct: &c,
             },
             Scored {
                 seeds_only: false,
                 with_extra: true,
+                members: 1,
                 test_file: "dev.tsv",
                 correct: &b,
             },
             Scored {
                 seeds_only: false,
                 with_extra: false,
+                members: 1,
                 test_file: "dev.tsv",
                 correct: &b,
             },
@@ -227,5 +239,17 @@ mod tests {
         assert!((p.diff - 0.25).abs() < 1e-12);
         assert!(out[4].is_none(), "an ICL or zero-shot run has no twin");
         assert!(cell(p).starts_with("+25.0 ["), "{}", cell(p));
+
+        // A soup of four is held against a seeds-only soup of four, never a single run.
+        let mut soups = runs.to_vec();
+        soups[3].members = 4;
+        assert!(
+            against_twins(&soups)[3].is_none(),
+            "no seeds-only soup of four"
+        );
+        soups[0].members = 4;
+        let (twin, p) = against_twins(&soups)[3].clone().unwrap();
+        assert_eq!(twin, 0, "the seeds-only soup, older than the single runs");
+        assert!((p.diff - 0.5).abs() < 1e-12);
     }
 }

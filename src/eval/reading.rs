@@ -105,6 +105,7 @@ mod tests {
             label_counts: Vec::new(),
             generated_examples: generated,
             started_from: None,
+            train: Default::default(),
         }
     }
 

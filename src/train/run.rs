@@ -567,9 +567,33 @@ pub struct TrainedOn {
     /// The run whose adapter this one trained on from (staged training).
     #[serde(default)]
     pub started_from: Option<PathBuf>,
+    #[serde(default)]
+    pub train: SoupSize,
+}
+
+/// The part of a run's recorded settings that says how many runs its adapter averages.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct SoupSize {
+    #[serde(default = "one_run")]
+    pub members: usize,
+}
+
+impl Default for SoupSize {
+    fn default() -> Self {
+        SoupSize { members: 1 }
+    }
+}
+
+fn one_run() -> usize {
+    1
 }
 
 impl TrainedOn {
+    /// How many runs the adapter averages (1: a plain run; see [`super::soup`]).
+    pub fn members(&self) -> usize {
+        self.train.members
+    }
+
     /// The seeds alone from fresh factors: the twin other runs are compared with.
     pub fn seeds_only(&self) -> bool {
         self.extra_examples == 0 && self.started_from.is_none()

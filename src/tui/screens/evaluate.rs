@@ -670,6 +670,7 @@ pub fn twins(runs: &[&RunInfo]) -> Vec<Option<(usize, Paired)>> {
             Scored {
                 seeds_only: lora && r.trained_on.as_ref().is_some_and(TrainedOn::seeds_only),
                 with_extra: lora && r.trained_on.as_ref().is_some_and(|t| !t.seeds_only()),
+                members: r.trained_on.as_ref().map_or(1, TrainedOn::members),
                 test_file: e.and_then(|e| e.on.as_deref()).unwrap_or(""),
                 correct: e.map_or(&[][..], |e| &e.correct),
             }
