@@ -349,7 +349,10 @@ fn teacher_labels_are_kept_and_reused_and_bench_student_puts_student_beside_teac
     assert_eq!(b["teacher"]["items"], TEXTS.len());
     // The student is timed over whole passes of the same rows.
     let items = b["student"]["items"].as_u64().unwrap() as usize;
-    assert!(items >= TEXTS.len() && items.is_multiple_of(TEXTS.len()), "{b}");
+    assert!(
+        items >= TEXTS.len() && items.is_multiple_of(TEXTS.len()),
+        "{b}"
+    );
     assert!(b["student"]["seconds"].as_f64().unwrap() >= 0.05, "{b}");
     assert_eq!(b["same_label"], same, "{b}");
     // The teacher was found from the student's record and read as `eval` reads it.
