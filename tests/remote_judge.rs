@@ -616,3 +616,96 @@ fn the_workbench_job_checks_labels_on_the_server() {
     drop(w);
     engine.shutdown();
 }
+
+/// The workbench stops a server's generation part-way; the same settings started again ask only
+/// the requests that were not journaled: every request ends up in the journal exactly once.
+#[test]
+fn a_stopped_server_generation_resumes_request_by_request() {
+    let _turn = one_at_a_time();
+    use common::engine::{next, until_end};
+    use seedforge::data::workspace::Workspace;
+    use seedforge::engine::{Command as EngineCommand, Event};
+    use seedforge::pipeline::filters::FilterSettings;
+    use seedforge::pipeline::generate::GenerateSettings;
+    use std::sync::Arc;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny.gguf");
+    common::tiny::write_gguf(&model);
+    let mut task = Task::demo();
+    let seeds = std::mem::take(&mut task.seeds);
+    let ws = Workspace::create(&tmp.path().join("ws"), &task, &seeds).unwrap();
+    let ws = Arc::new(Mutex::new(ws));
+    let (engine, mut rx) = common::engine::start(model, ws.clone());
+    let mut settings = GenerateSettings {
+        per_class: 4,
+        max_attempts_factor: 1,
+        ..Default::default()
+    };
+    settings.sampling.max_new_tokens = 16;
+    let mut server = RemoteSettings::new(Endpoint::new(url()));
+    server.concurrency = 1;
+    settings.remote = Some(Box::new(server));
+    let generate = || EngineCommand::Generate {
+        settings: settings.clone(),
+        filters: FilterSettings {
+            label_consistency: false,
+            ..FilterSettings::default()
+        },
+        adapter: None,
+    };
+    engine.send(generate()).unwrap();
+    let mut first = 0;
+    let first_end = loop {
+        match next(&mut rx) {
+            Event::ItemAdded { .. } => {
+                first += 1;
+                if first == 3 {
+                    engine.cancel();
+                }
+            }
+            e @ (Event::JobFinished { .. }
+            | Event::JobCancelled { .. }
+            | Event::JobFailed { .. }) => break e,
+            _ => {}
+        }
+    };
+    assert!(
+        !matches!(first_end, Event::JobFailed { .. }),
+        "{first_end:?}"
+    );
+    assert!((3..8).contains(&first), "{first} items before the stop");
+
+    engine.send(generate()).unwrap();
+    let events = until_end(&mut rx);
+    assert!(
+        matches!(events.last(), Some(Event::JobFinished { .. })),
+        "{:?}",
+        events.last()
+    );
+    let second = events
+        .iter()
+        .filter(|e| matches!(e, Event::ItemAdded { .. }))
+        .count();
+    assert_eq!(first + second, 8, "{first} then {second}");
+    assert!(events.iter().any(|e| matches!(e, Event::Log(l)
+        if l.contains(&format!("{first} requests of this plan are already in the journal")))));
+    let w = ws.lock().unwrap();
+    let mut requests: Vec<u64> = w
+        .state()
+        .items()
+        .iter()
+        .map(|it| it.original().meta["request"].as_u64().unwrap())
+        .collect();
+    requests.sort_unstable();
+    assert_eq!(requests, (0..8).collect::<Vec<_>>(), "lost or duplicated");
+    let plans: std::collections::BTreeSet<&str> = w
+        .state()
+        .items()
+        .iter()
+        .map(|it| it.original().meta["plan"].as_str().unwrap())
+        .collect();
+    assert_eq!(plans.len(), 1);
+    drop(w);
+    engine.shutdown();
+}

@@ -175,6 +175,14 @@ pub fn run(
         )?),
         (None, None) => None,
     };
+    // A server's generation goes on where a stopped one with the same plan left off: the
+    // requests already journaled (same plan, same number, same prompt) are not asked again.
+    let plan = remote.as_ref().map(|_| plan_key(&task, settings));
+    let journaled = plan
+        .as_deref()
+        .map(|k| journaled_requests(ws, k))
+        .unwrap_or_default();
+    let mut resumed = 0usize;
     let mut pending: Vec<(ItemId, String, String)> = Vec::new();
     let mut failure: Option<anyhow::Error> = None;
     let mut items = 0usize;
@@ -234,6 +242,19 @@ pub fn run(
             next_index,
         )?;
         next_index += planned.len() as u64;
+        let (already, planned): (Vec<_>, Vec<_>) = planned.into_iter().partition(|p| {
+            journaled
+                .get(&p.index)
+                .is_some_and(|(_, prompt)| *prompt == p.prompt)
+        });
+        if !already.is_empty() {
+            resumed += already.len();
+            events.send(Event::Log(format!(
+                "{} requests of this plan are already in the journal (a stopped run of the same \
+                 settings and seed): not asked again",
+                already.len()
+            )));
+        }
         let before = items;
         let written = writer::write(
             &writer,
@@ -295,6 +316,9 @@ pub fn run(
                             if let Some(a) = &adapter_meta {
                                 item.meta.insert("adapter".into(), a.clone());
                             }
+                            if let Some(k) = &plan {
+                                item.meta.insert("plan".into(), json!(k));
+                            }
                             // The item and its cheap verdicts in one journal write: a kill
                             // cannot leave it without them.
                             let (id, sent, all_pass) = {
@@ -346,7 +370,17 @@ pub fn run(
         // A server that could not be used stops the job; what it wrote is journaled and judged.
         written?;
         let w = ws.lock().unwrap_or_else(|e| e.into_inner());
-        for it in w.state().items().iter().rev().take(items - before) {
+        let earlier = already
+            .iter()
+            .filter_map(|p| w.state().get(journaled[&p.index].0.as_str()));
+        for it in w
+            .state()
+            .items()
+            .iter()
+            .rev()
+            .take(items - before)
+            .chain(earlier)
+        {
             let c = task.label_index(it.label()).unwrap_or(0);
             attempts[c] += 1;
             kept_n[c] += usize::from(it.verdicts().iter().all(|v| v.pass));
@@ -365,12 +399,55 @@ pub fn run(
     };
     let kept_refs: Vec<&str> = kept_texts.iter().map(String::as_str).collect();
     let seed_refs: Vec<&str> = task.seeds.iter().map(|s| s.text.as_str()).collect();
+    if resumed > 0 {
+        events.send(Event::Log(format!(
+            "resumed: {resumed} requests were already journaled, {items} asked now"
+        )));
+    }
     Ok(Outcome {
         items,
         kept: kept_texts.len(),
         cancelled: control.is_stopped(),
         diversity: (diversity(&kept_refs), diversity(&seed_refs)),
     })
+}
+
+/// What makes a server's requests the same as an earlier run's: the task's labels, seeds and
+/// wording, every generation setting (the seed above all) and the server and model; its
+/// connection settings (concurrency, timeouts, retries) do not count. FNV-1a of that, in hex.
+pub fn plan_key(task: &Task, settings: &GenerateSettings) -> String {
+    let server = settings
+        .remote
+        .as_ref()
+        .map(|r| json!([r.endpoint.base(), r.endpoint.model]));
+    let plan = GenerateSettings {
+        remote: None,
+        ..settings.clone()
+    };
+    let text = json!([task, plan, server]).to_string();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// The requests of plan `key` the journal holds: number → (item, prompt).
+fn journaled_requests(
+    ws: &Mutex<Workspace>,
+    key: &str,
+) -> std::collections::HashMap<u64, (ItemId, String)> {
+    let w = ws.lock().unwrap_or_else(|e| e.into_inner());
+    w.state()
+        .items()
+        .iter()
+        .filter_map(|it| {
+            let o = it.original();
+            (o.meta.get("plan")?.as_str()? == key).then_some(())?;
+            let index = o.meta.get("request")?.as_u64()?;
+            Some((index, (it.id().clone(), o.prompt.clone()?)))
+        })
+        .collect()
 }
 
 /// The screen's line for a judging server.
