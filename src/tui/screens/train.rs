@@ -23,7 +23,7 @@ use crate::engine::distil_job::DistilRequest;
 use crate::engine::{Command, JobKind, TrainRequest};
 use crate::student::distil::DistilSettings;
 use crate::train::checkpoint::{Status as CheckpointStatus, reason_text};
-use crate::train::trainer::TrainConfig;
+use crate::train::trainer::{MAX_MEMBERS, TrainConfig};
 use crate::tui::action::Action;
 use crate::tui::app::{App, Effect, ModelStatus, Overlay, lock};
 use crate::tui::theme::Theme;
@@ -54,7 +54,7 @@ impl Default for TrainSettings {
     }
 }
 
-pub const FIELDS: [&str; 8] = [
+pub const FIELDS: [&str; 9] = [
     "train on",
     "LoRA rank",
     "alpha",
@@ -63,6 +63,7 @@ pub const FIELDS: [&str; 8] = [
     "batch size",
     "validation",
     "patience",
+    "soup of",
 ];
 
 #[derive(Debug, Clone, Default)]
@@ -131,6 +132,15 @@ impl TrainState {
                 c.patience.to_string(),
                 "epochs without a lower validation loss before stopping",
             ),
+            f(
+                8,
+                if c.members > 1 {
+                    format!("{} runs", c.members)
+                } else {
+                    "1 run".into()
+                },
+                "runs averaged into one adapter, each holding out other seeds",
+            ),
         ]
     }
 
@@ -177,6 +187,7 @@ impl TrainState {
                 c.val_fraction = ((v / 0.05).round() * 0.05).clamp(0.0, 0.5);
             }
             7 => c.patience = step(c.patience, 1, 0),
+            8 => c.members = step(c.members, 1, 1).min(MAX_MEMBERS),
             _ => {}
         }
     }
@@ -228,6 +239,13 @@ impl TrainState {
                 c.val_fraction = f;
             }
             7 => c.patience = int(0)?,
+            8 => {
+                let n = int(1)?;
+                if n > MAX_MEMBERS {
+                    return Err(format!("soup of: at most {MAX_MEMBERS} runs, not {n}"));
+                }
+                c.members = n;
+            }
             _ => {}
         }
         Ok(())
@@ -709,5 +727,30 @@ fn draw_runs(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             Paragraph::new(Line::styled("no run folders yet", theme.dim())),
             inner,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_soup_field_takes_one_to_sixteen_runs() {
+        let mut t = TrainState::default();
+        let soup = FIELDS.iter().position(|f| *f == "soup of").unwrap();
+        assert_eq!(t.fields(0)[soup].value, "1 run");
+        t.adjust(soup, false);
+        assert_eq!(t.settings.config.members, 1, "never below one run");
+        t.adjust(soup, true);
+        assert_eq!(t.fields(0)[soup].value, "2 runs");
+        t.set_field(soup, "4").unwrap();
+        assert_eq!(t.settings.config.members, 4);
+        let err = t.set_field(soup, "17").unwrap_err();
+        assert!(err.contains("at most 16"), "{err}");
+        assert!(t.set_field(soup, "0").is_err());
+        assert_eq!(t.settings.config.members, 4, "a refused value changes nothing");
+        t.set_field(soup, "16").unwrap();
+        t.adjust(soup, true);
+        assert_eq!(t.settings.config.members, 16);
     }
 }
