@@ -748,7 +748,10 @@ mod tests {
         let err = t.set_field(soup, "17").unwrap_err();
         assert!(err.contains("at most 16"), "{err}");
         assert!(t.set_field(soup, "0").is_err());
-        assert_eq!(t.settings.config.members, 4, "a refused value changes nothing");
+        assert_eq!(
+            t.settings.config.members, 4,
+            "a refused value changes nothing"
+        );
         t.set_field(soup, "16").unwrap();
         t.adjust(soup, true);
         assert_eq!(t.settings.config.members, 16);
