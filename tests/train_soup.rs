@@ -128,7 +128,10 @@ fn a_soup_is_the_mean_of_members_that_hold_out_different_seeds() {
     assert_eq!(top["train"]["members"], 3);
     let trained = seedforge::train::run::trained_on(&soup).unwrap();
     assert_eq!(trained.members(), 3);
-    assert!(trained.seeds_only(), "a soup of seeds-only runs is a seeds-only twin");
+    assert!(
+        trained.seeds_only(),
+        "a soup of seeds-only runs is a seeds-only twin"
+    );
 
     // Member 0 is the plain run of the same seed, bit for bit.
     let (p, m0) = (tensors(&plain), tensors(&soup.join("members/0")));
