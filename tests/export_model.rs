@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 
 use burn::tensor::Device;
 use seedforge::export::card::Card;
-use seedforge::llm::gguf::GgufFile;
+use seedforge::llm::gguf::{GgmlType, GgufFile, GgufWriter};
 use seedforge::llm::load;
 use seedforge::llm::model::{Llama, StepLayout, tokens_tensor};
 use seedforge::train::{lora, peft};
@@ -60,6 +60,13 @@ fn export(run: &Path, out: &Path, format: &str, quant: Option<&str>, extra: &[&s
 fn strong_run(dir: &Path) -> (PathBuf, PathBuf) {
     let model = dir.join("tiny.gguf");
     common::tiny::write_gguf(&model);
+    let run = strong_run_on(dir, &model, &lora::Target::ALL);
+    (model, run)
+}
+
+/// [`strong_run`] on the model at `model`, keeping adapters on `targets` only.
+fn strong_run_on(dir: &Path, model: &Path, targets: &[lora::Target]) -> PathBuf {
+    let model = model.to_path_buf();
     let ws = dir.join("ws");
     ok(&Command::new(BIN)
         .arg("--workspace")
@@ -92,6 +99,10 @@ fn strong_run(dir: &Path) -> (PathBuf, PathBuf) {
     for block in &mut m.layers {
         for t in lora::Target::ALL {
             let proj = lora::projection_mut(block, t);
+            if !targets.contains(&t) {
+                proj.adapter = None;
+                continue;
+            }
             let Some(old) = &proj.adapter else {
                 panic!("the run adapts {t}")
             };
@@ -103,7 +114,85 @@ fn strong_run(dir: &Path) -> (PathBuf, PathBuf) {
         }
     }
     peft::save(&m, &run, &model.display().to_string()).unwrap();
-    (model, run)
+    run
+}
+
+/// The tiny model with its matrices as Q4_1 blocks (norms F32), as the real base file is.
+fn write_q4_1(from: &Path, to: &Path) {
+    let src = GgufFile::open(from).unwrap();
+    let mut w = GgufWriter::new();
+    for (k, v) in src.metadata() {
+        w.add_metadata(k.clone(), v.clone()).unwrap();
+    }
+    for info in src.tensors() {
+        let d = src.dequantize_tensor(info).unwrap();
+        let ty = if d.shape.len() == 2 {
+            GgmlType::Q4_1
+        } else {
+            GgmlType::F32
+        };
+        w.add_tensor_quantized(&info.name, &d.shape, ty, &d.data)
+            .unwrap();
+    }
+    w.write(to).unwrap();
+}
+
+#[test]
+fn q8_0_and_mixed_keep_the_tensors_the_adapter_left_in_their_source_blocks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f16 = tmp.path().join("tiny-f16.gguf");
+    common::tiny::write_gguf(&f16);
+    let model = tmp.path().join("tiny-q4_1.gguf");
+    write_q4_1(&f16, &model);
+    let run = strong_run_on(tmp.path(), &model, &[lora::Target::Q, lora::Target::V]);
+    let device = Device::flex();
+    let base = load::load(&model, &device).unwrap();
+    let mut adapted = base.model.clone();
+    peft::load_adapter(&mut adapted, &run).unwrap();
+    let want = logits(&adapted, &base.tokenizer);
+    let source = GgufFile::open(&model).unwrap();
+    for (quant, merged_ty, tol) in [
+        ("q8_0", GgmlType::Q8_0, TOL_Q8_0),
+        ("mixed", GgmlType::F16, TOL_F16),
+    ] {
+        let path = tmp.path().join(format!("out-{quant}.gguf"));
+        let err = ok(&export(&run, &path, "gguf", Some(quant), &[]));
+        let file = GgufFile::open(&path).unwrap();
+        let (mut copied, mut merged) = (0, 0);
+        for info in file.tensors() {
+            let src = source.tensor(&info.name).unwrap();
+            if info.name.ends_with("attn_q.weight") || info.name.ends_with("attn_v.weight") {
+                assert_eq!(info.ggml_type, merged_ty, "{quant}: {}", info.name);
+                merged += 1;
+            } else {
+                assert_eq!(info.ggml_type, src.ggml_type, "{quant}: {}", info.name);
+                assert_eq!(
+                    file.tensor_bytes(info),
+                    source.tensor_bytes(src),
+                    "{quant}: {} is copied bit for bit",
+                    info.name
+                );
+                copied += 1;
+            }
+        }
+        assert_eq!(merged, 2 * common::tiny::LAYERS);
+        assert_eq!(copied, source.tensors().len() - merged);
+        // Norms are F32 either way; q8_0 copies the quantized blocks, mixed every tensor.
+        let norms = 2 * common::tiny::LAYERS + 1;
+        let reported = if quant == "q8_0" {
+            copied - norms
+        } else {
+            copied
+        };
+        assert!(
+            err.contains(&format!("{reported} tensors the adapter left unchanged")),
+            "{err}"
+        );
+        let loaded = load::load(&path, &device).unwrap();
+        let diff = common::max_diff(&want, &logits(&loaded.model, &loaded.tokenizer));
+        println!("{quant} on a Q4_1 base: max |Δ logit| against base + adapter {diff:.2e}");
+        assert!(diff < tol, "{quant}: {diff} ≥ {tol}");
+    }
 }
 
 fn logits(m: &Llama, tok: &seedforge::llm::tokenizer::TextTokenizer) -> Vec<Vec<f32>> {
@@ -312,6 +401,8 @@ fn errors_name_the_path_and_a_failed_export_leaves_nothing() {
     // q8_0 is a GGUF type.
     let e = failed(&export(&run, &out_dir.join("hf"), "hf", Some("q8_0"), &[]));
     assert!(e.contains("q8_0"), "{e}");
+    let e = failed(&export(&run, &out_dir.join("hf"), "hf", Some("mixed"), &[]));
+    assert!(e.contains("mixed"), "{e}");
 
     // An adapter that does not fit the model fails after the checks, while merging: nothing is
     // left under the destination's name, and no temporary file either.

@@ -34,9 +34,12 @@ pub struct ExportModelArgs {
     /// gguf (llama.cpp, Ollama) or hf (transformers: safetensors + config + tokenizer).
     #[arg(long, value_name = "gguf|hf")]
     pub format: Format,
-    /// How the matrices are stored: f32, f16 or q8_0 (GGUF only; half the size, but llama.cpp
-    /// then flips labels that sit near the boundary). Default: f16 for GGUF, f32 for hf.
-    #[arg(long, value_name = "f32|f16|q8_0")]
+    /// How the matrices are stored: f32, f16, q8_0 or mixed (the last two GGUF only). q8_0
+    /// encodes the merged matrices as 8-bit blocks and keeps the base file's blocks for tensors
+    /// the adapter left unchanged (half the size of f16, but llama.cpp then flips labels that
+    /// sit near the boundary); mixed keeps those too and stores the merged matrices as f16.
+    /// Default: f16 for GGUF, f32 for hf.
+    #[arg(long, value_name = "f32|f16|q8_0|mixed")]
     pub quant: Option<Weights>,
     /// Replace what is already at --out.
     #[arg(long)]
@@ -85,6 +88,13 @@ pub fn run(args: ExportModelArgs, workspace: Option<PathBuf>) -> anyhow::Result<
         done.seconds,
         done.card_path.display()
     );
+    if done.copied_tensors > 0 {
+        eprintln!(
+            "seedforge: {} tensors the adapter left unchanged copied from the base file in \
+             their own type",
+            done.copied_tensors
+        );
+    }
     eprintln!(
         "seedforge: classify with prompt {:?} and label words {}{}",
         done.card.prompt.template,

@@ -69,7 +69,7 @@ pub struct Source {
     pub lora_rank: usize,
     pub lora_alpha: f64,
     pub lora_targets: Vec<String>,
-    /// f32, f16 or q8_0.
+    /// f32, f16, q8_0 or mixed.
     pub weights: String,
 }
 

@@ -138,7 +138,7 @@ pub fn write(
                 .map(|(_, d)| d.data.iter().flat_map(|x| x.to_le_bytes()).collect())
                 .collect(),
         ),
-        Weights::Q8_0 => anyhow::bail!(
+        Weights::Q8_0 | Weights::Mixed => anyhow::bail!(
             "a Hugging Face export holds f32 or f16 weights; q8_0 is a GGUF type (--format gguf)"
         ),
     };
