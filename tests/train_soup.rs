@@ -111,7 +111,10 @@ fn a_soup_is_the_mean_of_members_that_hold_out_different_seeds() {
     let plain = tmp.path().join("plain");
     train(&model, &plain, &[]);
     let soup = tmp.path().join("soup");
-    train(&model, &soup, &["--members", "3"]);
+    let said = train(&model, &soup, &["--members", "3"]);
+    for i in 1..=3 {
+        assert!(said.contains(&format!("soup member {i} of 3")), "{said}");
+    }
 
     // Three member runs, each a whole run folder, holding out shares 0, 1, 2.
     for i in 0..3 {

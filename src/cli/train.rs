@@ -222,8 +222,15 @@ impl Progress {
                 trainable_params,
                 epochs,
                 steps_per_epoch,
+                member,
                 ..
             } => {
+                if let Some([i, k]) = member {
+                    if let Some(b) = self.bar.take() {
+                        b.finish_and_clear();
+                    }
+                    eprintln!("seedforge: soup member {i} of {k}");
+                }
                 if !self.replaying {
                     eprintln!(
                         "seedforge: training on {train_examples} examples (validation \

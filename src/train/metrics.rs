@@ -30,6 +30,9 @@ pub enum TrainEvent {
         total_steps: usize,
         trainable_params: usize,
         device: String,
+        /// In a soup: this member's number (from 1) and how many there are.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        member: Option<[usize; 2]>,
     },
     /// One optimizer step (after `grad_accum` micro-batches).
     Step {
@@ -86,10 +89,18 @@ impl TrainEvent {
     /// A soup member's event as the soup reports it: its steps counted after the `before` steps
     /// of the members before it, and `members` runs of about this length planned in all, so a
     /// live chart draws the soup as one curve instead of starting over at each member.
-    pub fn in_soup(&self, before: usize, members: usize) -> TrainEvent {
+    /// `index` counts members from 0.
+    pub fn in_soup(&self, before: usize, index: usize, members: usize) -> TrainEvent {
         let mut e = self.clone();
         match &mut e {
-            TrainEvent::Started { total_steps, .. } => *total_steps *= members.max(1),
+            TrainEvent::Started {
+                total_steps,
+                member,
+                ..
+            } => {
+                *total_steps *= members.max(1);
+                *member = Some([index + 1, members]);
+            }
             TrainEvent::Step { step, .. }
             | TrainEvent::Eval { step, .. }
             | TrainEvent::Paused { step }

@@ -225,8 +225,9 @@ pub fn member_dir(run: &Path, index: usize) -> PathBuf {
 /// real examples for its early stopping and starting from its own seed (member 0 is the plain
 /// run), then their adapters averaged ([`super::soup`]) into the run folder, with a
 /// `config.json` that records the soup and `metrics.jsonl` holding the members' events one run
-/// after another, their steps counted on ([`TrainEvent::in_soup`]). A staged soup starts member `i` from member `i` of the first stage. Stopping
-/// a member stops the soup; its members stay as runs of their own.
+/// after another, their steps counted on ([`TrainEvent::in_soup`]). A staged soup starts member
+/// `i` from member `i` of the first stage. Stopping a member stops the soup; its members stay as
+/// runs of their own.
 fn train_soup(
     model: Llama,
     tokenizer: &TextTokenizer,
@@ -270,7 +271,7 @@ fn train_soup(
             device: spec.device,
         };
         let mut member_sink = |e: &TrainEvent| {
-            let e = e.in_soup(before, cfg.members);
+            let e = e.in_soup(before, i, cfg.members);
             sink(&e);
             events.push(e);
         };

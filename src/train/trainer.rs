@@ -458,6 +458,7 @@ pub fn train_resumable(
             total_steps,
             trainable_params: lora::trainable_params(&model),
             device: device_label,
+            member: None,
         });
     }
 

@@ -1002,6 +1002,13 @@ impl SeedRun<'_, '_> {
                 if cancel.load(Ordering::SeqCst) {
                     control.stop();
                 }
+                if let TrainEvent::Started {
+                    member: Some([i, k]),
+                    ..
+                } = e
+                {
+                    lines.push(format!("  soup member {i} of {k}"));
+                }
                 if let TrainEvent::Eval {
                     epoch,
                     train_loss,
