@@ -26,6 +26,8 @@ pub enum TrainPoint {
     Started {
         total_steps: Option<usize>,
         epochs: Option<usize>,
+        /// A soup's member number (from 1): after the first, the curve goes on.
+        member: Option<usize>,
     },
     Step {
         step: usize,
@@ -56,6 +58,11 @@ pub fn parse_metric(v: &Value) -> Option<TrainPoint> {
         "started" => Some(TrainPoint::Started {
             total_steps: int("total_steps"),
             epochs: int("epochs"),
+            member: v
+                .get("member")
+                .and_then(|m| m.get(0))
+                .and_then(Value::as_u64)
+                .map(|x| x as usize),
         }),
         "step" => Some(TrainPoint::Step {
             step: int("step")?,
@@ -114,6 +121,14 @@ impl Curves {
 
     pub fn push(&mut self, p: TrainPoint) {
         match p {
+            TrainPoint::Started {
+                total_steps,
+                member: Some(m),
+                ..
+            } if m > 1 => {
+                self.total_steps = total_steps.or(self.total_steps);
+                self.finished = None;
+            }
             TrainPoint::Started { total_steps, .. } => {
                 *self = Curves {
                     total_steps,
@@ -476,6 +491,28 @@ mod tests {
         assert_eq!(c.eta_seconds(), Some(8.0 * 0.4));
         assert!(c.push_json(&json!({"event":"finished","reason":"early_stopped"})));
         assert_eq!(c.finished.as_deref(), Some("early_stopped"));
+    }
+
+    /// A soup's members draw one curve: the second member's start keeps the first's points; a
+    /// new run (no member, or member 1) starts over.
+    #[test]
+    fn a_soups_members_draw_one_curve() {
+        let mut c = Curves::default();
+        let started =
+            |m: usize| json!({"event":"started","total_steps":4,"epochs":2,"member":[m,2]});
+        c.push_json(&started(1));
+        c.push_json(&json!({"event":"step","step":1,"loss":2.0}));
+        c.push_json(&json!({"event":"step","step":2,"loss":1.0}));
+        c.push_json(&json!({"event":"finished","reason":"completed"}));
+        c.push_json(&started(2));
+        assert_eq!(c.finished, None, "the soup goes on");
+        c.push_json(&json!({"event":"step","step":3,"loss":1.5}));
+        assert_eq!(c.train, [(1.0, 2.0), (2.0, 1.0), (3.0, 1.5)]);
+        c.push_json(&started(1));
+        assert!(c.train.is_empty(), "a new soup starts over");
+        c.push_json(&json!({"event":"step","step":1,"loss":2.0}));
+        c.push_json(&json!({"event":"started","total_steps":4,"epochs":2}));
+        assert!(c.train.is_empty(), "a new plain run starts over");
     }
 
     #[test]
