@@ -351,12 +351,16 @@ impl RunSelection {
 }
 
 /// How the Runs list names what a run trained on: `seeds`, `seeds+12`, or `staged` (a run
-/// trained on from another's adapter).
+/// trained on from another's adapter), with `×4` for a soup of four runs.
 pub fn short(t: &TrainedOn) -> String {
-    match (&t.started_from, t.extra_examples) {
+    let data = match (&t.started_from, t.extra_examples) {
         (Some(_), _) => "staged".into(),
         (None, 0) => "seeds".into(),
         (None, n) => format!("seeds+{n}"),
+    };
+    match t.members() {
+        1 => data,
+        k => format!("{data} ×{k}"),
     }
 }
 
@@ -491,6 +495,25 @@ mod tests {
         assert_eq!(c.eta_seconds(), Some(8.0 * 0.4));
         assert!(c.push_json(&json!({"event":"finished","reason":"early_stopped"})));
         assert_eq!(c.finished.as_deref(), Some("early_stopped"));
+    }
+
+    #[test]
+    fn a_soup_is_named_with_its_size() {
+        let t = |json: &str| -> TrainedOn { serde_json::from_str(json).unwrap() };
+        let base = r#""real_examples":8,"extra_examples""#;
+        assert_eq!(short(&t(&format!("{{{base}:0}}"))), "seeds");
+        assert_eq!(
+            short(&t(&format!("{{{base}:0,\"train\":{{\"members\":4}}}}"))),
+            "seeds ×4"
+        );
+        assert_eq!(
+            short(&t(&format!("{{{base}:12,\"train\":{{\"members\":2}}}}"))),
+            "seeds+12 ×2"
+        );
+        assert_eq!(
+            short(&t(&format!("{{{base}:0,\"train\":{{\"members\":1}}}}"))),
+            "seeds"
+        );
     }
 
     /// A soup's members draw one curve: the second member's start keeps the first's points; a
