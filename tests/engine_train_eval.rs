@@ -81,12 +81,20 @@ fn train(s: &Setup, epochs: usize, with_accepted: bool) {
         .unwrap();
 }
 
+/// A trainer event's tag, as `metrics.jsonl` spells it.
+fn tag(event: &seedforge::train::metrics::TrainEvent) -> String {
+    serde_json::to_value(event).unwrap()["event"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// The trainer's event tags, in order, of a job's events.
 fn tags(events: &[Event]) -> Vec<String> {
     events
         .iter()
         .filter_map(|e| match e {
-            Event::Train { metrics, .. } => Some(metrics["event"].as_str().unwrap().to_string()),
+            Event::Train { event, .. } => Some(tag(event)),
             _ => None,
         })
         .collect()
@@ -249,7 +257,7 @@ fn train_pause_stop_evaluate_and_generate_as_before() {
     let sent: Vec<serde_json::Value> = events
         .iter()
         .filter_map(|e| match e {
-            Event::Train { metrics, .. } => Some(metrics.clone()),
+            Event::Train { event, .. } => Some(serde_json::to_value(event).unwrap()),
             _ => None,
         })
         .collect();
@@ -265,8 +273,8 @@ fn train_pause_stop_evaluate_and_generate_as_before() {
     let mut paused = false;
     let end = loop {
         let e = next(&mut s.rx);
-        if let Event::Train { metrics, .. } = &e {
-            let tag = metrics["event"].as_str().unwrap().to_string();
+        if let Event::Train { event, .. } = &e {
+            let tag = tag(event);
             match tag.as_str() {
                 "step" if !paused => {
                     s.engine.set_paused(true);

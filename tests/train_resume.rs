@@ -334,7 +334,10 @@ fn the_workbench_resumes_a_stopped_run_through_the_engine() {
     engine.send(train()).unwrap();
     loop {
         match next(&mut rx) {
-            Event::Train { metrics, .. } if metrics["event"] == "eval" && metrics["epoch"] == 1 => {
+            Event::Train {
+                event: TrainEvent::Eval { epoch: 1, .. },
+                ..
+            } => {
                 engine.cancel();
                 break;
             }
@@ -395,7 +398,7 @@ fn the_workbench_resumes_a_stopped_run_through_the_engine() {
     let train_events: Vec<TrainEvent> = events
         .iter()
         .filter_map(|e| match e {
-            Event::Train { metrics, .. } => serde_json::from_value(metrics.clone()).ok(),
+            Event::Train { event, .. } => Some(event.clone()),
             _ => None,
         })
         .collect();

@@ -599,12 +599,14 @@ fn train_starts_with_the_trainers_defaults_and_pauses_and_stops() {
     }));
     app.update(ev(Event::Train {
         job: 4,
-        metrics: serde_json::json!({"event": "started", "total_steps": 20, "epochs": 2}),
+        event: train_event(serde_json::json!({"event": "started", "total_steps": 20, "epochs": 2})),
     }));
     app.update(ev(Event::Train {
         job: 4,
-        metrics: serde_json::json!({"event": "step", "step": 1, "epoch": 0, "loss": 2.0,
+        event: train_event(
+            serde_json::json!({"event": "step", "step": 1, "epoch": 0, "loss": 2.0,
             "lr": 1e-4, "step_time_s": 0.5}),
+        ),
     }));
     let job = app.job.as_ref().unwrap();
     assert_eq!((job.done, job.total), (1, 20));
@@ -624,7 +626,7 @@ fn train_starts_with_the_trainers_defaults_and_pauses_and_stops() {
     std::fs::create_dir_all(&run).unwrap();
     std::fs::write(
         run.join("metrics.jsonl"),
-        "{\"event\":\"step\",\"step\":1,\"epoch\":0,\"loss\":2.0}\n",
+        metrics_jsonl(&[serde_json::json!({"event": "step", "step": 1, "loss": 2.0})]),
     )
     .unwrap();
     std::fs::write(
@@ -1065,7 +1067,7 @@ fn run_selections_stay_on_their_run_while_new_runs_appear() {
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(
             d.join("metrics.jsonl"),
-            "{\"event\":\"step\",\"step\":1,\"loss\":2.0}\n",
+            metrics_jsonl(&[serde_json::json!({"event": "step", "step": 1, "loss": 2.0})]),
         )
         .unwrap();
         let eval = serde_json::json!({"file": "test.tsv", "examples": 4, "accuracy": 0.75,

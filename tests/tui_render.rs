@@ -376,11 +376,12 @@ fn train_and_evaluate_read_runs_on_disk() {
         ("negative", "negative"),
     ];
     let m = seedforge::eval::metrics::Metrics::compute(&labels, pairs);
-    std::fs::write(
-        run.join("eval.json"),
-        serde_json::to_string_pretty(&m).unwrap(),
-    )
-    .unwrap();
+    let report = serde_json::json!({
+        "method": "lora", "task": "demo", "test_file": "/data/sst2/dev.tsv", "shots": 0,
+        "calibrated": false, "model": "smollm2", "metrics": m, "seconds": 3.5,
+        "finished_at": "2026-01-01T00:00:00Z"
+    });
+    std::fs::write(run.join("eval.json"), report.to_string()).unwrap();
     let mut app = app(&f);
     press(&mut app, "5");
     snap("train_run_on_disk", &app);
@@ -403,8 +404,14 @@ fn train_screen_plots_live_metric_events() {
             total: 40,
         },
     );
-    let train = |app: &mut App, metrics: serde_json::Value| {
-        ev(app, Event::Train { job: 3, metrics });
+    let train = |app: &mut App, fields: serde_json::Value| {
+        ev(
+            app,
+            Event::Train {
+                job: 3,
+                event: train_event(fields),
+            },
+        );
     };
     train(
         &mut app,

@@ -15,8 +15,9 @@ use super::task_arg::TaskArg;
 use crate::eval::paired::{Scored, against_twins, cell};
 use crate::eval::report::{self, EvalReport, Method};
 use crate::eval::run::{EvalOptions, evaluate};
+use crate::eval::run_folder::{self, SavedEval};
 use crate::pipeline::prompt::Templates;
-use crate::train::run::{TrainedOn, trained_on};
+use crate::train::run::TrainedOn;
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -270,20 +271,34 @@ pub fn list_runs(args: RunsArgs, workspace: Option<PathBuf>) -> anyhow::Result<(
         .runs
         .or_else(|| workspace.map(|w| w.join("runs")))
         .unwrap_or_else(|| PathBuf::from("runs"));
-    let runs = report::collect(&dir);
+    // Oldest first, as a table read top to bottom; a folder that cannot be read is said, not
+    // skipped in silence.
+    let mut runs: Vec<(String, EvalReport)> = Vec::new();
+    let mut trained: Vec<Option<TrainedOn>> = Vec::new();
+    for folder in run_folder::list(&dir).into_iter().rev() {
+        match &folder.eval {
+            Ok(Some(SavedEval::Report(r))) => {
+                trained.push(folder.trained_on());
+                runs.push((folder.name.clone(), (**r).clone()));
+            }
+            Ok(Some(SavedEval::Early(e))) => eprintln!(
+                "seedforge: {}: accuracy {:.2}% on {} ({} rows), saved by an earlier version \
+                 without the report the table compares; evaluate it again to list it",
+                folder.name,
+                e.accuracy * 100.0,
+                e.file,
+                e.examples
+            ),
+            Ok(None) => {}
+            Err(e) => eprintln!("seedforge: warning: {e}"),
+        }
+    }
     anyhow::ensure!(
         !runs.is_empty(),
         "{}: no run with an {} yet",
         dir.display(),
         report::EVAL_FILE
     );
-    // An evaluation saved apart from its run (`eval --out`) is told by the adapter it read.
-    let trained: Vec<Option<TrainedOn>> = runs
-        .iter()
-        .map(|(name, r)| {
-            trained_on(&dir.join(name)).or_else(|| r.adapter.as_deref().and_then(trained_on))
-        })
-        .collect();
     let files: Vec<String> = runs
         .iter()
         .map(|(_, r)| r.test_file.display().to_string())

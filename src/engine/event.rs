@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::data::item::ItemId;
 use crate::llm::fetch::FetchEvent;
+use crate::train::metrics::TrainEvent;
 
 pub type JobId = u64;
 
@@ -99,10 +100,10 @@ pub enum Event {
         tokens_per_second: f64,
         eta_seconds: Option<f64>,
     },
-    /// A training-run event (metrics, epoch results) as JSON, as written to `metrics.jsonl`.
+    /// A training-run event (metrics, epoch results), as written to `metrics.jsonl`.
     Train {
         job: JobId,
-        metrics: serde_json::Value,
+        event: TrainEvent,
     },
     /// An evaluation job began one of its methods (the `index`-th of `count`, 0-based), e.g.
     /// `icl` or `lora 20260101-120000-train-seeds`.

@@ -1,6 +1,6 @@
 //! The training job: a LoRA run on the workspace's seeds (validation is drawn from them) and,
 //! unless asked for the seeds-only baseline, its accepted items, in a new run folder. Every
-//! trainer event goes up as [`Event::Train`] in the trainer's own JSON (`metrics.jsonl`'s), so
+//! trainer event goes up as [`Event::Train`], the same typed event `metrics.jsonl` holds, so
 //! the live chart and a run read back from disk are drawn by the same code.
 //!
 //! The run trains a clone of the engine's model: Burn modules share their tensors, so the clone
@@ -171,9 +171,11 @@ pub const STAGED_KIND: &str = "train-staged";
 
 /// Every trainer event up as [`Event::Train`].
 fn forward(job: JobId, events: &Sink) -> impl FnMut(&TrainEvent) + '_ {
-    move |e| match serde_json::to_value(e) {
-        Ok(metrics) => events.send(Event::Train { job, metrics }),
-        Err(err) => events.send(Event::Log(format!("cannot send a training event: {err}"))),
+    move |e| {
+        events.send(Event::Train {
+            job,
+            event: e.clone(),
+        })
     }
 }
 

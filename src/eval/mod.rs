@@ -8,3 +8,4 @@ pub mod paired;
 pub mod reading;
 pub mod report;
 pub mod run;
+pub mod run_folder;

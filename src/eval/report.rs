@@ -116,11 +116,10 @@ impl EvalReport {
         Ok(path)
     }
 
+    /// The report saved in `dir` (read by [`super::run_folder`]); its absence is an error.
     pub fn load(dir: &Path) -> Result<EvalReport, String> {
-        let path = dir.join(EVAL_FILE);
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+        super::run_folder::read_report(dir)?
+            .ok_or_else(|| format!("{}: not found", dir.join(EVAL_FILE).display()))
     }
 
     /// One line of the comparison table.
@@ -134,21 +133,6 @@ impl EvalReport {
             self.seconds
         )
     }
-}
-
-/// Every run folder under `runs` holding an `eval.json`, oldest first.
-pub fn collect(runs: &Path) -> Vec<(String, EvalReport)> {
-    let mut out: Vec<(String, EvalReport)> = std::fs::read_dir(runs)
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            EvalReport::load(&e.path()).ok().map(|r| (name, r))
-        })
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
 }
 
 pub fn table_header() -> String {

@@ -39,26 +39,35 @@ pub enum TrainEvent {
         step: usize,
         epoch: usize,
         /// Mean loss over the step's target tokens.
+        #[serde(deserialize_with = "number")]
         loss: f64,
+        #[serde(deserialize_with = "number")]
         lr: f64,
         /// Global L2 norm of the LoRA gradients before clipping.
+        #[serde(deserialize_with = "number")]
         grad_norm: f64,
+        #[serde(deserialize_with = "number")]
         step_time_s: f64,
         /// Real (non-padding) tokens of the step.
         tokens: usize,
+        #[serde(deserialize_with = "number")]
         tokens_per_s: f64,
+        #[serde(deserialize_with = "number")]
         elapsed_s: f64,
     },
     /// End of an epoch: validation loss and accuracy on the held-out real examples.
     Eval {
         epoch: usize,
         step: usize,
+        #[serde(deserialize_with = "number")]
         train_loss: f64,
         val_loss: Option<f64>,
         val_accuracy: Option<f64>,
         /// This epoch is the best so far (its adapter is kept).
         best: bool,
+        #[serde(deserialize_with = "number")]
         eval_time_s: f64,
+        #[serde(deserialize_with = "number")]
         elapsed_s: f64,
     },
     Paused {
@@ -81,6 +90,7 @@ pub enum TrainEvent {
         best_epoch: Option<usize>,
         best_val_loss: Option<f64>,
         best_val_accuracy: Option<f64>,
+        #[serde(deserialize_with = "number")]
         elapsed_s: f64,
     },
 }
@@ -178,18 +188,28 @@ impl MetricsWriter {
     }
 }
 
-/// Reads a `metrics.jsonl` back (for plots and tests); errors name the line.
+/// Reads a `metrics.jsonl` back; errors name the file and line. A last line without its
+/// newline is one being written (the file of a running job) and is left for the next read.
 pub fn read_metrics(path: &Path) -> anyhow::Result<Vec<TrainEvent>> {
     let text =
         std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let last = text.lines().count();
+    let unterminated = !text.ends_with('\n');
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l)
-                .map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1))
+        .filter_map(|(i, l)| match serde_json::from_str(l) {
+            Ok(e) => Some(Ok(e)),
+            Err(_) if unterminated && i + 1 == last => None,
+            Err(e) => Some(Err(anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1))),
         })
         .collect()
+}
+
+/// A number as JSON writes it: a NaN or infinite value (a diverged loss) is written `null`, and
+/// reads back as NaN.
+fn number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 #[cfg(test)]

@@ -602,10 +602,23 @@ impl TrainedOn {
 }
 
 /// The counts of a run folder's `config.json`; `None` when it has none (not a training run) or
-/// it does not say.
+/// it cannot be read (see [`read_trained_on`] for why).
 pub fn trained_on(run: &Path) -> Option<TrainedOn> {
-    let text = std::fs::read_to_string(run.join("config.json")).ok()?;
-    serde_json::from_str(&text).ok()
+    read_trained_on(run).ok().flatten()
+}
+
+/// The counts of a run folder's `config.json`; `None` when it has none, an error naming the
+/// file when it cannot be read.
+pub fn read_trained_on(run: &Path) -> anyhow::Result<Option<TrainedOn>> {
+    let path = run.join("config.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .with_context(|| format!("{}", path.display()))
 }
 
 /// The objective a run folder's adapter was trained for (from its `config.json`; an adapter

@@ -549,8 +549,8 @@ impl App {
                     j.eta_seconds = eta_seconds;
                 }
             }
-            Event::Train { metrics, .. } => {
-                self.train.live.push_json(&metrics);
+            Event::Train { event, .. } => {
+                self.train.live.push(&event);
                 // The status bar follows the steps (the trainer may send no Progress events).
                 let live = &self.train.live;
                 if let Some(j) = self.job.as_mut().filter(|j| j.kind == JobKind::Train) {

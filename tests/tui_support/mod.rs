@@ -268,3 +268,29 @@ pub fn add_with_cheap_verdicts(f: &Fixture, text: &str, label: &str) -> (ItemId,
     }
     (id, passed)
 }
+
+/// A trainer event from the fields a test cares about (`{"event": "step", "step": 3, "loss":
+/// 1.2}`); the rest take plausible values, so the event is one the trainer could have sent.
+pub fn train_event(fields: serde_json::Value) -> seedforge::train::metrics::TrainEvent {
+    let mut v = serde_json::json!({
+        "train_examples": 6, "val_examples": 2, "epochs": 4, "steps_per_epoch": 10,
+        "total_steps": 40, "trainable_params": 16384, "device": "cpu",
+        "step": 1, "epoch": 0, "loss": 1.0, "lr": 2e-4, "grad_norm": 0.5, "step_time_s": 0.5,
+        "tokens": 300, "tokens_per_s": 600.0, "elapsed_s": 1.0,
+        "train_loss": 1.0, "val_loss": null, "val_accuracy": null, "best": true,
+        "eval_time_s": 0.1, "reason": "completed", "steps": 1, "best_epoch": null,
+        "best_val_loss": null, "best_val_accuracy": null
+    });
+    for (k, x) in fields.as_object().expect("an object of fields") {
+        v[k] = x.clone();
+    }
+    serde_json::from_value(v).expect("a trainer event")
+}
+
+/// `events` as the lines of a `metrics.jsonl`.
+pub fn metrics_jsonl(events: &[serde_json::Value]) -> String {
+    events
+        .iter()
+        .map(|e| serde_json::to_string(&train_event(e.clone())).unwrap() + "\n")
+        .collect()
+}

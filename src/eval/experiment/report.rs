@@ -17,7 +17,7 @@ use super::{Arm, ExperimentSpec, seed_dir};
 use crate::eval::judge_selection::Selection;
 use crate::eval::metrics::mean_std;
 use crate::eval::paired::{Paired, compare};
-use crate::eval::report::EvalReport;
+use crate::eval::run_folder;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ArmResult {
@@ -108,12 +108,14 @@ pub fn build(
             }
         }
         let mut results = Vec::new();
-        let rows_of = |arm: Arm| {
-            EvalReport::load(&dir.join(arm.name()))
-                .ok()
-                .map(|r| r.correct)
+        // An evaluation the markers say is done and that cannot be read is an error, not a
+        // comparison left out.
+        let rows_of = |arm: Arm| -> anyhow::Result<Option<Vec<bool>>> {
+            Ok(run_folder::read_report(&dir.join(arm.name()))
+                .map_err(anyhow::Error::msg)?
+                .map(|r| r.correct))
         };
-        let twin = rows_of(Arm::LoraReal);
+        let twin = rows_of(Arm::LoraReal)?;
         for &arm in arms {
             let Some((eval, eval_s)) = detail::<EvalDetail>(&dir, &format!("eval-{}", arm.name()))?
             else {
@@ -128,7 +130,7 @@ pub fn build(
                 train_examples: train.as_ref().map(|(t, _)| t.train_examples),
                 seconds: eval_s + train.map_or(0.0, |(_, s)| s),
                 vs_seeds: match (&twin, arm.adapter_of().is_some() && arm != Arm::LoraReal) {
-                    (Some(t), true) => rows_of(arm).and_then(|r| compare(&r, t, seed)),
+                    (Some(t), true) => rows_of(arm)?.and_then(|r| compare(&r, t, seed)),
                     _ => None,
                 },
             });

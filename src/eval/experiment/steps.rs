@@ -16,6 +16,7 @@ use crate::data::task::{Example, Task};
 use crate::eval::judge_selection::{Selection, SelectionContext, select};
 use crate::eval::report::{EvalReport, Method};
 use crate::eval::run::{EvalOptions, evaluate};
+use crate::eval::run_folder;
 use crate::llm::model::Llama;
 use crate::llm::tokenizer::TextTokenizer;
 use crate::pipeline::annotate::{Annotated, annotate};
@@ -291,7 +292,9 @@ pub fn reopen_stale_evaluations(
             if read_marker(&dir, &step)?.is_none() {
                 continue;
             }
-            let Ok(saved) = EvalReport::load(&dir.join(arm.name())) else {
+            let Some(saved) =
+                run_folder::read_report(&dir.join(arm.name())).map_err(anyhow::Error::msg)?
+            else {
                 continue;
             };
             let now = eval_options(spec, arm, Method::Lora, Some(&adapter));
@@ -1055,7 +1058,8 @@ impl SeedRun<'_, '_> {
         dirs.into_iter().find_map(|d| {
             let name = format!("eval-{}", Arm::ZeroShot.name());
             read_marker(&d, &name).ok()??;
-            let report = EvalReport::load(&d.join(Arm::ZeroShot.name())).ok()?;
+            // One that cannot be read is not reused; this seed evaluates its own.
+            let report = run_folder::read_report(&d.join(Arm::ZeroShot.name())).ok()??;
             Some((d, report))
         })
     }

@@ -5,7 +5,7 @@
 //!
 //! `g` sends [`Command::Evaluate`] for the test set typed here (remembered in the workspace,
 //! [`TestSetChoice`]); every result lands as `runs/<id>/eval.json`, which is what this screen
-//! draws (read by [`super::runs::parse_eval`]), so results from `seedforge eval` show up too.
+//! draws (read by [`crate::eval::run_folder`]), so results from `seedforge eval` show up too.
 //!
 //! `l` labels a file of unlabelled texts with the selected classifier ([`Command::Predict`], the
 //! job `seedforge predict` shares its reading with) into `predictions/<time>-<name>.jsonl`.

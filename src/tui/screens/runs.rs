@@ -1,91 +1,16 @@
-//! Training and evaluation runs as the Train and Evaluate screens read them: the live metric
-//! events of a training job, and the run folders already on disk
-//! (`<workspace>/runs/<id>/{metrics.jsonl, eval.json}`), read and never written.
-//!
-//! **Wiring point.** The trainer's metric events arrive as JSON objects (in
-//! `engine::Event::Train { metrics }` and as the lines of `metrics.jsonl`); [`parse_metric`] is
-//! the one function that reads them. It accepts the trainer's tagged events
-//! (`{"event":"step","step":..,"loss":..,"lr":..,"step_time_s":..}`,
-//! `{"event":"eval","epoch":..,"step":..,"val_loss":..,"val_accuracy":..}`, `started`,
-//! `finished`) and the `{"kind":"step"|"epoch", .., "step_seconds":..}` spelling.
-//! Evaluation results are read by [`parse_eval`] from either [`Metrics`] as JSON (accuracy,
-//! macro-F1, per class, confusion matrix) or the trainer's `eval.json` (accuracy per label).
+//! Training and evaluation runs as the Train and Evaluate screens show them: the live events of
+//! a training job and the run folders already on disk, both typed — the folders as
+//! [`crate::eval::run_folder`] reads them (the reader `seedforge runs` and the experiment use),
+//! the live events as the trainer's own [`TrainEvent`]s, so a running job and a finished run are
+//! drawn by the same code.
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-
-use crate::eval::metrics::Metrics;
+use crate::eval::run_folder::{self, RunFolder, SavedEval};
 use crate::train::checkpoint::Status as CheckpointStatus;
+use crate::train::metrics::{StopReason, TrainEvent};
 use crate::train::run::TrainedOn;
 use crate::train::trainer::Objective;
-
-/// One metric event of a training run.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TrainPoint {
-    Started {
-        total_steps: Option<usize>,
-        epochs: Option<usize>,
-        /// A soup's member number (from 1): after the first, the curve goes on.
-        member: Option<usize>,
-    },
-    Step {
-        step: usize,
-        loss: f64,
-        lr: Option<f64>,
-        step_seconds: Option<f64>,
-    },
-    Epoch {
-        epoch: usize,
-        step: Option<usize>,
-        val_loss: Option<f64>,
-        val_accuracy: Option<f64>,
-    },
-    Finished {
-        reason: String,
-    },
-}
-
-/// Reads one metric event; `None` for what the screens do not plot.
-pub fn parse_metric(v: &Value) -> Option<TrainPoint> {
-    let tag = v
-        .get("event")
-        .or_else(|| v.get("kind"))
-        .and_then(Value::as_str)?;
-    let num = |k: &str| v.get(k).and_then(Value::as_f64).filter(|x| x.is_finite());
-    let int = |k: &str| v.get(k).and_then(Value::as_u64).map(|x| x as usize);
-    match tag {
-        "started" => Some(TrainPoint::Started {
-            total_steps: int("total_steps"),
-            epochs: int("epochs"),
-            member: v
-                .get("member")
-                .and_then(|m| m.get(0))
-                .and_then(Value::as_u64)
-                .map(|x| x as usize),
-        }),
-        "step" => Some(TrainPoint::Step {
-            step: int("step")?,
-            loss: num("loss")?,
-            lr: num("lr"),
-            step_seconds: num("step_time_s").or_else(|| num("step_seconds")),
-        }),
-        "eval" | "epoch" => Some(TrainPoint::Epoch {
-            epoch: int("epoch")?,
-            step: int("step"),
-            val_loss: num("val_loss"),
-            val_accuracy: num("val_accuracy"),
-        }),
-        "finished" => Some(TrainPoint::Finished {
-            reason: v
-                .get("reason")
-                .and_then(Value::as_str)
-                .unwrap_or("finished")
-                .to_string(),
-        }),
-        _ => None,
-    }
-}
 
 /// The loss curves of one run, and what the Train screen says beside them.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -108,59 +33,72 @@ impl Curves {
         self.train.is_empty() && self.val.is_empty()
     }
 
-    /// Adds a JSON metric event; false when it was not one the screen plots.
-    pub fn push_json(&mut self, v: &Value) -> bool {
-        match parse_metric(v) {
-            Some(p) => {
-                self.push(p);
-                true
-            }
-            None => false,
-        }
-    }
-
-    pub fn push(&mut self, p: TrainPoint) {
-        match p {
-            TrainPoint::Started {
+    /// Adds a training event; false when it was not one the screen plots.
+    pub fn push(&mut self, e: &TrainEvent) -> bool {
+        match e {
+            TrainEvent::Started {
                 total_steps,
-                member: Some(m),
+                member: Some([m, _]),
                 ..
-            } if m > 1 => {
-                self.total_steps = total_steps.or(self.total_steps);
+            } if *m > 1 => {
+                // A soup's later member goes on with the curve.
+                self.total_steps = Some(*total_steps);
                 self.finished = None;
             }
-            TrainPoint::Started { total_steps, .. } => {
+            TrainEvent::Started { total_steps, .. } => {
                 *self = Curves {
-                    total_steps,
+                    total_steps: Some(*total_steps),
                     ..Curves::default()
                 }
             }
-            TrainPoint::Step {
+            TrainEvent::Step {
                 step,
                 loss,
                 lr,
-                step_seconds,
+                step_time_s,
+                ..
             } => {
-                self.train.push((step as f64, loss));
-                self.last_step = Some(step);
-                self.lr = lr.or(self.lr);
-                self.step_seconds = step_seconds.or(self.step_seconds);
+                if loss.is_finite() {
+                    self.train.push((*step as f64, *loss));
+                }
+                self.last_step = Some(*step);
+                self.lr = Some(*lr).filter(|x| x.is_finite()).or(self.lr);
+                self.step_seconds = Some(*step_time_s)
+                    .filter(|x| x.is_finite())
+                    .or(self.step_seconds);
             }
-            TrainPoint::Epoch {
+            TrainEvent::Eval {
                 epoch,
                 step,
                 val_loss,
                 val_accuracy,
+                ..
             } => {
-                let x = step.or(self.last_step).unwrap_or(epoch) as f64;
-                if let Some(l) = val_loss {
-                    self.val.push((x, l));
+                if let Some(l) = val_loss.filter(|l| l.is_finite()) {
+                    self.val.push((*step as f64, l));
                 }
-                self.epoch = Some(epoch);
+                self.epoch = Some(*epoch);
                 self.val_accuracy = val_accuracy.or(self.val_accuracy);
             }
-            TrainPoint::Finished { reason } => self.finished = Some(reason),
+            TrainEvent::Finished { reason, .. } => {
+                self.finished = Some(reason_name(*reason).into())
+            }
+            TrainEvent::Paused { .. }
+            | TrainEvent::Resumed { .. }
+            | TrainEvent::Restored { .. } => {
+                return false;
+            }
         }
+        true
+    }
+
+    /// The curves of a run's events.
+    pub fn of(events: &[TrainEvent]) -> Curves {
+        let mut c = Curves::default();
+        for e in events {
+            c.push(e);
+        }
+        c
     }
 
     /// Seconds left, from the last step time and the steps to go.
@@ -199,94 +137,71 @@ pub struct EvalInfo {
     pub items_per_s: Option<f64>,
 }
 
-/// Reads an evaluation result (see the module docs for the shapes).
-pub fn parse_eval(v: &Value) -> Option<EvalInfo> {
-    let metrics = serde_json::from_value::<Metrics>(v.clone())
-        .ok()
-        .or_else(|| serde_json::from_value::<Metrics>(v.get("metrics")?.clone()).ok());
-    let on = v
-        .get("file")
-        .or_else(|| v.get("on"))
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .or_else(|| {
-            // An `EvalReport` names the whole path; the file's name says enough on screen.
-            let p = Path::new(v.get("test_file")?.as_str()?);
-            Some(p.file_name()?.to_string_lossy().into_owned())
-        });
-    let method = v.get("method").and_then(Value::as_str).map(str::to_string);
-    if let Some(m) = metrics {
-        return Some(EvalInfo {
-            method,
-            on,
-            n: Some(m.n),
-            accuracy: Some(m.accuracy),
-            macro_f1: Some(m.macro_f1),
-            per_class: m
-                .per_class
-                .iter()
-                .map(|c| ClassResult {
-                    label: c.label.clone(),
-                    precision: Some(c.precision),
-                    recall: Some(c.recall),
-                    f1: Some(c.f1),
-                    support: Some(c.support),
-                })
-                .collect(),
-            confusion: Some((m.labels.clone(), m.confusion.clone())),
-            correct: correct_rows(v),
-            items_per_s: rate(v, Some(m.n)),
-        });
+/// How a run that has finished says why (as `metrics.jsonl` spells it).
+fn reason_name(r: StopReason) -> &'static str {
+    match r {
+        StopReason::Completed => "completed",
+        StopReason::EarlyStopped => "early_stopped",
+        StopReason::Stopped => "stopped",
     }
-    let accuracy = v.get("accuracy").and_then(Value::as_f64)?;
-    let per_class = v
-        .get("per_label")
-        .and_then(Value::as_array)
-        .map(|rows| {
-            rows.iter()
-                .filter_map(|r| {
-                    let r = r.as_array()?;
-                    Some(ClassResult {
-                        label: r.first()?.as_str()?.to_string(),
-                        support: r.get(1).and_then(Value::as_u64).map(|n| n as usize),
+}
+
+impl EvalInfo {
+    /// What the Evaluate screen shows of a saved evaluation.
+    pub fn of(saved: &SavedEval) -> EvalInfo {
+        match saved {
+            SavedEval::Report(r) => {
+                let m = &r.metrics;
+                EvalInfo {
+                    method: Some(r.method.name().to_string()),
+                    // The report names the whole path; the file's name says enough on screen.
+                    on: r
+                        .test_file
+                        .file_name()
+                        .map(|f| f.to_string_lossy().into_owned()),
+                    n: Some(m.n),
+                    accuracy: Some(m.accuracy),
+                    macro_f1: Some(m.macro_f1),
+                    per_class: m
+                        .per_class
+                        .iter()
+                        .map(|c| ClassResult {
+                            label: c.label.clone(),
+                            precision: Some(c.precision),
+                            recall: Some(c.recall),
+                            f1: Some(c.f1),
+                            support: Some(c.support),
+                        })
+                        .collect(),
+                    confusion: Some((m.labels.clone(), m.confusion.clone())),
+                    correct: r.correct.clone(),
+                    items_per_s: (r.seconds > 0.0).then(|| m.n as f64 / r.seconds),
+                }
+            }
+            SavedEval::Early(e) => EvalInfo {
+                method: None,
+                on: Some(e.file.clone()),
+                n: Some(e.examples),
+                accuracy: Some(e.accuracy),
+                macro_f1: None,
+                per_class: e
+                    .per_label
+                    .iter()
+                    .map(|(label, support, accuracy)| ClassResult {
+                        label: label.clone(),
+                        support: Some(*support),
                         // Accuracy within a gold class is that class's recall.
-                        recall: r.get(2).and_then(Value::as_f64),
+                        recall: Some(*accuracy),
                         precision: None,
                         f1: None,
                     })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    Some(EvalInfo {
-        method,
-        on,
-        n: v.get("examples")
-            .or_else(|| v.get("n"))
-            .and_then(Value::as_u64)
-            .map(|n| n as usize),
-        accuracy: Some(accuracy),
-        macro_f1: v.get("macro_f1").and_then(Value::as_f64),
-        per_class,
-        confusion: None,
-        correct: correct_rows(v),
-        items_per_s: None,
-    })
-}
-
-/// `n` rows over the evaluation's `seconds`.
-fn rate(v: &Value, n: Option<usize>) -> Option<f64> {
-    let secs = v
-        .get("seconds")
-        .and_then(Value::as_f64)
-        .filter(|s| *s > 0.0)?;
-    Some(n? as f64 / secs)
-}
-
-fn correct_rows(v: &Value) -> Vec<bool> {
-    v.get("correct")
-        .and_then(|c| serde_json::from_value(c.clone()).ok())
-        .unwrap_or_default()
+                    .collect(),
+                confusion: None,
+                correct: Vec::new(),
+                items_per_s: None,
+            },
+        }
+    }
 }
 
 /// A run folder.
@@ -384,116 +299,120 @@ impl RunInfo {
     }
 }
 
-/// Every run folder under `runs_dir`, newest first (their names start with the UTC time).
+/// Every run folder under `runs_dir`, newest first.
 pub fn read_runs(runs_dir: &Path) -> Vec<RunInfo> {
-    let Ok(entries) = std::fs::read_dir(runs_dir) else {
-        return Vec::new();
-    };
-    let mut runs: Vec<RunInfo> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .map(|dir| read_run(&dir))
-        .collect();
-    runs.sort_by(|a, b| b.name.cmp(&a.name));
-    runs
+    run_folder::list(runs_dir).iter().map(RunInfo::of).collect()
 }
 
-fn read_run(dir: &Path) -> RunInfo {
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut curves = Curves::default();
-    let mut metrics_error = None;
-    let metrics = dir.join("metrics.jsonl");
-    if metrics.is_file() {
-        match std::fs::read_to_string(&metrics) {
-            Ok(text) => {
-                for (i, line) in text.lines().enumerate() {
-                    if line.trim().is_empty() {
-                        continue;
-                    }
-                    match serde_json::from_str::<Value>(line) {
-                        Ok(v) => {
-                            curves.push_json(&v);
-                        }
-                        // A run being written may end in a partial line; keep what parsed.
-                        Err(e) if metrics_error.is_none() => {
-                            metrics_error = Some(format!("metrics.jsonl:{}: {e}", i + 1))
-                        }
-                        Err(_) => {}
-                    }
-                }
-            }
-            Err(e) => metrics_error = Some(format!("metrics.jsonl: {e}")),
+impl RunInfo {
+    fn of(f: &RunFolder) -> RunInfo {
+        let dir = f.dir.as_path();
+        // Only a complete adapter is offered (as a writer, for annotation): one cut short by a
+        // crash would fail later, in the middle of a job.
+        let (adapter, adapter_error) = match crate::train::peft::check_adapter(dir) {
+            Ok(true) => (
+                Some(crate::train::run::objective_of(dir).unwrap_or_default()),
+                None,
+            ),
+            Ok(false) => (None, None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let (eval, eval_error) = match &f.eval {
+            Ok(e) => (e.as_ref().map(EvalInfo::of), None),
+            Err(e) => (None, Some(e.clone())),
+        };
+        RunInfo {
+            name: f.name.clone(),
+            dir: f.dir.clone(),
+            curves: f.metrics.as_deref().map(Curves::of).unwrap_or_default(),
+            metrics_error: f.metrics.as_ref().err().cloned(),
+            eval,
+            eval_error,
+            // A config that cannot be read says so where the adapter is offered.
+            trained_on: f.config.clone().ok().flatten(),
+            adapter,
+            adapter_error: adapter_error.or_else(|| f.config.as_ref().err().cloned()),
+            checkpoint: crate::train::checkpoint::status(dir),
+            teacher: crate::student::store::read_record(dir)
+                .ok()
+                .map(|r| r.teacher),
         }
-    }
-    let mut eval = None;
-    let mut eval_error = None;
-    let eval_path = dir.join("eval.json");
-    if eval_path.is_file() {
-        match std::fs::read_to_string(&eval_path)
-            .map_err(|e| e.to_string())
-            .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| e.to_string()))
-        {
-            Ok(v) => match parse_eval(&v) {
-                Some(e) => eval = Some(e),
-                None => eval_error = Some("eval.json: no accuracy in it".into()),
-            },
-            Err(e) => eval_error = Some(format!("eval.json: {e}")),
-        }
-    }
-    // Only a complete adapter is offered (as a writer, for annotation): one cut short by a
-    // crash would fail later, in the middle of a job.
-    let (adapter, adapter_error) = match crate::train::peft::check_adapter(dir) {
-        Ok(true) => (
-            Some(crate::train::run::objective_of(dir).unwrap_or_default()),
-            None,
-        ),
-        Ok(false) => (None, None),
-        Err(e) => (None, Some(e.to_string())),
-    };
-    RunInfo {
-        name,
-        dir: dir.to_path_buf(),
-        curves,
-        metrics_error,
-        eval,
-        eval_error,
-        trained_on: crate::train::run::trained_on(dir),
-        adapter,
-        adapter_error,
-        checkpoint: crate::train::checkpoint::status(dir),
-        teacher: crate::student::store::read_record(dir)
-            .ok()
-            .map(|r| r.teacher),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    fn started(member: Option<[usize; 2]>) -> TrainEvent {
+        TrainEvent::Started {
+            train_examples: 6,
+            val_examples: 2,
+            epochs: 2,
+            steps_per_epoch: 5,
+            total_steps: 10,
+            trainable_params: 100,
+            device: "cpu".into(),
+            member,
+        }
+    }
+
+    fn step(step: usize, loss: f64) -> TrainEvent {
+        TrainEvent::Step {
+            step,
+            epoch: 0,
+            loss,
+            lr: 1e-4,
+            grad_norm: 0.5,
+            step_time_s: 0.4,
+            tokens: 100,
+            tokens_per_s: 250.0,
+            elapsed_s: 0.4 * step as f64,
+        }
+    }
+
+    fn eval(epoch: usize, step: usize, val_loss: Option<f64>) -> TrainEvent {
+        TrainEvent::Eval {
+            epoch,
+            step,
+            train_loss: 2.2,
+            val_loss,
+            val_accuracy: Some(0.5),
+            best: true,
+            eval_time_s: 0.1,
+            elapsed_s: 1.0,
+        }
+    }
+
+    fn finished(reason: StopReason) -> TrainEvent {
+        TrainEvent::Finished {
+            reason,
+            steps: 2,
+            epochs: 1,
+            best_epoch: Some(0),
+            best_val_loss: None,
+            best_val_accuracy: None,
+            elapsed_s: 1.0,
+        }
+    }
 
     #[test]
-    fn both_spellings_of_metric_events_are_read() {
+    fn training_events_draw_the_curves() {
         let mut c = Curves::default();
-        assert!(c.push_json(&json!({"event":"started","total_steps":10,"epochs":2})));
-        assert!(c.push_json(
-            &json!({"event":"step","step":1,"epoch":0,"loss":2.5,"lr":1e-4,"step_time_s":0.5})
-        ));
-        assert!(c.push_json(&json!({"kind":"step","step":2,"loss":2.0,"step_seconds":0.4})));
-        assert!(c.push_json(
-            &json!({"event":"eval","epoch":0,"step":2,"train_loss":2.2,"val_loss":2.1,"val_accuracy":0.5})
-        ));
-        assert!(c.push_json(&json!({"kind":"epoch","epoch":1,"val_loss":1.9})));
-        assert!(!c.push_json(&json!({"event":"paused","step":2})));
+        assert!(c.push(&started(None)));
+        assert!(c.push(&step(1, 2.5)));
+        assert!(c.push(&step(2, 2.0)));
+        assert!(c.push(&eval(0, 2, Some(2.1))));
+        assert!(
+            c.push(&step(3, f64::NAN)),
+            "a diverged step is counted, not drawn"
+        );
+        assert!(!c.push(&TrainEvent::Paused { step: 3 }));
         assert_eq!(c.train, [(1.0, 2.5), (2.0, 2.0)]);
-        assert_eq!(c.val, [(2.0, 2.1), (2.0, 1.9)]);
+        assert_eq!(c.val, [(2.0, 2.1)]);
         assert_eq!(c.val_accuracy, Some(0.5));
-        assert_eq!(c.eta_seconds(), Some(8.0 * 0.4));
-        assert!(c.push_json(&json!({"event":"finished","reason":"early_stopped"})));
+        assert_eq!(c.eta_seconds(), Some(7.0 * 0.4));
+        assert!(c.push(&finished(StopReason::EarlyStopped)));
         assert_eq!(c.finished.as_deref(), Some("early_stopped"));
     }
 
@@ -521,27 +440,39 @@ mod tests {
     #[test]
     fn a_soups_members_draw_one_curve() {
         let mut c = Curves::default();
-        let started =
-            |m: usize| json!({"event":"started","total_steps":4,"epochs":2,"member":[m,2]});
-        c.push_json(&started(1));
-        c.push_json(&json!({"event":"step","step":1,"loss":2.0}));
-        c.push_json(&json!({"event":"step","step":2,"loss":1.0}));
-        c.push_json(&json!({"event":"finished","reason":"completed"}));
-        c.push_json(&started(2));
+        c.push(&started(Some([1, 2])));
+        c.push(&step(1, 2.0));
+        c.push(&step(2, 1.0));
+        c.push(&finished(StopReason::Completed));
+        c.push(&started(Some([2, 2])));
         assert_eq!(c.finished, None, "the soup goes on");
-        c.push_json(&json!({"event":"step","step":3,"loss":1.5}));
+        c.push(&step(3, 1.5));
         assert_eq!(c.train, [(1.0, 2.0), (2.0, 1.0), (3.0, 1.5)]);
-        c.push_json(&started(1));
+        c.push(&started(Some([1, 2])));
         assert!(c.train.is_empty(), "a new soup starts over");
-        c.push_json(&json!({"event":"step","step":1,"loss":2.0}));
-        c.push_json(&json!({"event":"started","total_steps":4,"epochs":2}));
+        c.push(&step(1, 2.0));
+        c.push(&started(None));
         assert!(c.train.is_empty(), "a new plain run starts over");
     }
 
+    /// Both shapes of `eval.json` that have been written show on the Evaluate screen.
     #[test]
     fn eval_results_in_both_shapes() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("eval.json"),
+            r#"{"file": "test.tsv", "examples": 4, "accuracy": 0.75,
+                "per_label": [["negative", 2, 1.0], ["positive", 2, 0.5]]}"#,
+        )
+        .unwrap();
+        let run = RunInfo::of(&run_folder::read(dir.path()));
+        let early = run.eval.unwrap();
+        assert_eq!(early.accuracy, Some(0.75));
+        assert_eq!(early.per_class[1].recall, Some(0.5));
+        assert!(early.confusion.is_none());
+
         let labels = vec!["negative".to_string(), "positive".to_string()];
-        let m = Metrics::compute(
+        let m = crate::eval::metrics::Metrics::compute(
             &labels,
             [
                 ("negative", "negative"),
@@ -549,17 +480,33 @@ mod tests {
                 ("positive", "negative"),
             ],
         );
-        let full = parse_eval(&serde_json::to_value(&m).unwrap()).unwrap();
+        let report = crate::eval::report::EvalReport {
+            method: crate::eval::report::Method::Icl,
+            task: "sentiment".into(),
+            test_file: "data/test.tsv".into(),
+            shots: 4,
+            calibrated: false,
+            calibration_strength: None,
+            adapter: None,
+            model: "m".into(),
+            metrics: m,
+            seconds: 1.5,
+            finished_at: String::new(),
+            correct: vec![true, true, false],
+            content_free_prior: None,
+            rows: Vec::new(),
+        };
+        report.save(dir.path()).unwrap();
+        let run = RunInfo::of(&run_folder::read(dir.path()));
+        let full = run.eval.unwrap();
         assert_eq!(full.n, Some(3));
+        assert_eq!(full.on.as_deref(), Some("test.tsv"));
+        assert_eq!(full.items_per_s, Some(2.0));
         assert_eq!(full.confusion.unwrap().1, vec![vec![1, 0], vec![1, 1]]);
-        let simple = parse_eval(&json!({
-            "file": "test.tsv", "examples": 4, "accuracy": 0.75,
-            "per_label": [["negative", 2, 1.0], ["positive", 2, 0.5]]
-        }))
-        .unwrap();
-        assert_eq!(simple.accuracy, Some(0.75));
-        assert_eq!(simple.per_class[1].recall, Some(0.5));
-        assert!(simple.confusion.is_none());
-        assert!(parse_eval(&json!({"nothing": 1})).is_none());
+
+        std::fs::write(dir.path().join("eval.json"), r#"{"nothing": 1}"#).unwrap();
+        let run = RunInfo::of(&run_folder::read(dir.path()));
+        assert!(run.eval.is_none());
+        assert!(run.eval_error.unwrap().contains("eval.json"));
     }
 }

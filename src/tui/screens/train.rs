@@ -3,7 +3,7 @@
 //! drawn live with step, step time and ETA, and the runs already on disk.
 //!
 //! Starting sends [`Command::Train`]; the trainer's events come back as
-//! `engine::Event::Train { metrics }` and are read by [`super::runs::parse_metric`] into
+//! `engine::Event::Train { event }` and are drawn by [`super::runs::Curves::push`] into
 //! [`TrainState::live`] — the same reader that plots a finished run's `metrics.jsonl`.
 
 use ratatui::Frame;
