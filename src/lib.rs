@@ -17,7 +17,10 @@
 //! - [`engine`]: long jobs on worker threads, reported as events.
 //! - [`tui`]: the terminal workbench.
 //! - [`cli`]: the headless commands.
+//! - [`bench`]: `seedforge bench …`, speed measurements beside the reference stacks (peers);
+//!   it uses the layers but nothing in them uses it.
 
+pub mod bench;
 pub mod cli;
 pub mod data;
 pub mod engine;

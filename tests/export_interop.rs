@@ -36,7 +36,7 @@ use seedforge::llm::load;
 use seedforge::llm::model::{StepLayout, tokens_tensor};
 use seedforge::pipeline::classify::Classifier;
 use seedforge::pipeline::prompt::Templates;
-use seedforge::train::bench::read_sst2;
+use seedforge::bench::sst2::read_sst2;
 use seedforge::train::peft;
 
 const BIN: &str = env!("CARGO_BIN_EXE_seedforge");
@@ -62,7 +62,7 @@ fn ok(o: std::process::Output) -> String {
 
 /// The peers' Python with llama-cpp-python and transformers, or a failure saying how to get it.
 fn peers() -> std::path::PathBuf {
-    let py = seedforge::cli::peers::python();
+    let py = seedforge::bench::peers::python();
     let setup = common::shared_dir().join("peers/setup.sh");
     let has_llamacpp = Command::new(&py)
         .args(["-c", "import llama_cpp"])

@@ -38,7 +38,7 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 fn server_port() -> u16 {
     static PORT: OnceLock<u16> = OnceLock::new();
     *PORT.get_or_init(|| {
-        let py = seedforge::cli::peers::python();
+        let py = seedforge::bench::peers::python();
         let ok = py.is_file()
             && Command::new(&py)
                 .args(["-c", "import llama_cpp.server"])

@@ -42,7 +42,7 @@ struct Server {
 
 impl Server {
     fn start(port: u16, extra: &[&str]) -> Server {
-        let py = seedforge::cli::peers::python();
+        let py = seedforge::bench::peers::python();
         let ok = py.is_file()
             && Command::new(&py)
                 .args(["-c", "import llama_cpp.server"])

@@ -17,7 +17,7 @@ use seedforge::data::task::Example;
 use seedforge::llm::device;
 use seedforge::llm::load;
 use seedforge::pipeline::prompt::Templates;
-use seedforge::train::bench::{read_sst2, sst2_task};
+use seedforge::bench::sst2::{read_sst2, sst2_task};
 use seedforge::train::data::{self, Encoded};
 use seedforge::train::score::{accuracy, label_scores};
 use seedforge::train::trainer::{TrainConfig, TrainControl, TrainData, train};

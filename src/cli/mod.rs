@@ -2,12 +2,6 @@
 //! workbench uses, so every feature works with and without a terminal.
 
 pub mod annotate;
-pub mod bench;
-pub mod bench_classify;
-pub mod bench_decode;
-pub mod bench_predict;
-pub mod bench_student;
-pub mod bench_writer;
 pub mod classify;
 pub mod distil;
 pub mod eval;
@@ -22,7 +16,6 @@ pub mod inspect;
 pub mod judge_args;
 pub mod model;
 pub mod model_args;
-pub mod peers;
 pub mod predict;
 pub mod task_arg;
 pub mod train;
@@ -104,7 +97,7 @@ pub enum Command {
     Distil(Box<distil::DistilArgs>),
     /// Speed benchmarks beside the reference stacks (shared/peers) measured in the same run.
     #[command(subcommand)]
-    Bench(bench::BenchCommand),
+    Bench(crate::bench::BenchCommand),
 }
 
 /// Runs the parsed command line; errors reach `main`, which prints them and sets the exit code.
@@ -121,7 +114,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Model(cmd)) => model::run(cmd),
         Some(Command::Inspect(cmd)) => inspect::run(cmd),
         Some(Command::Generate(args)) => generate::run(args),
-        Some(Command::Bench(cmd)) => bench::run(cmd, cli.workspace),
+        Some(Command::Bench(cmd)) => crate::bench::run(cmd, cli.workspace),
         Some(Command::Classify(args)) => classify::run(args),
         Some(Command::Filter(args)) => filter::run(args),
         Some(Command::Annotate(args)) => annotate::run(*args, cli.workspace),

@@ -2,7 +2,6 @@
 //! reading, the tokenizer and chat template, the Llama transformer in Burn with its KV cache,
 //! device choice, and fetching the default model.
 
-pub mod bench;
 pub mod chat;
 pub mod config;
 pub mod decode;

@@ -3,7 +3,7 @@
 //!
 //! An adapter is a [`LowRank`] on a [`Projection`]: the projection computes
 //! `x·W + s·dropout(x)·A·B` with `A` `[in, r]`, `B` `[r, out]` and `s = alpha / r` on the
-//! low-rank path (never materialising `W + s·A·B`, see `bench::lora_path_comparison` for the
+//! low-rank path (never materialising `W + s·A·B`, see `seedforge bench train --path` for the
 //! measurement against Burn's `apply_lora`). The base weight `W` stays frozen. Initialisation is
 //! PEFT's default: `A` Kaiming-uniform (`U(-1/√in, 1/√in)`), `B` zero, so a freshly attached
 //! adapter leaves the model's output unchanged.

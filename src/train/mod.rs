@@ -3,9 +3,9 @@
 //! schedule, early stopping and live metrics ([`trainer`], [`schedule`], [`metrics`]), class
 //! balance, the synthetic share and label smoothing ([`weighting`]), adapters
 //! saved and loaded in Hugging Face PEFT's layout ([`peft`]), label scoring for evaluation
-//! ([`score`]), runs averaged into one adapter ([`soup`]) and the step-time benchmark against the PEFT peer ([`bench`]).
+//! ([`score`]) and runs averaged into one adapter ([`soup`]); the step-time benchmark against
+//! the PEFT peer is `crate::bench::train_steps`.
 
-pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod lora;

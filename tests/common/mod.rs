@@ -64,7 +64,7 @@ pub fn last_logits(
 /// `~/.cache/seedforge-peers`), once it imports every one of `modules`. A test that needs it fails
 /// here, naming the commands that install what is missing; it never passes without checking.
 pub fn peer_python(modules: &[&str]) -> PathBuf {
-    let py = seedforge::cli::peers::python();
+    let py = seedforge::bench::peers::python();
     let setup = shared_dir().join("peers/setup.sh");
     assert!(
         py.is_file(),

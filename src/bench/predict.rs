@@ -12,16 +12,16 @@ use std::time::Instant;
 use clap::Args;
 use serde::Serialize;
 
-use super::model_args::ModelArgs;
 use super::peers;
-use super::predict::{load_task, model_for, run_target};
-use super::task_arg::TaskArg;
+use super::sst2::read_sst2;
+use crate::cli::model_args::ModelArgs;
+use crate::cli::predict::{load_task, model_for, run_target};
+use crate::cli::task_arg::TaskArg;
 use crate::engine::eval_job::Target;
 use crate::engine::predict_job::classifier_options;
 use crate::pipeline::classify::{Classifier, Prediction};
 use crate::pipeline::predict::{self, Input};
 use crate::pipeline::prompt::Templates;
-use crate::train::bench::read_sst2;
 
 #[derive(Debug, Args)]
 pub struct PredictBenchArgs {
@@ -104,7 +104,7 @@ pub fn run(args: PredictBenchArgs, workspace: Option<PathBuf>) -> anyhow::Result
     };
     let (mut loaded, device) = model_for(&args.model, args.run.as_deref()).load()?;
     if let Target::Lora(dir) = &target {
-        super::model_args::attach_adapter(&mut loaded.model, dir)?;
+        crate::cli::model_args::attach_adapter(&mut loaded.model, dir)?;
     }
     let templates = Templates::for_task(&task)?;
     // SST-2's 0/1 as the task's first and second label (negative, positive).

@@ -9,12 +9,12 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::model_args::ModelArgs;
 use super::peers;
+use super::sst2::read_sst2;
+use crate::cli::model_args::ModelArgs;
 use crate::data::task::{Example, Task};
 use crate::pipeline::classify::{Classifier, ClassifierOptions};
 use crate::pipeline::prompt::Templates;
-use crate::train::bench::read_sst2;
 
 #[derive(Debug, Args)]
 pub struct ClassifyBenchArgs {

@@ -10,11 +10,11 @@ use std::time::Instant;
 use clap::Args;
 use serde::Serialize;
 
-use super::bench_predict::cpu_model;
-use super::input_args::InputArgs;
-use super::model_args::ModelArgs;
-use super::predict::{load_task, model_for, run_target};
-use super::task_arg::TaskArg;
+use super::predict::cpu_model;
+use crate::cli::input_args::InputArgs;
+use crate::cli::model_args::ModelArgs;
+use crate::cli::predict::{load_task, model_for, run_target};
+use crate::cli::task_arg::TaskArg;
 use crate::eval::report::EvalReport;
 use crate::eval::run::{EvalOptions, evaluate, evaluate_student};
 use crate::pipeline::prompt::Templates;
@@ -147,7 +147,7 @@ pub fn run(args: StudentBenchArgs, workspace: Option<PathBuf>) -> anyhow::Result
     let crate::engine::eval_job::Target::Lora(dir) = &target else {
         anyhow::bail!("{} is not a LoRA classifier run", teacher.display());
     };
-    super::model_args::attach_adapter(&mut loaded.model, dir)?;
+    crate::cli::model_args::attach_adapter(&mut loaded.model, dir)?;
     let templates = Templates::for_task(&task)?;
     let options = EvalOptions {
         batch: args.batch.max(1),

@@ -4,9 +4,9 @@
 use clap::Args;
 use serde_json::{Value, json};
 
-use super::model_args::ModelArgs;
+use super::decode_timing::{self, NEW_TOKENS, SPEED_PROMPT, Timing};
 use super::peers;
-use crate::llm::bench::{self, NEW_TOKENS, SPEED_PROMPT, Timing};
+use crate::cli::model_args::ModelArgs;
 use crate::llm::sampler::SamplingParams;
 
 #[derive(Debug, Args)]
@@ -41,7 +41,7 @@ pub fn run(args: DecodeBenchArgs) -> anyhow::Result<()> {
     ids300.truncate(300);
     let prompt = tk.encode(SPEED_PROMPT)?;
 
-    let mut ours: Vec<Timing> = vec![bench::prefill(&loaded.model, &ids300, args.repeats)];
+    let mut ours: Vec<Timing> = vec![decode_timing::prefill(&loaded.model, &ids300, args.repeats)];
     eprintln!("  {}: {:.1} tok/s", ours[0].name, ours[0].tokens_per_s);
     let greedy = SamplingParams::greedy(NEW_TOKENS);
     let sampled = SamplingParams {
@@ -52,7 +52,7 @@ pub fn run(args: DecodeBenchArgs) -> anyhow::Result<()> {
     let mut runs = vec![(1, greedy)];
     runs.extend(args.batches.iter().map(|&b| (b, sampled.clone())));
     for (b, params) in runs {
-        let t = bench::generate(&loaded.model, tk, &prompt, b, &params, args.repeats);
+        let t = decode_timing::generate(&loaded.model, tk, &prompt, b, &params, args.repeats);
         eprintln!("  {}: {:.1} new tok/s", t.name, t.tokens_per_s);
         ours.push(t);
     }

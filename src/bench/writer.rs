@@ -8,9 +8,9 @@ use std::time::Instant;
 use clap::Args;
 use serde_json::json;
 
-use super::model_args::ModelArgs;
-use super::task_arg::TaskArg;
-use super::writer_args::WriterArgs;
+use crate::cli::model_args::ModelArgs;
+use crate::cli::task_arg::TaskArg;
+use crate::cli::writer_args::WriterArgs;
 use crate::llm::remote::Remote;
 use crate::pipeline::generate::{self, GenerateSettings};
 use crate::pipeline::prompt::Templates;
@@ -60,8 +60,8 @@ pub fn run(args: WriterBenchArgs) -> anyhow::Result<()> {
     };
     let mut alone = None;
     let tokenizer =
-        super::writer_args::planning_tokenizer(loaded.as_ref(), &args.model, &mut alone)?;
-    println!("cpu: {}", super::bench_predict::cpu_model());
+        crate::cli::writer_args::planning_tokenizer(loaded.as_ref(), &args.model, &mut alone)?;
+    println!("cpu: {}", super::predict::cpu_model());
     if let Some(d) = &device {
         println!(
             "local writer: {} on {}",
@@ -123,7 +123,7 @@ pub fn run(args: WriterBenchArgs) -> anyhow::Result<()> {
         }
     }
     if let Some(path) = &args.json {
-        let doc = json!({ "cpu": super::bench_predict::cpu_model(), "rows": rows });
+        let doc = json!({ "cpu": super::predict::cpu_model(), "rows": rows });
         std::fs::write(path, serde_json::to_string_pretty(&doc)?)?;
     }
     Ok(())
