@@ -19,9 +19,7 @@ use crate::llm::load::LoadedModel;
 use crate::pipeline::classify::Classifier;
 use crate::pipeline::filters::diversity::{Diversity, diversity};
 use crate::pipeline::filters::judge::remote_classifier;
-use crate::pipeline::filters::stages::{
-    EXACT_DUP, MALFORMED, NEAR_DUP, consistency_classifier, label_consistency,
-};
+use crate::pipeline::filters::stages::{consistency_classifier, label_consistency};
 use crate::pipeline::filters::{FilterSettings, Filters};
 use crate::pipeline::generate::{self, GenerateEvent, GenerateSettings};
 use crate::pipeline::prompt::Templates;
@@ -71,20 +69,10 @@ pub fn primed_filters(ws: &Mutex<Workspace>, task: &Task, settings: FilterSettin
     primed_by(&ws, task, settings)
 }
 
-/// [`primed_filters`] on a workspace the caller holds.
+/// [`primed_filters`] on a workspace the caller holds: every item in it was written before
+/// the new ones ([`Filters::after`]).
 pub fn primed_by(ws: &Workspace, task: &Task, settings: FilterSettings) -> Filters {
-    let mut filters = Filters::new(task, settings);
-    for it in ws.state().items() {
-        let cheap_ok = it
-            .verdicts()
-            .iter()
-            .filter(|v| [MALFORMED, EXACT_DUP, NEAR_DUP].contains(&v.stage.as_str()))
-            .all(|v| v.pass);
-        if cheap_ok {
-            filters.remember(it.id().as_str(), it.text());
-        }
-    }
-    filters
+    Filters::after(task, settings, ws.state().items())
 }
 
 /// What one generation job is asked to do.
@@ -515,16 +503,13 @@ pub fn recheck(
     };
     let filter_settings = &filter_settings;
     for (i, (id, label, text)) in targets.iter().enumerate() {
-        // Duplicates are judged against everything else in the workspace.
-        let mut filters = Filters::new(&task, filter_settings.clone());
-        {
+        // Duplicates are judged against the items written before it, as when it was written.
+        let filters = {
             let w = ws.lock().unwrap_or_else(|e| e.into_inner());
-            for it in w.state().items() {
-                if it.id() != id && it.verdicts().iter().all(|v| v.pass) {
-                    filters.remember(it.id().as_str(), it.text());
-                }
-            }
-        }
+            let items = w.state().items();
+            let before = w.state().position(id.as_str()).unwrap_or(items.len());
+            Filters::after(&task, filter_settings.clone(), &items[..before])
+        };
         let mut verdicts = vec![
             filters.malformed(text, None),
             filters.exact_dup(text),

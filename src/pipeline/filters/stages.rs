@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::minhash::NearDupIndex;
 use super::text::{normalize, words};
 use crate::data::item::Verdict;
+use crate::data::state::ItemState;
 use crate::data::task::Task;
 use crate::pipeline::classify::{ClassifierOptions, Prediction, interleave_by_label};
 
@@ -145,7 +146,23 @@ const ARTIFACTS: [&str; 7] = [
     "%}",
 ];
 
-/// The duplicate indexes over seeds and everything that passed the cheap stages so far.
+/// The stages that run as soon as an item exists, without the model.
+pub const CHEAP_STAGES: [&str; 3] = [MALFORMED, EXACT_DUP, NEAR_DUP];
+
+/// Whether an item's verdicts pass every cheap stage (one not judged yet passes): what puts it
+/// in the duplicate stages' reference set for the items written after it.
+pub fn passed_cheap(verdicts: &[Verdict]) -> bool {
+    verdicts
+        .iter()
+        .filter(|v| CHEAP_STAGES.contains(&v.stage.as_str()))
+        .all(|v| v.pass)
+}
+
+/// The duplicate indexes of one reference set — "a duplicate of what?" has one answer, used by
+/// generation, recheck and batch judging alike: **the seeds and every item written before it
+/// that passed the cheap stages**, whatever the label check made of them. Items are compared
+/// by their current text. So an item edited and judged again gets the verdict it would have
+/// got had it been written that way, and an item is never a duplicate of one written after it.
 pub struct Filters {
     settings: FilterSettings,
     field_names: Vec<String>,
@@ -167,6 +184,17 @@ impl Filters {
         };
         for (i, s) in task.seeds.iter().enumerate() {
             f.remember(&format!("seed {}", i + 1), &s.text);
+        }
+        f
+    }
+
+    /// Filters holding the reference set of an item written after `earlier` (workspace items,
+    /// in the order they were written): the seeds and those of `earlier` that passed the cheap
+    /// stages.
+    pub fn after(task: &Task, settings: FilterSettings, earlier: &[ItemState]) -> Self {
+        let mut f = Filters::new(task, settings);
+        for it in earlier.iter().filter(|it| passed_cheap(it.verdicts())) {
+            f.remember(it.id().as_str(), it.text());
         }
         f
     }
@@ -271,7 +299,7 @@ impl Filters {
             self.exact_dup(text),
             self.near_dup(text),
         ];
-        if out.iter().all(|v| v.pass) {
+        if passed_cheap(&out) {
             self.remember(name, text);
         }
         out
