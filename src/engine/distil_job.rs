@@ -130,10 +130,7 @@ pub fn teach(
     }
 }
 
-pub struct Outcome {
-    pub cancelled: bool,
-    pub summary: String,
-}
+pub use super::job::Outcome;
 
 /// The workbench's distillation of `request.run`, with progress events; the student goes in a
 /// new `<time>-student` folder beside the run.
@@ -147,10 +144,7 @@ pub fn run(
 ) -> anyhow::Result<Outcome> {
     let task = task_of(ws);
     let run = &request.run;
-    let name = run
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = super::job::folder_name(run);
     let texts = DistilTexts {
         teacher: run_examples(run)?.into_iter().map(|e| e.text).collect(),
         unlabelled: request.unlabelled.clone(),
@@ -213,9 +207,7 @@ pub fn run(
         summary: format!(
             "student of {name} saved in {} ({} seeds + {} texts the teacher labelled, loss {:.3}, \
              {:.0} s); g on Evaluate scores it beside its teacher",
-            out.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            super::job::folder_name(&out),
             r.seeds,
             r.teacher_texts + r.unlabelled_texts,
             r.final_loss,

@@ -50,12 +50,7 @@ impl Target {
 
     pub fn name(&self) -> String {
         match self {
-            Target::Lora(dir) => format!(
-                "lora {}",
-                dir.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            ),
+            Target::Lora(dir) => format!("lora {}", super::job::folder_name(dir)),
             other => other.method().name().to_string(),
         }
     }
@@ -178,10 +173,7 @@ fn example_map(names: &[&str]) -> String {
         .join(",")
 }
 
-pub struct Outcome {
-    pub cancelled: bool,
-    pub summary: String,
-}
+pub use super::job::Outcome;
 
 /// Whether `dir` already holds an evaluation on this test file with these rows.
 fn up_to_date(dir: &Path, test: &Path, n: usize) -> bool {
@@ -357,12 +349,7 @@ pub fn run(
             break;
         }
         let i = targets.len() + j;
-        let name = format!(
-            "student {}",
-            dir.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        );
+        let name = format!("student {}", super::job::folder_name(dir));
         events.send(Event::EvalStarted {
             job,
             name: name.clone(),

@@ -9,6 +9,7 @@ pub mod distil_job;
 pub mod eval_job;
 pub mod event;
 pub mod generate_job;
+pub mod job;
 pub mod judge;
 pub mod predict_job;
 pub mod train_job;

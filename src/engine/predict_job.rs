@@ -69,10 +69,7 @@ pub fn classifier_options(
     options
 }
 
-pub struct Outcome {
-    pub cancelled: bool,
-    pub summary: String,
-}
+pub use super::job::Outcome;
 
 fn log_problems(problems: &[Problem], events: &Sink) {
     for p in problems.iter().take(SHOWN_PROBLEMS) {

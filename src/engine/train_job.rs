@@ -32,10 +32,7 @@ pub fn run_kind(with_accepted: bool) -> &'static str {
     }
 }
 
-pub struct Outcome {
-    pub cancelled: bool,
-    pub summary: String,
-}
+pub use super::job::Outcome;
 
 pub fn run(
     job: JobId,
@@ -181,11 +178,7 @@ fn forward(job: JobId, events: &Sink) -> impl FnMut(&TrainEvent) + '_ {
 
 fn outcome(result: &RunResult, data: &str) -> Outcome {
     let o = &result.outcome;
-    let name = result
-        .out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = super::job::folder_name(&result.out);
     let kept = match (o.best_epoch, o.best_val_accuracy) {
         (Some(e), Some(a)) => format!("kept epoch {} (val accuracy {:.1}%)", e + 1, a * 100.0),
         (Some(e), None) => format!("kept epoch {}", e + 1),
