@@ -3,9 +3,9 @@
 //! The layers, each allowed to use only those below it:
 //!
 //! ```text
-//!  cli/ (headless commands) ─┐
-//!  tui/ (screens, widgets) ──┴─> engine/ (jobs, events) ─> pipeline/  train/  eval/
-//!                                                             └──> llm/   data/
+//!  cli/ (headless commands) ─┬──────────────> experiment/ ─┐
+//!  tui/ (screens, widgets) ──┴─> engine/ (jobs, events) ───┴─> pipeline/  train/  eval/
+//!                                                                └──> llm/   data/
 //! ```
 //!
 //! - [`llm`]: the language model (GGUF/safetensors, tokenizer, Llama in Burn, sampling).
@@ -15,6 +15,8 @@
 //! - [`eval`]: metrics and run comparison.
 //! - [`export`]: a run's classifier merged into the model, as GGUF or a Hugging Face folder.
 //! - [`engine`]: long jobs on worker threads, reported as events.
+//! - [`experiment`]: the method against its baselines over several seeds, resumable step by
+//!   step (`seedforge experiment`); it sits beside the engine, above the layers it runs.
 //! - [`tui`]: the terminal workbench.
 //! - [`cli`]: the headless commands.
 //! - [`bench`]: `seedforge bench …`, speed measurements beside the reference stacks (peers);
@@ -25,6 +27,7 @@ pub mod cli;
 pub mod data;
 pub mod engine;
 pub mod eval;
+pub mod experiment;
 pub mod export;
 pub mod llm;
 pub mod pipeline;

@@ -13,7 +13,7 @@ use super::input_args::InputArgs;
 use super::model_args::ModelArgs;
 use super::task_arg::TaskShape;
 use super::train::TrainOptions;
-use crate::eval::experiment::{self, Arm, Context, ExperimentSpec, Hooks, report};
+use crate::experiment::{self, Arm, Context, ExperimentSpec, Hooks, report};
 use crate::pipeline::prompt::Templates;
 
 #[derive(Debug, Args)]
