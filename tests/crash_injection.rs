@@ -208,7 +208,10 @@ fn kill_jobs(
         drop(ws);
         // What the workbench would offer for review.
         let ws = Arc::new(Mutex::new(Workspace::open(dir).unwrap()));
-        let app = App::new(ws.clone(), Theme::dark());
+        let app = App::new(
+            seedforge::tui::read_model::ReadModel::of(&ws.lock().unwrap()),
+            Theme::dark(),
+        );
         let w = ws.lock().unwrap();
         for it in w.state().items().iter().filter(|i| app.is_ready(i)) {
             assert!(

@@ -59,8 +59,21 @@ fn generation_journals_items_and_verdicts_before_announcing_them() {
         .unwrap();
     let mut added = Vec::new();
     let mut verdicts = 0;
+    // The label check's protocol, said by the engine: which items wait for it, which are done.
+    let mut awaiting = std::collections::BTreeSet::new();
+    let mut checked = std::collections::BTreeSet::new();
     loop {
         match next(&mut rx) {
+            Event::AwaitingLabelCheck { items, .. } => awaiting.extend(items),
+            Event::LabelChecked { items, .. } => {
+                for item in items {
+                    assert!(awaiting.contains(&item), "{item} checked, never awaited");
+                    let w = ws.lock().unwrap();
+                    let it = w.state().get(item.as_str()).unwrap();
+                    assert!(it.verdicts().iter().any(|v| v.stage == "label_consistency"));
+                    checked.insert(item);
+                }
+            }
             Event::ItemAdded { item, .. } => {
                 // Announced only once it is in the journal.
                 assert!(ws.lock().unwrap().state().get(item.as_str()).is_some());
@@ -97,6 +110,9 @@ fn generation_journals_items_and_verdicts_before_announcing_them() {
         assert_eq!(&stages[..3], &STAGES[..3]);
         let cheap_pass = it.verdicts()[..3].iter().all(|v| v.pass);
         assert_eq!(stages.len(), if cheap_pass { 4 } else { 3 });
+        // Exactly the items that passed the cheap stages waited for the check and got it.
+        assert_eq!(awaiting.contains(it.id()), cheap_pass);
+        assert_eq!(checked.contains(it.id()), cheap_pass);
         assert!(
             it.original()
                 .prompt

@@ -29,6 +29,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use burn::tensor::Device;
+use seedforge::bench::sst2::read_sst2;
 use seedforge::data::task::Task;
 use seedforge::engine::eval_job::Target;
 use seedforge::engine::predict_job::classifier_options;
@@ -36,7 +37,6 @@ use seedforge::llm::load;
 use seedforge::llm::model::{StepLayout, tokens_tensor};
 use seedforge::pipeline::classify::Classifier;
 use seedforge::pipeline::prompt::Templates;
-use seedforge::bench::sst2::read_sst2;
 use seedforge::train::peft;
 
 const BIN: &str = env!("CARGO_BIN_EXE_seedforge");

@@ -360,7 +360,10 @@ fn the_workbench_resumes_a_stopped_run_through_the_engine() {
     assert!(seedforge::train::peft::check_adapter(&stopped).unwrap());
 
     // The workbench: the run is listed as resumable; R on it sends the resume.
-    let mut app = App::new(ws.clone(), Theme::dark());
+    let mut app = App::new(
+        seedforge::tui::read_model::ReadModel::of(&ws.lock().unwrap()),
+        Theme::dark(),
+    );
     app.update(Action::GoTo(Screen::Train));
     let screen = tui_support::render(&app, 120, 36);
     assert!(screen.contains("R resumes"), "{screen}");

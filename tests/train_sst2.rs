@@ -13,11 +13,11 @@ mod common;
 use std::collections::HashSet;
 use std::time::Instant;
 
+use seedforge::bench::sst2::{read_sst2, sst2_task};
 use seedforge::data::task::Example;
 use seedforge::llm::device;
 use seedforge::llm::load;
 use seedforge::pipeline::prompt::Templates;
-use seedforge::bench::sst2::{read_sst2, sst2_task};
 use seedforge::train::data::{self, Encoded};
 use seedforge::train::score::{accuracy, label_scores};
 use seedforge::train::trainer::{TrainConfig, TrainControl, TrainData, train};

@@ -48,7 +48,10 @@ fn d_on_the_train_screen_distils_the_run_and_evaluate_shows_the_student_under_it
     let (engine, mut rx) = common::engine::start(model, ws.clone());
     let runs_dir = ws.lock().unwrap().runs_dir();
 
-    let mut app = App::new(ws.clone(), Theme::dark());
+    let mut app = App::new(
+        seedforge::tui::read_model::ReadModel::of(&ws.lock().unwrap()),
+        Theme::dark(),
+    );
     app.update(Action::GoTo(seedforge::tui::screens::Screen::Train));
     // Nothing to distil yet: said, nothing sent.
     tui_support::press(&mut app, "d");

@@ -43,7 +43,7 @@ fn accept_reject_undo_redo_walk_the_queue_and_the_journal() {
     let base = journal_kinds(&f).len();
     assert_eq!(app.screen, Screen::Review);
     // The queue holds the items every filter kept: 1, 2, 6, 7.
-    assert_eq!(app.review_target(&f.ws.lock().unwrap()), Some(id(1)));
+    assert_eq!(app.review_target(&app.ws), Some(id(1)));
 
     press(&mut app, "a");
     assert_eq!(journal_decisions(&f), ["accept g-000001"]);
@@ -138,7 +138,7 @@ fn edit_in_place_saves_on_enter_cancels_on_esc_and_rechecks() {
     assert_eq!(it.text(), "A gentle film, truly!");
     assert!(it.is_edited());
     assert_eq!(app.review.current, Some(id(1)), "an edit does not move on");
-    assert!(app.rechecking.contains(&id(1)));
+    assert!(app.is_rechecking(&id(1)));
     assert_eq!(rechecks(&app.take_effects()), ["g-000001"]);
 
     // An empty text is refused and the editor stays open with what was typed.
@@ -149,12 +149,11 @@ fn edit_in_place_saves_on_enter_cancels_on_esc_and_rechecks() {
     assert_eq!(journal_decisions(&f), ["edit g-000001"]);
 
     // The recheck's label verdict releases the item.
-    app.update(Action::Engine(Box::new(Event::Verdict {
-        item: id(1),
-        stage: "label_consistency".into(),
-        pass: true,
+    app.update(Action::Engine(Box::new(Event::LabelChecked {
+        job: 1,
+        items: vec![id(1)],
     })));
-    assert!(!app.rechecking.contains(&id(1)));
+    assert!(!app.is_rechecking(&id(1)));
 
     // Undo of an edit restores the text and checks it again.
     press(&mut app, "u");
@@ -227,10 +226,16 @@ fn bulk_accepts_above_and_rejects_below_the_threshold() {
         app.overlay,
         Some(Overlay::Bulk { accept: true, .. })
     ));
+    let appends = app.appends.len();
     press(&mut app, "enter");
     assert_eq!(
         journal_decisions(&f),
         ["accept g-000001", "accept g-000007"]
+    );
+    assert_eq!(
+        app.appends[appends..],
+        [2],
+        "one journal append for the bulk decision"
     );
     // Reject below 0.70: only item 6.
     press(&mut app, "b m left left left left enter");
@@ -252,7 +257,7 @@ fn rescue_from_rejected_and_undo_brings_it_back_there() {
     let mut app = app(&f);
     press(&mut app, "4");
     assert_eq!(app.screen, Screen::Rejected);
-    let rows = app.rejected.rows(&f.ws.lock().unwrap());
+    let rows = app.rejected.rows(&app.ws);
     let listed: Vec<(String, String)> = rows
         .iter()
         .map(|r| (r.id.to_string(), r.stage.clone()))
@@ -274,13 +279,13 @@ fn rescue_from_rejected_and_undo_brings_it_back_there() {
     // Filters: by reason, by class, cleared.
     press(&mut app, "f f");
     assert_eq!(app.rejected.reason.as_deref(), Some("exact_dup"));
-    assert!(app.rejected.rows(&f.ws.lock().unwrap()).is_empty());
+    assert!(app.rejected.rows(&app.ws).is_empty());
     press(&mut app, "esc c");
     assert_eq!(app.rejected.class.as_deref(), Some("negative"));
-    assert_eq!(app.rejected.rows(&f.ws.lock().unwrap()).len(), 1);
+    assert_eq!(app.rejected.rows(&app.ws).len(), 1);
     // Clearing the filters keeps the item selected under them, the near duplicate.
     press(&mut app, "esc");
-    let rows = app.rejected.rows(&f.ws.lock().unwrap());
+    let rows = app.rejected.rows(&app.ws);
     assert_eq!(rows[app.rejected.selected_row(&rows)].id, id(4));
 
     // Open the near duplicate, read it, rescue it from there.
@@ -302,7 +307,7 @@ fn rescue_from_rejected_and_undo_brings_it_back_there() {
     // Undo takes it back to Rejected, selected.
     press(&mut app, "3 u");
     assert_eq!(app.screen, Screen::Rejected);
-    let rows = app.rejected.rows(&f.ws.lock().unwrap());
+    let rows = app.rejected.rows(&app.ws);
     assert_eq!(rows[app.rejected.selected_row(&rows)].id, id(4));
 
     // A user rejection cannot be rescued; the screen says why and writes nothing.
@@ -419,22 +424,25 @@ fn generate_settings_are_edited_then_sent_and_events_stream_in() {
         index: 0,
         item: id(6),
     }));
+    app.update(ev(Event::AwaitingLabelCheck {
+        job: 1,
+        items: vec![id(6)],
+    }));
     assert!(app.generate.streams.is_empty());
-    assert!(app.awaiting_label_check.contains(&id(6)));
+    assert!(app.is_held(&id(6)));
     // Not offered for review until its label check reports.
     let target = |app: &seedforge::tui::App| {
-        let ws = f.ws.lock().unwrap();
-        ws.state()
+        app.ws
+            .state()
             .review_queue()
             .filter(|i| app.is_ready(i))
             .map(|i| i.id().to_string())
             .collect::<Vec<_>>()
     };
     assert_eq!(target(&app), ["g-000001", "g-000002", "g-000007"]);
-    app.update(ev(Event::Verdict {
-        item: id(6),
-        stage: "label_consistency".into(),
-        pass: true,
+    app.update(ev(Event::LabelChecked {
+        job: 1,
+        items: vec![id(6)],
     }));
     assert_eq!(target(&app).len(), 4);
     // Stop, then the job reports it was cancelled.
@@ -687,7 +695,7 @@ fn evaluate_takes_a_test_file_and_label_map_remembers_them_and_reports_errors() 
         other => panic!("{other:?}"),
     }
     // Remembered for next time.
-    let again = App::new(f.ws.clone(), seedforge::tui::theme::Theme::dark());
+    let again = tui_support::app_over(&f.ws);
     assert_eq!(again.evaluate.choice.label_map, "0=negative,1=positive");
     assert_eq!(again.evaluate.choice.limit, Some(100));
     assert_eq!(again.evaluate.choice.path, test.display().to_string());
@@ -926,7 +934,7 @@ fn the_rejected_selection_stays_on_its_item_while_rejections_stream_in() {
     let f = fixture();
     let mut app = app(&f);
     let selected = |app: &App| {
-        let rows = app.rejected.rows(&f.ws.lock().unwrap());
+        let rows = app.rejected.rows(&app.ws);
         rows[app.rejected.selected_row(&rows)].id.clone()
     };
     // Items a filter rejects arrive, as a running job adds them, at the top of the list.
@@ -938,6 +946,7 @@ fn the_rejected_selection_stays_on_its_item_while_rejections_stream_in() {
     press(&mut app, "4");
     assert_eq!(selected(&app), id(5));
     reject("Bad.");
+    app.pump();
     assert_eq!(
         selected(&app),
         id(5),
@@ -947,7 +956,8 @@ fn the_rejected_selection_stays_on_its_item_while_rejections_stream_in() {
     press(&mut app, "down");
     assert_eq!(selected(&app), id(4));
     reject("Meh.");
-    assert_eq!(app.rejected.rows(&f.ws.lock().unwrap()).len(), 5);
+    app.pump();
+    assert_eq!(app.rejected.rows(&app.ws).len(), 5);
     assert_eq!(selected(&app), id(4), "the selection moved to another item");
     // Moving is relative to the item, and `r` rescues the item shown.
     press(&mut app, "down up r");
@@ -965,18 +975,17 @@ fn items_whose_label_check_never_ran_are_checked_again_on_opening() {
     assert!(passed, "the cheap stages keep {text:?}");
     let mut app = app(&f);
     assert_eq!(rechecks(&app.take_effects()), [unchecked.to_string()]);
-    assert!(app.rechecking.contains(&unchecked), "shown as checking");
+    assert!(app.is_rechecking(&unchecked), "shown as checking");
     // Review never offers it meanwhile: accept the four checked items, and the queue is empty.
     press(&mut app, "a a a a");
-    assert_eq!(app.review_target(&f.ws.lock().unwrap()), None);
+    assert_eq!(app.review_target(&app.ws), None);
     assert!(!journal_decisions(&f).contains(&format!("accept {unchecked}")));
     // Its label check reports: now it is ready.
-    app.update(Action::Engine(Box::new(Event::Verdict {
-        item: unchecked.clone(),
-        stage: "label_consistency".into(),
-        pass: true,
+    app.update(Action::Engine(Box::new(Event::LabelChecked {
+        job: 1,
+        items: vec![unchecked.clone()],
     })));
-    assert_eq!(app.review_target(&f.ws.lock().unwrap()), Some(unchecked));
+    assert_eq!(app.review_target(&app.ws), Some(unchecked));
 }
 
 #[test]
@@ -1032,7 +1041,7 @@ fn batch_and_max_tokens_have_upper_bounds_that_are_said() {
 fn a_model_that_failed_to_load_says_why_in_the_status_bar() {
     use seedforge::engine::ModelEvent;
     let f = fixture();
-    let mut app = seedforge::tui::App::new(f.ws.clone(), seedforge::tui::theme::Theme::dark());
+    let mut app = tui_support::app_over(&f.ws);
     app.update(Action::Engine(Box::new(Event::Model(ModelEvent::Failed(
         "internal error while loading the model: tensor shape mismatch".into(),
     )))));
@@ -1177,4 +1186,45 @@ fn the_judge_and_attempts_rows_reach_the_generation_command_and_the_choice_is_sh
             && screen.contains("icl 7/8, zero-shot 6/8)"),
         "{screen}"
     );
+}
+
+#[test]
+fn a_frame_draws_from_the_read_model_while_the_engine_holds_the_workspace() {
+    use std::time::{Duration, Instant};
+    let f = fixture();
+    let mut app = app(&f);
+    // A job writes an item: the screen shows it once the store's event reached the app.
+    press(&mut app, "4");
+    let (added, passed) = add_with_cheap_verdicts(&f, "Bad.", "negative");
+    assert!(
+        !passed,
+        "a filter rejects it, so the Rejected screen lists it"
+    );
+    assert!(!render(&app, 120, 36).contains(added.as_str()));
+    app.pump();
+    assert!(app.ws.state().get(added.as_str()).is_some());
+    // The engine holds the workspace for two seconds (as a job building signatures would):
+    // the frame does not wait for it.
+    let ws = f.ws.clone();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let _guard = ws.lock().unwrap();
+        held_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_secs(2));
+    });
+    held_rx.recv().unwrap();
+    let start = Instant::now();
+    let shown = render(&app, 120, 36);
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "the frame waited {took:?} on the engine's lock"
+    );
+    assert!(
+        f.ws.try_lock().is_err(),
+        "the engine still held the workspace"
+    );
+    holder.join().unwrap();
+    // The item the job wrote is drawn on the Rejected screen (newest first).
+    assert!(shown.contains(added.as_str()), "{shown}");
 }

@@ -97,8 +97,11 @@ proptest! {
         let mut app = app(&f);
         for i in &inputs {
             match i {
-                Input::Key(k) => app.handle_key(key(k)),
-                Input::Paste(p) => on_terminal(&mut app, TermEvent::Paste((*p).to_string())),
+                Input::Key(k) => app.key(key(k)),
+                Input::Paste(p) => {
+                    on_terminal(&mut app, TermEvent::Paste((*p).to_string()));
+                    app.pump();
+                }
             }
             // Drawn after every input, at the smallest size drawn in full.
             render(&app, 60, 16);
@@ -112,5 +115,9 @@ proptest! {
         prop_assert_eq!(replayed.state.undo_target(), ws.state().undo_target());
         prop_assert_eq!(replayed.state.can_redo(), ws.state().can_redo());
         prop_assert_eq!(&replayed.task.seeds, &ws.task().seeds);
+        // What the screens draw is what the journal says.
+        prop_assert_eq!(replayed.state.items(), app.ws.state().items());
+        prop_assert_eq!(replayed.state.totals(), app.ws.state().totals());
+        prop_assert_eq!(&replayed.task.seeds, &app.ws.task().seeds);
     }
 }

@@ -463,7 +463,7 @@ fn a_terminal_too_small_says_so() {
 #[test]
 fn every_screen_and_dialog_draws_at_any_size() {
     let f = fixture();
-    let mut states: Vec<(&str, App)> = Vec::new();
+    let mut states: Vec<(&str, TestApp)> = Vec::new();
     for keys in [
         "1", "1 e", "2", "2 t", "3", "3 e", "3 l", "3 b", "3 X", "4", "4 enter", "5", "5 enter",
         "6", "6 f", "6 g", "?", "q",
@@ -510,6 +510,8 @@ fn an_annotated_item_shows_the_label_the_model_gave_and_its_distribution() {
         })
         .unwrap();
     }
+    // The job's writes reach the screen as the store's events.
+    app.pump();
     let text = render(&app, 120, 36);
     assert!(text.contains("self-regarding mess"), "{text}");
     assert!(text.contains("annotated (the model's label)"), "{text}");

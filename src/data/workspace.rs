@@ -157,6 +157,19 @@ impl Snapshot {
     }
 }
 
+/// What a [`Workspace`] tells its watcher once it is on disk.
+#[derive(Debug, Clone)]
+pub enum Written {
+    /// Records appended to the journal (one write, one fsync), in order.
+    Records(Vec<Record>),
+    /// The seed list after a change.
+    Seeds(Vec<Example>),
+}
+
+/// Told of every durable change: how a copy of the state (the workbench's read model) follows
+/// the workspace without reading it under its lock.
+pub type Watcher = Box<dyn FnMut(Written) + Send>;
+
 /// An open workspace: the only writer of its folder while it lives.
 #[derive(Debug)]
 pub struct Workspace {
@@ -166,7 +179,21 @@ pub struct Workspace {
     journal: JournalWriter,
     warnings: Vec<OpenWarning>,
     broken: Option<String>,
+    watcher: Watch,
     _lock: WorkspaceLock,
+}
+
+#[derive(Default)]
+struct Watch(Option<Watcher>);
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Watch(set)"
+        } else {
+            "Watch(none)"
+        })
+    }
 }
 
 impl Workspace {
@@ -235,6 +262,7 @@ impl Workspace {
             journal,
             warnings,
             broken: None,
+            watcher: Watch::default(),
             _lock: acquired.lock,
         })
     }
@@ -258,6 +286,11 @@ impl Workspace {
     }
     pub fn journal_path(&self) -> &Path {
         self.journal.path()
+    }
+
+    /// Sets the one watcher told of every change after it is durable (replacing any earlier).
+    pub fn watch(&mut self, watcher: Watcher) {
+        self.watcher = Watch(Some(watcher));
     }
 
     /// Whether `body` would be accepted now (an `item_added` without an id gets one), without
@@ -372,10 +405,14 @@ impl Workspace {
         }
         let mut lines = Vec::new();
         let mut done = Vec::with_capacity(bodies.len());
+        let mut written = Vec::new();
         for body in bodies {
             let rec = Record::new(self.state.last_seq() + 1, with_id(&self.state, body));
             let line = rec.to_line();
             let seq = rec.seq;
+            if self.watcher.0.is_some() {
+                written.push(rec.clone());
+            }
             match self.state.apply_owned(rec) {
                 Ok(applied) => {
                     lines.extend_from_slice(&line);
@@ -393,6 +430,9 @@ impl Workspace {
                 path: self.journal.path().to_path_buf(),
                 source,
             });
+        }
+        if let Some(w) = &mut self.watcher.0 {
+            w(Written::Records(written));
         }
         Ok(done)
     }
@@ -446,6 +486,9 @@ impl Workspace {
             write_seeds(&self.dir, &seeds)?;
         }
         self.task.seeds = seeds;
+        if let Some(w) = &mut self.watcher.0 {
+            w(Written::Seeds(self.task.seeds.clone()));
+        }
         Ok(())
     }
     pub fn add_seed(&mut self, seed: Example) -> Result<()> {

@@ -4,10 +4,25 @@
 use serde::Serialize;
 
 use crate::data::item::ItemId;
+use crate::data::record::Record;
+use crate::data::state::Applied;
+use crate::data::task::Example;
 use crate::llm::fetch::FetchEvent;
 use crate::train::metrics::TrainEvent;
 
 pub type JobId = u64;
+
+/// The number the UI gives a [`super::store::Write`] request, echoed in its answer.
+pub type WriteId = u64;
+
+/// Why a write request changed nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteError {
+    /// The request made no sense in the current state (nothing to undo, already accepted…),
+    /// as opposed to a failure to write (disk full).
+    pub refused: bool,
+    pub message: String,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -86,6 +101,28 @@ pub enum Event {
         job: JobId,
         index: u64,
         item: ItemId,
+    },
+    /// Records that reached the journal (whoever wrote them), in order: the UI's read model
+    /// applies them to its copy of the state.
+    Journal(Vec<Record>),
+    /// The seeds after a change.
+    Seeds(Vec<Example>),
+    /// The answer to a write request: what it changed (in the journal, already reported as
+    /// [`Event::Journal`]), or why nothing was written.
+    Written {
+        request: WriteId,
+        result: Result<Vec<Applied>, WriteError>,
+    },
+    /// Items that passed the cheap stages and wait for their label check: not ready for review
+    /// until [`Event::LabelChecked`] names them or `job` ends.
+    AwaitingLabelCheck {
+        job: JobId,
+        items: Vec<ItemId>,
+    },
+    /// Items whose every filter stage has reported (their verdicts are in the journal).
+    LabelChecked {
+        job: JobId,
+        items: Vec<ItemId>,
     },
     /// A filter verdict reached the journal.
     Verdict {

@@ -64,9 +64,16 @@ pub fn task_of(ws: &Mutex<Workspace>) -> Task {
 
 /// Filters primed with the seeds and with every item already in the workspace that passed the
 /// cheap stages, so a new run's duplicates of an earlier run's items are caught too.
+/// The items are copied out under the lock and their signatures built after it, so the
+/// store's writes (the user's decisions) do not wait on thousands of MinHash signatures.
 pub fn primed_filters(ws: &Mutex<Workspace>, task: &Task, settings: FilterSettings) -> Filters {
-    let ws = ws.lock().unwrap_or_else(|e| e.into_inner());
-    primed_by(&ws, task, settings)
+    let items = ws
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .state()
+        .items()
+        .to_vec();
+    Filters::after(task, settings, &items)
 }
 
 /// [`primed_filters`] on a workspace the caller holds: every item in it was written before
@@ -208,7 +215,10 @@ pub fn run(
         for (item, stage, pass) in verdicts {
             events.send(Event::Verdict { item, stage, pass });
         }
-        pending.clear();
+        events.send(Event::LabelChecked {
+            job,
+            items: pending.drain(..).map(|p| p.0).collect(),
+        });
         Ok(())
     };
 
@@ -334,7 +344,11 @@ pub fn run(
                                     pass,
                                 });
                             }
-                            if all_pass {
+                            if all_pass && classifier.is_some() {
+                                events.send(Event::AwaitingLabelCheck {
+                                    job,
+                                    items: vec![id.clone()],
+                                });
                                 pending.push((id, c.label, c.text));
                             }
                             if pending.len() >= CLASSIFY_BATCH {
@@ -477,6 +491,10 @@ pub fn recheck(
             })
             .collect()
     };
+    events.send(Event::AwaitingLabelCheck {
+        job,
+        items: targets.iter().map(|t| t.0.clone()).collect(),
+    });
     let texts: Vec<&str> = targets.iter().map(|t| t.2.as_str()).collect();
     let remote_judge = filters
         .remote_judge
@@ -503,13 +521,15 @@ pub fn recheck(
     };
     let filter_settings = &filter_settings;
     for (i, (id, label, text)) in targets.iter().enumerate() {
-        // Duplicates are judged against the items written before it, as when it was written.
-        let filters = {
+        // Duplicates are judged against the items written before it, as when it was written
+        // (copied out, so the signatures are built without the lock).
+        let earlier = {
             let w = ws.lock().unwrap_or_else(|e| e.into_inner());
             let items = w.state().items();
             let before = w.state().position(id.as_str()).unwrap_or(items.len());
-            Filters::after(&task, filter_settings.clone(), &items[..before])
+            items[..before].to_vec()
         };
+        let filters = Filters::after(&task, filter_settings.clone(), &earlier);
         let mut verdicts = vec![
             filters.malformed(text, None),
             filters.exact_dup(text),
@@ -536,6 +556,10 @@ pub fn recheck(
                 pass,
             });
         }
+        events.send(Event::LabelChecked {
+            job,
+            items: vec![id.clone()],
+        });
     }
     Ok(targets.len())
 }

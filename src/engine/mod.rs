@@ -1,7 +1,9 @@
 //! Long jobs (generation with streaming filters, training, evaluation, labelling a file) on a
 //! worker thread that owns the model, reported as [`Event`]s on a channel. The UI and the headless
 //! commands drive the same engine: commands go down, events come up, and cancel/pause are flags
-//! the job checks between decoding or training steps.
+//! the job checks between decoding or training steps. The engine owns the workspace: its jobs and
+//! its [`store`] thread (the user's decisions) are the only writers, and every durable change is
+//! reported as an event, so the UI draws from its own copy and never waits on a job's lock.
 
 pub mod annotate_job;
 pub mod command;
@@ -12,6 +14,7 @@ pub mod generate_job;
 pub mod job;
 pub mod judge;
 pub mod predict_job;
+pub mod store;
 pub mod train_job;
 mod worker;
 
@@ -21,8 +24,9 @@ use std::thread::JoinHandle;
 
 pub use crate::util::control::JobControl;
 pub use command::{AnnotateRequest, Command, EvalRequest, TrainRequest};
-pub use event::{Event, JobId, JobKind, ModelEvent};
+pub use event::{Event, JobId, JobKind, ModelEvent, WriteError, WriteId};
 pub use predict_job::PredictRequest;
+pub use store::{Store, Write};
 
 use crate::data::workspace::Workspace;
 use crate::llm::device::DeviceChoice;
@@ -52,8 +56,10 @@ pub struct EngineConfig {
 /// The handle the UI holds.
 pub struct Engine {
     commands: mpsc::Sender<Command>,
+    writes: mpsc::Sender<(WriteId, Write)>,
     control: Arc<JobControl>,
     thread: Option<JoinHandle<()>>,
+    store_thread: Option<JoinHandle<()>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,8 +68,9 @@ pub struct EngineStopped;
 
 impl Engine {
     /// Starts the worker: it loads the model (reporting progress as [`ModelEvent`]s), then runs
-    /// commands one at a time.
+    /// commands one at a time; and the store, which writes the user's decisions meanwhile.
     pub fn start(config: EngineConfig, workspace: Arc<Mutex<Workspace>>, events: Sink) -> Engine {
+        let (writes, store_thread) = Store::new(workspace.clone(), events.clone()).spawn();
         let (tx, rx) = mpsc::channel();
         let control = Arc::new(JobControl::default());
         let worker_control = control.clone();
@@ -73,13 +80,22 @@ impl Engine {
             .ok();
         Engine {
             commands: tx,
+            writes,
             control,
             thread,
+            store_thread,
         }
     }
 
     pub fn send(&self, command: Command) -> Result<(), EngineStopped> {
         self.commands.send(command).map_err(|_| EngineStopped)
+    }
+
+    /// Asks the store for `write`; the answer comes as [`Event::Written`] with `request`.
+    pub fn write(&self, request: WriteId, write: Write) -> Result<(), EngineStopped> {
+        self.writes
+            .send((request, write))
+            .map_err(|_| EngineStopped)
     }
 
     /// Cancels the running job (it stops within one decoding, training or evaluation step;
@@ -101,6 +117,16 @@ impl Engine {
         self.cancel();
         let _ = self.commands.send(Command::Shutdown);
         if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        // Its queue closed, the store finishes the writes already asked for, then ends.
+        let Engine {
+            writes,
+            store_thread,
+            ..
+        } = self;
+        drop(writes);
+        if let Some(t) = store_thread {
             let _ = t.join();
         }
     }

@@ -1,15 +1,15 @@
-//! The workbench's state and its one update function. Everything the screens show is either
-//! here or read from the workspace under its lock while drawing; everything that changes goes
-//! through [`App::update`]. Model work is never done here: starting a job pushes an [`Effect`]
-//! that the event loop hands to the engine.
+//! The workbench's state and its one update function. Everything the screens show is here,
+//! the workspace as a read model the engine's events keep up to date; everything that changes
+//! goes through [`App::update`]. Model work is never done here, nor any write: starting a job
+//! pushes an [`Effect`], a decision a [`Write`], that the event loop hands to the engine.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::{HashMap, VecDeque};
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::action::Action;
 use super::keymap::{self, Context};
+use super::read_model::ReadModel;
 use super::screens::generate::GenerateState;
 use super::screens::review::ReviewState;
 use super::screens::runs::{RunInfo, read_runs};
@@ -19,10 +19,10 @@ use super::screens::{Screen, evaluate::EvaluateState, rejected::RejectedState};
 use super::theme::{self, Theme};
 use super::widgets::text_input::EditorState;
 use crate::data::item::{ItemId, Source};
-use crate::data::state::{ItemState, StateError, Status};
+use crate::data::record::RecordBody;
+use crate::data::state::{Applied, ItemState, Status};
 use crate::data::test_set::TestSetChoice;
-use crate::data::workspace::{Workspace, WorkspaceError};
-use crate::engine::{Command, Event, JobId, JobKind, ModelEvent};
+use crate::engine::{Command, Event, JobId, JobKind, ModelEvent, Write, WriteError, WriteId};
 use crate::llm::fetch::FetchEvent;
 use crate::pipeline::filters::stages::LABEL_CONSISTENCY;
 
@@ -138,8 +138,65 @@ impl Overlay {
     }
 }
 
+/// Why an item is not ready for review yet: its label check is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// The engine said so for this job: released by `LabelChecked` or the job's end.
+    Job(JobId),
+    /// The app asked for a recheck the engine has not started: released when a recheck ends.
+    Asked,
+}
+
+/// What to do when the store answers a write: each decision says what it tells the user and
+/// where the screen goes, and a failed edit reopens its editor.
+#[derive(Debug, Clone)]
+pub(crate) enum Then {
+    /// `verb` is `accepted` or `rejected`.
+    Decided {
+        id: ItemId,
+        verb: &'static str,
+        reason: Option<String>,
+    },
+    Edited {
+        id: ItemId,
+        editor: EditorState,
+    },
+    Relabelled {
+        id: ItemId,
+        label: String,
+    },
+    Bulk {
+        verb: &'static str,
+        items: Vec<ItemId>,
+    },
+    Rescued(ItemId),
+    /// `true`: undo; `false`: redo.
+    Undone(bool),
+    SeedSaved {
+        index: Option<usize>,
+        editor: EditorState,
+        label: usize,
+    },
+    SeedDeleted(usize),
+}
+
+impl Then {
+    /// The items the write decides (not offered for review until it is answered).
+    fn items(&self) -> &[ItemId] {
+        match self {
+            Then::Decided { id, .. }
+            | Then::Edited { id, .. }
+            | Then::Relabelled { id, .. }
+            | Then::Rescued(id) => std::slice::from_ref(id),
+            Then::Bulk { items, .. } => items,
+            Then::Undone(_) | Then::SeedSaved { .. } | Then::SeedDeleted(_) => &[],
+        }
+    }
+}
+
 pub struct App {
-    pub ws: Arc<Mutex<Workspace>>,
+    /// The workspace as the engine last reported it: what the screens draw.
+    pub ws: ReadModel,
     pub screen: Screen,
     pub overlay: Option<Overlay>,
     pub theme: Theme,
@@ -160,43 +217,35 @@ pub struct App {
     pub evaluate: EvaluateState,
     /// The run folders in `<workspace>/runs`, read (never written) by Train and Evaluate.
     pub runs: Vec<RunInfo>,
-    /// Generated items whose label check has not reported yet: not offered for review.
-    pub awaiting_label_check: HashSet<ItemId>,
-    /// Items edited or relabelled whose filters run again.
-    pub rechecking: HashSet<ItemId>,
+    /// Items whose label check is running: not offered for review.
+    held: HashMap<ItemId, Hold>,
     /// The engine's log lines (newest last, bounded).
     pub log: Vec<String>,
     effects: Vec<Effect>,
+    /// Writes asked for, not yet handed to the engine.
+    writes: Vec<(WriteId, Write)>,
+    /// Writes handed over and not answered yet, oldest first, with what their answer does.
+    in_flight: VecDeque<(WriteId, Then)>,
+    next_write: WriteId,
     quit: bool,
 }
 
 const LOG_LINES: usize = 200;
 
-/// Locks the workspace; a panic elsewhere while it was held does not make it unreadable.
-pub fn lock(ws: &Mutex<Workspace>) -> MutexGuard<'_, Workspace> {
-    ws.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl App {
-    pub fn new(ws: Arc<Mutex<Workspace>>, theme: Theme) -> App {
-        let (label, warnings, generate, runs, empty, test_set, unchecked) = {
-            let w = lock(&ws);
-            let label = w
-                .dir()
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| w.dir().display().to_string());
-            let warnings: Vec<String> = w.warnings().iter().map(|x| x.to_string()).collect();
-            (
-                label,
-                warnings,
-                GenerateState::new(w.task()),
-                read_runs(&w.runs_dir()),
-                w.state().items().is_empty(),
-                TestSetChoice::load(w.dir()),
-                without_label_check(&w),
-            )
-        };
+    pub fn new(ws: ReadModel, theme: Theme) -> App {
+        let w = &ws;
+        let label = w
+            .dir()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| w.dir().display().to_string());
+        let warnings: Vec<String> = w.warnings().to_vec();
+        let generate = GenerateState::new(w.task());
+        let runs = read_runs(&w.runs_dir());
+        let empty = w.state().items().is_empty();
+        let test_set = TestSetChoice::load(w.dir());
+        let unchecked = without_label_check(w);
         let message = warnings.first().map(|first| Message {
             text: if warnings.len() > 1 {
                 format!("{first} (and {} more warnings)", warnings.len() - 1)
@@ -228,21 +277,19 @@ impl App {
             train: TrainState::default(),
             evaluate: EvaluateState::new(test_set),
             runs,
-            awaiting_label_check: HashSet::new(),
-            rechecking: HashSet::new(),
+            held: HashMap::new(),
             log: Vec::new(),
             effects: Vec::new(),
+            writes: Vec::new(),
+            in_flight: VecDeque::new(),
+            next_write: 1,
             quit: false,
         };
         if !unchecked.is_empty() {
             // Shown as checking (held back from Review) until the engine reports; the engine
             // runs the command once the model has loaded.
             let n = unchecked.len();
-            app.rechecking.extend(unchecked.iter().cloned());
-            app.effects.push(Effect::Send(Command::Recheck {
-                items: unchecked,
-                filters: app.generate.filters.clone(),
-            }));
+            app.recheck(unchecked);
             if app.message.is_none() {
                 app.info(format!(
                     "{n} items never had their label check (an interrupted job): checking them now"
@@ -263,6 +310,146 @@ impl App {
 
     pub(crate) fn effect(&mut self, e: Effect) {
         self.effects.push(e);
+    }
+
+    /// The writes the event loop must now hand to the engine's store, in order.
+    pub fn take_writes(&mut self) -> Vec<(WriteId, Write)> {
+        std::mem::take(&mut self.writes)
+    }
+
+    /// Whether a write is asked for or handed over and not answered yet.
+    pub fn writing(&self) -> bool {
+        !self.writes.is_empty() || !self.in_flight.is_empty()
+    }
+
+    /// Asks the store for `write`; `then` runs on its answer. Nothing shows as done before.
+    pub(crate) fn write(&mut self, write: Write, then: Then) {
+        let id = self.next_write;
+        self.next_write += 1;
+        self.writes.push((id, write));
+        self.in_flight.push_back((id, then));
+    }
+
+    /// The store's answer to a write.
+    fn written(&mut self, request: WriteId, result: Result<Vec<Applied>, WriteError>) {
+        let Some(at) = self.in_flight.iter().position(|(id, _)| *id == request) else {
+            return;
+        };
+        let Some((_, then)) = self.in_flight.remove(at) else {
+            return;
+        };
+        match result {
+            Ok(applied) => self.on_written(then, applied),
+            Err(e) => self.on_refused(then, e),
+        }
+    }
+
+    fn on_written(&mut self, then: Then, applied: Vec<Applied>) {
+        match then {
+            Then::Decided { id, verb, reason } => {
+                self.advance_from(&id);
+                let left = self.ready_count();
+                let why = reason.map(|r| format!(" ({r})")).unwrap_or_default();
+                self.ok(format!("{verb} {id}{why} · {left} left to review"));
+            }
+            Then::Edited { id, .. } => {
+                self.review.current = Some(id.clone());
+                self.recheck(vec![id.clone()]);
+                self.ok(format!("edited {id}; its filters run again"));
+            }
+            Then::Relabelled { id, label } => {
+                self.review.current = Some(id.clone());
+                self.recheck(vec![id.clone()]);
+                self.ok(format!("relabelled {id} as {label}; its filters run again"));
+            }
+            Then::Bulk { verb, items } => {
+                if self
+                    .review
+                    .current
+                    .as_ref()
+                    .is_some_and(|c| items.contains(c))
+                {
+                    self.review.current = None;
+                }
+                self.ok(format!(
+                    "bulk: {verb} {} items (u undoes them one at a time)",
+                    items.len()
+                ));
+            }
+            Then::Rescued(id) => self.ok(format!(
+                "rescued {id}: it is back in the review queue (3 shows it)"
+            )),
+            Then::Undone(undo) => {
+                let Some(applied) = applied.into_iter().next() else {
+                    return;
+                };
+                let (what, said) = match applied.change {
+                    crate::data::Change::Undone(kind) if undo => (kind, "undid"),
+                    crate::data::Change::Redone(kind) if !undo => (kind, "redid"),
+                    _ => ("decision", if undo { "undid" } else { "redid" }),
+                };
+                let id = applied.item_id;
+                if undo {
+                    self.ok(format!("{said} {what} of {id} (U redoes it)"));
+                } else {
+                    self.ok(format!("{said} {what} of {id}"));
+                }
+                self.show_changed(what, id);
+            }
+            Then::SeedSaved { index, .. } => match index {
+                Some(i) => self.ok(format!("seed {} saved", i + 1)),
+                None => {
+                    let n = self.ws.seeds().len();
+                    self.seeds.selected = n.saturating_sub(1);
+                    self.ok(format!("seed {n} added"));
+                }
+            },
+            Then::SeedDeleted(index) => {
+                let n = self.ws.seeds().len();
+                self.seeds.selected = self.seeds.selected.min(n.saturating_sub(1));
+                self.ok(format!("seed {} deleted", index + 1));
+            }
+        }
+    }
+
+    fn on_refused(&mut self, then: Then, e: WriteError) {
+        let what = match &then {
+            Then::Decided { id, verb, .. } => format!("{} {id}", &verb[..verb.len() - 2]),
+            Then::Edited { id, .. } => format!("edit {id}"),
+            Then::Relabelled { id, .. } => format!("relabel {id}"),
+            Then::Bulk { verb, items } => format!("bulk: {verb} 0 of {}", items.len()),
+            Then::Rescued(id) => format!("rescue {id}"),
+            Then::Undone(true) => "undo".into(),
+            Then::Undone(false) => "redo".into(),
+            Then::SeedSaved { .. } => "seed".into(),
+            Then::SeedDeleted(_) => "delete seed".into(),
+        };
+        match then {
+            // Nothing to undo or redo is said plainly.
+            Then::Undone(_) if e.refused => self.warn(e.message.clone()),
+            _ => self.report(&what, &e),
+        }
+        // An editor whose text was not saved opens again with it, so nothing typed is lost.
+        match then {
+            Then::Edited { id, editor } => self.overlay = Some(Overlay::EditItem { id, editor }),
+            Then::SeedSaved {
+                index,
+                editor,
+                label,
+            } => {
+                self.overlay = Some(Overlay::SeedEditor {
+                    index,
+                    editor,
+                    label,
+                })
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether a write about `id` awaits its answer.
+    pub(crate) fn deciding(&self, id: &ItemId) -> bool {
+        self.in_flight.iter().any(|(_, t)| t.items().contains(id))
     }
 
     /// Where keys are looked up now.
@@ -328,11 +515,12 @@ impl App {
         });
     }
 
-    /// A workspace error for the message bar: refusals are warnings, the rest errors.
-    pub(crate) fn report(&mut self, what: &str, e: &WorkspaceError) {
-        match e {
-            WorkspaceError::Refused(r) => self.warn(format!("{what}: {r}")),
-            other => self.error(format!("{what} failed, nothing was saved: {other}")),
+    /// A refused write for the message bar: refusals are warnings, the rest errors.
+    pub(crate) fn report(&mut self, what: &str, e: &WriteError) {
+        if e.refused {
+            self.warn(format!("{what}: {}", e.message));
+        } else {
+            self.error(format!("{what} failed, nothing was saved: {}", e.message));
         }
     }
 
@@ -368,8 +556,14 @@ impl App {
                 }
                 None => self.quit = true,
             },
-            Action::Undo => self.undo(),
-            Action::Redo => self.redo(),
+            Action::Undo => self.write(
+                Write::Records(vec![RecordBody::Undo {}]),
+                Then::Undone(true),
+            ),
+            Action::Redo => self.write(
+                Write::Records(vec![RecordBody::Redo {}]),
+                Then::Undone(false),
+            ),
             Action::CycleTheme => self.cycle_theme(),
             other => match self.screen {
                 Screen::Seeds => self.seeds_action(other),
@@ -521,18 +715,19 @@ impl App {
             }
             Event::ItemAdded { index, item, .. } => {
                 self.generate.streams.remove(&index);
-                if self.generate.running_label_check {
-                    self.awaiting_label_check.insert(item.clone());
-                }
                 self.generate.finished.push(item);
             }
-            Event::Verdict { item, stage, pass } => {
-                if stage == LABEL_CONSISTENCY {
-                    self.awaiting_label_check.remove(&item);
-                    self.rechecking.remove(&item);
-                } else if !pass && !self.rechecking.contains(&item) {
-                    // The label check only runs on items that passed the cheap stages.
-                    self.awaiting_label_check.remove(&item);
+            Event::Verdict { .. } => {}
+            Event::Journal(records) => self.ws.apply(records),
+            Event::Seeds(seeds) => self.ws.set_seeds(seeds),
+            Event::Written { request, result } => self.written(request, result),
+            Event::AwaitingLabelCheck { job, items } => {
+                self.held
+                    .extend(items.into_iter().map(|id| (id, Hold::Job(job))));
+            }
+            Event::LabelChecked { items, .. } => {
+                for id in &items {
+                    self.held.remove(id);
                 }
             }
             Event::Progress {
@@ -582,16 +777,16 @@ impl App {
                     self.log.remove(0);
                 }
             }
-            Event::JobFinished { kind, summary, .. } => {
-                self.job_ended(kind);
+            Event::JobFinished { job, kind, summary } => {
+                self.job_ended(job, kind);
                 self.ok(format!("{} done: {summary}", kind.name()));
             }
-            Event::JobCancelled { kind, summary, .. } => {
-                self.job_ended(kind);
+            Event::JobCancelled { job, kind, summary } => {
+                self.job_ended(job, kind);
                 self.warn(format!("{} stopped: {summary}", kind.name()));
             }
-            Event::JobFailed { kind, error, .. } => {
-                self.job_ended(kind);
+            Event::JobFailed { job, kind, error } => {
+                self.job_ended(job, kind);
                 if matches!(kind, JobKind::Evaluate | JobKind::Predict) {
                     self.evaluate.error = Some(error.clone());
                 }
@@ -600,19 +795,21 @@ impl App {
         }
     }
 
-    fn job_ended(&mut self, kind: JobKind) {
+    fn job_ended(&mut self, job: JobId, kind: JobKind) {
         if self.job.as_ref().is_some_and(|j| j.kind == kind) {
             self.job = None;
         }
         if self.queued == Some(kind) {
             self.queued = None;
         }
+        // What the job held for its label check is released with it (checked or not).
+        self.held.retain(|_, h| match h {
+            Hold::Job(j) => *j != job,
+            Hold::Asked => kind != JobKind::Recheck,
+        });
         match kind {
-            JobKind::Generate => {
-                self.awaiting_label_check.clear();
-                self.generate.streams.clear();
-            }
-            JobKind::Recheck => self.rechecking.clear(),
+            JobKind::Generate => self.generate.streams.clear(),
+            JobKind::Recheck => {}
             JobKind::Train => self.training_ended(),
             JobKind::Evaluate => {
                 self.evaluate.stage = None;
@@ -651,43 +848,34 @@ impl App {
         };
     }
 
-    /// Whether a pending item can be shown for review: its filters have all reported.
+    /// Whether a pending item can be shown for review: its filters have all reported and no
+    /// decision about it is on its way to the store.
     pub fn is_ready(&self, it: &ItemState) -> bool {
         it.status() == Status::Pending
-            && !self.awaiting_label_check.contains(it.id())
-            && !self.rechecking.contains(it.id())
+            && !self.held.contains_key(it.id())
+            && !self.deciding(it.id())
     }
 
-    fn undo(&mut self) {
-        let result = lock(&self.ws).undo();
-        match result {
-            Ok(applied) => {
-                let what = match applied.change {
-                    crate::data::Change::Undone(kind) => kind,
-                    _ => "decision",
-                };
-                self.ok(format!("undid {what} of {} (U redoes it)", applied.item_id));
-                self.show_changed(what, applied.item_id);
-            }
-            Err(WorkspaceError::Refused(StateError::NothingToUndo)) => self.warn("nothing to undo"),
-            Err(e) => self.report("undo", &e),
+    /// Whether `id` waits for its label check.
+    pub fn is_held(&self, id: &ItemId) -> bool {
+        self.held.contains_key(id)
+    }
+
+    /// Whether `id` waits for a check asked for again (after an edit, a relabel, a restart).
+    pub fn is_rechecking(&self, id: &ItemId) -> bool {
+        match self.held.get(id) {
+            Some(Hold::Asked) => true,
+            Some(Hold::Job(j)) => self
+                .job
+                .as_ref()
+                .is_some_and(|v| v.id == *j && v.kind == JobKind::Recheck),
+            None => false,
         }
     }
 
-    fn redo(&mut self) {
-        let result = lock(&self.ws).redo();
-        match result {
-            Ok(applied) => {
-                let what = match applied.change {
-                    crate::data::Change::Redone(kind) => kind,
-                    _ => "decision",
-                };
-                self.ok(format!("redid {what} of {}", applied.item_id));
-                self.show_changed(what, applied.item_id);
-            }
-            Err(WorkspaceError::Refused(StateError::NothingToRedo)) => self.warn("nothing to redo"),
-            Err(e) => self.report("redo", &e),
-        }
+    /// Whether any item waits for its label check.
+    pub fn checking_labels(&self) -> bool {
+        !self.held.is_empty()
     }
 
     /// After an undo or redo of a `kind` decision: an item whose text or label changed back has
@@ -695,7 +883,7 @@ impl App {
     /// other goes where its status puts it.
     fn show_changed(&mut self, kind: &str, id: ItemId) {
         if matches!(kind, "edit" | "relabel") {
-            self.recheck(id.clone());
+            self.recheck(vec![id.clone()]);
             self.screen = Screen::Review;
             self.review.current = Some(id);
         } else {
@@ -706,7 +894,7 @@ impl App {
     /// Shows the item an undo or redo touched: filter-rejected ones on Rejected, others on
     /// Review.
     pub(crate) fn jump_to(&mut self, id: ItemId) {
-        let status = lock(&self.ws).state().get(id.as_str()).map(|i| i.status());
+        let status = self.ws.state().get(id.as_str()).map(|i| i.status());
         match status {
             Some(Status::AutoRejected) => {
                 self.screen = Screen::Rejected;
@@ -720,11 +908,12 @@ impl App {
         }
     }
 
-    /// Asks the engine to run the filters again on an item whose text or label changed.
-    pub(crate) fn recheck(&mut self, id: ItemId) {
-        self.rechecking.insert(id.clone());
+    /// Asks the engine to run the filters again on items whose text or label changed.
+    pub(crate) fn recheck(&mut self, items: Vec<ItemId>) {
+        self.held
+            .extend(items.iter().map(|id| (id.clone(), Hold::Asked)));
         self.effects.push(Effect::Send(Command::Recheck {
-            items: vec![id],
+            items,
             filters: self.generate.filters.clone(),
         }));
     }
@@ -745,14 +934,14 @@ impl App {
 
     /// Reads the run folders again, quietly (a job just wrote one).
     pub(crate) fn reload_runs(&mut self) {
-        let dir = lock(&self.ws).runs_dir();
+        let dir = self.ws.runs_dir();
         self.runs = read_runs(&dir);
     }
 
     /// Reads the run folders again and says how many there are (`r`).
     pub(crate) fn refresh_runs(&mut self) {
         self.reload_runs();
-        let dir = lock(&self.ws).runs_dir();
+        let dir = self.ws.runs_dir();
         self.info(format!(
             "{} run folder(s) in {}",
             self.runs.len(),
@@ -761,7 +950,7 @@ impl App {
     }
 
     /// The counts shown on the tabs: (ready to review, rejected).
-    pub fn tab_counts(&self, ws: &Workspace) -> (usize, usize) {
+    pub fn tab_counts(&self, ws: &ReadModel) -> (usize, usize) {
         let ready = ws
             .state()
             .review_queue()
@@ -794,7 +983,7 @@ pub(crate) fn edit_text(editor: &mut EditorState, action: &Action) -> Option<boo
 /// Generated items still pending whose label check never reported: the job that wrote them was
 /// killed or failed between an item and its verdict. Offered as they are, they would reach
 /// Review unchecked. Items a cheap stage rejected never get a label check, so they are left out.
-fn without_label_check(ws: &Workspace) -> Vec<ItemId> {
+fn without_label_check(ws: &ReadModel) -> Vec<ItemId> {
     ws.state()
         .items()
         .iter()
@@ -806,7 +995,7 @@ fn without_label_check(ws: &Workspace) -> Vec<ItemId> {
 }
 
 /// Label names of the task, in order.
-pub(crate) fn label_names(ws: &Workspace) -> Vec<String> {
+pub(crate) fn label_names(ws: &ReadModel) -> Vec<String> {
     ws.task().labels.iter().map(|l| l.name.clone()).collect()
 }
 

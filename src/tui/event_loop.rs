@@ -18,7 +18,7 @@ use tokio::time::MissedTickBehavior;
 use super::action::Action;
 use super::app::{App, Effect};
 use super::view;
-use crate::engine::{Command, Engine, Event, JobKind};
+use crate::engine::{Command, Engine, Event, JobKind, WriteError};
 
 /// The shortest time between two frames (30 per second at most).
 pub const FRAME: Duration = Duration::from_millis(33);
@@ -75,8 +75,19 @@ pub fn on_terminal(app: &mut App, event: TermEvent) {
     }
 }
 
-/// Hands the app's effects to the engine.
+/// Hands the app's writes and effects to the engine.
 fn apply_effects(app: &mut App, engine: &Engine) {
+    for (request, write) in app.take_writes() {
+        if engine.write(request, write).is_err() {
+            app.update(Action::Engine(Box::new(Event::Written {
+                request,
+                result: Err(WriteError {
+                    refused: false,
+                    message: "the engine has stopped; restart seedforge".into(),
+                }),
+            })));
+        }
+    }
     for effect in app.take_effects() {
         match effect {
             Effect::Send(command) => {

@@ -10,6 +10,8 @@
 //!
 //! - [`app`]: the state and `update`; [`action`]: what can happen; [`keymap`]: the one key table
 //!   (the help overlay and the README are generated from it).
+//! - [`read_model`]: the screens' copy of the workspace, updated from the engine's events; the
+//!   engine alone writes the workspace (decisions go to it as [`crate::engine::Write`]s).
 //! - [`event_loop`]: tokio `select!` over terminal input, engine events and the frame clock.
 //! - [`view`]: the frame; [`screens`]: one module per screen (state, actions, drawing);
 //!   [`widgets`]: editor, form, probability bars, popups; [`help`], [`status_bar`].
@@ -23,6 +25,7 @@ pub mod app;
 pub mod event_loop;
 pub mod help;
 pub mod keymap;
+pub mod read_model;
 pub mod screens;
 pub mod status_bar;
 pub mod terminal;
@@ -130,8 +133,9 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         .build()
         .context("cannot start the event loop")?;
 
+    // The app keeps a copy to draw from; the engine owns the workspace from here on.
+    let mut app = App::new(read_model::ReadModel::of(&ws), theme);
     let ws = Arc::new(Mutex::new(ws));
-    let mut app = App::new(ws.clone(), theme);
     app.truecolor = truecolor;
     terminal::install_panic_hook();
     let mut guard = terminal::enter().context("cannot set up the terminal")?;

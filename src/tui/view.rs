@@ -1,13 +1,13 @@
 //! The whole frame, drawn from the state and nothing else: tabs, the screen, the message line,
-//! the status bar, and the open dialog on top. The workspace is read under its lock for the
-//! length of one draw.
+//! the status bar, and the open dialog on top. The workspace is the app's read model: a draw
+//! takes no lock and never waits on the engine.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
-use super::app::{App, Overlay, lock};
+use super::app::{App, Overlay};
 use super::screens::{self, Screen};
 use super::status_bar;
 use super::widgets::popup::{centered, frame_popup};
@@ -40,7 +40,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Constraint::Length(1),
     ])
     .areas(area);
-    let ws = lock(&app.ws);
+    let ws = &app.ws;
     let (ready, rejected) = app.tab_counts(&ws);
     let mut spans = vec![];
     if area.width >= 90 {

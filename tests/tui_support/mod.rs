@@ -1,8 +1,10 @@
 //! Shared by the workbench tests: a workspace in a temp folder holding generated items with
 //! real filter verdicts (the filter functions themselves, a made-up classifier distribution),
-//! an `App` over it, key presses, and rendering to a `TestBackend`. No model is needed.
+//! an `App` over it with the engine's store writing its decisions, key presses, and rendering
+//! to a `TestBackend`. No model is needed.
 #![allow(dead_code)]
 
+use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -13,14 +15,16 @@ use seedforge::data::item::{Item, ItemId, Source};
 use seedforge::data::record::RecordBody;
 use seedforge::data::task::Task;
 use seedforge::data::workspace::Workspace;
-use seedforge::engine::{Event, ModelEvent};
+use seedforge::engine::{Event, ModelEvent, Sink, Store};
 use seedforge::pipeline::classify::Prediction;
 use seedforge::pipeline::filters::stages::label_consistency;
 use seedforge::pipeline::filters::{FilterSettings, Filters};
 use seedforge::pipeline::prompt::Templates;
 use seedforge::tui::action::Action;
 use seedforge::tui::app::App;
+use seedforge::tui::read_model::ReadModel;
 use seedforge::tui::theme::Theme;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 pub struct Fixture {
     pub tmp: tempfile::TempDir,
@@ -131,15 +135,93 @@ pub fn fixture() -> Fixture {
     }
 }
 
+/// An app and the engine's store over one workspace: its writes are carried out and the
+/// store's events fed back to it after every key, as the event loop does (synchronously here).
+pub struct TestApp {
+    pub app: App,
+    store: Store,
+    events: UnboundedReceiver<Event>,
+    /// The number of records of each journal append the app was told of, in order (one
+    /// append is one write and one fsync).
+    pub appends: Vec<usize>,
+}
+
+impl Deref for TestApp {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.app
+    }
+}
+
+impl DerefMut for TestApp {
+    fn deref_mut(&mut self) -> &mut App {
+        &mut self.app
+    }
+}
+
+impl TestApp {
+    /// Hands the app's writes to the store and its events (the journal's too) to the app, until
+    /// every write is answered.
+    pub fn pump(&mut self) {
+        for _ in 0..100 {
+            for (request, write) in self.app.take_writes() {
+                self.store.write(request, write);
+            }
+            while let Ok(e) = self.events.try_recv() {
+                if let Event::Journal(records) = &e {
+                    self.appends.push(records.len());
+                }
+                self.app.update(Action::Engine(Box::new(e)));
+            }
+            if !self.app.writing() {
+                return;
+            }
+        }
+        panic!("a write was never answered");
+    }
+}
+
+/// An app over `ws` with the store as its only writer (the model not reported).
+pub fn app_over(ws: &Arc<Mutex<Workspace>>) -> TestApp {
+    let read = ReadModel::of(&ws.lock().unwrap());
+    let (tx, events) = tokio::sync::mpsc::unbounded_channel();
+    let store = Store::new(ws.clone(), Sink::new(tx));
+    TestApp {
+        app: App::new(read, Theme::dark()),
+        store,
+        events,
+        appends: Vec::new(),
+    }
+}
+
 /// An app over the fixture, the model reported ready (as the engine would).
-pub fn app(f: &Fixture) -> App {
-    let mut app = App::new(f.ws.clone(), Theme::dark());
+pub fn app(f: &Fixture) -> TestApp {
+    let mut app = app_over(&f.ws);
     app.update(Action::Engine(Box::new(Event::Model(ModelEvent::Ready {
         device: "cpu (flex)".into(),
         name: "SmolLM2-135M-Instruct".into(),
         seconds: 0.8,
     }))));
     app
+}
+
+/// What takes key presses: a [`TestApp`] (its writes carried out after each key) or a bare
+/// [`App`] fed by a real engine.
+pub trait Keys {
+    fn key(&mut self, key: KeyEvent);
+}
+
+impl Keys for App {
+    fn key(&mut self, key: KeyEvent) {
+        self.handle_key(key);
+    }
+}
+
+impl Keys for TestApp {
+    fn key(&mut self, key: KeyEvent) {
+        self.app.handle_key(key);
+        self.pump();
+    }
 }
 
 pub fn id(n: u32) -> ItemId {
@@ -180,16 +262,16 @@ pub fn key(k: &str) -> KeyEvent {
 }
 
 /// Presses keys given as a space-separated list (`"a x u"`, `"e ^u N e w enter"`).
-pub fn press(app: &mut App, keys: &str) {
+pub fn press(app: &mut impl Keys, keys: &str) {
     for k in keys.split(' ').filter(|k| !k.is_empty()) {
-        app.handle_key(key(k));
+        app.key(key(k));
     }
 }
 
 /// Types text into the open editor.
-pub fn type_text(app: &mut App, text: &str) {
+pub fn type_text(app: &mut impl Keys, text: &str) {
     for c in text.chars() {
-        app.handle_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+        app.key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
     }
 }
 

@@ -21,13 +21,13 @@ use super::generate::eta_text;
 use super::runs::{EvalInfo, RunInfo, RunSelection};
 use crate::data::import::{ImportOptions, LabelMap};
 use crate::data::test_set::TestSetChoice;
-use crate::data::workspace::Workspace;
 use crate::engine::eval_job::Target;
 use crate::engine::{Command, EvalRequest, JobKind, PredictRequest};
 use crate::eval::paired::{Paired, Scored, against_twins, cell};
 use crate::train::run::TrainedOn;
 use crate::tui::action::Action;
-use crate::tui::app::{App, Effect, ModelStatus, Overlay, label_index, lock};
+use crate::tui::app::{App, Effect, ModelStatus, Overlay, label_index};
+use crate::tui::read_model::ReadModel;
 use crate::tui::theme::Theme;
 use crate::tui::widgets::text::truncate;
 use crate::tui::widgets::text_input::EditorState;
@@ -321,7 +321,7 @@ impl App {
             path: test.display().to_string(),
             ..choice.clone()
         };
-        let dir = lock(&self.ws).dir().to_path_buf();
+        let dir = self.ws.dir().to_path_buf();
         if let Err(e) = remembered.save(&dir) {
             self.warn(format!("could not remember the test set: {e}"));
         }
@@ -413,7 +413,7 @@ impl App {
             ));
             return;
         }
-        let dir = lock(&self.ws).dir().to_path_buf();
+        let dir = self.ws.dir().to_path_buf();
         let out = result_path(&dir, &input);
         let name = target.name();
         self.evaluate.error = None;
@@ -439,7 +439,7 @@ impl App {
     }
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &Workspace) {
+pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &ReadModel) {
     let theme = &app.theme;
     // An error gets two more lines: it names the file and says what to change.
     let set_h = if app.evaluate.error.is_some() && app.job.is_none() {
@@ -760,7 +760,7 @@ fn draw_results(
     eval: &EvalInfo,
     against: Option<&(String, Paired)>,
     beside: Option<&(String, bool)>,
-    ws: &Workspace,
+    ws: &ReadModel,
     theme: &Theme,
 ) {
     let labels: Vec<String> = ws.task().labels.iter().map(|l| l.name.clone()).collect();

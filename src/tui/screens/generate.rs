@@ -13,7 +13,6 @@ use super::rejected::stage_label;
 use crate::data::item::ItemId;
 use crate::data::state::Status;
 use crate::data::task::Task;
-use crate::data::workspace::Workspace;
 use crate::engine::{Command, JobKind};
 use crate::llm::decode::{MAX_BATCH, MAX_NEW_TOKENS};
 use crate::pipeline::filters::FilterSettings;
@@ -22,6 +21,7 @@ use crate::pipeline::prompt::Templates;
 use crate::train::trainer::Objective;
 use crate::tui::action::Action;
 use crate::tui::app::{App, Effect, ModelStatus, Overlay, label_index, label_names};
+use crate::tui::read_model::ReadModel;
 use crate::tui::theme::Theme;
 use crate::tui::widgets::form::{Field, Form, FormState};
 use crate::tui::widgets::text::{one_line, tail, truncate};
@@ -43,8 +43,6 @@ pub struct GenerateState {
     pub streams: BTreeMap<u64, Stream>,
     /// Items written in this session, oldest first.
     pub finished: Vec<ItemId>,
-    /// Whether the running job has the label check on (its items wait for it before review).
-    pub running_label_check: bool,
     /// The label check's judge for the latest run, and how it was chosen.
     pub judge_note: Option<String>,
     pub show_template: bool,
@@ -176,7 +174,6 @@ impl GenerateState {
             form: FormState::default(),
             streams: BTreeMap::new(),
             finished: Vec::new(),
-            running_label_check: false,
             judge_note: None,
             show_template: false,
             template_source,
@@ -622,7 +619,6 @@ impl App {
             min_confidence: g.min_confidence,
             filters: g.filters.clone(),
         };
-        self.generate.running_label_check = false;
         self.generate.streams.clear();
         self.queued = Some(JobKind::Annotate);
         self.effect(Effect::Send(Command::Annotate(Box::new(request))));
@@ -653,7 +649,6 @@ impl App {
             self.warn(format!("the server did not answer its check: {why}"));
         }
         let filters = self.generate.filters.clone();
-        self.generate.running_label_check = filters.label_consistency;
         self.generate.streams.clear();
         self.queued = Some(JobKind::Generate);
         let ready = matches!(self.model, ModelStatus::Ready { .. });
@@ -735,7 +730,7 @@ pub fn eta_text(eta: Option<f64>) -> String {
         .unwrap_or_else(|| "ETA –".into())
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &Workspace) {
+pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &ReadModel) {
     let theme = &app.theme;
     let mut fields = app.generate.fields();
     // A server writing: its live rate in its row.
@@ -826,7 +821,7 @@ fn draw_live(frame: &mut Frame, area: Rect, app: &App, labels: &[String], theme:
     let w = inner.width as usize;
     let lines: Vec<Line> = if app.generate.streams.is_empty() {
         let idle = match (&app.job, &app.queued) {
-            (Some(j), _) if j.kind == JobKind::Generate && !app.awaiting_label_check.is_empty() => {
+            (Some(j), _) if j.kind == JobKind::Generate && app.checking_labels() => {
                 "checking labels…"
             }
             (Some(j), _) if j.kind == JobKind::Generate => "starting…",
@@ -865,7 +860,7 @@ fn draw_finished(
     frame: &mut Frame,
     area: Rect,
     app: &App,
-    ws: &Workspace,
+    ws: &ReadModel,
     labels: &[String],
     theme: &Theme,
 ) {
@@ -907,9 +902,7 @@ fn draw_finished(
         .filter_map(|id| ws.state().get(id.as_str()))
         .map(|it| {
             let li = label_index(labels, it.label());
-            let (verdict, style) = if app.awaiting_label_check.contains(it.id())
-                && it.status() == Status::Pending
-            {
+            let (verdict, style) = if app.is_held(it.id()) && it.status() == Status::Pending {
                 ("… label check".to_string(), theme.info())
             } else {
                 match it.status() {
@@ -943,7 +936,7 @@ fn draw_finished(
 }
 
 /// Totals under the form: what the workspace holds, and the last log line.
-fn draw_summary(frame: &mut Frame, area: Rect, app: &App, ws: &Workspace) {
+fn draw_summary(frame: &mut Frame, area: Rect, app: &App, ws: &ReadModel) {
     let theme = &app.theme;
     let t = ws.state().totals();
     let (ready, _) = app.tab_counts(ws);

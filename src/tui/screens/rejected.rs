@@ -10,10 +10,11 @@ use ratatui::widgets::{Block, BorderType, Cell, Paragraph, Row, Table, TableStat
 use crate::data::item::ItemId;
 use crate::data::record::RecordBody;
 use crate::data::state::{Decision, ItemState, Status};
-use crate::data::workspace::Workspace;
+use crate::engine::Write;
 use crate::pipeline::filters::stages::STAGES;
 use crate::tui::action::Action;
-use crate::tui::app::{App, Overlay, label_index, label_names, lock};
+use crate::tui::app::{App, Overlay, Then, label_index, label_names};
+use crate::tui::read_model::ReadModel;
 use crate::tui::widgets::popup::{centered, frame_popup};
 use crate::tui::widgets::probs::prob_lines;
 use crate::tui::widgets::text::{one_line, truncate};
@@ -76,7 +77,7 @@ fn row_of(it: &ItemState) -> Option<RejectedRow> {
 
 impl RejectedState {
     /// The rows that pass the filters, newest first.
-    pub fn rows(&self, ws: &Workspace) -> Vec<RejectedRow> {
+    pub fn rows(&self, ws: &ReadModel) -> Vec<RejectedRow> {
         ws.state()
             .items()
             .iter()
@@ -116,13 +117,11 @@ fn cycle(current: &Option<String>, options: &[String]) -> Option<String> {
 
 impl App {
     pub(crate) fn select_rejected(&mut self, id: &ItemId) {
-        let ws = self.ws.clone();
-        let ws = lock(&ws);
-        let mut rows = self.rejected.rows(&ws);
+        let mut rows = self.rejected.rows(&self.ws);
         if !rows.iter().any(|r| r.id == *id) {
             self.rejected.reason = None;
             self.rejected.class = None;
-            rows = self.rejected.rows(&ws);
+            rows = self.rejected.rows(&self.ws);
         }
         if let Some(i) = rows.iter().position(|r| r.id == *id) {
             self.rejected.select_row(&rows, i);
@@ -132,15 +131,14 @@ impl App {
     /// Pins the selection to the item on the selected row, when none is pinned yet.
     pub(crate) fn pin_rejected_selection(&mut self) {
         if self.rejected.item.is_none() {
-            let ws = self.ws.clone();
-            let rows = self.rejected.rows(&lock(&ws));
+            let rows = self.rejected.rows(&self.ws);
             let row = self.rejected.selected;
             self.rejected.select_row(&rows, row);
         }
     }
 
     fn selected_rejected(&self) -> Option<ItemId> {
-        let ws = lock(&self.ws);
+        let ws = &self.ws;
         let rows = self.rejected.rows(&ws);
         rows.get(self.rejected.selected_row(&rows))
             .map(|r| r.id.clone())
@@ -148,7 +146,7 @@ impl App {
 
     pub(crate) fn rejected_action(&mut self, action: Action) {
         let rows = {
-            let ws = lock(&self.ws);
+            let ws = &self.ws;
             self.rejected.rows(&ws)
         };
         let last = rows.len().saturating_sub(1);
@@ -180,7 +178,7 @@ impl App {
                 self.pin_rejected_selection();
             }
             Action::CycleClassFilter => {
-                let labels = label_names(&lock(&self.ws));
+                let labels = label_names(&self.ws);
                 self.rejected.class = cycle(&self.rejected.class, &labels);
                 self.rejected.selected = 0;
                 self.rejected.item = None;
@@ -195,12 +193,14 @@ impl App {
     }
 
     pub(crate) fn rescue(&mut self, id: ItemId) {
-        let refusal = lock(&self.ws)
+        let refusal = self
+            .ws
             .check(&RecordBody::Rescue {
                 item_id: id.clone(),
             })
             .err();
-        let by_user = lock(&self.ws)
+        let by_user = self
+            .ws
             .state()
             .get(id.as_str())
             .is_some_and(|i| i.status() == Status::Rejected);
@@ -214,13 +214,10 @@ impl App {
             self.warn(format!("cannot rescue {id}: {r}"));
             return;
         }
-        let result = lock(&self.ws).rescue(&id);
-        match result {
-            Ok(_) => self.ok(format!(
-                "rescued {id}: it is back in the review queue (3 shows it)"
-            )),
-            Err(e) => self.report(&format!("rescue {id}"), &e),
-        }
+        let body = RecordBody::Rescue {
+            item_id: id.clone(),
+        };
+        self.write(Write::Records(vec![body]), Then::Rescued(id));
     }
 
     pub(crate) fn detail_action(&mut self, id: ItemId, scroll: u16, action: Action) {
@@ -240,7 +237,7 @@ impl App {
     }
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &Workspace) {
+pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &ReadModel) {
     let theme = &app.theme;
     let labels = label_names(ws);
     let rows = app.rejected.rows(ws);
@@ -366,7 +363,7 @@ fn short_score(name: &str) -> &str {
 }
 
 /// The item opened from the list: everything about it, including the raw output and prompt.
-pub fn draw_detail(frame: &mut Frame, app: &App, ws: &Workspace, id: &ItemId, scroll: u16) {
+pub fn draw_detail(frame: &mut Frame, app: &App, ws: &ReadModel, id: &ItemId, scroll: u16) {
     let theme = &app.theme;
     let area = frame.area();
     let popup = centered(

@@ -1,7 +1,7 @@
 //! Review: the kept items one at a time — text, label, the classifier's distribution, the
 //! nearest seed, every filter's verdict — with accept / reject / skip / edit / relabel / bulk.
-//! Each decision is written to the journal (and fsynced) by the workspace before the screen
-//! moves on; when the write fails the screen stays and says why.
+//! Each decision goes to the engine's store, which journals it (one fsync); the screen moves on
+//! when the store answers, and when the write fails it stays and says why.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -10,13 +10,15 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Cell, Paragraph, Row, Table, Wrap};
 
 use crate::data::item::{ItemId, Source, Verdict};
+use crate::data::record::RecordBody;
 use crate::data::state::{ItemState, Status};
-use crate::data::workspace::Workspace;
+use crate::engine::Write;
 use crate::pipeline::annotate::CONFIDENCE;
 use crate::pipeline::filters::stages::LABEL_CONSISTENCY;
 use crate::pipeline::filters::text::{jaccard, shingles};
 use crate::tui::action::Action;
-use crate::tui::app::{App, Overlay, label_index, label_names, lock};
+use crate::tui::app::{App, Overlay, Then, label_index, label_names};
+use crate::tui::read_model::ReadModel;
 use crate::tui::theme::Theme;
 use crate::tui::widgets::popup::{centered, frame_popup};
 use crate::tui::widgets::probs::prob_lines;
@@ -69,9 +71,10 @@ pub fn nearest_seed(
 
 impl App {
     /// The item Review shows: the chosen one, else the first ready for review.
-    pub fn review_target(&self, ws: &Workspace) -> Option<ItemId> {
+    pub fn review_target(&self, ws: &ReadModel) -> Option<ItemId> {
         if let Some(id) = &self.review.current
             && ws.state().get(id.as_str()).is_some()
+            && !self.deciding(id)
         {
             return Some(id.clone());
         }
@@ -82,7 +85,7 @@ impl App {
     }
 
     /// The next item ready for review after `id` in order, wrapping round to skipped ones.
-    fn next_ready_after(&self, ws: &Workspace, id: &ItemId) -> Option<ItemId> {
+    fn next_ready_after(&self, ws: &ReadModel, id: &ItemId) -> Option<ItemId> {
         let pos = ws.state().position(id.as_str());
         let ready = |i: &&ItemState| self.is_ready(i) && i.id() != id;
         let later = ws
@@ -95,16 +98,16 @@ impl App {
             .map(|i| i.id().clone())
     }
 
-    fn advance_from(&mut self, id: &ItemId) {
+    pub(crate) fn advance_from(&mut self, id: &ItemId) {
         let next = {
-            let ws = lock(&self.ws);
+            let ws = &self.ws;
             self.next_ready_after(&ws, id)
         };
         self.review.current = next;
     }
 
-    fn ready_count(&self) -> usize {
-        let ws = lock(&self.ws);
+    pub(crate) fn ready_count(&self) -> usize {
+        let ws = &self.ws;
         ws.state()
             .review_queue()
             .filter(|i| self.is_ready(i))
@@ -113,7 +116,7 @@ impl App {
 
     pub(crate) fn review_action(&mut self, action: Action) {
         let target = {
-            let ws = lock(&self.ws);
+            let ws = &self.ws;
             self.review_target(&ws)
         };
         let Some(id) = target else {
@@ -155,7 +158,8 @@ impl App {
                 }
             }
             Action::EditText => {
-                let text = lock(&self.ws)
+                let text = self
+                    .ws
                     .state()
                     .get(id.as_str())
                     .map(|i| i.text().to_string())
@@ -167,7 +171,7 @@ impl App {
             }
             Action::Relabel => {
                 let selected = {
-                    let ws = lock(&self.ws);
+                    let ws = &self.ws;
                     let labels = label_names(&ws);
                     ws.state()
                         .get(id.as_str())
@@ -187,33 +191,34 @@ impl App {
     }
 
     pub(crate) fn accept(&mut self, id: ItemId) {
-        let result = lock(&self.ws).accept(&id);
-        match result {
-            Ok(_) => {
-                self.advance_from(&id);
-                let left = self.ready_count();
-                self.ok(format!("accepted {id} · {left} left to review"));
-            }
-            Err(e) => self.report(&format!("accept {id}"), &e),
-        }
+        let body = RecordBody::Accept {
+            item_id: id.clone(),
+        };
+        let then = Then::Decided {
+            id,
+            verb: "accepted",
+            reason: None,
+        };
+        self.write(Write::Records(vec![body]), then);
     }
 
     pub(crate) fn reject(&mut self, id: ItemId, reason: Option<String>) {
-        let result = lock(&self.ws).reject(&id, reason.clone());
-        match result {
-            Ok(_) => {
-                self.advance_from(&id);
-                let left = self.ready_count();
-                let why = reason.map(|r| format!(" ({r})")).unwrap_or_default();
-                self.ok(format!("rejected {id}{why} · {left} left to review"));
-            }
-            Err(e) => self.report(&format!("reject {id}"), &e),
-        }
+        let body = RecordBody::Reject {
+            item_id: id.clone(),
+            reason: reason.clone(),
+        };
+        let then = Then::Decided {
+            id,
+            verb: "rejected",
+            reason,
+        };
+        self.write(Write::Records(vec![body]), then);
     }
 
     pub(crate) fn save_edit(&mut self, id: ItemId, editor: EditorState) {
         let text = editor.text();
-        let unchanged = lock(&self.ws)
+        let unchanged = self
+            .ws
             .state()
             .get(id.as_str())
             .is_some_and(|i| i.text() == text);
@@ -221,22 +226,15 @@ impl App {
             self.info("text unchanged");
             return;
         }
-        let result = lock(&self.ws).edit(&id, text);
-        match result {
-            Ok(_) => {
-                self.review.current = Some(id.clone());
-                self.recheck(id.clone());
-                self.ok(format!("edited {id}; its filters run again"));
-            }
-            Err(e) => {
-                self.report(&format!("edit {id}"), &e);
-                self.overlay = Some(Overlay::EditItem { id, editor });
-            }
-        }
+        let body = RecordBody::Edit {
+            item_id: id.clone(),
+            text,
+        };
+        self.write(Write::Records(vec![body]), Then::Edited { id, editor });
     }
 
     pub(crate) fn relabel_picker(&mut self, id: ItemId, selected: usize, action: Action) {
-        let labels = label_names(&lock(&self.ws));
+        let labels = label_names(&self.ws);
         let choice = match action {
             Action::Up => {
                 self.overlay = Some(Overlay::Relabel {
@@ -263,7 +261,8 @@ impl App {
         let Some(label) = labels.get(choice).cloned() else {
             return;
         };
-        let same = lock(&self.ws)
+        let same = self
+            .ws
             .state()
             .get(id.as_str())
             .is_some_and(|i| i.label() == label);
@@ -271,22 +270,18 @@ impl App {
             self.info(format!("{id} is already labelled {label}"));
             return;
         }
-        let result = lock(&self.ws).relabel(&id, label.clone());
-        match result {
-            Ok(_) => {
-                self.review.current = Some(id.clone());
-                self.recheck(id.clone());
-                self.ok(format!("relabelled {id} as {label}; its filters run again"));
-            }
-            Err(e) => self.report(&format!("relabel {id}"), &e),
-        }
+        let body = RecordBody::Relabel {
+            item_id: id.clone(),
+            label: label.clone(),
+        };
+        self.write(Write::Records(vec![body]), Then::Relabelled { id, label });
     }
 
     /// The items a bulk decision would touch: (ready items past the threshold, ready items
     /// without a classifier score).
     pub fn bulk_candidates(
         &self,
-        ws: &Workspace,
+        ws: &ReadModel,
         threshold: f64,
         accept: bool,
     ) -> (Vec<(ItemId, f64)>, usize) {
@@ -320,56 +315,36 @@ impl App {
         self.overlay = Some(Overlay::Bulk { threshold, accept });
     }
 
+    /// Decides every item past the threshold in one write: one journal append, one fsync.
     fn apply_bulk(&mut self, threshold: f64, accept: bool) {
-        let (hits, _) = {
-            let ws = lock(&self.ws);
-            self.bulk_candidates(&ws, threshold, accept)
-        };
+        let (hits, _) = self.bulk_candidates(&self.ws, threshold, accept);
         if hits.is_empty() {
             self.info("bulk: no item past that threshold");
             return;
         }
-        let mut done = 0;
-        let mut failure = None;
-        {
-            let mut ws = lock(&self.ws);
-            for (id, p) in &hits {
-                let r = if accept {
-                    ws.accept(id)
+        let bodies = hits
+            .iter()
+            .map(|(id, p)| {
+                let item_id = id.clone();
+                if accept {
+                    RecordBody::Accept { item_id }
                 } else {
-                    ws.reject(
-                        id,
-                        Some(format!("bulk: confidence {p:.2} below {threshold:.2}")),
-                    )
-                };
-                match r {
-                    Ok(_) => done += 1,
-                    Err(e) => {
-                        failure = Some((id.clone(), e));
-                        break;
+                    RecordBody::Reject {
+                        item_id,
+                        reason: Some(format!("bulk: confidence {p:.2} below {threshold:.2}")),
                     }
                 }
-            }
-        }
-        let verb = if accept { "accepted" } else { "rejected" };
-        if self
-            .review
-            .current
-            .as_ref()
-            .is_some_and(|c| hits.iter().any(|(h, _)| h == c))
-        {
-            self.review.current = None;
-        }
-        match failure {
-            None => self.ok(format!(
-                "bulk: {verb} {done} items (u undoes them one at a time)"
-            )),
-            Some((id, e)) => self.report(&format!("bulk: {verb} {done}, then {id}"), &e),
-        }
+            })
+            .collect();
+        let then = Then::Bulk {
+            verb: if accept { "accepted" } else { "rejected" },
+            items: hits.into_iter().map(|(id, _)| id).collect(),
+        };
+        self.write(Write::Records(bodies), then);
     }
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &Workspace) {
+pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &ReadModel) {
     let theme = &app.theme;
     let labels = label_names(ws);
     let wide = area.width >= 100;
@@ -510,10 +485,10 @@ fn draw_up_next(
 }
 
 fn status_span(it: &ItemState, app: &App, theme: &Theme) -> Span<'static> {
-    if app.rechecking.contains(it.id()) {
+    if app.is_rechecking(it.id()) {
         return Span::styled("re-checking…", theme.info());
     }
-    if app.awaiting_label_check.contains(it.id()) {
+    if app.is_held(it.id()) {
         return Span::styled("waiting for the label check", theme.info());
     }
     match it.status() {
@@ -527,7 +502,7 @@ fn status_span(it: &ItemState, app: &App, theme: &Theme) -> Span<'static> {
 fn item_lines(
     it: &ItemState,
     app: &App,
-    ws: &Workspace,
+    ws: &ReadModel,
     labels: &[String],
     width: usize,
     theme: &Theme,
@@ -604,7 +579,7 @@ fn item_lines(
         None => lines.push(Line::from(vec![
             Span::styled("Classifier   ", theme.dim()),
             Span::styled(
-                if app.awaiting_label_check.contains(it.id()) || app.rechecking.contains(it.id()) {
+                if app.is_held(it.id()) {
                     "not reported yet"
                 } else {
                     "no label check for this item"
@@ -669,7 +644,7 @@ fn draw_counts(
     frame: &mut Frame,
     area: Rect,
     app: &App,
-    ws: &Workspace,
+    ws: &ReadModel,
     labels: &[String],
     waiting: usize,
 ) {
@@ -755,7 +730,7 @@ pub fn draw_editor(frame: &mut Frame, app: &App, title: &str, editor: &EditorSta
     );
 }
 
-pub fn draw_relabel(frame: &mut Frame, app: &App, ws: &Workspace, id: &ItemId, selected: usize) {
+pub fn draw_relabel(frame: &mut Frame, app: &App, ws: &ReadModel, id: &ItemId, selected: usize) {
     let labels = label_names(ws);
     let current = ws.state().get(id.as_str()).map(|i| i.label().to_string());
     let height = labels.len() as u16 + 4;
@@ -789,7 +764,7 @@ pub fn draw_relabel(frame: &mut Frame, app: &App, ws: &Workspace, id: &ItemId, s
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
-pub fn draw_bulk(frame: &mut Frame, app: &App, ws: &Workspace, threshold: f64, accept: bool) {
+pub fn draw_bulk(frame: &mut Frame, app: &App, ws: &ReadModel, threshold: f64, accept: bool) {
     let (hits, unscored) = app.bulk_candidates(ws, threshold, accept);
     let popup = centered(frame.area(), 64, 10);
     let inner = frame_popup(frame, popup, "Bulk decision", &app.theme);

@@ -1,6 +1,6 @@
 //! Seeds: the task (labels with the words the model says for them, the description) and its
 //! real examples per class in a table; add, edit, delete. Seeds are rewritten atomically in
-//! `seeds.jsonl`; a running generation keeps the seeds it started with.
+//! `seeds.jsonl` by the engine's store; a running generation keeps the seeds it started with.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -8,9 +8,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Cell, Paragraph, Row, Table, TableState, Wrap};
 
 use crate::data::task::Example;
-use crate::data::workspace::Workspace;
+use crate::engine::Write;
 use crate::tui::action::Action;
-use crate::tui::app::{App, Overlay, label_index, label_names, lock};
+use crate::tui::app::{App, Overlay, Then, label_index, label_names};
+use crate::tui::read_model::ReadModel;
 use crate::tui::widgets::popup::{centered, frame_popup};
 use crate::tui::widgets::text::{one_line, truncate};
 use crate::tui::widgets::text_input::{EditorState, TextInput};
@@ -23,7 +24,7 @@ pub struct SeedsState {
 impl App {
     pub(crate) fn seeds_action(&mut self, action: Action) {
         let (n, selected_label) = {
-            let ws = lock(&self.ws);
+            let ws = &self.ws;
             let labels = label_names(&ws);
             let label = ws
                 .seeds()
@@ -50,7 +51,8 @@ impl App {
             }
             Action::EditSeed if n > 0 => {
                 let index = (*sel).min(last);
-                let text = lock(&self.ws)
+                let text = self
+                    .ws
                     .seeds()
                     .get(index)
                     .map(|s| s.text.clone())
@@ -75,7 +77,7 @@ impl App {
         label: usize,
         action: Action,
     ) {
-        let labels = label_names(&lock(&self.ws));
+        let labels = label_names(&self.ws);
         let n = labels.len().max(1);
         let label = match action {
             Action::Up => (label + n - 1) % n,
@@ -86,30 +88,17 @@ impl App {
                     text: editor.text().trim().to_string(),
                     label: labels.get(label).cloned().unwrap_or_default(),
                 };
-                let result = {
-                    let mut ws = lock(&self.ws);
-                    match index {
-                        Some(i) => ws.edit_seed(i, seed),
-                        None => ws.add_seed(seed),
-                    }
+                let write = match index {
+                    Some(i) => Write::EditSeed(i, seed),
+                    None => Write::AddSeed(seed),
                 };
-                match result {
-                    Ok(()) => {
-                        let n = lock(&self.ws).seeds().len();
-                        match index {
-                            Some(i) => self.ok(format!("seed {} saved", i + 1)),
-                            None => {
-                                self.seeds.selected = n.saturating_sub(1);
-                                self.ok(format!("seed {n} added"));
-                            }
-                        }
-                        return;
-                    }
-                    Err(e) => {
-                        self.report("seed", &e);
-                        label
-                    }
-                }
+                let then = Then::SeedSaved {
+                    index,
+                    editor,
+                    label,
+                };
+                self.write(write, then);
+                return;
             }
             other => {
                 crate::tui::app::edit_text(&mut editor, &other);
@@ -124,19 +113,11 @@ impl App {
     }
 
     pub(crate) fn delete_seed(&mut self, index: usize) {
-        let result = lock(&self.ws).delete_seed(index);
-        match result {
-            Ok(()) => {
-                let n = lock(&self.ws).seeds().len();
-                self.seeds.selected = self.seeds.selected.min(n.saturating_sub(1));
-                self.ok(format!("seed {} deleted", index + 1));
-            }
-            Err(e) => self.report("delete seed", &e),
-        }
+        self.write(Write::DeleteSeed(index), Then::SeedDeleted(index));
     }
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &Workspace) {
+pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &ReadModel) {
     let theme = &app.theme;
     let task = ws.task();
     let labels = label_names(ws);
@@ -224,7 +205,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &Workspace) {
 pub fn draw_editor(
     frame: &mut Frame,
     app: &App,
-    ws: &Workspace,
+    ws: &ReadModel,
     index: Option<usize>,
     editor: &EditorState,
     label: usize,

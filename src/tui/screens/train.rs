@@ -18,14 +18,14 @@ use ratatui::widgets::{
 use super::generate::eta_text;
 use super::runs::{Curves, RunInfo, RunSelection};
 use crate::data::state::Status;
-use crate::data::workspace::Workspace;
 use crate::engine::distil_job::DistilRequest;
 use crate::engine::{Command, JobKind, TrainRequest};
 use crate::student::distil::DistilSettings;
 use crate::train::checkpoint::{Status as CheckpointStatus, reason_text};
 use crate::train::trainer::{MAX_MEMBERS, TrainConfig};
 use crate::tui::action::Action;
-use crate::tui::app::{App, Effect, ModelStatus, Overlay, lock};
+use crate::tui::app::{App, Effect, ModelStatus, Overlay};
+use crate::tui::read_model::ReadModel;
 use crate::tui::theme::Theme;
 use crate::tui::widgets::form::{Field, Form, FormState};
 use crate::tui::widgets::text::truncate;
@@ -416,7 +416,7 @@ impl App {
             return;
         }
         let (seeds, accepted) = {
-            let w = lock(&self.ws);
+            let w = &self.ws;
             (
                 w.seeds().len(),
                 w.state().with_status(Status::Accepted).count(),
@@ -461,7 +461,7 @@ impl App {
     }
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &Workspace) {
+pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &ReadModel) {
     let theme = &app.theme;
     let fields = app
         .train
