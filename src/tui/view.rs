@@ -41,7 +41,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
     ])
     .areas(area);
     let ws = &app.ws;
-    let (ready, rejected) = app.tab_counts(&ws);
+    let (ready, rejected) = app.tab_counts(ws);
     let mut spans = vec![];
     if area.width >= 90 {
         spans.push(Span::styled(" seedforge ", theme.title()));
@@ -64,12 +64,12 @@ pub fn draw(frame: &mut Frame, app: &App) {
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), tabs);
     match app.screen {
-        Screen::Seeds => screens::seeds::draw(frame, body, app, &ws),
-        Screen::Generate => screens::generate::draw(frame, body, app, &ws),
-        Screen::Review => screens::review::draw(frame, body, app, &ws),
-        Screen::Rejected => screens::rejected::draw(frame, body, app, &ws),
-        Screen::Train => screens::train::draw(frame, body, app, &ws),
-        Screen::Evaluate => screens::evaluate::draw(frame, body, app, &ws),
+        Screen::Seeds => screens::seeds::draw(frame, body, app, ws),
+        Screen::Generate => screens::generate::draw(frame, body, app, ws),
+        Screen::Review => screens::review::draw(frame, body, app, ws),
+        Screen::Rejected => screens::rejected::draw(frame, body, app, ws),
+        Screen::Train => screens::train::draw(frame, body, app, ws),
+        Screen::Evaluate => screens::evaluate::draw(frame, body, app, ws),
     }
     status_bar::draw_message(frame, message, app);
     status_bar::draw_status(frame, status, app);
@@ -111,19 +111,19 @@ pub fn draw(frame: &mut Frame, app: &App) {
             "enter rejects with this reason (empty: none) · esc cancels",
         ),
         Some(Overlay::Relabel { id, selected }) => {
-            screens::review::draw_relabel(frame, app, &ws, id, *selected)
+            screens::review::draw_relabel(frame, app, ws, id, *selected)
         }
         Some(Overlay::Bulk { threshold, accept }) => {
-            screens::review::draw_bulk(frame, app, &ws, *threshold, *accept)
+            screens::review::draw_bulk(frame, app, ws, *threshold, *accept)
         }
         Some(Overlay::Detail { id, scroll }) => {
-            screens::rejected::draw_detail(frame, app, &ws, id, *scroll)
+            screens::rejected::draw_detail(frame, app, ws, id, *scroll)
         }
         Some(Overlay::SeedEditor {
             index,
             editor,
             label,
-        }) => screens::seeds::draw_editor(frame, app, &ws, *index, editor, *label),
+        }) => screens::seeds::draw_editor(frame, app, ws, *index, editor, *label),
         Some(Overlay::FieldEditor {
             screen,
             field,

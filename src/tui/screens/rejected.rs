@@ -139,7 +139,7 @@ impl App {
 
     fn selected_rejected(&self) -> Option<ItemId> {
         let ws = &self.ws;
-        let rows = self.rejected.rows(&ws);
+        let rows = self.rejected.rows(ws);
         rows.get(self.rejected.selected_row(&rows))
             .map(|r| r.id.clone())
     }
@@ -147,7 +147,7 @@ impl App {
     pub(crate) fn rejected_action(&mut self, action: Action) {
         let rows = {
             let ws = &self.ws;
-            self.rejected.rows(&ws)
+            self.rejected.rows(ws)
         };
         let last = rows.len().saturating_sub(1);
         let now = self.rejected.selected_row(&rows);

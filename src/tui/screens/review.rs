@@ -101,7 +101,7 @@ impl App {
     pub(crate) fn advance_from(&mut self, id: &ItemId) {
         let next = {
             let ws = &self.ws;
-            self.next_ready_after(&ws, id)
+            self.next_ready_after(ws, id)
         };
         self.review.current = next;
     }
@@ -117,7 +117,7 @@ impl App {
     pub(crate) fn review_action(&mut self, action: Action) {
         let target = {
             let ws = &self.ws;
-            self.review_target(&ws)
+            self.review_target(ws)
         };
         let Some(id) = target else {
             if matches!(
@@ -172,7 +172,7 @@ impl App {
             Action::Relabel => {
                 let selected = {
                     let ws = &self.ws;
-                    let labels = label_names(&ws);
+                    let labels = label_names(ws);
                     ws.state()
                         .get(id.as_str())
                         .and_then(|i| label_index(&labels, i.label()))

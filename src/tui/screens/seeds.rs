@@ -25,7 +25,7 @@ impl App {
     pub(crate) fn seeds_action(&mut self, action: Action) {
         let (n, selected_label) = {
             let ws = &self.ws;
-            let labels = label_names(&ws);
+            let labels = label_names(ws);
             let label = ws
                 .seeds()
                 .get(self.seeds.selected)
