@@ -435,8 +435,9 @@ impl<'m> Classifier<'m> {
             }
         }
         let mut ll = vec![vec![0.0f64; n_labels]; texts.len()];
-        // Rows that use the shared prefix run together; any others (a template whose prefix
-        // tokenises differently) run on their own.
+        // Rows that use the shared prefix run together from its cache; the others (no prefix
+        // worth caching, as in a zero-shot or LoRA prompt that starts with the input, or a
+        // template whose prefix tokenises differently) run together without it.
         let (with_prefix, alone): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(s, _)| *s);
         let device = lc.model.device();
         let mut run = |rows: Vec<Row>, cache: Option<KvCache>| -> Result<(), ClassifyError> {
@@ -496,9 +497,8 @@ impl<'m> Classifier<'m> {
             });
             run(with_prefix, cache)?;
         }
-        for (_, r) in alone {
-            run(vec![r], None)?;
-        }
+        // Without a cached prefix the rows still run as one batch: right padding needs none.
+        run(alone.into_iter().map(|(_, r)| r).collect(), None)?;
         Ok(ll)
     }
 }
