@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use seedforge::data::item::Source;
-use seedforge::data::task::Task;
 use seedforge::data::workspace::Workspace;
 use seedforge::engine::{AnnotateRequest, Command, Engine, Event, JobKind};
 use seedforge::pipeline::filters::FilterSettings;
@@ -24,13 +23,7 @@ fn setup() -> (
     tokio::sync::mpsc::UnboundedReceiver<Event>,
 ) {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tmp.path().join("tiny.gguf");
-    common::tiny::write_gguf(&model);
-    let mut task = Task::demo();
-    let seeds = std::mem::take(&mut task.seeds);
-    let ws = Workspace::create(&tmp.path().join("ws"), &task, &seeds).unwrap();
-    let ws = Arc::new(Mutex::new(ws));
-    let (engine, rx) = common::engine::start(model, ws.clone());
+    let (ws, engine, rx) = common::engine::on_tiny_demo(tmp.path());
     (tmp, ws, engine, rx)
 }
 

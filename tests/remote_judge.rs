@@ -8,12 +8,15 @@
 
 mod common;
 
+use common::llama_server::{ALIAS, one_at_a_time, proxy, read_request, start_for_process, url};
+use common::{lines, run, seedforge};
+
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Instant;
 
 use burn::tensor::Device;
 use seedforge::data::task::Task;
@@ -22,107 +25,14 @@ use seedforge::pipeline::classify::{Classifier, ClassifierOptions, interleave_by
 use seedforge::pipeline::prompt::Templates;
 use serde_json::Value;
 
-const ALIAS: &str = "smollm2";
-
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// The tests take turns: the server answers one request at a time, and two cores are busy
-/// enough with one client.
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The file's one server: started on first use under a small shell watchdog that stops it when
-/// this test process is gone (a static is never dropped), whichever tests run.
-#[allow(clippy::zombie_processes)] // the watchdog outlives the tests on purpose
+/// The file's one server, started on first use and kept for the whole file.
 fn server_port() -> u16 {
     static PORT: OnceLock<u16> = OnceLock::new();
-    *PORT.get_or_init(|| {
-        let py = seedforge::bench::peers::python();
-        let ok = py.is_file()
-            && Command::new(&py)
-                .args(["-c", "import llama_cpp.server"])
-                .output()
-                .is_ok_and(|o| o.status.success());
-        assert!(
-            ok,
-            "these tests need llama-cpp-python's server in the peers' Python {}: run `bash {} \
-             --with-llamacpp`",
-            py.display(),
-            common::shared_dir().join("peers/setup.sh").display()
-        );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = std::env::temp_dir().join(format!("seedforge-judge-server-{port}.log"));
-        let watchdog = r#"watch=$1; shift
-"$@" & s=$!
-while kill -0 "$watch" 2>/dev/null && kill -0 "$s" 2>/dev/null; do sleep 0.5; done
-kill "$s" 2>/dev/null; wait "$s""#;
-        let mut child = Command::new("sh")
-            .args(["-c", watchdog, "sh", &std::process::id().to_string()])
-            .arg(&py)
-            .args(["-m", "llama_cpp.server", "--model"])
-            .arg(common::model_path())
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args([
-                "--model_alias",
-                ALIAS,
-                "--n_ctx",
-                "2048",
-                "--verbose",
-                "false",
-            ])
-            .args(["--interrupt_requests", "false"])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).map_or(Stdio::null(), Stdio::from))
-            .spawn()
-            .expect("start llama_cpp.server");
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "llama_cpp.server exited ({status}): {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "llama_cpp.server did not come up"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        port
-    })
+    *PORT.get_or_init(|| start_for_process(&["--interrupt_requests", "false"]))
 }
 
-fn url() -> String {
-    format!("http://127.0.0.1:{}/v1", server_port())
-}
-
-fn seedforge() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_seedforge"));
-    c.env(
-        "SEEDFORGE_CONFIG_DIR",
-        std::env::temp_dir().join("seedforge-no-config"),
-    );
-    c
-}
-
-fn run(mut c: Command) -> Output {
-    let o = c.output().unwrap();
-    eprintln!("{}", String::from_utf8_lossy(&o.stderr));
-    o
-}
-
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+fn server_url() -> String {
+    url(server_port())
 }
 
 /// Reviews of both kinds, some plain, some hard (the judges' margins differ in size).
@@ -140,7 +50,7 @@ const TEXTS: [&str; 10] = [
 ];
 
 fn remote() -> Remote {
-    let mut s = RemoteSettings::new(Endpoint::new(url()));
+    let mut s = RemoteSettings::new(Endpoint::new(server_url()));
     s.concurrency = 2;
     // SmolLM2-135M puts the losing label word far down its next words (" negative" is not
     // among the first 100 after a glowing review); this server returns as many as asked.
@@ -206,7 +116,7 @@ fn the_remote_judge_agrees_with_the_local_one_on_the_same_model() {
         for ((text, l), r) in TEXTS.iter().zip(&a).zip(&b) {
             assert_eq!(l.judge, None);
             let judge = r.judge.as_ref().expect("the server's prediction names it");
-            assert_eq!(judge["endpoint"], url());
+            assert_eq!(judge["endpoint"], server_url());
             assert_eq!(judge["model"], ALIAS);
             for ((ll, pl), (lr, pr)) in l.probs.iter().zip(&r.probs) {
                 assert_eq!(ll, lr);
@@ -247,58 +157,17 @@ fn the_remote_judge_agrees_with_the_local_one_on_the_same_model() {
 /// A proxy in front of the server that strips `logprobs` from every completion it passes on,
 /// as a server that ignores the parameter answers.
 fn stripping_proxy(upstream: u16) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(conn) = conn else { continue };
-            std::thread::spawn(move || {
-                let _ = strip(conn, upstream);
-            });
-        }
-    });
-    port
+    proxy(move |conn| {
+        let _ = strip(conn, upstream);
+    })
 }
 
 fn strip(mut client: TcpStream, upstream: u16) -> std::io::Result<()> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        let k = client.read(&mut chunk)?;
-        if k == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..k]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
+    let Some(request) = read_request(&mut client)? else {
+        return Ok(());
     };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0);
-    while buf.len() < head_end + length {
-        let k = client.read(&mut chunk)?;
-        if k == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..k]);
-    }
-    let mut lines: Vec<&str> = head[..head_end - 4]
-        .lines()
-        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
-        .collect();
-    lines.push("Connection: close");
-    let mut request = lines.join("\r\n").into_bytes();
-    request.extend_from_slice(b"\r\n\r\n");
-    request.extend_from_slice(&buf[head_end..]);
     let mut up = TcpStream::connect(("127.0.0.1", upstream))?;
-    up.write_all(&request)?;
+    up.write_all(&request.upstream)?;
     let mut answer = Vec::new();
     up.read_to_end(&mut answer)?;
     let Some(split) = answer.windows(4).position(|w| w == b"\r\n\r\n") else {
@@ -373,7 +242,7 @@ fn no_log_probabilities_or_a_missing_label_word_is_an_error_naming_the_server() 
     // A label word not among the top log-probabilities the server returned: on the zero-shot
     // prompt SmolLM2-135M's most probable next words are rarely the labels (" A", " The"…).
     let o = run(filter(
-        &url(),
+        &server_url(),
         &items,
         &out,
         &["--judge", "zero-shot", "--judge-top-logprobs", "3"],
@@ -381,7 +250,7 @@ fn no_log_probabilities_or_a_missing_label_word_is_an_error_naming_the_server() 
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains(&url())
+        err.contains(&server_url())
             && (err.contains("\" negative\"") || err.contains("\" positive\""))
             && err.contains("not among the log-probabilities")
             && err.contains("--judge-top-logprobs"),
@@ -396,7 +265,7 @@ fn filter_and_annotate_judge_through_the_server_and_say_so() {
     let items = tmp.path().join("items.jsonl");
     write_items(&items);
     let out = tmp.path().join("filtered.jsonl");
-    let o = run(filter(&url(), &items, &out, &[]));
+    let o = run(filter(&server_url(), &items, &out, &[]));
     assert!(o.status.success());
     let judged = lines(&out);
     assert_eq!(judged.len(), 4);
@@ -407,7 +276,7 @@ fn filter_and_annotate_judge_through_the_server_and_say_so() {
             .iter()
             .find(|v| v["stage"] == "label_consistency")
             .expect("a label-consistency verdict");
-        assert_eq!(check["judge"]["endpoint"], url());
+        assert_eq!(check["judge"]["endpoint"], server_url());
         assert_eq!(check["judge"]["model"], ALIAS);
         assert_eq!(check["probs"].as_array().unwrap().len(), 2);
     }
@@ -427,7 +296,7 @@ fn filter_and_annotate_judge_through_the_server_and_say_so() {
     let mut c = seedforge();
     c.args(["annotate", "--device", "cpu", "--model"])
         .arg(common::model_path())
-        .args(["--method", "icl", "--judge-url", &url(), "--input"])
+        .args(["--method", "icl", "--judge-url", &server_url(), "--input"])
         .arg(&input)
         .arg("--out")
         .arg(&labelled)
@@ -441,14 +310,14 @@ fn filter_and_annotate_judge_through_the_server_and_say_so() {
     for r in &rows {
         let c = r["confidence"].as_f64().unwrap();
         assert!((0.5..=1.0).contains(&c), "{r}");
-        assert_eq!(r["judge"]["endpoint"], url());
+        assert_eq!(r["judge"]["endpoint"], server_url());
         let conf = r["verdicts"]
             .as_array()
             .unwrap()
             .iter()
             .find(|v| v["stage"] == "confidence")
             .unwrap();
-        assert_eq!(conf["judge"]["endpoint"], url());
+        assert_eq!(conf["judge"]["endpoint"], server_url());
         assert_eq!(conf["scores"]["confidence"].as_f64().unwrap(), c);
     }
 }
@@ -492,8 +361,8 @@ fn an_experiment_writes_and_judges_through_the_server() {
             "1",
         ])
         .args(["--epochs", "1", "--min-words", "1"])
-        .args(["--writer", &url(), "--writer-concurrency", "2"])
-        .args(["--judge", "icl", "--judge-url", &url()])
+        .args(["--writer", &server_url(), "--writer-concurrency", "2"])
+        .args(["--judge", "icl", "--judge-url", &server_url()])
         .arg("--out")
         .arg(&out);
     let started = Instant::now();
@@ -504,14 +373,14 @@ fn an_experiment_writes_and_judges_through_the_server() {
     assert!(
         report.contains(&format!(
             "written by the server at {} (model {ALIAS}, /completions)",
-            url()
+            server_url()
         )),
         "{report}"
     );
     assert!(
         report.contains(&format!(
             "log-probabilities of the label words on the server at {}",
-            url()
+            server_url()
         )),
         "{report}"
     );
@@ -529,7 +398,7 @@ fn an_experiment_writes_and_judges_through_the_server() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|v| v["stage"] == "label_consistency" && v["judge"]["endpoint"] == url())
+            .any(|v| v["stage"] == "label_consistency" && v["judge"]["endpoint"] == server_url())
     }));
 }
 
@@ -539,21 +408,13 @@ fn an_experiment_writes_and_judges_through_the_server() {
 fn the_workbench_job_checks_labels_on_the_server() {
     let _turn = one_at_a_time();
     use common::engine::until_end;
-    use seedforge::data::workspace::Workspace;
     use seedforge::engine::{Command as EngineCommand, Event};
     use seedforge::pipeline::filters::FilterSettings;
     use seedforge::pipeline::generate::GenerateSettings;
-    use std::sync::Arc;
 
     let tmp = tempfile::tempdir().unwrap();
     // The local model only plans the prompts here: the tiny one.
-    let model = tmp.path().join("tiny.gguf");
-    common::tiny::write_gguf(&model);
-    let mut task = Task::demo();
-    let seeds = std::mem::take(&mut task.seeds);
-    let ws = Workspace::create(&tmp.path().join("ws"), &task, &seeds).unwrap();
-    let ws = Arc::new(Mutex::new(ws));
-    let (engine, mut rx) = common::engine::start(model, ws.clone());
+    let (ws, engine, mut rx) = common::engine::on_tiny_demo(tmp.path());
     let mut settings = GenerateSettings {
         per_class: 3,
         max_attempts_factor: 1,
@@ -561,7 +422,7 @@ fn the_workbench_job_checks_labels_on_the_server() {
     };
     settings.sampling.max_new_tokens = 24;
     let server = || {
-        let mut s = RemoteSettings::new(Endpoint::new(url()));
+        let mut s = RemoteSettings::new(Endpoint::new(server_url()));
         s.concurrency = 2;
         Box::new(s)
     };
@@ -587,7 +448,7 @@ fn the_workbench_job_checks_labels_on_the_server() {
         events
             .iter()
             .any(|e| matches!(e, Event::JudgeChosen { summary, .. }
-            if summary.contains(&url()) && summary.starts_with("judge icl on"))),
+            if summary.contains(&server_url()) && summary.starts_with("judge icl on"))),
         "no JudgeChosen naming the server"
     );
     let w = ws.lock().unwrap();
@@ -607,7 +468,7 @@ fn the_workbench_job_checks_labels_on_the_server() {
         assert_eq!(cheap_ok, check.is_some(), "{:?}", it.verdicts());
         if let Some(v) = check {
             let judge = v.judge.as_ref().expect("the verdict names its judge");
-            assert_eq!(judge["endpoint"], url());
+            assert_eq!(judge["endpoint"], server_url());
             assert_eq!(judge["model"], ALIAS);
             checked += 1;
         }
@@ -623,27 +484,19 @@ fn the_workbench_job_checks_labels_on_the_server() {
 fn a_stopped_server_generation_resumes_request_by_request() {
     let _turn = one_at_a_time();
     use common::engine::{next, until_end};
-    use seedforge::data::workspace::Workspace;
     use seedforge::engine::{Command as EngineCommand, Event};
     use seedforge::pipeline::filters::FilterSettings;
     use seedforge::pipeline::generate::GenerateSettings;
-    use std::sync::Arc;
 
     let tmp = tempfile::tempdir().unwrap();
-    let model = tmp.path().join("tiny.gguf");
-    common::tiny::write_gguf(&model);
-    let mut task = Task::demo();
-    let seeds = std::mem::take(&mut task.seeds);
-    let ws = Workspace::create(&tmp.path().join("ws"), &task, &seeds).unwrap();
-    let ws = Arc::new(Mutex::new(ws));
-    let (engine, mut rx) = common::engine::start(model, ws.clone());
+    let (ws, engine, mut rx) = common::engine::on_tiny_demo(tmp.path());
     let mut settings = GenerateSettings {
         per_class: 4,
         max_attempts_factor: 1,
         ..Default::default()
     };
     settings.sampling.max_new_tokens = 16;
-    let mut server = RemoteSettings::new(Endpoint::new(url()));
+    let mut server = RemoteSettings::new(Endpoint::new(server_url()));
     server.concurrency = 1;
     settings.remote = Some(Box::new(server));
     let generate = || EngineCommand::Generate {

@@ -6,116 +6,18 @@
 
 mod common;
 
+use common::llama_server::{ALIAS, Server, free_port, one_at_a_time, proxy, read_request, url};
+use common::{lines, run, seedforge};
+
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-const ALIAS: &str = "smollm2";
-
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// The tests take turns: a server and a client on two cores are slow enough alone, and the
-/// timeout test needs answers in seconds.
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// llama-cpp-python's server on `port`, killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(port: u16, extra: &[&str]) -> Server {
-        let py = seedforge::bench::peers::python();
-        let ok = py.is_file()
-            && Command::new(&py)
-                .args(["-c", "import llama_cpp.server"])
-                .output()
-                .is_ok_and(|o| o.status.success());
-        assert!(
-            ok,
-            "these tests need llama-cpp-python's server in the peers' Python {}: run `bash {} \
-             --with-llamacpp`",
-            py.display(),
-            common::shared_dir().join("peers/setup.sh").display()
-        );
-        let model = common::model_path();
-        let log = std::env::temp_dir().join(format!("seedforge-llama-server-{port}.log"));
-        let child = Command::new(&py)
-            .args(["-m", "llama_cpp.server", "--model"])
-            .arg(&model)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args([
-                "--model_alias",
-                ALIAS,
-                "--n_ctx",
-                "2048",
-                "--verbose",
-                "false",
-            ])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).map_or(Stdio::null(), Stdio::from))
-            .spawn()
-            .expect("start llama_cpp.server");
-        let mut s = Server { child, port };
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = s.child.try_wait() {
-                panic!(
-                    "llama_cpp.server exited ({status}): {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "llama_cpp.server did not come up"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        s
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/v1", self.port)
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn seedforge() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_seedforge"));
-    c.env(
-        "SEEDFORGE_CONFIG_DIR",
-        std::env::temp_dir().join("seedforge-no-config"),
-    );
-    c
-}
 
 /// `seedforge generate` on the demo task through `url`, `per_class` requests a class.
 fn generate(url: &str, per_class: usize, out: &Path, extra: &[&str]) -> Command {
@@ -127,20 +29,6 @@ fn generate(url: &str, per_class: usize, out: &Path, extra: &[&str]) -> Command 
         .arg(out)
         .args(extra);
     c
-}
-
-fn run(mut c: Command) -> Output {
-    let o = c.output().unwrap();
-    eprintln!("{}", String::from_utf8_lossy(&o.stderr));
-    o
-}
-
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 /// Every request 0..n exactly once.
@@ -375,25 +263,17 @@ struct Proxy {
 
 impl Proxy {
     fn start(upstream: u16, fault: Fault, n: usize) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
         let log = Arc::new(Mutex::new(Vec::new()));
         let spoiled = Arc::new(AtomicUsize::new(0));
         let log2 = log.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
-                let (log, spoiled) = (log2.clone(), spoiled.clone());
-                std::thread::spawn(move || {
-                    let _ = serve(conn, upstream, fault, n, &log, &spoiled);
-                });
-            }
+        let port = proxy(move |conn| {
+            let _ = serve(conn, upstream, fault, n, &log2, &spoiled);
         });
         Proxy { port, log }
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/v1", self.port)
+        url(self.port)
     }
 }
 
@@ -406,48 +286,14 @@ fn serve(
     log: &Mutex<Vec<(Instant, bool)>>,
     spoiled: &AtomicUsize,
 ) -> std::io::Result<()> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        let k = client.read(&mut chunk)?;
-        if k == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..k]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
+    let Some(request) = read_request(&mut client)? else {
+        return Ok(());
     };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0);
-    while buf.len() < head_end + length {
-        let k = client.read(&mut chunk)?;
-        if k == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..k]);
-    }
-    let completion = head.lines().next().unwrap_or("").contains("/completions");
+    let completion = request.is_completion();
     let spoil = completion && spoiled.fetch_add(1, Ordering::SeqCst) < n;
     if completion {
         log.lock().unwrap().push((Instant::now(), spoil));
     }
-    // The request again, asking upstream to close after its answer.
-    let mut head_lines: Vec<&str> = head[..head_end - 4]
-        .lines()
-        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
-        .collect();
-    head_lines.push("Connection: close");
-    let mut request = head_lines.join("\r\n").into_bytes();
-    request.extend_from_slice(b"\r\n\r\n");
-    request.extend_from_slice(&buf[head_end..]);
     if spoil {
         match fault {
             Fault::TooMany => {
@@ -476,8 +322,9 @@ fn serve(
         }
     }
     let mut up = TcpStream::connect(("127.0.0.1", upstream))?;
-    up.write_all(&request)?;
+    up.write_all(&request.upstream)?;
     let mut sent = 0usize;
+    let mut chunk = [0u8; 4096];
     loop {
         let k = up.read(&mut chunk)?;
         if k == 0 {
@@ -576,8 +423,6 @@ fn a_server_that_never_gets_better_fails_the_run_with_its_reason() {
 fn the_workbench_job_streams_the_servers_tokens_and_journals_who_wrote() {
     let _turn = one_at_a_time();
     use common::engine::until_end;
-    use seedforge::data::task::Task;
-    use seedforge::data::workspace::Workspace;
     use seedforge::engine::{Command as EngineCommand, Event};
     use seedforge::llm::remote::{Endpoint, RemoteSettings};
     use seedforge::pipeline::filters::FilterSettings;
@@ -586,13 +431,7 @@ fn the_workbench_job_streams_the_servers_tokens_and_journals_who_wrote() {
     let server = Server::start(free_port(), &[]);
     let tmp = tempfile::tempdir().unwrap();
     // The local model only plans the prompts here (the label check is off): the tiny one.
-    let model = tmp.path().join("tiny.gguf");
-    common::tiny::write_gguf(&model);
-    let mut task = Task::demo();
-    let seeds = std::mem::take(&mut task.seeds);
-    let ws = Workspace::create(&tmp.path().join("ws"), &task, &seeds).unwrap();
-    let ws = Arc::new(Mutex::new(ws));
-    let (engine, mut rx) = common::engine::start(model, ws.clone());
+    let (ws, engine, mut rx) = common::engine::on_tiny_demo(tmp.path());
     let mut settings = GenerateSettings {
         per_class: 2,
         max_attempts_factor: 1,

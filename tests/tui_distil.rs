@@ -6,12 +6,9 @@ mod common;
 mod tui_support;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
 use common::engine::until_end;
 use seedforge::data::import::{ImportOptions, LabelMap};
-use seedforge::data::task::Task;
-use seedforge::data::workspace::Workspace;
 use seedforge::engine::{Command, EvalRequest, Event, JobKind, TrainRequest};
 use seedforge::student::store;
 use seedforge::train::trainer::TrainConfig;
@@ -37,15 +34,8 @@ fn only_send(app: &mut App) -> Option<Command> {
 #[test]
 fn d_on_the_train_screen_distils_the_run_and_evaluate_shows_the_student_under_its_teacher() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tmp.path().join("tiny.gguf");
-    common::tiny::write_gguf(&model);
-    let mut task = Task::demo();
-    let seeds = std::mem::take(&mut task.seeds);
-    let n_seeds = seeds.len();
-    let ws = Arc::new(Mutex::new(
-        Workspace::create(&tmp.path().join("ws"), &task, &seeds).unwrap(),
-    ));
-    let (engine, mut rx) = common::engine::start(model, ws.clone());
+    let (ws, engine, mut rx) = common::engine::on_tiny_demo(tmp.path());
+    let n_seeds = ws.lock().unwrap().seeds().len();
     let runs_dir = ws.lock().unwrap().runs_dir();
 
     let mut app = App::new(

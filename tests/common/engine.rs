@@ -1,10 +1,11 @@
 //! Driving the engine from a test: start it on the CPU over a workspace, and read its events
 //! with a deadline (a job that hangs fails the test instead of hanging it).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use seedforge::data::task::Task;
 use seedforge::data::workspace::Workspace;
 use seedforge::engine::{Engine, EngineConfig, Event, ModelEvent, Sink};
 use seedforge::llm::device::DeviceChoice;
@@ -22,6 +23,20 @@ pub fn start(model: PathBuf, ws: Arc<Mutex<Workspace>>) -> (Engine, UnboundedRec
         Sink::new(tx),
     );
     (engine, rx)
+}
+
+/// The engine on the tiny model (written to `dir/tiny.gguf`) over a new workspace of the demo
+/// task and its seeds in `dir/ws`.
+pub fn on_tiny_demo(dir: &Path) -> (Arc<Mutex<Workspace>>, Engine, UnboundedReceiver<Event>) {
+    let model = dir.join("tiny.gguf");
+    super::tiny::write_gguf(&model);
+    let mut task = Task::demo();
+    let seeds = std::mem::take(&mut task.seeds);
+    let ws = Arc::new(Mutex::new(
+        Workspace::create(&dir.join("ws"), &task, &seeds).unwrap(),
+    ));
+    let (engine, rx) = start(model, ws.clone());
+    (ws, engine, rx)
 }
 
 /// The next event; a model that failed to load fails the test with its error.

@@ -2,10 +2,12 @@
 #![allow(dead_code)]
 
 pub mod engine;
+pub mod llama_server;
 pub mod tiny;
 pub mod tmux;
 
 use std::path::PathBuf;
+use std::process::{Command, Output};
 use std::sync::Mutex;
 
 /// `../shared` beside the repository (datasets, fixtures, peers).
@@ -103,4 +105,30 @@ pub fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
         .zip(b.iter().flatten())
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
+}
+
+/// The seedforge binary, reading no user configuration.
+pub fn seedforge() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_seedforge"));
+    c.env(
+        "SEEDFORGE_CONFIG_DIR",
+        std::env::temp_dir().join("seedforge-no-config"),
+    );
+    c
+}
+
+/// Runs `c`, showing its stderr in the test's output.
+pub fn run(mut c: Command) -> Output {
+    let o = c.output().unwrap();
+    eprintln!("{}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+/// A JSONL file's objects.
+pub fn lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
