@@ -63,6 +63,25 @@ pub fn run_script(script: &str, args: &[&str]) -> anyhow::Result<serde_json::Val
     read_json(out.path())
 }
 
+/// Runs a peer script's command (`python script …` printing its JSON on stdout) and reads
+/// that JSON; `script` names it in the errors.
+pub fn stdout_json<T: serde::de::DeserializeOwned>(
+    cmd: &mut Command,
+    script: &Path,
+) -> anyhow::Result<T> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{} failed: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .map_err(|e| anyhow::anyhow!("{}: unexpected output: {e}", script.display()))
+}
+
 fn read_json(path: &Path) -> anyhow::Result<serde_json::Value> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;

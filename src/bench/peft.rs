@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use serde::Serialize;
 
-use super::{find_peers, train_steps};
+use super::find_peers;
 use crate::cli::model_args::ModelArgs;
 
 #[derive(Debug, Args)]
@@ -84,7 +84,7 @@ pub fn run(args: PeftArgs) -> anyhow::Result<()> {
         .clone()
         .or_else(find_peers)
         .ok_or_else(|| anyhow::anyhow!("shared/peers not found: pass --peers DIR"))?;
-    let python = train_steps::peer_python();
+    let python = super::peers::python();
     anyhow::ensure!(
         python.is_file(),
         "{}: the peer venv is missing; run {}/setup.sh",
@@ -101,17 +101,7 @@ pub fn run(args: PeftArgs) -> anyhow::Result<()> {
     for p in &prompts {
         cmd.arg("--prompt").arg(p);
     }
-    let out = cmd
-        .output()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", python.display()))?;
-    anyhow::ensure!(
-        out.status.success(),
-        "{} failed: {}",
-        script.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let peer: PeerLogits = serde_json::from_slice(&out.stdout)
-        .map_err(|e| anyhow::anyhow!("{}: unexpected output: {e}", script.display()))?;
+    let peer: PeerLogits = super::peers::stdout_json(&mut cmd, &script)?;
 
     let (mut loaded, _) = args.model.load()?;
     let base_model = loaded.model.clone();

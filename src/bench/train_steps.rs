@@ -4,7 +4,7 @@
 //! comparison of the two ways of computing a LoRA projection: our low-rank path and Burn's
 //! `apply_lora` reparameterisation, which materialises `W + s·A·B` on every forward.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -251,12 +251,6 @@ pub struct PeerResult {
     pub step_times_s: Vec<f64>,
 }
 
-/// The peers' Python, found as every peer run finds it ([`super::peers::python`]), so a
-/// test that checks it and the benchmark that runs it agree.
-pub fn peer_python() -> PathBuf {
-    super::peers::python()
-}
-
 /// Runs `lora_train.py <targets> --repeats N --warmup W` and parses its JSON.
 pub fn run_peer(
     peers_dir: &Path,
@@ -264,7 +258,7 @@ pub fn run_peer(
     warmup: usize,
     repeats: usize,
 ) -> anyhow::Result<PeerResult> {
-    let python = peer_python();
+    let python = super::peers::python();
     anyhow::ensure!(
         python.is_file(),
         "{}: the peer venv is missing; run {}/setup.sh (or pass --no-peer)",
@@ -279,25 +273,15 @@ pub fn run_peer(
         anyhow::bail!("the PEFT peer measures only q,v or all seven targets");
     };
     let script = peers_dir.join("lora_train.py");
-    let out = Command::new(&python)
-        .arg(&script)
-        .arg(which)
-        .args([
+    super::peers::stdout_json(
+        Command::new(&python).arg(&script).arg(which).args([
             "--repeats",
             &repeats.to_string(),
             "--warmup",
             &warmup.to_string(),
-        ])
-        .output()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", python.display()))?;
-    anyhow::ensure!(
-        out.status.success(),
-        "{} failed: {}",
-        script.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .map_err(|e| anyhow::anyhow!("{}: unexpected output: {e}", script.display()))
+        ]),
+        &script,
+    )
 }
 
 #[cfg(test)]
