@@ -1228,3 +1228,52 @@ fn a_frame_draws_from_the_read_model_while_the_engine_holds_the_workspace() {
     // The item the job wrote is drawn on the Rejected screen (newest first).
     assert!(shown.contains(added.as_str()), "{shown}");
 }
+
+#[test]
+fn help_opens_at_the_keys_of_the_screen_it_was_asked_from() {
+    use seedforge::tui::keymap::{Context, bindings_of};
+    let f = fixture();
+    let mut app = app(&f);
+    for screen in Screen::ALL {
+        app.update(Action::GoTo(screen));
+        press(&mut app, "?");
+        let shown = render(&app, 120, 36);
+        for b in bindings_of(Context::of_screen(screen)) {
+            let start: String = b.help.chars().take(30).collect();
+            assert!(
+                shown.contains(&start),
+                "{screen:?}: `{start}` not shown:\n{shown}"
+            );
+        }
+        press(&mut app, "esc");
+    }
+}
+
+#[test]
+fn the_field_editor_sets_the_field_of_the_screen_it_was_opened_on() {
+    let f = fixture();
+    let mut app = app(&f);
+    let generate_before: Vec<String> = app.generate.fields().into_iter().map(|f| f.value).collect();
+    // Train's second row (the LoRA rank) and Evaluate's row limit, typed.
+    app.update(Action::GoTo(Screen::Train));
+    press(&mut app, "down enter ^u");
+    type_text(&mut app, "12");
+    press(&mut app, "enter");
+    assert!(app.overlay.is_none(), "{:?}", app.message);
+    assert_eq!(app.train.fields(0)[1].value, "12");
+    app.update(Action::GoTo(Screen::Evaluate));
+    press(&mut app, "n ^u");
+    type_text(&mut app, "40");
+    press(&mut app, "enter");
+    assert_eq!(app.evaluate.choice.limit, Some(40));
+    // Generate's settings are untouched.
+    let generate_after: Vec<String> = app.generate.fields().into_iter().map(|f| f.value).collect();
+    assert_eq!(generate_before, generate_after);
+    // And Generate's editor sets Generate's row (its second: the batch).
+    app.update(Action::GoTo(Screen::Generate));
+    press(&mut app, "down enter ^u");
+    type_text(&mut app, "3");
+    press(&mut app, "enter");
+    assert_eq!(app.generate.fields()[1].value, "3");
+    assert_eq!(app.train.fields(0)[1].value, "12");
+}

@@ -15,7 +15,7 @@ use super::screens::review::ReviewState;
 use super::screens::runs::{RunInfo, read_runs};
 use super::screens::seeds::SeedsState;
 use super::screens::train::TrainState;
-use super::screens::{Screen, evaluate::EvaluateState, rejected::RejectedState};
+use super::screens::{Form, Screen, evaluate::EvaluateState, rejected::RejectedState};
 use super::theme::{self, Theme};
 use super::widgets::text_input::EditorState;
 use crate::data::item::{ItemId, Source};
@@ -114,9 +114,9 @@ pub enum Overlay {
         editor: EditorState,
         label: usize,
     },
-    /// Typing a value for a setting of the Generate or Train form.
+    /// Typing a value for a setting of a form.
     FieldEditor {
-        screen: Screen,
+        form: Form,
         field: usize,
         editor: EditorState,
     },
@@ -539,7 +539,10 @@ impl App {
             Action::NextScreen => self.show(self.screen.next()),
             Action::PrevScreen => self.show(self.screen.prev()),
             Action::GoTo(s) => self.show(s),
-            Action::ToggleHelp => self.overlay = Some(Overlay::Help { scroll: 0 }),
+            Action::ToggleHelp => {
+                let scroll = super::help::start_of(Context::of_screen(self.screen));
+                self.overlay = Some(Overlay::Help { scroll });
+            }
             Action::Quit => {
                 if self.job.is_some() || self.queued.is_some() {
                     self.overlay = Some(Overlay::ConfirmQuit);
@@ -645,22 +648,22 @@ impl App {
                 label,
             } => self.seed_editor(index, editor, label, action),
             Overlay::FieldEditor {
-                screen,
+                form,
                 field,
                 mut editor,
             } => {
                 if let Some(done) = edit_text(&mut editor, &action) {
                     if done {
                         let text = editor.text();
-                        let result = match screen {
-                            Screen::Train => self.train.set_field(field, &text),
-                            Screen::Evaluate => self.evaluate_field_saved(field, &text),
-                            _ => self.generate.set_field(field, &text),
+                        let result = match form {
+                            Form::Generate => self.generate.set_field(field, &text),
+                            Form::Train => self.train.set_field(field, &text),
+                            Form::Evaluate => self.evaluate_field_saved(field, &text),
                         };
                         if let Err(e) = result {
                             self.error(e);
                             self.overlay = Some(Overlay::FieldEditor {
-                                screen,
+                                form,
                                 field,
                                 editor,
                             });
@@ -668,7 +671,7 @@ impl App {
                     }
                 } else {
                     self.overlay = Some(Overlay::FieldEditor {
-                        screen,
+                        form,
                         field,
                         editor,
                     });

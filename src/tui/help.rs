@@ -1,4 +1,5 @@
-//! The `?` overlay: every key the workbench answers, generated from the keymap table.
+//! The `?` overlay: every key the workbench answers, generated from the keymap table; it opens
+//! at the keys of the screen it was asked from.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};
@@ -26,6 +27,17 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
         }
     }
     out
+}
+
+/// The line at which `context`'s section of [`lines`] starts: one title and its bindings per
+/// section before it, with a blank line between sections.
+pub fn start_of(context: Context) -> u16 {
+    let before: usize = Context::ALL
+        .iter()
+        .take_while(|c| **c != context)
+        .map(|c| bindings_of(*c).count() + 2)
+        .sum();
+    before as u16
 }
 
 pub fn draw(frame: &mut Frame, app: &App, scroll: u16) {

@@ -125,17 +125,11 @@ pub fn draw(frame: &mut Frame, app: &App) {
             label,
         }) => screens::seeds::draw_editor(frame, app, ws, *index, editor, *label),
         Some(Overlay::FieldEditor {
-            screen,
+            form,
             field,
             editor,
         }) => {
-            let name = match screen {
-                Screen::Train => screens::train::FIELDS.get(*field),
-                Screen::Evaluate => screens::evaluate::FIELDS.get(*field),
-                _ => screens::generate::FIELDS.get(*field),
-            }
-            .copied()
-            .unwrap_or("value");
+            let name = form.field_name(*field);
             screens::review::draw_editor(
                 frame,
                 app,

@@ -262,7 +262,7 @@ impl App {
 
     fn edit_eval_field(&mut self, field: usize) {
         self.overlay = Some(Overlay::FieldEditor {
-            screen: super::Screen::Evaluate,
+            form: super::Form::Evaluate,
             field,
             editor: EditorState::new(&self.evaluate.field_text(field)),
         });

@@ -475,7 +475,7 @@ impl App {
                     return;
                 }
                 self.overlay = Some(Overlay::FieldEditor {
-                    screen: super::Screen::Generate,
+                    form: super::Form::Generate,
                     field,
                     editor: EditorState::default(),
                 });

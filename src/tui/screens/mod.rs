@@ -52,3 +52,25 @@ impl Screen {
         Screen::ALL[(self.index() + Screen::ALL.len() - 1) % Screen::ALL.len()]
     }
 }
+
+/// A screen's form of settings: where a typed value goes. Each form's field editor writes to
+/// its own form and no other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    Generate,
+    Train,
+    Evaluate,
+}
+
+impl Form {
+    /// The name of the form's `field`-th setting, as its row says.
+    pub fn field_name(self, field: usize) -> &'static str {
+        match self {
+            Form::Generate => generate::FIELDS.get(field),
+            Form::Train => train::FIELDS.get(field),
+            Form::Evaluate => evaluate::FIELDS.get(field),
+        }
+        .copied()
+        .unwrap_or("value")
+    }
+}

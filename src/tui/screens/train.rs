@@ -264,7 +264,7 @@ impl App {
             Action::EditField if self.train.form.selected == 0 => self.train.adjust(0, true),
             Action::EditField => {
                 self.overlay = Some(Overlay::FieldEditor {
-                    screen: super::Screen::Train,
+                    form: super::Form::Train,
                     field: self.train.form.selected,
                     editor: EditorState::default(),
                 })
