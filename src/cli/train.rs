@@ -20,13 +20,14 @@ use crate::data::item::Source;
 use crate::data::state::Status;
 use crate::data::task::{Example, Task};
 use crate::data::workspace::Snapshot;
+use crate::engine::{Event, headless, train_job};
 use crate::eval::run::evaluate;
 use crate::pipeline::prompt::Templates;
 use crate::train::checkpoint::{self, Status as CheckpointStatus};
 use crate::train::data::Padding;
 use crate::train::lora::{LoraConfig, parse_targets};
 use crate::train::metrics::TrainEvent;
-use crate::train::run::{RunSpec, recorded_model, resume_run, train_run};
+use crate::train::run::{RunSpec, recorded_model, train_run};
 use crate::train::schedule::Decay;
 use crate::train::trainer::{Objective, TrainConfig, TrainControl};
 use crate::train::weighting::Weighting;
@@ -439,21 +440,17 @@ fn resume(run: &Path, args: &TrainArgs) -> anyhow::Result<()> {
         model_args.model = Some(PathBuf::from(recorded_model(run)?));
     }
     let (loaded, _) = model_args.load()?;
-    let model_path = loaded.info.path.display().to_string();
+    // The workbench's resume job: the run's recorded events replay first, then it goes on.
     let mut progress = Progress::new(true);
-    let result = resume_run(
-        loaded.model,
-        &model_path,
-        run,
-        &TrainControl::default(),
-        &mut |e| progress.on(e),
+    let outcome = headless::run(
+        |events| train_job::resume(0, &loaded, run, &TrainControl::default(), events),
+        move |e| match e {
+            Event::Train { event, .. } => progress.on(&event),
+            Event::Log(line) => eprintln!("seedforge: {line}"),
+            _ => {}
+        },
     )?;
-    eprintln!(
-        "seedforge: adapter saved in {} ({} steps, {} epochs in all)",
-        run.display(),
-        result.outcome.steps,
-        result.outcome.epochs
-    );
+    eprintln!("seedforge: {}", outcome.summary);
     println!("{}", run.display());
     Ok(())
 }

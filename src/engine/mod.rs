@@ -1,9 +1,12 @@
 //! Long jobs (generation with streaming filters, training, evaluation, labelling a file) on a
-//! worker thread that owns the model, reported as [`Event`]s on a channel. The UI and the headless
-//! commands drive the same engine: commands go down, events come up, and cancel/pause are flags
-//! the job checks between decoding or training steps. The engine owns the workspace: its jobs and
-//! its [`store`] thread (the user's decisions) are the only writers, and every durable change is
-//! reported as an event, so the UI draws from its own copy and never waits on a job's lock.
+//! worker thread that owns the model, reported as [`Event`]s on a channel: commands go down,
+//! events come up, and cancel/pause are flags the job checks between decoding or training steps.
+//! A headless command runs the same job function on its own thread through [`headless::run`],
+//! showing the same events as lines or a bar (so far `train --resume` and `distil`'s
+//! [`distil_job::teach`]; the other commands and the experiment still call the pipeline and the
+//! trainer themselves). The engine owns the workspace: its jobs and its [`store`] thread (the
+//! user's decisions) are the only writers, and every durable change is reported as an event, so
+//! the UI draws from its own copy and never waits on a job's lock.
 
 pub mod annotate_job;
 pub mod command;
@@ -11,6 +14,7 @@ pub mod distil_job;
 pub mod eval_job;
 pub mod event;
 pub mod generate_job;
+pub mod headless;
 pub mod job;
 pub mod judge;
 pub mod predict_job;
