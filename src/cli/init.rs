@@ -131,13 +131,6 @@ fn from_dataset(
             .unwrap_or_else(|| "task".into())
     });
     let task = args.shape.task(name, &labels);
-    let seeds = sample
-        .rows
-        .into_iter()
-        .map(|r| Example {
-            text: r.text,
-            label: r.label,
-        })
-        .collect();
+    let seeds = sample.rows.into_iter().map(Example::from).collect();
     Ok((task, seeds))
 }

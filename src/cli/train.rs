@@ -399,10 +399,7 @@ fn sources(args: &TrainArgs, workspace: Option<&Path>) -> anyhow::Result<Sources
             );
         }
         extra_sources.push(format!("{} ({} rows)", f.display(), imported.rows.len()));
-        extra.extend(imported.rows.into_iter().map(|r| Example {
-            text: r.text,
-            label: r.label,
-        }));
+        extra.extend(imported.rows.into_iter().map(Example::from));
     }
     Ok(Sources {
         task,

@@ -483,14 +483,7 @@ impl SeedRun<'_, '_> {
                 self.spec.min_words
             );
         }
-        let seeds: Vec<Example> = sample
-            .rows
-            .into_iter()
-            .map(|r| Example {
-                text: r.text,
-                label: r.label,
-            })
-            .collect();
+        let seeds: Vec<Example> = sample.rows.into_iter().map(Example::from).collect();
         write_jsonl(&self.dir.join(SEEDS_FILE), &seeds)?;
         Ok(SeedsDetail {
             per_class: sample

@@ -146,6 +146,16 @@ pub struct Row {
     pub label: String,
 }
 
+/// A labelled row as an example (seeds, extra training data); its line is left behind.
+impl From<Row> for crate::data::task::Example {
+    fn from(r: Row) -> Self {
+        crate::data::task::Example {
+            text: r.text,
+            label: r.label,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ProblemKind {
     InvalidUtf8,
