@@ -9,12 +9,12 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Paragraph, Wrap};
 
+use super::generate_form::Setting;
 use super::rejected::stage_label;
 use crate::data::item::ItemId;
 use crate::data::state::Status;
 use crate::data::task::Task;
 use crate::engine::{Command, JobKind};
-use crate::llm::decode::{MAX_BATCH, MAX_NEW_TOKENS};
 use crate::pipeline::filters::FilterSettings;
 use crate::pipeline::generate::{GenerateSettings, TEACHER_TEMPERATURE};
 use crate::pipeline::prompt::Templates;
@@ -23,7 +23,7 @@ use crate::tui::action::Action;
 use crate::tui::app::{App, Effect, ModelStatus, Overlay, label_index, label_names};
 use crate::tui::read_model::ReadModel;
 use crate::tui::theme::Theme;
-use crate::tui::widgets::form::{Field, Form, FormState};
+use crate::tui::widgets::form::{Form, FormState};
 use crate::tui::widgets::text::{one_line, tail, truncate};
 use crate::tui::widgets::text_input::EditorState;
 
@@ -127,41 +127,8 @@ pub struct Writer {
     pub teacher: bool,
 }
 
-/// The rows of the form, in order.
-pub const FIELDS: [&str; 16] = [
-    "per class",
-    "batch",
-    "temperature",
-    "top-k",
-    "top-p",
-    "max tokens",
-    "seed",
-    "label check",
-    "min margin",
-    "near-dup at",
-    "writer",
-    "annotate",
-    "keep p ≥",
-    "template",
-    "judge",
-    "attempts ×",
-];
-const WRITER_FIELD: usize = 10;
-const ANNOTATE_FILE_FIELD: usize = 11;
-const MIN_CONFIDENCE_FIELD: usize = 12;
-const TEMPLATE_FIELD: usize = 13;
-const JUDGE_FIELD: usize = 14;
-const ATTEMPTS_FIELD: usize = 15;
-
-/// More attempts than this per class would mostly write what the filters throw away.
-const MAX_ATTEMPTS_FACTOR: usize = 10;
-
-/// The judge row's choices, in ←/→ order: `auto` measures the others on the seeds.
-const JUDGES: [&str; 4] = ["auto", "icl", "zero-shot", "seeds-lora"];
-
 /// The teacher paper keeps an annotated text when the model is this sure of its label.
 pub const DEFAULT_MIN_CONFIDENCE: f64 = 0.6;
-
 impl GenerateState {
     pub fn new(task: &Task) -> Self {
         let (template_source, template_text) = match Templates::for_task(task) {
@@ -199,287 +166,40 @@ impl GenerateState {
         }
         self.writer = writer;
     }
-
-    pub fn fields(&self) -> Vec<Field> {
-        let s = &self.settings;
-        let f = &self.filters;
-        let field = |i: usize, value: String, hint: &'static str| Field {
-            name: FIELDS[i],
-            value,
-            hint,
-            disabled: false,
-        };
-        vec![
-            field(0, s.per_class.to_string(), "new examples per class"),
-            field(1, s.batch.to_string(), "sequences decoded together"),
-            field(
-                2,
-                format!("{:.2}", s.sampling.temperature),
-                "0 = greedy; the paper uses 1.0",
-            ),
-            field(
-                3,
-                s.sampling.top_k.to_string(),
-                "keep the k likeliest tokens (0 = off)",
-            ),
-            field(
-                4,
-                format!("{:.2}", s.sampling.top_p),
-                "nucleus sampling (1.00 = off)",
-            ),
-            field(
-                5,
-                s.sampling.max_new_tokens.to_string(),
-                "longest generation, in tokens",
-            ),
-            field(
-                6,
-                s.sampling.seed.to_string(),
-                "same seed and settings give the same items",
-            ),
-            field(
-                7,
-                if f.label_consistency { "on" } else { "off" }.to_string(),
-                "keep items only when the model reads them as their label",
-            ),
-            field(
-                8,
-                format!("{:.2}", f.min_margin),
-                "p(label) must beat the runner-up by this",
-            ),
-            field(
-                9,
-                format!("{:.0}%", f.near_dup_threshold * 100.0),
-                "word-bigram similarity that makes a near duplicate",
-            ),
-            Field {
-                name: FIELDS[WRITER_FIELD],
-                value: match (&s.remote, &self.writer) {
-                    (Some(r), _) => self.server_row(r, None),
-                    (None, None) => "base model".to_string(),
-                    (None, Some(w)) => format!(
-                        "{} {}",
-                        if w.teacher { "teacher" } else { "lora" },
-                        run_time(&w.run)
-                    ),
-                },
-                hint: "←/→: the base model, a server of config.toml, or a run's adapter \
-                       (seedforge teacher trains one)",
-                disabled: false,
-            },
-            Field {
-                name: FIELDS[ANNOTATE_FILE_FIELD],
-                value: if self.annotate_file.is_empty() {
-                    "–".to_string()
-                } else {
-                    self.annotate_file.clone()
-                },
-                hint: "unlabelled texts (any format init reads); A labels them into review",
-                disabled: false,
-            },
-            field(
-                MIN_CONFIDENCE_FIELD,
-                format!("{:.2}", self.min_confidence),
-                "an annotated text is kept when p(its label) reaches this",
-            ),
-            Field {
-                name: FIELDS[TEMPLATE_FIELD],
-                value: self
-                    .template_source
-                    .trim_start_matches("bundled ")
-                    .to_string(),
-                hint: "t shows it; generate.jinja in the task's prompts folder overrides it",
-                disabled: true,
-            },
-            field(
-                JUDGE_FIELD,
-                self.judge_name().to_string(),
-                "who checks labels; auto: the best in cross-validation on the seeds",
-            ),
-            field(
-                ATTEMPTS_FIELD,
-                s.max_attempts_factor.to_string(),
-                "a class short of kept items gets up to this × per class attempts",
-            ),
-        ]
-    }
-
-    /// The judge row's value.
-    pub fn judge_name(&self) -> &'static str {
-        if self.filters.select_judge {
-            JUDGES[0]
-        } else {
-            self.filters.judge.name()
-        }
-    }
-
-    fn set_judge(&mut self, name: &str) -> Result<(), String> {
-        if name == JUDGES[0] {
-            self.filters.select_judge = true;
-            return Ok(());
-        }
-        self.filters.judge = name
-            .parse()
-            .map_err(|e: String| format!("judge: {e}, or auto"))?;
-        self.filters.select_judge = false;
-        Ok(())
-    }
-
-    /// ←/→ on a setting.
-    pub fn adjust(&mut self, field: usize, up: bool) {
-        let s = &mut self.settings;
-        let f = &mut self.filters;
-        let step = |v: usize, by: usize, min: usize| {
-            if up {
-                v.saturating_add(by)
-            } else {
-                v.saturating_sub(by).max(min)
-            }
-        };
-        let bounded = |v: usize, by: usize, min: usize, max: usize| step(v, by, min).min(max);
-        let stepf = |v: f64, by: f64, lo: f64, hi: f64| {
-            let n = ((v + if up { by } else { -by }) / by).round() * by;
-            n.clamp(lo, hi)
-        };
-        match field {
-            0 => s.per_class = step(s.per_class, 1, 1),
-            1 => s.batch = bounded(s.batch, 1, 1, MAX_BATCH),
-            2 => {
-                s.sampling.temperature = stepf(s.sampling.temperature as f64, 0.1, 0.0, 5.0) as f32
-            }
-            3 => s.sampling.top_k = step(s.sampling.top_k, 5, 0),
-            4 => s.sampling.top_p = stepf(s.sampling.top_p as f64, 0.05, 0.05, 1.0) as f32,
-            5 => {
-                s.sampling.max_new_tokens = bounded(s.sampling.max_new_tokens, 8, 1, MAX_NEW_TOKENS)
-            }
-            6 => {
-                s.sampling.seed = if up {
-                    s.sampling.seed.saturating_add(1)
-                } else {
-                    s.sampling.seed.saturating_sub(1)
-                }
-            }
-            7 => f.label_consistency = !f.label_consistency,
-            8 => f.min_margin = stepf(f.min_margin, 0.05, 0.0, 1.0),
-            9 => f.near_dup_threshold = stepf(f.near_dup_threshold, 0.05, 0.05, 1.0),
-            MIN_CONFIDENCE_FIELD => {
-                self.min_confidence = stepf(self.min_confidence, 0.05, 0.0, 1.0)
-            }
-            JUDGE_FIELD => {
-                let at = JUDGES
-                    .iter()
-                    .position(|j| *j == self.judge_name())
-                    .unwrap_or(0);
-                let next = if up {
-                    (at + 1) % JUDGES.len()
-                } else {
-                    (at + JUDGES.len() - 1) % JUDGES.len()
-                };
-                // Every name in JUDGES parses.
-                let _ = self.set_judge(JUDGES[next]);
-            }
-            ATTEMPTS_FIELD => {
-                self.settings.max_attempts_factor =
-                    bounded(self.settings.max_attempts_factor, 1, 1, MAX_ATTEMPTS_FACTOR)
-            }
-            _ => {}
-        }
-    }
-
-    /// A typed value for a setting; the error says what is allowed.
-    pub fn set_field(&mut self, field: usize, text: &str) -> Result<(), String> {
-        let t = text.trim().trim_end_matches('%');
-        if t.is_empty() {
-            return Ok(());
-        }
-        let name = FIELDS.get(field).copied().unwrap_or("setting");
-        let int = |min: usize| -> Result<usize, String> {
-            t.parse::<usize>()
-                .ok()
-                .filter(|v| *v >= min)
-                .ok_or_else(|| format!("{name}: a whole number ≥ {min}, not `{t}`"))
-        };
-        let int_to = |min: usize, max: usize| -> Result<usize, String> {
-            t.parse::<usize>()
-                .ok()
-                .filter(|v| (min..=max).contains(v))
-                .ok_or_else(|| format!("{name}: a whole number from {min} to {max}, not `{t}`"))
-        };
-        let float = |lo: f64, hi: f64| -> Result<f64, String> {
-            t.parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite() && *v >= lo && *v <= hi)
-                .ok_or_else(|| format!("{name}: a number from {lo} to {hi}, not `{t}`"))
-        };
-        let s = &mut self.settings;
-        let f = &mut self.filters;
-        match field {
-            0 => s.per_class = int(1)?,
-            1 => s.batch = int_to(1, MAX_BATCH)?,
-            2 => s.sampling.temperature = float(0.0, 5.0)? as f32,
-            3 => s.sampling.top_k = int(0)?,
-            4 => s.sampling.top_p = float(0.01, 1.0)? as f32,
-            5 => s.sampling.max_new_tokens = int_to(1, MAX_NEW_TOKENS)?,
-            6 => {
-                s.sampling.seed = t
-                    .parse()
-                    .map_err(|_| format!("seed: a whole number, not `{t}`"))?
-            }
-            7 => {
-                f.label_consistency = match t.to_ascii_lowercase().as_str() {
-                    "on" | "yes" | "true" | "1" => true,
-                    "off" | "no" | "false" | "0" => false,
-                    _ => return Err(format!("label check: on or off, not `{t}`")),
-                }
-            }
-            8 => f.min_margin = float(0.0, 1.0)?,
-            9 => {
-                let v = float(0.0, 100.0)?;
-                f.near_dup_threshold = if v > 1.0 { v / 100.0 } else { v };
-            }
-            ANNOTATE_FILE_FIELD => self.annotate_file = text.trim().to_string(),
-            MIN_CONFIDENCE_FIELD => self.min_confidence = float(0.0, 1.0)?,
-            JUDGE_FIELD => self.set_judge(&t.to_ascii_lowercase())?,
-            ATTEMPTS_FIELD => s.max_attempts_factor = int_to(1, MAX_ATTEMPTS_FACTOR)?,
-            _ => return Err("the template is chosen by the task's prompts folder".into()),
-        }
-        Ok(())
-    }
 }
 
 impl App {
     pub(crate) fn generate_action(&mut self, action: Action) {
-        let n = FIELDS.len();
+        let n = Setting::ALL.len();
+        let selected = Setting::at(self.generate.form.selected);
         match action {
             Action::Up => self.generate.form.up(),
             Action::Down => self.generate.form.down(n),
             Action::Decrease | Action::Increase => {
-                let field = self.generate.form.selected;
-                if field == WRITER_FIELD {
-                    self.cycle_writer(matches!(action, Action::Increase));
-                } else if field == TEMPLATE_FIELD {
-                    self.generate.show_template = !self.generate.show_template;
-                } else {
-                    self.generate
-                        .adjust(field, matches!(action, Action::Increase));
+                let up = matches!(action, Action::Increase);
+                match selected {
+                    Some(Setting::Writer) => self.cycle_writer(up),
+                    Some(Setting::Template) => {
+                        self.generate.show_template = !self.generate.show_template
+                    }
+                    Some(setting) => self.generate.adjust(setting, up),
+                    None => {}
                 }
             }
-            Action::EditField => {
-                let field = self.generate.form.selected;
-                if field == TEMPLATE_FIELD {
-                    self.generate.show_template = !self.generate.show_template;
-                    return;
+            Action::EditField => match selected {
+                Some(Setting::Template) => {
+                    self.generate.show_template = !self.generate.show_template
                 }
-                if field == WRITER_FIELD {
-                    self.cycle_writer(true);
-                    return;
+                Some(Setting::Writer) => self.cycle_writer(true),
+                Some(setting) => {
+                    self.overlay = Some(Overlay::FieldEditor {
+                        form: super::Form::Generate,
+                        field: setting.row(),
+                        editor: EditorState::default(),
+                    })
                 }
-                self.overlay = Some(Overlay::FieldEditor {
-                    form: super::Form::Generate,
-                    field,
-                    editor: EditorState::default(),
-                });
-            }
+                None => {}
+            },
             Action::ToggleTemplate => self.generate.show_template = !self.generate.show_template,
             Action::Start => self.start_generation(),
             Action::Annotate => self.start_annotation(),
@@ -690,7 +410,11 @@ enum WriterChoice {
 impl GenerateState {
     /// A server in the writer row: its name, whether it answers and with which model, and the
     /// running generation's tokens/s.
-    fn server_row(&self, r: &crate::llm::remote::RemoteSettings, rate: Option<f64>) -> String {
+    pub(super) fn server_row(
+        &self,
+        r: &crate::llm::remote::RemoteSettings,
+        rate: Option<f64>,
+    ) -> String {
         let name = r.endpoint.name.as_deref().unwrap_or(r.endpoint.base());
         // The form's column is narrow: the name first, then what matters most.
         match (self.server_state.get(), rate) {
@@ -704,7 +428,7 @@ impl GenerateState {
 
 /// A run folder named `<date>-<HHMMSS>-<what>` as `HH:MM:SS`, so the form's narrow column
 /// tells runs apart; other names as they are.
-fn run_time(run: &str) -> String {
+pub(super) fn run_time(run: &str) -> String {
     match run.split('-').nth(1) {
         Some(t) if t.len() == 6 && t.bytes().all(|b| b.is_ascii_digit()) => {
             format!("{}:{}:{}", &t[0..2], &t[2..4], &t[4..6])
@@ -738,7 +462,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &ReadModel) {
         &app.generate.settings.remote,
         app.job.as_ref().filter(|j| j.kind == JobKind::Generate),
     ) {
-        fields[WRITER_FIELD].value = app.generate.server_row(r, Some(job.tokens_per_second));
+        fields[Setting::Writer.row()].value =
+            app.generate.server_row(r, Some(job.tokens_per_second));
     }
     let form_w = if area.width >= 100 { 36 } else { 30 };
     let [top, progress_area] =

@@ -3,6 +3,7 @@
 
 pub mod evaluate;
 pub mod generate;
+pub mod generate_form;
 pub mod rejected;
 pub mod review;
 pub mod runs;
@@ -66,11 +67,10 @@ impl Form {
     /// The name of the form's `field`-th setting, as its row says.
     pub fn field_name(self, field: usize) -> &'static str {
         match self {
-            Form::Generate => generate::FIELDS.get(field),
-            Form::Train => train::FIELDS.get(field),
-            Form::Evaluate => evaluate::FIELDS.get(field),
+            Form::Generate => generate_form::Setting::at(field).map(|s| s.name()),
+            Form::Train => train::FIELDS.get(field).copied(),
+            Form::Evaluate => evaluate::FIELDS.get(field).copied(),
         }
-        .copied()
         .unwrap_or("value")
     }
 }
