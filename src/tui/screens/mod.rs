@@ -6,6 +6,7 @@ pub mod generate;
 pub mod generate_form;
 pub mod rejected;
 pub mod review;
+pub mod review_actions;
 pub mod runs;
 pub mod seeds;
 pub mod train;
