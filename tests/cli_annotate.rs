@@ -7,6 +7,7 @@ mod common;
 
 use std::process::Command;
 
+use seedforge::data::item::ItemId;
 use seedforge::data::state::Status;
 use seedforge::data::workspace::Workspace;
 
@@ -87,6 +88,7 @@ fn annotated_items_report_agreement_and_keep_their_source_through_export_and_tra
             .map(|s| s.id().clone())
             .collect();
         assert_eq!(annotated.len(), 6);
+        verdicts_follow_their_item(w.journal_path(), &annotated);
         let id = annotated[0].clone();
         w.accept(&id).unwrap();
         assert_eq!(w.state().with_status(Status::Accepted).count(), 1);
@@ -179,4 +181,29 @@ fn annotated_items_report_agreement_and_keep_their_source_through_export_and_tra
         err.contains("starting from the adapter in") && err.contains("adapter_config.json"),
         "{err}"
     );
+}
+
+/// Each item's verdicts come right after it in the journal, before the next item: written in the
+/// same append, so no crash can leave an annotated item without its verdicts.
+fn verdicts_follow_their_item(journal: &std::path::Path, annotated: &[ItemId]) {
+    let mut last_item = None;
+    let mut judged = std::collections::HashMap::<String, usize>::new();
+    for line in std::fs::read_to_string(journal).unwrap().lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        match r["type"].as_str() {
+            Some("item_added") => last_item = r["item"]["id"].as_str().map(str::to_owned),
+            Some("verdict") => {
+                let id = r["item_id"].as_str().unwrap().to_owned();
+                assert_eq!(Some(&id), last_item.as_ref(), "{line}");
+                *judged.entry(id).or_default() += 1;
+            }
+            _ => {}
+        }
+    }
+    for id in annotated {
+        assert!(
+            judged.get(&id.to_string()).is_some_and(|&n| n > 0),
+            "{id} has no verdict"
+        );
+    }
 }

@@ -214,19 +214,15 @@ pub fn run(args: AnnotateArgs, workspace: Option<PathBuf>) -> anyhow::Result<()>
     }
 
     if let Some(ws) = ws.as_mut() {
-        let mut new = Vec::with_capacity(items.len());
         for (row, it) in imported.rows.iter().zip(&items) {
-            new.push(it.to_item(format!("{}:{}", args.input.display(), row.line)));
-        }
-        let ids = ws.add_items(new)?;
-        for (id, it) in ids.iter().zip(&items) {
-            for v in &it.verdicts {
-                ws.add_verdict(id, v.clone())?;
-            }
+            let input = format!("{}:{}", args.input.display(), row.line);
+            // One write per item, as the annotate job does: killed between two, the item would
+            // reach Review with no verdict.
+            ws.add_item_with_verdicts(it.to_item(input), it.verdicts.clone())?;
         }
         eprintln!(
             "seedforge: {} annotated items journalled in {} ({kept} ready to review)",
-            ids.len(),
+            items.len(),
             ws.dir().display()
         );
     }
