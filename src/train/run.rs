@@ -524,7 +524,8 @@ fn write_examples(out: &Path, real: &[Example], extra: &[Example]) -> anyhow::Re
 }
 
 /// The examples `run` trained on, with those of the run it started from (staged training
-/// learns from both). A run saved before the file existed is named in the error.
+/// learns from both). A run saved before the file existed, or whose `config.json` cannot be
+/// read, is named in the error.
 pub fn run_examples(run: &Path) -> anyhow::Result<Vec<RunExample>> {
     let mut out: Vec<RunExample> = Vec::new();
     let mut here = Some(run.to_path_buf());
@@ -549,7 +550,9 @@ pub fn run_examples(run: &Path) -> anyhow::Result<Vec<RunExample>> {
                 out.push(e);
             }
         }
-        here = trained_on(&dir).and_then(|t| t.started_from);
+        // An unreadable config is named, not read as "no earlier stage": that would drop the
+        // first stage's examples without a word.
+        here = read_trained_on(&dir)?.and_then(|t| t.started_from);
     }
     Ok(out)
 }
@@ -638,4 +641,26 @@ pub fn objective_of(run: &Path) -> anyhow::Result<Objective> {
         .transpose()
         .with_context(|| format!("{}: unknown objective", path.display()))?
         .unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_examples_names_an_unreadable_config_instead_of_ending_the_chain() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = tmp.path();
+        std::fs::write(
+            run.join(EXAMPLES_FILE),
+            r#"{"text":"fine","label":"positive","extra":false}"#,
+        )
+        .unwrap();
+        std::fs::write(run.join("config.json"), "{ not json").unwrap();
+        let e = run_examples(run).unwrap_err();
+        assert!(format!("{e:#}").contains("config.json"), "{e:#}");
+        // No config at all is a run with no earlier stage, not an error.
+        std::fs::remove_file(run.join("config.json")).unwrap();
+        assert_eq!(run_examples(run).unwrap().len(), 1);
+    }
 }
