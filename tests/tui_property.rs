@@ -86,6 +86,37 @@ fn input() -> impl Strategy<Value = Input> {
     ]
 }
 
+/// What the frames count and list without walking the workspace (the read model's queue less
+/// the items held back) is what walking every pending item and asking each one gives.
+fn ready_queue_equals_a_full_walk(app: &seedforge::tui::app::App) -> Result<(), TestCaseError> {
+    let ws = &app.ws;
+    let pending: Vec<_> = ws.state().review_queue().collect();
+    let ready: Vec<&str> = pending
+        .iter()
+        .filter(|i| app.is_ready(i))
+        .map(|i| i.id().as_str())
+        .collect();
+    let queue = app.ready_queue(ws);
+    prop_assert_eq!(ws.queue_len(), pending.len());
+    prop_assert_eq!(queue.len(), ready.len());
+    prop_assert_eq!(queue.waiting(), pending.len() - ready.len());
+    let listed: Vec<&str> = queue.iter().map(|i| i.id().as_str()).collect();
+    prop_assert_eq!(&listed, &ready);
+    for it in &pending {
+        let place = ready.iter().position(|r| *r == it.id().as_str());
+        prop_assert_eq!(queue.position(it.id()), place);
+        let after: Vec<&str> = queue.after(Some(it.id())).map(|i| i.id().as_str()).collect();
+        let expected: Vec<&str> = match place {
+            Some(p) => ready[p + 1..].iter().chain(&ready[..p]).copied().collect(),
+            None => ready.clone(),
+        };
+        prop_assert_eq!(after, expected);
+    }
+    let (count, _) = app.tab_counts(ws);
+    prop_assert_eq!(count, ready.len());
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
@@ -105,6 +136,7 @@ proptest! {
             }
             // Drawn after every input, at the smallest size drawn in full.
             render(&app, 60, 16);
+            ready_queue_equals_a_full_walk(&app)?;
             prop_assert!(!app.should_quit(), "only q quits, and q is never pressed");
         }
         render(&app, 120, 36);

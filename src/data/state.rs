@@ -276,6 +276,10 @@ impl State {
     pub fn review_queue(&self) -> impl Iterator<Item = &ItemState> + '_ {
         self.queue.iter().map(|&i| &self.items[i])
     }
+    /// Positions in [`Self::items`] of the pending items, in order (the review queue's).
+    pub fn review_queue_positions(&self) -> impl Iterator<Item = usize> + '_ {
+        self.queue.iter().copied()
+    }
     /// The first pending item after position `after` in [`Self::items`] (from the start if None).
     pub fn next_pending(&self, after: Option<usize>) -> Option<&ItemState> {
         let from = after.map_or(0, |a| a + 1);

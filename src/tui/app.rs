@@ -10,6 +10,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use super::action::Action;
 use super::keymap::{self, Context};
 use super::read_model::ReadModel;
+use super::ready_queue::ReadyQueue;
 use super::screens::generate::GenerateState;
 use super::screens::review::ReviewState;
 use super::screens::runs::{RunInfo, read_runs};
@@ -859,6 +860,12 @@ impl App {
             && !self.deciding(it.id())
     }
 
+    /// The items ready for review: the queue less those [`Self::is_ready`] holds back.
+    pub fn ready_queue<'a>(&'a self, ws: &'a ReadModel) -> ReadyQueue<'a> {
+        let deciding = self.in_flight.iter().flat_map(|(_, t)| t.items());
+        ReadyQueue::new(ws, self.held.keys().chain(deciding))
+    }
+
     /// Whether `id` waits for its label check.
     pub fn is_held(&self, id: &ItemId) -> bool {
         self.held.contains_key(id)
@@ -954,13 +961,8 @@ impl App {
 
     /// The counts shown on the tabs: (ready to review, rejected).
     pub fn tab_counts(&self, ws: &ReadModel) -> (usize, usize) {
-        let ready = ws
-            .state()
-            .review_queue()
-            .filter(|i| self.is_ready(i))
-            .count();
         let t = ws.state().totals();
-        (ready, t.rejected + t.auto_rejected)
+        (self.ready_queue(ws).len(), t.rejected + t.auto_rejected)
     }
 }
 

@@ -26,6 +26,7 @@ pub mod event_loop;
 pub mod help;
 pub mod keymap;
 pub mod read_model;
+pub mod ready_queue;
 pub mod screens;
 pub mod status_bar;
 pub mod terminal;

@@ -17,6 +17,7 @@ use crate::pipeline::filters::stages::LABEL_CONSISTENCY;
 use crate::pipeline::filters::text::{jaccard, shingles};
 use crate::tui::app::{App, label_index, label_names};
 use crate::tui::read_model::ReadModel;
+use crate::tui::ready_queue::ReadyQueue;
 use crate::tui::theme::Theme;
 use crate::tui::widgets::popup::{centered, frame_popup};
 use crate::tui::widgets::probs::prob_lines;
@@ -82,21 +83,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &ReadModel) {
     } else {
         (area, None)
     };
-    let ready: Vec<&ItemState> = ws
-        .state()
-        .review_queue()
-        .filter(|i| app.is_ready(i))
-        .collect();
-    let waiting = ws
-        .state()
-        .review_queue()
-        .filter(|i| !app.is_ready(i))
-        .count();
+    let ready = app.ready_queue(ws);
+    let waiting = ready.waiting();
     let target = app.review_target(ws);
     let item = target.as_ref().and_then(|id| ws.state().get(id.as_str()));
     match item {
         Some(it) => {
-            let pos = ready.iter().position(|r| r.id() == it.id());
+            let pos = ready.position(it.id());
             let title = match pos {
                 Some(p) => format!(" Review · {} of {} to review ", p + 1, ready.len()),
                 None => format!(" Review · {} to review ", ready.len()),
@@ -170,16 +163,11 @@ fn draw_up_next(
     frame: &mut Frame,
     area: Rect,
     app: &App,
-    ready: &[&ItemState],
+    ready: &ReadyQueue,
     target: Option<&ItemId>,
     labels: &[String],
 ) {
     let theme = &app.theme;
-    let at = target.and_then(|t| ready.iter().position(|r| r.id() == t));
-    let next: Vec<&ItemState> = match at {
-        Some(i) => ready[i + 1..].iter().chain(&ready[..i]).copied().collect(),
-        None => ready.to_vec(),
-    };
     let block = Block::bordered()
         .border_type(BorderType::Rounded)
         .border_style(theme.border(false))
@@ -187,8 +175,8 @@ fn draw_up_next(
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let w = inner.width as usize;
-    let mut lines: Vec<Line> = next
-        .iter()
+    let mut lines: Vec<Line> = ready
+        .after(target)
         .take(inner.height as usize)
         .map(|it| {
             let li = label_index(labels, it.label());

@@ -21,10 +21,7 @@ impl App {
         {
             return Some(id.clone());
         }
-        ws.state()
-            .review_queue()
-            .find(|i| self.is_ready(i))
-            .map(|i| i.id().clone())
+        self.ready_queue(ws).iter().next().map(|i| i.id().clone())
     }
 
     /// The next item ready for review after `id` in order, wrapping round to skipped ones.
@@ -50,11 +47,7 @@ impl App {
     }
 
     pub(crate) fn ready_count(&self) -> usize {
-        let ws = &self.ws;
-        ws.state()
-            .review_queue()
-            .filter(|i| self.is_ready(i))
-            .count()
+        self.ready_queue(&self.ws).len()
     }
 
     pub(crate) fn review_action(&mut self, action: Action) {
