@@ -440,11 +440,21 @@ fn generate_settings_are_edited_then_sent_and_events_stream_in() {
             .collect::<Vec<_>>()
     };
     assert_eq!(target(&app), ["g-000001", "g-000002", "g-000007"]);
+    // What the frames count without walking the queue says the same.
+    let ready = app.ready_queue(&app.ws);
+    let listed: Vec<String> = ready.iter().map(|i| i.id().to_string()).collect();
+    assert_eq!(listed, target(&app));
+    assert_eq!((ready.len(), ready.waiting()), (3, 1));
+    assert_eq!(ready.position(&id(6)), None, "held back");
+    assert_eq!(ready.position(&id(7)), Some(2));
     app.update(ev(Event::LabelChecked {
         job: 1,
         items: vec![id(6)],
     }));
     assert_eq!(target(&app).len(), 4);
+    let ready = app.ready_queue(&app.ws);
+    assert_eq!((ready.len(), ready.waiting()), (4, 0));
+    assert_eq!(ready.position(&id(6)), Some(2));
     // Stop, then the job reports it was cancelled.
     press(&mut app, "s");
     assert!(matches!(app.take_effects().as_slice(), [Effect::Cancel]));

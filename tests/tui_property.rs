@@ -105,7 +105,10 @@ fn ready_queue_equals_a_full_walk(app: &seedforge::tui::app::App) -> Result<(), 
     for it in &pending {
         let place = ready.iter().position(|r| *r == it.id().as_str());
         prop_assert_eq!(queue.position(it.id()), place);
-        let after: Vec<&str> = queue.after(Some(it.id())).map(|i| i.id().as_str()).collect();
+        let after: Vec<&str> = queue
+            .after(Some(it.id()))
+            .map(|i| i.id().as_str())
+            .collect();
         let expected: Vec<&str> = match place {
             Some(p) => ready[p + 1..].iter().chain(&ready[..p]).copied().collect(),
             None => ready.clone(),
