@@ -511,7 +511,7 @@ fn staged_training_trains_the_accepted_run_on_on_the_seeds_into_a_second_folder(
     assert_eq!(config["started_from"], first.display().to_string());
     assert_eq!(config["extra_examples"], 0);
     // It is read as the run it started from: the accepted items were generated.
-    let reading = seedforge::eval::reading::reading_of_run(second);
+    let reading = seedforge::eval::reading::reading_of_run(second).unwrap();
     assert!(reading.calibrate, "{reading:?}");
     assert!(second.join("adapter_model.safetensors").is_file());
 }

@@ -204,7 +204,7 @@ fn exported_sst2_classifier_labels_alike_in_llamacpp_and_transformers() {
         &loaded.tokenizer,
         &task,
         &templates,
-        classifier_options(&target, &task, false, 16),
+        classifier_options(&target, &task, false, 16).unwrap(),
     )
     .unwrap();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();

@@ -340,7 +340,7 @@ fn a_run_read_calibrated_carries_its_prior() {
         &loaded.tokenizer,
         &task,
         &templates,
-        seedforge::eval::reading::options_for_run(&run),
+        seedforge::eval::reading::options_for_run(&run).unwrap(),
     )
     .unwrap();
     let prior = classifier.content_free_prior().unwrap();

@@ -117,7 +117,7 @@ pub fn run(args: PredictBenchArgs, workspace: Option<PathBuf>) -> anyhow::Result
     let mut first: Option<Vec<Prediction>> = None;
     let mut job: Option<serde_json::Value> = None;
     for &batch in &args.batches {
-        let options = classifier_options(&target, &task, false, batch);
+        let options = classifier_options(&target, &task, false, batch)?;
         let (calibrate, strength) = (options.calibrate, options.calibration_strength);
         let classifier =
             Classifier::new(&loaded.model, &loaded.tokenizer, &task, &templates, options)?;

@@ -151,7 +151,7 @@ pub fn run(args: StudentBenchArgs, workspace: Option<PathBuf>) -> anyhow::Result
     let templates = Templates::for_task(&task)?;
     let options = EvalOptions {
         batch: args.batch.max(1),
-        ..crate::eval::reading::eval_options_for_run(dir)
+        ..crate::eval::reading::eval_options_for_run(dir)?
     };
     eprintln!(
         "seedforge: the teacher labels {} rows of {} …",

@@ -120,7 +120,7 @@ pub fn run(args: EvalArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> {
         );
     }
     let run_reading = match (&args.adapter, args.method) {
-        (Some(dir), Method::Lora) => crate::eval::reading::eval_options_for_run(dir),
+        (Some(dir), Method::Lora) => crate::eval::reading::eval_options_for_run(dir)?,
         _ => EvalOptions::new(args.method),
     };
     let asked = args.calibrate || args.calibration_strength.is_some();

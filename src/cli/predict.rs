@@ -240,7 +240,7 @@ pub fn run(args: PredictArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> 
     } else {
         1
     };
-    let options = classifier_options(&target, &task, args.calibrate, batch);
+    let options = classifier_options(&target, &task, args.calibrate, batch)?;
     let reading = crate::eval::reading::Reading::describe(
         options.calibrate,
         Some(options.calibration_strength),

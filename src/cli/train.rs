@@ -544,7 +544,7 @@ pub fn run(
             &templates,
             &imported.rows,
             path,
-            &crate::eval::reading::eval_options_for_run(&out),
+            &crate::eval::reading::eval_options_for_run(&out)?,
             &model_path,
             Some(&out),
             &mut |_, _| {},

@@ -77,7 +77,7 @@ pub fn teach(
     hooks: Hooks,
 ) -> anyhow::Result<Option<Student>> {
     let templates = Templates::for_task(task)?;
-    let options = classifier_options(&Target::Lora(run.to_path_buf()), task, false, batch);
+    let options = classifier_options(&Target::Lora(run.to_path_buf()), task, false, batch)?;
     let classifier = Classifier::new(m, tokenizer, task, &templates, options)?;
     let Hooks {
         labelled,

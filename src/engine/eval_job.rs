@@ -279,9 +279,17 @@ pub fn run(
             _ => (&model.model, None),
         };
         let options = match adapter {
-            Some(dir) => EvalOptions {
-                batch: BATCH,
-                ..crate::eval::reading::eval_options_for_run(dir)
+            Some(dir) => match crate::eval::reading::eval_options_for_run(dir) {
+                Ok(read) => EvalOptions {
+                    batch: BATCH,
+                    ..read
+                },
+                Err(e) => {
+                    let msg = format!("{name}: cannot tell how to read it: {e:#}");
+                    events.send(Event::Log(format!("error: {msg}")));
+                    failed.push(msg);
+                    continue;
+                }
             },
             None => EvalOptions {
                 calibrate: request.calibrate,

@@ -52,9 +52,9 @@ pub fn classifier_options(
     task: &Task,
     calibrate: bool,
     batch: usize,
-) -> ClassifierOptions {
+) -> anyhow::Result<ClassifierOptions> {
     let mut options = match target {
-        Target::Lora(run) => crate::eval::reading::options_for_run(run),
+        Target::Lora(run) => crate::eval::reading::options_for_run(run)?,
         Target::Icl => ClassifierOptions {
             demos: interleave_by_label(&task.seeds, &task.labels),
             calibrate,
@@ -66,7 +66,7 @@ pub fn classifier_options(
         },
     };
     options.batch = batch.max(1);
-    options
+    Ok(options)
 }
 
 pub use super::job::Outcome;
@@ -134,7 +134,7 @@ pub fn run(
         &model.tokenizer,
         &task,
         &templates,
-        classifier_options(&request.classifier, &task, request.calibrate, BATCH),
+        classifier_options(&request.classifier, &task, request.calibrate, BATCH)?,
     )?;
     let fit = Fit::new(&classifier, &model.tokenizer, m.max_positions())?;
     let (inputs, long) = fit.split(input, read.inputs)?;

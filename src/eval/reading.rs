@@ -14,7 +14,7 @@ use std::path::Path;
 use super::report::Method;
 use super::run::EvalOptions;
 use crate::pipeline::classify::ClassifierOptions;
-use crate::train::run::{TrainedOn, trained_on};
+use crate::train::run::{TrainedOn, read_trained_on};
 
 /// The share of the content-free prior divided out of a run trained on generated examples.
 pub const GENERATED_STRENGTH: f64 = 0.5;
@@ -60,38 +60,40 @@ impl Reading {
 }
 
 /// The reading of `run`: a run trained on from another (staged) is read as the first stage
-/// when it added no generated items of its own — the lean came from there.
-pub fn reading_of_run(run: &Path) -> Reading {
-    let mut trained = trained_on(run);
+/// when it added no generated items of its own — the lean came from there. A run folder with no
+/// `config.json` (an adapter from elsewhere) is read raw; one whose `config.json` cannot be read
+/// is an error naming it, since guessing would change how the adapter is read.
+pub fn reading_of_run(run: &Path) -> anyhow::Result<Reading> {
+    let mut trained = read_trained_on(run)?;
     // A chain of staged runs is followed a few links at most (a loop of folders ends too).
     for _ in 0..8 {
         let here = Reading::for_trained(trained.as_ref());
         match trained.as_ref().and_then(|t| t.started_from.as_deref()) {
-            Some(first) if here == Reading::RAW => trained = trained_on(first),
-            _ => return here,
+            Some(first) if here == Reading::RAW => trained = read_trained_on(first)?,
+            _ => return Ok(here),
         }
     }
-    Reading::for_trained(trained.as_ref())
+    Ok(Reading::for_trained(trained.as_ref()))
 }
 
 /// The classifier options for reading `run`'s adapter (zero-shot prompt, as it was trained).
-pub fn options_for_run(run: &Path) -> ClassifierOptions {
-    let r = reading_of_run(run);
-    ClassifierOptions {
+pub fn options_for_run(run: &Path) -> anyhow::Result<ClassifierOptions> {
+    let r = reading_of_run(run)?;
+    Ok(ClassifierOptions {
         calibrate: r.calibrate,
         calibration_strength: r.strength,
         ..ClassifierOptions::default()
-    }
+    })
 }
 
 /// The evaluation options for `run`'s adapter.
-pub fn eval_options_for_run(run: &Path) -> EvalOptions {
-    let r = reading_of_run(run);
-    EvalOptions {
+pub fn eval_options_for_run(run: &Path) -> anyhow::Result<EvalOptions> {
+    let r = reading_of_run(run)?;
+    Ok(EvalOptions {
         calibrate: r.calibrate,
         calibration_strength: r.strength,
         ..EvalOptions::new(Method::Lora)
-    }
+    })
 }
 
 #[cfg(test)]
@@ -149,11 +151,41 @@ mod tests {
         let twice = write("twice", 0, 0, Some("staged"));
         let on_real = write("on-real", 0, 0, Some("annotated"));
         let looped = write("loop", 0, 0, Some("loop"));
-        assert_eq!(reading_of_run(&staged), half);
-        assert_eq!(reading_of_run(&twice), half);
-        assert_eq!(reading_of_run(&on_real), Reading::RAW);
-        assert_eq!(reading_of_run(&looped), Reading::RAW);
-        assert_eq!(reading_of_run(&tmp.path().join("synthetic")), half);
+        let read = |dir: &Path| reading_of_run(dir).unwrap();
+        assert_eq!(read(&staged), half);
+        assert_eq!(read(&twice), half);
+        assert_eq!(read(&on_real), Reading::RAW);
+        assert_eq!(read(&looped), Reading::RAW);
+        assert_eq!(read(&tmp.path().join("synthetic")), half);
+        // An adapter from elsewhere (no config.json) is read raw.
+        let bare = tmp.path().join("bare");
+        std::fs::create_dir_all(&bare).unwrap();
+        assert_eq!(read(&bare), Reading::RAW);
+    }
+
+    #[test]
+    fn an_unreadable_config_is_an_error_naming_it_not_a_raw_reading() {
+        let tmp = tempfile::tempdir().unwrap();
+        let broken = tmp.path().join("broken");
+        std::fs::create_dir_all(&broken).unwrap();
+        std::fs::write(
+            broken.join("config.json"),
+            "{\"real_examples\": 8, \"extra_ex",
+        )
+        .unwrap();
+        let err = format!("{:#}", reading_of_run(&broken).unwrap_err());
+        assert!(err.contains("config.json"), "{err}");
+        // A staged run whose first stage is broken: the same, not the first link's reading.
+        let staged = tmp.path().join("staged");
+        std::fs::create_dir_all(&staged).unwrap();
+        let c = serde_json::json!({
+            "real_examples": 8, "extra_examples": 0, "generated_examples": 0,
+            "started_from": broken.display().to_string(),
+        });
+        std::fs::write(staged.join("config.json"), c.to_string()).unwrap();
+        assert!(reading_of_run(&staged).is_err());
+        assert!(eval_options_for_run(&staged).is_err());
+        assert!(options_for_run(&broken).is_err());
     }
 
     #[test]

@@ -257,18 +257,18 @@ fn eval_options(
     arm: Arm,
     method: Method,
     adapter: Option<&Path>,
-) -> EvalOptions {
-    match adapter {
+) -> anyhow::Result<EvalOptions> {
+    Ok(match adapter {
         Some(dir) if spec.calibrate_extra && arm != Arm::LoraSyntheticUncalibrated => EvalOptions {
             batch: spec.eval_batch,
-            ..crate::eval::reading::eval_options_for_run(dir)
+            ..crate::eval::reading::eval_options_for_run(dir)?
         },
         _ => EvalOptions {
             calibrate: arm == Arm::IclCalibrated,
             batch: spec.eval_batch,
             ..EvalOptions::new(method)
         },
-    }
+    })
 }
 
 /// Reopens the finished LoRA evaluations whose saved reading is not the one this version
@@ -297,7 +297,7 @@ pub fn reopen_stale_evaluations(
             else {
                 continue;
             };
-            let now = eval_options(spec, arm, Method::Lora, Some(&adapter));
+            let now = eval_options(spec, arm, Method::Lora, Some(&adapter))?;
             let strength = |calibrated: bool, s: f64| if calibrated { s } else { 0.0 };
             let was = strength(saved.calibrated, saved.calibration_strength.unwrap_or(1.0));
             let will = strength(now.calibrate, now.calibration_strength);
@@ -1087,7 +1087,7 @@ impl SeedRun<'_, '_> {
             (None, Arm::ZeroShot) => Method::ZeroShot,
             (None, _) => Method::Icl,
         };
-        let options = eval_options(self.spec, arm, method, adapter_dir.as_deref());
+        let options = eval_options(self.spec, arm, method, adapter_dir.as_deref())?;
         let report = evaluate(
             &model,
             self.ctx.tokenizer,

@@ -272,7 +272,7 @@ fn calibration(
     templates: &Templates,
     run: &Path,
 ) -> anyhow::Result<Option<Calibration>> {
-    let options = crate::eval::reading::options_for_run(run);
+    let options = crate::eval::reading::options_for_run(run)?;
     if !options.calibrate {
         return Ok(None);
     }
