@@ -13,7 +13,7 @@ use super::peers;
 use super::sst2::read_sst2;
 use crate::cli::model_args::ModelArgs;
 use crate::data::task::{Example, Task};
-use crate::pipeline::classify::{Classifier, ClassifierOptions};
+use crate::pipeline::classify::{Classifier, ClassifierOptions, interleave_by_label};
 use crate::pipeline::prompt::Templates;
 
 #[derive(Debug, Args)]
@@ -26,7 +26,7 @@ pub struct ClassifyBenchArgs {
     /// Batch sizes to time (the peer scores one input per forward).
     #[arg(long, value_delimiter = ',', default_value = "1,16")]
     pub batches: Vec<usize>,
-    /// Skip the peer (the demonstrations are then the bundled demo task's seeds).
+    /// Skip the peer (the demonstrations are then the bundled demo task's seeds, labels alternating).
     #[arg(long)]
     pub no_peer: bool,
     /// Write all figures as JSON here.
@@ -83,7 +83,12 @@ pub fn run(args: ClassifyBenchArgs) -> anyhow::Result<()> {
                 }
             })
             .collect(),
-        None => Task::demo().seeds,
+        // Without the peer, the demo seeds alternate by label as `classify` orders them: in the
+        // task's order every positive seed comes last and the model answers "positive" to all.
+        None => {
+            let demo = Task::demo();
+            interleave_by_label(&demo.seeds, &demo.labels)
+        }
     };
 
     let (loaded, device) = args.model.load()?;
