@@ -245,10 +245,33 @@ fn bulk_accepts_above_and_rejects_below_the_threshold() {
     );
     let text = std::fs::read_to_string(f.dir.join("journal.jsonl")).unwrap();
     assert!(text.contains("bulk: confidence 0.66 below 0.70"), "{text}");
-    // Undo walks them back one at a time.
+    // Undo takes a bulk decision back whole, newest first, in one journal append each.
+    let appends = app.appends.len();
     press(&mut app, "u");
     assert_eq!(status(&f, 6), Status::Pending);
     assert_eq!(status(&f, 7), Status::Accepted);
+    press(&mut app, "u");
+    assert_eq!(status(&f, 1), Status::Pending);
+    assert_eq!(status(&f, 7), Status::Pending);
+    assert_eq!(app.appends[appends..], [1, 2], "one append per undone bulk");
+    assert!(render(&app, 120, 36).contains("undid the bulk accept of 2 items"));
+    // Redo brings it back whole; a single decision on top is undone alone first.
+    press(&mut app, "U");
+    assert_eq!(status(&f, 1), Status::Accepted);
+    assert_eq!(status(&f, 7), Status::Accepted);
+    press(&mut app, "3 x");
+    let rejected = journal_decisions(&f).last().cloned().unwrap();
+    press(&mut app, "u");
+    eprintln!("DEBUG {:?}", journal_decisions(&f));
+    assert_eq!(
+        status(&f, 1),
+        Status::Accepted,
+        "after undoing {rejected} alone"
+    );
+    assert_eq!(status(&f, 7), Status::Accepted);
+    press(&mut app, "u");
+    assert_eq!(status(&f, 1), Status::Pending);
+    assert_eq!(status(&f, 7), Status::Pending);
 }
 
 #[test]

@@ -313,6 +313,11 @@ impl State {
     pub fn can_redo(&self) -> bool {
         !self.undone.is_empty()
     }
+    /// How many decisions `undo` could revert, and `redo` bring back: a decision's place in the
+    /// history, for telling whether a group of them is still on top.
+    pub fn history_depths(&self) -> (usize, usize) {
+        (self.done.len(), self.undone.len())
+    }
     /// The decision `undo` would revert: (its record type, its item).
     pub fn undo_target(&self) -> Option<(&'static str, &ItemId)> {
         self.done

@@ -228,6 +228,11 @@ pub struct App {
     /// Writes handed over and not answered yet, oldest first, with what their answer does.
     in_flight: VecDeque<(WriteId, Then)>,
     next_write: WriteId,
+    /// Bulk decisions of this session in effect (newest last) and undone (most recently undone
+    /// last), each as (its size, the undo or redo depth right after it): `u` / `U` take one back
+    /// or bring it back whole while it is what the journal would undo or redo next.
+    bulks: Vec<(usize, usize)>,
+    undone_bulks: Vec<(usize, usize)>,
     quit: bool,
 }
 
@@ -284,6 +289,8 @@ impl App {
             writes: Vec::new(),
             in_flight: VecDeque::new(),
             next_write: 1,
+            bulks: Vec::new(),
+            undone_bulks: Vec::new(),
             quit: false,
         };
         if !unchecked.is_empty() {
@@ -373,13 +380,40 @@ impl App {
                     self.review.current = None;
                 }
                 self.ok(format!(
-                    "bulk: {verb} {} items (u undoes them one at a time)",
+                    "bulk: {verb} {} items (u undoes them all)",
                     items.len()
                 ));
+                if items.len() > 1 {
+                    let (done, _) = self.ws.state().history_depths();
+                    self.bulks.push((items.len(), done));
+                }
+                self.undone_bulks.clear();
             }
             Then::Rescued(id) => self.ok(format!(
                 "rescued {id}: it is back in the review queue (3 shows it)"
             )),
+            Then::Undone(undo) if applied.len() > 1 => {
+                // A whole bulk decision went back (or came back) in one write.
+                let n = applied.len();
+                let (done, undone) = self.ws.state().history_depths();
+                let (from, to, depth) = if undo {
+                    (&mut self.bulks, &mut self.undone_bulks, undone)
+                } else {
+                    (&mut self.undone_bulks, &mut self.bulks, done)
+                };
+                from.pop();
+                to.push((n, depth));
+                let kind = match applied[0].change {
+                    crate::data::Change::Undone(kind) | crate::data::Change::Redone(kind) => kind,
+                    _ => "decision",
+                };
+                if undo {
+                    self.ok(format!("undid the bulk {kind} of {n} items (U redoes it)"));
+                } else {
+                    self.ok(format!("redid the bulk {kind} of {n} items"));
+                }
+                self.show_changed(kind, applied[0].item_id.clone());
+            }
             Then::Undone(undo) => {
                 let Some(applied) = applied.into_iter().next() else {
                     return;
@@ -560,14 +594,20 @@ impl App {
                 }
                 None => self.quit = true,
             },
-            Action::Undo => self.write(
-                Write::Records(vec![RecordBody::Undo {}]),
-                Then::Undone(true),
-            ),
-            Action::Redo => self.write(
-                Write::Records(vec![RecordBody::Redo {}]),
-                Then::Undone(false),
-            ),
+            Action::Undo => {
+                let n = group_on_top(self.bulks.last(), self.ws.state().history_depths().0);
+                self.write(
+                    Write::Records(vec![RecordBody::Undo {}; n]),
+                    Then::Undone(true),
+                )
+            }
+            Action::Redo => {
+                let n = group_on_top(self.undone_bulks.last(), self.ws.state().history_depths().1);
+                self.write(
+                    Write::Records(vec![RecordBody::Redo {}; n]),
+                    Then::Undone(false),
+                )
+            }
             Action::CycleTheme => self.cycle_theme(),
             other => match self.screen {
                 Screen::Seeds => self.seeds_action(other),
@@ -1007,4 +1047,13 @@ pub(crate) fn label_names(ws: &ReadModel) -> Vec<String> {
 /// A map from label to its colour index, for drawing.
 pub(crate) fn label_index(labels: &[String], label: &str) -> Option<usize> {
     labels.iter().position(|l| l == label)
+}
+
+/// How many undo (or redo) steps take a bulk decision back whole: its size while the history is
+/// as deep as right after it (nothing decided, undone or redone since), else one.
+fn group_on_top(group: Option<&(usize, usize)>, depth: usize) -> usize {
+    match group {
+        Some(&(n, at)) if at == depth => n,
+        _ => 1,
+    }
 }
