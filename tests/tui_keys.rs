@@ -13,6 +13,7 @@ use seedforge::tui::App;
 use seedforge::tui::action::Action;
 use seedforge::tui::app::{Effect, MessageKind, Overlay};
 use seedforge::tui::screens::Screen;
+use seedforge::tui::screens::generate_form::Setting;
 use tui_support::*;
 
 fn status(f: &Fixture, n: u32) -> Status {
@@ -787,8 +788,7 @@ fn the_writer_field_picks_a_run_adapter_and_a_teacher_writes_without_seeds_at_0_
     std::fs::write(&weights, &bytes[..bytes.len() - 5]).unwrap();
     let mut app = app(&f);
     press(&mut app, "2");
-    // The writer row is the eleventh.
-    press(&mut app, &["down"; 10].join(" "));
+    press(&mut app, &moves(Setting::PerClass, Setting::Writer));
     assert!((app.generate.settings.sampling.temperature - 1.0).abs() < 1e-6);
     assert!(app.generate.settings.seeds_in_prompt);
 
@@ -808,7 +808,10 @@ fn the_writer_field_picks_a_run_adapter_and_a_teacher_writes_without_seeds_at_0_
         "a teacher writes from the bare instruction"
     );
     assert!((s.sampling.temperature - 0.8).abs() < 1e-6);
-    assert_eq!(app.generate.fields()[10].value, "teacher 10:00:00");
+    assert_eq!(
+        app.generate.fields()[Setting::Writer.row()].value,
+        "teacher 10:00:00"
+    );
 
     press(&mut app, "right");
     let w = app.generate.writer.clone().expect("a writer chosen");
@@ -819,10 +822,11 @@ fn the_writer_field_picks_a_run_adapter_and_a_teacher_writes_without_seeds_at_0_
 
     // Back through the teacher to the base model; a temperature set by hand stays.
     press(&mut app, "left");
-    press(&mut app, "up up up up up up up up enter");
+    press(&mut app, &moves(Setting::Writer, Setting::Temperature));
+    press(&mut app, "enter");
     type_text(&mut app, "0.5");
     press(&mut app, "enter");
-    press(&mut app, &["down"; 8].join(" "));
+    press(&mut app, &moves(Setting::Temperature, Setting::Writer));
     press(&mut app, "left");
     assert_eq!(app.generate.writer, None);
     assert!((app.generate.settings.sampling.temperature - 0.5).abs() < 1e-6);
@@ -858,8 +862,8 @@ fn annotate_sends_the_file_the_threshold_and_a_classifier_adapter_but_not_a_teac
 
     let pool = f.tmp.path().join("pool.tsv");
     std::fs::write(&pool, "sentence\nfirst text here\n").unwrap();
-    // annotate file (12th row): type the path; min confidence (13th): one step down.
-    press(&mut app, &["down"; 11].join(" "));
+    // The annotate file: type the path; min confidence (the next row): one step down.
+    press(&mut app, &moves(Setting::PerClass, Setting::AnnotateFile));
     press(&mut app, "enter");
     type_text(&mut app, pool.to_str().unwrap());
     press(&mut app, "enter down left");
@@ -1048,7 +1052,8 @@ fn batch_and_max_tokens_have_upper_bounds_that_are_said() {
         "→ stops at the bound"
     );
 
-    press(&mut app, "down down down down enter ^u");
+    press(&mut app, &moves(Setting::Batch, Setting::MaxTokens));
+    press(&mut app, "enter ^u");
     type_text(&mut app, "999999999999");
     press(&mut app, "enter");
     assert!(
@@ -1155,9 +1160,9 @@ fn the_judge_and_attempts_rows_reach_the_generation_command_and_the_choice_is_sh
     let f = fixture();
     let mut app = app(&f);
     press(&mut app, "2");
-    // The judge row is the fifteenth, the attempts row the sixteenth.
-    press(&mut app, &["down"; 14].join(" "));
-    assert_eq!(app.generate.fields()[14].name, "judge");
+    // The judge row, then the attempts row.
+    press(&mut app, &moves(Setting::PerClass, Setting::Judge));
+    assert_eq!(app.generate.fields()[Setting::Judge.row()].name, "judge");
     let start = app.generate.judge_name();
     // ←/→ cycle auto → icl → zero-shot → seeds-lora → auto.
     let mut seen = vec![start];
@@ -1309,4 +1314,38 @@ fn the_field_editor_sets_the_field_of_the_screen_it_was_opened_on() {
     press(&mut app, "enter");
     assert_eq!(app.generate.fields()[1].value, "3");
     assert_eq!(app.train.fields(0)[1].value, "12");
+}
+
+/// The arrow presses that move the Generate form's selection from one row to another.
+fn moves(from: Setting, to: Setting) -> String {
+    let key = if to.row() >= from.row() { "down" } else { "up" };
+    vec![key; from.row().abs_diff(to.row())].join(" ")
+}
+
+#[test]
+fn the_guidance_row_is_bounded_stepped_and_sent_with_the_generation_command() {
+    let f = fixture();
+    let mut app = app(&f);
+    press(&mut app, "2");
+    press(&mut app, &moves(Setting::PerClass, Setting::Guidance));
+    assert_eq!(app.generate.fields()[Setting::Guidance.row()].value, "1.0");
+    // Below 1 steers towards the other class: refused, and said why.
+    press(&mut app, "left");
+    assert_eq!(app.generate.settings.sampling.guidance_scale, 1.0);
+    press(&mut app, "enter ^u");
+    type_text(&mut app, "0.5");
+    press(&mut app, "enter");
+    let said = app.message.clone().unwrap();
+    assert_eq!(said.kind, MessageKind::Error);
+    assert_eq!(said.text, "guidance: a number from 1 to 10, not `0.5`");
+    press(&mut app, "esc right right");
+    assert_eq!(app.generate.settings.sampling.guidance_scale, 2.0);
+    app.take_effects();
+    press(&mut app, "g");
+    match app.take_effects().as_slice() {
+        [Effect::Send(Command::Generate { settings, .. })] => {
+            assert_eq!(settings.sampling.guidance_scale, 2.0);
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -107,6 +107,7 @@ pub fn generate(
                     index: i as u64,
                     prompt: prompt.to_vec(),
                     params: params.clone(),
+                    negative_prompt: None,
                 })
                 .collect();
             let out = decode(model, tokenizer, reqs, batch, &never, &mut |_| {});

@@ -181,10 +181,7 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
         judge_select: args.filters.judge_choice()?.is_none(),
         calibrate_extra: args.calibrate_extra,
     };
-    spec.generate
-        .sampling
-        .validate()
-        .map_err(anyhow::Error::msg)?;
+    spec.generate.validate().map_err(anyhow::Error::msg)?;
     if experiment::claim(&args.out, &spec)? {
         eprintln!(
             "seedforge: resuming the experiment in {}",

@@ -69,6 +69,12 @@ pub struct GenerationOptions {
     pub top_p: f32,
     #[arg(long, default_value_t = 1.0)]
     pub repetition_penalty: f32,
+    /// Classifier-free guidance: each request also reads the same prompt written for another
+    /// class, and the next token is drawn from `other + γ·(own − other)` of the two
+    /// log-probability vectors, so what sets this class apart is amplified. 1 is off; twice the
+    /// decoding work.
+    #[arg(long, default_value_t = GenerateSettings::default().sampling.guidance_scale)]
+    pub guidance: f32,
     #[arg(long, default_value_t = 64)]
     pub max_tokens: usize,
     /// Text that ends a generation (repeatable). Default: a newline.
@@ -107,6 +113,7 @@ impl GenerationOptions {
         s.sampling.top_k = self.top_k;
         s.sampling.top_p = self.top_p;
         s.sampling.repetition_penalty = self.repetition_penalty;
+        s.sampling.guidance_scale = self.guidance;
         s.sampling.max_new_tokens = self.max_tokens;
         if !self.stop.is_empty() {
             s.sampling.stop = self.stop.iter().map(|t| unescape(t)).collect();
@@ -133,7 +140,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             "--adapter is for the local writer; a server (--writer) writes with its own model"
         );
     }
-    settings.sampling.validate().map_err(anyhow::Error::msg)?;
+    settings.validate().map_err(anyhow::Error::msg)?;
     let templates = Templates::for_task(&task)?;
     if args.print_prompts {
         let tokenizer = crate::llm::load::tokenizer(&args.model.path()?)?;

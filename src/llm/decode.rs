@@ -33,6 +33,9 @@ pub struct DecodeRequest {
     pub index: u64,
     pub prompt: Vec<u32>,
     pub params: SamplingParams,
+    /// The prompt that classifier-free guidance steers away from (`params.guidance_scale`);
+    /// see [`crate::llm::guided`].
+    pub negative_prompt: Option<Vec<u32>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -109,18 +112,18 @@ pub enum DecodeEvent {
     Progress(Progress),
 }
 
-struct Row<'t> {
+pub(super) struct Row<'t> {
     index: u64,
     prompt_tokens: usize,
-    sampler: Sampler,
-    context: Vec<u32>,
+    pub(super) sampler: Sampler,
+    pub(super) context: Vec<u32>,
     generated: Vec<u32>,
     stream: TokenStream<'t>,
     start: usize,
     started: Instant,
     /// Logits to sample the next token from, when not produced by the batch step.
     pending: Option<Vec<f32>>,
-    last: u32,
+    pub(super) last: u32,
     /// Log-probability of the generated tokens under the model itself (before temperature,
     /// top-k and the other sampling settings reshape it).
     logprob: f64,
@@ -136,6 +139,12 @@ pub fn decode(
     cancel: &AtomicBool,
     sink: &mut dyn FnMut(DecodeEvent),
 ) -> Vec<Finished> {
+    if requests
+        .iter()
+        .any(|r| r.negative_prompt.is_some() && r.params.guidance_scale != 1.0)
+    {
+        return super::guided::decode(model, tokenizer, requests, batch, cancel, sink);
+    }
     let total = requests.len();
     let batch = batch.max(1);
     let stop_ids = tokenizer.stop_ids();
@@ -240,13 +249,7 @@ pub fn decode(
                 let Some(mut logits) = row.pending.take().or_else(|| from_batch.take()) else {
                     break;
                 };
-                if row.generated.len() < row.sampler.params().min_new_tokens {
-                    for &s in &stop_ids {
-                        if let Some(l) = logits.get_mut(s as usize) {
-                            *l = f32::NEG_INFINITY;
-                        }
-                    }
-                }
+                row.forbid_stop_early(&mut logits, &stop_ids);
                 // The model's own log-probability of the token it is about to write, read
                 // before sampling reshapes the logits.
                 // (One buffer for the whole run: a vocabulary-sized allocation per token would be
@@ -256,32 +259,8 @@ pub fn decode(
                 raw.extend_from_slice(&logits);
                 let token = row.sampler.sample(&mut logits, &row.context);
                 generated_tokens += 1;
-                if !stop_ids.contains(&token) {
-                    row.logprob += f64::from(raw[token as usize]) - lse;
-                }
-                row.last = token;
-                let reason = if stop_ids.contains(&token) {
-                    Some(FinishReason::EndOfSequence)
-                } else {
-                    row.generated.push(token);
-                    row.context.push(token);
-                    let delta = row.stream.push(token);
-                    sink(DecodeEvent::Token {
-                        index: row.index,
-                        token,
-                        delta,
-                    });
-                    let params = row.sampler.params();
-                    if !params.stop.is_empty()
-                        && stop_text_at(&row.stream.text(), &params.stop).is_some()
-                    {
-                        Some(FinishReason::StopText)
-                    } else if row.generated.len() >= params.max_new_tokens {
-                        Some(FinishReason::Length)
-                    } else {
-                        None
-                    }
-                };
+                let reason =
+                    row.advance(token, f64::from(raw[token as usize]) - lse, &stop_ids, sink);
                 let Some(reason) = reason else { break };
                 let done_row = rows[r].take().expect("row present");
                 let f = finish(done_row, reason, tokenizer);
@@ -360,22 +339,91 @@ pub fn decode(
     // An error ends every sequence still running or waiting, each with the reason, so the
     // caller reports them instead of taking empty text for a generation.
     if let Some(error) = failure {
-        for row in rows.iter_mut().filter_map(Option::take) {
-            let mut f = finish(row, FinishReason::Failed, tokenizer);
-            f.error = Some(error.clone());
-            sink(DecodeEvent::Finished(f.clone()));
-            finished.push(f);
-        }
-        for req in queue.drain(..) {
-            let f = never_ran(req, FinishReason::Failed, Some(error.clone()));
-            sink(DecodeEvent::Finished(f.clone()));
-            finished.push(f);
-        }
+        let running = rows.iter_mut().filter_map(Option::take);
+        fail_all(
+            &error,
+            running,
+            queue.drain(..),
+            tokenizer,
+            sink,
+            &mut finished,
+        );
     }
     finished
 }
 
-fn new_row<'t>(req: DecodeRequest, start: usize, tokenizer: &'t TextTokenizer) -> Row<'t> {
+/// Ends every running and waiting sequence as failed with `error`, each reported.
+pub(super) fn fail_all<'t>(
+    error: &str,
+    running: impl Iterator<Item = Row<'t>>,
+    waiting: impl Iterator<Item = DecodeRequest>,
+    tokenizer: &TextTokenizer,
+    sink: &mut dyn FnMut(DecodeEvent),
+    finished: &mut Vec<Finished>,
+) {
+    for row in running {
+        let mut f = finish(row, FinishReason::Failed, tokenizer);
+        f.error = Some(error.to_string());
+        sink(DecodeEvent::Finished(f.clone()));
+        finished.push(f);
+    }
+    for req in waiting {
+        let f = never_ran(req, FinishReason::Failed, Some(error.to_string()));
+        sink(DecodeEvent::Finished(f.clone()));
+        finished.push(f);
+    }
+}
+
+impl Row<'_> {
+    /// Writes `token` (whose log-probability under the model is `logprob`), reports it, and
+    /// says whether the sequence ends with it.
+    pub(super) fn advance(
+        &mut self,
+        token: u32,
+        logprob: f64,
+        stop_ids: &[u32],
+        sink: &mut dyn FnMut(DecodeEvent),
+    ) -> Option<FinishReason> {
+        self.last = token;
+        if stop_ids.contains(&token) {
+            return Some(FinishReason::EndOfSequence);
+        }
+        self.logprob += logprob;
+        self.generated.push(token);
+        self.context.push(token);
+        let delta = self.stream.push(token);
+        sink(DecodeEvent::Token {
+            index: self.index,
+            token,
+            delta,
+        });
+        let params = self.sampler.params();
+        if !params.stop.is_empty() && stop_text_at(&self.stream.text(), &params.stop).is_some() {
+            Some(FinishReason::StopText)
+        } else if self.generated.len() >= params.max_new_tokens {
+            Some(FinishReason::Length)
+        } else {
+            None
+        }
+    }
+
+    /// End-of-sequence tokens cannot be drawn before `min_new_tokens` exist.
+    pub(super) fn forbid_stop_early(&self, logits: &mut [f32], stop_ids: &[u32]) {
+        if self.generated.len() < self.sampler.params().min_new_tokens {
+            for &s in stop_ids {
+                if let Some(l) = logits.get_mut(s as usize) {
+                    *l = f32::NEG_INFINITY;
+                }
+            }
+        }
+    }
+}
+
+pub(super) fn new_row<'t>(
+    req: DecodeRequest,
+    start: usize,
+    tokenizer: &'t TextTokenizer,
+) -> Row<'t> {
     Row {
         index: req.index,
         prompt_tokens: req.prompt.len(),
@@ -392,7 +440,7 @@ fn new_row<'t>(req: DecodeRequest, start: usize, tokenizer: &'t TextTokenizer) -
 }
 
 /// `ln Σ exp(x)`, computed stably.
-fn log_sum_exp(x: &[f32]) -> f64 {
+pub(super) fn log_sum_exp(x: &[f32]) -> f64 {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     if !max.is_finite() {
         return f64::from(max);
@@ -401,7 +449,7 @@ fn log_sum_exp(x: &[f32]) -> f64 {
     f64::from(max) + sum.ln()
 }
 
-fn finish(row: Row, reason: FinishReason, tokenizer: &TextTokenizer) -> Finished {
+pub(super) fn finish(row: Row, reason: FinishReason, tokenizer: &TextTokenizer) -> Finished {
     // Tokens that do not decode are a failure to report, not an empty generation.
     let (mut text, reason, error) = match tokenizer.decode(&row.generated, true) {
         Ok(text) => (text, reason, None),
@@ -428,7 +476,11 @@ fn finish(row: Row, reason: FinishReason, tokenizer: &TextTokenizer) -> Finished
 
 /// A request that never ran: its prompt and `max_new_tokens` do not fit the model's context, or
 /// an error stopped the run before it started.
-fn never_ran(req: DecodeRequest, reason: FinishReason, error: Option<String>) -> Finished {
+pub(super) fn never_ran(
+    req: DecodeRequest,
+    reason: FinishReason,
+    error: Option<String>,
+) -> Finished {
     Finished {
         index: req.index,
         tokens: Vec::new(),
@@ -457,7 +509,7 @@ pub fn stop_text_at(text: &str, stops: &[String]) -> Option<usize> {
         .min()
 }
 
-fn progress(
+pub(super) fn progress(
     started: Instant,
     done: usize,
     total: usize,
@@ -508,6 +560,7 @@ mod tests {
                 index: i as u64,
                 prompt,
                 params: params.clone(),
+                negative_prompt: None,
             })
             .collect()
     }
@@ -574,11 +627,13 @@ mod tests {
             index: 0,
             prompt: (0..context as u32 - 4).map(|t| 3 + t % 50).collect(),
             params: SamplingParams::greedy(10),
+            negative_prompt: None,
         };
         let fits = DecodeRequest {
             index: 1,
             prompt: vec![5, 6, 7],
             params: SamplingParams::greedy(10),
+            negative_prompt: None,
         };
         let expected = greedy(&model, &fits.prompt, 10, &[]).unwrap();
         let never = AtomicBool::new(false);
@@ -644,6 +699,7 @@ mod tests {
                 index: i,
                 prompt: vec![3 + i as u32 * 5, 4 + i as u32],
                 params: params.clone(),
+                negative_prompt: None,
             })
             .collect();
         let expected: Vec<Vec<u32>> = reqs

@@ -9,6 +9,7 @@ pub mod device;
 pub mod fetch;
 pub mod gguf;
 pub mod greedy;
+pub mod guided;
 pub mod load;
 pub mod model;
 pub mod readback;

@@ -24,6 +24,10 @@ pub struct SamplingParams {
     /// Text that ends a generation (not included in the output).
     pub stop: Vec<String>,
     pub seed: u64,
+    /// Classifier-free guidance (transformers' `guidance_scale`): with a negative prompt, the
+    /// next token is drawn from `neg + γ·(own − neg)` of the two prompts' log-probabilities.
+    /// 1 turns it off.
+    pub guidance_scale: f32,
 }
 
 impl Default for SamplingParams {
@@ -38,6 +42,7 @@ impl Default for SamplingParams {
             min_new_tokens: 0,
             stop: Vec::new(),
             seed: 0,
+            guidance_scale: 1.0,
         }
     }
 }
@@ -63,6 +68,12 @@ impl SamplingParams {
             return Err(format!(
                 "repetition penalty must be > 0, got {}",
                 self.repetition_penalty
+            ));
+        }
+        if !(self.guidance_scale.is_finite() && (1.0..=10.0).contains(&self.guidance_scale)) {
+            return Err(format!(
+                "guidance must be in [1, 10] (1 is off), got {}",
+                self.guidance_scale
             ));
         }
         Ok(())

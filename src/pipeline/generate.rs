@@ -52,6 +52,20 @@ fn one() -> usize {
 }
 
 impl GenerateSettings {
+    /// The sampling settings' own checks, and guidance only where the model is here: it needs
+    /// both prompts' full next-token distributions at every step, which a server does not give.
+    pub fn validate(&self) -> Result<(), String> {
+        self.sampling.validate()?;
+        if self.remote.is_some() && self.sampling.guidance_scale != 1.0 {
+            return Err(format!(
+                "guidance {} needs the local model (it reads two prompts' next-token \
+                 distributions at every step); a server writes without it: set guidance to 1",
+                self.sampling.guidance_scale
+            ));
+        }
+        Ok(())
+    }
+
     /// Attempts a class may use to fill its quota.
     pub fn attempt_cap(&self) -> usize {
         self.per_class * self.max_attempts_factor.max(1)
@@ -171,11 +185,26 @@ pub fn plan_counts(
     let mut out = Vec::with_capacity(counts.iter().sum());
     let mut index = first_index;
     for round in 0..rounds {
-        for (label, _) in task.labels.iter().zip(counts).filter(|(_, n)| **n > round) {
+        for (position, (label, _)) in task
+            .labels
+            .iter()
+            .zip(counts)
+            .enumerate()
+            .filter(|(_, (_, n))| **n > round)
+        {
             let prompt = prompt_for(task, templates, tokenizer, label, settings, index)?;
-            let tokens = tokenizer
-                .encode(&prompt)
-                .map_err(|e| PromptError::Other(e.to_string()))?;
+            let encode = |text: &str| {
+                tokenizer
+                    .encode(text)
+                    .map_err(|e| PromptError::Other(e.to_string()))
+            };
+            let tokens = encode(&prompt)?;
+            let negative_prompt = match contrast_label(task, settings, position, index) {
+                Some(other) => Some(encode(&prompt_for(
+                    task, templates, tokenizer, other, settings, index,
+                )?)?),
+                None => None,
+            };
             out.push(Planned {
                 index,
                 label: label.name.clone(),
@@ -183,6 +212,7 @@ pub fn plan_counts(
                     index,
                     prompt: tokens,
                     params: settings.sampling.clone(),
+                    negative_prompt,
                 },
                 prompt,
             });
@@ -190,6 +220,23 @@ pub fn plan_counts(
         }
     }
     Ok(out)
+}
+
+/// The class whose prompt request `index` of the class at `position` is guided away from (with
+/// guidance on and more than one class): the classes after it in turn, so over a run each class
+/// is contrasted with every other alike.
+fn contrast_label<'t>(
+    task: &'t Task,
+    settings: &GenerateSettings,
+    position: usize,
+    index: u64,
+) -> Option<&'t LabelDef> {
+    let k = task.labels.len();
+    if settings.sampling.guidance_scale == 1.0 || k < 2 {
+        return None;
+    }
+    let step = 1 + (index % (k as u64 - 1)) as usize;
+    task.labels.get((position + step) % k)
 }
 
 /// The exact text sent for request `index` of class `label`: the template, then the model's
@@ -347,5 +394,85 @@ mod quota_tests {
         };
         assert_eq!(once.next_round(&[0, 0], &[0, 0]), Some(vec![10, 10]));
         assert_eq!(once.next_round(&[2, 3], &[10, 10]), None);
+    }
+}
+
+#[cfg(test)]
+mod guidance_tests {
+    use super::*;
+    use crate::data::task::Example;
+    use crate::llm::model::tests::tiny_tokenizer;
+
+    fn three_classes() -> Task {
+        let mut task = Task::demo();
+        task.labels = ["good", "bad", "mixed"]
+            .map(|name| LabelDef {
+                name: name.into(),
+                verbalizer: None,
+            })
+            .to_vec();
+        task.seeds = ["good", "bad", "mixed"]
+            .iter()
+            .flat_map(|label| {
+                ["a fine film", "a dull film"].map(|text| Example {
+                    text: text.into(),
+                    label: (*label).into(),
+                })
+            })
+            .collect();
+        task
+    }
+
+    #[test]
+    fn each_request_is_guided_away_from_every_other_class_in_turn() {
+        let task = three_classes();
+        let templates = Templates::bundled();
+        let tk = tiny_tokenizer();
+        let mut settings = GenerateSettings {
+            per_class: 4,
+            ..GenerateSettings::default()
+        };
+        settings.sampling.guidance_scale = 2.0;
+        let planned = plan(&task, &templates, &tk, &settings).unwrap();
+        let mut pairs = std::collections::BTreeMap::new();
+        for p in &planned {
+            let negative = p
+                .request
+                .negative_prompt
+                .as_ref()
+                .expect("a negative prompt");
+            // The negative prompt is this request's prompt as another class would have it.
+            let of: Vec<&str> = task
+                .labels
+                .iter()
+                .filter(|l| {
+                    let text = prompt_for(&task, &templates, &tk, l, &settings, p.index).unwrap();
+                    tk.encode(&text).unwrap() == *negative
+                })
+                .map(|l| l.name.as_str())
+                .collect();
+            assert_eq!(of.len(), 1, "request {}", p.index);
+            assert_ne!(of[0], p.label);
+            *pairs.entry((p.label.clone(), of[0])).or_insert(0) += 1;
+        }
+        // Four requests a class, two other classes: each contrasted twice.
+        assert_eq!(pairs.len(), 6, "{pairs:?}");
+        assert!(pairs.values().all(|&n| n == 2), "{pairs:?}");
+
+        settings.sampling.guidance_scale = 1.0;
+        let plain = plan(&task, &templates, &tk, &settings).unwrap();
+        assert!(plain.iter().all(|p| p.request.negative_prompt.is_none()));
+    }
+
+    #[test]
+    fn guidance_is_refused_for_a_server_writer() {
+        let mut settings = GenerateSettings::default();
+        settings.sampling.guidance_scale = 2.0;
+        assert!(settings.validate().is_ok());
+        settings.remote = Some(Box::default());
+        assert!(settings.validate().unwrap_err().contains("local model"));
+        settings.sampling.guidance_scale = 0.5;
+        settings.remote = None;
+        assert!(settings.validate().unwrap_err().contains("guidance"));
     }
 }

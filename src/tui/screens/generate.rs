@@ -357,7 +357,7 @@ impl App {
         if !self.can_start("generate") {
             return;
         }
-        if let Err(e) = self.generate.settings.sampling.validate() {
+        if let Err(e) = self.generate.settings.validate() {
             self.error(e);
             return;
         }

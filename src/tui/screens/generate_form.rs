@@ -20,6 +20,7 @@ pub enum Setting {
     Temperature,
     TopK,
     TopP,
+    Guidance,
     MaxTokens,
     Seed,
     LabelCheck,
@@ -35,12 +36,13 @@ pub enum Setting {
 
 impl Setting {
     /// The rows, in order.
-    pub const ALL: [Setting; 16] = [
+    pub const ALL: [Setting; 17] = [
         Setting::PerClass,
         Setting::Batch,
         Setting::Temperature,
         Setting::TopK,
         Setting::TopP,
+        Setting::Guidance,
         Setting::MaxTokens,
         Setting::Seed,
         Setting::LabelCheck,
@@ -70,6 +72,7 @@ impl Setting {
             Setting::Temperature => "temperature",
             Setting::TopK => "top-k",
             Setting::TopP => "top-p",
+            Setting::Guidance => "guidance",
             Setting::MaxTokens => "max tokens",
             Setting::Seed => "seed",
             Setting::LabelCheck => "label check",
@@ -91,6 +94,9 @@ impl Setting {
             Setting::Temperature => "0 = greedy; the paper uses 1.0",
             Setting::TopK => "keep the k likeliest tokens (0 = off)",
             Setting::TopP => "nucleus sampling (1.00 = off)",
+            Setting::Guidance => {
+                "write away from another class's prompt (1.0 = off; twice the decoding work)"
+            }
             Setting::MaxTokens => "longest generation, in tokens",
             Setting::Seed => "same seed and settings give the same items",
             Setting::LabelCheck => "keep items only when the model reads them as their label",
@@ -136,6 +142,7 @@ impl GenerateState {
             Setting::Temperature => format!("{:.2}", s.sampling.temperature),
             Setting::TopK => s.sampling.top_k.to_string(),
             Setting::TopP => format!("{:.2}", s.sampling.top_p),
+            Setting::Guidance => format!("{:.1}", s.sampling.guidance_scale),
             Setting::MaxTokens => s.sampling.max_new_tokens.to_string(),
             Setting::Seed => s.sampling.seed.to_string(),
             Setting::LabelCheck => if f.label_consistency { "on" } else { "off" }.to_string(),
@@ -208,6 +215,10 @@ impl GenerateState {
             Setting::TopK => s.sampling.top_k = step(s.sampling.top_k, 5, 0),
             Setting::TopP => {
                 s.sampling.top_p = stepf(s.sampling.top_p as f64, 0.05, 0.05, 1.0) as f32
+            }
+            Setting::Guidance => {
+                s.sampling.guidance_scale =
+                    stepf(s.sampling.guidance_scale as f64, 0.5, 1.0, 10.0) as f32
             }
             Setting::MaxTokens => {
                 s.sampling.max_new_tokens = bounded(s.sampling.max_new_tokens, 8, 1, MAX_NEW_TOKENS)
@@ -285,6 +296,7 @@ impl GenerateState {
             Setting::Temperature => s.sampling.temperature = float(0.0, 5.0)? as f32,
             Setting::TopK => s.sampling.top_k = int(0)?,
             Setting::TopP => s.sampling.top_p = float(0.01, 1.0)? as f32,
+            Setting::Guidance => s.sampling.guidance_scale = float(1.0, 10.0)? as f32,
             Setting::MaxTokens => s.sampling.max_new_tokens = int_to(1, MAX_NEW_TOKENS)?,
             Setting::Seed => {
                 s.sampling.seed = t
