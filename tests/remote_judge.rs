@@ -426,7 +426,7 @@ fn the_workbench_job_checks_labels_on_the_server() {
         s.concurrency = 2;
         Box::new(s)
     };
-    settings.remote = Some(server());
+    settings.set_remote(Some(server()));
     engine
         .send(EngineCommand::Generate {
             settings,
@@ -498,7 +498,7 @@ fn a_stopped_server_generation_resumes_request_by_request() {
     settings.sampling.max_new_tokens = 16;
     let mut server = RemoteSettings::new(Endpoint::new(server_url()));
     server.concurrency = 1;
-    settings.remote = Some(Box::new(server));
+    settings.set_remote(Some(Box::new(server)));
     let generate = || EngineCommand::Generate {
         settings: settings.clone(),
         filters: FilterSettings {

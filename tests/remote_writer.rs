@@ -445,7 +445,7 @@ fn the_workbench_job_streams_the_servers_tokens_and_journals_who_wrote() {
         name: None,
     });
     remote.concurrency = 2;
-    settings.remote = Some(Box::new(remote));
+    settings.set_remote(Some(Box::new(remote)));
     engine
         .send(EngineCommand::Generate {
             settings,

@@ -1328,9 +1328,10 @@ fn the_guidance_row_is_bounded_stepped_and_sent_with_the_generation_command() {
     let mut app = app(&f);
     press(&mut app, "2");
     press(&mut app, &moves(Setting::PerClass, Setting::Guidance));
-    assert_eq!(app.generate.fields()[Setting::Guidance.row()].value, "1.0");
-    // Below 1 steers towards the other class: refused, and said why.
-    press(&mut app, "left");
+    assert_eq!(app.generate.fields()[Setting::Guidance.row()].value, "2.0");
+    // ← steps by 0.5 down to 1 (off); below 1 would steer towards the other class: refused,
+    // and said why.
+    press(&mut app, "left left left");
     assert_eq!(app.generate.settings.sampling.guidance_scale, 1.0);
     press(&mut app, "enter ^u");
     type_text(&mut app, "0.5");
@@ -1338,13 +1339,13 @@ fn the_guidance_row_is_bounded_stepped_and_sent_with_the_generation_command() {
     let said = app.message.clone().unwrap();
     assert_eq!(said.kind, MessageKind::Error);
     assert_eq!(said.text, "guidance: a number from 1 to 10, not `0.5`");
-    press(&mut app, "esc right right");
-    assert_eq!(app.generate.settings.sampling.guidance_scale, 2.0);
+    press(&mut app, "esc right right right");
+    assert_eq!(app.generate.settings.sampling.guidance_scale, 2.5);
     app.take_effects();
     press(&mut app, "g");
     match app.take_effects().as_slice() {
         [Effect::Send(Command::Generate { settings, .. })] => {
-            assert_eq!(settings.sampling.guidance_scale, 2.0);
+            assert_eq!(settings.sampling.guidance_scale, 2.5);
         }
         other => panic!("{other:?}"),
     }

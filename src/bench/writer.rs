@@ -50,6 +50,8 @@ pub fn run(args: WriterBenchArgs) -> anyhow::Result<()> {
     );
     let mut settings = GenerateSettings::default();
     settings.sampling.max_new_tokens = args.max_tokens;
+    // The same work on both sides: a server cannot be guided.
+    settings.sampling.guidance_scale = 1.0;
     let n_labels = task.labels.len().max(1);
     settings.per_class = args.requests.div_ceil(n_labels);
     let (loaded, device) = if args.no_local {

@@ -168,7 +168,8 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
         min_words: args.seed_min_words,
         generate: {
             let mut g = args.generation.settings(0, false);
-            g.remote = args.writer.settings()?.map(Box::new);
+            g.set_remote(args.writer.settings()?.map(Box::new));
+            args.generation.keep_guidance_asked(&mut g);
             g
         },
         filters: args.filters.settings_with_server()?,

@@ -73,8 +73,9 @@ pub struct GenerationOptions {
     /// class, and the next token is drawn from `other + γ·(own − other)` of the two
     /// log-probability vectors, so what sets this class apart is amplified. 1 is off; twice the
     /// decoding work.
-    #[arg(long, default_value_t = GenerateSettings::default().sampling.guidance_scale)]
-    pub guidance: f32,
+    /// Default 2 with the local model, 1 (off) with a server writer, which cannot be guided.
+    #[arg(long)]
+    pub guidance: Option<f32>,
     #[arg(long, default_value_t = 64)]
     pub max_tokens: usize,
     /// Text that ends a generation (repeatable). Default: a newline.
@@ -113,12 +114,23 @@ impl GenerationOptions {
         s.sampling.top_k = self.top_k;
         s.sampling.top_p = self.top_p;
         s.sampling.repetition_penalty = self.repetition_penalty;
-        s.sampling.guidance_scale = self.guidance;
+        if let Some(g) = self.guidance {
+            s.sampling.guidance_scale = g;
+        }
         s.sampling.max_new_tokens = self.max_tokens;
         if !self.stop.is_empty() {
             s.sampling.stop = self.stop.iter().map(|t| unescape(t)).collect();
         }
         s
+    }
+}
+
+impl GenerationOptions {
+    /// A guidance typed on the command line stands, whoever writes (a server then refuses it).
+    pub fn keep_guidance_asked(&self, settings: &mut GenerateSettings) {
+        if let Some(g) = self.guidance {
+            settings.sampling.guidance_scale = g;
+        }
     }
 }
 
@@ -134,7 +146,8 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         None => false,
     };
     let mut settings = args.generation.settings(args.seed, teacher);
-    settings.remote = args.writer.settings()?.map(Box::new);
+    settings.set_remote(args.writer.settings()?.map(Box::new));
+    args.generation.keep_guidance_asked(&mut settings);
     if settings.remote.is_some() && args.adapter.is_some() {
         anyhow::bail!(
             "--adapter is for the local writer; a server (--writer) writes with its own model"

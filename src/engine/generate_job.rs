@@ -99,6 +99,7 @@ pub fn run(
     judges: &mut Judges,
 ) -> anyhow::Result<Outcome> {
     let settings = request.settings;
+    settings.validate().map_err(anyhow::Error::msg)?;
     // The writer: the base model, or a copy carrying the adapter (the engine's model must stay
     // the base one for the label check and every later job).
     let adapted = request

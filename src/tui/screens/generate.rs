@@ -279,16 +279,16 @@ impl App {
         };
         match choices.swap_remove(next) {
             WriterChoice::Base => {
-                self.generate.settings.remote = None;
+                self.generate.settings.set_remote(None);
                 self.generate.set_writer(None);
             }
             WriterChoice::Server(server) => {
                 self.generate.set_writer(None);
                 ServerState::probe(&server, &self.generate.server_state);
-                self.generate.settings.remote = Some(Box::new(server));
+                self.generate.settings.set_remote(Some(Box::new(server)));
             }
             WriterChoice::Run(w) => {
-                self.generate.settings.remote = None;
+                self.generate.settings.set_remote(None);
                 self.generate.set_writer(Some(w));
             }
         }
