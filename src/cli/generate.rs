@@ -13,7 +13,7 @@ use super::model_args::ModelArgs;
 use super::task_arg::TaskArg;
 use super::writer_args::WriterArgs;
 use crate::llm::remote::Remote;
-use crate::pipeline::generate::{self, GenerateEvent, GenerateSettings};
+use crate::pipeline::generate::{self, GenerateEvent, GenerateSettings, GuideAgainst};
 use crate::pipeline::prompt::Templates;
 use crate::pipeline::writer::{self, Writer};
 use crate::train::trainer::Objective;
@@ -76,6 +76,10 @@ pub struct GenerationOptions {
     /// Default 2 with the local model, 1 (off) with a server writer, which cannot be guided.
     #[arg(long)]
     pub guidance: Option<f32>,
+    /// Guidance's negative prompt: another class's prompt (other-class), or another class's
+    /// heading over this class's own seeds (other-heading: only the class word differs).
+    #[arg(long, default_value = "other-class", value_parser = guide_against)]
+    pub guide_against: GuideAgainst,
     #[arg(long, default_value_t = 64)]
     pub max_tokens: usize,
     /// Text that ends a generation (repeatable). Default: a newline.
@@ -117,6 +121,7 @@ impl GenerationOptions {
         if let Some(g) = self.guidance {
             s.sampling.guidance_scale = g;
         }
+        s.guide_against = self.guide_against;
         s.sampling.max_new_tokens = self.max_tokens;
         if !self.stop.is_empty() {
             s.sampling.stop = self.stop.iter().map(|t| unescape(t)).collect();
@@ -132,6 +137,10 @@ impl GenerationOptions {
             settings.sampling.guidance_scale = g;
         }
     }
+}
+
+fn guide_against(s: &str) -> Result<GuideAgainst, String> {
+    s.parse()
 }
 
 /// `\n` and `\t` typed on a command line mean the characters.

@@ -462,7 +462,7 @@ pub fn markdown(r: &ExperimentReport) -> String {
     let _ = writeln!(
         md,
         "\nWall time of all steps: {}. Generation: {} per class, temperature {}, top-p {}, \
-         guidance {}, batch {}. Filters: near-duplicate Jaccard ≥ {}, label consistency {} (calibrated {}, \
+         guidance {} (against {}), batch {}. Filters: near-duplicate Jaccard ≥ {}, label consistency {} (calibrated {}, \
          margin {}). LoRA: r={}, α={}, lr {}, up to {} epochs, patience {}, validation {:.0}% \
          of the seeds. Model {}.",
         minutes(r.seconds),
@@ -470,6 +470,7 @@ pub fn markdown(r: &ExperimentReport) -> String {
         g.sampling.temperature,
         g.sampling.top_p,
         g.sampling.guidance_scale,
+        g.guide_against.name(),
         g.batch,
         spec.filters.near_dup_threshold,
         if spec.filters.label_consistency {

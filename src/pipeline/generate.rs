@@ -46,6 +46,9 @@ pub struct GenerateSettings {
     /// `per_class` attempts (1: exactly `per_class` attempts, whatever is kept).
     #[serde(default = "one")]
     pub max_attempts_factor: usize,
+    /// What guidance (`sampling.guidance_scale`) steers each request away from.
+    #[serde(default)]
+    pub guide_against: GuideAgainst,
     /// An OpenAI-compatible server that writes instead of the local model (see
     /// [`crate::pipeline::writer`]); the label check still reads with the local model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -54,6 +57,44 @@ pub struct GenerateSettings {
 
 fn one() -> usize {
     1
+}
+
+/// The negative prompt of guided generation, for request `i` of class `c` against class `o`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GuideAgainst {
+    /// `o`'s own prompt: its heading and its seeds.
+    #[default]
+    OtherClass,
+    /// `o`'s heading over `c`'s seeds: only the class word differs, so copying `c`'s seeds is
+    /// not what guidance amplifies.
+    OtherHeading,
+}
+
+impl GuideAgainst {
+    pub const NAMES: [&'static str; 2] = ["other-class", "other-heading"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            GuideAgainst::OtherClass => Self::NAMES[0],
+            GuideAgainst::OtherHeading => Self::NAMES[1],
+        }
+    }
+}
+
+impl std::str::FromStr for GuideAgainst {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "other-class" => Ok(GuideAgainst::OtherClass),
+            "other-heading" => Ok(GuideAgainst::OtherHeading),
+            _ => Err(format!(
+                "`{s}`: guide against {}",
+                GuideAgainst::NAMES.join(" or ")
+            )),
+        }
+    }
 }
 
 impl GenerateSettings {
@@ -132,6 +173,7 @@ impl Default for GenerateSettings {
             // the validation rows a balanced kept set added nothing once the classifier is read
             // calibrated (docs/results.md), and each round costs generation and training time.
             max_attempts_factor: 1,
+            guide_against: GuideAgainst::default(),
             remote: None,
         }
     }
@@ -219,9 +261,16 @@ pub fn plan_counts(
             };
             let tokens = encode(&prompt)?;
             let negative_prompt = match contrast_label(task, settings, position, index) {
-                Some(other) => Some(encode(&prompt_for(
-                    task, templates, tokenizer, other, settings, index,
-                )?)?),
+                Some(other) => {
+                    let seeds_of = match settings.guide_against {
+                        GuideAgainst::OtherClass => other,
+                        GuideAgainst::OtherHeading => label,
+                    };
+                    let text = prompt_with_seeds_of(
+                        task, templates, tokenizer, other, seeds_of, settings, index,
+                    )?;
+                    Some(encode(&text)?)
+                }
                 None => None,
             };
             out.push(Planned {
@@ -268,8 +317,22 @@ pub fn prompt_for(
     settings: &GenerateSettings,
     index: u64,
 ) -> Result<String, PromptError> {
+    prompt_with_seeds_of(task, templates, tokenizer, label, label, settings, index)
+}
+
+/// [`prompt_for`] `label`, listing the seeds of `seeds_of` (a guided request's negative prompt
+/// may put another class's heading over them).
+fn prompt_with_seeds_of(
+    task: &Task,
+    templates: &Templates,
+    tokenizer: &TextTokenizer,
+    label: &LabelDef,
+    seeds_of: &LabelDef,
+    settings: &GenerateSettings,
+    index: u64,
+) -> Result<String, PromptError> {
     let mut seeds: Vec<&str> = task
-        .seeds_of(&label.name)
+        .seeds_of(&seeds_of.name)
         .filter(|_| settings.seeds_in_prompt)
         .map(|e| e.text.as_str())
         .collect();
@@ -433,8 +496,9 @@ mod guidance_tests {
         task.seeds = ["good", "bad", "mixed"]
             .iter()
             .flat_map(|label| {
-                ["a fine film", "a dull film"].map(|text| Example {
-                    text: text.into(),
+                // Each class's own seeds, so whose seeds a prompt lists shows.
+                [format!("a {label} film"), format!("the {label} one")].map(|text| Example {
+                    text,
                     label: (*label).into(),
                 })
             })
@@ -477,6 +541,27 @@ mod guidance_tests {
         // Four requests a class, two other classes: each contrasted twice.
         assert_eq!(pairs.len(), 6, "{pairs:?}");
         assert!(pairs.values().all(|&n| n == 2), "{pairs:?}");
+
+        // Against another class's heading: that class's word over this class's own seeds.
+        settings.guide_against = GuideAgainst::OtherHeading;
+        for p in plan(&task, &templates, &tk, &settings).unwrap() {
+            let own = task.labels.iter().find(|l| l.name == p.label).unwrap();
+            let negative = p.request.negative_prompt.as_ref().unwrap();
+            let of: Vec<&str> = task
+                .labels
+                .iter()
+                .filter(|other| {
+                    let text = prompt_with_seeds_of(
+                        &task, &templates, &tk, other, own, &settings, p.index,
+                    )
+                    .unwrap();
+                    tk.encode(&text).unwrap() == *negative
+                })
+                .map(|l| l.name.as_str())
+                .collect();
+            assert_eq!(of.len(), 1, "request {}", p.index);
+            assert_ne!(of[0], p.label);
+        }
 
         settings.sampling.guidance_scale = 1.0;
         let plain = plan(&task, &templates, &tk, &settings).unwrap();
