@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use seedforge::tui::screens::generate_form::Setting;
 use serde_json::Value;
 
 /// `seedforge generate` on the demo task through `url`, `per_class` requests a class.
@@ -544,9 +545,9 @@ fn the_workbench_offers_a_configured_server_and_generates_through_it_in_a_termin
     tmux.wait_for("the model", Duration::from_secs(120), |s| {
         s.contains("loaded in")
     });
-    // 2 per class, then the writer row (the 11th) to the server.
+    // 2 per class, then the writer row to the server.
     tmux.keys(&["Enter", "2", "Enter"]);
-    tmux.keys(&["Down"; 10]);
+    tmux.keys(&vec!["Down"; Setting::Writer.row()]);
     tmux.keys(&["Right"]);
     let chosen = tmux.wait_for("the server checked", Duration::from_secs(20), |s| {
         s.contains(&format!("srv ✓ {ALIAS}"))

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use seedforge::data::state::Status;
 use seedforge::data::workspace::Workspace;
+use seedforge::tui::screens::generate_form::Setting;
 
 const WIDTH: u16 = 100;
 const HEIGHT: u16 = 30;
@@ -200,9 +201,11 @@ fn generate_review_undo_and_quit_in_a_real_terminal() {
             rounds < 4,
             "fewer than 3 items kept after {rounds} rounds:\n{done}"
         );
-        // Another round with the next seed (the seed is the 7th setting).
-        tmux.keys(&["Down", "Down", "Down", "Down", "Down", "Down", "Right"]);
-        tmux.keys(&["Up", "Up", "Up", "Up", "Up", "Up"]);
+        // Another round with the next seed.
+        let to_seed = Setting::Seed.row();
+        tmux.keys(&vec!["Down"; to_seed]);
+        tmux.keys(&["Right"]);
+        tmux.keys(&vec!["Up"; to_seed]);
     }
 
     // Every screen during real work, each read once it shows what it must.
