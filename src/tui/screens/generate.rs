@@ -380,7 +380,7 @@ impl App {
         }));
         if ready {
             self.info(format!(
-                "generating {} per class with {} (temperature {:.2}, seed {})",
+                "generating {} per class with {} (temperature {:.2}{}, seed {})",
                 settings.per_class,
                 match (&settings.remote, &writer) {
                     (Some(r), _) => format!(
@@ -392,6 +392,13 @@ impl App {
                     (None, Some(w)) => format!("the adapter of {}", w.run),
                 },
                 settings.sampling.temperature,
+                match settings.sampling.guidance_scale {
+                    g if g == 1.0 => String::new(),
+                    g => format!(
+                        ", guidance {g:.1} against {}",
+                        settings.guide_against.name()
+                    ),
+                },
                 settings.sampling.seed
             ));
         } else {
