@@ -393,7 +393,7 @@ impl App {
                 },
                 settings.sampling.temperature,
                 match settings.sampling.guidance_scale {
-                    g if g == 1.0 => String::new(),
+                    1.0 => String::new(),
                     g => format!(
                         ", guidance {g:.1} against {}",
                         settings.guide_against.name()
