@@ -533,7 +533,7 @@ pub(super) fn progress(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::atomic::AtomicBool;
 
     use burn::tensor::Device;
@@ -565,7 +565,8 @@ mod tests {
             .collect()
     }
 
-    fn by_index(mut f: Vec<Finished>) -> Vec<Vec<u32>> {
+    /// The tokens of each finished sequence, in request order.
+    pub(crate) fn by_index(mut f: Vec<Finished>) -> Vec<Vec<u32>> {
         f.sort_by_key(|x| x.index);
         f.into_iter().map(|x| x.tokens).collect()
     }

@@ -200,6 +200,7 @@ mod tests {
     use burn::tensor::Device;
 
     use super::*;
+    use crate::llm::decode::tests::by_index;
     use crate::llm::greedy::{argmax, row_logits};
     use crate::llm::model::tests::{tiny_model, tiny_tokenizer};
     use crate::llm::sampler::SamplingParams;
@@ -266,11 +267,6 @@ mod tests {
             negative.push(token);
         }
         out
-    }
-
-    fn by_index(mut f: Vec<Finished>) -> Vec<Vec<u32>> {
-        f.sort_by_key(|x| x.index);
-        f.into_iter().map(|x| x.tokens).collect()
     }
 
     #[test]
