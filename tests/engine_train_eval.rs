@@ -374,7 +374,8 @@ fn train_pause_stop_evaluate_and_generate_as_before() {
         assert_eq!(r.metrics.n, 4);
         assert_eq!(r.adapter.as_deref(), Some(dir.as_path()));
         // A run trained on accepted generated items is read calibrated, the seeds-only run not.
-        let extra = seedforge::train::run::trained_on(dir)
+        let extra = seedforge::train::run::read_trained_on(dir)
+            .unwrap()
             .unwrap()
             .extra_examples;
         assert_eq!(r.calibrated, extra > 0, "{}", dir.display());

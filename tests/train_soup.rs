@@ -129,7 +129,9 @@ fn a_soup_is_the_mean_of_members_that_hold_out_different_seeds() {
     let top: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(soup.join("config.json")).unwrap()).unwrap();
     assert_eq!(top["train"]["members"], 3);
-    let trained = seedforge::train::run::trained_on(&soup).unwrap();
+    let trained = seedforge::train::run::read_trained_on(&soup)
+        .unwrap()
+        .unwrap();
     assert_eq!(trained.members(), 3);
     assert!(
         trained.seeds_only(),

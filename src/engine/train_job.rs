@@ -216,7 +216,7 @@ pub fn resume(
         control,
         &mut forward(job, events),
     )?;
-    let data = match crate::train::run::trained_on(run) {
+    let data = match crate::train::run::read_trained_on(run)? {
         Some(t) if t.extra_examples > 0 => format!("seeds + {} extra", t.extra_examples),
         Some(_) => "seeds only".into(),
         None => "the recorded data".into(),

@@ -604,12 +604,6 @@ impl TrainedOn {
     }
 }
 
-/// The counts of a run folder's `config.json`; `None` when it has none (not a training run) or
-/// it cannot be read (see [`read_trained_on`] for why).
-pub fn trained_on(run: &Path) -> Option<TrainedOn> {
-    read_trained_on(run).ok().flatten()
-}
-
 /// The counts of a run folder's `config.json`; `None` when it has none, an error naming the
 /// file when it cannot be read.
 pub fn read_trained_on(run: &Path) -> anyhow::Result<Option<TrainedOn>> {
