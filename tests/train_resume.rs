@@ -251,11 +251,15 @@ fn a_damaged_checkpoint_is_refused_naming_the_file() {
     // the kill can take to arrive (12 epochs of the tiny model could finish first under load).
     train_killed_after_of(&model, train_args_for(&run, 400), 2);
     let dir = run.join("checkpoint");
-    let tensors: PathBuf = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().ends_with(".safetensors"))
-        .unwrap();
+    // The tensors the manifest names: a kill while the next generation was being written
+    // leaves that generation's files beside them, unreferenced (and harmless to damage).
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("state.json")).unwrap()).unwrap();
+    let generation = manifest["generation"]
+        .as_u64()
+        .expect("a generation number");
+    let tensors: PathBuf = dir.join(format!("tensors.{generation}.safetensors"));
+    assert!(tensors.exists(), "{}", tensors.display());
     let bytes = std::fs::read(&tensors).unwrap();
     std::fs::write(&tensors, &bytes[..bytes.len() - 7]).unwrap();
     let out = seedforge(&model)
