@@ -166,12 +166,7 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
         task: args.shape.task(name, &labels),
         seeds_per_class: args.seeds_per_class,
         min_words: args.seed_min_words,
-        generate: {
-            let mut g = args.generation.settings(0, false);
-            g.set_remote(args.writer.settings()?.map(Box::new));
-            args.generation.keep_guidance_asked(&mut g);
-            g
-        },
+        generate: args.generation.settings(0, false, args.writer.settings()?),
         filters: args.filters.settings_with_server()?,
         train: args.train.config(0)?,
         eval_batch: args.eval_batch.max(1),

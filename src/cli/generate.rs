@@ -101,8 +101,14 @@ pub struct GenerationOptions {
 }
 
 impl GenerationOptions {
-    /// The settings; a `teacher` writes from the bare prompt, without seeds, at 0.8 by default.
-    pub fn settings(&self, seed: u64, teacher: bool) -> GenerateSettings {
+    /// The settings; a `teacher` writes from the bare prompt, without seeds, at 0.8 by default;
+    /// a server (`remote`) writes unguided unless a guidance was typed (which it then refuses).
+    pub fn settings(
+        &self,
+        seed: u64,
+        teacher: bool,
+        remote: Option<crate::llm::remote::RemoteSettings>,
+    ) -> GenerateSettings {
         let mut s = GenerateSettings {
             per_class: self.per_class,
             batch: self.batch.max(1),
@@ -119,24 +125,16 @@ impl GenerationOptions {
         s.sampling.top_k = self.top_k;
         s.sampling.top_p = self.top_p;
         s.sampling.repetition_penalty = self.repetition_penalty;
-        if let Some(g) = self.guidance {
-            s.sampling.guidance_scale = g;
-        }
         s.guide_against = self.guide_against;
         s.sampling.max_new_tokens = self.max_tokens;
         if !self.stop.is_empty() {
             s.sampling.stop = self.stop.iter().map(|t| unescape(t)).collect();
         }
-        s
-    }
-}
-
-impl GenerationOptions {
-    /// A guidance typed on the command line stands, whoever writes (a server then refuses it).
-    pub fn keep_guidance_asked(&self, settings: &mut GenerateSettings) {
+        s.set_remote(remote.map(Box::new));
         if let Some(g) = self.guidance {
-            settings.sampling.guidance_scale = g;
+            s.sampling.guidance_scale = g;
         }
+        s
     }
 }
 
@@ -155,9 +153,9 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         Some(dir) => crate::train::run::objective_of(dir)? == Objective::Generate,
         None => false,
     };
-    let mut settings = args.generation.settings(args.seed, teacher);
-    settings.set_remote(args.writer.settings()?.map(Box::new));
-    args.generation.keep_guidance_asked(&mut settings);
+    let settings = args
+        .generation
+        .settings(args.seed, teacher, args.writer.settings()?);
     if settings.remote.is_some() && args.adapter.is_some() {
         anyhow::bail!(
             "--adapter is for the local writer; a server (--writer) writes with its own model"

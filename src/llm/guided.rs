@@ -231,28 +231,28 @@ mod tests {
             .collect()
     }
 
+    /// The next-token log-probabilities after `tokens`, the whole sequence run alone, no cache.
+    fn next_log_probs(model: &Llama, tokens: &[u32]) -> Vec<f64> {
+        let layout = StepLayout::for_prompts(&[tokens.len()]);
+        let logits = model.forward_last(
+            tokens_tensor(&[tokens.to_vec()], 0, &model.device()),
+            &layout,
+            None,
+        );
+        let logits = row_logits(logits).expect("logits");
+        let lse = log_sum_exp(&logits);
+        logits.into_iter().map(|x| f64::from(x) - lse).collect()
+    }
+
     /// Guided greedy decoding the slow way: both full sequences run again at every step, no
     /// cache, no batch.
     fn by_hand(model: &Llama, req: &DecodeRequest, stop: &[u32]) -> Vec<u32> {
-        let device = model.device();
-        let last_logits = |tokens: &[u32]| {
-            let layout = StepLayout::for_prompts(&[tokens.len()]);
-            let logits =
-                model.forward_last(tokens_tensor(&[tokens.to_vec()], 0, &device), &layout, None);
-            row_logits(logits).expect("logits")
-        };
-        let log_probs = |l: Vec<f32>| {
-            let lse = log_sum_exp(&l);
-            l.into_iter()
-                .map(|x| f64::from(x) - lse)
-                .collect::<Vec<f64>>()
-        };
         let (mut own, mut negative) = (req.prompt.clone(), req.negative_prompt.clone().unwrap());
         let mut out = Vec::new();
         let scale = f64::from(req.params.guidance_scale);
         for _ in 0..req.params.max_new_tokens {
-            let o = log_probs(last_logits(&own));
-            let n = log_probs(last_logits(&negative));
+            let o = next_log_probs(model, &own);
+            let n = next_log_probs(model, &negative);
             let guided: Vec<f32> = o
                 .iter()
                 .zip(&n)
@@ -338,14 +338,7 @@ mod tests {
         let mut context = req.prompt.clone();
         let mut want = 0.0;
         for &t in &f.tokens {
-            let layout = StepLayout::for_prompts(&[context.len()]);
-            let logits = row_logits(model.forward_last(
-                tokens_tensor(&[context.clone()], 0, &device),
-                &layout,
-                None,
-            ))
-            .unwrap();
-            want += f64::from(logits[t as usize]) - log_sum_exp(&logits);
+            want += next_log_probs(&model, &context)[t as usize];
             context.push(t);
         }
         assert_eq!(f.tokens.len(), 5);

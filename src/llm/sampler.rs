@@ -70,7 +70,8 @@ impl SamplingParams {
                 self.repetition_penalty
             ));
         }
-        if !(self.guidance_scale.is_finite() && (1.0..=10.0).contains(&self.guidance_scale)) {
+        if !(self.guidance_scale.is_finite() && (1.0..=MAX_GUIDANCE).contains(&self.guidance_scale))
+        {
             return Err(format!(
                 "guidance must be in [1, 10] (1 is off), got {}",
                 self.guidance_scale
@@ -79,6 +80,10 @@ impl SamplingParams {
         Ok(())
     }
 }
+
+/// The strongest guidance accepted (a bound for typed values; the guidance paper's useful
+/// range is 1–3, and only 2 was measured here).
+pub const MAX_GUIDANCE: f32 = 10.0;
 
 /// One sequence's sampling state.
 #[derive(Debug, Clone)]

@@ -4,6 +4,7 @@
 
 use super::generate::{GenerateState, run_time};
 use crate::llm::decode::{MAX_BATCH, MAX_NEW_TOKENS};
+use crate::llm::sampler::MAX_GUIDANCE;
 use crate::tui::widgets::form::Field;
 
 /// More attempts than this per class would mostly write what the filters throw away.
@@ -217,8 +218,12 @@ impl GenerateState {
                 s.sampling.top_p = stepf(s.sampling.top_p as f64, 0.05, 0.05, 1.0) as f32
             }
             Setting::Guidance => {
-                s.sampling.guidance_scale =
-                    stepf(s.sampling.guidance_scale as f64, 0.5, 1.0, 10.0) as f32
+                s.sampling.guidance_scale = stepf(
+                    s.sampling.guidance_scale as f64,
+                    0.5,
+                    1.0,
+                    MAX_GUIDANCE as f64,
+                ) as f32
             }
             Setting::MaxTokens => {
                 s.sampling.max_new_tokens = bounded(s.sampling.max_new_tokens, 8, 1, MAX_NEW_TOKENS)
@@ -296,7 +301,9 @@ impl GenerateState {
             Setting::Temperature => s.sampling.temperature = float(0.0, 5.0)? as f32,
             Setting::TopK => s.sampling.top_k = int(0)?,
             Setting::TopP => s.sampling.top_p = float(0.01, 1.0)? as f32,
-            Setting::Guidance => s.sampling.guidance_scale = float(1.0, 10.0)? as f32,
+            Setting::Guidance => {
+                s.sampling.guidance_scale = float(1.0, MAX_GUIDANCE as f64)? as f32
+            }
             Setting::MaxTokens => s.sampling.max_new_tokens = int_to(1, MAX_NEW_TOKENS)?,
             Setting::Seed => {
                 s.sampling.seed = t
