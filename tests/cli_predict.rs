@@ -508,3 +508,42 @@ fn bench_predict_times_each_batch_size_with_the_same_labels() {
         assert!(f["items_per_s"].as_f64().unwrap() > 0.0);
     }
 }
+
+#[test]
+fn bench_writer_measures_the_local_writer_unguided_and_guided() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny(tmp.path());
+    let json = tmp.path().join("writer.json");
+    let bench = |guidance: &str| {
+        Command::new(BIN)
+            .args([
+                "bench",
+                "writer",
+                "--task",
+                "assets/demo",
+                "--device",
+                "cpu",
+            ])
+            .args(["--concurrency", "2", "--requests", "4", "--max-tokens", "4"])
+            .args(["--guidance", guidance, "--model"])
+            .arg(&model)
+            .arg("--json")
+            .arg(&json)
+            .output()
+            .unwrap()
+    };
+    ok(&bench("1,2"));
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    let writers: Vec<&str> = rows.iter().map(|r| r["writer"].as_str().unwrap()).collect();
+    assert_eq!(writers, ["local (burn)", "local (burn), guidance 2"]);
+    for r in rows {
+        assert_eq!(r["items"], 4, "{r}");
+        assert!(r["tokens"].as_u64().unwrap() > 0, "{r}");
+    }
+    // A scale the generator refuses is refused here too, naming it.
+    let o = bench("0.5");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("guidance"), "{err}");
+}

@@ -32,6 +32,11 @@ pub struct WriterBenchArgs {
     pub requests: usize,
     #[arg(long, default_value_t = 48)]
     pub max_tokens: usize,
+    /// Classifier-free guidance scales for the local writer, each measured in turn (a guided
+    /// batch of c rows decodes c/2 requests beside their negative prompts). The server's figures
+    /// are unguided, since a server cannot be guided.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub guidance: Vec<f32>,
     /// Only the server's figures.
     #[arg(long)]
     pub no_local: bool,
@@ -99,16 +104,25 @@ pub fn run(args: WriterBenchArgs) -> anyhow::Result<()> {
         "writer", "conc", "items", "tokens", "seconds", "tokens/s", "items/s"
     );
     if let Some(l) = &loaded {
-        for &c in &args.concurrency {
-            let s = GenerateSettings {
-                batch: c.max(1),
-                ..settings.clone()
-            };
-            let w = Writer::Local {
-                model: &l.model,
-                batch: c.max(1),
-            };
-            measure("local (burn)", c, &w, &s)?;
+        for &guidance in &args.guidance {
+            for &c in &args.concurrency {
+                let mut s = GenerateSettings {
+                    batch: c.max(1),
+                    ..settings.clone()
+                };
+                s.sampling.guidance_scale = guidance;
+                s.validate().map_err(anyhow::Error::msg)?;
+                let w = Writer::Local {
+                    model: &l.model,
+                    batch: c.max(1),
+                };
+                let name = if guidance == 1.0 {
+                    "local (burn)".to_string()
+                } else {
+                    format!("local (burn), guidance {guidance}")
+                };
+                measure(&name, c, &w, &s)?;
+            }
         }
     }
     if let Some(rs) = remote_settings {
