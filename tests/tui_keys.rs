@@ -12,8 +12,8 @@ use seedforge::train::trainer::TrainConfig;
 use seedforge::tui::App;
 use seedforge::tui::action::Action;
 use seedforge::tui::app::{Effect, MessageKind, Overlay};
-use seedforge::tui::screens::Screen;
 use seedforge::tui::screens::generate_form::Setting;
+use seedforge::tui::screens::{Screen, seeds};
 use tui_support::*;
 
 fn status(f: &Fixture, n: u32) -> Status {
@@ -370,7 +370,10 @@ fn seeds_are_added_edited_and_deleted() {
     assert_eq!(seeds()[8].label, "positive");
     // An empty seed is refused.
     press(&mut app, "a enter");
-    assert!(matches!(app.overlay, Some(Overlay::SeedEditor { .. })));
+    assert!(matches!(
+        app.seeds.open_dialog(),
+        Some(seeds::Dialog::Editor { .. })
+    ));
     press(&mut app, "esc");
     // Delete asks first.
     press(&mut app, "d n");

@@ -8,13 +8,14 @@ use std::collections::{HashMap, VecDeque};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::action::Action;
+use super::component::{Component, Out};
 use super::keymap::{self, Context};
 use super::read_model::ReadModel;
 use super::ready_queue::ReadyQueue;
 use super::screens::generate::GenerateState;
 use super::screens::review::ReviewState;
 use super::screens::runs::{RunInfo, read_runs};
-use super::screens::seeds::SeedsState;
+use super::screens::seeds::{SeedWrite, SeedsState};
 use super::screens::train::TrainState;
 use super::screens::{Form, Screen, evaluate::EvaluateState, rejected::RejectedState};
 use super::theme::{self, Theme};
@@ -88,7 +89,6 @@ pub enum Overlay {
         scroll: u16,
     },
     ConfirmQuit,
-    ConfirmDeleteSeed(usize),
     /// The in-place editor of a review item's text.
     EditItem {
         id: ItemId,
@@ -110,11 +110,6 @@ pub enum Overlay {
         id: ItemId,
         scroll: u16,
     },
-    SeedEditor {
-        index: Option<usize>,
-        editor: EditorState,
-        label: usize,
-    },
     /// Typing a value for a setting of a form.
     FieldEditor {
         form: Form,
@@ -127,10 +122,9 @@ impl Overlay {
     pub fn context(&self) -> Context {
         match self {
             Overlay::Help { .. } => Context::Help,
-            Overlay::ConfirmQuit | Overlay::ConfirmDeleteSeed(_) => Context::Confirm,
+            Overlay::ConfirmQuit => Context::Confirm,
             Overlay::EditItem { .. }
             | Overlay::RejectReason { .. }
-            | Overlay::SeedEditor { .. }
             | Overlay::FieldEditor { .. } => Context::TextInput,
             Overlay::Relabel { .. } => Context::Picker,
             Overlay::Bulk { .. } => Context::Bulk,
@@ -151,7 +145,7 @@ enum Hold {
 /// What to do when the store answers a write: each decision says what it tells the user and
 /// where the screen goes, and a failed edit reopens its editor.
 #[derive(Debug, Clone)]
-pub(crate) enum Then {
+pub enum Then {
     /// `verb` is `accepted` or `rejected`.
     Decided {
         id: ItemId,
@@ -173,12 +167,8 @@ pub(crate) enum Then {
     Rescued(ItemId),
     /// `true`: undo; `false`: redo.
     Undone(bool),
-    SeedSaved {
-        index: Option<usize>,
-        editor: EditorState,
-        label: usize,
-    },
-    SeedDeleted(usize),
+    /// Answered by the Seeds screen.
+    Seeds(SeedWrite),
 }
 
 impl Then {
@@ -190,7 +180,7 @@ impl Then {
             | Then::Relabelled { id, .. }
             | Then::Rescued(id) => std::slice::from_ref(id),
             Then::Bulk { items, .. } => items,
-            Then::Undone(_) | Then::SeedSaved { .. } | Then::SeedDeleted(_) => &[],
+            Then::Undone(_) | Then::Seeds(_) => &[],
         }
     }
 }
@@ -346,6 +336,12 @@ impl App {
         let Some((_, then)) = self.in_flight.remove(at) else {
             return;
         };
+        if let Then::Seeds(_) = then {
+            let result = result.as_deref();
+            return self.route(Screen::Seeds, |c, ws, out| {
+                c.answered(then, result, ws, out)
+            });
+        }
         match result {
             Ok(applied) => self.on_written(then, applied),
             Err(e) => self.on_refused(then, e),
@@ -431,19 +427,7 @@ impl App {
                 }
                 self.show_changed(what, id);
             }
-            Then::SeedSaved { index, .. } => match index {
-                Some(i) => self.ok(format!("seed {} saved", i + 1)),
-                None => {
-                    let n = self.ws.seeds().len();
-                    self.seeds.selected = n.saturating_sub(1);
-                    self.ok(format!("seed {n} added"));
-                }
-            },
-            Then::SeedDeleted(index) => {
-                let n = self.ws.seeds().len();
-                self.seeds.selected = self.seeds.selected.min(n.saturating_sub(1));
-                self.ok(format!("seed {} deleted", index + 1));
-            }
+            Then::Seeds(_) => {}
         }
     }
 
@@ -456,8 +440,7 @@ impl App {
             Then::Rescued(id) => format!("rescue {id}"),
             Then::Undone(true) => "undo".into(),
             Then::Undone(false) => "redo".into(),
-            Then::SeedSaved { .. } => "seed".into(),
-            Then::SeedDeleted(_) => "delete seed".into(),
+            Then::Seeds(_) => return,
         };
         match then {
             // Nothing to undo or redo is said plainly.
@@ -465,20 +448,8 @@ impl App {
             _ => self.report(&what, &e),
         }
         // An editor whose text was not saved opens again with it, so nothing typed is lost.
-        match then {
-            Then::Edited { id, editor } => self.overlay = Some(Overlay::EditItem { id, editor }),
-            Then::SeedSaved {
-                index,
-                editor,
-                label,
-            } => {
-                self.overlay = Some(Overlay::SeedEditor {
-                    index,
-                    editor,
-                    label,
-                })
-            }
-            _ => {}
+        if let Then::Edited { id, editor } = then {
+            self.overlay = Some(Overlay::EditItem { id, editor });
         }
     }
 
@@ -489,9 +460,38 @@ impl App {
 
     /// Where keys are looked up now.
     pub fn contexts(&self) -> Vec<Context> {
-        match &self.overlay {
-            Some(o) => vec![o.context()],
-            None => vec![Context::of_screen(self.screen), Context::Global],
+        match (&self.overlay, self.component().and_then(|c| c.dialog())) {
+            (Some(o), _) => vec![o.context()],
+            (None, Some(dialog)) => vec![dialog],
+            (None, None) => vec![Context::of_screen(self.screen), Context::Global],
+        }
+    }
+
+    /// The current screen, when it is a component (owning its state and dialogs).
+    pub(crate) fn component(&self) -> Option<&dyn Component> {
+        match self.screen {
+            Screen::Seeds => Some(&self.seeds),
+            _ => None,
+        }
+    }
+
+    /// Hands `screen` the read model and applies what it asks for.
+    fn route(
+        &mut self,
+        screen: Screen,
+        f: impl FnOnce(&mut dyn Component, &ReadModel, &mut Vec<Out>),
+    ) {
+        let component: &mut dyn Component = match screen {
+            Screen::Seeds => &mut self.seeds,
+            _ => return,
+        };
+        let mut out = Vec::new();
+        f(component, &self.ws, &mut out);
+        for o in out {
+            match o {
+                Out::Write(write, then) => self.write(write, then),
+                Out::Say(kind, text) => self.say(text, kind),
+            }
         }
     }
 
@@ -515,13 +515,13 @@ impl App {
     /// reason or a setting is one line, so its line breaks become spaces. Anywhere else the paste
     /// is dropped, and the message line says so.
     pub fn paste(&mut self, text: &str) {
+        let screen = self.screen;
         match &mut self.overlay {
-            Some(Overlay::EditItem { editor, .. } | Overlay::SeedEditor { editor, .. }) => {
-                editor.paste(text, true)
-            }
+            Some(Overlay::EditItem { editor, .. }) => editor.paste(text, true),
             Some(Overlay::RejectReason { editor, .. } | Overlay::FieldEditor { editor, .. }) => {
                 editor.paste(text, false)
             }
+            None if screen == Screen::Seeds && self.seeds.paste(text) => {}
             _ => {
                 let n = text.chars().count();
                 self.info(format!(
@@ -565,6 +565,9 @@ impl App {
             Action::Engine(event) => self.on_engine(*event),
             Action::Resize => {}
             action if self.overlay.is_some() => self.on_overlay(action),
+            action if self.component().is_some_and(|c| c.dialog().is_some()) => {
+                self.route(self.screen, |c, ws, out| c.handle(action, ws, out))
+            }
             action => self.on_screen(action),
         }
     }
@@ -610,7 +613,7 @@ impl App {
             }
             Action::CycleTheme => self.cycle_theme(),
             other => match self.screen {
-                Screen::Seeds => self.seeds_action(other),
+                Screen::Seeds => self.route(Screen::Seeds, |c, ws, out| c.handle(other, ws, out)),
                 Screen::Generate => self.generate_action(other),
                 Screen::Review => self.review_action(other),
                 Screen::Rejected => self.rejected_action(other),
@@ -656,11 +659,6 @@ impl App {
                 Action::No => {}
                 _ => self.overlay = Some(Overlay::ConfirmQuit),
             },
-            Overlay::ConfirmDeleteSeed(index) => match action {
-                Action::Yes => self.delete_seed(index),
-                Action::No => {}
-                _ => self.overlay = Some(Overlay::ConfirmDeleteSeed(index)),
-            },
             Overlay::EditItem { id, mut editor } => {
                 if let Some(done) = edit_text(&mut editor, &action) {
                     if done {
@@ -683,11 +681,6 @@ impl App {
             Overlay::Relabel { id, selected } => self.relabel_picker(id, selected, action),
             Overlay::Bulk { threshold, accept } => self.bulk_dialog(threshold, accept, action),
             Overlay::Detail { id, scroll } => self.detail_action(id, scroll, action),
-            Overlay::SeedEditor {
-                index,
-                editor,
-                label,
-            } => self.seed_editor(index, editor, label, action),
             Overlay::FieldEditor {
                 form,
                 field,

@@ -8,7 +8,8 @@
 //!                  view::draw(&App) <────┘  at most 30 frames/s, only when something changed
 //! ```
 //!
-//! - [`app`]: the state and `update`; [`action`]: what can happen; [`keymap`]: the one key table
+//! - [`app`]: the routing and `update`; [`component`]: the shape of a screen that owns its state
+//!   and dialogs; [`action`]: what can happen; [`keymap`]: the one key table
 //!   (the help overlay and the README are generated from it).
 //! - [`read_model`]: the screens' copy of the workspace, updated from the engine's events; the
 //!   engine alone writes the workspace (decisions go to it as [`crate::engine::Write`]s).
@@ -22,6 +23,7 @@
 
 pub mod action;
 pub mod app;
+pub mod component;
 pub mod event_loop;
 pub mod help;
 pub mod keymap;

@@ -8,9 +8,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
 use super::app::{App, Overlay};
+use super::component::Component;
 use super::screens::{self, Screen};
 use super::status_bar;
-use super::widgets::popup::{centered, frame_popup};
+use super::widgets::popup::confirm;
 
 /// Below this the screens cannot be laid out; a note asks for a larger terminal.
 pub const MIN_WIDTH: u16 = 60;
@@ -64,7 +65,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), tabs);
     match app.screen {
-        Screen::Seeds => screens::seeds::draw(frame, body, app, ws),
+        Screen::Seeds => app.seeds.draw(frame, body, theme, ws),
         Screen::Generate => screens::generate::draw(frame, body, app, ws),
         Screen::Review => screens::review::draw(frame, body, app, ws),
         Screen::Rejected => screens::rejected::draw(frame, body, app, ws),
@@ -73,29 +74,19 @@ pub fn draw(frame: &mut Frame, app: &App) {
     }
     status_bar::draw_message(frame, message, app);
     status_bar::draw_status(frame, status, app);
+    if let Some(screen) = app.component() {
+        screen.draw_dialog(frame, theme, ws);
+    }
 
     match &app.overlay {
         None => {}
         Some(Overlay::Help { scroll }) => super::help::draw(frame, app, *scroll),
         Some(Overlay::ConfirmQuit) => confirm(
             frame,
-            app,
+            theme,
             "Quit?",
             "A job is running. Quit anyway? What it wrote so far is kept. (y/n)",
         ),
-        Some(Overlay::ConfirmDeleteSeed(i)) => {
-            let text = ws
-                .seeds()
-                .get(*i)
-                .map(|s| super::widgets::text::truncate(&s.text, 50))
-                .unwrap_or_default();
-            confirm(
-                frame,
-                app,
-                "Delete seed?",
-                &format!("Delete seed {} “{text}”? (y/n)", i + 1),
-            )
-        }
         Some(Overlay::EditItem { id, editor }) => screens::review::draw_editor(
             frame,
             app,
@@ -119,11 +110,6 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Some(Overlay::Detail { id, scroll }) => {
             screens::rejected::draw_detail(frame, app, ws, id, *scroll)
         }
-        Some(Overlay::SeedEditor {
-            index,
-            editor,
-            label,
-        }) => screens::seeds::draw_editor(frame, app, ws, *index, editor, *label),
         Some(Overlay::FieldEditor {
             form,
             field,
@@ -139,15 +125,4 @@ pub fn draw(frame: &mut Frame, app: &App) {
             )
         }
     }
-}
-
-fn confirm(frame: &mut Frame, app: &App, title: &str, text: &str) {
-    let popup = centered(frame.area(), 60, 6);
-    let inner = frame_popup(frame, popup, title, &app.theme);
-    frame.render_widget(
-        Paragraph::new(text.to_string())
-            .wrap(Wrap { trim: true })
-            .style(app.theme.text()),
-        inner,
-    );
 }

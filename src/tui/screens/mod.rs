@@ -1,5 +1,7 @@
-//! One module a screen: its state, how it answers actions (an `impl App` block, so
-//! [`App::update`](super::app::App::update) stays the one entry), and its pure `draw`.
+//! One module a screen: its state, how it answers actions, and its pure `draw`. A screen that
+//! is a [`Component`](super::component::Component) (Seeds) owns its dialogs and is reached only
+//! through [`App::update`](super::app::App::update)'s routing; the others still answer in an
+//! `impl App` block and keep their dialogs in `App::overlay`.
 
 pub mod evaluate;
 pub mod generate;

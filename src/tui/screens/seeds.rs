@@ -7,34 +7,64 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Cell, Paragraph, Row, Table, TableState, Wrap};
 
+use crate::data::state::Applied;
 use crate::data::task::Example;
-use crate::engine::Write;
+use crate::engine::{Write, WriteError};
 use crate::tui::action::Action;
-use crate::tui::app::{App, Overlay, Then, label_index, label_names};
+use crate::tui::app::{Then, edit_text, label_index, label_names};
+use crate::tui::component::{Component, Out};
+use crate::tui::keymap::Context;
 use crate::tui::read_model::ReadModel;
-use crate::tui::widgets::popup::{centered, frame_popup};
+use crate::tui::theme::Theme;
+use crate::tui::widgets::popup::{centered, confirm, frame_popup};
 use crate::tui::widgets::text::{one_line, truncate};
 use crate::tui::widgets::text_input::{EditorState, TextInput};
 
 #[derive(Debug, Clone, Default)]
 pub struct SeedsState {
     pub selected: usize,
+    dialog: Option<Dialog>,
 }
 
-impl App {
-    pub(crate) fn seeds_action(&mut self, action: Action) {
-        let (n, selected_label) = {
-            let ws = &self.ws;
-            let labels = label_names(ws);
-            let label = ws
-                .seeds()
-                .get(self.seeds.selected)
-                .and_then(|s| label_index(&labels, &s.label))
-                .unwrap_or(0);
-            (ws.seeds().len(), label)
-        };
+/// Seeds' dialogs: each takes every key while open.
+#[derive(Debug, Clone)]
+pub enum Dialog {
+    /// A new seed (`index` none) or seed `index` being edited, with the label picked.
+    Editor {
+        index: Option<usize>,
+        editor: EditorState,
+        label: usize,
+    },
+    ConfirmDelete(usize),
+}
+
+/// A seed write asked of the store, and what its answer does.
+#[derive(Debug, Clone)]
+pub enum SeedWrite {
+    /// Carries the editor, so a refused save opens it again with nothing typed lost.
+    Saved {
+        index: Option<usize>,
+        editor: EditorState,
+        label: usize,
+    },
+    Deleted(usize),
+}
+
+impl SeedsState {
+    pub fn open_dialog(&self) -> Option<&Dialog> {
+        self.dialog.as_ref()
+    }
+
+    fn on_list(&mut self, action: Action, ws: &ReadModel) {
+        let labels = label_names(ws);
+        let n = ws.seeds().len();
+        let label = ws
+            .seeds()
+            .get(self.selected)
+            .and_then(|s| label_index(&labels, &s.label))
+            .unwrap_or(0);
         let last = n.saturating_sub(1);
-        let sel = &mut self.seeds.selected;
+        let sel = &mut self.selected;
         match action {
             Action::Up => *sel = sel.saturating_sub(1),
             Action::Down => *sel = (*sel + 1).min(last),
@@ -43,82 +73,176 @@ impl App {
             Action::First => *sel = 0,
             Action::Last => *sel = last,
             Action::AddSeed => {
-                self.overlay = Some(Overlay::SeedEditor {
+                self.dialog = Some(Dialog::Editor {
                     index: None,
                     editor: EditorState::default(),
-                    label: selected_label,
+                    label,
                 })
             }
             Action::EditSeed if n > 0 => {
                 let index = (*sel).min(last);
-                let text = self
-                    .ws
-                    .seeds()
-                    .get(index)
-                    .map(|s| s.text.clone())
-                    .unwrap_or_default();
-                self.overlay = Some(Overlay::SeedEditor {
+                let text = ws.seeds().get(index).map(|s| s.text.as_str());
+                self.dialog = Some(Dialog::Editor {
                     index: Some(index),
-                    editor: EditorState::new(&text),
-                    label: selected_label,
+                    editor: EditorState::new(text.unwrap_or_default()),
+                    label,
                 });
             }
             Action::DeleteSeed if n > 0 => {
-                self.overlay = Some(Overlay::ConfirmDeleteSeed((*sel).min(last)))
+                self.dialog = Some(Dialog::ConfirmDelete((*sel).min(last)))
             }
             _ => {}
         }
     }
 
-    pub(crate) fn seed_editor(
-        &mut self,
-        index: Option<usize>,
-        mut editor: EditorState,
-        label: usize,
-        action: Action,
-    ) {
-        let labels = label_names(&self.ws);
-        let n = labels.len().max(1);
-        let label = match action {
-            Action::Up => (label + n - 1) % n,
-            Action::Down => (label + 1) % n,
-            Action::Cancel => return,
-            Action::Submit => {
-                let seed = Example {
-                    text: editor.text().trim().to_string(),
-                    label: labels.get(label).cloned().unwrap_or_default(),
+    /// Puts the dialog back unless `action` closed it.
+    fn on_dialog(&mut self, dialog: Dialog, action: Action, ws: &ReadModel, out: &mut Vec<Out>) {
+        match dialog {
+            Dialog::ConfirmDelete(index) => match action {
+                Action::Yes => out.push(Out::Write(
+                    Write::DeleteSeed(index),
+                    Then::Seeds(SeedWrite::Deleted(index)),
+                )),
+                Action::No => {}
+                _ => self.dialog = Some(Dialog::ConfirmDelete(index)),
+            },
+            Dialog::Editor {
+                index,
+                mut editor,
+                label,
+            } => {
+                let labels = label_names(ws);
+                let n = labels.len().max(1);
+                let label = match action {
+                    Action::Up => (label + n - 1) % n,
+                    Action::Down => (label + 1) % n,
+                    Action::Cancel => return,
+                    Action::Submit => {
+                        let seed = Example {
+                            text: editor.text().trim().to_string(),
+                            label: labels.get(label).cloned().unwrap_or_default(),
+                        };
+                        let write = match index {
+                            Some(i) => Write::EditSeed(i, seed),
+                            None => Write::AddSeed(seed),
+                        };
+                        let then = SeedWrite::Saved {
+                            index,
+                            editor,
+                            label,
+                        };
+                        out.push(Out::Write(write, Then::Seeds(then)));
+                        return;
+                    }
+                    other => {
+                        edit_text(&mut editor, &other);
+                        label
+                    }
                 };
-                let write = match index {
-                    Some(i) => Write::EditSeed(i, seed),
-                    None => Write::AddSeed(seed),
-                };
-                let then = Then::SeedSaved {
+                self.dialog = Some(Dialog::Editor {
                     index,
                     editor,
                     label,
-                };
-                self.write(write, then);
-                return;
+                });
             }
-            other => {
-                crate::tui::app::edit_text(&mut editor, &other);
-                label
-            }
-        };
-        self.overlay = Some(Overlay::SeedEditor {
-            index,
-            editor,
-            label,
-        });
-    }
-
-    pub(crate) fn delete_seed(&mut self, index: usize) {
-        self.write(Write::DeleteSeed(index), Then::SeedDeleted(index));
+        }
     }
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &ReadModel) {
-    let theme = &app.theme;
+impl Component for SeedsState {
+    fn dialog(&self) -> Option<Context> {
+        self.dialog.as_ref().map(|d| match d {
+            Dialog::Editor { .. } => Context::TextInput,
+            Dialog::ConfirmDelete(_) => Context::Confirm,
+        })
+    }
+
+    fn handle(&mut self, action: Action, ws: &ReadModel, out: &mut Vec<Out>) {
+        match self.dialog.take() {
+            Some(dialog) => self.on_dialog(dialog, action, ws, out),
+            None => self.on_list(action, ws),
+        }
+    }
+
+    fn answered(
+        &mut self,
+        then: Then,
+        result: Result<&[Applied], &WriteError>,
+        ws: &ReadModel,
+        out: &mut Vec<Out>,
+    ) {
+        let Then::Seeds(write) = then else {
+            return;
+        };
+        let n = ws.seeds().len();
+        match (write, result) {
+            (SeedWrite::Saved { index: Some(i), .. }, Ok(_)) => {
+                out.push(Out::ok(format!("seed {} saved", i + 1)))
+            }
+            (SeedWrite::Saved { index: None, .. }, Ok(_)) => {
+                self.selected = n.saturating_sub(1);
+                out.push(Out::ok(format!("seed {n} added")));
+            }
+            (SeedWrite::Deleted(index), Ok(_)) => {
+                self.selected = self.selected.min(n.saturating_sub(1));
+                out.push(Out::ok(format!("seed {} deleted", index + 1)));
+            }
+            (
+                SeedWrite::Saved {
+                    index,
+                    editor,
+                    label,
+                },
+                Err(e),
+            ) => {
+                out.push(Out::refused("seed", e));
+                self.dialog = Some(Dialog::Editor {
+                    index,
+                    editor,
+                    label,
+                });
+            }
+            (SeedWrite::Deleted(_), Err(e)) => out.push(Out::refused("delete seed", e)),
+        }
+    }
+
+    fn paste(&mut self, text: &str) -> bool {
+        match &mut self.dialog {
+            Some(Dialog::Editor { editor, .. }) => {
+                editor.paste(text, true);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn draw(&self, frame: &mut Frame, area: Rect, theme: &Theme, ws: &ReadModel) {
+        draw(frame, area, theme, ws, self.selected)
+    }
+
+    fn draw_dialog(&self, frame: &mut Frame, theme: &Theme, ws: &ReadModel) {
+        match &self.dialog {
+            None => {}
+            Some(Dialog::Editor {
+                index,
+                editor,
+                label,
+            }) => draw_editor(frame, theme, ws, *index, editor, *label),
+            Some(Dialog::ConfirmDelete(i)) => {
+                let text = ws.seeds().get(*i).map(|s| truncate(&s.text, 50));
+                let text = text.unwrap_or_default();
+                confirm(
+                    frame,
+                    theme,
+                    "Delete seed?",
+                    &format!("Delete seed {} “{text}”? (y/n)", i + 1),
+                )
+            }
+        }
+    }
+}
+
+fn draw(frame: &mut Frame, area: Rect, theme: &Theme, ws: &ReadModel, selected: usize) {
     let task = ws.task();
     let labels = label_names(ws);
     let head_h = if area.height >= 18 { 4 } else { 2 };
@@ -197,20 +321,19 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &ReadModel) {
     )
     .style(theme.text());
     let n = ws.seeds().len();
-    let mut state = TableState::default()
-        .with_selected((n > 0).then_some(app.seeds.selected.min(n.saturating_sub(1))));
+    let mut state =
+        TableState::default().with_selected((n > 0).then_some(selected.min(n.saturating_sub(1))));
     frame.render_stateful_widget(table, table_area, &mut state);
 }
 
-pub fn draw_editor(
+fn draw_editor(
     frame: &mut Frame,
-    app: &App,
+    theme: &Theme,
     ws: &ReadModel,
     index: Option<usize>,
     editor: &EditorState,
     label: usize,
 ) {
-    let theme = &app.theme;
     let labels = label_names(ws);
     let area = frame.area();
     let popup = centered(area, area.width.saturating_sub(8).clamp(20, 90), 10);

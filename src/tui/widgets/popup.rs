@@ -3,7 +3,7 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;
-use ratatui::widgets::{Block, BorderType, Clear};
+use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Wrap};
 
 use crate::tui::theme::Theme;
 
@@ -26,4 +26,16 @@ pub fn frame_popup(frame: &mut Frame, area: Rect, title: &str, theme: &Theme) ->
     let inner = block.inner(area);
     frame.render_widget(block, area);
     inner
+}
+
+/// A yes/no question in a small box.
+pub fn confirm(frame: &mut Frame, theme: &Theme, title: &str, text: &str) {
+    let popup = centered(frame.area(), 60, 6);
+    let inner = frame_popup(frame, popup, title, theme);
+    frame.render_widget(
+        Paragraph::new(text.to_string())
+            .wrap(Wrap { trim: true })
+            .style(theme.text()),
+        inner,
+    );
 }
