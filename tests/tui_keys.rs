@@ -314,7 +314,7 @@ fn rescue_from_rejected_and_undo_brings_it_back_there() {
 
     // Open the near duplicate, read it, rescue it from there.
     press(&mut app, "enter");
-    assert!(matches!(app.overlay, Some(Overlay::Detail { .. })));
+    assert!(app.rejected.open_detail().is_some());
     press(&mut app, "r");
     assert!(app.overlay.is_none());
     assert_eq!(journal_decisions(&f), ["rescue g-000004"]);
@@ -551,7 +551,7 @@ fn esc_and_a_key_arriving_together_as_alt_key_are_both_applied() {
     let f = fixture();
     let mut app = app(&f);
     press(&mut app, "4 enter");
-    assert!(matches!(app.overlay, Some(Overlay::Detail { .. })));
+    assert!(app.rejected.open_detail().is_some());
     app.handle_key(KeyEvent::new(KeyCode::Char('1'), KeyModifiers::ALT));
     assert!(app.overlay.is_none());
     assert_eq!(app.screen, Screen::Seeds);

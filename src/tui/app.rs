@@ -106,10 +106,6 @@ pub enum Overlay {
         threshold: f64,
         accept: bool,
     },
-    Detail {
-        id: ItemId,
-        scroll: u16,
-    },
     /// Typing a value for a setting of a form.
     FieldEditor {
         form: Form,
@@ -128,7 +124,6 @@ impl Overlay {
             | Overlay::FieldEditor { .. } => Context::TextInput,
             Overlay::Relabel { .. } => Context::Picker,
             Overlay::Bulk { .. } => Context::Bulk,
-            Overlay::Detail { .. } => Context::Detail,
         }
     }
 }
@@ -172,6 +167,15 @@ pub enum Then {
 }
 
 impl Then {
+    /// The screen that answers this write, when it is a component.
+    fn screen(&self) -> Option<Screen> {
+        match self {
+            Then::Seeds(_) => Some(Screen::Seeds),
+            Then::Rescued(_) => Some(Screen::Rejected),
+            _ => None,
+        }
+    }
+
     /// The items the write decides (not offered for review until it is answered).
     fn items(&self) -> &[ItemId] {
         match self {
@@ -336,11 +340,9 @@ impl App {
         let Some((_, then)) = self.in_flight.remove(at) else {
             return;
         };
-        if let Then::Seeds(_) = then {
+        if let Some(screen) = then.screen() {
             let result = result.as_deref();
-            return self.route(Screen::Seeds, |c, ws, out| {
-                c.answered(then, result, ws, out)
-            });
+            return self.route(screen, |c, ws, out| c.answered(then, result, ws, out));
         }
         match result {
             Ok(applied) => self.on_written(then, applied),
@@ -385,9 +387,6 @@ impl App {
                 }
                 self.undone_bulks.clear();
             }
-            Then::Rescued(id) => self.ok(format!(
-                "rescued {id}: it is back in the review queue (3 shows it)"
-            )),
             Then::Undone(undo) if applied.len() > 1 => {
                 // A whole bulk decision went back (or came back) in one write.
                 let n = applied.len();
@@ -427,7 +426,7 @@ impl App {
                 }
                 self.show_changed(what, id);
             }
-            Then::Seeds(_) => {}
+            Then::Seeds(_) | Then::Rescued(_) => {}
         }
     }
 
@@ -437,10 +436,9 @@ impl App {
             Then::Edited { id, .. } => format!("edit {id}"),
             Then::Relabelled { id, .. } => format!("relabel {id}"),
             Then::Bulk { verb, items } => format!("bulk: {verb} 0 of {}", items.len()),
-            Then::Rescued(id) => format!("rescue {id}"),
             Then::Undone(true) => "undo".into(),
             Then::Undone(false) => "redo".into(),
-            Then::Seeds(_) => return,
+            Then::Seeds(_) | Then::Rescued(_) => return,
         };
         match then {
             // Nothing to undo or redo is said plainly.
@@ -471,6 +469,7 @@ impl App {
     pub(crate) fn component(&self) -> Option<&dyn Component> {
         match self.screen {
             Screen::Seeds => Some(&self.seeds),
+            Screen::Rejected => Some(&self.rejected),
             _ => None,
         }
     }
@@ -483,6 +482,7 @@ impl App {
     ) {
         let component: &mut dyn Component = match screen {
             Screen::Seeds => &mut self.seeds,
+            Screen::Rejected => &mut self.rejected,
             _ => return,
         };
         let mut out = Vec::new();
@@ -616,7 +616,9 @@ impl App {
                 Screen::Seeds => self.route(Screen::Seeds, |c, ws, out| c.handle(other, ws, out)),
                 Screen::Generate => self.generate_action(other),
                 Screen::Review => self.review_action(other),
-                Screen::Rejected => self.rejected_action(other),
+                Screen::Rejected => {
+                    self.route(Screen::Rejected, |c, ws, out| c.handle(other, ws, out))
+                }
                 Screen::Train => self.train_action(other),
                 Screen::Evaluate => self.evaluate_action(other),
             },
@@ -628,7 +630,7 @@ impl App {
     fn show(&mut self, screen: Screen) {
         self.screen = screen;
         if screen == Screen::Rejected {
-            self.pin_rejected_selection();
+            self.rejected.pin(&self.ws);
         }
     }
 
@@ -680,7 +682,6 @@ impl App {
             }
             Overlay::Relabel { id, selected } => self.relabel_picker(id, selected, action),
             Overlay::Bulk { threshold, accept } => self.bulk_dialog(threshold, accept, action),
-            Overlay::Detail { id, scroll } => self.detail_action(id, scroll, action),
             Overlay::FieldEditor {
                 form,
                 field,
@@ -941,7 +942,7 @@ impl App {
         match status {
             Some(Status::AutoRejected) => {
                 self.screen = Screen::Rejected;
-                self.select_rejected(&id);
+                self.rejected.select(&self.ws, &id);
             }
             Some(_) => {
                 self.screen = Screen::Review;

@@ -68,7 +68,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Screen::Seeds => app.seeds.draw(frame, body, theme, ws),
         Screen::Generate => screens::generate::draw(frame, body, app, ws),
         Screen::Review => screens::review::draw(frame, body, app, ws),
-        Screen::Rejected => screens::rejected::draw(frame, body, app, ws),
+        Screen::Rejected => app.rejected.draw(frame, body, theme, ws),
         Screen::Train => screens::train::draw(frame, body, app, ws),
         Screen::Evaluate => screens::evaluate::draw(frame, body, app, ws),
     }
@@ -106,9 +106,6 @@ pub fn draw(frame: &mut Frame, app: &App) {
         }
         Some(Overlay::Bulk { threshold, accept }) => {
             screens::review::draw_bulk(frame, app, ws, *threshold, *accept)
-        }
-        Some(Overlay::Detail { id, scroll }) => {
-            screens::rejected::draw_detail(frame, app, ws, id, *scroll)
         }
         Some(Overlay::FieldEditor {
             form,

@@ -1,5 +1,5 @@
 //! One module a screen: its state, how it answers actions, and its pure `draw`. A screen that
-//! is a [`Component`](super::component::Component) (Seeds) owns its dialogs and is reached only
+//! is a [`Component`](super::component::Component) (Seeds, Rejected) owns its dialogs and is reached only
 //! through [`App::update`](super::app::App::update)'s routing; the others still answer in an
 //! `impl App` block and keep their dialogs in `App::overlay`.
 

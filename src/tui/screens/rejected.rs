@@ -9,12 +9,15 @@ use ratatui::widgets::{Block, BorderType, Cell, Paragraph, Row, Table, TableStat
 
 use crate::data::item::ItemId;
 use crate::data::record::RecordBody;
-use crate::data::state::{Decision, ItemState, Status};
-use crate::engine::Write;
+use crate::data::state::{Applied, Decision, ItemState, Status};
+use crate::engine::{Write, WriteError};
 use crate::pipeline::filters::stages::STAGES;
 use crate::tui::action::Action;
-use crate::tui::app::{App, Overlay, Then, label_index, label_names};
+use crate::tui::app::{MessageKind, Then, label_index, label_names};
+use crate::tui::component::{Component, Out};
+use crate::tui::keymap::Context;
 use crate::tui::read_model::ReadModel;
+use crate::tui::theme::Theme;
 use crate::tui::widgets::popup::{centered, frame_popup};
 use crate::tui::widgets::probs::prob_lines;
 use crate::tui::widgets::text::{one_line, truncate};
@@ -33,6 +36,8 @@ pub struct RejectedState {
     /// A stage name or [`BY_YOU`].
     pub reason: Option<String>,
     pub class: Option<String>,
+    /// The item opened from the list, and how far its text is scrolled.
+    detail: Option<(ItemId, u16)>,
 }
 
 /// One row of the list.
@@ -115,132 +120,157 @@ fn cycle(current: &Option<String>, options: &[String]) -> Option<String> {
     }
 }
 
-impl App {
-    pub(crate) fn select_rejected(&mut self, id: &ItemId) {
-        let mut rows = self.rejected.rows(&self.ws);
+impl RejectedState {
+    /// The item open in the detail dialog, if one is.
+    pub fn open_detail(&self) -> Option<&ItemId> {
+        self.detail.as_ref().map(|(id, _)| id)
+    }
+
+    /// Selects item `id`, clearing the filters when they hide it.
+    pub fn select(&mut self, ws: &ReadModel, id: &ItemId) {
+        let mut rows = self.rows(ws);
         if !rows.iter().any(|r| r.id == *id) {
-            self.rejected.reason = None;
-            self.rejected.class = None;
-            rows = self.rejected.rows(&self.ws);
+            self.reason = None;
+            self.class = None;
+            rows = self.rows(ws);
         }
         if let Some(i) = rows.iter().position(|r| r.id == *id) {
-            self.rejected.select_row(&rows, i);
+            self.select_row(&rows, i);
         }
     }
 
-    /// Pins the selection to the item on the selected row, when none is pinned yet.
-    pub(crate) fn pin_rejected_selection(&mut self) {
-        if self.rejected.item.is_none() {
-            let rows = self.rejected.rows(&self.ws);
-            let row = self.rejected.selected;
-            self.rejected.select_row(&rows, row);
+    /// Pins the selection to the item on the selected row, when none is pinned yet (on coming
+    /// to the screen, so rejections that arrive while the user reads do not move it).
+    pub fn pin(&mut self, ws: &ReadModel) {
+        if self.item.is_none() {
+            let rows = self.rows(ws);
+            self.select_row(&rows, self.selected);
         }
     }
 
-    fn selected_rejected(&self) -> Option<ItemId> {
-        let ws = &self.ws;
-        let rows = self.rejected.rows(ws);
-        rows.get(self.rejected.selected_row(&rows))
-            .map(|r| r.id.clone())
+    fn selected_id(&self, ws: &ReadModel) -> Option<ItemId> {
+        let rows = self.rows(ws);
+        rows.get(self.selected_row(&rows)).map(|r| r.id.clone())
     }
 
-    pub(crate) fn rejected_action(&mut self, action: Action) {
-        let rows = {
-            let ws = &self.ws;
-            self.rejected.rows(ws)
-        };
+    fn on_list(&mut self, action: Action, ws: &ReadModel, out: &mut Vec<Out>) {
+        let rows = self.rows(ws);
         let last = rows.len().saturating_sub(1);
-        let now = self.rejected.selected_row(&rows);
-        let mut select = |row: usize| self.rejected.select_row(&rows, row);
+        let now = self.selected_row(&rows);
         match action {
-            Action::Up => select(now.saturating_sub(1)),
-            Action::Down => select((now + 1).min(last)),
-            Action::PageUp => select(now.saturating_sub(10)),
-            Action::PageDown => select((now + 10).min(last)),
-            Action::First => select(0),
-            Action::Last => select(last),
-            Action::Open => {
-                if let Some(id) = self.selected_rejected() {
-                    self.overlay = Some(Overlay::Detail { id, scroll: 0 });
-                }
-            }
+            Action::Up => self.select_row(&rows, now.saturating_sub(1)),
+            Action::Down => self.select_row(&rows, (now + 1).min(last)),
+            Action::PageUp => self.select_row(&rows, now.saturating_sub(10)),
+            Action::PageDown => self.select_row(&rows, (now + 10).min(last)),
+            Action::First => self.select_row(&rows, 0),
+            Action::Last => self.select_row(&rows, last),
+            Action::Open => self.detail = self.selected_id(ws).map(|id| (id, 0)),
             Action::Rescue => {
-                if let Some(id) = self.selected_rejected() {
-                    self.rescue(id);
+                if let Some(id) = self.selected_id(ws) {
+                    out.push(rescue(ws, id));
                 }
             }
             Action::CycleReasonFilter => {
                 let mut options: Vec<String> = STAGES.iter().map(|s| s.to_string()).collect();
                 options.push(BY_YOU.to_string());
-                self.rejected.reason = cycle(&self.rejected.reason, &options);
-                self.rejected.selected = 0;
-                self.rejected.item = None;
-                self.pin_rejected_selection();
+                self.reason = cycle(&self.reason, &options);
+                self.refilter(ws);
             }
             Action::CycleClassFilter => {
-                let labels = label_names(&self.ws);
-                self.rejected.class = cycle(&self.rejected.class, &labels);
-                self.rejected.selected = 0;
-                self.rejected.item = None;
-                self.pin_rejected_selection();
+                self.class = cycle(&self.class, &label_names(ws));
+                self.refilter(ws);
             }
             Action::ClearFilters => {
-                self.rejected.reason = None;
-                self.rejected.class = None;
+                self.reason = None;
+                self.class = None;
             }
             _ => {}
         }
     }
 
-    pub(crate) fn rescue(&mut self, id: ItemId) {
-        let refusal = self
-            .ws
-            .check(&RecordBody::Rescue {
-                item_id: id.clone(),
-            })
-            .err();
-        let by_user = self
-            .ws
-            .state()
-            .get(id.as_str())
-            .is_some_and(|i| i.status() == Status::Rejected);
-        if by_user {
-            self.warn(format!(
+    fn refilter(&mut self, ws: &ReadModel) {
+        self.selected = 0;
+        self.item = None;
+        self.pin(ws);
+    }
+}
+
+/// Asks to rescue `id` into the review queue, or says why it cannot be.
+fn rescue(ws: &ReadModel, id: ItemId) -> Out {
+    let body = RecordBody::Rescue {
+        item_id: id.clone(),
+    };
+    let by_user = ws
+        .state()
+        .get(id.as_str())
+        .is_some_and(|i| i.status() == Status::Rejected);
+    if by_user {
+        return Out::Say(
+            MessageKind::Warn,
+            format!(
                 "{id} was rejected by you, not by a filter: u undoes that, or accept it on Review"
-            ));
-            return;
-        }
-        if let Some(r) = refusal {
-            self.warn(format!("cannot rescue {id}: {r}"));
-            return;
-        }
-        let body = RecordBody::Rescue {
-            item_id: id.clone(),
-        };
-        self.write(Write::Records(vec![body]), Then::Rescued(id));
+            ),
+        );
+    }
+    match ws.check(&body) {
+        Err(r) => Out::Say(MessageKind::Warn, format!("cannot rescue {id}: {r}")),
+        Ok(_) => Out::Write(Write::Records(vec![body]), Then::Rescued(id)),
+    }
+}
+
+impl Component for RejectedState {
+    fn dialog(&self) -> Option<Context> {
+        self.detail.as_ref().map(|_| Context::Detail)
     }
 
-    pub(crate) fn detail_action(&mut self, id: ItemId, scroll: u16, action: Action) {
+    fn handle(&mut self, action: Action, ws: &ReadModel, out: &mut Vec<Out>) {
+        let Some((id, scroll)) = self.detail.take() else {
+            return self.on_list(action, ws, out);
+        };
         let scroll = match action {
             Action::Up => scroll.saturating_sub(1),
             Action::Down => scroll.saturating_add(1),
             Action::PageUp => scroll.saturating_sub(10),
             Action::PageDown => scroll.saturating_add(10),
-            Action::Rescue => {
-                self.rescue(id);
-                return;
-            }
+            Action::Rescue => return out.push(rescue(ws, id)),
             Action::Cancel => return,
             _ => scroll,
         };
-        self.overlay = Some(Overlay::Detail { id, scroll });
+        self.detail = Some((id, scroll));
+    }
+
+    fn answered(
+        &mut self,
+        then: Then,
+        result: Result<&[Applied], &WriteError>,
+        _ws: &ReadModel,
+        out: &mut Vec<Out>,
+    ) {
+        let Then::Rescued(id) = then else {
+            return;
+        };
+        out.push(match result {
+            Ok(_) => Out::ok(format!(
+                "rescued {id}: it is back in the review queue (3 shows it)"
+            )),
+            Err(e) => Out::refused(&format!("rescue {id}"), e),
+        });
+    }
+
+    fn draw(&self, frame: &mut Frame, area: Rect, theme: &Theme, ws: &ReadModel) {
+        draw(frame, area, theme, ws, self)
+    }
+
+    fn draw_dialog(&self, frame: &mut Frame, theme: &Theme, ws: &ReadModel) {
+        if let Some((id, scroll)) = &self.detail {
+            draw_detail(frame, theme, ws, id, *scroll);
+        }
     }
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &ReadModel) {
-    let theme = &app.theme;
+fn draw(frame: &mut Frame, area: Rect, theme: &Theme, ws: &ReadModel, list: &RejectedState) {
     let labels = label_names(ws);
-    let rows = app.rejected.rows(ws);
+    let rows = list.rows(ws);
     let [filter_area, table_area] =
         Layout::vertical([Constraint::Length(1), Constraint::Min(3)]).areas(area);
     let filter_span = |v: &Option<String>| match v {
@@ -250,9 +280,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &ReadModel) {
     frame.render_widget(
         Paragraph::new(Line::from(vec![
             Span::styled(" reason (f): ", theme.dim()),
-            filter_span(&app.rejected.reason),
+            filter_span(&list.reason),
             Span::styled("   class (c): ", theme.dim()),
-            filter_span(&app.rejected.class),
+            filter_span(&list.class),
             Span::styled(format!("   {} items", rows.len()), theme.dim()),
         ])),
         filter_area,
@@ -329,10 +359,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &ReadModel) {
         )
         .style(theme.text());
     let mut state =
-        TableState::default().with_selected((!empty).then_some(app.rejected.selected_row(&rows)));
+        TableState::default().with_selected((!empty).then_some(list.selected_row(&rows)));
     frame.render_stateful_widget(table, table_area, &mut state);
     if empty {
-        let msg = if app.rejected.reason.is_some() || app.rejected.class.is_some() {
+        let msg = if list.reason.is_some() || list.class.is_some() {
             "No rejected item matches the filters (esc clears them)."
         } else {
             "Nothing rejected yet."
@@ -363,8 +393,7 @@ fn short_score(name: &str) -> &str {
 }
 
 /// The item opened from the list: everything about it, including the raw output and prompt.
-pub fn draw_detail(frame: &mut Frame, app: &App, ws: &ReadModel, id: &ItemId, scroll: u16) {
-    let theme = &app.theme;
+fn draw_detail(frame: &mut Frame, theme: &Theme, ws: &ReadModel, id: &ItemId, scroll: u16) {
     let area = frame.area();
     let popup = centered(
         area,
