@@ -43,6 +43,7 @@ fn spec(task: Task) -> ExperimentSpec {
         dataset: "dataset.tsv".into(),
         test: "test.tsv".into(),
         test_rows: 4,
+        validation: None,
         task,
         seeds_per_class: 3,
         min_words: 0,

@@ -13,6 +13,7 @@ use super::input_args::InputArgs;
 use super::model_args::ModelArgs;
 use super::task_arg::TaskShape;
 use super::train::TrainOptions;
+use crate::data::import::{Imported, sample};
 use crate::experiment::{self, Arm, Context, ExperimentSpec, Hooks, report};
 use crate::pipeline::prompt::Templates;
 
@@ -28,8 +29,26 @@ pub struct ExperimentArgs {
     #[arg(long, value_name = "FILE")]
     pub dataset: PathBuf,
     /// Labelled test file, read with the same options as the dataset.
-    #[arg(long, value_name = "FILE")]
-    pub test: PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "validation_rows",
+        conflicts_with = "validation_rows"
+    )]
+    pub test: Option<PathBuf>,
+    /// Score on N rows carved from --dataset instead of a test file: drawn at random (rows of
+    /// at least --seed-min-words words, no duplicate text), never seeds or pool, written to
+    /// OUT/validation.jsonl. For choosing settings before the test set is run once.
+    #[arg(long, value_name = "N")]
+    pub validation_rows: Option<usize>,
+    /// The draw of --validation-rows.
+    #[arg(
+        long,
+        value_name = "SEED",
+        default_value_t = 13,
+        requires = "validation_rows"
+    )]
+    pub validation_seed: u64,
     /// Score only the first N test rows.
     #[arg(long, value_name = "N")]
     pub test_limit: Option<usize>,
@@ -129,8 +148,39 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
     let mut seeds = args.sampling_seeds.clone();
     seeds.dedup();
     let mut log = std::io::stderr();
-    let dataset = args.read.read(&args.dataset, &mut log)?;
-    let mut test = args.read.read(&args.test, &mut log)?;
+    let mut dataset = args.read.read(&args.dataset, &mut log)?;
+    let (test_path, mut test, carved) = match (&args.test, args.validation_rows) {
+        (Some(path), _) => (path.clone(), args.read.read(path, &mut log)?, None),
+        (None, Some(n)) => {
+            let seed = args.validation_seed;
+            let (rows, rest) = sample::carve(&dataset.rows, n, seed, args.seed_min_words);
+            anyhow::ensure!(
+                !rows.is_empty(),
+                "{}: no row of at least {} words to carve validation rows from",
+                args.dataset.display(),
+                args.seed_min_words
+            );
+            dataset.rows = rest;
+            // Row ids would no longer line up with the rows; the experiment reads none.
+            dataset.ids.clear();
+            let path = args.out.join(experiment::VALIDATION_FILE);
+            let carve = experiment::Carve {
+                rows: rows.len(),
+                seed,
+                min_words: args.seed_min_words,
+            };
+            let test = Imported {
+                path: path.clone(),
+                format: dataset.format,
+                rows,
+                problems: Vec::new(),
+                columns: dataset.columns.clone(),
+                ids: Vec::new(),
+            };
+            (path, test, Some(carve))
+        }
+        (None, None) => anyhow::bail!("give --test FILE or --validation-rows N"),
+    };
     if let Some(n) = args.test_limit {
         test.rows.truncate(n);
     }
@@ -149,7 +199,7 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         unknown < test.rows.len(),
         "{}: no test row has one of the dataset's labels ({})",
-        args.test.display(),
+        test_path.display(),
         labels.join(", ")
     );
     let name = args.name.clone().unwrap_or_else(|| {
@@ -161,8 +211,9 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
     let model_path = args.model.path()?;
     let spec = ExperimentSpec {
         dataset: args.dataset.clone(),
-        test: args.test.clone(),
+        test: test_path.clone(),
         test_rows: test.rows.len(),
+        validation: carved,
         task: args.shape.task(name, &labels),
         seeds_per_class: args.seeds_per_class,
         min_words: args.seed_min_words,
@@ -182,6 +233,17 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
         eprintln!(
             "seedforge: resuming the experiment in {}",
             args.out.display()
+        );
+    }
+    if let Some(carve) = &spec.validation {
+        experiment::write_validation(&test_path, &test.rows)?;
+        eprintln!(
+            "seedforge: scoring on {} rows carved from {} (seed {}), kept out of the seeds and \
+             the pool: {}",
+            carve.rows,
+            args.dataset.display(),
+            carve.seed,
+            test_path.display()
         );
     }
     for line in experiment::reopen_stale_evaluations(&args.out, &spec, &seeds, &arms)? {

@@ -14,11 +14,13 @@ pub mod steps;
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 pub use arm::Arm;
 pub use steps::{Cancelled, Context, Hooks, pending, reopen_stale_evaluations, run_seed};
 
+use crate::data::import::Row;
 use crate::data::task::Task;
 use crate::pipeline::filters::FilterSettings;
 use crate::pipeline::generate::GenerateSettings;
@@ -32,6 +34,9 @@ pub struct ExperimentSpec {
     pub test: PathBuf,
     /// Test rows scored (after any limit).
     pub test_rows: usize,
+    /// The test rows were carved from the dataset (`test` is where they were written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<Carve>,
     /// The task the prompts describe; its seeds are drawn per sampling seed.
     pub task: Task,
     pub seeds_per_class: usize,
@@ -84,6 +89,28 @@ fn default_teacher_temperature() -> f32 {
 }
 
 pub const SPEC_FILE: &str = "experiment.json";
+/// Where `--validation-rows` writes the rows it carved.
+pub const VALIDATION_FILE: &str = "validation.jsonl";
+
+/// Validation rows carved from the dataset in place of a test file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Carve {
+    pub rows: usize,
+    pub seed: u64,
+    pub min_words: usize,
+}
+
+/// Writes carved validation rows as JSONL (`text`, `label`), readable by `eval --test`.
+pub fn write_validation(path: &Path, rows: &[Row]) -> anyhow::Result<()> {
+    let mut text = String::new();
+    for r in rows {
+        let line = serde_json::json!({ "text": r.text, "label": r.label });
+        text.push_str(&line.to_string());
+        text.push('\n');
+    }
+    crate::data::atomic::write_atomic_bytes(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
 pub const DONE_DIR: &str = "done";
 
 /// The folder of one sampling seed's steps.

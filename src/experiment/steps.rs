@@ -1127,6 +1127,7 @@ mod tests {
             dataset: "d.tsv".into(),
             test: "t.tsv".into(),
             test_rows: 1,
+            validation: None,
             task: Task::demo(),
             seeds_per_class: 4,
             min_words: 0,

@@ -103,6 +103,33 @@ pub fn sample_per_class(rows: &[Row], labels: &[String], opts: &SampleOptions) -
     }
 }
 
+/// Splits off `n` rows drawn at random over the whole file (the classes as they come, unlike
+/// [`sample_per_class`]), among rows of at least `min_words` tokens and no duplicate text: a
+/// validation set carved from a training file. Returns (the drawn rows, the rest), each in file
+/// order; the rest holds no row whose text equals a drawn one's.
+pub fn carve(rows: &[Row], n: usize, seed: u64, min_words: usize) -> (Vec<Row>, Vec<Row>) {
+    let mut seen = HashSet::new();
+    let mut pool: Vec<usize> = (0..rows.len())
+        .filter(|&i| rows[i].text.split_whitespace().count() >= min_words)
+        .filter(|&i| seen.insert(normalise(&rows[i].text)))
+        .collect();
+    let mut rng = SplitMix64(seed);
+    let k = n.min(pool.len());
+    for i in 0..k {
+        let j = i + rng.below((pool.len() - i) as u64) as usize;
+        pool.swap(i, j);
+    }
+    let mut drawn = pool[..k].to_vec();
+    drawn.sort_unstable();
+    let texts: HashSet<String> = drawn.iter().map(|&i| normalise(&rows[i].text)).collect();
+    let rest = rows
+        .iter()
+        .filter(|r| !texts.contains(&normalise(&r.text)))
+        .cloned()
+        .collect();
+    (drawn.into_iter().map(|i| rows[i].clone()).collect(), rest)
+}
+
 fn normalise(text: &str) -> String {
     text.split_whitespace()
         .map(str::to_lowercase)
@@ -181,6 +208,36 @@ mod tests {
         let s = sample_per_class(&rows, &["a".into()], &opts);
         // 0xe220a8397b1dcdaf is odd, so below(2) = 1: the second row.
         assert_eq!(s.rows, [row(2, "second", "a")]);
+    }
+
+    #[test]
+    fn a_carved_validation_set_is_drawn_once_and_shares_no_text_with_the_rest() {
+        let rows: Vec<Row> = (1..=40)
+            .map(|i| {
+                let label = if i % 3 == 0 { "n" } else { "p" };
+                row(i, &format!("text number {}", i % 30), label)
+            })
+            .chain([row(41, "short", "p")])
+            .collect();
+        let (val, rest) = carve(&rows, 10, 13, 3);
+        assert_eq!(val.len(), 10);
+        assert!(val.windows(2).all(|w| w[0].line < w[1].line));
+        assert!(val.iter().all(|r| r.text != "short"));
+        // Rows 31..=40 repeat the texts of rows 1..=10: a drawn text leaves the rest whole.
+        for v in &val {
+            assert!(rest.iter().all(|r| r.text != v.text), "{} in both", v.text);
+        }
+        let drawn_texts: HashSet<&str> = val.iter().map(|r| r.text.as_str()).collect();
+        let copies = rows
+            .iter()
+            .filter(|r| drawn_texts.contains(r.text.as_str()))
+            .count();
+        assert_eq!(rest.len(), rows.len() - copies);
+        // The same file and seed carve the same rows; another seed carves others.
+        assert_eq!(carve(&rows, 10, 13, 3).0, val);
+        assert_ne!(carve(&rows, 10, 14, 3).0, val);
+        // Asking for more than there is takes every eligible text once.
+        assert_eq!(carve(&rows, 1000, 13, 3).0.len(), 30);
     }
 
     #[test]
