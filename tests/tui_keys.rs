@@ -1291,6 +1291,42 @@ fn help_opens_at_the_keys_of_the_screen_it_was_asked_from() {
 }
 
 #[test]
+fn help_scrolls_no_further_than_its_last_line_and_comes_back_at_once() {
+    let f = fixture();
+    let mut app = app(&f);
+    app.update(Action::Resize {
+        width: 80,
+        height: 24,
+    });
+    press(&mut app, "?");
+    press(&mut app, &"down ".repeat(400));
+    let bottom = render(&app, 80, 24);
+    let Some(Overlay::Help { scroll }) = app.overlay else {
+        panic!("help closed");
+    };
+    assert!(scroll > 0 && scroll < 400, "{scroll}");
+    // The last binding of the last section is on screen.
+    let last = seedforge::tui::keymap::bindings_of(seedforge::tui::keymap::Context::Help)
+        .last()
+        .unwrap();
+    let start: String = last.help.chars().take(20).collect();
+    assert!(bottom.contains(&start), "{bottom}");
+    // One press up moves the view (it used to take as many presses as went past the end).
+    press(&mut app, "up");
+    assert_ne!(render(&app, 80, 24), bottom);
+    // A taller terminal shows more, so the furthest scroll shrinks with it.
+    press(&mut app, &"down ".repeat(400));
+    app.update(Action::Resize {
+        width: 80,
+        height: 40,
+    });
+    let Some(Overlay::Help { scroll: taller }) = app.overlay else {
+        panic!("help closed");
+    };
+    assert_eq!(taller, scroll - 16);
+}
+
+#[test]
 fn the_field_editor_sets_the_field_of_the_screen_it_was_opened_on() {
     let f = fixture();
     let mut app = app(&f);

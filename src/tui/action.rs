@@ -95,8 +95,11 @@ pub enum Action {
     Yes,
     No,
 
-    /// The terminal changed size: redraw.
-    Resize,
+    /// The terminal's size, at the start and whenever it changes.
+    Resize {
+        width: u16,
+        height: u16,
+    },
     /// Something the engine reported.
     Engine(Box<Event>),
 }

@@ -197,6 +197,9 @@ pub struct App {
     pub theme: Theme,
     /// Whether the terminal shows 24-bit colour (themes degrade to 16 colours otherwise).
     pub truecolor: bool,
+    /// The terminal's height in rows, as last reported (the help scrolls no further than its
+    /// last line).
+    pub height: u16,
     /// How the workspace is named in the status bar.
     pub workspace_label: String,
     pub model: ModelStatus,
@@ -264,6 +267,7 @@ impl App {
             },
             overlay: None,
             truecolor: true,
+            height: 36,
             theme,
             workspace_label: label,
             model: ModelStatus::Starting,
@@ -563,7 +567,12 @@ impl App {
     pub fn update(&mut self, action: Action) {
         match action {
             Action::Engine(event) => self.on_engine(*event),
-            Action::Resize => {}
+            Action::Resize { height, .. } => {
+                self.height = height;
+                if let Some(Overlay::Help { scroll }) = &mut self.overlay {
+                    *scroll = (*scroll).min(super::help::max_scroll(height));
+                }
+            }
             action if self.overlay.is_some() => self.on_overlay(action),
             action if self.component().is_some_and(|c| c.dialog().is_some()) => {
                 self.route(self.screen, |c, ws, out| c.handle(action, ws, out))
@@ -579,6 +588,7 @@ impl App {
             Action::GoTo(s) => self.show(s),
             Action::ToggleHelp => {
                 let scroll = super::help::start_of(Context::of_screen(self.screen));
+                let scroll = scroll.min(super::help::max_scroll(self.height));
                 self.overlay = Some(Overlay::Help { scroll });
             }
             Action::Quit => {
@@ -649,6 +659,7 @@ impl App {
                     Action::Cancel | Action::ToggleHelp => return,
                     _ => scroll,
                 };
+                let scroll = scroll.min(super::help::max_scroll(self.height));
                 self.overlay = Some(Overlay::Help { scroll });
             }
             Overlay::ConfirmQuit => match action {

@@ -70,7 +70,7 @@ pub fn on_terminal(app: &mut App, event: TermEvent) {
     match event {
         TermEvent::Key(key) => app.handle_key(key),
         TermEvent::Paste(text) => app.paste(&text),
-        TermEvent::Resize(..) => app.update(Action::Resize),
+        TermEvent::Resize(width, height) => app.update(Action::Resize { width, height }),
         _ => {}
     }
 }
@@ -130,6 +130,12 @@ where
     let mut clock = tokio::time::interval(FRAME);
     clock.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut dirty = true;
+    if let Ok(size) = terminal.size() {
+        app.update(Action::Resize {
+            width: size.width,
+            height: size.height,
+        });
+    }
     loop {
         tokio::select! {
             input = input_rx.recv() => {

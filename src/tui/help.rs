@@ -40,14 +40,26 @@ pub fn start_of(context: Context) -> u16 {
     before as u16
 }
 
+/// The furthest the help scrolls in a terminal `height` rows tall: its last line at the bottom.
+pub fn max_scroll(height: u16) -> u16 {
+    let lines: usize = Context::ALL
+        .iter()
+        .map(|c| bindings_of(*c).count() + 2)
+        .sum();
+    // The popup leaves a row above and below; its borders and the hint take three more.
+    (lines.saturating_sub(1) as u16).saturating_sub(height.saturating_sub(5))
+}
+
 pub fn draw(frame: &mut Frame, app: &App, scroll: u16) {
     let area = frame.area();
     let popup = centered(area, 76, area.height.saturating_sub(2));
     let inner = frame_popup(frame, popup, "Keys", &app.theme);
     let [body, hint] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
-    let lines = lines(app);
-    let max = (lines.len() as u16).saturating_sub(body.height);
-    frame.render_widget(Paragraph::new(lines).scroll((scroll.min(max), 0)), body);
+    let max = max_scroll(area.height);
+    frame.render_widget(
+        Paragraph::new(lines(app)).scroll((scroll.min(max), 0)),
+        body,
+    );
     frame.render_widget(
         Paragraph::new(Line::styled(
             "↑/↓ scroll · esc or ? closes",
