@@ -12,7 +12,7 @@ use common::engine::until_end;
 use seedforge::engine::eval_job::Target;
 use seedforge::engine::{Command, Event, JobKind, PredictRequest};
 use seedforge::tui::action::Action;
-use seedforge::tui::app::{Effect, Overlay};
+use seedforge::tui::app::Effect;
 use seedforge::tui::screens::evaluate::result_path;
 use tui_support::*;
 
@@ -22,10 +22,7 @@ fn the_evaluate_screen_labels_a_file_through_the_engine() {
     let mut app = app(&f);
     app.take_effects();
     press(&mut app, "6 l");
-    assert!(matches!(
-        app.overlay,
-        Some(Overlay::FieldEditor { field: 3, .. })
-    ));
+    assert_eq!(app.evaluate.open_field().map(|d| d.field), Some(3));
     // A file that is not there is refused before anything is sent.
     type_text(&mut app, "/no/such/texts.txt");
     press(&mut app, "enter");

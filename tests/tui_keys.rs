@@ -701,10 +701,7 @@ fn evaluate_takes_a_test_file_and_label_map_remembers_them_and_reports_errors() 
     press(&mut app, "6");
     // Without a test file, g asks for one.
     press(&mut app, "g");
-    assert!(matches!(
-        app.overlay,
-        Some(Overlay::FieldEditor { field: 0, .. })
-    ));
+    assert_eq!(app.evaluate.open_field().map(|d| d.field), Some(0));
     assert!(app.take_effects().is_empty());
     let test = f.tmp.path().join("dev.tsv");
     std::fs::write(&test, "sentence\tlabel\ngood\t1\nbad\t0\n").unwrap();
@@ -713,7 +710,7 @@ fn evaluate_takes_a_test_file_and_label_map_remembers_them_and_reports_errors() 
     // A label map that does not parse is refused, the prompt stays open.
     type_text(&mut app, "0negative");
     press(&mut app, "enter");
-    assert!(matches!(app.overlay, Some(Overlay::FieldEditor { .. })));
+    assert!(app.evaluate.open_field().is_some());
     assert_eq!(app.message.as_ref().unwrap().kind, MessageKind::Error);
     press(&mut app, "^u");
     type_text(&mut app, "0=negative,1=positive");
@@ -1340,7 +1337,8 @@ fn the_field_editor_sets_the_field_of_the_screen_it_was_opened_on() {
     assert_eq!(app.train.fields(0)[1].value, "12");
     app.update(Action::GoTo(Screen::Evaluate));
     press(&mut app, "n ^u");
-    type_text(&mut app, "40");
+    // Pasted into Evaluate's own editor, as text.
+    app.paste("40");
     press(&mut app, "enter");
     assert_eq!(app.evaluate.choice.limit, Some(40));
     // Generate's settings are untouched.

@@ -8,7 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::action::Action;
-use super::component::{Component, Out};
+use super::component::{Component, Out, Shared};
 use super::keymap::{self, Context};
 use super::read_model::ReadModel;
 use super::ready_queue::ReadyQueue;
@@ -474,27 +474,65 @@ impl App {
         match self.screen {
             Screen::Seeds => Some(&self.seeds),
             Screen::Rejected => Some(&self.rejected),
+            Screen::Evaluate => Some(&self.evaluate),
             _ => None,
         }
     }
 
-    /// Hands `screen` the read model and applies what it asks for.
+    /// What every screen reads beside its own state.
+    pub(crate) fn shared(&self) -> Shared<'_> {
+        Shared {
+            ws: &self.ws,
+            runs: &self.runs,
+            job: self.job.as_ref(),
+            queued: self.queued,
+            model: &self.model,
+            workspace_label: &self.workspace_label,
+        }
+    }
+
+    /// Hands `screen` the shared state and applies what it asks for.
     fn route(
         &mut self,
         screen: Screen,
-        f: impl FnOnce(&mut dyn Component, &ReadModel, &mut Vec<Out>),
+        f: impl FnOnce(&mut dyn Component, &Shared, &mut Vec<Out>),
     ) {
+        let shared = Shared {
+            ws: &self.ws,
+            runs: &self.runs,
+            job: self.job.as_ref(),
+            queued: self.queued,
+            model: &self.model,
+            workspace_label: &self.workspace_label,
+        };
         let component: &mut dyn Component = match screen {
             Screen::Seeds => &mut self.seeds,
             Screen::Rejected => &mut self.rejected,
+            Screen::Evaluate => &mut self.evaluate,
             _ => return,
         };
         let mut out = Vec::new();
-        f(component, &self.ws, &mut out);
+        f(component, &shared, &mut out);
         for o in out {
             match o {
                 Out::Write(write, then) => self.write(write, then),
                 Out::Say(kind, text) => self.say(text, kind),
+                Out::Start(kind, command) => {
+                    self.queued = Some(kind);
+                    self.effects.push(Effect::Send(command));
+                }
+                Out::Cancel => {
+                    if let Some(job) = &mut self.job {
+                        job.stopping = true;
+                    }
+                    self.effects.push(Effect::Cancel);
+                }
+                Out::RefreshRuns => self.refresh_runs(),
+                Out::SaveTestSet(choice) => {
+                    if let Err(e) = choice.save(self.ws.dir()) {
+                        self.warn(format!("could not remember the test set: {e}"));
+                    }
+                }
             }
         }
     }
@@ -519,13 +557,16 @@ impl App {
     /// reason or a setting is one line, so its line breaks become spaces. Anywhere else the paste
     /// is dropped, and the message line says so.
     pub fn paste(&mut self, text: &str) {
-        let screen = self.screen;
+        let mut taken = false;
+        if self.overlay.is_none() {
+            self.route(self.screen, |c, _, _| taken = c.paste(text));
+        }
         match &mut self.overlay {
             Some(Overlay::EditItem { editor, .. }) => editor.paste(text, true),
             Some(Overlay::RejectReason { editor, .. } | Overlay::FieldEditor { editor, .. }) => {
                 editor.paste(text, false)
             }
-            None if screen == Screen::Seeds && self.seeds.paste(text) => {}
+            None if taken => {}
             _ => {
                 let n = text.chars().count();
                 self.info(format!(
@@ -630,7 +671,9 @@ impl App {
                     self.route(Screen::Rejected, |c, ws, out| c.handle(other, ws, out))
                 }
                 Screen::Train => self.train_action(other),
-                Screen::Evaluate => self.evaluate_action(other),
+                Screen::Evaluate => {
+                    self.route(Screen::Evaluate, |c, ws, out| c.handle(other, ws, out))
+                }
             },
         }
     }
@@ -704,7 +747,6 @@ impl App {
                         let result = match form {
                             Form::Generate => self.generate.set_field(field, &text),
                             Form::Train => self.train.set_field(field, &text),
-                            Form::Evaluate => self.evaluate_field_saved(field, &text),
                         };
                         if let Err(e) = result {
                             self.error(e);

@@ -7,12 +7,48 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 
 use super::action::Action;
-use super::app::{MessageKind, Then};
+use super::app::{JobView, MessageKind, ModelStatus, Then};
 use super::keymap::Context;
 use super::read_model::ReadModel;
+use super::screens::runs::RunInfo;
 use super::theme::Theme;
 use crate::data::state::Applied;
-use crate::engine::{Write, WriteError};
+use crate::data::test_set::TestSetChoice;
+use crate::engine::{Command, JobKind, Write, WriteError};
+
+/// What every screen may read beside its own state: the App's, shared by all screens.
+#[derive(Clone, Copy)]
+pub struct Shared<'a> {
+    pub ws: &'a ReadModel,
+    /// The run folders in `<workspace>/runs`.
+    pub runs: &'a [RunInfo],
+    pub job: Option<&'a JobView>,
+    /// A job asked for whose start has not come yet.
+    pub queued: Option<JobKind>,
+    pub model: &'a ModelStatus,
+    /// How the workspace is named in the status bar.
+    pub workspace_label: &'a str,
+}
+
+impl Shared<'_> {
+    /// Why a job cannot start now (one running or waiting, or the model failed), as the message
+    /// to show instead of starting it; none when it can.
+    pub fn refuse_start(&self, what: &str) -> Option<Out> {
+        if let Some(job) = self.job {
+            let text = format!("a {} job is running; s stops it", job.kind.name());
+            return Some(Out::Say(MessageKind::Warn, text));
+        }
+        if self.queued.is_some() {
+            let text = "a job is already waiting to start".to_string();
+            return Some(Out::Say(MessageKind::Warn, text));
+        }
+        if let ModelStatus::Failed(e) = self.model {
+            let text = format!("cannot {what}: the model did not load: {e}");
+            return Some(Out::Say(MessageKind::Error, text));
+        }
+        None
+    }
+}
 
 /// What a screen asks of the App after an action or an answer.
 #[derive(Debug)]
@@ -22,11 +58,23 @@ pub enum Out {
     Write(Write, Then),
     /// A line for the message bar.
     Say(MessageKind, String),
+    /// Start a job (the screen asked [`Shared::refuse_start`] first).
+    Start(JobKind, Command),
+    /// Stop the running job.
+    Cancel,
+    /// Read the run folders again.
+    RefreshRuns,
+    /// Remember the test set in the workspace.
+    SaveTestSet(TestSetChoice),
 }
 
 impl Out {
     pub fn ok(text: impl Into<String>) -> Out {
         Out::Say(MessageKind::Ok, text.into())
+    }
+
+    pub fn info(text: impl Into<String>) -> Out {
+        Out::Say(MessageKind::Info, text.into())
     }
 
     /// A refused write, for the message bar: refusals (nothing to do) are warnings, failures to
@@ -48,14 +96,14 @@ pub trait Component {
     fn dialog(&self) -> Option<Context>;
 
     /// An action of this screen's keymap section, or of its open dialog's.
-    fn handle(&mut self, action: Action, ws: &ReadModel, out: &mut Vec<Out>);
+    fn handle(&mut self, action: Action, shared: &Shared, out: &mut Vec<Out>);
 
     /// The store's answer to a write this screen asked for with `then`.
     fn answered(
         &mut self,
         then: Then,
         result: Result<&[Applied], &WriteError>,
-        ws: &ReadModel,
+        shared: &Shared,
         out: &mut Vec<Out>,
     );
 
@@ -64,8 +112,8 @@ pub trait Component {
         false
     }
 
-    fn draw(&self, frame: &mut Frame, area: Rect, theme: &Theme, ws: &ReadModel);
+    fn draw(&self, frame: &mut Frame, area: Rect, theme: &Theme, shared: &Shared);
 
     /// The open dialog, over the whole frame.
-    fn draw_dialog(&self, _frame: &mut Frame, _theme: &Theme, _ws: &ReadModel) {}
+    fn draw_dialog(&self, _frame: &mut Frame, _theme: &Theme, _shared: &Shared) {}
 }

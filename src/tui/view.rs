@@ -11,7 +11,7 @@ use super::app::{App, Overlay};
 use super::component::Component;
 use super::screens::{self, Screen};
 use super::status_bar;
-use super::widgets::popup::confirm;
+use super::widgets::popup::{self, confirm};
 
 /// Below this the screens cannot be laid out; a note asks for a larger terminal.
 pub const MIN_WIDTH: u16 = 60;
@@ -65,17 +65,17 @@ pub fn draw(frame: &mut Frame, app: &App) {
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), tabs);
     match app.screen {
-        Screen::Seeds => app.seeds.draw(frame, body, theme, ws),
+        Screen::Seeds => app.seeds.draw(frame, body, theme, &app.shared()),
         Screen::Generate => screens::generate::draw(frame, body, app, ws),
         Screen::Review => screens::review::draw(frame, body, app, ws),
-        Screen::Rejected => app.rejected.draw(frame, body, theme, ws),
+        Screen::Rejected => app.rejected.draw(frame, body, theme, &app.shared()),
         Screen::Train => screens::train::draw(frame, body, app, ws),
-        Screen::Evaluate => screens::evaluate::draw(frame, body, app, ws),
+        Screen::Evaluate => app.evaluate.draw(frame, body, theme, &app.shared()),
     }
     status_bar::draw_message(frame, message, app);
     status_bar::draw_status(frame, status, app);
     if let Some(screen) = app.component() {
-        screen.draw_dialog(frame, theme, ws);
+        screen.draw_dialog(frame, theme, &app.shared());
     }
 
     match &app.overlay {
@@ -87,16 +87,16 @@ pub fn draw(frame: &mut Frame, app: &App) {
             "Quit?",
             "A job is running. Quit anyway? What it wrote so far is kept. (y/n)",
         ),
-        Some(Overlay::EditItem { id, editor }) => screens::review::draw_editor(
+        Some(Overlay::EditItem { id, editor }) => popup::editor(
             frame,
-            app,
+            theme,
             &format!("Edit {id}"),
             editor,
             "enter saves (the filters run again) · esc cancels",
         ),
-        Some(Overlay::RejectReason { id, editor }) => screens::review::draw_editor(
+        Some(Overlay::RejectReason { id, editor }) => popup::editor(
             frame,
-            app,
+            theme,
             &format!("Reject {id}: why?"),
             editor,
             "enter rejects with this reason (empty: none) · esc cancels",
@@ -111,15 +111,6 @@ pub fn draw(frame: &mut Frame, app: &App) {
             form,
             field,
             editor,
-        }) => {
-            let name = form.field_name(*field);
-            screens::review::draw_editor(
-                frame,
-                app,
-                &format!("New value: {name}"),
-                editor,
-                "enter sets it (empty keeps it) · esc cancels",
-            )
-        }
+        }) => popup::draw_field_editor(frame, theme, form.field_name(*field), editor),
     }
 }

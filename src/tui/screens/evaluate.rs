@@ -20,15 +20,20 @@ use ratatui::widgets::{Block, BorderType, Cell, Paragraph, Row, Table, TableStat
 use super::generate::eta_text;
 use super::runs::{EvalInfo, RunInfo, RunSelection};
 use crate::data::import::{ImportOptions, LabelMap};
+use crate::data::state::Applied;
 use crate::data::test_set::TestSetChoice;
+use crate::engine::WriteError;
 use crate::engine::eval_job::Target;
 use crate::engine::{Command, EvalRequest, JobKind, PredictRequest};
 use crate::eval::paired::{Paired, Scored, against_twins, cell};
 use crate::train::run::TrainedOn;
 use crate::tui::action::Action;
-use crate::tui::app::{App, Effect, ModelStatus, Overlay, label_index};
+use crate::tui::app::{MessageKind, ModelStatus, Then, edit_text, label_index};
+use crate::tui::component::{Component, Out, Shared};
+use crate::tui::keymap::Context;
 use crate::tui::read_model::ReadModel;
 use crate::tui::theme::Theme;
+use crate::tui::widgets::popup::draw_field_editor;
 use crate::tui::widgets::text::truncate;
 use crate::tui::widgets::text_input::EditorState;
 
@@ -53,6 +58,7 @@ pub struct EvaluateState {
     pub label_file: String,
     /// The labelling job running or queued: the classifier's name and the result file.
     pub labelling: Option<(String, PathBuf)>,
+    dialog: Option<FieldDialog>,
 }
 
 impl EvaluateState {
@@ -216,86 +222,97 @@ fn resolve(typed: &str) -> PathBuf {
     }
 }
 
-impl App {
-    pub(crate) fn evaluate_action(&mut self, action: Action) {
-        let rows = comparison(&self.runs);
+/// The typed value of one setting, in a dialog over the screen.
+#[derive(Debug, Clone)]
+pub struct FieldDialog {
+    pub field: usize,
+    pub editor: EditorState,
+}
+
+impl EvaluateState {
+    /// The setting being typed, if its dialog is open.
+    pub fn open_field(&self) -> Option<&FieldDialog> {
+        self.dialog.as_ref()
+    }
+
+    fn on_screen(&mut self, action: Action, shared: &Shared, out: &mut Vec<Out>) {
+        let rows = comparison(shared.runs);
         match action {
-            Action::Up => self.evaluate.selected.step(&rows, -1),
-            Action::Down => self.evaluate.selected.step(&rows, 1),
-            Action::SetField(field) => self.edit_eval_field(field),
+            Action::Up => self.selected.step(&rows, -1),
+            Action::Down => self.selected.step(&rows, 1),
+            Action::SetField(field) => self.edit_field(field),
             Action::ToggleCalibrate => {
-                let c = &mut self.evaluate.choice;
+                let c = &mut self.choice;
                 c.calibrate = !c.calibrate;
-                let on = c.calibrate;
-                self.info(format!(
-                    "calibration {} for ICL and zero-shot",
-                    if on { "on" } else { "off" }
-                ));
+                let on = if c.calibrate { "on" } else { "off" };
+                out.push(Out::info(format!("calibration {on} for ICL and zero-shot")));
             }
             Action::ToggleZeroShot => {
-                let c = &mut self.evaluate.choice;
+                let c = &mut self.choice;
                 c.zero_shot = !c.zero_shot;
-                let on = c.zero_shot;
-                self.info(format!(
-                    "zero-shot {} the comparison",
-                    if on { "added to" } else { "left out of" }
-                ));
+                let on = if c.zero_shot {
+                    "added to"
+                } else {
+                    "left out of"
+                };
+                out.push(Out::info(format!("zero-shot {on} the comparison")));
             }
-            Action::Start => self.start_evaluation(),
-            Action::Stop => match &mut self.job {
-                Some(job) if job.kind == JobKind::Predict => {
-                    job.stopping = true;
-                    self.effect(Effect::Cancel);
-                    self.info("stopping: the partial result is not kept");
+            Action::Start => self.start_evaluation(shared, out),
+            Action::Stop => match shared.job.map(|j| j.kind) {
+                Some(JobKind::Predict) => {
+                    out.push(Out::Cancel);
+                    out.push(Out::info("stopping: the partial result is not kept"));
                 }
-                Some(job) if job.kind == JobKind::Evaluate => {
-                    job.stopping = true;
-                    self.effect(Effect::Cancel);
-                    self.info("stopping: results already saved are kept");
+                Some(JobKind::Evaluate) => {
+                    out.push(Out::Cancel);
+                    out.push(Out::info("stopping: results already saved are kept"));
                 }
-                _ => self.info("no evaluation is running"),
+                _ => out.push(Out::info("no evaluation is running")),
             },
-            Action::Refresh => self.refresh_runs(),
+            Action::Refresh => out.push(Out::RefreshRuns),
             _ => {}
         }
     }
 
-    fn edit_eval_field(&mut self, field: usize) {
-        self.overlay = Some(Overlay::FieldEditor {
-            form: super::Form::Evaluate,
+    fn edit_field(&mut self, field: usize) {
+        self.dialog = Some(FieldDialog {
             field,
-            editor: EditorState::new(&self.evaluate.field_text(field)),
+            editor: EditorState::new(&self.field_text(field)),
         });
     }
 
-    /// Whether a job can start now (none running or waiting, the model not failed); if not,
-    /// the message line says why it cannot `what`.
-    fn free_to_start(&mut self, what: &str) -> bool {
-        if let Some(job) = &self.job {
-            self.warn(format!("a {} job is running; s stops it", job.kind.name()));
-            return false;
+    /// Puts the dialog back unless `action` closed it; a value refused keeps it open.
+    fn on_field(
+        &mut self,
+        mut d: FieldDialog,
+        action: Action,
+        shared: &Shared,
+        out: &mut Vec<Out>,
+    ) {
+        match edit_text(&mut d.editor, &action) {
+            None => self.dialog = Some(d),
+            Some(false) => {}
+            Some(true) => match self.set_field(d.field, &d.editor.text()) {
+                Ok(()) if d.field == LABEL_FILE => self.start_labelling(shared, out),
+                Ok(()) => {}
+                Err(e) => {
+                    out.push(Out::Say(MessageKind::Error, e));
+                    self.dialog = Some(d);
+                }
+            },
         }
-        if self.queued.is_some() {
-            self.warn("a job is already waiting to start");
-            return false;
-        }
-        if let ModelStatus::Failed(e) = &self.model {
-            let e = e.clone();
-            self.error(format!("cannot {what}: the model did not load: {e}"));
-            return false;
-        }
-        true
     }
 
-    fn start_evaluation(&mut self) {
-        if !self.free_to_start("evaluate") {
-            return;
+    fn start_evaluation(&mut self, shared: &Shared, out: &mut Vec<Out>) {
+        if let Some(refusal) = shared.refuse_start("evaluate") {
+            return out.push(refusal);
         }
-        let choice = self.evaluate.choice.clone();
+        let choice = self.choice.clone();
         if choice.path.trim().is_empty() {
-            self.info("name the labelled test file first (enter saves it, g then starts)");
-            self.edit_eval_field(0);
-            return;
+            out.push(Out::info(
+                "name the labelled test file first (enter saves it, g then starts)",
+            ));
+            return self.edit_field(0);
         }
         let label_map = if choice.label_map.trim().is_empty() {
             None
@@ -303,34 +320,27 @@ impl App {
             match choice.label_map.parse::<LabelMap>() {
                 Ok(m) => Some(m),
                 Err(e) => {
-                    self.fail_evaluation(format!("label map: {e} (e.g. 0=negative,1=positive)"));
-                    return;
+                    let error = format!("label map: {e} (e.g. 0=negative,1=positive)");
+                    return self.fail(error, out);
                 }
             }
         };
         let test = resolve(choice.path.trim());
         if !test.is_file() {
-            self.fail_evaluation(format!(
-                "no file at {} (f names the test file)",
-                test.display()
-            ));
-            return;
+            let error = format!("no file at {} (f names the test file)", test.display());
+            return self.fail(error, out);
         }
         // Remembered with the full path, so it still holds when started from elsewhere.
         let remembered = TestSetChoice {
             path: test.display().to_string(),
             ..choice.clone()
         };
-        let dir = self.ws.dir().to_path_buf();
-        if let Err(e) = remembered.save(&dir) {
-            self.warn(format!("could not remember the test set: {e}"));
-        }
-        self.evaluate.choice = remembered;
-        self.evaluate.error = None;
-        self.evaluate.notes.clear();
-        self.evaluate.stage = None;
-        self.queued = Some(JobKind::Evaluate);
-        self.effect(Effect::Send(Command::Evaluate(Box::new(EvalRequest {
+        out.push(Out::SaveTestSet(remembered.clone()));
+        self.choice = remembered;
+        self.error = None;
+        self.notes.clear();
+        self.stage = None;
+        let request = EvalRequest {
             test: test.clone(),
             read: ImportOptions {
                 label_map,
@@ -341,34 +351,29 @@ impl App {
             icl: true,
             calibrate: choice.calibrate,
             lora: None,
-        }))));
-        let ready = matches!(self.model, ModelStatus::Ready { .. });
-        self.info(if ready {
-            format!(
-                "evaluating ICL, every LoRA run and student on {} (s stops)",
-                test.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            )
-        } else {
-            "the evaluation will start once the model is loaded".into()
-        });
-    }
-
-    /// A typed setting was saved; the file to label starts labelling it.
-    pub(crate) fn evaluate_field_saved(&mut self, field: usize, text: &str) -> Result<(), String> {
-        self.evaluate.set_field(field, text)?;
-        if field == LABEL_FILE {
-            self.start_labelling();
-        }
-        Ok(())
+        };
+        out.push(Out::Start(
+            JobKind::Evaluate,
+            Command::Evaluate(Box::new(request)),
+        ));
+        out.push(Out::info(
+            if matches!(shared.model, ModelStatus::Ready { .. }) {
+                let name = test.file_name().map(|n| n.to_string_lossy().into_owned());
+                format!(
+                    "evaluating ICL, every LoRA run and student on {} (s stops)",
+                    name.unwrap_or_default()
+                )
+            } else {
+                "the evaluation will start once the model is loaded".into()
+            },
+        ));
     }
 
     /// The classifier `l` labels with: the selected comparison row's (a LoRA run, zero-shot or
     /// ICL), ICL when there is none yet.
-    pub fn labelling_target(&self) -> Target {
-        let rows = comparison(&self.runs);
-        let Some(run) = rows.get(self.evaluate.selected.row(&rows)) else {
+    pub fn labelling_target(&self, runs: &[RunInfo]) -> Target {
+        let rows = comparison(runs);
+        let Some(run) = rows.get(self.selected.row(&rows)) else {
             return Target::Icl;
         };
         if run.adapter == Some(crate::train::trainer::Objective::Classify) {
@@ -385,77 +390,122 @@ impl App {
         }
     }
 
-    fn start_labelling(&mut self) {
-        if !self.free_to_start("label") {
-            return;
+    fn start_labelling(&mut self, shared: &Shared, out: &mut Vec<Out>) {
+        if let Some(refusal) = shared.refuse_start("label") {
+            return out.push(refusal);
         }
-        let typed = self.evaluate.label_file.trim().to_string();
+        let typed = self.label_file.trim().to_string();
         if typed.is_empty() {
-            self.info("l then the path of a file of texts (one a line, TSV, CSV or JSONL)");
-            return;
+            return out.push(Out::info(
+                "l then the path of a file of texts (one a line, TSV, CSV or JSONL)",
+            ));
         }
         let input = resolve(&typed);
         if !input.is_file() {
-            self.fail_evaluation(format!(
-                "no file at {} (l names the file to label)",
-                input.display()
-            ));
-            return;
+            let error = format!("no file at {} (l names the file to label)", input.display());
+            return self.fail(error, out);
         }
-        let target = self.labelling_target();
+        let target = self.labelling_target(shared.runs);
         if let Target::Lora(d) = &target
             && crate::student::store::is_student(d)
         {
-            self.info(format!(
+            return out.push(Out::info(format!(
                 "a student labels from the command line: seedforge predict --run {} --input {}",
                 d.display(),
                 input.display()
-            ));
-            return;
+            )));
         }
-        let dir = self.ws.dir().to_path_buf();
-        let out = result_path(&dir, &input);
+        let result = result_path(shared.ws.dir(), &input);
         let name = target.name();
-        self.evaluate.error = None;
-        self.evaluate.notes.clear();
-        self.evaluate.labelling = Some((name.clone(), out.clone()));
-        self.queued = Some(JobKind::Predict);
-        self.effect(Effect::Send(Command::Predict(Box::new(PredictRequest {
+        self.error = None;
+        self.notes.clear();
+        self.labelling = Some((name.clone(), result.clone()));
+        let request = PredictRequest {
             input: input.clone(),
-            out: out.clone(),
+            out: result.clone(),
             classifier: target,
-            calibrate: self.evaluate.choice.calibrate,
-        }))));
-        self.info(format!(
+            calibrate: self.choice.calibrate,
+        };
+        out.push(Out::Start(
+            JobKind::Predict,
+            Command::Predict(Box::new(request)),
+        ));
+        out.push(Out::info(format!(
             "labelling {} with {name} into {} (s stops)",
             input.display(),
-            out.display()
-        ));
+            result.display()
+        )));
     }
 
-    fn fail_evaluation(&mut self, error: String) {
-        self.evaluate.error = Some(error.clone());
-        self.error(format!("cannot evaluate: {error}"));
+    fn fail(&mut self, error: String, out: &mut Vec<Out>) {
+        out.push(Out::Say(
+            MessageKind::Error,
+            format!("cannot evaluate: {error}"),
+        ));
+        self.error = Some(error);
     }
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &ReadModel) {
-    let theme = &app.theme;
+impl Component for EvaluateState {
+    fn dialog(&self) -> Option<Context> {
+        self.dialog.as_ref().map(|_| Context::TextInput)
+    }
+
+    fn handle(&mut self, action: Action, shared: &Shared, out: &mut Vec<Out>) {
+        match self.dialog.take() {
+            Some(d) => self.on_field(d, action, shared, out),
+            None => self.on_screen(action, shared, out),
+        }
+    }
+
+    fn answered(
+        &mut self,
+        _then: Then,
+        _result: Result<&[Applied], &WriteError>,
+        _shared: &Shared,
+        _out: &mut Vec<Out>,
+    ) {
+    }
+
+    fn paste(&mut self, text: &str) -> bool {
+        match &mut self.dialog {
+            Some(d) => {
+                d.editor.paste(text, false);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn draw(&self, frame: &mut Frame, area: Rect, theme: &Theme, shared: &Shared) {
+        draw(frame, area, theme, self, shared)
+    }
+
+    fn draw_dialog(&self, frame: &mut Frame, theme: &Theme, _shared: &Shared) {
+        if let Some(d) = &self.dialog {
+            let name = FIELDS.get(d.field).copied().unwrap_or("value");
+            draw_field_editor(frame, theme, name, &d.editor);
+        }
+    }
+}
+
+fn draw(frame: &mut Frame, area: Rect, theme: &Theme, state: &EvaluateState, shared: &Shared) {
+    let ws = shared.ws;
     // An error gets two more lines: it names the file and says what to change.
-    let set_h = if app.evaluate.error.is_some() && app.job.is_none() {
+    let set_h = if state.error.is_some() && shared.job.is_none() {
         7
     } else {
         5
     };
     let [set_area, bottom] =
         Layout::vertical([Constraint::Length(set_h), Constraint::Min(6)]).areas(area);
-    draw_test_set(frame, set_area, app, theme);
-    let runs = comparison(&app.runs);
+    draw_test_set(frame, set_area, state, shared, theme);
+    let runs = comparison(shared.runs);
     let list_w = if area.width >= 100 { 52 } else { 38 };
     let [list_area, results_area] =
         Layout::horizontal([Constraint::Length(list_w), Constraint::Min(20)]).areas(bottom);
-    draw_comparison(frame, list_area, app, &runs, theme);
-    let sel = app.evaluate.selected.row(&runs);
+    draw_comparison(frame, list_area, state, &runs, theme);
+    let sel = state.selected.row(&runs);
     let against = twins(&runs)
         .into_iter()
         .nth(sel)
@@ -485,7 +535,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &ReadModel) {
                          to the task's, g evaluates ICL with the seeds, every LoRA run and every \
                          distilled student in {}/runs; each result is saved as eval.json and \
                          listed here.",
-                        app.workspace_label
+                        shared.workspace_label
                     ),
                     theme.dim(),
                 ),
@@ -504,8 +554,14 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &ReadModel) {
 }
 
 /// The test set (file, label map, limit, options) and the job's state or last error.
-fn draw_test_set(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let c = &app.evaluate.choice;
+fn draw_test_set(
+    frame: &mut Frame,
+    area: Rect,
+    state: &EvaluateState,
+    shared: &Shared,
+    theme: &Theme,
+) {
+    let c = &state.choice;
     let block = Block::bordered()
         .border_type(BorderType::Rounded)
         .border_style(theme.border(true))
@@ -557,8 +613,13 @@ fn draw_test_set(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         Layout::vertical([Constraint::Length(2), Constraint::Min(1)]).areas(inner);
     frame.render_widget(Paragraph::new(lines), fixed);
     frame.render_widget(
-        Paragraph::new(status_line(app, theme, w * status.height.max(1) as usize))
-            .wrap(Wrap { trim: true }),
+        Paragraph::new(status_line(
+            state,
+            shared,
+            theme,
+            w * status.height.max(1) as usize,
+        ))
+        .wrap(Wrap { trim: true }),
         status,
     );
 }
@@ -576,9 +637,8 @@ pub fn result_path(workspace: &Path, input: &Path) -> PathBuf {
 }
 
 /// What the evaluation is doing, or why it failed, or its last warning.
-fn status_line<'a>(app: &App, theme: &Theme, w: usize) -> Line<'a> {
-    let e = &app.evaluate;
-    if let Some(j) = app.job.as_ref().filter(|j| j.kind == JobKind::Predict) {
+fn status_line<'a>(e: &EvaluateState, shared: &Shared, theme: &Theme, w: usize) -> Line<'a> {
+    if let Some(j) = shared.job.filter(|j| j.kind == JobKind::Predict) {
         let name = e.labelling.as_ref().map_or("", |(n, _)| n.as_str());
         let mut s = format!(
             "labelling with {name} · {}/{} texts · {:.1} texts/s · {}",
@@ -592,10 +652,10 @@ fn status_line<'a>(app: &App, theme: &Theme, w: usize) -> Line<'a> {
         }
         return Line::styled(truncate(&s, w), theme.info());
     }
-    if app.queued == Some(JobKind::Predict) {
+    if shared.queued == Some(JobKind::Predict) {
         return Line::styled("waiting for the model…", theme.info());
     }
-    let job = app.job.as_ref().filter(|j| j.kind == JobKind::Evaluate);
+    let job = shared.job.filter(|j| j.kind == JobKind::Evaluate);
     if let Some(j) = job {
         let mut s = match &e.stage {
             Some((name, i, n)) => format!("evaluating {name} ({}/{n})", i + 1),
@@ -612,7 +672,7 @@ fn status_line<'a>(app: &App, theme: &Theme, w: usize) -> Line<'a> {
         }
         return Line::styled(truncate(&s, w), theme.info());
     }
-    if app.queued == Some(JobKind::Evaluate) {
+    if shared.queued == Some(JobKind::Evaluate) {
         return Line::styled("waiting for the model…", theme.info());
     }
     if let Some(err) = &e.error {
@@ -679,7 +739,13 @@ pub fn twins(runs: &[&RunInfo]) -> Vec<Option<(usize, Paired)>> {
     against_twins(&scored)
 }
 
-fn draw_comparison(frame: &mut Frame, area: Rect, app: &App, runs: &[&RunInfo], theme: &Theme) {
+fn draw_comparison(
+    frame: &mut Frame,
+    area: Rect,
+    state: &EvaluateState,
+    runs: &[&RunInfo],
+    theme: &Theme,
+) {
     let wide = area.width >= 50;
     let twins = twins(runs);
     let any_twin = twins.iter().any(Option::is_some);
@@ -747,7 +813,7 @@ fn draw_comparison(frame: &mut Frame, area: Rect, app: &App, runs: &[&RunInfo], 
                 .title(Line::styled(" Comparison ", theme.title())),
         )
         .style(theme.text());
-    let sel = app.evaluate.selected.row(runs);
+    let sel = state.selected.row(runs);
     let mut state = TableState::default().with_selected((!empty).then_some(sel));
     frame.render_stateful_widget(table, area, &mut state);
 }

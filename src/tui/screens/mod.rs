@@ -1,7 +1,7 @@
 //! One module a screen: its state, how it answers actions, and its pure `draw`. A screen that
-//! is a [`Component`](super::component::Component) (Seeds, Rejected) owns its dialogs and is
-//! reached only through [`App::update`](super::app::App::update)'s routing; the others still
-//! answer in an `impl App` block and keep their dialogs in `App::overlay`.
+//! is a [`Component`](super::component::Component) (Seeds, Rejected, Evaluate) owns its dialogs
+//! and is reached only through [`App::update`](super::app::App::update)'s routing; the others
+//! still answer in an `impl App` block and keep their dialogs in `App::overlay`.
 
 pub mod evaluate;
 pub mod generate;
@@ -63,7 +63,6 @@ impl Screen {
 pub enum Form {
     Generate,
     Train,
-    Evaluate,
 }
 
 impl Form {
@@ -72,7 +71,6 @@ impl Form {
         match self {
             Form::Generate => generate_form::Setting::at(field).map(|s| s.name()),
             Form::Train => train::FIELDS.get(field).copied(),
-            Form::Evaluate => evaluate::FIELDS.get(field).copied(),
         }
         .unwrap_or("value")
     }

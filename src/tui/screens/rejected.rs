@@ -14,7 +14,7 @@ use crate::engine::{Write, WriteError};
 use crate::pipeline::filters::stages::STAGES;
 use crate::tui::action::Action;
 use crate::tui::app::{MessageKind, Then, label_index, label_names};
-use crate::tui::component::{Component, Out};
+use crate::tui::component::{Component, Out, Shared};
 use crate::tui::keymap::Context;
 use crate::tui::read_model::ReadModel;
 use crate::tui::theme::Theme;
@@ -223,16 +223,16 @@ impl Component for RejectedState {
         self.detail.as_ref().map(|_| Context::Detail)
     }
 
-    fn handle(&mut self, action: Action, ws: &ReadModel, out: &mut Vec<Out>) {
+    fn handle(&mut self, action: Action, shared: &Shared, out: &mut Vec<Out>) {
         let Some((id, scroll)) = self.detail.take() else {
-            return self.on_list(action, ws, out);
+            return self.on_list(action, shared.ws, out);
         };
         let scroll = match action {
             Action::Up => scroll.saturating_sub(1),
             Action::Down => scroll.saturating_add(1),
             Action::PageUp => scroll.saturating_sub(10),
             Action::PageDown => scroll.saturating_add(10),
-            Action::Rescue => return out.push(rescue(ws, id)),
+            Action::Rescue => return out.push(rescue(shared.ws, id)),
             Action::Cancel => return,
             _ => scroll,
         };
@@ -243,7 +243,7 @@ impl Component for RejectedState {
         &mut self,
         then: Then,
         result: Result<&[Applied], &WriteError>,
-        _ws: &ReadModel,
+        _shared: &Shared,
         out: &mut Vec<Out>,
     ) {
         let Then::Rescued(id) = then else {
@@ -257,13 +257,13 @@ impl Component for RejectedState {
         });
     }
 
-    fn draw(&self, frame: &mut Frame, area: Rect, theme: &Theme, ws: &ReadModel) {
-        draw(frame, area, theme, ws, self)
+    fn draw(&self, frame: &mut Frame, area: Rect, theme: &Theme, shared: &Shared) {
+        draw(frame, area, theme, shared.ws, self)
     }
 
-    fn draw_dialog(&self, frame: &mut Frame, theme: &Theme, ws: &ReadModel) {
+    fn draw_dialog(&self, frame: &mut Frame, theme: &Theme, shared: &Shared) {
         if let Some((id, scroll)) = &self.detail {
-            draw_detail(frame, theme, ws, id, *scroll);
+            draw_detail(frame, theme, shared.ws, id, *scroll);
         }
     }
 }

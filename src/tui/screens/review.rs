@@ -22,7 +22,6 @@ use crate::tui::theme::Theme;
 use crate::tui::widgets::popup::{centered, frame_popup};
 use crate::tui::widgets::probs::prob_lines;
 use crate::tui::widgets::text::{one_line, truncate};
-use crate::tui::widgets::text_input::{EditorState, TextInput};
 
 /// Which item is on screen: `None` means "the first one ready for review".
 #[derive(Debug, Clone, Default)]
@@ -413,34 +412,6 @@ fn draw_counts(
 }
 
 /// The in-place editor and the reason prompt, over the item.
-pub fn draw_editor(frame: &mut Frame, app: &App, title: &str, editor: &EditorState, hint: &str) {
-    let area = frame.area();
-    let width = area.width.saturating_sub(8).clamp(20, 90);
-    let popup = centered(area, width, 9);
-    let inner = frame_popup(frame, popup, title, &app.theme);
-    let [text_area, _, hint_area] = Layout::vertical([
-        Constraint::Min(1),
-        Constraint::Length(1),
-        Constraint::Length(1),
-    ])
-    .areas(inner);
-    let mut state = editor.clone();
-    frame.render_stateful_widget(
-        TextInput {
-            style: app.theme.text(),
-            cursor_style: app.theme.accent(),
-            placeholder: "type here".into(),
-            placeholder_style: app.theme.dim(),
-        },
-        text_area,
-        &mut state,
-    );
-    frame.render_widget(
-        Paragraph::new(Line::styled(hint.to_string(), app.theme.dim())),
-        hint_area,
-    );
-}
-
 pub fn draw_relabel(frame: &mut Frame, app: &App, ws: &ReadModel, id: &ItemId, selected: usize) {
     let labels = label_names(ws);
     let current = ws.state().get(id.as_str()).map(|i| i.label().to_string());

@@ -12,7 +12,7 @@ use crate::data::task::Example;
 use crate::engine::{Write, WriteError};
 use crate::tui::action::Action;
 use crate::tui::app::{Then, edit_text, label_index, label_names};
-use crate::tui::component::{Component, Out};
+use crate::tui::component::{Component, Out, Shared};
 use crate::tui::keymap::Context;
 use crate::tui::read_model::ReadModel;
 use crate::tui::theme::Theme;
@@ -157,10 +157,10 @@ impl Component for SeedsState {
         })
     }
 
-    fn handle(&mut self, action: Action, ws: &ReadModel, out: &mut Vec<Out>) {
+    fn handle(&mut self, action: Action, shared: &Shared, out: &mut Vec<Out>) {
         match self.dialog.take() {
-            Some(dialog) => self.on_dialog(dialog, action, ws, out),
-            None => self.on_list(action, ws),
+            Some(dialog) => self.on_dialog(dialog, action, shared.ws, out),
+            None => self.on_list(action, shared.ws),
         }
     }
 
@@ -168,13 +168,13 @@ impl Component for SeedsState {
         &mut self,
         then: Then,
         result: Result<&[Applied], &WriteError>,
-        ws: &ReadModel,
+        shared: &Shared,
         out: &mut Vec<Out>,
     ) {
         let Then::Seeds(write) = then else {
             return;
         };
-        let n = ws.seeds().len();
+        let n = shared.ws.seeds().len();
         match (write, result) {
             (SeedWrite::Saved { index: Some(i), .. }, Ok(_)) => {
                 out.push(Out::ok(format!("seed {} saved", i + 1)))
@@ -216,20 +216,20 @@ impl Component for SeedsState {
         }
     }
 
-    fn draw(&self, frame: &mut Frame, area: Rect, theme: &Theme, ws: &ReadModel) {
-        draw(frame, area, theme, ws, self.selected)
+    fn draw(&self, frame: &mut Frame, area: Rect, theme: &Theme, shared: &Shared) {
+        draw(frame, area, theme, shared.ws, self.selected)
     }
 
-    fn draw_dialog(&self, frame: &mut Frame, theme: &Theme, ws: &ReadModel) {
+    fn draw_dialog(&self, frame: &mut Frame, theme: &Theme, shared: &Shared) {
         match &self.dialog {
             None => {}
             Some(Dialog::Editor {
                 index,
                 editor,
                 label,
-            }) => draw_editor(frame, theme, ws, *index, editor, *label),
+            }) => draw_editor(frame, theme, shared.ws, *index, editor, *label),
             Some(Dialog::ConfirmDelete(i)) => {
-                let text = ws.seeds().get(*i).map(|s| truncate(&s.text, 50));
+                let text = shared.ws.seeds().get(*i).map(|s| truncate(&s.text, 50));
                 let text = text.unwrap_or_default();
                 confirm(
                     frame,
