@@ -235,6 +235,20 @@ pub struct App {
 
 const LOG_LINES: usize = 200;
 
+/// The App's [`Shared`] state, borrowed field by field.
+macro_rules! shared {
+    ($app:expr) => {
+        Shared {
+            ws: &$app.ws,
+            runs: &$app.runs,
+            job: $app.job.as_ref(),
+            queued: $app.queued,
+            model: &$app.model,
+            workspace_label: &$app.workspace_label,
+        }
+    };
+}
+
 impl App {
     pub fn new(ws: ReadModel, theme: Theme) -> App {
         let w = &ws;
@@ -481,14 +495,7 @@ impl App {
 
     /// What every screen reads beside its own state.
     pub(crate) fn shared(&self) -> Shared<'_> {
-        Shared {
-            ws: &self.ws,
-            runs: &self.runs,
-            job: self.job.as_ref(),
-            queued: self.queued,
-            model: &self.model,
-            workspace_label: &self.workspace_label,
-        }
+        shared!(self)
     }
 
     /// Hands `screen` the shared state and applies what it asks for.
@@ -497,14 +504,8 @@ impl App {
         screen: Screen,
         f: impl FnOnce(&mut dyn Component, &Shared, &mut Vec<Out>),
     ) {
-        let shared = Shared {
-            ws: &self.ws,
-            runs: &self.runs,
-            job: self.job.as_ref(),
-            queued: self.queued,
-            model: &self.model,
-            workspace_label: &self.workspace_label,
-        };
+        // Field by field, so the screen's own state can be borrowed beside it.
+        let shared = shared!(self);
         let component: &mut dyn Component = match screen {
             Screen::Seeds => &mut self.seeds,
             Screen::Rejected => &mut self.rejected,
