@@ -488,6 +488,7 @@ impl App {
         match self.screen {
             Screen::Seeds => Some(&self.seeds),
             Screen::Rejected => Some(&self.rejected),
+            Screen::Train => Some(&self.train),
             Screen::Evaluate => Some(&self.evaluate),
             _ => None,
         }
@@ -509,6 +510,7 @@ impl App {
         let component: &mut dyn Component = match screen {
             Screen::Seeds => &mut self.seeds,
             Screen::Rejected => &mut self.rejected,
+            Screen::Train => &mut self.train,
             Screen::Evaluate => &mut self.evaluate,
             _ => return,
         };
@@ -527,6 +529,12 @@ impl App {
                         job.stopping = true;
                     }
                     self.effects.push(Effect::Cancel);
+                }
+                Out::Pause(paused) => {
+                    if let Some(job) = &mut self.job {
+                        job.paused = paused;
+                    }
+                    self.effects.push(Effect::Pause(paused));
                 }
                 Out::RefreshRuns => self.refresh_runs(),
                 Out::SaveTestSet(choice) => {
@@ -671,7 +679,7 @@ impl App {
                 Screen::Rejected => {
                     self.route(Screen::Rejected, |c, ws, out| c.handle(other, ws, out))
                 }
-                Screen::Train => self.train_action(other),
+                Screen::Train => self.route(Screen::Train, |c, ws, out| c.handle(other, ws, out)),
                 Screen::Evaluate => {
                     self.route(Screen::Evaluate, |c, ws, out| c.handle(other, ws, out))
                 }
@@ -747,7 +755,6 @@ impl App {
                         let text = editor.text();
                         let result = match form {
                             Form::Generate => self.generate.set_field(field, &text),
-                            Form::Train => self.train.set_field(field, &text),
                         };
                         if let Err(e) = result {
                             self.error(e);

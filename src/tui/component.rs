@@ -62,6 +62,8 @@ pub enum Out {
     Start(JobKind, Command),
     /// Stop the running job.
     Cancel,
+    /// Pause (`true`) or resume the running job.
+    Pause(bool),
     /// Read the run folders again.
     RefreshRuns,
     /// Remember the test set in the workspace.

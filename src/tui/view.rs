@@ -69,7 +69,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Screen::Generate => screens::generate::draw(frame, body, app, ws),
         Screen::Review => screens::review::draw(frame, body, app, ws),
         Screen::Rejected => app.rejected.draw(frame, body, theme, &app.shared()),
-        Screen::Train => screens::train::draw(frame, body, app, ws),
+        Screen::Train => app.train.draw(frame, body, theme, &app.shared()),
         Screen::Evaluate => app.evaluate.draw(frame, body, theme, &app.shared()),
     }
     status_bar::draw_message(frame, message, app);

@@ -1,5 +1,5 @@
 //! One module a screen: its state, how it answers actions, and its pure `draw`. A screen that
-//! is a [`Component`](super::component::Component) (Seeds, Rejected, Evaluate) owns its dialogs
+//! is a [`Component`](super::component::Component) (Seeds, Rejected, Train, Evaluate) owns its dialogs
 //! and is reached only through [`App::update`](super::app::App::update)'s routing; the others
 //! still answer in an `impl App` block and keep their dialogs in `App::overlay`.
 
@@ -62,7 +62,6 @@ impl Screen {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Form {
     Generate,
-    Train,
 }
 
 impl Form {
@@ -70,7 +69,6 @@ impl Form {
     pub fn field_name(self, field: usize) -> &'static str {
         match self {
             Form::Generate => generate_form::Setting::at(field).map(|s| s.name()),
-            Form::Train => train::FIELDS.get(field).copied(),
         }
         .unwrap_or("value")
     }

@@ -17,17 +17,21 @@ use ratatui::widgets::{
 
 use super::generate::eta_text;
 use super::runs::{Curves, RunInfo, RunSelection};
+use crate::data::state::Applied;
 use crate::data::state::Status;
+use crate::engine::WriteError;
 use crate::engine::distil_job::DistilRequest;
 use crate::engine::{Command, JobKind, TrainRequest};
 use crate::student::distil::DistilSettings;
 use crate::train::checkpoint::{Status as CheckpointStatus, reason_text};
 use crate::train::trainer::{MAX_MEMBERS, TrainConfig};
 use crate::tui::action::Action;
-use crate::tui::app::{App, Effect, ModelStatus, Overlay};
-use crate::tui::read_model::ReadModel;
+use crate::tui::app::{App, MessageKind, ModelStatus, Then, edit_text};
+use crate::tui::component::{Component, Out, Shared};
+use crate::tui::keymap::Context;
 use crate::tui::theme::Theme;
 use crate::tui::widgets::form::{Field, Form, FormState};
+use crate::tui::widgets::popup::draw_field_editor;
 use crate::tui::widgets::text::truncate;
 use crate::tui::widgets::text_input::EditorState;
 
@@ -76,6 +80,8 @@ pub struct TrainState {
     pub run: RunSelection,
     /// The run folder a resumed training job continues (selected when it ends).
     pub resuming: Option<std::path::PathBuf>,
+    /// The setting being typed: its row and editor.
+    dialog: Option<(usize, EditorState)>,
 }
 
 /// The run folders a training run left (an ICL or zero-shot evaluation's folder has nothing
@@ -252,203 +258,244 @@ impl TrainState {
     }
 }
 
-impl App {
-    pub(crate) fn train_action(&mut self, action: Action) {
+impl TrainState {
+    /// The setting being typed, if its editor is open: (its row, the editor).
+    pub fn open_field(&self) -> Option<(usize, &EditorState)> {
+        self.dialog.as_ref().map(|(f, e)| (*f, e))
+    }
+
+    fn on_screen(&mut self, action: Action, shared: &Shared, out: &mut Vec<Out>) {
+        let job = shared.job.map(|j| j.kind);
         match action {
-            Action::Up => self.train.form.up(),
-            Action::Down => self.train.form.down(FIELDS.len()),
+            Action::Up => self.form.up(),
+            Action::Down => self.form.down(FIELDS.len()),
             Action::Decrease | Action::Increase => {
-                let f = self.train.form.selected;
-                self.train.adjust(f, matches!(action, Action::Increase));
+                let f = self.form.selected;
+                self.adjust(f, matches!(action, Action::Increase));
             }
-            Action::EditField if self.train.form.selected == 0 => self.train.adjust(0, true),
-            Action::EditField => {
-                self.overlay = Some(Overlay::FieldEditor {
-                    form: super::Form::Train,
-                    field: self.train.form.selected,
-                    editor: EditorState::default(),
-                })
-            }
-            Action::PageUp => self.train.run.step(&training_runs(&self.runs), -1),
-            Action::PageDown => self.train.run.step(&training_runs(&self.runs), 1),
-            Action::Start => self.start_training(),
-            Action::Stop => match &mut self.job {
-                Some(job) if job.kind == JobKind::Distil => {
-                    job.stopping = true;
-                    self.effect(Effect::Cancel);
-                    self.info("stopping: no student is saved");
+            Action::EditField if self.form.selected == 0 => self.adjust(0, true),
+            Action::EditField => self.dialog = Some((self.form.selected, EditorState::default())),
+            Action::PageUp => self.run.step(&training_runs(shared.runs), -1),
+            Action::PageDown => self.run.step(&training_runs(shared.runs), 1),
+            Action::Start => self.start_training(shared, out),
+            Action::Stop => match job {
+                Some(JobKind::Distil) => {
+                    out.push(Out::Cancel);
+                    out.push(Out::info("stopping: no student is saved"));
                 }
-                Some(job) if job.kind == JobKind::Train => {
-                    job.stopping = true;
-                    self.effect(Effect::Cancel);
-                    self.info("stopping: the best adapter so far is saved");
+                Some(JobKind::Train) => {
+                    out.push(Out::Cancel);
+                    out.push(Out::info("stopping: the best adapter so far is saved"));
                 }
-                _ => self.info("no training is running"),
+                _ => out.push(Out::info("no training is running")),
             },
-            Action::Pause => match &mut self.job {
-                Some(job) if job.kind == JobKind::Train => {
-                    job.paused = !job.paused;
-                    let paused = job.paused;
-                    self.effect(Effect::Pause(paused));
-                    self.info(if paused {
+            Action::Pause => match shared.job.filter(|j| j.kind == JobKind::Train) {
+                Some(j) => {
+                    let paused = !j.paused;
+                    out.push(Out::Pause(paused));
+                    out.push(Out::info(if paused {
                         "training paused after this step (p resumes)"
                     } else {
                         "training resumed"
-                    });
+                    }));
                 }
-                _ => self.info("no training is running"),
+                None => out.push(Out::info("no training is running")),
             },
-            Action::Refresh => self.refresh_runs(),
-            Action::ResumeRun => self.resume_training(),
-            Action::Distil => self.start_distil(),
+            Action::Refresh => out.push(Out::RefreshRuns),
+            Action::ResumeRun => self.resume_training(shared, out),
+            Action::Distil => self.start_distil(shared, out),
             _ => {}
         }
     }
 
-    /// Whether a training job may start now; if not, says why (`what`: the verb for it).
-    fn can_start_training(&mut self, what: &str) -> bool {
-        if let Some(job) = &self.job {
-            self.warn(format!("a {} job is running; s stops it", job.kind.name()));
-            return false;
+    /// Puts the editor back unless `action` closed it; a value refused keeps it open.
+    fn on_field(
+        &mut self,
+        field: usize,
+        mut editor: EditorState,
+        action: Action,
+        out: &mut Vec<Out>,
+    ) {
+        match edit_text(&mut editor, &action) {
+            None => self.dialog = Some((field, editor)),
+            Some(false) => {}
+            Some(true) => {
+                if let Err(e) = self.set_field(field, &editor.text()) {
+                    out.push(Out::Say(MessageKind::Error, e));
+                    self.dialog = Some((field, editor));
+                }
+            }
         }
-        if self.queued.is_some() {
-            self.warn("a job is already waiting to start");
-            return false;
-        }
-        if let ModelStatus::Failed(e) = &self.model {
-            let e = e.clone();
-            self.error(format!("cannot {what}: the model did not load: {e}"));
-            return false;
-        }
-        true
     }
 
     /// `R`: the selected run goes on from its checkpoint, when it was stopped or cut off.
-    fn resume_training(&mut self) {
-        if !self.can_start_training("resume") {
-            return;
+    fn resume_training(&mut self, shared: &Shared, out: &mut Vec<Out>) {
+        if let Some(refusal) = shared.refuse_start("resume") {
+            return out.push(refusal);
         }
-        let runs = training_runs(&self.runs);
-        let Some(run) = runs.get(self.train.run.row(&runs)) else {
-            self.info("no run on disk to resume");
-            return;
+        let runs = training_runs(shared.runs);
+        let Some(run) = runs.get(self.run.row(&runs)) else {
+            return out.push(Out::info("no run on disk to resume"));
         };
         let (name, dir) = (run.name.clone(), run.dir.clone());
         let at = match &run.checkpoint {
             CheckpointStatus::Resumable(p) => (p.step, p.epoch),
             CheckpointStatus::Finished(reason) => {
                 let reason = reason_text(*reason);
-                self.info(format!("{name} has finished ({reason}); nothing to resume"));
-                return;
+                let text = format!("{name} has finished ({reason}); nothing to resume");
+                return out.push(Out::info(text));
             }
             CheckpointStatus::Absent => {
-                self.info(format!(
-                    "{name} has no checkpoint to resume from; g starts a new run"
-                ));
-                return;
+                let text = format!("{name} has no checkpoint to resume from; g starts a new run");
+                return out.push(Out::info(text));
             }
             CheckpointStatus::Unreadable(e) => {
-                let e = e.clone();
-                self.error(format!("cannot resume {name}: {e}"));
-                return;
+                let text = format!("cannot resume {name}: {e}");
+                return out.push(Out::Say(MessageKind::Error, text));
             }
         };
-        self.train.live = Curves::default();
-        self.train.resuming = Some(dir.clone());
-        self.queued = Some(JobKind::Train);
-        self.effect(Effect::Send(Command::ResumeTrain { run: dir }));
-        self.info(format!(
+        self.live = Curves::default();
+        self.resuming = Some(dir.clone());
+        out.push(Out::Start(
+            JobKind::Train,
+            Command::ResumeTrain { run: dir },
+        ));
+        out.push(Out::info(format!(
             "resuming {name} after step {} (epoch {}; p pauses, s stops)",
             at.0,
             at.1 + 1
-        ));
+        )));
     }
 
     /// `d`: the selected run (a LoRA classifier) teaches a student, in a new
     /// `runs/<time>-student` folder beside it.
-    fn start_distil(&mut self) {
-        if !self.can_start_training("distil") {
-            return;
+    fn start_distil(&mut self, shared: &Shared, out: &mut Vec<Out>) {
+        if let Some(refusal) = shared.refuse_start("distil") {
+            return out.push(refusal);
         }
-        let runs = training_runs(&self.runs);
-        let Some(run) = runs.get(self.train.run.row(&runs)) else {
-            self.info("no run on disk to distil; g trains one first");
-            return;
+        let runs = training_runs(shared.runs);
+        let Some(run) = runs.get(self.run.row(&runs)) else {
+            return out.push(Out::info("no run on disk to distil; g trains one first"));
         };
         let (name, dir) = (run.name.clone(), run.dir.clone());
         match run.adapter {
             Some(crate::train::trainer::Objective::Classify) => {}
             Some(_) => {
-                self.info(format!(
+                return out.push(Out::info(format!(
                     "{name} is a teacher that writes examples, not a classifier; choose a \
                      classifier run ([ ])"
-                ));
-                return;
+                )));
             }
             None => {
-                self.info(format!(
+                return out.push(Out::info(format!(
                     "{name} has no complete adapter to distil; choose another run ([ ])"
-                ));
-                return;
+                )));
             }
         }
-        self.queued = Some(JobKind::Distil);
-        self.effect(Effect::Send(Command::Distil(Box::new(DistilRequest {
+        let request = DistilRequest {
             run: dir,
             unlabelled: Vec::new(),
             settings: DistilSettings::default(),
-        }))));
-        let ready = matches!(self.model, ModelStatus::Ready { .. });
-        self.info(if ready {
+        };
+        out.push(Out::Start(
+            JobKind::Distil,
+            Command::Distil(Box::new(request)),
+        ));
+        out.push(Out::info(if matches!(shared.model, ModelStatus::Ready { .. }) {
             format!("distilling {name}: it labels the texts it trained on, then a student learns them (s stops)")
         } else {
             format!("distilling {name} will start once the model is loaded")
-        });
+        }));
     }
 
-    fn start_training(&mut self) {
-        if !self.can_start_training("train") {
-            return;
+    fn start_training(&mut self, shared: &Shared, out: &mut Vec<Out>) {
+        if let Some(refusal) = shared.refuse_start("train") {
+            return out.push(refusal);
         }
-        let settings = self.train.settings.clone();
+        let settings = self.settings.clone();
         if let Err(e) = settings.config.validate() {
-            self.error(format!("cannot train: {e}"));
-            return;
+            return out.push(Out::Say(MessageKind::Error, format!("cannot train: {e}")));
         }
-        let (seeds, accepted) = {
-            let w = &self.ws;
-            (
-                w.seeds().len(),
-                w.state().with_status(Status::Accepted).count(),
-            )
-        };
+        let seeds = shared.ws.seeds().len();
+        let accepted = shared.ws.state().with_status(Status::Accepted).count();
         if seeds == 0 {
-            self.error("cannot train: the workspace has no seeds (add some on the Seeds screen)");
-            return;
+            return out.push(Out::Say(
+                MessageKind::Error,
+                "cannot train: the workspace has no seeds (add some on the Seeds screen)".into(),
+            ));
         }
-        self.train.live = Curves::default();
-        self.queued = Some(JobKind::Train);
-        self.effect(Effect::Send(Command::Train(Box::new(TrainRequest {
+        self.live = Curves::default();
+        let request = TrainRequest {
             config: settings.config.clone(),
             with_accepted: settings.with_accepted,
             then_seeds: settings.with_accepted && settings.then_seeds,
-        }))));
+        };
+        out.push(Out::Start(
+            JobKind::Train,
+            Command::Train(Box::new(request)),
+        ));
         let on = match (settings.with_accepted, settings.then_seeds) {
             (true, false) => format!("{seeds} seeds + {accepted} accepted items"),
             (true, true) => format!("{seeds} seeds + {accepted} accepted items, then the seeds"),
             (false, _) => format!("{seeds} seeds only"),
         };
-        let ready = matches!(self.model, ModelStatus::Ready { .. });
-        self.info(if ready {
-            format!(
-                "training on {on}: {} epochs, lr {:.0e} (p pauses, s stops)",
-                settings.config.epochs, settings.config.lr
-            )
-        } else {
-            format!("training on {on} will start once the model is loaded")
-        });
+        out.push(Out::info(
+            if matches!(shared.model, ModelStatus::Ready { .. }) {
+                format!(
+                    "training on {on}: {} epochs, lr {:.0e} (p pauses, s stops)",
+                    settings.config.epochs, settings.config.lr
+                )
+            } else {
+                format!("training on {on} will start once the model is loaded")
+            },
+        ));
+    }
+}
+
+impl Component for TrainState {
+    fn dialog(&self) -> Option<Context> {
+        self.dialog.as_ref().map(|_| Context::TextInput)
     }
 
+    fn handle(&mut self, action: Action, shared: &Shared, out: &mut Vec<Out>) {
+        match self.dialog.take() {
+            Some((field, editor)) => self.on_field(field, editor, action, out),
+            None => self.on_screen(action, shared, out),
+        }
+    }
+
+    fn answered(
+        &mut self,
+        _then: Then,
+        _result: Result<&[Applied], &WriteError>,
+        _shared: &Shared,
+        _out: &mut Vec<Out>,
+    ) {
+    }
+
+    fn paste(&mut self, text: &str) -> bool {
+        match &mut self.dialog {
+            Some((_, editor)) => {
+                editor.paste(text, false);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn draw(&self, frame: &mut Frame, area: Rect, theme: &Theme, shared: &Shared) {
+        draw(frame, area, theme, self, shared)
+    }
+
+    fn draw_dialog(&self, frame: &mut Frame, theme: &Theme, _shared: &Shared) {
+        if let Some((field, editor)) = &self.dialog {
+            let name = FIELDS.get(*field).copied().unwrap_or("value");
+            draw_field_editor(frame, theme, name, editor);
+        }
+    }
+}
+
+impl App {
     /// After a training job: the run it wrote is on disk, so the chart moves from the live
     /// curves to that run (newest first, so the first in the list).
     pub(crate) fn training_ended(&mut self) {
@@ -461,14 +508,11 @@ impl App {
     }
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &ReadModel) {
-    let theme = &app.theme;
-    let fields = app
-        .train
-        .fields(ws.state().with_status(Status::Accepted).count());
+fn draw(frame: &mut Frame, area: Rect, theme: &Theme, state: &TrainState, shared: &Shared) {
+    let fields = state.fields(shared.ws.state().with_status(Status::Accepted).count());
     let form_w = if area.width >= 100 { 34 } else { 28 };
     let runs_h = if area.height >= 20 {
-        (training_runs(&app.runs).len() as u16 + 3).clamp(4, 8)
+        (training_runs(shared.runs).len() as u16 + 3).clamp(4, 8)
     } else {
         0
     };
@@ -483,26 +527,26 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &ReadModel) {
         .title(Line::styled(" LoRA settings ", theme.title()));
     let inner = block.inner(left);
     frame.render_widget(block, left);
-    let mut fs = app.train.form;
+    let mut fs = state.form;
     frame.render_stateful_widget(
         Form {
             fields: &fields,
             style: theme.text(),
             selected_style: theme.selected(),
             dim_style: theme.dim(),
-            focused: app.overlay.is_none(),
+            focused: state.dialog.is_none(),
         },
         inner,
         &mut fs,
     );
 
-    let job = app.job.as_ref().filter(|j| j.kind == JobKind::Train);
-    let training = job.is_some() || app.queued == Some(JobKind::Train);
+    let job = shared.job.filter(|j| j.kind == JobKind::Train);
+    let training = job.is_some() || shared.queued == Some(JobKind::Train);
     let (curves, source) = if training {
-        (Some(&app.train.live), "live".to_string())
+        (Some(&state.live), "live".to_string())
     } else {
-        let runs = training_runs(&app.runs);
-        match runs.get(app.train.run.row(&runs)) {
+        let runs = training_runs(shared.runs);
+        match runs.get(state.run.row(&runs)) {
             Some(r) if !r.curves.is_empty() => (Some(&r.curves), format!("run {}", r.name)),
             _ => (None, String::new()),
         }
@@ -560,7 +604,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &ReadModel) {
                 ),
                 Line::raw(""),
                 Line::styled(
-                    format!("runs folder: {}/runs", app.workspace_label),
+                    format!("runs folder: {}/runs", shared.workspace_label),
                     theme.dim(),
                 ),
             ];
@@ -571,7 +615,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &ReadModel) {
         }
     }
     if runs_h > 0 {
-        draw_runs(frame, runs_area, app, theme);
+        draw_runs(frame, runs_area, state, shared, theme);
     }
 }
 
@@ -638,8 +682,8 @@ fn draw_chart(frame: &mut Frame, area: Rect, c: &Curves, source: &str, theme: &T
     frame.render_widget(chart, area);
 }
 
-fn draw_runs(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let runs = training_runs(&app.runs);
+fn draw_runs(frame: &mut Frame, area: Rect, state: &TrainState, shared: &Shared, theme: &Theme) {
+    let runs = training_runs(shared.runs);
     let rows: Vec<Row> = runs
         .iter()
         .map(|r| {
@@ -718,8 +762,7 @@ fn draw_runs(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             )),
     )
     .style(theme.text());
-    let mut state =
-        TableState::default().with_selected((!empty).then_some(app.train.run.row(&runs)));
+    let mut state = TableState::default().with_selected((!empty).then_some(state.run.row(&runs)));
     frame.render_stateful_widget(table, area, &mut state);
     if empty {
         let inner = area.inner(ratatui::layout::Margin::new(2, 2));
