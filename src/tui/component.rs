@@ -100,14 +100,16 @@ pub trait Component {
     /// An action of this screen's keymap section, or of its open dialog's.
     fn handle(&mut self, action: Action, shared: &Shared, out: &mut Vec<Out>);
 
-    /// The store's answer to a write this screen asked for with `then`.
+    /// The store's answer to a write this screen asked for with `then` (a screen that asks
+    /// for none has nothing to hear).
     fn answered(
         &mut self,
-        then: Then,
-        result: Result<&[Applied], &WriteError>,
-        shared: &Shared,
-        out: &mut Vec<Out>,
-    );
+        _then: Then,
+        _result: Result<&[Applied], &WriteError>,
+        _shared: &Shared,
+        _out: &mut Vec<Out>,
+    ) {
+    }
 
     /// A bracketed paste; `false` when no editor of this screen is open to take it.
     fn paste(&mut self, _text: &str) -> bool {

@@ -20,22 +20,19 @@ use ratatui::widgets::{Block, BorderType, Cell, Paragraph, Row, Table, TableStat
 use super::generate::eta_text;
 use super::runs::{EvalInfo, RunInfo, RunSelection};
 use crate::data::import::{ImportOptions, LabelMap};
-use crate::data::state::Applied;
 use crate::data::test_set::TestSetChoice;
-use crate::engine::WriteError;
 use crate::engine::eval_job::Target;
 use crate::engine::{Command, EvalRequest, JobKind, PredictRequest};
 use crate::eval::paired::{Paired, Scored, against_twins, cell};
 use crate::train::run::TrainedOn;
 use crate::tui::action::Action;
-use crate::tui::app::{MessageKind, ModelStatus, Then, edit_text, label_index};
+use crate::tui::app::{MessageKind, ModelStatus, label_index};
 use crate::tui::component::{Component, Out, Shared};
 use crate::tui::keymap::Context;
 use crate::tui::read_model::ReadModel;
 use crate::tui::theme::Theme;
-use crate::tui::widgets::popup::draw_field_editor;
+use crate::tui::widgets::field_editor::{Edited, FieldEditor};
 use crate::tui::widgets::text::truncate;
-use crate::tui::widgets::text_input::EditorState;
 
 /// The settings typed in a prompt, by [`Action::SetField`] index.
 pub const FIELDS: [&str; 4] = ["test file", "label map", "row limit", "file to label"];
@@ -58,7 +55,7 @@ pub struct EvaluateState {
     pub label_file: String,
     /// The labelling job running or queued: the classifier's name and the result file.
     pub labelling: Option<(String, PathBuf)>,
-    dialog: Option<FieldDialog>,
+    dialog: Option<FieldEditor>,
 }
 
 impl EvaluateState {
@@ -222,16 +219,9 @@ fn resolve(typed: &str) -> PathBuf {
     }
 }
 
-/// The typed value of one setting, in a dialog over the screen.
-#[derive(Debug, Clone)]
-pub struct FieldDialog {
-    pub field: usize,
-    pub editor: EditorState,
-}
-
 impl EvaluateState {
     /// The setting being typed, if its dialog is open.
-    pub fn open_field(&self) -> Option<&FieldDialog> {
+    pub fn open_field(&self) -> Option<&FieldEditor> {
         self.dialog.as_ref()
     }
 
@@ -275,24 +265,15 @@ impl EvaluateState {
     }
 
     fn edit_field(&mut self, field: usize) {
-        self.dialog = Some(FieldDialog {
-            field,
-            editor: EditorState::new(&self.field_text(field)),
-        });
+        self.dialog = Some(FieldEditor::new(field, &self.field_text(field)));
     }
 
     /// Puts the dialog back unless `action` closed it; a value refused keeps it open.
-    fn on_field(
-        &mut self,
-        mut d: FieldDialog,
-        action: Action,
-        shared: &Shared,
-        out: &mut Vec<Out>,
-    ) {
-        match edit_text(&mut d.editor, &action) {
-            None => self.dialog = Some(d),
-            Some(false) => {}
-            Some(true) => match self.set_field(d.field, &d.editor.text()) {
+    fn on_field(&mut self, d: FieldEditor, action: Action, shared: &Shared, out: &mut Vec<Out>) {
+        match d.handle(&action) {
+            Edited::Open(d) => self.dialog = Some(d),
+            Edited::Cancelled => {}
+            Edited::Submitted(d) => match self.set_field(d.field, &d.editor.text()) {
                 Ok(()) if d.field == LABEL_FILE => self.start_labelling(shared, out),
                 Ok(()) => {}
                 Err(e) => {
@@ -458,23 +439,8 @@ impl Component for EvaluateState {
         }
     }
 
-    fn answered(
-        &mut self,
-        _then: Then,
-        _result: Result<&[Applied], &WriteError>,
-        _shared: &Shared,
-        _out: &mut Vec<Out>,
-    ) {
-    }
-
     fn paste(&mut self, text: &str) -> bool {
-        match &mut self.dialog {
-            Some(d) => {
-                d.editor.paste(text, false);
-                true
-            }
-            None => false,
-        }
+        self.dialog.as_mut().map(|d| d.paste(text)).is_some()
     }
 
     fn draw(&self, frame: &mut Frame, area: Rect, theme: &Theme, shared: &Shared) {
@@ -483,8 +449,11 @@ impl Component for EvaluateState {
 
     fn draw_dialog(&self, frame: &mut Frame, theme: &Theme, _shared: &Shared) {
         if let Some(d) = &self.dialog {
-            let name = FIELDS.get(d.field).copied().unwrap_or("value");
-            draw_field_editor(frame, theme, name, &d.editor);
+            d.draw(
+                frame,
+                theme,
+                FIELDS.get(d.field).copied().unwrap_or("value"),
+            );
         }
     }
 }

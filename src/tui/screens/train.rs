@@ -17,23 +17,20 @@ use ratatui::widgets::{
 
 use super::generate::eta_text;
 use super::runs::{Curves, RunInfo, RunSelection};
-use crate::data::state::Applied;
 use crate::data::state::Status;
-use crate::engine::WriteError;
 use crate::engine::distil_job::DistilRequest;
 use crate::engine::{Command, JobKind, TrainRequest};
 use crate::student::distil::DistilSettings;
 use crate::train::checkpoint::{Status as CheckpointStatus, reason_text};
 use crate::train::trainer::{MAX_MEMBERS, TrainConfig};
 use crate::tui::action::Action;
-use crate::tui::app::{App, MessageKind, ModelStatus, Then, edit_text};
+use crate::tui::app::{App, MessageKind, ModelStatus};
 use crate::tui::component::{Component, Out, Shared};
 use crate::tui::keymap::Context;
 use crate::tui::theme::Theme;
+use crate::tui::widgets::field_editor::{Edited, FieldEditor};
 use crate::tui::widgets::form::{Field, Form, FormState};
-use crate::tui::widgets::popup::draw_field_editor;
 use crate::tui::widgets::text::truncate;
-use crate::tui::widgets::text_input::EditorState;
 
 /// The settings a training run will take: the trainer's configuration (its defaults until
 /// changed here) and the data choice.
@@ -80,8 +77,8 @@ pub struct TrainState {
     pub run: RunSelection,
     /// The run folder a resumed training job continues (selected when it ends).
     pub resuming: Option<std::path::PathBuf>,
-    /// The setting being typed: its row and editor.
-    dialog: Option<(usize, EditorState)>,
+    /// The setting being typed.
+    dialog: Option<FieldEditor>,
 }
 
 /// The run folders a training run left (an ICL or zero-shot evaluation's folder has nothing
@@ -260,8 +257,8 @@ impl TrainState {
 
 impl TrainState {
     /// The setting being typed, if its editor is open: (its row, the editor).
-    pub fn open_field(&self) -> Option<(usize, &EditorState)> {
-        self.dialog.as_ref().map(|(f, e)| (*f, e))
+    pub fn open_field(&self) -> Option<&FieldEditor> {
+        self.dialog.as_ref()
     }
 
     fn on_screen(&mut self, action: Action, shared: &Shared, out: &mut Vec<Out>) {
@@ -274,7 +271,7 @@ impl TrainState {
                 self.adjust(f, matches!(action, Action::Increase));
             }
             Action::EditField if self.form.selected == 0 => self.adjust(0, true),
-            Action::EditField => self.dialog = Some((self.form.selected, EditorState::default())),
+            Action::EditField => self.dialog = Some(FieldEditor::new(self.form.selected, "")),
             Action::PageUp => self.run.step(&training_runs(shared.runs), -1),
             Action::PageDown => self.run.step(&training_runs(shared.runs), 1),
             Action::Start => self.start_training(shared, out),
@@ -309,20 +306,14 @@ impl TrainState {
     }
 
     /// Puts the editor back unless `action` closed it; a value refused keeps it open.
-    fn on_field(
-        &mut self,
-        field: usize,
-        mut editor: EditorState,
-        action: Action,
-        out: &mut Vec<Out>,
-    ) {
-        match edit_text(&mut editor, &action) {
-            None => self.dialog = Some((field, editor)),
-            Some(false) => {}
-            Some(true) => {
-                if let Err(e) = self.set_field(field, &editor.text()) {
+    fn on_field(&mut self, d: FieldEditor, action: Action, out: &mut Vec<Out>) {
+        match d.handle(&action) {
+            Edited::Open(d) => self.dialog = Some(d),
+            Edited::Cancelled => {}
+            Edited::Submitted(d) => {
+                if let Err(e) = self.set_field(d.field, &d.editor.text()) {
                     out.push(Out::Say(MessageKind::Error, e));
-                    self.dialog = Some((field, editor));
+                    self.dialog = Some(d);
                 }
             }
         }
@@ -459,28 +450,13 @@ impl Component for TrainState {
 
     fn handle(&mut self, action: Action, shared: &Shared, out: &mut Vec<Out>) {
         match self.dialog.take() {
-            Some((field, editor)) => self.on_field(field, editor, action, out),
+            Some(d) => self.on_field(d, action, out),
             None => self.on_screen(action, shared, out),
         }
     }
 
-    fn answered(
-        &mut self,
-        _then: Then,
-        _result: Result<&[Applied], &WriteError>,
-        _shared: &Shared,
-        _out: &mut Vec<Out>,
-    ) {
-    }
-
     fn paste(&mut self, text: &str) -> bool {
-        match &mut self.dialog {
-            Some((_, editor)) => {
-                editor.paste(text, false);
-                true
-            }
-            None => false,
-        }
+        self.dialog.as_mut().map(|d| d.paste(text)).is_some()
     }
 
     fn draw(&self, frame: &mut Frame, area: Rect, theme: &Theme, shared: &Shared) {
@@ -488,9 +464,12 @@ impl Component for TrainState {
     }
 
     fn draw_dialog(&self, frame: &mut Frame, theme: &Theme, _shared: &Shared) {
-        if let Some((field, editor)) = &self.dialog {
-            let name = FIELDS.get(*field).copied().unwrap_or("value");
-            draw_field_editor(frame, theme, name, editor);
+        if let Some(d) = &self.dialog {
+            d.draw(
+                frame,
+                theme,
+                FIELDS.get(d.field).copied().unwrap_or("value"),
+            );
         }
     }
 }
