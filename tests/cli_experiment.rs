@@ -80,7 +80,10 @@ fn validation_rows_are_carved_from_the_dataset_and_kept_from_the_seeds() {
     assert_eq!(spec["test_rows"], 12);
     assert!(spec["test"].as_str().unwrap().ends_with("validation.jsonl"));
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
-    assert!(report.contains("12 test rows"), "{report}");
+    assert!(
+        report.contains("12 validation rows carved from") && report.contains("(seed 13)"),
+        "{report}"
+    );
 
     // The seeds come from the rest of the file.
     let seeds = texts_of_jsonl(&out.join("seed-0").join("seeds.jsonl"));

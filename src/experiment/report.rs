@@ -299,11 +299,19 @@ pub fn markdown(r: &ExperimentReport) -> String {
     let mut md = String::new();
     let spec = &r.spec;
     let seeds: Vec<String> = r.seeds.iter().map(|s| s.seed.to_string()).collect();
+    let rows = match &spec.validation {
+        Some(c) => format!(
+            "{} validation rows carved from {} (seed {})",
+            spec.test_rows,
+            spec.dataset.display(),
+            c.seed
+        ),
+        None => format!("{} test rows", spec.test_rows),
+    };
     let _ = writeln!(
         md,
-        "### {} — {} test rows, {} seeds per class, sampling seeds {}{}\n",
+        "### {} — {rows}, {} seeds per class, sampling seeds {}{}\n",
         spec.task.name,
-        spec.test_rows,
         spec.seeds_per_class,
         seeds.join(", "),
         if r.complete { "" } else { " (unfinished)" }
