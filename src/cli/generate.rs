@@ -76,10 +76,9 @@ pub struct GenerationOptions {
     /// Default 2 with the local model, 1 (off) with a server writer, which cannot be guided.
     #[arg(long)]
     pub guidance: Option<f32>,
-    /// Guidance's negative prompt: another class's heading over this class's own seeds
-    /// (other-heading: only the class word differs), or another class's whole prompt
-    /// (other-class).
-    #[arg(long, default_value = "other-heading", value_parser = guide_against)]
+    /// Guidance's negative prompt: another class's whole prompt (other-class), or another
+    /// class's heading over this class's own seeds (other-heading: only the class word differs).
+    #[arg(long, default_value = "other-class", value_parser = guide_against)]
     pub guide_against: GuideAgainst,
     #[arg(long, default_value_t = 64)]
     pub max_tokens: usize,
