@@ -465,11 +465,7 @@ impl Component for TrainState {
 
     fn draw_dialog(&self, frame: &mut Frame, theme: &Theme, _shared: &Shared) {
         if let Some(d) = &self.dialog {
-            d.draw(
-                frame,
-                theme,
-                FIELDS.get(d.field).copied().unwrap_or("value"),
-            );
+            d.draw(frame, theme, &FIELDS);
         }
     }
 }

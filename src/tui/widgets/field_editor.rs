@@ -45,7 +45,9 @@ impl FieldEditor {
         self.editor.paste(text, false);
     }
 
-    pub fn draw(&self, frame: &mut Frame, theme: &Theme, name: &str) {
+    /// Titled with the form's name for the row (`names`: the form's rows in order).
+    pub fn draw(&self, frame: &mut Frame, theme: &Theme, names: &[&str]) {
+        let name = names.get(self.field).copied().unwrap_or("value");
         draw_field_editor(frame, theme, name, &self.editor);
     }
 }
