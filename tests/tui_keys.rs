@@ -733,8 +733,24 @@ fn evaluate_takes_a_test_file_and_label_map_remembers_them_and_reports_errors() 
     assert_eq!(again.evaluate.choice.label_map, "0=negative,1=positive");
     assert_eq!(again.evaluate.choice.limit, Some(100));
     assert_eq!(again.evaluate.choice.path, test.display().to_string());
-    // The job's failure is shown on the screen, not only in the message line.
+    // The running evaluation's stage and warnings reach the screen from the engine's events.
     let ev = |e: Event| Action::Engine(Box::new(e));
+    app.update(ev(Event::JobStarted {
+        job: 5,
+        kind: JobKind::Evaluate,
+        total: 2,
+    }));
+    app.update(ev(Event::EvalStarted {
+        job: 5,
+        name: "icl".into(),
+        index: 0,
+        count: 1,
+    }));
+    app.update(ev(Event::Log("dev.tsv:3: skipped: no label".into())));
+    assert_eq!(app.evaluate.stage, Some(("icl".to_string(), 0, 1)));
+    assert_eq!(app.evaluate.notes, ["dev.tsv:3: skipped: no label"]);
+    assert!(render(&app, 120, 36).contains("evaluating icl (1/1)"));
+    // The job's failure is shown on the screen, not only in the message line.
     app.update(ev(Event::JobFailed {
         job: 5,
         kind: JobKind::Evaluate,

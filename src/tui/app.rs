@@ -536,6 +536,17 @@ impl App {
                     }
                     self.effects.push(Effect::Pause(paused));
                 }
+                Out::Progress {
+                    done,
+                    total,
+                    eta_seconds,
+                } => {
+                    if let Some(j) = &mut self.job {
+                        j.done = done.unwrap_or(j.done);
+                        j.total = total.unwrap_or(j.total);
+                        j.eta_seconds = eta_seconds.or(j.eta_seconds);
+                    }
+                }
                 Out::RefreshRuns => self.refresh_runs(),
                 Out::SaveTestSet(choice) => {
                     if let Err(e) = choice.save(self.ws.dir()) {
@@ -777,6 +788,27 @@ impl App {
     }
 
     fn on_engine(&mut self, event: Event) {
+        // What the component screens hear, after the App has applied it to what it owns.
+        let heard = matches!(
+            event,
+            Event::JobStarted { .. }
+                | Event::Train { .. }
+                | Event::EvalStarted { .. }
+                | Event::Log(_)
+                | Event::JobFinished { .. }
+                | Event::JobCancelled { .. }
+                | Event::JobFailed { .. }
+        )
+        .then(|| event.clone());
+        self.apply_event(event);
+        if let Some(event) = heard {
+            for screen in Screen::ALL {
+                self.route(screen, |c, shared, out| c.on_event(&event, shared, out));
+            }
+        }
+    }
+
+    fn apply_event(&mut self, event: Event) {
         match event {
             Event::Model(m) => self.on_model(m),
             Event::JobStarted { job, kind, total } => {
@@ -791,11 +823,8 @@ impl App {
                     paused: false,
                     stopping: false,
                 });
-                match kind {
-                    JobKind::Generate => self.generate.streams.clear(),
-                    JobKind::Train => self.train.live = Default::default(),
-                    JobKind::Evaluate => self.evaluate.stage = None,
-                    _ => {}
+                if kind == JobKind::Generate {
+                    self.generate.streams.clear();
                 }
             }
             Event::SequenceStarted { index, label, .. } => {
@@ -843,19 +872,7 @@ impl App {
                     j.eta_seconds = eta_seconds;
                 }
             }
-            Event::Train { event, .. } => {
-                self.train.live.push(&event);
-                // The status bar follows the steps (the trainer may send no Progress events).
-                let live = &self.train.live;
-                if let Some(j) = self.job.as_mut().filter(|j| j.kind == JobKind::Train) {
-                    j.done = live.last_step.unwrap_or(j.done);
-                    j.total = live.total_steps.unwrap_or(j.total);
-                    j.eta_seconds = live.eta_seconds().or(j.eta_seconds);
-                }
-            }
-            Event::EvalStarted {
-                name, index, count, ..
-            } => self.evaluate.stage = Some((name, index, count)),
+            Event::Train { .. } | Event::EvalStarted { .. } => {}
             Event::EvalSaved { summary, .. } => {
                 // Each result shows up in the comparison as soon as it is saved.
                 self.reload_runs();
@@ -864,13 +881,6 @@ impl App {
             Event::JudgeProgress { text, .. } => self.generate.judge_note = Some(text),
             Event::JudgeChosen { summary, .. } => self.generate.judge_note = Some(summary),
             Event::Log(line) => {
-                if self
-                    .job
-                    .as_ref()
-                    .is_some_and(|j| matches!(j.kind, JobKind::Evaluate | JobKind::Predict))
-                {
-                    self.evaluate.notes.push(line.clone());
-                }
                 self.log.push(line);
                 if self.log.len() > LOG_LINES {
                     self.log.remove(0);
@@ -886,9 +896,6 @@ impl App {
             }
             Event::JobFailed { job, kind, error } => {
                 self.job_ended(job, kind);
-                if matches!(kind, JobKind::Evaluate | JobKind::Predict) {
-                    self.evaluate.error = Some(error.clone());
-                }
                 self.error(format!("{} failed: {error}", kind.name()));
             }
         }
@@ -909,14 +916,9 @@ impl App {
         match kind {
             JobKind::Generate => self.generate.streams.clear(),
             JobKind::Recheck => {}
-            JobKind::Train => self.training_ended(),
-            JobKind::Evaluate => {
-                self.evaluate.stage = None;
-                self.reload_runs();
-            }
+            // The run it wrote joins the runs (a student beside its teacher).
+            JobKind::Train | JobKind::Evaluate | JobKind::Distil => self.reload_runs(),
             JobKind::Annotate | JobKind::Predict => {}
-            // The student's folder joins the runs; Evaluate scores it beside its teacher.
-            JobKind::Distil => self.reload_runs(),
         }
     }
 

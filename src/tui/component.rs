@@ -14,7 +14,7 @@ use super::screens::runs::RunInfo;
 use super::theme::Theme;
 use crate::data::state::Applied;
 use crate::data::test_set::TestSetChoice;
-use crate::engine::{Command, JobKind, Write, WriteError};
+use crate::engine::{Command, Event, JobKind, Write, WriteError};
 
 /// What every screen may read beside its own state: the App's, shared by all screens.
 #[derive(Clone, Copy)]
@@ -64,6 +64,12 @@ pub enum Out {
     Cancel,
     /// Pause (`true`) or resume the running job.
     Pause(bool),
+    /// How far the running job is, as the screen read it from the job's own events.
+    Progress {
+        done: Option<usize>,
+        total: Option<usize>,
+        eta_seconds: Option<f64>,
+    },
     /// Read the run folders again.
     RefreshRuns,
     /// Remember the test set in the workspace.
@@ -110,6 +116,11 @@ pub trait Component {
         _out: &mut Vec<Out>,
     ) {
     }
+
+    /// An event of the engine's, after the App has applied it to what it owns (the job, the
+    /// read model, the runs), so `shared` is already up to date. Every component hears every
+    /// event, shown or not.
+    fn on_event(&mut self, _event: &Event, _shared: &Shared, _out: &mut Vec<Out>) {}
 
     /// A bracketed paste; `false` when no editor of this screen is open to take it.
     fn paste(&mut self, _text: &str) -> bool {

@@ -22,7 +22,7 @@ use super::runs::{EvalInfo, RunInfo, RunSelection};
 use crate::data::import::{ImportOptions, LabelMap};
 use crate::data::test_set::TestSetChoice;
 use crate::engine::eval_job::Target;
-use crate::engine::{Command, EvalRequest, JobKind, PredictRequest};
+use crate::engine::{Command, EvalRequest, Event, JobKind, PredictRequest};
 use crate::eval::paired::{Paired, Scored, against_twins, cell};
 use crate::train::run::TrainedOn;
 use crate::tui::action::Action;
@@ -436,6 +436,33 @@ impl Component for EvaluateState {
         match self.dialog.take() {
             Some(d) => self.on_field(d, action, shared, out),
             None => self.on_screen(action, shared, out),
+        }
+    }
+
+    fn on_event(&mut self, event: &Event, shared: &Shared, _out: &mut Vec<Out>) {
+        let scoring = |k: &JobKind| matches!(k, JobKind::Evaluate | JobKind::Predict);
+        match event {
+            Event::JobStarted {
+                kind: JobKind::Evaluate,
+                ..
+            } => self.stage = None,
+            Event::EvalStarted {
+                name, index, count, ..
+            } => self.stage = Some((name.clone(), *index, *count)),
+            // The running evaluation's warnings (bad rows, with file and line).
+            Event::Log(line) if shared.job.is_some_and(|j| scoring(&j.kind)) => {
+                self.notes.push(line.clone())
+            }
+            Event::JobFailed { kind, error, .. } if scoring(kind) => {
+                self.error = Some(error.clone());
+                self.stage = None;
+            }
+            Event::JobFinished { kind, .. } | Event::JobCancelled { kind, .. }
+                if *kind == JobKind::Evaluate =>
+            {
+                self.stage = None
+            }
+            _ => {}
         }
     }
 

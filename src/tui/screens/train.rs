@@ -19,12 +19,12 @@ use super::generate::eta_text;
 use super::runs::{Curves, RunInfo, RunSelection};
 use crate::data::state::Status;
 use crate::engine::distil_job::DistilRequest;
-use crate::engine::{Command, JobKind, TrainRequest};
+use crate::engine::{Command, Event, JobKind, TrainRequest};
 use crate::student::distil::DistilSettings;
 use crate::train::checkpoint::{Status as CheckpointStatus, reason_text};
 use crate::train::trainer::{MAX_MEMBERS, TrainConfig};
 use crate::tui::action::Action;
-use crate::tui::app::{App, MessageKind, ModelStatus};
+use crate::tui::app::{MessageKind, ModelStatus};
 use crate::tui::component::{Component, Out, Shared};
 use crate::tui::keymap::Context;
 use crate::tui::theme::Theme;
@@ -455,6 +455,48 @@ impl Component for TrainState {
         }
     }
 
+    fn on_event(&mut self, event: &Event, shared: &Shared, out: &mut Vec<Out>) {
+        match event {
+            Event::JobStarted {
+                kind: JobKind::Train,
+                ..
+            } => self.live = Curves::default(),
+            Event::Train { event, .. } => {
+                self.live.push(event);
+                // The status bar follows the steps (the trainer may send no Progress events).
+                if shared.job.is_some_and(|j| j.kind == JobKind::Train) {
+                    out.push(Out::Progress {
+                        done: self.live.last_step,
+                        total: self.live.total_steps,
+                        eta_seconds: self.live.eta_seconds(),
+                    });
+                }
+            }
+            // The run it wrote is on disk (the App has read the runs again), so the chart moves
+            // from the live curves to that run (newest first, so the first in the list).
+            Event::JobFinished {
+                kind: JobKind::Train,
+                ..
+            }
+            | Event::JobCancelled {
+                kind: JobKind::Train,
+                ..
+            }
+            | Event::JobFailed {
+                kind: JobKind::Train,
+                ..
+            } => {
+                let runs = training_runs(shared.runs);
+                match self.resuming.take() {
+                    Some(dir) => self.run.select_dir(&runs, &dir),
+                    None => self.run.select(&runs, 0),
+                }
+                self.live = Curves::default();
+            }
+            _ => {}
+        }
+    }
+
     fn paste(&mut self, text: &str) -> bool {
         self.dialog.as_mut().map(|d| d.paste(text)).is_some()
     }
@@ -467,19 +509,6 @@ impl Component for TrainState {
         if let Some(d) = &self.dialog {
             d.draw(frame, theme, &FIELDS);
         }
-    }
-}
-
-impl App {
-    /// After a training job: the run it wrote is on disk, so the chart moves from the live
-    /// curves to that run (newest first, so the first in the list).
-    pub(crate) fn training_ended(&mut self) {
-        self.reload_runs();
-        match self.train.resuming.take() {
-            Some(dir) => self.train.run.select_dir(&training_runs(&self.runs), &dir),
-            None => self.train.run.select(&training_runs(&self.runs), 0),
-        }
-        self.train.live = Curves::default();
     }
 }
 
