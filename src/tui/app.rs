@@ -17,8 +17,9 @@ use super::screens::review::ReviewState;
 use super::screens::runs::{RunInfo, read_runs};
 use super::screens::seeds::{SeedWrite, SeedsState};
 use super::screens::train::TrainState;
-use super::screens::{Form, Screen, evaluate::EvaluateState, rejected::RejectedState};
+use super::screens::{Screen, evaluate::EvaluateState, rejected::RejectedState};
 use super::theme::{self, Theme};
+use super::widgets::field_editor::{Edited, FieldEditor};
 use super::widgets::text_input::EditorState;
 use crate::data::item::{ItemId, Source};
 use crate::data::record::RecordBody;
@@ -106,12 +107,8 @@ pub enum Overlay {
         threshold: f64,
         accept: bool,
     },
-    /// Typing a value for a setting of a form.
-    FieldEditor {
-        form: Form,
-        field: usize,
-        editor: EditorState,
-    },
+    /// Typing a value for a setting of the Generate form.
+    FieldEditor(FieldEditor),
 }
 
 impl Overlay {
@@ -517,41 +514,46 @@ impl App {
         let mut out = Vec::new();
         f(component, &shared, &mut out);
         for o in out {
-            match o {
-                Out::Write(write, then) => self.write(write, then),
-                Out::Say(kind, text) => self.say(text, kind),
-                Out::Start(kind, command) => {
-                    self.queued = Some(kind);
-                    self.effects.push(Effect::Send(command));
+            self.apply(o);
+        }
+    }
+
+    /// Does what a screen asked.
+    pub(crate) fn apply(&mut self, o: Out) {
+        match o {
+            Out::Write(write, then) => self.write(write, then),
+            Out::Say(kind, text) => self.say(text, kind),
+            Out::Start(kind, command) => {
+                self.queued = Some(kind);
+                self.effects.push(Effect::Send(command));
+            }
+            Out::Cancel => {
+                if let Some(job) = &mut self.job {
+                    job.stopping = true;
                 }
-                Out::Cancel => {
-                    if let Some(job) = &mut self.job {
-                        job.stopping = true;
-                    }
-                    self.effects.push(Effect::Cancel);
+                self.effects.push(Effect::Cancel);
+            }
+            Out::Pause(paused) => {
+                if let Some(job) = &mut self.job {
+                    job.paused = paused;
                 }
-                Out::Pause(paused) => {
-                    if let Some(job) = &mut self.job {
-                        job.paused = paused;
-                    }
-                    self.effects.push(Effect::Pause(paused));
+                self.effects.push(Effect::Pause(paused));
+            }
+            Out::Progress {
+                done,
+                total,
+                eta_seconds,
+            } => {
+                if let Some(j) = &mut self.job {
+                    j.done = done.unwrap_or(j.done);
+                    j.total = total.unwrap_or(j.total);
+                    j.eta_seconds = eta_seconds.or(j.eta_seconds);
                 }
-                Out::Progress {
-                    done,
-                    total,
-                    eta_seconds,
-                } => {
-                    if let Some(j) = &mut self.job {
-                        j.done = done.unwrap_or(j.done);
-                        j.total = total.unwrap_or(j.total);
-                        j.eta_seconds = eta_seconds.or(j.eta_seconds);
-                    }
-                }
-                Out::RefreshRuns => self.refresh_runs(),
-                Out::SaveTestSet(choice) => {
-                    if let Err(e) = choice.save(self.ws.dir()) {
-                        self.warn(format!("could not remember the test set: {e}"));
-                    }
+            }
+            Out::RefreshRuns => self.refresh_runs(),
+            Out::SaveTestSet(choice) => {
+                if let Err(e) = choice.save(self.ws.dir()) {
+                    self.warn(format!("could not remember the test set: {e}"));
                 }
             }
         }
@@ -583,9 +585,8 @@ impl App {
         }
         match &mut self.overlay {
             Some(Overlay::EditItem { editor, .. }) => editor.paste(text, true),
-            Some(Overlay::RejectReason { editor, .. } | Overlay::FieldEditor { editor, .. }) => {
-                editor.paste(text, false)
-            }
+            Some(Overlay::RejectReason { editor, .. }) => editor.paste(text, false),
+            Some(Overlay::FieldEditor(f)) => f.paste(text),
             None if taken => {}
             _ => {
                 let n = text.chars().count();
@@ -756,34 +757,16 @@ impl App {
             }
             Overlay::Relabel { id, selected } => self.relabel_picker(id, selected, action),
             Overlay::Bulk { threshold, accept } => self.bulk_dialog(threshold, accept, action),
-            Overlay::FieldEditor {
-                form,
-                field,
-                mut editor,
-            } => {
-                if let Some(done) = edit_text(&mut editor, &action) {
-                    if done {
-                        let text = editor.text();
-                        let result = match form {
-                            Form::Generate => self.generate.set_field(field, &text),
-                        };
-                        if let Err(e) = result {
-                            self.error(e);
-                            self.overlay = Some(Overlay::FieldEditor {
-                                form,
-                                field,
-                                editor,
-                            });
-                        }
+            Overlay::FieldEditor(f) => match f.handle(&action) {
+                Edited::Open(f) => self.overlay = Some(Overlay::FieldEditor(f)),
+                Edited::Cancelled => {}
+                Edited::Submitted(f) => {
+                    if let Err(e) = self.generate.set_field(f.field, &f.editor.text()) {
+                        self.error(e);
+                        self.overlay = Some(Overlay::FieldEditor(f));
                     }
-                } else {
-                    self.overlay = Some(Overlay::FieldEditor {
-                        form,
-                        field,
-                        editor,
-                    });
                 }
-            }
+            },
         }
     }
 

@@ -107,10 +107,9 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Some(Overlay::Bulk { threshold, accept }) => {
             screens::review::draw_bulk(frame, app, ws, *threshold, *accept)
         }
-        Some(Overlay::FieldEditor {
-            form,
-            field,
-            editor,
-        }) => popup::draw_field_editor(frame, theme, form.field_name(*field), editor),
+        Some(Overlay::FieldEditor(f)) => {
+            let names = screens::generate_form::Setting::ALL.map(|s| s.name());
+            f.draw(frame, theme, &names)
+        }
     }
 }

@@ -23,9 +23,9 @@ use crate::tui::action::Action;
 use crate::tui::app::{App, Effect, ModelStatus, Overlay, label_index, label_names};
 use crate::tui::read_model::ReadModel;
 use crate::tui::theme::Theme;
+use crate::tui::widgets::field_editor::FieldEditor;
 use crate::tui::widgets::form::{Form, FormState};
 use crate::tui::widgets::text::{one_line, tail, truncate};
-use crate::tui::widgets::text_input::EditorState;
 
 /// A sequence being written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,11 +192,7 @@ impl App {
                 }
                 Some(Setting::Writer) => self.cycle_writer(true),
                 Some(setting) => {
-                    self.overlay = Some(Overlay::FieldEditor {
-                        form: super::Form::Generate,
-                        field: setting.row(),
-                        editor: EditorState::default(),
-                    })
+                    self.overlay = Some(Overlay::FieldEditor(FieldEditor::new(setting.row(), "")))
                 }
                 None => {}
             },
@@ -299,20 +295,13 @@ impl App {
 
     /// Whether a new job may start now; says why not.
     fn can_start(&mut self, what: &str) -> bool {
-        if let Some(job) = &self.job {
-            self.warn(format!("a {} job is running; s stops it", job.kind.name()));
-            return false;
+        match self.shared().refuse_start(what) {
+            Some(refusal) => {
+                self.apply(refusal);
+                false
+            }
+            None => true,
         }
-        if self.queued.is_some() {
-            self.warn("a job is already waiting to start");
-            return false;
-        }
-        if let ModelStatus::Failed(e) = &self.model {
-            let e = e.clone();
-            self.error(format!("cannot {what}: the model did not load: {e}"));
-            return false;
-        }
-        true
     }
 
     /// The annotate mode: the model labels the file's texts into review. A classifier adapter

@@ -56,20 +56,3 @@ impl Screen {
         Screen::ALL[(self.index() + Screen::ALL.len() - 1) % Screen::ALL.len()]
     }
 }
-
-/// A screen's form of settings: where a typed value goes. Each form's field editor writes to
-/// its own form and no other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Form {
-    Generate,
-}
-
-impl Form {
-    /// The name of the form's `field`-th setting, as its row says.
-    pub fn field_name(self, field: usize) -> &'static str {
-        match self {
-            Form::Generate => generate_form::Setting::at(field).map(|s| s.name()),
-        }
-        .unwrap_or("value")
-    }
-}
