@@ -13,7 +13,7 @@ use seedforge::tui::App;
 use seedforge::tui::action::Action;
 use seedforge::tui::app::{Effect, MessageKind, Overlay};
 use seedforge::tui::screens::generate_form::Setting;
-use seedforge::tui::screens::{Screen, seeds};
+use seedforge::tui::screens::{Screen, review, seeds};
 use tui_support::*;
 
 fn status(f: &Fixture, n: u32) -> Status {
@@ -44,7 +44,7 @@ fn accept_reject_undo_redo_walk_the_queue_and_the_journal() {
     let base = journal_kinds(&f).len();
     assert_eq!(app.screen, Screen::Review);
     // The queue holds the items every filter kept: 1, 2, 6, 7.
-    assert_eq!(app.review_target(&app.ws), Some(id(1)));
+    assert_eq!(app.review_target(), Some(id(1)));
 
     press(&mut app, "a");
     assert_eq!(journal_decisions(&f), ["accept g-000001"]);
@@ -144,7 +144,10 @@ fn edit_in_place_saves_on_enter_cancels_on_esc_and_rechecks() {
 
     // An empty text is refused and the editor stays open with what was typed.
     press(&mut app, "e ^u enter");
-    assert!(matches!(app.overlay, Some(Overlay::EditItem { .. })));
+    assert!(matches!(
+        app.review.open_dialog(),
+        Some(review::Dialog::EditItem { .. })
+    ));
     assert_eq!(app.message.as_ref().unwrap().kind, MessageKind::Warn);
     press(&mut app, "esc");
     assert_eq!(journal_decisions(&f), ["edit g-000001"]);
@@ -224,8 +227,8 @@ fn bulk_accepts_above_and_rejects_below_the_threshold() {
     // Confidences of the ready items: 1 → 0.91, 2 → 0.84, 6 → 0.66, 7 → 0.97.
     press(&mut app, "b");
     assert!(matches!(
-        app.overlay,
-        Some(Overlay::Bulk { accept: true, .. })
+        app.review.open_dialog(),
+        Some(review::Dialog::Bulk { accept: true, .. })
     ));
     let appends = app.appends.len();
     press(&mut app, "enter");
@@ -399,7 +402,7 @@ fn generate_settings_are_edited_then_sent_and_events_stream_in() {
     press(&mut app, "down enter");
     type_text(&mut app, "-4");
     press(&mut app, "enter");
-    assert!(matches!(app.overlay, Some(Overlay::FieldEditor { .. })));
+    assert!(app.generate.open_field().is_some());
     assert_eq!(app.message.as_ref().unwrap().kind, MessageKind::Error);
     press(&mut app, "esc");
     let s = &app.generate.settings;
@@ -468,7 +471,7 @@ fn generate_settings_are_edited_then_sent_and_events_stream_in() {
     };
     assert_eq!(target(&app), ["g-000001", "g-000002", "g-000007"]);
     // What the frames count without walking the queue says the same.
-    let ready = app.ready_queue(&app.ws);
+    let ready = app.ready_queue();
     let listed: Vec<String> = ready.iter().map(|i| i.id().to_string()).collect();
     assert_eq!(listed, target(&app));
     assert_eq!((ready.len(), ready.waiting()), (3, 1));
@@ -479,7 +482,7 @@ fn generate_settings_are_edited_then_sent_and_events_stream_in() {
         items: vec![id(6)],
     }));
     assert_eq!(target(&app).len(), 4);
-    let ready = app.ready_queue(&app.ws);
+    let ready = app.ready_queue();
     assert_eq!((ready.len(), ready.waiting()), (4, 0));
     assert_eq!(ready.position(&id(6)), Some(2));
     // Stop, then the job reports it was cancelled.
@@ -938,8 +941,8 @@ fn a_paste_goes_into_the_editor_as_text_and_runs_no_command() {
     paste(&mut app, "q");
     assert!(!app.should_quit(), "a pasted q quit");
     assert!(journal_decisions(&f).is_empty(), "a paste made a decision");
-    match &app.overlay {
-        Some(Overlay::EditItem { id: edited, editor }) => {
+    match app.review.open_dialog() {
+        Some(review::Dialog::EditItem { id: edited, editor }) => {
             assert_eq!(*edited, id(1));
             assert_eq!(
                 editor.text(),
@@ -1031,14 +1034,14 @@ fn items_whose_label_check_never_ran_are_checked_again_on_opening() {
     assert!(app.is_rechecking(&unchecked), "shown as checking");
     // Review never offers it meanwhile: accept the four checked items, and the queue is empty.
     press(&mut app, "a a a a");
-    assert_eq!(app.review_target(&app.ws), None);
+    assert_eq!(app.review_target(), None);
     assert!(!journal_decisions(&f).contains(&format!("accept {unchecked}")));
     // Its label check reports: now it is ready.
     app.update(Action::Engine(Box::new(Event::LabelChecked {
         job: 1,
         items: vec![unchecked.clone()],
     })));
-    assert_eq!(app.review_target(&app.ws), Some(unchecked));
+    assert_eq!(app.review_target(), Some(unchecked));
 }
 
 #[test]
@@ -1056,10 +1059,7 @@ fn batch_and_max_tokens_have_upper_bounds_that_are_said() {
         said.text,
         format!("batch: a whole number from 1 to {MAX_BATCH}, not `100000`")
     );
-    assert!(
-        matches!(app.overlay, Some(Overlay::FieldEditor { .. })),
-        "still typing"
-    );
+    assert!(app.generate.open_field().is_some(), "still typing");
     press(&mut app, "^u");
     type_text(&mut app, &MAX_BATCH.to_string());
     press(&mut app, "enter right");

@@ -96,7 +96,7 @@ fn ready_queue_equals_a_full_walk(app: &seedforge::tui::app::App) -> Result<(), 
         .filter(|i| app.is_ready(i))
         .map(|i| i.id().as_str())
         .collect();
-    let queue = app.ready_queue(ws);
+    let queue = app.ready_queue();
     prop_assert_eq!(ws.queue_len(), pending.len());
     prop_assert_eq!(queue.len(), ready.len());
     prop_assert_eq!(queue.waiting(), pending.len() - ready.len());
@@ -115,7 +115,7 @@ fn ready_queue_equals_a_full_walk(app: &seedforge::tui::app::App) -> Result<(), 
         };
         prop_assert_eq!(after, expected);
     }
-    let (count, _) = app.tab_counts(ws);
+    let (count, _) = app.tab_counts();
     prop_assert_eq!(count, ready.len());
     Ok(())
 }

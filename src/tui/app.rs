@@ -1,14 +1,17 @@
-//! The workbench's state and its one update function. Everything the screens show is here,
-//! the workspace as a read model the engine's events keep up to date; everything that changes
-//! goes through [`App::update`]. Model work is never done here, nor any write: starting a job
-//! pushes an [`Effect`], a decision a [`Write`], that the event loop hands to the engine.
+//! The workbench's one update function and the state no single screen owns: the workspace as a
+//! read model the engine's events keep up to date, the job, the runs, the writes on their way to
+//! the store and the items held back for their label check, the undo history, the help and the
+//! quit question. Each screen is a [`Component`] that owns its own state and dialogs; the App
+//! routes actions, events and the store's answers to it and does what it asks ([`Out`]).
+//! Model work is never done here, nor any write: starting a job pushes an [`Effect`], a
+//! decision a [`Write`], that the event loop hands to the engine.
 
 use std::collections::{HashMap, VecDeque};
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::action::Action;
-use super::component::{Component, Out, Shared};
+use super::component::{Component, Hold, Out, Shared};
 use super::keymap::{self, Context};
 use super::read_model::ReadModel;
 use super::ready_queue::ReadyQueue;
@@ -19,7 +22,6 @@ use super::screens::seeds::{SeedWrite, SeedsState};
 use super::screens::train::TrainState;
 use super::screens::{Screen, evaluate::EvaluateState, rejected::RejectedState};
 use super::theme::{self, Theme};
-use super::widgets::field_editor::{Edited, FieldEditor};
 use super::widgets::text_input::EditorState;
 use crate::data::item::{ItemId, Source};
 use crate::data::record::RecordBody;
@@ -83,32 +85,11 @@ pub struct JobView {
     pub stopping: bool,
 }
 
-/// A dialog, editor or picker over the screen; it takes every key while open.
+/// The App's own dialogs (the screens own theirs); one takes every key while open.
 #[derive(Debug, Clone)]
 pub enum Overlay {
-    Help {
-        scroll: u16,
-    },
+    Help { scroll: u16 },
     ConfirmQuit,
-    /// The in-place editor of a review item's text.
-    EditItem {
-        id: ItemId,
-        editor: EditorState,
-    },
-    RejectReason {
-        id: ItemId,
-        editor: EditorState,
-    },
-    Relabel {
-        id: ItemId,
-        selected: usize,
-    },
-    Bulk {
-        threshold: f64,
-        accept: bool,
-    },
-    /// Typing a value for a setting of the Generate form.
-    FieldEditor(FieldEditor),
 }
 
 impl Overlay {
@@ -116,22 +97,8 @@ impl Overlay {
         match self {
             Overlay::Help { .. } => Context::Help,
             Overlay::ConfirmQuit => Context::Confirm,
-            Overlay::EditItem { .. }
-            | Overlay::RejectReason { .. }
-            | Overlay::FieldEditor { .. } => Context::TextInput,
-            Overlay::Relabel { .. } => Context::Picker,
-            Overlay::Bulk { .. } => Context::Bulk,
         }
     }
-}
-
-/// Why an item is not ready for review yet: its label check is running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Hold {
-    /// The engine said so for this job: released by `LabelChecked` or the job's end.
-    Job(JobId),
-    /// The app asked for a recheck the engine has not started: released when a recheck ends.
-    Asked,
 }
 
 /// What to do when the store answers a write: each decision says what it tells the user and
@@ -164,17 +131,22 @@ pub enum Then {
 }
 
 impl Then {
-    /// The screen that answers this write, when it is a component.
+    /// The screen that answers this write; none for undo and redo, which the App answers (they
+    /// may take the user to another screen).
     fn screen(&self) -> Option<Screen> {
         match self {
             Then::Seeds(_) => Some(Screen::Seeds),
             Then::Rescued(_) => Some(Screen::Rejected),
-            _ => None,
+            Then::Decided { .. }
+            | Then::Edited { .. }
+            | Then::Relabelled { .. }
+            | Then::Bulk { .. } => Some(Screen::Review),
+            Then::Undone(_) => None,
         }
     }
 
     /// The items the write decides (not offered for review until it is answered).
-    fn items(&self) -> &[ItemId] {
+    pub(crate) fn items(&self) -> &[ItemId] {
         match self {
             Then::Decided { id, .. }
             | Then::Edited { id, .. }
@@ -242,6 +214,10 @@ macro_rules! shared {
             queued: $app.queued,
             model: &$app.model,
             workspace_label: &$app.workspace_label,
+            held: &$app.held,
+            in_flight: &$app.in_flight,
+            log: &$app.log,
+            shingle_words: $app.generate.filters.shingle_words,
         }
     };
 }
@@ -325,10 +301,6 @@ impl App {
         std::mem::take(&mut self.effects)
     }
 
-    pub(crate) fn effect(&mut self, e: Effect) {
-        self.effects.push(e);
-    }
-
     /// The writes the event loop must now hand to the engine's store, in order.
     pub fn take_writes(&mut self) -> Vec<(WriteId, Write)> {
         std::mem::take(&mut self.writes)
@@ -355,139 +327,93 @@ impl App {
         let Some((_, then)) = self.in_flight.remove(at) else {
             return;
         };
-        if let Some(screen) = then.screen() {
-            let result = result.as_deref();
-            return self.route(screen, |c, ws, out| c.answered(then, result, ws, out));
+        if let (Then::Bulk { items, .. }, Ok(_)) = (&then, &result) {
+            // The session's bulk history, so that `u` takes the whole decision back.
+            if items.len() > 1 {
+                let (done, _) = self.ws.state().history_depths();
+                self.bulks.push((items.len(), done));
+            }
+            self.undone_bulks.clear();
         }
-        match result {
-            Ok(applied) => self.on_written(then, applied),
-            Err(e) => self.on_refused(then, e),
-        }
-    }
-
-    fn on_written(&mut self, then: Then, applied: Vec<Applied>) {
-        match then {
-            Then::Decided { id, verb, reason } => {
-                self.advance_from(&id);
-                let left = self.ready_count();
-                let why = reason.map(|r| format!(" ({r})")).unwrap_or_default();
-                self.ok(format!("{verb} {id}{why} · {left} left to review"));
+        match (then.screen(), then) {
+            (Some(screen), then) => {
+                let result = result.as_deref();
+                self.route(screen, |c, ws, out| c.answered(then, result, ws, out));
             }
-            Then::Edited { id, .. } => {
-                self.review.current = Some(id.clone());
-                self.recheck(vec![id.clone()]);
-                self.ok(format!("edited {id}; its filters run again"));
-            }
-            Then::Relabelled { id, label } => {
-                self.review.current = Some(id.clone());
-                self.recheck(vec![id.clone()]);
-                self.ok(format!("relabelled {id} as {label}; its filters run again"));
-            }
-            Then::Bulk { verb, items } => {
-                if self
-                    .review
-                    .current
-                    .as_ref()
-                    .is_some_and(|c| items.contains(c))
-                {
-                    self.review.current = None;
-                }
-                self.ok(format!(
-                    "bulk: {verb} {} items (u undoes them all)",
-                    items.len()
-                ));
-                if items.len() > 1 {
-                    let (done, _) = self.ws.state().history_depths();
-                    self.bulks.push((items.len(), done));
-                }
-                self.undone_bulks.clear();
-            }
-            Then::Undone(undo) if applied.len() > 1 => {
-                // A whole bulk decision went back (or came back) in one write.
-                let n = applied.len();
-                let (done, undone) = self.ws.state().history_depths();
-                let (from, to, depth) = if undo {
-                    (&mut self.bulks, &mut self.undone_bulks, undone)
-                } else {
-                    (&mut self.undone_bulks, &mut self.bulks, done)
-                };
-                from.pop();
-                to.push((n, depth));
-                let kind = match applied[0].change {
-                    crate::data::Change::Undone(kind) | crate::data::Change::Redone(kind) => kind,
-                    _ => "decision",
-                };
-                if undo {
-                    self.ok(format!("undid the bulk {kind} of {n} items (U redoes it)"));
-                } else {
-                    self.ok(format!("redid the bulk {kind} of {n} items"));
-                }
-                self.show_changed(kind, applied[0].item_id.clone());
-            }
-            Then::Undone(undo) => {
-                let Some(applied) = applied.into_iter().next() else {
-                    return;
-                };
-                let (what, said) = match applied.change {
-                    crate::data::Change::Undone(kind) if undo => (kind, "undid"),
-                    crate::data::Change::Redone(kind) if !undo => (kind, "redid"),
-                    _ => ("decision", if undo { "undid" } else { "redid" }),
-                };
-                let id = applied.item_id;
-                if undo {
-                    self.ok(format!("{said} {what} of {id} (U redoes it)"));
-                } else {
-                    self.ok(format!("{said} {what} of {id}"));
-                }
-                self.show_changed(what, id);
-            }
-            Then::Seeds(_) | Then::Rescued(_) => {}
+            (None, Then::Undone(undo)) => match result {
+                Ok(applied) => self.undone(undo, applied),
+                // Nothing to undo or redo is said plainly.
+                Err(e) if e.refused => self.warn(e.message.clone()),
+                Err(e) => self.report(if undo { "undo" } else { "redo" }, &e),
+            },
+            (None, _) => {}
         }
     }
 
-    fn on_refused(&mut self, then: Then, e: WriteError) {
-        let what = match &then {
-            Then::Decided { id, verb, .. } => format!("{} {id}", &verb[..verb.len() - 2]),
-            Then::Edited { id, .. } => format!("edit {id}"),
-            Then::Relabelled { id, .. } => format!("relabel {id}"),
-            Then::Bulk { verb, items } => format!("bulk: {verb} 0 of {}", items.len()),
-            Then::Undone(true) => "undo".into(),
-            Then::Undone(false) => "redo".into(),
-            Then::Seeds(_) | Then::Rescued(_) => return,
+    /// An undo (`true`) or redo answered: says what went back and shows where it went.
+    fn undone(&mut self, undo: bool, applied: Vec<Applied>) {
+        if applied.len() > 1 {
+            // A whole bulk decision went back (or came back) in one write.
+            let n = applied.len();
+            let (done, undone) = self.ws.state().history_depths();
+            let (from, to, depth) = if undo {
+                (&mut self.bulks, &mut self.undone_bulks, undone)
+            } else {
+                (&mut self.undone_bulks, &mut self.bulks, done)
+            };
+            from.pop();
+            to.push((n, depth));
+            let kind = match applied[0].change {
+                crate::data::Change::Undone(kind) | crate::data::Change::Redone(kind) => kind,
+                _ => "decision",
+            };
+            if undo {
+                self.ok(format!("undid the bulk {kind} of {n} items (U redoes it)"));
+            } else {
+                self.ok(format!("redid the bulk {kind} of {n} items"));
+            }
+            return self.show_changed(kind, applied[0].item_id.clone());
+        }
+        let Some(applied) = applied.into_iter().next() else {
+            return;
         };
-        match then {
-            // Nothing to undo or redo is said plainly.
-            Then::Undone(_) if e.refused => self.warn(e.message.clone()),
-            _ => self.report(&what, &e),
+        let (what, said) = match applied.change {
+            crate::data::Change::Undone(kind) if undo => (kind, "undid"),
+            crate::data::Change::Redone(kind) if !undo => (kind, "redid"),
+            _ => ("decision", if undo { "undid" } else { "redid" }),
+        };
+        let id = applied.item_id;
+        if undo {
+            self.ok(format!("{said} {what} of {id} (U redoes it)"));
+        } else {
+            self.ok(format!("{said} {what} of {id}"));
         }
-        // An editor whose text was not saved opens again with it, so nothing typed is lost.
-        if let Then::Edited { id, editor } = then {
-            self.overlay = Some(Overlay::EditItem { id, editor });
-        }
+        self.show_changed(what, id);
     }
 
     /// Whether a write about `id` awaits its answer.
-    pub(crate) fn deciding(&self, id: &ItemId) -> bool {
-        self.in_flight.iter().any(|(_, t)| t.items().contains(id))
+    pub fn deciding(&self, id: &ItemId) -> bool {
+        self.shared().deciding(id)
     }
 
     /// Where keys are looked up now.
     pub fn contexts(&self) -> Vec<Context> {
-        match (&self.overlay, self.component().and_then(|c| c.dialog())) {
+        match (&self.overlay, self.component().dialog()) {
             (Some(o), _) => vec![o.context()],
             (None, Some(dialog)) => vec![dialog],
             (None, None) => vec![Context::of_screen(self.screen), Context::Global],
         }
     }
 
-    /// The current screen, when it is a component (owning its state and dialogs).
-    pub(crate) fn component(&self) -> Option<&dyn Component> {
+    /// The current screen.
+    pub(crate) fn component(&self) -> &dyn Component {
         match self.screen {
-            Screen::Seeds => Some(&self.seeds),
-            Screen::Rejected => Some(&self.rejected),
-            Screen::Train => Some(&self.train),
-            Screen::Evaluate => Some(&self.evaluate),
-            _ => None,
+            Screen::Seeds => &self.seeds,
+            Screen::Generate => &self.generate,
+            Screen::Review => &self.review,
+            Screen::Rejected => &self.rejected,
+            Screen::Train => &self.train,
+            Screen::Evaluate => &self.evaluate,
         }
     }
 
@@ -506,10 +432,11 @@ impl App {
         let shared = shared!(self);
         let component: &mut dyn Component = match screen {
             Screen::Seeds => &mut self.seeds,
+            Screen::Generate => &mut self.generate,
+            Screen::Review => &mut self.review,
             Screen::Rejected => &mut self.rejected,
             Screen::Train => &mut self.train,
             Screen::Evaluate => &mut self.evaluate,
-            _ => return,
         };
         let mut out = Vec::new();
         f(component, &shared, &mut out);
@@ -551,6 +478,8 @@ impl App {
                 }
             }
             Out::RefreshRuns => self.refresh_runs(),
+            Out::Runs(runs) => self.runs = runs,
+            Out::Recheck(items) => self.recheck(items),
             Out::SaveTestSet(choice) => {
                 if let Err(e) = choice.save(self.ws.dir()) {
                     self.warn(format!("could not remember the test set: {e}"));
@@ -583,17 +512,11 @@ impl App {
         if self.overlay.is_none() {
             self.route(self.screen, |c, _, _| taken = c.paste(text));
         }
-        match &mut self.overlay {
-            Some(Overlay::EditItem { editor, .. }) => editor.paste(text, true),
-            Some(Overlay::RejectReason { editor, .. }) => editor.paste(text, false),
-            Some(Overlay::FieldEditor(f)) => f.paste(text),
-            None if taken => {}
-            _ => {
-                let n = text.chars().count();
-                self.info(format!(
-                    "paste ignored ({n} characters): paste into an editor (e to edit, enter to type a value)"
-                ));
-            }
+        if !taken {
+            let n = text.chars().count();
+            self.info(format!(
+                "paste ignored ({n} characters): paste into an editor (e to edit, enter to type a value)"
+            ));
         }
     }
 
@@ -636,7 +559,7 @@ impl App {
                 }
             }
             action if self.overlay.is_some() => self.on_overlay(action),
-            action if self.component().is_some_and(|c| c.dialog().is_some()) => {
+            action if self.component().dialog().is_some() => {
                 self.route(self.screen, |c, ws, out| c.handle(action, ws, out))
             }
             action => self.on_screen(action),
@@ -684,18 +607,7 @@ impl App {
                 )
             }
             Action::CycleTheme => self.cycle_theme(),
-            other => match self.screen {
-                Screen::Seeds => self.route(Screen::Seeds, |c, ws, out| c.handle(other, ws, out)),
-                Screen::Generate => self.generate_action(other),
-                Screen::Review => self.review_action(other),
-                Screen::Rejected => {
-                    self.route(Screen::Rejected, |c, ws, out| c.handle(other, ws, out))
-                }
-                Screen::Train => self.route(Screen::Train, |c, ws, out| c.handle(other, ws, out)),
-                Screen::Evaluate => {
-                    self.route(Screen::Evaluate, |c, ws, out| c.handle(other, ws, out))
-                }
-            },
+            other => self.route(self.screen, |c, ws, out| c.handle(other, ws, out)),
         }
     }
 
@@ -736,53 +648,16 @@ impl App {
                 Action::No => {}
                 _ => self.overlay = Some(Overlay::ConfirmQuit),
             },
-            Overlay::EditItem { id, mut editor } => {
-                if let Some(done) = edit_text(&mut editor, &action) {
-                    if done {
-                        self.save_edit(id, editor);
-                    }
-                } else {
-                    self.overlay = Some(Overlay::EditItem { id, editor });
-                }
-            }
-            Overlay::RejectReason { id, mut editor } => {
-                if let Some(done) = edit_text(&mut editor, &action) {
-                    if done {
-                        let reason = editor.text().trim().to_string();
-                        self.reject(id, (!reason.is_empty()).then_some(reason));
-                    }
-                } else {
-                    self.overlay = Some(Overlay::RejectReason { id, editor });
-                }
-            }
-            Overlay::Relabel { id, selected } => self.relabel_picker(id, selected, action),
-            Overlay::Bulk { threshold, accept } => self.bulk_dialog(threshold, accept, action),
-            Overlay::FieldEditor(f) => match f.handle(&action) {
-                Edited::Open(f) => self.overlay = Some(Overlay::FieldEditor(f)),
-                Edited::Cancelled => {}
-                Edited::Submitted(f) => {
-                    if let Err(e) = self.generate.set_field(f.field, &f.editor.text()) {
-                        self.error(e);
-                        self.overlay = Some(Overlay::FieldEditor(f));
-                    }
-                }
-            },
         }
     }
 
     fn on_engine(&mut self, event: Event) {
-        // What the component screens hear, after the App has applied it to what it owns.
-        let heard = matches!(
-            event,
-            Event::JobStarted { .. }
-                | Event::Train { .. }
-                | Event::EvalStarted { .. }
-                | Event::Log(_)
-                | Event::JobFinished { .. }
-                | Event::JobCancelled { .. }
-                | Event::JobFailed { .. }
-        )
-        .then(|| event.clone());
+        // What the screens hear, after the App has applied it to what it owns: the job's own
+        // events (the workspace's changes reach them through the read model).
+        let heard = match &event {
+            Event::Journal(_) | Event::Seeds(_) | Event::Written { .. } | Event::Model(_) => None,
+            e => Some(e.clone()),
+        };
         self.apply_event(event);
         if let Some(event) = heard {
             for screen in Screen::ALL {
@@ -806,29 +681,13 @@ impl App {
                     paused: false,
                     stopping: false,
                 });
-                if kind == JobKind::Generate {
-                    self.generate.streams.clear();
-                }
             }
-            Event::SequenceStarted { index, label, .. } => {
-                self.generate.streams.insert(
-                    index,
-                    super::screens::generate::Stream {
-                        label,
-                        text: String::new(),
-                    },
-                );
-            }
-            Event::Delta { index, text, .. } => {
-                if let Some(s) = self.generate.streams.get_mut(&index) {
-                    s.text.push_str(&text);
-                }
-            }
-            Event::ItemAdded { index, item, .. } => {
-                self.generate.streams.remove(&index);
-                self.generate.finished.push(item);
-            }
-            Event::Verdict { .. } => {}
+            Event::SequenceStarted { .. }
+            | Event::Delta { .. }
+            | Event::ItemAdded { .. }
+            | Event::Verdict { .. }
+            | Event::JudgeProgress { .. }
+            | Event::JudgeChosen { .. } => {}
             Event::Journal(records) => self.ws.apply(records),
             Event::Seeds(seeds) => self.ws.set_seeds(seeds),
             Event::Written { request, result } => self.written(request, result),
@@ -861,8 +720,6 @@ impl App {
                 self.reload_runs();
                 self.ok(summary);
             }
-            Event::JudgeProgress { text, .. } => self.generate.judge_note = Some(text),
-            Event::JudgeChosen { summary, .. } => self.generate.judge_note = Some(summary),
             Event::Log(line) => {
                 self.log.push(line);
                 if self.log.len() > LOG_LINES {
@@ -896,12 +753,9 @@ impl App {
             Hold::Job(j) => *j != job,
             Hold::Asked => kind != JobKind::Recheck,
         });
-        match kind {
-            JobKind::Generate => self.generate.streams.clear(),
-            JobKind::Recheck => {}
-            // The run it wrote joins the runs (a student beside its teacher).
-            JobKind::Train | JobKind::Evaluate | JobKind::Distil => self.reload_runs(),
-            JobKind::Annotate | JobKind::Predict => {}
+        // The run it wrote joins the runs (a student beside its teacher).
+        if matches!(kind, JobKind::Train | JobKind::Evaluate | JobKind::Distil) {
+            self.reload_runs();
         }
     }
 
@@ -932,18 +786,14 @@ impl App {
         };
     }
 
-    /// Whether a pending item can be shown for review: its filters have all reported and no
-    /// decision about it is on its way to the store.
+    /// Whether a pending item can be shown for review (see [`Shared::is_ready`]).
     pub fn is_ready(&self, it: &ItemState) -> bool {
-        it.status() == Status::Pending
-            && !self.held.contains_key(it.id())
-            && !self.deciding(it.id())
+        self.shared().is_ready(it)
     }
 
-    /// The items ready for review: the queue less those [`Self::is_ready`] holds back.
-    pub fn ready_queue<'a>(&'a self, ws: &'a ReadModel) -> ReadyQueue<'a> {
-        let deciding = self.in_flight.iter().flat_map(|(_, t)| t.items());
-        ReadyQueue::new(ws, self.held.keys().chain(deciding))
+    /// The items ready for review.
+    pub fn ready_queue(&self) -> ReadyQueue<'_> {
+        self.shared().ready_queue()
     }
 
     /// Whether `id` waits for its label check.
@@ -953,19 +803,12 @@ impl App {
 
     /// Whether `id` waits for a check asked for again (after an edit, a relabel, a restart).
     pub fn is_rechecking(&self, id: &ItemId) -> bool {
-        match self.held.get(id) {
-            Some(Hold::Asked) => true,
-            Some(Hold::Job(j)) => self
-                .job
-                .as_ref()
-                .is_some_and(|v| v.id == *j && v.kind == JobKind::Recheck),
-            None => false,
-        }
+        self.shared().is_rechecking(id)
     }
 
-    /// Whether any item waits for its label check.
-    pub fn checking_labels(&self) -> bool {
-        !self.held.is_empty()
+    /// The item Review shows.
+    pub fn review_target(&self) -> Option<ItemId> {
+        self.review.target(&self.shared())
     }
 
     /// After an undo or redo of a `kind` decision: an item whose text or label changed back has
@@ -975,7 +818,7 @@ impl App {
         if matches!(kind, "edit" | "relabel") {
             self.recheck(vec![id.clone()]);
             self.screen = Screen::Review;
-            self.review.current = Some(id);
+            self.review.show(id);
         } else {
             self.jump_to(id);
         }
@@ -992,7 +835,7 @@ impl App {
             }
             Some(_) => {
                 self.screen = Screen::Review;
-                self.review.current = Some(id);
+                self.review.show(id);
             }
             None => {}
         }
@@ -1040,9 +883,9 @@ impl App {
     }
 
     /// The counts shown on the tabs: (ready to review, rejected).
-    pub fn tab_counts(&self, ws: &ReadModel) -> (usize, usize) {
-        let t = ws.state().totals();
-        (self.ready_queue(ws).len(), t.rejected + t.auto_rejected)
+    pub fn tab_counts(&self) -> (usize, usize) {
+        let t = self.ws.state().totals();
+        (self.ready_queue().len(), t.rejected + t.auto_rejected)
     }
 }
 

@@ -8,10 +8,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
 use super::app::{App, Overlay};
-use super::component::Component;
-use super::screens::{self, Screen};
+use super::screens::Screen;
 use super::status_bar;
-use super::widgets::popup::{self, confirm};
+use super::widgets::popup::confirm;
 
 /// Below this the screens cannot be laid out; a note asks for a larger terminal.
 pub const MIN_WIDTH: u16 = 60;
@@ -41,8 +40,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Constraint::Length(1),
     ])
     .areas(area);
-    let ws = &app.ws;
-    let (ready, rejected) = app.tab_counts(ws);
+    let (ready, rejected) = app.tab_counts();
     let mut spans = vec![];
     if area.width >= 90 {
         spans.push(Span::styled(" seedforge ", theme.title()));
@@ -64,19 +62,11 @@ pub fn draw(frame: &mut Frame, app: &App) {
         }
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), tabs);
-    match app.screen {
-        Screen::Seeds => app.seeds.draw(frame, body, theme, &app.shared()),
-        Screen::Generate => screens::generate::draw(frame, body, app, ws),
-        Screen::Review => screens::review::draw(frame, body, app, ws),
-        Screen::Rejected => app.rejected.draw(frame, body, theme, &app.shared()),
-        Screen::Train => app.train.draw(frame, body, theme, &app.shared()),
-        Screen::Evaluate => app.evaluate.draw(frame, body, theme, &app.shared()),
-    }
+    let shared = app.shared();
+    app.component().draw(frame, body, theme, &shared);
     status_bar::draw_message(frame, message, app);
     status_bar::draw_status(frame, status, app);
-    if let Some(screen) = app.component() {
-        screen.draw_dialog(frame, theme, &app.shared());
-    }
+    app.component().draw_dialog(frame, theme, &shared);
 
     match &app.overlay {
         None => {}
@@ -87,29 +77,5 @@ pub fn draw(frame: &mut Frame, app: &App) {
             "Quit?",
             "A job is running. Quit anyway? What it wrote so far is kept. (y/n)",
         ),
-        Some(Overlay::EditItem { id, editor }) => popup::editor(
-            frame,
-            theme,
-            &format!("Edit {id}"),
-            editor,
-            "enter saves (the filters run again) · esc cancels",
-        ),
-        Some(Overlay::RejectReason { id, editor }) => popup::editor(
-            frame,
-            theme,
-            &format!("Reject {id}: why?"),
-            editor,
-            "enter rejects with this reason (empty: none) · esc cancels",
-        ),
-        Some(Overlay::Relabel { id, selected }) => {
-            screens::review::draw_relabel(frame, app, ws, id, *selected)
-        }
-        Some(Overlay::Bulk { threshold, accept }) => {
-            screens::review::draw_bulk(frame, app, ws, *threshold, *accept)
-        }
-        Some(Overlay::FieldEditor(f)) => {
-            let names = screens::generate_form::Setting::ALL.map(|s| s.name());
-            f.draw(frame, theme, &names)
-        }
     }
 }

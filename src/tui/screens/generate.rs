@@ -14,16 +14,17 @@ use super::rejected::stage_label;
 use crate::data::item::ItemId;
 use crate::data::state::Status;
 use crate::data::task::Task;
-use crate::engine::{Command, JobKind};
+use crate::engine::{Command, Event, JobKind};
 use crate::pipeline::filters::FilterSettings;
 use crate::pipeline::generate::{GenerateSettings, TEACHER_TEMPERATURE};
 use crate::pipeline::prompt::Templates;
 use crate::train::trainer::Objective;
 use crate::tui::action::Action;
-use crate::tui::app::{App, Effect, ModelStatus, Overlay, label_index, label_names};
-use crate::tui::read_model::ReadModel;
+use crate::tui::app::{ModelStatus, label_index, label_names};
+use crate::tui::component::{Component, Out, Shared};
+use crate::tui::keymap::Context;
 use crate::tui::theme::Theme;
-use crate::tui::widgets::field_editor::FieldEditor;
+use crate::tui::widgets::field_editor::{Edited, FieldEditor};
 use crate::tui::widgets::form::{Form, FormState};
 use crate::tui::widgets::text::{one_line, tail, truncate};
 
@@ -57,6 +58,8 @@ pub struct GenerateState {
     /// What the last check of the chosen server (`settings.remote`) found, filled in by a
     /// thread of its own so the screen never waits on the network.
     pub server_state: std::sync::Arc<ServerProbe>,
+    /// Typing a value for one of the settings.
+    editor: Option<FieldEditor>,
 }
 
 /// The chosen server's state, and whether it changed since the screen last drew it.
@@ -149,7 +152,12 @@ impl GenerateState {
             annotate_file: String::new(),
             min_confidence: DEFAULT_MIN_CONFIDENCE,
             server_state: Default::default(),
+            editor: None,
         }
+    }
+
+    pub fn open_field(&self) -> Option<&FieldEditor> {
+        self.editor.as_ref()
     }
 
     /// Chooses who writes. A teacher writes from the bare instruction at the teacher paper's
@@ -168,57 +176,131 @@ impl GenerateState {
     }
 }
 
-impl App {
-    pub(crate) fn generate_action(&mut self, action: Action) {
+impl Component for GenerateState {
+    fn dialog(&self) -> Option<Context> {
+        self.editor.as_ref().map(|_| Context::TextInput)
+    }
+
+    fn handle(&mut self, action: Action, shared: &Shared, out: &mut Vec<Out>) {
+        match self.editor.take() {
+            Some(f) => match f.handle(&action) {
+                Edited::Open(f) => self.editor = Some(f),
+                Edited::Cancelled => {}
+                Edited::Submitted(f) => {
+                    if let Err(e) = self.set_field(f.field, &f.editor.text()) {
+                        out.push(Out::error(e));
+                        self.editor = Some(f);
+                    }
+                }
+            },
+            None => self.on_screen(action, shared, out),
+        }
+    }
+
+    fn on_event(&mut self, event: &Event, _shared: &Shared, _out: &mut Vec<Out>) {
+        match event {
+            Event::JobStarted {
+                kind: JobKind::Generate,
+                ..
+            } => self.streams.clear(),
+            Event::SequenceStarted { index, label, .. } => {
+                let stream = Stream {
+                    label: label.clone(),
+                    text: String::new(),
+                };
+                self.streams.insert(*index, stream);
+            }
+            Event::Delta { index, text, .. } => {
+                if let Some(s) = self.streams.get_mut(index) {
+                    s.text.push_str(text);
+                }
+            }
+            Event::ItemAdded { index, item, .. } => {
+                self.streams.remove(index);
+                self.finished.push(item.clone());
+            }
+            Event::JudgeProgress { text, .. } => self.judge_note = Some(text.clone()),
+            Event::JudgeChosen { summary, .. } => self.judge_note = Some(summary.clone()),
+            Event::JobFinished {
+                kind: JobKind::Generate,
+                ..
+            }
+            | Event::JobCancelled {
+                kind: JobKind::Generate,
+                ..
+            }
+            | Event::JobFailed {
+                kind: JobKind::Generate,
+                ..
+            } => self.streams.clear(),
+            _ => {}
+        }
+    }
+
+    fn paste(&mut self, text: &str) -> bool {
+        match &mut self.editor {
+            Some(f) => {
+                f.paste(text);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn draw(&self, frame: &mut Frame, area: Rect, theme: &Theme, shared: &Shared) {
+        draw(frame, area, theme, self, shared)
+    }
+
+    fn draw_dialog(&self, frame: &mut Frame, theme: &Theme, _shared: &Shared) {
+        if let Some(f) = &self.editor {
+            f.draw(frame, theme, &Setting::ALL.map(|s| s.name()))
+        }
+    }
+}
+
+impl GenerateState {
+    fn on_screen(&mut self, action: Action, shared: &Shared, out: &mut Vec<Out>) {
         let n = Setting::ALL.len();
-        let selected = Setting::at(self.generate.form.selected);
+        let selected = Setting::at(self.form.selected);
         match action {
-            Action::Up => self.generate.form.up(),
-            Action::Down => self.generate.form.down(n),
+            Action::Up => self.form.up(),
+            Action::Down => self.form.down(n),
             Action::Decrease | Action::Increase => {
                 let up = matches!(action, Action::Increase);
                 match selected {
-                    Some(Setting::Writer) => self.cycle_writer(up),
-                    Some(Setting::Template) => {
-                        self.generate.show_template = !self.generate.show_template
-                    }
-                    Some(setting) => self.generate.adjust(setting, up),
+                    Some(Setting::Writer) => self.cycle_writer(up, shared, out),
+                    Some(Setting::Template) => self.show_template = !self.show_template,
+                    Some(setting) => self.adjust(setting, up),
                     None => {}
                 }
             }
             Action::EditField => match selected {
-                Some(Setting::Template) => {
-                    self.generate.show_template = !self.generate.show_template
-                }
-                Some(Setting::Writer) => self.cycle_writer(true),
-                Some(setting) => {
-                    self.overlay = Some(Overlay::FieldEditor(FieldEditor::new(setting.row(), "")))
-                }
+                Some(Setting::Template) => self.show_template = !self.show_template,
+                Some(Setting::Writer) => self.cycle_writer(true, shared, out),
+                Some(setting) => self.editor = Some(FieldEditor::new(setting.row(), "")),
                 None => {}
             },
-            Action::ToggleTemplate => self.generate.show_template = !self.generate.show_template,
-            Action::Start => self.start_generation(),
-            Action::Annotate => self.start_annotation(),
-            Action::Stop => match &mut self.job {
+            Action::ToggleTemplate => self.show_template = !self.show_template,
+            Action::Start => self.start_generation(shared, out),
+            Action::Annotate => self.start_annotation(shared, out),
+            Action::Stop => match shared.job {
                 Some(job) if matches!(job.kind, JobKind::Generate | JobKind::Annotate) => {
-                    job.stopping = true;
-                    self.effect(Effect::Cancel);
-                    self.info("stopping: the items written so far are kept");
+                    out.push(Out::Cancel);
+                    out.push(Out::info("stopping: the items written so far are kept"));
                 }
-                _ => self.info("no generation is running"),
+                _ => out.push(Out::info("no generation is running")),
             },
-            Action::Pause => match &mut self.job {
+            Action::Pause => match shared.job {
                 Some(job) if matches!(job.kind, JobKind::Generate | JobKind::Annotate) => {
-                    job.paused = !job.paused;
-                    let paused = job.paused;
-                    self.effect(Effect::Pause(paused));
-                    self.info(if paused {
+                    let paused = !job.paused;
+                    out.push(Out::Pause(paused));
+                    out.push(Out::info(if paused {
                         "paused (p resumes)"
                     } else {
                         "resumed"
-                    });
+                    }));
                 }
-                _ => self.info("no generation is running"),
+                _ => out.push(Out::info("no generation is running")),
             },
             _ => {}
         }
@@ -226,14 +308,15 @@ impl App {
 
     /// The next (or previous) writer: the base model, the servers of config.toml, then every
     /// run with an adapter, newest first.
-    fn cycle_writer(&mut self, forward: bool) {
-        self.reload_runs();
+    fn cycle_writer(&mut self, forward: bool, shared: &Shared, out: &mut Vec<Out>) {
+        // Read now: a run may have finished training since the list was last read.
+        let runs = super::runs::read_runs(&shared.ws.runs_dir());
         let mut choices: Vec<WriterChoice> = vec![WriterChoice::Base];
         match crate::llm::remote::endpoints::configured() {
             Ok(servers) => choices.extend(servers.into_iter().map(WriterChoice::Server)),
-            Err(e) => self.warn(format!("{e:#}")),
+            Err(e) => out.push(Out::warn(format!("{e:#}"))),
         }
-        choices.extend(self.runs.iter().filter_map(|r| {
+        choices.extend(runs.iter().filter_map(|r| {
             r.adapter.map(|objective| {
                 WriterChoice::Run(Writer {
                     run: r.name.clone(),
@@ -242,25 +325,24 @@ impl App {
                 })
             })
         }));
-        let broken: Vec<String> = self
-            .runs
+        let broken: Vec<String> = runs
             .iter()
             .filter_map(|r| r.adapter_error.as_ref().map(|e| format!("{}: {e}", r.name)))
             .collect();
+        out.push(Out::Runs(runs));
         if choices.len() == 1 {
-            match broken.first() {
-                Some(e) => self.warn(format!("no usable adapter; not offered: {e}")),
-                None => self.info(
+            out.push(match broken.first() {
+                Some(e) => Out::warn(format!("no usable adapter; not offered: {e}")),
+                None => Out::info(
                     "no run with an adapter yet (`seedforge teacher` trains a teacher) and no \
                      server in config.toml",
                 ),
-            }
+            });
             return;
         }
-        let g = &self.generate;
         let now = choices
             .iter()
-            .position(|c| match (c, &g.settings.remote, &g.writer) {
+            .position(|c| match (c, &self.settings.remote, &self.writer) {
                 (WriterChoice::Server(s), Some(r), _) => s.endpoint == r.endpoint,
                 (WriterChoice::Run(w), None, Some(cur)) => w.dir == cur.dir,
                 (WriterChoice::Base, None, None) => true,
@@ -275,124 +357,114 @@ impl App {
         };
         match choices.swap_remove(next) {
             WriterChoice::Base => {
-                self.generate.settings.set_remote(None);
-                self.generate.set_writer(None);
+                self.settings.set_remote(None);
+                self.set_writer(None);
             }
             WriterChoice::Server(server) => {
-                self.generate.set_writer(None);
-                ServerState::probe(&server, &self.generate.server_state);
-                self.generate.settings.set_remote(Some(Box::new(server)));
+                self.set_writer(None);
+                ServerState::probe(&server, &self.server_state);
+                self.settings.set_remote(Some(Box::new(server)));
             }
             WriterChoice::Run(w) => {
-                self.generate.settings.set_remote(None);
-                self.generate.set_writer(Some(w));
+                self.settings.set_remote(None);
+                self.set_writer(Some(w));
             }
         }
         if let Some(e) = broken.first() {
-            self.warn(format!("not offered as a writer: {e}"));
-        }
-    }
-
-    /// Whether a new job may start now; says why not.
-    fn can_start(&mut self, what: &str) -> bool {
-        match self.shared().refuse_start(what) {
-            Some(refusal) => {
-                self.apply(refusal);
-                false
-            }
-            None => true,
+            out.push(Out::warn(format!("not offered as a writer: {e}")));
         }
     }
 
     /// The annotate mode: the model labels the file's texts into review. A classifier adapter
     /// chosen as the writer labels; otherwise the base model does, with the seeds in context.
-    fn start_annotation(&mut self) {
-        if !self.can_start("annotate") {
-            return;
+    fn start_annotation(&mut self, shared: &Shared, out: &mut Vec<Out>) {
+        if let Some(refusal) = shared.refuse_start("annotate") {
+            return out.push(refusal);
         }
-        let g = &self.generate;
-        if g.annotate_file.is_empty() {
-            self.warn("type the unlabelled file's path in the `annotate` setting first");
-            return;
+        if self.annotate_file.is_empty() {
+            return out.push(Out::warn(
+                "type the unlabelled file's path in the `annotate` setting first",
+            ));
         }
-        let input = std::path::PathBuf::from(&g.annotate_file);
+        let input = std::path::PathBuf::from(&self.annotate_file);
         if !input.is_file() {
-            self.error(format!("{}: no such file", input.display()));
-            return;
+            return out.push(Out::error(format!("{}: no such file", input.display())));
         }
-        let adapter = g.writer.as_ref().filter(|w| !w.teacher).cloned();
+        let adapter = self.writer.as_ref().filter(|w| !w.teacher).cloned();
         let request = crate::engine::AnnotateRequest {
             input: input.clone(),
             read: Default::default(),
             adapter: adapter.as_ref().map(|w| w.dir.clone()),
-            min_confidence: g.min_confidence,
-            filters: g.filters.clone(),
+            min_confidence: self.min_confidence,
+            filters: self.filters.clone(),
         };
-        self.generate.streams.clear();
-        self.queued = Some(JobKind::Annotate);
-        self.effect(Effect::Send(Command::Annotate(Box::new(request))));
-        self.info(format!(
+        self.streams.clear();
+        out.push(Out::Start(
+            JobKind::Annotate,
+            Command::Annotate(Box::new(request)),
+        ));
+        out.push(Out::info(format!(
             "labelling {} with {} (kept at p ≥ {:.2})",
             input.display(),
             match &adapter {
                 Some(w) => format!("the adapter of {}", w.run),
                 None => "the base model and the seeds".to_string(),
             },
-            self.generate.min_confidence
-        ));
+            self.min_confidence
+        )));
     }
 
-    fn start_generation(&mut self) {
-        if !self.can_start("generate") {
-            return;
+    fn start_generation(&mut self, shared: &Shared, out: &mut Vec<Out>) {
+        if let Some(refusal) = shared.refuse_start("generate") {
+            return out.push(refusal);
         }
-        if let Err(e) = self.generate.settings.validate() {
-            self.error(e);
-            return;
+        if let Err(e) = self.settings.validate() {
+            return out.push(Out::error(e));
         }
-        let settings = self.generate.settings.clone();
+        let settings = self.settings.clone();
         if let (Some(_), ServerState::Unreachable(why)) =
-            (&settings.remote, self.generate.server_state.get())
+            (&settings.remote, self.server_state.get())
         {
             // The job checks again (it may be up by now) and fails with the reason if not.
-            self.warn(format!("the server did not answer its check: {why}"));
+            out.push(Out::warn(format!(
+                "the server did not answer its check: {why}"
+            )));
         }
-        let filters = self.generate.filters.clone();
-        self.generate.streams.clear();
-        self.queued = Some(JobKind::Generate);
-        let ready = matches!(self.model, ModelStatus::Ready { .. });
-        let writer = self.generate.writer.clone();
-        self.effect(Effect::Send(Command::Generate {
-            settings: settings.clone(),
-            filters,
-            adapter: writer.as_ref().map(|w| w.dir.clone()),
-        }));
-        if ready {
-            self.info(format!(
-                "generating {} per class with {} (temperature {:.2}{}, seed {})",
-                settings.per_class,
-                match (&settings.remote, &writer) {
-                    (Some(r), _) => format!(
-                        "the server {}",
-                        r.endpoint.name.as_deref().unwrap_or(r.endpoint.base())
-                    ),
-                    (None, None) => "the base model".to_string(),
-                    (None, Some(w)) if w.teacher => format!("the teacher {}", w.run),
-                    (None, Some(w)) => format!("the adapter of {}", w.run),
-                },
-                settings.sampling.temperature,
-                match settings.sampling.guidance_scale {
-                    1.0 => String::new(),
-                    g => format!(
-                        ", guidance {g:.1} against {}",
-                        settings.guide_against.name()
-                    ),
-                },
-                settings.sampling.seed
-            ));
-        } else {
-            self.info("generation will start once the model is loaded");
+        self.streams.clear();
+        let writer = self.writer.clone();
+        out.push(Out::Start(
+            JobKind::Generate,
+            Command::Generate {
+                settings: settings.clone(),
+                filters: self.filters.clone(),
+                adapter: writer.as_ref().map(|w| w.dir.clone()),
+            },
+        ));
+        if !matches!(shared.model, ModelStatus::Ready { .. }) {
+            return out.push(Out::info("generation will start once the model is loaded"));
         }
+        out.push(Out::info(format!(
+            "generating {} per class with {} (temperature {:.2}{}, seed {})",
+            settings.per_class,
+            match (&settings.remote, &writer) {
+                (Some(r), _) => format!(
+                    "the server {}",
+                    r.endpoint.name.as_deref().unwrap_or(r.endpoint.base())
+                ),
+                (None, None) => "the base model".to_string(),
+                (None, Some(w)) if w.teacher => format!("the teacher {}", w.run),
+                (None, Some(w)) => format!("the adapter of {}", w.run),
+            },
+            settings.sampling.temperature,
+            match settings.sampling.guidance_scale {
+                1.0 => String::new(),
+                g => format!(
+                    ", guidance {g:.1} against {}",
+                    settings.guide_against.name()
+                ),
+            },
+            settings.sampling.seed
+        )));
     }
 }
 
@@ -450,16 +522,15 @@ pub fn eta_text(eta: Option<f64>) -> String {
         .unwrap_or_else(|| "ETA –".into())
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &ReadModel) {
-    let theme = &app.theme;
-    let mut fields = app.generate.fields();
+fn draw(frame: &mut Frame, area: Rect, theme: &Theme, g: &GenerateState, shared: &Shared) {
+    let ws = shared.ws;
+    let mut fields = g.fields();
     // A server writing: its live rate in its row.
     if let (Some(r), Some(job)) = (
-        &app.generate.settings.remote,
-        app.job.as_ref().filter(|j| j.kind == JobKind::Generate),
+        &g.settings.remote,
+        shared.job.filter(|j| j.kind == JobKind::Generate),
     ) {
-        fields[Setting::Writer.row()].value =
-            app.generate.server_row(r, Some(job.tokens_per_second));
+        fields[Setting::Writer.row()].value = g.server_row(r, Some(job.tokens_per_second));
     }
     let form_w = if area.width >= 100 { 36 } else { 30 };
     let [top, progress_area] =
@@ -480,26 +551,26 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &ReadModel) {
         .title(Line::styled(" Settings ", theme.title()));
     let inner = block.inner(form_area);
     frame.render_widget(block, form_area);
-    let mut fs = app.generate.form;
+    let mut fs = g.form;
     frame.render_stateful_widget(
         Form {
             fields: &fields,
             style: theme.text(),
             selected_style: theme.selected(),
             dim_style: theme.dim(),
-            focused: app.overlay.is_none(),
+            focused: g.editor.is_none(),
         },
         inner,
         &mut fs,
     );
     if below_form.height >= 3 {
-        draw_summary(frame, below_form, app, ws);
+        draw_summary(frame, below_form, theme, g, shared);
     }
 
     // Live sequences and finished items, or the template.
     let labels = label_names(ws);
-    if app.generate.show_template {
-        let text = match &app.generate.template_text {
+    if g.show_template {
+        let text = match &g.template_text {
             Ok(t) => t.clone(),
             Err(e) => format!("cannot read the template: {e}"),
         };
@@ -512,37 +583,44 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &ReadModel) {
                         .border_type(BorderType::Rounded)
                         .border_style(theme.border(false))
                         .title(Line::styled(
-                            format!(" Template · {} (t hides) ", app.generate.template_source),
+                            format!(" Template · {} (t hides) ", g.template_source),
                             theme.title(),
                         )),
                 ),
             right,
         );
     } else {
-        let n_streams = app.generate.streams.len().max(1) as u16;
+        let n_streams = g.streams.len().max(1) as u16;
         let live_h = (n_streams + 2).min(right.height / 2).max(3);
         let [live, done] =
             Layout::vertical([Constraint::Length(live_h), Constraint::Min(3)]).areas(right);
-        draw_live(frame, live, app, &labels, theme);
-        draw_finished(frame, done, app, ws, &labels, theme);
+        draw_live(frame, live, g, shared, &labels, theme);
+        draw_finished(frame, done, g, shared, &labels, theme);
     }
-    draw_progress(frame, progress_area, app, theme);
+    draw_progress(frame, progress_area, shared, theme);
 }
 
-fn draw_live(frame: &mut Frame, area: Rect, app: &App, labels: &[String], theme: &Theme) {
+fn draw_live(
+    frame: &mut Frame,
+    area: Rect,
+    g: &GenerateState,
+    shared: &Shared,
+    labels: &[String],
+    theme: &Theme,
+) {
     let block = Block::bordered()
         .border_type(BorderType::Rounded)
         .border_style(theme.border(false))
         .title(Line::styled(
-            format!(" Writing now ({}) ", app.generate.streams.len()),
+            format!(" Writing now ({}) ", g.streams.len()),
             theme.title(),
         ));
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let w = inner.width as usize;
-    let lines: Vec<Line> = if app.generate.streams.is_empty() {
-        let idle = match (&app.job, &app.queued) {
-            (Some(j), _) if j.kind == JobKind::Generate && app.checking_labels() => {
+    let lines: Vec<Line> = if g.streams.is_empty() {
+        let idle = match (shared.job, shared.queued) {
+            (Some(j), _) if j.kind == JobKind::Generate && shared.checking_labels() => {
                 "checking labels…"
             }
             (Some(j), _) if j.kind == JobKind::Generate => "starting…",
@@ -551,8 +629,7 @@ fn draw_live(frame: &mut Frame, area: Rect, app: &App, labels: &[String], theme:
         };
         vec![Line::styled(idle, theme.dim())]
     } else {
-        app.generate
-            .streams
+        g.streams
             .iter()
             .rev()
             .take(inner.height as usize)
@@ -580,12 +657,13 @@ fn draw_live(frame: &mut Frame, area: Rect, app: &App, labels: &[String], theme:
 fn draw_finished(
     frame: &mut Frame,
     area: Rect,
-    app: &App,
-    ws: &ReadModel,
+    g: &GenerateState,
+    shared: &Shared,
     labels: &[String],
     theme: &Theme,
 ) {
-    let finished = &app.generate.finished;
+    let ws = shared.ws;
+    let finished = &g.finished;
     let block = Block::bordered()
         .border_type(BorderType::Rounded)
         .border_style(theme.border(false))
@@ -623,7 +701,7 @@ fn draw_finished(
         .filter_map(|id| ws.state().get(id.as_str()))
         .map(|it| {
             let li = label_index(labels, it.label());
-            let (verdict, style) = if app.is_held(it.id()) && it.status() == Status::Pending {
+            let (verdict, style) = if shared.is_held(it.id()) && it.status() == Status::Pending {
                 ("… label check".to_string(), theme.info())
             } else {
                 match it.status() {
@@ -657,10 +735,9 @@ fn draw_finished(
 }
 
 /// Totals under the form: what the workspace holds, and the last log line.
-fn draw_summary(frame: &mut Frame, area: Rect, app: &App, ws: &ReadModel) {
-    let theme = &app.theme;
-    let t = ws.state().totals();
-    let (ready, _) = app.tab_counts(ws);
+fn draw_summary(frame: &mut Frame, area: Rect, theme: &Theme, g: &GenerateState, shared: &Shared) {
+    let t = shared.ws.state().totals();
+    let ready = shared.ready_queue().len();
     let mut lines = vec![
         Line::styled(
             format!(" {} items in the workspace", t.total()),
@@ -678,17 +755,17 @@ fn draw_summary(frame: &mut Frame, area: Rect, app: &App, ws: &ReadModel) {
             theme.dim(),
         ),
     ];
-    if let Some(judge) = &app.generate.judge_note {
+    if let Some(judge) = &g.judge_note {
         lines.push(Line::styled(format!(" {judge}"), theme.dim()));
     }
-    if let Some(last) = app.log.last() {
+    if let Some(last) = shared.log.last() {
         lines.push(Line::styled(format!(" {last}"), theme.dim()));
     }
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), area);
 }
 
-fn draw_progress(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let (ratio, label) = match &app.job {
+fn draw_progress(frame: &mut Frame, area: Rect, shared: &Shared, theme: &Theme) {
+    let (ratio, label) = match shared.job {
         Some(j) if matches!(j.kind, JobKind::Generate | JobKind::Annotate) => {
             let ratio = if j.total > 0 {
                 j.done as f64 / j.total as f64
@@ -715,14 +792,13 @@ fn draw_progress(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             )
         }
         Some(j) => (0.0, format!("{} job running", j.kind.name())),
-        None if app.queued == Some(JobKind::Generate) => {
+        None if shared.queued == Some(JobKind::Generate) => {
             (0.0, "waiting for the model to load…".to_string())
         }
         None => (0.0, "idle · g starts · s stops · p pauses".to_string()),
     };
-    let running = app
+    let running = shared
         .job
-        .as_ref()
         .is_some_and(|j| matches!(j.kind, JobKind::Generate | JobKind::Annotate));
     let bar_w = if running {
         (area.width as usize / 3).clamp(10, 40)

@@ -1,7 +1,7 @@
-//! One module a screen: its state, how it answers actions, and its pure `draw`. A screen that
-//! is a [`Component`](super::component::Component) (Seeds, Rejected, Train, Evaluate) owns its dialogs
-//! and is reached only through [`App::update`](super::app::App::update)'s routing; the others
-//! still answer in an `impl App` block and keep their dialogs in `App::overlay`.
+//! One module a screen: its state, its dialogs, how it answers actions, and its pure `draw`.
+//! Every screen is a [`Component`](super::component::Component), reached only through
+//! [`App::update`](super::app::App::update)'s routing. Review keeps its actions in
+//! `review_actions`, Generate its form's rows in `generate_form`.
 
 pub mod evaluate;
 pub mod generate;

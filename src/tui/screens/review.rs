@@ -10,23 +10,124 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Cell, Paragraph, Row, Table, Wrap};
 
+use super::review_actions::bulk_candidates;
 use crate::data::item::{ItemId, Source, Verdict};
-use crate::data::state::{ItemState, Status};
+use crate::data::state::{Applied, ItemState, Status};
+use crate::engine::WriteError;
 use crate::pipeline::annotate::CONFIDENCE;
 use crate::pipeline::filters::stages::LABEL_CONSISTENCY;
 use crate::pipeline::filters::text::{jaccard, shingles};
-use crate::tui::app::{App, label_index, label_names};
-use crate::tui::read_model::ReadModel;
+use crate::tui::action::Action;
+use crate::tui::app::{Then, label_index, label_names};
+use crate::tui::component::{Component, Out, Shared};
+use crate::tui::keymap::Context;
 use crate::tui::ready_queue::ReadyQueue;
 use crate::tui::theme::Theme;
-use crate::tui::widgets::popup::{centered, frame_popup};
+use crate::tui::widgets::popup::{self, centered, frame_popup};
 use crate::tui::widgets::probs::prob_lines;
 use crate::tui::widgets::text::{one_line, truncate};
+use crate::tui::widgets::text_input::EditorState;
 
-/// Which item is on screen: `None` means "the first one ready for review".
 #[derive(Debug, Clone, Default)]
 pub struct ReviewState {
+    /// Which item is on screen: `None` means "the first one ready for review".
     pub current: Option<ItemId>,
+    pub(super) dialog: Option<Dialog>,
+}
+
+/// Review's dialogs: each takes every key while open.
+#[derive(Debug, Clone)]
+pub enum Dialog {
+    /// The in-place editor of the item's text.
+    EditItem {
+        id: ItemId,
+        editor: EditorState,
+    },
+    RejectReason {
+        id: ItemId,
+        editor: EditorState,
+    },
+    Relabel {
+        id: ItemId,
+        selected: usize,
+    },
+    Bulk {
+        threshold: f64,
+        accept: bool,
+    },
+}
+
+impl ReviewState {
+    pub fn open_dialog(&self) -> Option<&Dialog> {
+        self.dialog.as_ref()
+    }
+}
+
+impl Component for ReviewState {
+    fn dialog(&self) -> Option<Context> {
+        self.dialog.as_ref().map(|d| match d {
+            Dialog::EditItem { .. } | Dialog::RejectReason { .. } => Context::TextInput,
+            Dialog::Relabel { .. } => Context::Picker,
+            Dialog::Bulk { .. } => Context::Bulk,
+        })
+    }
+
+    fn handle(&mut self, action: Action, shared: &Shared, out: &mut Vec<Out>) {
+        match self.dialog.take() {
+            Some(d) => self.on_dialog(d, action, shared, out),
+            None => self.on_screen(action, shared, out),
+        }
+    }
+
+    fn answered(
+        &mut self,
+        then: Then,
+        result: Result<&[Applied], &WriteError>,
+        shared: &Shared,
+        out: &mut Vec<Out>,
+    ) {
+        self.on_answer(then, result, shared, out)
+    }
+
+    /// An item's text may hold several lines; a reason is one line.
+    fn paste(&mut self, text: &str) -> bool {
+        match &mut self.dialog {
+            Some(Dialog::EditItem { editor, .. }) => editor.paste(text, true),
+            Some(Dialog::RejectReason { editor, .. }) => editor.paste(text, false),
+            _ => return false,
+        }
+        true
+    }
+
+    fn draw(&self, frame: &mut Frame, area: Rect, theme: &Theme, shared: &Shared) {
+        draw(frame, area, theme, self, shared)
+    }
+
+    fn draw_dialog(&self, frame: &mut Frame, theme: &Theme, shared: &Shared) {
+        match &self.dialog {
+            None => {}
+            Some(Dialog::EditItem { id, editor }) => popup::editor(
+                frame,
+                theme,
+                &format!("Edit {id}"),
+                editor,
+                "enter saves (the filters run again) · esc cancels",
+            ),
+            Some(Dialog::RejectReason { id, editor }) => popup::editor(
+                frame,
+                theme,
+                &format!("Reject {id}: why?"),
+                editor,
+                "enter rejects with this reason (empty: none) · esc cancels",
+            ),
+            Some(Dialog::Relabel { id, selected }) => {
+                draw_relabel(frame, theme, shared, id, *selected)
+            }
+            Some(Dialog::Bulk { threshold, accept }) => {
+                draw_bulk(frame, theme, shared, *threshold, *accept)
+            }
+        }
+    }
 }
 
 /// Default threshold of the bulk dialog.
@@ -67,8 +168,8 @@ pub fn nearest_seed(
         .max_by(|a, b| a.1.total_cmp(&b.1))
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &ReadModel) {
-    let theme = &app.theme;
+fn draw(frame: &mut Frame, area: Rect, theme: &Theme, state: &ReviewState, shared: &Shared) {
+    let ws = shared.ws;
     let labels = label_names(ws);
     let wide = area.width >= 100;
     let counts_rows = labels.len() as u16 + 4;
@@ -82,9 +183,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &ReadModel) {
     } else {
         (area, None)
     };
-    let ready = app.ready_queue(ws);
+    let ready = shared.ready_queue();
     let waiting = ready.waiting();
-    let target = app.review_target(ws);
+    let target = state.target(shared);
     let item = target.as_ref().and_then(|id| ws.state().get(id.as_str()));
     match item {
         Some(it) => {
@@ -99,7 +200,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &ReadModel) {
                 .title(Line::styled(title, theme.title()));
             let inner = block.inner(main);
             frame.render_widget(block, main);
-            let lines = item_lines(it, app, ws, &labels, inner.width as usize, theme);
+            let lines = item_lines(it, shared, &labels, inner.width as usize, theme);
             frame.render_widget(
                 Paragraph::new(lines)
                     .wrap(Wrap { trim: false })
@@ -147,12 +248,12 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &ReadModel) {
         if wide {
             let [counts, next] =
                 Layout::vertical([Constraint::Length(counts_rows), Constraint::Min(0)]).areas(side);
-            draw_counts(frame, counts, app, ws, &labels, waiting);
+            draw_counts(frame, counts, theme, shared, &labels, waiting);
             if next.height >= 3 {
-                draw_up_next(frame, next, app, &ready, target.as_ref(), &labels);
+                draw_up_next(frame, next, theme, &ready, target.as_ref(), &labels);
             }
         } else {
-            draw_counts(frame, side, app, ws, &labels, waiting);
+            draw_counts(frame, side, theme, shared, &labels, waiting);
         }
     }
 }
@@ -161,12 +262,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ws: &ReadModel) {
 fn draw_up_next(
     frame: &mut Frame,
     area: Rect,
-    app: &App,
+    theme: &Theme,
     ready: &ReadyQueue,
     target: Option<&ItemId>,
     labels: &[String],
 ) {
-    let theme = &app.theme;
     let block = Block::bordered()
         .border_type(BorderType::Rounded)
         .border_style(theme.border(false))
@@ -194,11 +294,11 @@ fn draw_up_next(
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
-fn status_span(it: &ItemState, app: &App, theme: &Theme) -> Span<'static> {
-    if app.is_rechecking(it.id()) {
+fn status_span(it: &ItemState, shared: &Shared, theme: &Theme) -> Span<'static> {
+    if shared.is_rechecking(it.id()) {
         return Span::styled("re-checking…", theme.info());
     }
-    if app.is_held(it.id()) {
+    if shared.is_held(it.id()) {
         return Span::styled("waiting for the label check", theme.info());
     }
     match it.status() {
@@ -211,12 +311,12 @@ fn status_span(it: &ItemState, app: &App, theme: &Theme) -> Span<'static> {
 
 fn item_lines(
     it: &ItemState,
-    app: &App,
-    ws: &ReadModel,
+    shared: &Shared,
     labels: &[String],
     width: usize,
     theme: &Theme,
 ) -> Vec<Line<'static>> {
+    let ws = shared.ws;
     let mut lines = Vec::new();
     let li = label_index(labels, it.label());
     let mut head = vec![
@@ -224,7 +324,7 @@ fn item_lines(
         Span::raw("  "),
         Span::styled(it.label().to_string(), theme.label(li)),
         Span::raw("  "),
-        status_span(it, app, theme),
+        status_span(it, shared, theme),
     ];
     if it.source() == Source::Annotated {
         head.push(Span::styled(
@@ -289,7 +389,7 @@ fn item_lines(
         None => lines.push(Line::from(vec![
             Span::styled("Classifier   ", theme.dim()),
             Span::styled(
-                if app.is_held(it.id()) {
+                if shared.is_held(it.id()) {
                     "not reported yet"
                 } else {
                     "no label check for this item"
@@ -299,7 +399,7 @@ fn item_lines(
         ])),
     }
     // The nearest seed.
-    let nearest = nearest_seed(it.text(), ws.seeds(), app.generate.filters.shingle_words);
+    let nearest = nearest_seed(it.text(), ws.seeds(), shared.shingle_words);
     if let Some((i, sim)) = nearest.filter(|(_, sim)| *sim > 0.0) {
         let seed = &ws.seeds()[i];
         let si = label_index(labels, &seed.label);
@@ -353,12 +453,12 @@ fn item_lines(
 fn draw_counts(
     frame: &mut Frame,
     area: Rect,
-    app: &App,
-    ws: &ReadModel,
+    theme: &Theme,
+    shared: &Shared,
     labels: &[String],
     waiting: usize,
 ) {
-    let theme = &app.theme;
+    let ws = shared.ws;
     let header = Row::new(["class", "todo", "✓", "✗", "auto"]).style(theme.dim());
     let mut rows: Vec<Row> = ws
         .state()
@@ -412,12 +512,13 @@ fn draw_counts(
 }
 
 /// The in-place editor and the reason prompt, over the item.
-pub fn draw_relabel(frame: &mut Frame, app: &App, ws: &ReadModel, id: &ItemId, selected: usize) {
+fn draw_relabel(frame: &mut Frame, theme: &Theme, shared: &Shared, id: &ItemId, selected: usize) {
+    let ws = shared.ws;
     let labels = label_names(ws);
     let current = ws.state().get(id.as_str()).map(|i| i.label().to_string());
     let height = labels.len() as u16 + 4;
     let popup = centered(frame.area(), 40, height);
-    let inner = frame_popup(frame, popup, &format!("Relabel {id}"), &app.theme);
+    let inner = frame_popup(frame, popup, &format!("Relabel {id}"), theme);
     let mut lines: Vec<Line> = labels
         .iter()
         .enumerate()
@@ -429,11 +530,11 @@ pub fn draw_relabel(frame: &mut Frame, app: &App, ws: &ReadModel, id: &ItemId, s
             };
             let text = format!(" {} {l}{mark}", i + 1);
             if i == selected {
-                Line::styled(format!("›{text}"), app.theme.selected())
+                Line::styled(format!("›{text}"), theme.selected())
             } else {
                 Line::from(vec![
                     Span::raw(" "),
-                    Span::styled(text, app.theme.label(Some(i))),
+                    Span::styled(text, theme.label(Some(i))),
                 ])
             }
         })
@@ -441,16 +542,15 @@ pub fn draw_relabel(frame: &mut Frame, app: &App, ws: &ReadModel, id: &ItemId, s
     lines.push(Line::raw(""));
     lines.push(Line::styled(
         "1-9 or enter chooses · esc cancels",
-        app.theme.dim(),
+        theme.dim(),
     ));
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
-pub fn draw_bulk(frame: &mut Frame, app: &App, ws: &ReadModel, threshold: f64, accept: bool) {
-    let (hits, unscored) = app.bulk_candidates(ws, threshold, accept);
+fn draw_bulk(frame: &mut Frame, theme: &Theme, shared: &Shared, threshold: f64, accept: bool) {
+    let (hits, unscored) = bulk_candidates(shared, threshold, accept);
     let popup = centered(frame.area(), 64, 10);
-    let inner = frame_popup(frame, popup, "Bulk decision", &app.theme);
-    let theme = &app.theme;
+    let inner = frame_popup(frame, popup, "Bulk decision", theme);
     let rule = if accept {
         format!("accept every item to review with confidence ≥ {threshold:.2}")
     } else {
