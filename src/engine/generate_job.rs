@@ -19,10 +19,12 @@ use crate::llm::load::LoadedModel;
 use crate::pipeline::classify::Classifier;
 use crate::pipeline::filters::diversity::{Diversity, diversity};
 use crate::pipeline::filters::judge::remote_classifier;
+use crate::pipeline::filters::stages::QUOTA;
 use crate::pipeline::filters::stages::{consistency_classifier, label_consistency};
 use crate::pipeline::filters::{FilterSettings, Filters};
 use crate::pipeline::generate::{self, GenerateEvent, GenerateSettings};
 use crate::pipeline::prompt::Templates;
+use crate::pipeline::quota::Quota;
 use crate::pipeline::writer::{self, Writer};
 use crate::train::peft::with_adapter;
 
@@ -225,10 +227,9 @@ pub fn run(
 
     // Rounds until every class has its quota of kept items or its attempt cap: a first round
     // of `per_class` each, then more for the classes the filters thinned.
-    let n_labels = task.labels.len();
-    let (mut kept_n, mut attempts) = (vec![0usize; n_labels], vec![0usize; n_labels]);
+    let mut quota = Quota::new(settings, task.labels.len());
     let mut next_index = 0u64;
-    while let Some(counts) = settings.next_round(&kept_n, &attempts) {
+    while let Some(counts) = quota.next_round() {
         if control.is_stopped() {
             break;
         }
@@ -372,22 +373,65 @@ pub fn run(
         check_pending(&mut pending, &mut journal)?;
         // A server that could not be used stops the job; what it wrote is journaled and judged.
         written?;
-        let w = ws.lock().unwrap_or_else(|e| e.into_inner());
-        let earlier = already
-            .iter()
-            .filter_map(|p| w.state().get(journaled[&p.index].0.as_str()));
-        for it in w
-            .state()
-            .items()
-            .iter()
-            .rev()
-            .take(items - before)
-            .chain(earlier)
-        {
-            let c = task.label_index(it.label()).unwrap_or(0);
-            attempts[c] += 1;
-            kept_n[c] += usize::from(it.verdicts().iter().all(|v| v.pass));
+        // The round's items in the order they were written (a resumed plan's first): a kept
+        // one past its class's quota is marked so, in one journal write.
+        let over: Vec<RecordBody> = {
+            let w = ws.lock().unwrap_or_else(|e| e.into_inner());
+            let all = w.state().items();
+            let earlier = already
+                .iter()
+                .filter_map(|p| w.state().get(journaled[&p.index].0.as_str()));
+            let now = all[all.len() - (items - before)..].iter();
+            earlier
+                .chain(now)
+                .filter_map(|it| {
+                    let c = task.label_index(it.label()).unwrap_or(0);
+                    let kept = it.verdicts().iter().all(|v| v.pass);
+                    let verdict = quota.record(c, it.label(), kept)?;
+                    Some(RecordBody::Verdict {
+                        item_id: it.id().clone(),
+                        verdict,
+                    })
+                })
+                .collect()
+        };
+        if !over.is_empty() {
+            let marked: Vec<ItemId> = over
+                .iter()
+                .filter_map(|b| match b {
+                    RecordBody::Verdict { item_id, .. } => Some(item_id.clone()),
+                    _ => None,
+                })
+                .collect();
+            journal(over)?;
+            for item in marked {
+                let stage = QUOTA.to_string();
+                events.send(Event::Verdict {
+                    item,
+                    stage,
+                    pass: false,
+                });
+            }
         }
+        if settings.attempt_cap() > settings.per_class {
+            events.send(Event::Log(format!(
+                "round: {items} written, kept {}",
+                quota.line(&task.labels)
+            )));
+        }
+    }
+    let short = quota.short(&task.labels);
+    if !short.is_empty() {
+        events.send(Event::Log(format!(
+            "the attempt cap ({} per class) was hit before the quota of {} kept for: {}",
+            settings.attempt_cap(),
+            settings.per_class,
+            short
+                .iter()
+                .map(|(l, n)| format!("{l} ({n})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
     }
     let kept_texts: Vec<String> = {
         let w = ws.lock().unwrap_or_else(|e| e.into_inner());

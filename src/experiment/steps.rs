@@ -25,12 +25,11 @@ use crate::pipeline::filters::FilterSettings;
 use crate::pipeline::filters::Filters;
 use crate::pipeline::filters::diversity::{Diversity, diversity};
 use crate::pipeline::filters::judge::{Judge, ToJudge, judge_more, kept, remote_classifier};
-use crate::pipeline::filters::stages::{
-    JudgeKind, LABEL_CONSISTENCY, QUOTA, consistency_classifier,
-};
+use crate::pipeline::filters::stages::{JudgeKind, LABEL_CONSISTENCY, consistency_classifier};
 use crate::pipeline::filters::stats::rejecting_stage;
 use crate::pipeline::generate;
 use crate::pipeline::prompt::Templates;
+use crate::pipeline::quota::Quota;
 use crate::train::metrics::TrainEvent;
 use crate::train::run::{RunSpec, train_run};
 use crate::train::trainer::{Objective, TrainConfig, TrainControl};
@@ -610,16 +609,12 @@ impl SeedRun<'_, '_> {
         };
         let plan_settings = text_writer.plan_settings(&settings);
         let mut filters = Filters::new(&task, filter_settings.clone());
-        let quota = settings.per_class;
-        let cap = settings.attempt_cap();
-        let n_labels = task.labels.len();
-        let mut attempts = vec![0usize; n_labels];
-        let mut kept_n = vec![0usize; n_labels];
+        let mut quota = Quota::new(&settings, task.labels.len());
         let mut out: Vec<FilteredItem> = Vec::new();
         let started = Instant::now();
         let mut next_index = 0u64;
         let mut detail = GenerateDetail::default();
-        while let Some(counts) = settings.next_round(&kept_n, &attempts) {
+        while let Some(counts) = quota.next_round() {
             let planned = generate::plan_counts(
                 &task,
                 self.ctx.templates,
@@ -666,19 +661,9 @@ impl SeedRun<'_, '_> {
             let verdicts = judge_more(&mut filters, classifier.as_ref(), &to_judge, out.len())?;
             for (item, mut v) in items.into_iter().zip(verdicts) {
                 let c = task.label_index(&item.label).unwrap_or(0);
-                attempts[c] += 1;
                 detail.items += 1;
                 detail.new_tokens += item.new_tokens;
-                if kept(&v) {
-                    if kept_n[c] < quota {
-                        kept_n[c] += 1;
-                    } else {
-                        v.push(Verdict::fail(
-                            QUOTA,
-                            format!("{} already has {quota} kept items", item.label),
-                        ));
-                    }
-                }
+                v.extend(quota.record(c, &item.label, kept(&v)));
                 let k = kept(&v);
                 out.push(FilteredItem {
                     item,
@@ -689,26 +674,16 @@ impl SeedRun<'_, '_> {
             self.log(&format!(
                 "round: {} generated, kept {} ({:.0} s)",
                 detail.items,
-                task.labels
-                    .iter()
-                    .zip(&kept_n)
-                    .map(|(l, n)| format!("{} {n}/{quota}", l.name))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                quota.line(&task.labels),
                 started.elapsed().as_secs_f64()
             ));
         }
-        // Without a quota (one round of `per_class` attempts) nothing was cut short.
-        detail.short = task
-            .labels
-            .iter()
-            .zip(&kept_n)
-            .filter(|(_, n)| cap > quota && **n < quota)
-            .map(|(l, n)| (l.name.clone(), *n))
-            .collect();
+        detail.short = quota.short(&task.labels);
         if !detail.short.is_empty() {
             self.log(&format!(
-                "the attempt cap ({cap} per class) was hit before the quota of {quota} kept for: {}",
+                "the attempt cap ({} per class) was hit before the quota of {} kept for: {}",
+                settings.attempt_cap(),
+                settings.per_class,
                 detail
                     .short
                     .iter()

@@ -9,4 +9,5 @@ pub mod generate;
 pub mod postprocess;
 pub mod predict;
 pub mod prompt;
+pub mod quota;
 pub mod writer;
