@@ -6,11 +6,11 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::tensor::Device;
 use seedforge::data::import::Row;
 use seedforge::data::task::Task;
+use seedforge::engine::JobControl;
 use seedforge::experiment::steps::{marker_path, step_names};
 use seedforge::experiment::{self, Arm, Cancelled, Context, ExperimentSpec, Hooks, report};
 use seedforge::llm::load::{self, LoadedModel};
@@ -88,19 +88,18 @@ fn run_arms(
     stop_at: &dyn Fn(&str) -> bool,
 ) -> (anyhow::Result<()>, Vec<String>) {
     let ctx = Context {
-        model: &s.loaded.model,
-        tokenizer: &s.loaded.tokenizer,
+        loaded: &s.loaded,
         templates: &s.templates,
         model_path: "tiny",
         device: "cpu",
         dataset: &s.dataset,
         test: &s.test,
     };
-    let cancel = AtomicBool::new(false);
+    let cancel = JobControl::default();
     let mut lines = Vec::new();
     let mut log = |l: &str| {
         if stop_at(l) {
-            cancel.store(true, Ordering::SeqCst);
+            cancel.stop();
         }
         eprintln!("{l}");
         lines.push(l.to_string());
@@ -415,6 +414,32 @@ fn the_judge_is_measured_and_generation_fills_a_balanced_quota() {
             assert_eq!(of.len(), 6, "{label}: short of its quota before the cap");
         }
     }
+    // Generation ran as the workbench's job on a workspace of this draw: its seeds are the
+    // draw's, each once, and a prompt shows each of its class's seeds once; it opens in the
+    // workbench with every item and verdict of filtered.jsonl.
+    let ws = seedforge::data::workspace::Workspace::open(&dir.join("workspace")).unwrap();
+    let drawn: Vec<seedforge::data::task::Example> =
+        std::fs::read_to_string(dir.join("seeds.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    assert_eq!(ws.seeds(), drawn.as_slice());
+    assert_eq!(ws.state().items().len(), items.len());
+    for it in ws.state().items() {
+        let prompt = it.original().prompt.clone().unwrap();
+        for seed in drawn.iter().filter(|s| s.label == it.label()) {
+            assert_eq!(prompt.matches(seed.text.as_str()).count(), 1, "{prompt}");
+        }
+        let kept = it.verdicts().iter().all(|v| v.pass);
+        let listed = items
+            .iter()
+            .find(|i| i["index"] == it.original().meta["request"])
+            .unwrap();
+        assert_eq!(listed["kept"], kept);
+        assert_eq!(listed["text"], it.text());
+    }
+    drop(ws);
     // The arm trained on generated items is read calibrated, its ablation from the same adapter
     // without; the seeds-only run uncalibrated.
     let eval = |arm: Arm| seedforge::eval::report::EvalReport::load(&dir.join(arm.name())).unwrap();

@@ -1,8 +1,8 @@
 //! `seedforge experiment`: the method's protocol end to end on a labelled dataset and a test
 //! file, for one or more sampling seeds, resumable, ending in `report.md` and `report.json`.
 
+use crate::util::control::JobControl;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 
 use anyhow::Context as _;
 use clap::Args;
@@ -255,15 +255,14 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
         let templates = Templates::for_task(&spec.task)?;
         let model_path = loaded.info.path.display().to_string();
         let ctx = Context {
-            model: &loaded.model,
-            tokenizer: &loaded.tokenizer,
+            loaded: &loaded,
             templates: &templates,
             model_path: &model_path,
             device: &selected.label,
             dataset: &dataset.rows,
             test: &test.rows,
         };
-        let cancel = AtomicBool::new(false);
+        let cancel = JobControl::default();
         let mut print = |line: &str| eprintln!("{line}");
         let mut hooks = Hooks {
             log: &mut print,

@@ -28,6 +28,16 @@ impl Resolved {
         self.adapted.as_ref().unwrap_or(&base.model)
     }
 
+    /// A judge resolved elsewhere (the experiment's seeds-only run as the seeds' LoRA): taken
+    /// as it is by [`judge`] while the seeds and settings stay these.
+    pub fn given(task: &Task, filters: &FilterSettings, adapted: Llama) -> Resolved {
+        Resolved {
+            key: key(task, filters),
+            kind: filters.judge,
+            adapted: filters.judge.needs_adapter().then_some(adapted),
+        }
+    }
+
     /// The filter settings with the resolved judge in them.
     pub fn settings(&self, filters: &FilterSettings) -> FilterSettings {
         FilterSettings {

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -11,34 +11,41 @@ use serde::{Deserialize, Serialize};
 
 use super::{Arm, DONE_DIR, ExperimentSpec, seed_dir};
 use crate::data::import::{Row, SampleOptions, sample_per_class};
+use crate::data::item::Source;
 use crate::data::item::Verdict;
+use crate::data::state::ItemState;
 use crate::data::task::{Example, Task};
+use crate::data::workspace::Workspace;
+use crate::engine::generate_job;
+use crate::engine::judge::{Judges, Resolved};
+use crate::engine::{Event, Sink};
 use crate::eval::judge_selection::{Selection, SelectionContext, select};
 use crate::eval::report::{EvalReport, Method};
 use crate::eval::run::{EvalOptions, evaluate};
 use crate::eval::run_folder;
+use crate::llm::load::LoadedModel;
 use crate::llm::model::Llama;
-use crate::llm::tokenizer::TextTokenizer;
 use crate::pipeline::annotate::{Annotated, annotate};
 use crate::pipeline::classify::Classifier;
 use crate::pipeline::filters::FilterSettings;
 use crate::pipeline::filters::Filters;
 use crate::pipeline::filters::diversity::{Diversity, diversity};
-use crate::pipeline::filters::judge::{Judge, ToJudge, judge_more, kept, remote_classifier};
+use crate::pipeline::filters::judge::{kept, remote_classifier};
+use crate::pipeline::filters::stages::MALFORMED;
 use crate::pipeline::filters::stages::{JudgeKind, LABEL_CONSISTENCY, consistency_classifier};
 use crate::pipeline::filters::stats::rejecting_stage;
-use crate::pipeline::generate;
 use crate::pipeline::prompt::Templates;
 use crate::pipeline::quota::Quota;
 use crate::train::metrics::TrainEvent;
 use crate::train::run::{RunSpec, train_run};
-use crate::train::trainer::{Objective, TrainConfig, TrainControl};
+use crate::train::trainer::{Objective, TrainConfig};
+use crate::util::control::JobControl;
 use crate::util::rng::Rng;
 
 /// What the steps run with.
 pub struct Context<'a> {
-    pub model: &'a Llama,
-    pub tokenizer: &'a TextTokenizer,
+    /// The model, its tokenizer and the file it came from.
+    pub loaded: &'a LoadedModel,
     pub templates: &'a Templates,
     pub model_path: &'a str,
     pub device: &'a str,
@@ -52,7 +59,7 @@ pub struct Hooks<'a> {
     pub log: &'a mut dyn FnMut(&str),
     /// Checked between steps and during generation and training; a stopped step leaves no
     /// marker and runs again next time.
-    pub cancel: &'a AtomicBool,
+    pub cancel: &'a JobControl,
 }
 
 /// The experiment was stopped before all its steps finished.
@@ -170,6 +177,13 @@ impl Writer {
             Writer::Teacher => "filtered-teacher.jsonl",
         }
     }
+    /// The workspace the generation job writes into.
+    pub fn workspace_dir(self) -> &'static str {
+        match self {
+            Writer::Base => "workspace",
+            Writer::Teacher => "workspace-teacher",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -189,6 +203,42 @@ pub struct AnnotatedItem {
     #[serde(flatten)]
     pub annotated: Annotated,
     pub dataset_label: String,
+}
+
+/// A generated item of the job's workspace as the experiment keeps it.
+fn generated(it: &ItemState) -> anyhow::Result<FilteredItem> {
+    let meta = &it.original().meta;
+    let number = |key: &str| meta.get(key).and_then(serde_json::Value::as_f64);
+    let index = meta
+        .get("request")
+        .and_then(serde_json::Value::as_u64)
+        .with_context(|| format!("{} has no request number", it.id()))?;
+    let verdicts = it.verdicts().to_vec();
+    let malformed = verdicts
+        .iter()
+        .find(|v| v.stage == MALFORMED && !v.pass)
+        .map(|v| v.reason.clone());
+    Ok(FilteredItem {
+        item: GeneratedItem {
+            index,
+            label: it.original().label.clone(),
+            text: it.text().to_string(),
+            raw: it.original().raw.clone().unwrap_or_default(),
+            malformed,
+            new_tokens: number("new_tokens").unwrap_or(0.0) as usize,
+            mean_logprob: number("mean_logprob").unwrap_or(0.0),
+        },
+        kept: kept(&verdicts),
+        verdicts,
+    })
+}
+
+/// The server that judged the items, as the job recorded it on their verdicts
+/// (`{"endpoint", "model"}`); none when the model here did.
+fn judging_server(items: &[FilteredItem]) -> Option<&serde_json::Value> {
+    items
+        .iter()
+        .find_map(|f| f.verdicts.iter().find_map(|v| v.judge.as_ref()))
 }
 
 /// Whether these arms judge anything (generated or annotated items).
@@ -418,7 +468,7 @@ impl SeedRun<'_, '_> {
     }
 
     fn cancelled(&self) -> bool {
-        self.hooks.cancel.load(Ordering::SeqCst)
+        self.hooks.cancel.is_stopped()
     }
 
     fn step<T: Serialize>(
@@ -515,7 +565,7 @@ impl SeedRun<'_, '_> {
 
     /// The model the judge reads with: the base model, or the seeds-only run's adapter on it.
     fn judge_model(&self, judge: JudgeKind) -> anyhow::Result<Llama> {
-        let mut model = self.ctx.model.clone();
+        let mut model = self.ctx.loaded.model.clone();
         if judge.needs_adapter() {
             let dir = self.dir.join(Arm::LoraReal.name());
             crate::train::peft::load_adapter(&mut model, &dir)
@@ -529,8 +579,8 @@ impl SeedRun<'_, '_> {
         let mut cfg = self.spec.train.clone();
         cfg.seed = self.seed;
         let sel_ctx = SelectionContext {
-            model: self.ctx.model,
-            tokenizer: self.ctx.tokenizer,
+            model: &self.ctx.loaded.model,
+            tokenizer: &self.ctx.loaded.tokenizer,
             templates: self.ctx.templates,
             task: &task,
             calibrate: self.spec.filters.calibrate,
@@ -549,163 +599,113 @@ impl SeedRun<'_, '_> {
         Ok(sel)
     }
 
-    /// Generates and judges in rounds until every class has `per_class` kept items or its
-    /// attempt cap; kept items past a class's quota are marked so (the
-    /// kept set stays balanced). Writes every item and its verdicts.
+    /// The workbench's generation job on a workspace of this draw's task and seeds (made
+    /// afresh: a step cut short runs again from scratch): items written, the cheap filters and
+    /// the label check as they come, quota rounds until every class has `per_class` kept items
+    /// or its attempt cap. Then the items and their verdicts as the later steps read them.
     fn generate(&mut self, writer: Writer) -> anyhow::Result<GenerateDetail> {
         let task = self.task()?;
         let mut settings = self.spec.generate.clone();
         settings.sampling.seed = self.seed;
-        let mut model = self.ctx.model.clone();
+        let adapter = (writer == Writer::Teacher).then(|| self.dir.join(TEACHER_DIR));
         if writer == Writer::Teacher {
             settings.seeds_in_prompt = false;
             settings.sampling.temperature = self.spec.teacher_temperature;
-            let dir = self.dir.join(TEACHER_DIR);
-            crate::train::peft::load_adapter(&mut model, &dir)
-                .with_context(|| format!("loading the teacher in {}", dir.display()))?;
+            // A teacher is an adapter on the model here: it never writes through a server.
+            settings.remote = None;
         }
-        let filter_settings = self.filter_settings()?;
-        // The servers, when the spec names them: the base writer's (a teacher is an adapter on
-        // the model here, so it always writes here) and the judge's.
-        let remote_writer = match (&settings.remote, writer) {
-            (Some(r), Writer::Base) => Some(crate::llm::remote::Remote::connect((**r).clone())?),
-            _ => None,
+        // The judge step (when there is one) chose the judge already.
+        let filters = FilterSettings {
+            select_judge: false,
+            ..self.filter_settings()?
         };
-        let remote_judge = filter_settings
-            .remote_judge
-            .clone()
-            .filter(|_| filter_settings.label_consistency)
-            .map(|r| crate::llm::remote::Remote::connect(*r))
-            .transpose()?;
-        let judge_model = match &remote_judge {
-            Some(_) => None,
-            None => Some(self.judge_model(filter_settings.judge)?),
+        // The seeds-only run is the seeds' LoRA judge here, as for the other steps.
+        let mut judge = None;
+        if filters.label_consistency
+            && filters.remote_judge.is_none()
+            && filters.judge.needs_adapter()
+        {
+            let model = self.judge_model(filters.judge)?;
+            judge = Some(Resolved::given(&task, &filters, model));
+        }
+        let dir = self.dir.join(writer.workspace_dir());
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("removing the unfinished {}", dir.display()))?;
+        }
+        // The task carries this draw's seeds: they become the workspace's seeds.
+        let ws = Workspace::create(&dir, &task, &[])
+            .with_context(|| format!("creating {}", dir.display()))?;
+        let ws = Mutex::new(ws);
+        let request = generate_job::Request {
+            settings: &settings,
+            filters: &filters,
+            adapter: adapter.as_deref(),
         };
-        let classifier = match (&remote_judge, &judge_model) {
-            _ if !filter_settings.label_consistency => None,
-            (Some(r), _) => Some(remote_classifier(
-                r,
-                &task,
-                self.ctx.templates,
-                &filter_settings,
-            )?),
-            (None, Some(m)) => Some(
-                Judge {
-                    model: m,
-                    tokenizer: self.ctx.tokenizer,
-                    templates: self.ctx.templates,
-                }
-                .classifier(&task, &filter_settings)?,
-            ),
-            (None, None) => None,
-        };
-        let local_writer = crate::pipeline::writer::Writer::Local {
-            model: &model,
-            batch: settings.batch,
-        };
-        let text_writer = match &remote_writer {
-            Some(r) => crate::pipeline::writer::Writer::Remote(r),
-            None => local_writer,
-        };
-        let plan_settings = text_writer.plan_settings(&settings);
-        let mut filters = Filters::new(&task, filter_settings.clone());
-        let mut quota = Quota::new(&settings, task.labels.len());
-        let mut out: Vec<FilteredItem> = Vec::new();
         let started = Instant::now();
-        let mut next_index = 0u64;
-        let mut detail = GenerateDetail::default();
-        while let Some(counts) = quota.next_round() {
-            let planned = generate::plan_counts(
-                &task,
-                self.ctx.templates,
-                self.ctx.tokenizer,
-                &plan_settings,
-                &counts,
-                next_index,
-            )?;
-            next_index += planned.len() as u64;
-            let candidates = crate::pipeline::writer::write(
-                &text_writer,
-                self.ctx.tokenizer,
-                &task,
-                &settings,
-                planned,
-                self.hooks.cancel,
-                &mut |_| {},
-            );
-            if self.cancelled() {
-                return Err(Cancelled.into());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let outcome = generate_job::run(
+            0,
+            self.ctx.loaded,
+            &ws,
+            &request,
+            self.hooks.cancel,
+            &Sink::new(tx),
+            &mut Judges {
+                cache: &mut judge,
+                device: self.ctx.device,
+            },
+        );
+        while let Ok(event) = rx.try_recv() {
+            match event {
+                Event::Log(line) => self.log(&line),
+                Event::JudgeChosen { summary, .. } => self.log(&summary),
+                _ => {}
             }
-            let candidates = candidates?;
-            let mut items: Vec<GeneratedItem> = candidates
-                .into_iter()
-                .map(|c| GeneratedItem {
-                    index: c.index,
-                    label: c.label,
-                    text: c.text,
-                    raw: c.raw,
-                    malformed: c.malformed,
-                    new_tokens: c.new_tokens,
-                    mean_logprob: c.mean_logprob,
-                })
-                .collect();
-            items.sort_by_key(|i| i.index);
-            let to_judge: Vec<ToJudge> = items
+        }
+        if self.cancelled() {
+            return Err(Cancelled.into());
+        }
+        outcome?;
+        let ws = ws.into_inner().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<FilteredItem> = ws
+            .state()
+            .items()
+            .iter()
+            .filter(|it| it.source() == Source::Generated)
+            .map(generated)
+            .collect::<anyhow::Result<_>>()?;
+        // Request order, as the report lists them (the job writes them as they finish).
+        out.sort_by_key(|f| f.item.index);
+        let mut quota = Quota::new(&settings, task.labels.len());
+        for f in &out {
+            quota.record(task.label_index(&f.item.label).unwrap_or(0), "", f.kept);
+        }
+        let new_tokens: usize = out.iter().map(|f| f.item.new_tokens).sum();
+        let detail = GenerateDetail {
+            items: out.len(),
+            new_tokens,
+            tokens_per_s: new_tokens as f64 / started.elapsed().as_secs_f64().max(1e-9),
+            short: quota.short(&task.labels),
+            judge: Some(match judging_server(&out) {
+                Some(j) => format!(
+                    "{} on {} (model {})",
+                    filters.judge.name(),
+                    j["endpoint"].as_str().unwrap_or("?"),
+                    j["model"].as_str().unwrap_or("?")
+                ),
+                None => filters.judge.name().to_string(),
+            }),
+            // The server that wrote them, as the job recorded it on each item.
+            writer: ws
+                .state()
+                .items()
                 .iter()
-                .map(|i| ToJudge {
-                    text: &i.text,
-                    label: &i.label,
-                    malformed: i.malformed.as_deref(),
-                })
-                .collect();
-            let verdicts = judge_more(&mut filters, classifier.as_ref(), &to_judge, out.len())?;
-            for (item, mut v) in items.into_iter().zip(verdicts) {
-                let c = task.label_index(&item.label).unwrap_or(0);
-                detail.items += 1;
-                detail.new_tokens += item.new_tokens;
-                v.extend(quota.record(c, &item.label, kept(&v)));
-                let k = kept(&v);
-                out.push(FilteredItem {
-                    item,
-                    verdicts: v,
-                    kept: k,
-                });
-            }
-            self.log(&format!(
-                "round: {} generated, kept {} ({:.0} s)",
-                detail.items,
-                quota.line(&task.labels),
-                started.elapsed().as_secs_f64()
-            ));
-        }
-        detail.short = quota.short(&task.labels);
-        if !detail.short.is_empty() {
-            self.log(&format!(
-                "the attempt cap ({} per class) was hit before the quota of {} kept for: {}",
-                settings.attempt_cap(),
-                settings.per_class,
-                detail
-                    .short
-                    .iter()
-                    .map(|(l, n)| format!("{l} ({n})"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
+                .find_map(|it| it.original().meta.get("writer").cloned()),
+        };
         let generated: Vec<&GeneratedItem> = out.iter().map(|f| &f.item).collect();
         write_jsonl(&self.dir.join(writer.generated_file()), &generated)?;
         write_jsonl(&self.dir.join(writer.filtered_file()), &out)?;
-        detail.tokens_per_s = detail.new_tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);
-        detail.judge = Some(match &remote_judge {
-            Some(r) => format!(
-                "{} on {} (model {})",
-                filter_settings.judge.name(),
-                r.client().endpoint(),
-                r.client().model()
-            ),
-            None => filter_settings.judge.name().to_string(),
-        });
-        detail.writer = text_writer.provenance(&settings);
         Ok(detail)
     }
 
@@ -775,7 +775,7 @@ impl SeedRun<'_, '_> {
                 judge_model = self.judge_model(settings.judge)?;
                 Classifier::new(
                     &judge_model,
-                    self.ctx.tokenizer,
+                    &self.ctx.loaded.tokenizer,
                     &task,
                     self.ctx.templates,
                     consistency_classifier(&task, &settings),
@@ -961,18 +961,13 @@ impl SeedRun<'_, '_> {
             model_path: self.ctx.model_path,
             device: self.ctx.device,
         };
-        let control = TrainControl::default();
-        let cancel = self.hooks.cancel;
         let mut lines = Vec::new();
         let result = train_run(
-            self.ctx.model.clone(),
-            self.ctx.tokenizer,
+            self.ctx.loaded.model.clone(),
+            &self.ctx.loaded.tokenizer,
             &spec,
-            &control,
+            self.hooks.cancel,
             &mut |e| {
-                if cancel.load(Ordering::SeqCst) {
-                    control.stop();
-                }
                 if let TrainEvent::Started {
                     member: Some([i, k]),
                     ..
@@ -1051,7 +1046,7 @@ impl SeedRun<'_, '_> {
             });
         }
         let task = self.task()?;
-        let mut model = self.ctx.model.clone();
+        let mut model = self.ctx.loaded.model.clone();
         let adapter_dir = arm.adapter_of().map(|a| self.dir.join(a.name()));
         let method = match (&adapter_dir, arm) {
             (Some(dir), _) => {
@@ -1065,7 +1060,7 @@ impl SeedRun<'_, '_> {
         let options = eval_options(self.spec, arm, method, adapter_dir.as_deref())?;
         let report = evaluate(
             &model,
-            self.ctx.tokenizer,
+            &self.ctx.loaded.tokenizer,
             &task,
             self.ctx.templates,
             self.ctx.test,
