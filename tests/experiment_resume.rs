@@ -235,6 +235,31 @@ fn a_stopped_experiment_resumes_from_its_last_finished_step() {
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     };
     assert_eq!(config_of(Arm::LoraAnnotated)["generated_examples"], 0);
+    // The pool was labelled by the workbench's annotate job into a workspace of its own, whose
+    // items are annotated.jsonl's, each naming its line of the pool file.
+    let ws = seedforge::data::workspace::Workspace::open(&seed_dir.join("workspace-annotated"))
+        .unwrap();
+    let annotated: Vec<serde_json::Value> =
+        std::fs::read_to_string(seed_dir.join("annotated.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    assert_eq!(ws.state().items().len(), annotated.len());
+    // The pool: every dataset row that is not one of the 3 + 3 seeds, at most `pool`.
+    assert_eq!(annotated.len(), (setup.dataset.len() - 6).min(setup.spec.pool));
+    for (it, a) in ws.state().items().iter().zip(&annotated) {
+        assert_eq!(it.source(), seedforge::data::item::Source::Annotated);
+        assert_eq!(it.label(), a["label"]);
+        assert_eq!(it.verdicts().iter().all(|v| v.pass), a["kept"] == true);
+        assert!(
+            it.original().meta["input"]
+                .as_str()
+                .unwrap()
+                .contains("pool.jsonl:")
+        );
+    }
+    drop(ws);
     let mixed = config_of(Arm::LoraMixed);
     assert_eq!(
         mixed["generated_examples"],

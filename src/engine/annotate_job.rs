@@ -52,15 +52,27 @@ pub fn run(
     let task = task_of(ws);
     let templates = Templates::for_task(&task)?;
     // A classifier adapter labels zero-shot, as it was trained; otherwise the label check's
-    // judge labels (the same one generation is checked with).
+    // judge labels (the same one generation is checked with): a judging server when the
+    // filters name one (connected, its model checked, before anything is labelled), else the
+    // model here.
     let adapted = request
         .adapter
         .as_deref()
         .map(|dir| with_adapter(&model.model, dir))
         .transpose()?;
-    let resolved = match adapted {
-        Some(_) => None,
-        None => Some(resolve_judge(
+    let remote = match (&adapted, &request.filters.remote_judge) {
+        (None, Some(r)) => Some(crate::llm::remote::Remote::connect((**r).clone())?),
+        _ => None,
+    };
+    if let Some(r) = &remote {
+        events.send(Event::JudgeChosen {
+            job,
+            summary: super::generate_job::remote_summary(r, &request.filters),
+        });
+    }
+    let resolved = match (&adapted, &remote) {
+        (Some(_), _) | (None, Some(_)) => None,
+        (None, None) => Some(resolve_judge(
             judges,
             job,
             model,
@@ -81,7 +93,10 @@ pub fn run(
             &model.model,
         ),
     };
-    let classifier = Classifier::new(labeller, &model.tokenizer, &task, &templates, options)?;
+    let classifier = match &remote {
+        Some(r) => Classifier::remote(r, &task, &templates, options)?,
+        None => Classifier::new(labeller, &model.tokenizer, &task, &templates, options)?,
+    };
     let mut cheap = primed_filters(ws, &task, request.filters.clone());
 
     let total = imported.rows.len();

@@ -498,7 +498,7 @@ fn journaled_requests(
 }
 
 /// The screen's line for a judging server.
-fn remote_summary(r: &crate::llm::remote::Remote, filters: &FilterSettings) -> String {
+pub(super) fn remote_summary(r: &crate::llm::remote::Remote, filters: &FilterSettings) -> String {
     format!(
         "judge {} on {} (model {}, log-probabilities of the label words)",
         filters.judge.name(),

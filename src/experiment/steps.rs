@@ -10,29 +10,28 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{Arm, DONE_DIR, ExperimentSpec, seed_dir};
+use crate::data::import::{Format, ImportOptions};
 use crate::data::import::{Row, SampleOptions, sample_per_class};
 use crate::data::item::Source;
 use crate::data::item::Verdict;
 use crate::data::state::ItemState;
 use crate::data::task::{Example, Task};
 use crate::data::workspace::Workspace;
-use crate::engine::generate_job;
 use crate::engine::judge::{Judges, Resolved};
 use crate::engine::{Event, Sink};
+use crate::engine::{annotate_job, generate_job};
 use crate::eval::judge_selection::{Selection, SelectionContext, select};
 use crate::eval::report::{EvalReport, Method};
 use crate::eval::run::{EvalOptions, evaluate};
 use crate::eval::run_folder;
 use crate::llm::load::LoadedModel;
 use crate::llm::model::Llama;
-use crate::pipeline::annotate::{Annotated, annotate};
-use crate::pipeline::classify::Classifier;
+use crate::pipeline::annotate::Annotated;
 use crate::pipeline::filters::FilterSettings;
-use crate::pipeline::filters::Filters;
 use crate::pipeline::filters::diversity::{Diversity, diversity};
-use crate::pipeline::filters::judge::{kept, remote_classifier};
+use crate::pipeline::filters::judge::kept;
 use crate::pipeline::filters::stages::MALFORMED;
-use crate::pipeline::filters::stages::{JudgeKind, LABEL_CONSISTENCY, consistency_classifier};
+use crate::pipeline::filters::stages::{JudgeKind, LABEL_CONSISTENCY};
 use crate::pipeline::filters::stats::rejecting_stage;
 use crate::pipeline::prompt::Templates;
 use crate::pipeline::quota::Quota;
@@ -154,6 +153,10 @@ type Labelled = (Example, Option<Vec<f32>>);
 
 pub const SEEDS_FILE: &str = "seeds.jsonl";
 pub const ANNOTATED_FILE: &str = "annotated.jsonl";
+/// The annotated pool's texts, as the annotate job reads them.
+pub const POOL_FILE: &str = "pool.jsonl";
+/// The workspace the annotate job labels the pool into.
+pub const ANNOTATE_WORKSPACE: &str = "workspace-annotated";
 pub const TEACHER_DIR: &str = "teacher";
 
 /// Who writes the synthetic items: the base model prompted with the seeds, or the teacher
@@ -231,6 +234,38 @@ fn generated(it: &ItemState) -> anyhow::Result<FilteredItem> {
         kept: kept(&verdicts),
         verdicts,
     })
+}
+
+/// A workspace of this draw's task and seeds in `dir`, made afresh: a step cut short left one
+/// that must not count.
+fn fresh_workspace(dir: &Path, task: &Task) -> anyhow::Result<Workspace> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)
+            .with_context(|| format!("removing the unfinished {}", dir.display()))?;
+    }
+    // The task carries the draw's seeds: they become the workspace's seeds.
+    Workspace::create(dir, task, &[]).with_context(|| format!("creating {}", dir.display()))
+}
+
+/// An annotated item of the annotate job's workspace as the experiment keeps it.
+fn annotated(it: &ItemState) -> Annotated {
+    let meta = &it.original().meta;
+    let verdicts = it.verdicts().to_vec();
+    Annotated {
+        text: it.text().to_string(),
+        label: it.label().to_string(),
+        confidence: meta
+            .get("confidence")
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(0.0),
+        probs: meta
+            .get("probs")
+            .and_then(|p| serde_json::from_value(p.clone()).ok())
+            .unwrap_or_default(),
+        kept: kept(&verdicts),
+        verdicts,
+        judge: meta.get("judge").cloned(),
+    }
 }
 
 /// The server that judged the items, as the job recorded it on their verdicts
@@ -628,15 +663,10 @@ impl SeedRun<'_, '_> {
             let model = self.judge_model(filters.judge)?;
             judge = Some(Resolved::given(&task, &filters, model));
         }
-        let dir = self.dir.join(writer.workspace_dir());
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir)
-                .with_context(|| format!("removing the unfinished {}", dir.display()))?;
-        }
-        // The task carries this draw's seeds: they become the workspace's seeds.
-        let ws = Workspace::create(&dir, &task, &[])
-            .with_context(|| format!("creating {}", dir.display()))?;
-        let ws = Mutex::new(ws);
+        let ws = Mutex::new(fresh_workspace(
+            &self.dir.join(writer.workspace_dir()),
+            &task,
+        )?);
         let request = generate_job::Request {
             settings: &settings,
             filters: &filters,
@@ -656,13 +686,7 @@ impl SeedRun<'_, '_> {
                 device: self.ctx.device,
             },
         );
-        while let Ok(event) = rx.try_recv() {
-            match event {
-                Event::Log(line) => self.log(&line),
-                Event::JudgeChosen { summary, .. } => self.log(&summary),
-                _ => {}
-            }
-        }
+        self.log_job_events(&mut rx);
         if self.cancelled() {
             return Err(Cancelled.into());
         }
@@ -761,60 +785,100 @@ impl SeedRun<'_, '_> {
             .collect();
         Rng::new(self.seed ^ 0xA11_0CA7E).shuffle(&mut pool);
         pool.truncate(self.spec.pool);
-        let settings = self.filter_settings()?;
-        // A judging server labels, when the spec names one; else the judge here.
-        let remote = settings
-            .remote_judge
-            .clone()
-            .map(|r| crate::llm::remote::Remote::connect(*r))
-            .transpose()?;
-        let judge_model;
-        let classifier = match &remote {
-            Some(r) => remote_classifier(r, &task, self.ctx.templates, &settings)?,
-            None => {
-                judge_model = self.judge_model(settings.judge)?;
-                Classifier::new(
-                    &judge_model,
-                    &self.ctx.loaded.tokenizer,
-                    &task,
-                    self.ctx.templates,
-                    consistency_classifier(&task, &settings),
-                )?
-            }
+        // The pool as the user would bring it (texts, no labels), labelled by the workbench's
+        // annotate job into a workspace of its own (made afresh, so a step cut short starts
+        // over), with the judge of the label check.
+        let input = self.dir.join(POOL_FILE);
+        let texts: Vec<serde_json::Value> = pool
+            .iter()
+            .map(|r| serde_json::json!({ "text": r.text }))
+            .collect();
+        write_jsonl(&input, &texts)?;
+        let filters = FilterSettings {
+            select_judge: false,
+            ..self.filter_settings()?
         };
-        let texts: Vec<&str> = pool.iter().map(|r| r.text.as_str()).collect();
-        let labelled = annotate(
-            &classifier,
-            &mut Filters::new(&task, self.spec.filters.clone()),
-            self.spec.annotate_min_confidence,
-            &texts,
-        )?;
+        let mut judge = None;
+        if filters.remote_judge.is_none() && filters.judge.needs_adapter() {
+            let model = self.judge_model(filters.judge)?;
+            judge = Some(Resolved::given(&task, &filters, model));
+        }
+        let dir = self.dir.join(ANNOTATE_WORKSPACE);
+        let ws = Mutex::new(fresh_workspace(&dir, &task)?);
+        let request = crate::engine::AnnotateRequest {
+            input: input.clone(),
+            read: ImportOptions {
+                format: Some(Format::Jsonl),
+                ..ImportOptions::default()
+            },
+            adapter: None,
+            min_confidence: self.spec.annotate_min_confidence,
+            filters,
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let outcome = annotate_job::run(
+            0,
+            self.ctx.loaded,
+            &ws,
+            &request,
+            self.hooks.cancel,
+            &Sink::new(tx),
+            &mut Judges {
+                cache: &mut judge,
+                device: self.ctx.device,
+            },
+        );
+        self.log_job_events(&mut rx);
+        if self.cancelled() {
+            return Err(Cancelled.into());
+        }
+        outcome?;
+        let ws = ws.into_inner().unwrap_or_else(|e| e.into_inner());
         let mut detail = AnnotateDetail {
-            pool: labelled.len(),
+            pool: pool.len(),
             ..AnnotateDetail::default()
         };
         let (mut agree, mut kept_agree) = (0usize, 0usize);
-        let items: Vec<AnnotatedItem> = labelled
-            .into_iter()
-            .zip(&pool)
-            .map(|(a, r)| {
-                let same = a.label == r.label;
-                agree += usize::from(same);
-                if a.kept {
-                    detail.kept += 1;
-                    kept_agree += usize::from(same);
-                    *detail.kept_per_class.entry(a.label.clone()).or_default() += 1;
-                }
-                AnnotatedItem {
-                    annotated: a,
-                    dataset_label: r.label.clone(),
-                }
-            })
-            .collect();
+        let mut items = Vec::new();
+        for it in ws.state().items() {
+            // Each item names the pool line it came from.
+            let row = it
+                .original()
+                .meta
+                .get("input")
+                .and_then(serde_json::Value::as_str)
+                .and_then(|s| s.rsplit(':').next())
+                .and_then(|n| n.parse::<usize>().ok())
+                .and_then(|line| pool.get(line.wrapping_sub(1)))
+                .with_context(|| format!("{}: no pool line for {}", dir.display(), it.id()))?;
+            let a = annotated(it);
+            let same = a.label == row.label;
+            agree += usize::from(same);
+            if a.kept {
+                detail.kept += 1;
+                kept_agree += usize::from(same);
+                *detail.kept_per_class.entry(a.label.clone()).or_default() += 1;
+            }
+            items.push(AnnotatedItem {
+                annotated: a,
+                dataset_label: row.label.clone(),
+            });
+        }
         detail.agreement = agree as f64 / detail.pool.max(1) as f64;
         detail.kept_agreement = kept_agree as f64 / detail.kept.max(1) as f64;
         write_jsonl(&self.dir.join(ANNOTATED_FILE), &items)?;
         Ok(detail)
+    }
+
+    /// Says what a job logged (its other events are the workbench's to draw).
+    fn log_job_events(&mut self, rx: &mut tokio::sync::mpsc::UnboundedReceiver<Event>) {
+        while let Ok(event) = rx.try_recv() {
+            match event {
+                Event::Log(line) => self.log(&line),
+                Event::JudgeChosen { summary, .. } => self.log(&summary),
+                _ => {}
+            }
+        }
     }
 
     /// The examples an arm trains on besides the seeds, each with the judge's distribution
