@@ -237,8 +237,8 @@ fn a_stopped_experiment_resumes_from_its_last_finished_step() {
     assert_eq!(config_of(Arm::LoraAnnotated)["generated_examples"], 0);
     // The pool was labelled by the workbench's annotate job into a workspace of its own, whose
     // items are annotated.jsonl's, each naming its line of the pool file.
-    let ws = seedforge::data::workspace::Workspace::open(&seed_dir.join("workspace-annotated"))
-        .unwrap();
+    let ws =
+        seedforge::data::workspace::Workspace::open(&seed_dir.join("workspace-annotated")).unwrap();
     let annotated: Vec<serde_json::Value> =
         std::fs::read_to_string(seed_dir.join("annotated.jsonl"))
             .unwrap()
@@ -247,7 +247,10 @@ fn a_stopped_experiment_resumes_from_its_last_finished_step() {
             .collect();
     assert_eq!(ws.state().items().len(), annotated.len());
     // The pool: every dataset row that is not one of the 3 + 3 seeds, at most `pool`.
-    assert_eq!(annotated.len(), (setup.dataset.len() - 6).min(setup.spec.pool));
+    assert_eq!(
+        annotated.len(),
+        (setup.dataset.len() - 6).min(setup.spec.pool)
+    );
     for (it, a) in ws.state().items().iter().zip(&annotated) {
         assert_eq!(it.source(), seedforge::data::item::Source::Annotated);
         assert_eq!(it.label(), a["label"]);

@@ -70,7 +70,11 @@ fn info(args: InfoArgs) -> anyhow::Result<()> {
     if let Some(name) = &info.name {
         println!("name          {name}");
     }
-    println!("architecture  {}", info.architecture);
+    println!(
+        "architecture  {} (supported: {})",
+        info.architecture,
+        crate::llm::config::Architecture::list()
+    );
     println!(
         "parameters    {:.1} M ({} layers, hidden {}, ffn {}, heads {}/{} kv, head dim {})",
         info.parameters as f64 / 1e6,

@@ -168,6 +168,14 @@ pub fn export(
 ) -> anyhow::Result<Exported> {
     let started = Instant::now();
     req.check_outputs()?;
+    // The writers know the Llama tensors and config only: a Qwen model exported through them
+    // would lose its biases or norms.
+    anyhow::ensure!(
+        base.config.arch == crate::llm::config::Architecture::Llama,
+        "export-model writes Llama-family files; {} models ({}) cannot be exported yet",
+        base.config.arch.name(),
+        base_path.display()
+    );
     let base_format = load::format_of(base_path)?;
     let gguf_base = match (req.format, base_format) {
         (Format::Gguf, ModelFormat::HuggingFace) => anyhow::bail!(

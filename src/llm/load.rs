@@ -8,7 +8,7 @@ use std::time::Instant;
 use burn::tensor::Device;
 use serde::Serialize;
 
-use crate::llm::config::{HfConfig, ModelConfig};
+use crate::llm::config::{Architecture, HfConfig, ModelConfig};
 use crate::llm::gguf::GgufFile;
 use crate::llm::model::Llama;
 use crate::llm::tokenizer::{TextTokenizer, TokenizerError};
@@ -58,9 +58,6 @@ pub struct LoadedModel {
     pub load_seconds: f64,
 }
 
-/// The architectures whose GGUF tensors follow llama.cpp's Llama layout with permuted Q/K.
-const LLAMA_ARCHS: &[&str] = &["llama"];
-
 pub fn format_of(path: &Path) -> Result<ModelFormat, LoadError> {
     if path.is_dir() {
         for needed in ["config.json", "tokenizer.json"] {
@@ -90,12 +87,12 @@ pub fn gguf_config(file: &GgufFile) -> Result<ModelConfig, LoadError> {
         message,
     };
     let arch = file.get_str("general.architecture")?.to_string();
-    if !LLAMA_ARCHS.contains(&arch.as_str()) {
-        return Err(invalid(format!(
-            "architecture '{arch}' is not supported (seedforge runs Llama-family models: {})",
-            LLAMA_ARCHS.join(", ")
-        )));
-    }
+    let family = Architecture::from_name(&arch).ok_or_else(|| {
+        invalid(format!(
+            "architecture '{arch}' is not supported (seedforge runs: {})",
+            Architecture::list()
+        ))
+    })?;
     let key = |k: &str| format!("{arch}.{k}");
     let u = |k: &str| -> Result<usize, LoadError> { Ok(file.get_u64(&key(k))? as usize) };
     let hidden = u("embedding_length")?;
@@ -110,6 +107,8 @@ pub fn gguf_config(file: &GgufFile) -> Result<ModelConfig, LoadError> {
         .map(|v| v as usize)
         .unwrap_or(hidden / heads.max(1));
     let config = ModelConfig {
+        arch: family,
+        attention_bias: file.tensor("blk.0.attn_q.bias").is_some(),
         vocab_size: vocab,
         hidden_size: hidden,
         intermediate_size: u("feed_forward_length")?,
@@ -137,13 +136,15 @@ fn hf_config(dir: &Path) -> Result<ModelConfig, LoadError> {
     };
     let text = std::fs::read_to_string(&path).map_err(|e| invalid(e.to_string()))?;
     let raw: HfConfig = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-    if let Some(t) = raw.model_type.as_deref()
-        && t != "llama"
-    {
-        return Err(invalid(format!(
-            "model_type '{t}' is not supported (seedforge runs Llama-family models)"
-        )));
-    }
+    let arch = match raw.model_type.as_deref() {
+        None => Architecture::Llama,
+        Some(t) => Architecture::from_name(t).ok_or_else(|| {
+            invalid(format!(
+                "model_type '{t}' is not supported (seedforge runs: {})",
+                Architecture::list()
+            ))
+        })?,
+    };
     if let Some(act) = raw.hidden_act.as_deref()
         && act != "silu"
     {
@@ -151,7 +152,12 @@ fn hf_config(dir: &Path) -> Result<ModelConfig, LoadError> {
             "hidden_act '{act}' is not supported (silu only)"
         )));
     }
-    let config = ModelConfig::from(raw);
+    if let Some(t) = raw.rope_scaling_type() {
+        return Err(invalid(format!(
+            "rotary scaling '{t}' is not supported yet (plain rotary embeddings only)"
+        )));
+    }
+    let config = raw.model_config(arch);
     config.validate().map_err(invalid)?;
     Ok(config)
 }
@@ -224,7 +230,7 @@ fn hf_info(
     Ok(ModelInfo {
         path: dir.to_path_buf(),
         format: ModelFormat::HuggingFace,
-        architecture: "llama".into(),
+        architecture: config.arch.name().into(),
         name: dir.file_name().map(|n| n.to_string_lossy().into_owned()),
         file_bytes: bytes,
         parameters: config.num_parameters(),

@@ -52,6 +52,8 @@ pub struct GgufWeights<'a> {
     file: &'a GgufFile,
     num_heads: usize,
     num_kv_heads: usize,
+    /// Whether the file's Q/K rows are in llama.cpp's interleaved order (Llama files).
+    permuted: bool,
 }
 
 impl<'a> GgufWeights<'a> {
@@ -60,6 +62,7 @@ impl<'a> GgufWeights<'a> {
             file,
             num_heads: config.num_heads,
             num_kv_heads: config.num_kv_heads,
+            permuted: config.arch.gguf_permuted_qk(),
         }
     }
 }
@@ -81,6 +84,11 @@ pub fn gguf_name(hf: &str) -> Option<(String, Permute)> {
         "self_attn.q_proj.weight" => ("attn_q", Permute::QueryHeads),
         "self_attn.k_proj.weight" => ("attn_k", Permute::KeyValueHeads),
         "self_attn.v_proj.weight" => ("attn_v", Permute::None),
+        "self_attn.q_proj.bias" => return Some(bias(layer, "attn_q", Permute::QueryHeads)),
+        "self_attn.k_proj.bias" => return Some(bias(layer, "attn_k", Permute::KeyValueHeads)),
+        "self_attn.v_proj.bias" => return Some(bias(layer, "attn_v", Permute::None)),
+        "self_attn.q_norm.weight" => ("attn_q_norm", Permute::None),
+        "self_attn.k_norm.weight" => ("attn_k_norm", Permute::None),
         "self_attn.o_proj.weight" => ("attn_output", Permute::None),
         "post_attention_layernorm.weight" => ("ffn_norm", Permute::None),
         "mlp.gate_proj.weight" => ("ffn_gate", Permute::None),
@@ -89,6 +97,10 @@ pub fn gguf_name(hf: &str) -> Option<(String, Permute)> {
         _ => return None,
     };
     Some((format!("blk.{layer}.{short}.weight"), permute))
+}
+
+fn bias(layer: usize, short: &str, permute: Permute) -> (String, Permute) {
+    (format!("blk.{layer}.{short}.bias"), permute)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,11 +126,14 @@ impl WeightSource for GgufWeights<'_> {
             data: t.data,
         };
         let heads = match permute {
+            _ if !self.permuted => return Ok(dense),
             Permute::None => return Ok(dense),
             Permute::QueryHeads => self.num_heads,
             Permute::KeyValueHeads => self.num_kv_heads,
         };
-        if dense.shape.len() != 2 || heads == 0 || !dense.shape[0].is_multiple_of(2 * heads) {
+        // A bias is permuted as a one-column matrix.
+        let cols = dense.shape.get(1).copied().unwrap_or(1);
+        if dense.shape.len() > 2 || heads == 0 || !dense.shape[0].is_multiple_of(2 * heads) {
             return Err(WeightError::File {
                 file: self.file.path().to_path_buf(),
                 message: format!(
@@ -127,7 +142,7 @@ impl WeightSource for GgufWeights<'_> {
                 ),
             });
         }
-        dense.data = unpermute_rows(&dense.data, dense.shape[0], dense.shape[1], heads);
+        dense.data = unpermute_rows(&dense.data, dense.shape[0], cols, heads);
         Ok(dense)
     }
 

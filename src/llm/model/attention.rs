@@ -7,6 +7,7 @@ use burn::tensor::{Bool, Tensor};
 
 use super::cache::KvCache;
 use super::linear::Projection;
+use super::norm::RmsNorm;
 use super::rope::RopeAngles;
 
 #[derive(Module, Debug)]
@@ -15,6 +16,9 @@ pub struct Attention {
     pub k_proj: Projection,
     pub v_proj: Projection,
     pub o_proj: Projection,
+    /// Qwen3: RMSNorm over each head's queries and keys, before the rotation.
+    pub q_norm: Option<RmsNorm>,
+    pub k_norm: Option<RmsNorm>,
     pub num_heads: usize,
     pub num_kv_heads: usize,
     pub head_dim: usize,
@@ -31,8 +35,14 @@ impl Attention {
     ) -> Tensor<3> {
         let [b, s, _] = x.dims();
         let heads = |t: Tensor<3>, n: usize| t.reshape([b, s, n, self.head_dim]).swap_dims(1, 2);
-        let q = rope.apply(heads(self.q_proj.forward(x.clone()), self.num_heads));
-        let k = rope.apply(heads(self.k_proj.forward(x.clone()), self.num_kv_heads));
+        let norm = |t: Tensor<4>, n: &Option<RmsNorm>| match n {
+            Some(n) => n.forward(t),
+            None => t,
+        };
+        let q = heads(self.q_proj.forward(x.clone()), self.num_heads);
+        let k = heads(self.k_proj.forward(x.clone()), self.num_kv_heads);
+        let q = rope.apply(norm(q, &self.q_norm));
+        let k = rope.apply(norm(k, &self.k_norm));
         let v = heads(self.v_proj.forward(x), self.num_kv_heads);
 
         let (k, v) = match cache {

@@ -15,6 +15,8 @@ use crate::util::rng::Rng;
 pub struct Projection {
     /// `[in, out]`, frozen.
     pub weight: Param<Tensor<2>>,
+    /// `[out]`, frozen (Qwen2's Q, K and V).
+    pub bias: Option<Param<Tensor<1>>>,
     pub adapter: Option<LowRank>,
 }
 
@@ -86,8 +88,15 @@ impl Projection {
     pub fn new(weight: Tensor<2>) -> Self {
         Projection {
             weight: Param::from_tensor(weight).set_require_grad(false),
+            bias: None,
             adapter: None,
         }
+    }
+
+    /// The projection plus a frozen bias.
+    pub fn with_bias(mut self, bias: Tensor<1>) -> Self {
+        self.bias = Some(Param::from_tensor(bias).set_require_grad(false));
+        self
     }
 
     pub fn d_in(&self) -> usize {
@@ -120,6 +129,10 @@ impl Projection {
                 base + low.mul_scalar(lr.scale)
             }
             _ => base,
+        };
+        let y = match &self.bias {
+            Some(b) => y + b.val().unsqueeze::<2>(),
+            None => y,
         };
         let mut out = dims;
         out[D - 1] = self.d_out();

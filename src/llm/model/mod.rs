@@ -72,11 +72,26 @@ impl Llama {
                 device,
             )))
         };
-        let norm = |name: &str| -> Result<RmsNorm, WeightError> {
+        let norm_of = |name: &str, n: usize| -> Result<RmsNorm, WeightError> {
             Ok(RmsNorm {
-                weight: Param::from_tensor(vector(name, d)?).set_require_grad(false),
+                weight: Param::from_tensor(vector(name, n)?).set_require_grad(false),
                 eps: config.rms_norm_eps as f64,
             })
+        };
+        let norm = |name: &str| norm_of(name, d);
+        // Q, K and V with their biases when the family has them.
+        let qkv = |p: &str, name: &str, out: usize| -> Result<Projection, WeightError> {
+            let proj = projection(&format!("{p}.self_attn.{name}.weight"), out, d)?;
+            if !config.attention_bias {
+                return Ok(proj);
+            }
+            Ok(proj.with_bias(vector(&format!("{p}.self_attn.{name}.bias"), out)?))
+        };
+        let head_norm = |p: &str, name: &str| -> Result<Option<RmsNorm>, WeightError> {
+            if !config.arch.qk_norm() {
+                return Ok(None);
+            }
+            norm_of(&format!("{p}.self_attn.{name}.weight"), config.head_dim).map(Some)
         };
 
         let embed = matrix("model.embed_tokens.weight", vocab, d)?;
@@ -91,10 +106,12 @@ impl Llama {
             layers.push(Block {
                 input_norm: norm(&format!("{p}.input_layernorm.weight"))?,
                 self_attn: Attention {
-                    q_proj: projection(&format!("{p}.self_attn.q_proj.weight"), q_dim, d)?,
-                    k_proj: projection(&format!("{p}.self_attn.k_proj.weight"), kv_dim, d)?,
-                    v_proj: projection(&format!("{p}.self_attn.v_proj.weight"), kv_dim, d)?,
+                    q_proj: qkv(&p, "q_proj", q_dim)?,
+                    k_proj: qkv(&p, "k_proj", kv_dim)?,
+                    v_proj: qkv(&p, "v_proj", kv_dim)?,
                     o_proj: projection(&format!("{p}.self_attn.o_proj.weight"), d, q_dim)?,
+                    q_norm: head_norm(&p, "q_norm")?,
+                    k_norm: head_norm(&p, "k_norm")?,
                     num_heads: config.num_heads,
                     num_kv_heads: config.num_kv_heads,
                     head_dim: config.head_dim,

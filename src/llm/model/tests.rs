@@ -11,6 +11,8 @@ use crate::llm::weights::{Dense, WeightError, WeightSource};
 
 pub(crate) fn tiny_config() -> ModelConfig {
     ModelConfig {
+        arch: crate::llm::config::Architecture::Llama,
+        attention_bias: false,
         vocab_size: 61,
         hidden_size: 32,
         intermediate_size: 48,
