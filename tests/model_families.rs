@@ -23,11 +23,11 @@ const TOL: f32 = 1e-4;
 /// The same for llama.cpp on the GGUF file (its own kernels, f32 weights).
 const TOL_LLAMACPP: f32 = 1e-3;
 
-#[test]
-fn qwen2_and_qwen3_folders_and_gguf_files_match_transformers() {
+/// The tiny models and transformers' reference, made by `families_reference.py` in a new
+/// folder (SmolLM2's tokenizer as their tokenizer.json: they share its vocabulary).
+fn tiny_families() -> tempfile::TempDir {
     let py = common::peer_python(&["torch", "transformers", "gguf", "llama_cpp"]);
     let tmp = tempfile::tempdir().unwrap();
-    // SmolLM2's tokenizer as a tokenizer.json (the tiny models share its vocabulary).
     let tokenizer = load::tokenizer(&common::model_path()).unwrap();
     let tok_path = tmp.path().join("tokenizer.json");
     std::fs::write(&tok_path, tokenizer.to_json().unwrap()).unwrap();
@@ -40,6 +40,12 @@ fn qwen2_and_qwen3_folders_and_gguf_files_match_transformers() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    tmp
+}
+
+#[test]
+fn qwen2_and_qwen3_folders_and_gguf_files_match_transformers() {
+    let tmp = tiny_families();
     let reference: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(tmp.path().join("reference.json")).unwrap())
             .unwrap();
@@ -91,20 +97,7 @@ fn qwen2_and_qwen3_folders_and_gguf_files_match_transformers() {
 /// writers know Llama's tensors only) rather than dropping its biases.
 #[test]
 fn a_qwen2_model_trains_a_lora_adapter() {
-    let py = common::peer_python(&["torch", "transformers", "gguf", "llama_cpp"]);
-    let tmp = tempfile::tempdir().unwrap();
-    let tokenizer = load::tokenizer(&common::model_path()).unwrap();
-    let tok_path = tmp.path().join("tokenizer.json");
-    std::fs::write(&tok_path, tokenizer.to_json().unwrap()).unwrap();
-    let o = Command::new(&py)
-        .arg(SCRIPT)
-        .arg("--tokenizer")
-        .arg(&tok_path)
-        .arg("--out")
-        .arg(tmp.path())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let tmp = tiny_families();
     let model = tmp.path().join("qwen2");
     let run = tmp.path().join("run");
     let bin = env!("CARGO_BIN_EXE_seedforge");
