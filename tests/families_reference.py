@@ -9,6 +9,7 @@ prompts on that file, which shows the file is one llama.cpp reads as that family
 tests/model_families.rs loads the folders and the files in seedforge and compares.
 
 usage: families_reference.py --tokenizer tokenizer.json --out DIR
+       families_reference.py --peft MODEL_DIR ADAPTER_DIR --ids 1,2,3   (PEFT's logits, as JSON)
 """
 
 import argparse
@@ -129,11 +130,27 @@ def llamacpp_logits(path, prompts):
     return out
 
 
+def peft_logits(model_dir, adapter_dir, ids):
+    """The last position's logits of `model_dir` with a LoRA adapter applied by PEFT."""
+    import peft
+
+    base = transformers.AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32)
+    model = peft.PeftModel.from_pretrained(base, adapter_dir).eval()
+    with torch.no_grad():
+        return model(torch.tensor([ids])).logits[0, -1].tolist()
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--tokenizer", required=True)
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--tokenizer")
+    ap.add_argument("--out")
+    ap.add_argument("--peft", nargs=2, metavar=("MODEL_DIR", "ADAPTER_DIR"))
+    ap.add_argument("--ids")
     args = ap.parse_args()
+    if args.peft:
+        ids = [int(x) for x in args.ids.split(",")]
+        print(json.dumps(peft_logits(args.peft[0], args.peft[1], ids)))
+        return
     vocab = len(json.load(open(args.tokenizer))["model"]["vocab"])
     reference = {"transformers": transformers.__version__, "families": {}}
     for family in ["qwen2", "qwen3"]:

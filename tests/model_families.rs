@@ -92,9 +92,10 @@ fn qwen2_and_qwen3_folders_and_gguf_files_match_transformers() {
     }
 }
 
-/// A LoRA run on a Qwen2 folder, as on SmolLM2: the demo task's seeds, one epoch; the adapter
-/// targets PEFT's names and changes the model's answer; exporting the model is refused (the
-/// writers know Llama's tensors only) rather than dropping its biases.
+/// A LoRA run on a Qwen2 folder, as on SmolLM2: the demo task's seeds, two epochs; the adapter
+/// targets PEFT's names, changes the model's answer, and gives the same logits when PEFT
+/// applies it to the same folder; exporting the model is refused (the writers know Llama's
+/// tensors only) rather than dropping its biases.
 #[test]
 fn a_qwen2_model_trains_a_lora_adapter() {
     let tmp = tiny_families();
@@ -130,7 +131,28 @@ fn a_qwen2_model_trains_a_lora_adapter() {
         ))
         .unwrap()
     };
-    assert!(max_diff(&logits(&adapted), &logits(&loaded.model)) > 1e-4);
+    let ours = logits(&adapted);
+    assert!(max_diff(&ours, &logits(&loaded.model)) > 1e-4);
+    // PEFT applies the same adapter to the same folder: the same logits.
+    let py = common::peer_python(&["torch", "transformers", "peft"]);
+    let ids_arg = ids.map(|i| i.to_string()).join(",");
+    let o = Command::new(&py)
+        .arg(SCRIPT)
+        .arg("--peft")
+        .arg(&model)
+        .arg(&run)
+        .args(["--ids", &ids_arg])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let theirs: Vec<f32> = serde_json::from_slice::<Vec<f64>>(&o.stdout)
+        .unwrap()
+        .into_iter()
+        .map(|v| v as f32)
+        .collect();
+    let d = max_diff(&ours, &theirs);
+    println!("qwen2 + LoRA: max |Δlogit| against PEFT {d:.2e}");
+    assert!(d < TOL, "PEFT's logits differ by {d}");
     let o = Command::new(bin)
         .args([
             "export-model",
