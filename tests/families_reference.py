@@ -50,7 +50,60 @@ def config(family, vocab):
         return transformers.Qwen2Config(**common)
     if family == "qwen3":
         return transformers.Qwen3Config(head_dim=16, **common)
+    if family == "llama3":
+        # Llama 3.1/3.2's scaled rotation; a short original context so that the prompts'
+        # positions reach the scaled frequencies.
+        common["rope_theta"] = 10000.0
+        scaling = {
+            "rope_type": "llama3",
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 16,
+        }
+        return transformers.LlamaConfig(rope_scaling=scaling, **common)
     raise ValueError(family)
+
+
+# The GGUF architecture of each family.
+ARCH = {"qwen2": "qwen2", "qwen3": "qwen3", "llama3": "llama"}
+
+
+def rope_scaling(cfg):
+    """The scaling's settings, as transformers 4 (rope_scaling) or 5 (rope_parameters) keeps them."""
+    for v in [getattr(cfg, "rope_scaling", None), getattr(cfg, "rope_parameters", None)]:
+        if v and v.get("rope_type", v.get("type")) not in (None, "default"):
+            return v
+    return None
+
+
+def llama3_factors(cfg, head_dim, theta):
+    """What llama.cpp's converter writes as rope_freqs.weight for a llama3 scaling."""
+    sc = rope_scaling(cfg)
+    factor, low, high = sc["factor"], sc["low_freq_factor"], sc["high_freq_factor"]
+    old = sc["original_max_position_embeddings"]
+    low_wavelen, high_wavelen = old / low, old / high
+    out = []
+    for i in range(0, head_dim, 2):
+        freq = 1.0 / (theta ** (i / head_dim))
+        wavelen = 2 * 3.141592653589793 / freq
+        if wavelen < high_wavelen:
+            out.append(1.0)
+        elif wavelen > low_wavelen:
+            out.append(factor)
+        else:
+            smooth = (old / wavelen - low) / (high - low)
+            out.append(1 / ((1 - smooth) / factor + smooth))
+    return np.array(out, dtype=np.float32)
+
+
+def permute(w, n_head):
+    """llama.cpp's converter's Q/K row order for Llama (interleaved rotation)."""
+    return (
+        w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(w.shape)
+    )
 
 
 GGUF_NAMES = {
@@ -72,8 +125,10 @@ GGUF_NAMES = {
 
 
 def write_gguf(path, family, cfg, model, tokenizer_json):
-    """llama.cpp's layout for Qwen2/Qwen3: no Q/K row permutation (that is Llama's), f32."""
-    w = gguf.GGUFWriter(path, family)
+    """llama.cpp's layout, f32: Q/K rows permuted for Llama only, Llama 3's scaling as
+    rope_freqs.weight."""
+    arch = ARCH[family]
+    w = gguf.GGUFWriter(path, arch)
     w.add_name(f"tiny-{family}")
     w.add_context_length(cfg.max_position_embeddings)
     w.add_embedding_length(cfg.hidden_size)
@@ -87,6 +142,8 @@ def write_gguf(path, family, cfg, model, tokenizer_json):
     # transformers 5 keeps it in rope_parameters, earlier versions in rope_theta.
     theta = getattr(cfg, "rope_theta", None) or cfg.rope_parameters["rope_theta"]
     w.add_rope_freq_base(theta)
+    if rope_scaling(cfg):
+        w.add_tensor("rope_freqs.weight", llama3_factors(cfg, head_dim, theta))
     w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
     w.add_file_type(gguf.LlamaFileType.ALL_F32)
     tok = json.load(open(tokenizer_json))
@@ -113,6 +170,10 @@ def write_gguf(path, family, cfg, model, tokenizer_json):
             continue  # tied
         else:
             layer, rest = name[len("model.layers."):].split(".", 1)
+            if arch == "llama" and rest == "self_attn.q_proj.weight":
+                data = permute(data, cfg.num_attention_heads)
+            if arch == "llama" and rest == "self_attn.k_proj.weight":
+                data = permute(data, cfg.num_key_value_heads)
             w.add_tensor(f"blk.{layer}.{GGUF_NAMES[rest]}", data)
     w.write_header_to_file()
     w.write_kv_data_to_file()
@@ -153,7 +214,7 @@ def main():
         return
     vocab = len(json.load(open(args.tokenizer))["model"]["vocab"])
     reference = {"transformers": transformers.__version__, "families": {}}
-    for family in ["qwen2", "qwen3"]:
+    for family in ["qwen2", "qwen3", "llama3"]:
         torch.manual_seed(7)
         cfg = config(family, vocab)
         model = transformers.AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.float32)

@@ -1,5 +1,6 @@
-//! Model families beside Llama: tiny random Qwen2 (biases on Q, K and V) and Qwen3 (each
-//! head's queries and keys RMS-normalised) models made by transformers in the peers' venv
+//! Model families beside SmolLM2's: tiny random Qwen2 (biases on Q, K and V), Qwen3 (each
+//! head's queries and keys RMS-normalised) and Llama 3.1-style (scaled rotation, `llama3`)
+//! models made by transformers in the peers' venv
 //! (`tests/families_reference.py`, random biases and norms so a loader that drops them shows),
 //! as Hugging Face folders and as f32 GGUF files written with the `gguf` library under
 //! llama.cpp's names (llama.cpp's own logits on them match transformers', so the files are ones
@@ -44,22 +45,31 @@ fn tiny_families() -> tempfile::TempDir {
 }
 
 #[test]
-fn qwen2_and_qwen3_folders_and_gguf_files_match_transformers() {
+fn qwen2_qwen3_and_llama3_folders_and_gguf_files_match_transformers() {
     let tmp = tiny_families();
     let reference: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(tmp.path().join("reference.json")).unwrap())
             .unwrap();
     let device = Device::flex();
-    for family in ["qwen2", "qwen3"] {
+    // Folder and file name, the family they are.
+    for (family, arch) in [("qwen2", "qwen2"), ("qwen3", "qwen3"), ("llama3", "llama")] {
         for path in [
             tmp.path().join(family),
             tmp.path().join(format!("{family}.gguf")),
         ] {
             let info = load::inspect(&path).unwrap();
-            assert_eq!(info.architecture, family);
+            assert_eq!(info.architecture, arch);
             let loaded = load::load(&path, &device).unwrap();
-            assert_eq!(loaded.config.arch.name(), family);
+            assert_eq!(loaded.config.arch.name(), arch);
             assert_eq!(loaded.config.attention_bias, family == "qwen2");
+            // Llama 3's scaled rotation, computed from the config or read from the file.
+            let factors = loaded.config.rope_freq_factors.clone();
+            assert_eq!(factors.is_some(), family == "llama3");
+            if let Some(f) = factors {
+                assert_eq!(f.len(), 8);
+                // The lowest frequency slowed by the whole factor, the highest only in part.
+                assert!(f[7] == 8.0 && f[0] > 1.0 && f[0] < 8.0, "{f:?}");
+            }
             let what = format!("{family} ({})", path.display());
             for row in reference["families"][family].as_array().unwrap() {
                 let ids: Vec<u32> = numbers(&row["ids"]).map(|v| v as u32).collect();
@@ -200,14 +210,14 @@ fn an_unsupported_family_is_refused_naming_the_supported_ones() {
         e.contains("gemma3") && e.contains("llama, qwen2, qwen3"),
         "{e}"
     );
-    // Llama 3.x's rotary scaling is not computed yet: refused, not run wrong.
+    // A rotary scaling seedforge does not compute (YaRN) is refused, not run wrong.
     std::fs::write(
         tmp.path().join("config.json"),
         r#"{"model_type": "llama", "vocab_size": 10, "hidden_size": 8, "intermediate_size": 16,
             "num_hidden_layers": 1, "num_attention_heads": 2,
-            "rope_scaling": {"rope_type": "llama3", "factor": 32.0}}"#,
+            "rope_scaling": {"rope_type": "yarn", "factor": 4.0}}"#,
     )
     .unwrap();
     let e = load::inspect(tmp.path()).unwrap_err().to_string();
-    assert!(e.contains("rotary scaling 'llama3'"), "{e}");
+    assert!(e.contains("rotary scaling 'yarn' is not supported"), "{e}");
 }

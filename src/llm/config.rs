@@ -60,6 +60,11 @@ pub struct ModelConfig {
     /// Biases on the Q, K and V projections (Qwen2; a Llama config may ask for them too).
     #[serde(default)]
     pub attention_bias: bool,
+    /// What each rotary frequency is divided by (`head_dim / 2` of them), when the model
+    /// scales its rotation (Llama 3.1/3.2's `llama3`): GGUF's `rope_freqs.weight`, or computed
+    /// from the Hugging Face config as transformers does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope_freq_factors: Option<Vec<f32>>,
     pub vocab_size: usize,
     pub hidden_size: usize,
     pub intermediate_size: usize,
@@ -102,6 +107,15 @@ impl ModelConfig {
             return Err(format!(
                 "head_dim ({}) must be even for rotary embeddings",
                 self.head_dim
+            ));
+        }
+        if let Some(f) = &self.rope_freq_factors
+            && (f.len() != self.head_dim / 2 || f.iter().any(|x| !(x.is_finite() && *x > 0.0)))
+        {
+            return Err(format!(
+                "the rotary frequency factors ({} of them) must be {} positive numbers",
+                f.len(),
+                self.head_dim / 2
             ));
         }
         if !(self.rope_theta.is_finite() && self.rope_theta > 0.0) {
@@ -158,39 +172,94 @@ pub(crate) struct HfConfig {
     pub model_type: Option<String>,
     pub hidden_act: Option<String>,
     pub attention_bias: Option<bool>,
-    /// Where transformers 5 keeps `rope_theta` (and the scaling type).
-    pub rope_parameters: Option<RopeParameters>,
+    /// Where transformers 5 keeps `rope_theta` and the scaling.
+    pub rope_parameters: Option<serde_json::Value>,
     /// Rotary scaling as transformers 4 wrote it (`{"rope_type": "llama3", …}`).
     pub rope_scaling: Option<serde_json::Value>,
 }
 
 impl HfConfig {
-    /// A rotary scaling the model asks for that is not the plain one (Llama 3.x's `llama3`,
-    /// YaRN…): seedforge does not compute those yet.
-    pub fn rope_scaling_type(&self) -> Option<String> {
-        let legacy = self
-            .rope_scaling
-            .as_ref()
+    /// The rotary scaling's settings, as transformers 4 (`rope_scaling`) or 5
+    /// (`rope_parameters`) wrote them, when it is not the plain rotation.
+    fn rope_scaling(&self) -> Option<&serde_json::Value> {
+        [&self.rope_scaling, &self.rope_parameters]
+            .into_iter()
+            .flatten()
             .filter(|v| !v.is_null())
-            .map(|v| {
-                v.get("rope_type")
-                    .or_else(|| v.get("type"))
-                    .and_then(serde_json::Value::as_str)
-                    .unwrap_or("unknown")
-                    .to_string()
-            });
-        let current = self
-            .rope_parameters
-            .as_ref()
-            .and_then(|r| r.rope_type.clone());
-        legacy.or(current).filter(|t| t != "default")
+            .find(|v| scaling_kind(v).is_some_and(|k| k != "default"))
+    }
+
+    /// The scaling's name (`llama3`, `yarn`, …) when there is one.
+    pub fn rope_scaling_type(&self) -> Option<String> {
+        self.rope_scaling()
+            .map(|v| scaling_kind(v).unwrap_or_else(|| "unknown".into()))
+    }
+
+    /// Per-frequency divisors for a `llama3` scaling (transformers'
+    /// `_compute_llama3_parameters`: long wavelengths slowed by `factor`, short ones kept, the
+    /// band between interpolated); `Err` names a scaling this does not compute.
+    pub fn rope_freq_factors(
+        &self,
+        head_dim: usize,
+        theta: f32,
+    ) -> Result<Option<Vec<f32>>, String> {
+        let Some(v) = self.rope_scaling() else {
+            return Ok(None);
+        };
+        let kind = self.rope_scaling_type().unwrap_or_default();
+        if kind != "llama3" {
+            return Err(format!(
+                "rotary scaling '{kind}' is not supported yet (plain rotary embeddings and \
+                 Llama 3's 'llama3')"
+            ));
+        }
+        let num = |k: &str| {
+            v.get(k)
+                .and_then(serde_json::Value::as_f64)
+                .ok_or_else(|| format!("rotary scaling 'llama3' has no {k}"))
+        };
+        let factor = num("factor")?;
+        let low = num("low_freq_factor")?;
+        let high = num("high_freq_factor")?;
+        let original = num("original_max_position_embeddings")?;
+        let (low_wavelen, high_wavelen) = (original / low, original / high);
+        let factors = (0..head_dim / 2)
+            .map(|i| {
+                let inv_freq = 1.0 / (theta as f64).powf((2 * i) as f64 / head_dim as f64);
+                let wavelen = 2.0 * std::f64::consts::PI / inv_freq;
+                if wavelen < high_wavelen {
+                    1.0
+                } else if wavelen > low_wavelen {
+                    factor as f32
+                } else {
+                    let smooth = (original / wavelen - low) / (high - low);
+                    (1.0 / ((1.0 - smooth) / factor + smooth)) as f32
+                }
+            })
+            .collect();
+        Ok(Some(factors))
+    }
+
+    /// `rope_theta` where transformers 4 (top level) or 5 (`rope_parameters`) keeps it.
+    fn theta(&self) -> f32 {
+        self.rope_theta
+            .or_else(|| {
+                self.rope_parameters
+                    .as_ref()
+                    .and_then(|r| r.get("rope_theta"))
+                    .and_then(serde_json::Value::as_f64)
+                    .map(|t| t as f32)
+            })
+            .unwrap_or_else(default_theta)
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct RopeParameters {
-    pub rope_theta: Option<f32>,
-    pub rope_type: Option<String>,
+/// A scaling's `rope_type` (or transformers 4's `type`).
+fn scaling_kind(v: &serde_json::Value) -> Option<String> {
+    v.get("rope_type")
+        .or_else(|| v.get("type"))
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string)
 }
 
 fn default_theta() -> f32 {
@@ -205,9 +274,14 @@ fn default_max_pos() -> usize {
 
 impl HfConfig {
     /// The config of a model of family `arch`.
-    pub fn model_config(self, arch: Architecture) -> ModelConfig {
+    pub fn model_config(self, arch: Architecture) -> Result<ModelConfig, String> {
         let c = self;
-        ModelConfig {
+        let head_dim = c
+            .head_dim
+            .unwrap_or(c.hidden_size / c.num_attention_heads.max(1));
+        let rope_theta = c.theta();
+        let rope_freq_factors = c.rope_freq_factors(head_dim, rope_theta)?;
+        Ok(ModelConfig {
             arch,
             // Qwen2's attention always has them; elsewhere the config says.
             attention_bias: arch == Architecture::Qwen2 || c.attention_bias.unwrap_or(false),
@@ -217,17 +291,13 @@ impl HfConfig {
             num_layers: c.num_hidden_layers,
             num_heads: c.num_attention_heads,
             num_kv_heads: c.num_key_value_heads.unwrap_or(c.num_attention_heads),
-            head_dim: c
-                .head_dim
-                .unwrap_or(c.hidden_size / c.num_attention_heads.max(1)),
-            rope_theta: c
-                .rope_theta
-                .or_else(|| c.rope_parameters.as_ref().and_then(|r| r.rope_theta))
-                .unwrap_or_else(default_theta),
+            head_dim,
+            rope_theta,
             rms_norm_eps: c.rms_norm_eps,
             max_position_embeddings: c.max_position_embeddings,
             tie_word_embeddings: c.tie_word_embeddings,
-        }
+            rope_freq_factors,
+        })
     }
 }
 
@@ -239,6 +309,7 @@ mod tests {
         ModelConfig {
             arch: Architecture::Llama,
             attention_bias: false,
+            rope_freq_factors: None,
             vocab_size: 49152,
             hidden_size: 576,
             intermediate_size: 1536,

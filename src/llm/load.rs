@@ -109,6 +109,11 @@ pub fn gguf_config(file: &GgufFile) -> Result<ModelConfig, LoadError> {
     let config = ModelConfig {
         arch: family,
         attention_bias: file.tensor("blk.0.attn_q.bias").is_some(),
+        // Llama 3.1/3.2 files carry their rotary scaling as per-frequency divisors.
+        rope_freq_factors: match file.tensor("rope_freqs.weight") {
+            Some(_) => Some(file.dequantize("rope_freqs.weight")?.data),
+            None => None,
+        },
         vocab_size: vocab,
         hidden_size: hidden,
         intermediate_size: u("feed_forward_length")?,
@@ -152,12 +157,7 @@ fn hf_config(dir: &Path) -> Result<ModelConfig, LoadError> {
             "hidden_act '{act}' is not supported (silu only)"
         )));
     }
-    if let Some(t) = raw.rope_scaling_type() {
-        return Err(invalid(format!(
-            "rotary scaling '{t}' is not supported yet (plain rotary embeddings only)"
-        )));
-    }
-    let config = raw.model_config(arch);
+    let config = raw.model_config(arch).map_err(invalid)?;
     config.validate().map_err(invalid)?;
     Ok(config)
 }

@@ -139,6 +139,7 @@ impl Llama {
             rope: Rope::new(
                 config.head_dim,
                 config.rope_theta,
+                config.rope_freq_factors.as_deref(),
                 config.max_position_embeddings,
                 device,
             ),

@@ -17,10 +17,20 @@ pub struct Rope {
 impl Rope {
     /// Tables computed in f32 as transformers does (`inv_freq` and `pos · inv_freq` in f32), so
     /// the angles agree with the reference to the last bit where possible.
-    pub fn new(head_dim: usize, theta: f32, max_positions: usize, device: &Device) -> Self {
+    /// `factors`: what each frequency is divided by (Llama 3's scaled rotation), if anything.
+    pub fn new(
+        head_dim: usize,
+        theta: f32,
+        factors: Option<&[f32]>,
+        max_positions: usize,
+        device: &Device,
+    ) -> Self {
         let half = head_dim / 2;
         let inv_freq: Vec<f32> = (0..half)
-            .map(|i| 1.0 / theta.powf((2 * i) as f32 / head_dim as f32))
+            .map(|i| {
+                let f = 1.0 / theta.powf((2 * i) as f32 / head_dim as f32);
+                f / factors.and_then(|d| d.get(i)).copied().unwrap_or(1.0)
+            })
             .collect();
         let mut cos = Vec::with_capacity(max_positions * half);
         let mut sin = Vec::with_capacity(max_positions * half);

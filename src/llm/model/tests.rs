@@ -13,6 +13,7 @@ pub(crate) fn tiny_config() -> ModelConfig {
     ModelConfig {
         arch: crate::llm::config::Architecture::Llama,
         attention_bias: false,
+        rope_freq_factors: None,
         vocab_size: 61,
         hidden_size: 32,
         intermediate_size: 48,
