@@ -553,6 +553,12 @@ fn the_workbench_offers_a_configured_server_and_generates_through_it_in_a_termin
         s.contains(&format!("srv ✓ {ALIAS}"))
     });
     println!("{chosen}");
+    // One round (the attempts row to 1): exactly 2 requests a class, whatever the filters keep.
+    tmux.keys(&vec![
+        "Down";
+        Setting::Attempts.row() - Setting::Writer.row()
+    ]);
+    tmux.keys(&["Enter", "1", "Enter"]);
     tmux.keys(&["g"]);
     let done = tmux.wait_for("the generation", Duration::from_secs(300), |s| {
         s.contains("generate done")

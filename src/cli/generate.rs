@@ -38,9 +38,15 @@ pub struct GenerateArgs {
     pub print_prompts: bool,
     #[command(flatten)]
     pub writer: WriterArgs,
-    /// Where to write the items, one JSON object a line. `-` for standard output.
+    /// Where to write the items, one JSON object a line. `-` for standard output. Without it
+    /// and with --workspace, the workbench's generation job writes into the workspace (the
+    /// filters and the label check judge each item as it comes; --max-attempts-factor's quota
+    /// rounds apply); review them in the workbench.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// The filters and the judge when writing into a workspace.
+    #[command(flatten)]
+    pub filters: super::filter::FilterOptions,
     /// Go on with an --out file a stopped or crashed run left: the requests it already holds
     /// are not asked again (each request's prompt and seed depend only on its number), the
     /// rest are appended.
@@ -94,7 +100,7 @@ pub struct GenerationOptions {
     pub chat: bool,
     /// Where items are judged as they come (experiment, workbench): generate until each class
     /// has --per-class kept items, up to this many times --per-class attempts (1: exactly
-    /// --per-class attempts). `generate` alone judges nothing and makes --per-class attempts.
+    /// --per-class attempts). `generate --out` judges nothing and makes --per-class attempts.
     #[arg(long, default_value_t = GenerateSettings::default().max_attempts_factor)]
     pub max_attempts_factor: usize,
 }
@@ -146,15 +152,12 @@ fn unescape(s: &str) -> String {
     s.replace("\\n", "\n").replace("\\t", "\t")
 }
 
-pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
+pub fn run(args: GenerateArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> {
+    if let (Some(dir), None, false) = (&workspace, &args.out, args.print_prompts) {
+        return into_workspace(&args, dir);
+    }
     let task = args.task.load()?;
-    let teacher = match &args.adapter {
-        Some(dir) => crate::train::run::objective_of(dir)? == Objective::Generate,
-        None => false,
-    };
-    let settings = args
-        .generation
-        .settings(args.seed, teacher, args.writer.settings()?);
+    let (teacher, settings) = settings_of(&args)?;
     if settings.remote.is_some() && args.adapter.is_some() {
         anyhow::bail!(
             "--adapter is for the local writer; a server (--writer) writes with its own model"
@@ -358,6 +361,96 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         candidates.len(),
         tokens as f64 / secs,
         out_path.display()
+    );
+    Ok(())
+}
+
+/// Whether the adapter is a teacher, and the generation settings the flags make.
+fn settings_of(args: &GenerateArgs) -> anyhow::Result<(bool, GenerateSettings)> {
+    let teacher = match &args.adapter {
+        Some(dir) => crate::train::run::objective_of(dir)? == Objective::Generate,
+        None => false,
+    };
+    let settings = args
+        .generation
+        .settings(args.seed, teacher, args.writer.settings()?);
+    Ok((teacher, settings))
+}
+
+/// `--workspace DIR generate`: the workbench's generation job on the workspace, its events
+/// shown as a progress bar and log lines.
+fn into_workspace(args: &GenerateArgs, dir: &std::path::Path) -> anyhow::Result<()> {
+    use crate::engine::judge::Judges;
+    use crate::engine::{Event, JobControl, generate_job, headless};
+    // Opened (and locked) before the model loads: a second instance is refused at once.
+    let ws = crate::data::workspace::Workspace::open(dir)
+        .with_context(|| format!("opening the workspace {}", dir.display()))?;
+    anyhow::ensure!(
+        !args.resume,
+        "--resume is for an --out file; a workspace goes on by itself (a server writer's \
+         requests already journaled are not asked again)"
+    );
+    let (_, settings) = settings_of(args)?;
+    let filters = args.filters.settings_with_server()?;
+    let (loaded, selected) = args.model.load()?;
+    let ws = std::sync::Mutex::new(ws);
+    let request = generate_job::Request {
+        settings: &settings,
+        filters: &filters,
+        adapter: args.adapter.as_deref(),
+    };
+    let tty = std::io::stderr().is_terminal();
+    let mut bar: Option<ProgressBar> = None;
+    let mut cache = None;
+    let outcome = headless::run(
+        |events| {
+            generate_job::run(
+                0,
+                &loaded,
+                &ws,
+                &request,
+                &JobControl::default(),
+                events,
+                &mut Judges {
+                    cache: &mut cache,
+                    device: &selected.label,
+                },
+            )
+        },
+        |e| match e {
+            Event::Progress {
+                done,
+                total,
+                tokens_per_second,
+                ..
+            } if tty => {
+                let b = bar.get_or_insert_with(|| {
+                    let b = ProgressBar::new(total as u64);
+                    if let Ok(style) =
+                        ProgressStyle::with_template("{bar:30} {pos}/{len} items  {msg}")
+                    {
+                        b.set_style(style);
+                    }
+                    b
+                });
+                b.set_length(total as u64);
+                b.set_position(done as u64);
+                b.set_message(format!("{tokens_per_second:.0} tok/s"));
+            }
+            Event::Log(line) => eprintln!("seedforge: {line}"),
+            Event::JudgeChosen { summary, .. } => eprintln!("seedforge: {summary}"),
+            _ => {}
+        },
+    );
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let outcome = outcome?;
+    eprintln!(
+        "seedforge: {} into {} (review them in the workbench: seedforge --workspace {})",
+        outcome.summary(),
+        dir.display(),
+        dir.display()
     );
     Ok(())
 }

@@ -66,7 +66,7 @@ pub enum Command {
     #[command(subcommand)]
     Inspect(inspect::InspectCommand),
     /// Have the model write new examples of each class (headless).
-    Generate(generate::GenerateArgs),
+    Generate(Box<generate::GenerateArgs>),
     /// Have the model label texts you already have (annotate mode); with --workspace they join
     /// its review as annotated items.
     Annotate(Box<annotate::AnnotateArgs>),
@@ -113,7 +113,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Export(args)) => export::run(args, cli.workspace, &mut std::io::stdout()),
         Some(Command::Model(cmd)) => model::run(cmd),
         Some(Command::Inspect(cmd)) => inspect::run(cmd),
-        Some(Command::Generate(args)) => generate::run(args),
+        Some(Command::Generate(args)) => generate::run(*args, cli.workspace),
         Some(Command::Bench(cmd)) => crate::bench::run(cmd, cli.workspace),
         Some(Command::Classify(args)) => classify::run(args),
         Some(Command::Filter(args)) => filter::run(args),
