@@ -10,6 +10,7 @@ tests/model_families.rs loads the folders and the files in seedforge and compare
 
 usage: families_reference.py --tokenizer tokenizer.json --out DIR
        families_reference.py --peft MODEL_DIR ADAPTER_DIR --ids 1,2,3   (PEFT's logits, as JSON)
+       families_reference.py --logits MODEL_DIR --ids 1,2,3               (transformers' logits)
 """
 
 import argparse
@@ -206,8 +207,15 @@ def main():
     ap.add_argument("--tokenizer")
     ap.add_argument("--out")
     ap.add_argument("--peft", nargs=2, metavar=("MODEL_DIR", "ADAPTER_DIR"))
+    ap.add_argument("--logits", metavar="MODEL_DIR")
     ap.add_argument("--ids")
     args = ap.parse_args()
+    if args.logits:
+        ids = [int(x) for x in args.ids.split(",")]
+        model = transformers.AutoModelForCausalLM.from_pretrained(args.logits, torch_dtype=torch.float32)
+        with torch.no_grad():
+            print(json.dumps(model.eval()(torch.tensor([ids])).logits[0, -1].tolist()))
+        return
     if args.peft:
         ids = [int(x) for x in args.ids.split(",")]
         print(json.dumps(peft_logits(args.peft[0], args.peft[1], ids)))

@@ -104,8 +104,8 @@ fn qwen2_qwen3_and_llama3_folders_and_gguf_files_match_transformers() {
 
 /// A LoRA run on a Qwen2 folder, as on SmolLM2: the demo task's seeds, two epochs; the adapter
 /// targets PEFT's names, changes the model's answer, and gives the same logits when PEFT
-/// applies it to the same folder; exporting the model is refused (the writers know Llama's
-/// tensors only) rather than dropping its biases.
+/// applies it to the same folder; the model exported with it merged (a Hugging Face folder)
+/// gives them in transformers; a GGUF export is refused rather than written without biases.
 #[test]
 fn a_qwen2_model_trains_a_lora_adapter() {
     let tmp = tiny_families();
@@ -163,22 +163,47 @@ fn a_qwen2_model_trains_a_lora_adapter() {
     let d = max_diff(&ours, &theirs);
     println!("qwen2 + LoRA: max |Δlogit| against PEFT {d:.2e}");
     assert!(d < TOL, "PEFT's logits differ by {d}");
-    let o = Command::new(bin)
-        .args([
-            "export-model",
-            "--device",
-            "cpu",
-            "--format",
-            "hf",
-            "--model",
-        ])
-        .arg(&model)
-        .arg("--run")
-        .arg(&run)
-        .arg("--out")
-        .arg(tmp.path().join("export"))
+    // Exported as a Hugging Face folder (the adapter merged), transformers reads the same model.
+    let export = tmp.path().join("export");
+    let exporting = |format: &str, out: &std::path::Path| {
+        Command::new(bin)
+            .args([
+                "export-model",
+                "--device",
+                "cpu",
+                "--format",
+                format,
+                "--model",
+            ])
+            .arg(&model)
+            .arg("--run")
+            .arg(&run)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let o = exporting("hf", &export);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new(&py)
+        .arg(SCRIPT)
+        .arg("--logits")
+        .arg(&export)
+        .args(["--ids", &ids_arg])
         .output()
         .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let exported: Vec<f32> = serde_json::from_slice::<Vec<f64>>(&o.stdout)
+        .unwrap()
+        .into_iter()
+        .map(|v| v as f32)
+        .collect();
+    let d = max_diff(&ours, &exported);
+    println!("qwen2 + LoRA exported as a folder, in transformers: max |Δlogit| {d:.2e}");
+    assert!(d < TOL, "the exported folder's logits differ by {d}");
+    // A GGUF export of a Qwen model is refused (the writer knows Llama's layout), not written
+    // without its biases.
+    let o = exporting("gguf", &tmp.path().join("export.gguf"));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("qwen2"), "{err}");
 }

@@ -1,7 +1,7 @@
 //! A merged model as a Hugging Face folder transformers loads with
 //! `AutoModelForCausalLM.from_pretrained`: `model.safetensors` (F32 or F16, transformers'
-//! names and row order), `config.json` (`LlamaForCausalLM`), `tokenizer.json` and
-//! `tokenizer_config.json`. The card goes beside them as `seedforge.json`.
+//! names and row order), `config.json` (`LlamaForCausalLM`, or the Qwen family's class),
+//! `tokenizer.json` and `tokenizer_config.json`. The card goes beside them as `seedforge.json`.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -10,23 +10,28 @@ use anyhow::Context;
 use serde_json::{Value, json};
 
 use super::Weights;
-use crate::llm::config::ModelConfig;
+use crate::llm::config::{Architecture, ModelConfig};
 use crate::llm::gguf::GgufFile;
 use crate::llm::tokenizer::TextTokenizer;
 use crate::llm::weights::Dense;
 
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 
-/// transformers' `config.json` for a Llama with `config`.
+/// transformers' `config.json` for a model of `config`'s family.
 pub fn config_json(config: &ModelConfig, tokenizer: &TextTokenizer, weights: Weights) -> Value {
     let dtype = match weights {
         Weights::F16 => "float16",
         _ => "float32",
     };
+    let class = match config.arch {
+        Architecture::Llama => "LlamaForCausalLM",
+        Architecture::Qwen2 => "Qwen2ForCausalLM",
+        Architecture::Qwen3 => "Qwen3ForCausalLM",
+    };
     json!({
-        "architectures": ["LlamaForCausalLM"],
-        "model_type": "llama",
-        "attention_bias": false,
+        "architectures": [class],
+        "model_type": config.arch.name(),
+        "attention_bias": config.attention_bias,
         "attention_dropout": 0.0,
         "bos_token_id": tokenizer.bos_id(),
         "eos_token_id": tokenizer.eos_id(),

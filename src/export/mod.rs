@@ -168,13 +168,20 @@ pub fn export(
 ) -> anyhow::Result<Exported> {
     let started = Instant::now();
     req.check_outputs()?;
-    // The writers know the Llama tensors and config only: a Qwen model exported through them
-    // would lose its biases or norms.
+    // What the writers cannot carry is refused rather than dropped: a scaled rotation (its
+    // settings are not kept), and other families than Llama in a GGUF (its writer knows
+    // Llama's names and key layout only).
     anyhow::ensure!(
-        base.config.arch == crate::llm::config::Architecture::Llama,
-        "export-model writes Llama-family files; {} models ({}) cannot be exported yet",
-        base.config.arch.name(),
+        base.config.rope_freq_factors.is_none(),
+        "{}: models with a scaled rotation (Llama 3's rope scaling) cannot be exported yet",
         base_path.display()
+    );
+    anyhow::ensure!(
+        req.format == Format::Hf || base.config.arch == crate::llm::config::Architecture::Llama,
+        "{}: a {} model exports as a Hugging Face folder only (--format hf); the GGUF writer \
+         knows Llama's layout",
+        base_path.display(),
+        base.config.arch.name()
     );
     let base_format = load::format_of(base_path)?;
     let gguf_base = match (req.format, base_format) {

@@ -40,6 +40,17 @@ pub fn hf_tensors(model: &Llama, tied: bool) -> Result<Vec<(String, Dense)>, Rea
             ("self_attn.o_proj", &a.o_proj),
         ] {
             out.push((format!("{p}.{name}.weight"), matrix(proj)?));
+            if let Some(b) = &proj.bias {
+                out.push((format!("{p}.{name}.bias"), vector(b.val())?));
+            }
+        }
+        for (name, norm) in [("q_norm", &a.q_norm), ("k_norm", &a.k_norm)] {
+            if let Some(n) = norm {
+                out.push((
+                    format!("{p}.self_attn.{name}.weight"),
+                    vector(n.weight.val())?,
+                ));
+            }
         }
         out.push((
             format!("{p}.post_attention_layernorm.weight"),
