@@ -557,3 +557,80 @@ fn test_file_problems_are_told_not_panicked() {
     ));
     s.engine.shutdown();
 }
+
+/// A run's adapter labelling texts in the annotate job reads them as `predict` and the
+/// Evaluate screen read that run (`eval::reading`): a run trained on accepted generated items is
+/// read calibrated, and each annotated item's confidence is that reading's probability.
+#[test]
+fn the_annotate_job_reads_a_run_as_predict_does() {
+    let mut s = setup();
+    train(&s, 2, true);
+    match until_end(&mut s.rx).pop() {
+        Some(Event::JobFinished { .. }) => {}
+        other => panic!("training did not finish: {other:?}"),
+    }
+    let ws_dir = s.ws.lock().unwrap().dir().to_path_buf();
+    let run = run_dirs(&ws_dir).pop().expect("the run");
+    let reading = seedforge::eval::reading::reading_of_run(&run).unwrap();
+    assert!(reading.calibrate, "{reading:?}");
+    let texts = [
+        "we loved the actors",
+        "a slow and tired film",
+        "the end was fine",
+    ];
+    // A plain .txt file, one text a line, as a user picks one.
+    let input = s.tmp.path().join("texts.txt");
+    std::fs::write(&input, texts.join("\n") + "\n").unwrap();
+    let before = s.ws.lock().unwrap().state().items().len();
+    s.engine
+        .send(Command::Annotate(Box::new(
+            seedforge::engine::AnnotateRequest {
+                input,
+                read: ImportOptions::default(),
+                adapter: Some(run.clone()),
+                min_confidence: 0.0,
+                filters: FilterSettings::default(),
+            },
+        )))
+        .unwrap();
+    match until_end(&mut s.rx).pop() {
+        Some(Event::JobFinished { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    // The same texts through the run as predict reads it.
+    let device = burn::tensor::Device::flex();
+    let loaded = seedforge::llm::load::load(&s.tmp.path().join("tiny.gguf"), &device).unwrap();
+    let mut m = loaded.model.clone();
+    seedforge::train::peft::load_adapter(&mut m, &run).unwrap();
+    let task = Task::load(&ws_dir).unwrap();
+    let templates = seedforge::pipeline::prompt::Templates::for_task(&task).unwrap();
+    let options = seedforge::engine::predict_job::classifier_options(
+        &seedforge::engine::eval_job::Target::Lora(run),
+        &task,
+        false,
+        16,
+    )
+    .unwrap();
+    let classifier = seedforge::pipeline::classify::Classifier::new(
+        &m,
+        &loaded.tokenizer,
+        &task,
+        &templates,
+        options,
+    )
+    .unwrap();
+    let predicted = classifier.classify(&texts).unwrap();
+    let w = s.ws.lock().unwrap();
+    let annotated = &w.state().items()[before..];
+    assert_eq!(annotated.len(), texts.len());
+    for (it, p) in annotated.iter().zip(&predicted) {
+        assert_eq!(it.label(), p.label);
+        let confidence = it.original().meta["confidence"].as_f64().unwrap();
+        let expected = p.prob_of(&p.label).unwrap();
+        assert!(
+            (confidence - expected).abs() < 1e-5,
+            "{}: {confidence} against predict's {expected}",
+            it.text()
+        );
+    }
+}

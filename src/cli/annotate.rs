@@ -29,8 +29,8 @@ use crate::pipeline::prompt::Templates;
 pub struct AnnotateArgs {
     #[command(flatten)]
     pub task: TaskArg,
-    /// The texts to label (TSV/CSV with a text column, a plain one-text-a-line file read as
-    /// --format tsv, or JSONL with a text field).
+    /// The texts to label (TSV/CSV with a text column, JSONL with a text field, or a `.txt`
+    /// file or plain prose: one text a line).
     #[arg(long, value_name = "FILE")]
     pub input: PathBuf,
     #[command(flatten)]

@@ -17,7 +17,8 @@ const SHOWN_PROBLEMS: usize = 10;
 
 #[derive(Debug, Clone, Args)]
 pub struct InputArgs {
-    /// File format: tsv, csv, jsonl or trec (default: guessed from the file).
+    /// File format: tsv, csv, jsonl, trec, or lines for texts to label (default: guessed from
+    /// the file).
     #[arg(long, value_parser = clap::value_parser!(Format))]
     pub format: Option<Format>,
     /// Column (header name or 1-based number) or JSONL field holding the text.

@@ -15,7 +15,7 @@ use crate::data::import::import_file;
 use crate::data::workspace::Workspace;
 use crate::llm::load::LoadedModel;
 use crate::pipeline::annotate::judge;
-use crate::pipeline::classify::{Classifier, ClassifierOptions};
+use crate::pipeline::classify::Classifier;
 use crate::pipeline::filters::stages::consistency_classifier;
 use crate::pipeline::prompt::Templates;
 use crate::train::peft::with_adapter;
@@ -55,11 +55,14 @@ pub fn run(
     // judge labels (the same one generation is checked with): a judging server when the
     // filters name one (connected, its model checked, before anything is labelled), else the
     // model here.
-    let adapted = request
-        .adapter
-        .as_deref()
-        .map(|dir| with_adapter(&model.model, dir))
-        .transpose()?;
+    // Read as predict and the Evaluate screen read the run (`eval::reading`).
+    let adapted = match request.adapter.as_deref() {
+        Some(dir) => Some((
+            with_adapter(&model.model, dir)?,
+            crate::eval::reading::options_for_run(dir)?,
+        )),
+        None => None,
+    };
     let remote = match (&adapted, &request.filters.remote_judge) {
         (None, Some(r)) => Some(crate::llm::remote::Remote::connect((**r).clone())?),
         _ => None,
@@ -83,7 +86,7 @@ pub fn run(
         )?),
     };
     let (options, labeller) = match (&adapted, resolved) {
-        (Some(a), _) => (ClassifierOptions::default(), a),
+        (Some((a, options)), _) => (options.clone(), a),
         (None, Some(r)) => (
             consistency_classifier(&task, &r.settings(&request.filters)),
             r.model(model),

@@ -27,6 +27,9 @@ pub enum Format {
     Csv,
     Jsonl,
     Trec,
+    /// One text a line, nothing else (texts to label only: a `.txt` file, or a file whose
+    /// first line looks like no other format).
+    Lines,
 }
 
 impl Format {
@@ -36,6 +39,7 @@ impl Format {
             Format::Csv => "csv",
             Format::Jsonl => "jsonl",
             Format::Trec => "trec",
+            Format::Lines => "lines",
         }
     }
 
@@ -84,8 +88,9 @@ impl FromStr for Format {
             "csv" => Ok(Format::Csv),
             "jsonl" | "ndjson" => Ok(Format::Jsonl),
             "trec" => Ok(Format::Trec),
+            "lines" | "txt" | "text" => Ok(Format::Lines),
             other => Err(format!(
-                "unknown format `{other}` (tsv, csv, jsonl or trec)"
+                "unknown format `{other}` (tsv, csv, jsonl, trec or lines)"
             )),
         }
     }
@@ -270,11 +275,22 @@ pub fn import_bytes(
     bytes: &[u8],
     opts: &ImportOptions,
 ) -> Result<Imported, ImportError> {
-    let format = match opts.format {
-        Some(f) => f,
-        None => Format::guess(path, bytes).ok_or_else(|| ImportError::UnknownFormat {
-            path: path.to_path_buf(),
-        })?,
+    let txt = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("txt"));
+    let format = match (opts.format, Format::guess(path, bytes)) {
+        (Some(f), _) => f,
+        // Texts to label: a .txt file, or prose without tabs, commas or braces, is one text
+        // a line (a comma or a tab inside a text does not make columns).
+        (None, _) if opts.unlabelled && txt => Format::Lines,
+        (None, Some(f)) => f,
+        (None, None) if opts.unlabelled => Format::Lines,
+        (None, None) => {
+            return Err(ImportError::UnknownFormat {
+                path: path.to_path_buf(),
+            });
+        }
     };
     let mut c = Collector {
         path,
@@ -287,6 +303,18 @@ pub fn import_bytes(
         Format::Tsv => delimited::read(bytes, b'\t', false, &mut c)?,
         Format::Csv => delimited::read(bytes, b',', true, &mut c)?,
         Format::Jsonl => jsonl::read(bytes, &mut c)?,
+        Format::Lines => {
+            if !opts.unlabelled {
+                return Err(c.columns_error(
+                    "a file of plain lines holds texts without labels; name a labelled format",
+                ));
+            }
+            for (line_no, line) in numbered_lines(bytes) {
+                let text = c.decode(line_no, line)?;
+                c.row(line_no, &text, "")?;
+            }
+            "one text a line".into()
+        }
         Format::Trec => {
             if opts.id_col.is_some() {
                 return Err(c.columns_error("TREC lines have no id field"));
@@ -473,6 +501,40 @@ mod tests {
         assert_eq!(Format::guess(&p("x"), b"a,b"), Some(Format::Csv));
         assert_eq!(Format::guess(&p("x"), b"plain words"), None);
         assert_eq!(Format::guess(&p("x"), b""), None);
+    }
+
+    #[test]
+    fn texts_to_label_in_a_txt_file_are_one_a_line_commas_and_tabs_included() {
+        let unlabelled = ImportOptions {
+            unlabelled: true,
+            ..ImportOptions::default()
+        };
+        let bytes = b"a slow, tired film\n\nwe laughed\tand cried\r\nfine\n";
+        let got = import_bytes(Path::new("reviews.txt"), bytes, &unlabelled).unwrap();
+        assert_eq!(got.format, Format::Lines);
+        let rows: Vec<(usize, &str)> = got.rows.iter().map(|r| (r.line, r.text.as_str())).collect();
+        assert_eq!(
+            rows,
+            [
+                (1, "a slow, tired film"),
+                (3, "we laughed\tand cried"),
+                (4, "fine")
+            ]
+        );
+        // Prose with no extension to go by, texts to label: lines too.
+        let got = import_bytes(Path::new("-"), b"plain words\nmore words\n", &unlabelled).unwrap();
+        assert_eq!(got.rows.len(), 2);
+        // A labelled import never reads a .txt as bare lines: a TSV saved as .txt is still one.
+        let labelled = import_bytes(
+            Path::new("data.txt"),
+            b"text\tlabel\ngood\tpositive\n",
+            &ImportOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(labelled.format, Format::Tsv);
+        assert_eq!(labelled.rows[0].label, "positive");
+        let e = import_bytes(Path::new("-"), b"plain words\n", &ImportOptions::default());
+        assert!(matches!(e, Err(ImportError::UnknownFormat { .. })));
     }
 
     #[test]
