@@ -592,9 +592,11 @@ impl SeedRun<'_, '_> {
     }
 
     /// The filter settings with this seed's judge.
+    /// (The judge step, when there is one, chose it: nothing is to be chosen again.)
     fn filter_settings(&self) -> anyhow::Result<FilterSettings> {
         let mut f = self.spec.filters.clone();
         f.judge = self.judge_kind()?;
+        f.select_judge = false;
         Ok(f)
     }
 
@@ -649,49 +651,20 @@ impl SeedRun<'_, '_> {
             // A teacher is an adapter on the model here: it never writes through a server.
             settings.remote = None;
         }
-        // The judge step (when there is one) chose the judge already.
-        let filters = FilterSettings {
-            select_judge: false,
-            ..self.filter_settings()?
-        };
-        // The seeds-only run is the seeds' LoRA judge here, as for the other steps.
-        let mut judge = None;
-        if filters.label_consistency
-            && filters.remote_judge.is_none()
-            && filters.judge.needs_adapter()
-        {
-            let model = self.judge_model(filters.judge)?;
-            judge = Some(Resolved::given(&task, &filters, model));
-        }
-        let ws = Mutex::new(fresh_workspace(
-            &self.dir.join(writer.workspace_dir()),
-            &task,
-        )?);
+        let filters = self.filter_settings()?;
         let request = generate_job::Request {
             settings: &settings,
             filters: &filters,
             adapter: adapter.as_deref(),
         };
         let started = Instant::now();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let outcome = generate_job::run(
-            0,
-            self.ctx.loaded,
-            &ws,
-            &request,
-            self.hooks.cancel,
-            &Sink::new(tx),
-            &mut Judges {
-                cache: &mut judge,
-                device: self.ctx.device,
-            },
-        );
-        self.log_job_events(&mut rx);
-        if self.cancelled() {
-            return Err(Cancelled.into());
-        }
-        outcome?;
-        let ws = ws.into_inner().unwrap_or_else(|e| e.into_inner());
+        let (loaded, control) = (self.ctx.loaded, self.hooks.cancel);
+        let dir = self.dir.join(writer.workspace_dir());
+        let judged = filters.label_consistency;
+        let (_, ws) =
+            self.on_fresh_workspace(&dir, &task, &filters, judged, |ws, sink, judges| {
+                generate_job::run(0, loaded, ws, &request, control, sink, judges)
+            })?;
         let mut out: Vec<FilteredItem> = ws
             .state()
             .items()
@@ -794,17 +767,8 @@ impl SeedRun<'_, '_> {
             .map(|r| serde_json::json!({ "text": r.text }))
             .collect();
         write_jsonl(&input, &texts)?;
-        let filters = FilterSettings {
-            select_judge: false,
-            ..self.filter_settings()?
-        };
-        let mut judge = None;
-        if filters.remote_judge.is_none() && filters.judge.needs_adapter() {
-            let model = self.judge_model(filters.judge)?;
-            judge = Some(Resolved::given(&task, &filters, model));
-        }
+        let filters = self.filter_settings()?;
         let dir = self.dir.join(ANNOTATE_WORKSPACE);
-        let ws = Mutex::new(fresh_workspace(&dir, &task)?);
         let request = crate::engine::AnnotateRequest {
             input: input.clone(),
             read: ImportOptions {
@@ -813,27 +777,13 @@ impl SeedRun<'_, '_> {
             },
             adapter: None,
             min_confidence: self.spec.annotate_min_confidence,
-            filters,
+            filters: filters.clone(),
         };
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let outcome = annotate_job::run(
-            0,
-            self.ctx.loaded,
-            &ws,
-            &request,
-            self.hooks.cancel,
-            &Sink::new(tx),
-            &mut Judges {
-                cache: &mut judge,
-                device: self.ctx.device,
-            },
-        );
-        self.log_job_events(&mut rx);
-        if self.cancelled() {
-            return Err(Cancelled.into());
-        }
-        outcome?;
-        let ws = ws.into_inner().unwrap_or_else(|e| e.into_inner());
+        let (loaded, control) = (self.ctx.loaded, self.hooks.cancel);
+        let (_, ws) =
+            self.on_fresh_workspace(&dir, &task, &filters, true, |ws, sink, judges| {
+                annotate_job::run(0, loaded, ws, &request, control, sink, judges)
+            })?;
         let mut detail = AnnotateDetail {
             pool: pool.len(),
             ..AnnotateDetail::default()
@@ -870,8 +820,33 @@ impl SeedRun<'_, '_> {
         Ok(detail)
     }
 
-    /// Says what a job logged (its other events are the workbench's to draw).
-    fn log_job_events(&mut self, rx: &mut tokio::sync::mpsc::UnboundedReceiver<Event>) {
+    /// Runs one of the workbench's jobs on a workspace of this draw's task and seeds at `dir`
+    /// (made afresh: a step cut short starts over), with the seeds-only run as the seeds' LoRA
+    /// judge when `judged` and the filters ask for it; says what the job logged (its other
+    /// events are the workbench's to draw) and hands back the workspace.
+    fn on_fresh_workspace<T>(
+        &mut self,
+        dir: &Path,
+        task: &Task,
+        filters: &FilterSettings,
+        judged: bool,
+        job: impl FnOnce(&Mutex<Workspace>, &Sink, &mut Judges) -> anyhow::Result<T>,
+    ) -> anyhow::Result<(T, Workspace)> {
+        let mut judge = None;
+        if judged && filters.remote_judge.is_none() && filters.judge.needs_adapter() {
+            let model = self.judge_model(filters.judge)?;
+            judge = Some(Resolved::given(task, filters, model));
+        }
+        let ws = Mutex::new(fresh_workspace(dir, task)?);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let outcome = job(
+            &ws,
+            &Sink::new(tx),
+            &mut Judges {
+                cache: &mut judge,
+                device: self.ctx.device,
+            },
+        );
         while let Ok(event) = rx.try_recv() {
             match event {
                 Event::Log(line) => self.log(&line),
@@ -879,6 +854,11 @@ impl SeedRun<'_, '_> {
                 _ => {}
             }
         }
+        if self.cancelled() {
+            return Err(Cancelled.into());
+        }
+        let outcome = outcome?;
+        Ok((outcome, ws.into_inner().unwrap_or_else(|e| e.into_inner())))
     }
 
     /// The examples an arm trains on besides the seeds, each with the judge's distribution
