@@ -14,17 +14,8 @@ use seedforge::data::workspace::Workspace;
 #[test]
 fn annotated_items_report_agreement_and_keep_their_source_through_export_and_training() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tmp.path().join("tiny.gguf");
-    common::tiny::write_gguf(&model);
+    let (model, ws) = common::tiny::model_and_demo_workspace(tmp.path());
     let bin = env!("CARGO_BIN_EXE_seedforge");
-    let ws = tmp.path().join("ws");
-    let o = Command::new(bin)
-        .arg("--workspace")
-        .arg(&ws)
-        .arg("init")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     let input = tmp.path().join("texts.tsv");
     std::fs::write(

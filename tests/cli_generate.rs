@@ -13,17 +13,8 @@ use seedforge::data::workspace::Workspace;
 #[test]
 fn generate_into_a_workspace_runs_the_workbench_job() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tmp.path().join("tiny.gguf");
-    common::tiny::write_gguf(&model);
+    let (model, ws) = common::tiny::model_and_demo_workspace(tmp.path());
     let bin = env!("CARGO_BIN_EXE_seedforge");
-    let ws = tmp.path().join("ws");
-    let o = Command::new(bin)
-        .arg("--workspace")
-        .arg(&ws)
-        .arg("init")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let generate = |extra: &[&str]| {
         Command::new(bin)
             .arg("--workspace")

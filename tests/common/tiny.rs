@@ -190,3 +190,19 @@ pub fn write_hf_dir(dir: &Path, gguf: &Path) {
     )
     .unwrap();
 }
+
+/// The tiny model (`dir/tiny.gguf`) and a workspace of the demo task made by `seedforge init`
+/// (`dir/ws`), for tests that drive the commands.
+pub fn model_and_demo_workspace(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let model = dir.join("tiny.gguf");
+    write_gguf(&model);
+    let ws = dir.join("ws");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_seedforge"))
+        .arg("--workspace")
+        .arg(&ws)
+        .arg("init")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    (model, ws)
+}
