@@ -38,6 +38,8 @@ pub struct Outcome {
     /// How varied this run's kept items are, and the seeds (distinct bigrams, mean pairwise
     /// similarity): synthetic sets are often much less varied than real ones.
     pub diversity: (Diversity, Diversity),
+    /// The classes whose attempt cap came before their quota of kept items, with what they kept.
+    pub short: Vec<(String, usize)>,
 }
 
 impl Outcome {
@@ -456,6 +458,7 @@ pub fn run(
         kept: kept_texts.len(),
         cancelled: control.is_stopped(),
         diversity: (diversity(&kept_refs), diversity(&seed_refs)),
+        short,
     })
 }
 

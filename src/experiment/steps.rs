@@ -34,7 +34,6 @@ use crate::pipeline::filters::stages::MALFORMED;
 use crate::pipeline::filters::stages::{JudgeKind, LABEL_CONSISTENCY};
 use crate::pipeline::filters::stats::rejecting_stage;
 use crate::pipeline::prompt::Templates;
-use crate::pipeline::quota::Quota;
 use crate::train::metrics::TrainEvent;
 use crate::train::run::{RunSpec, train_run};
 use crate::train::trainer::{Objective, TrainConfig};
@@ -661,7 +660,7 @@ impl SeedRun<'_, '_> {
         let (loaded, control) = (self.ctx.loaded, self.hooks.cancel);
         let dir = self.dir.join(writer.workspace_dir());
         let judged = filters.label_consistency;
-        let (_, ws) =
+        let (outcome, ws) =
             self.on_fresh_workspace(&dir, &task, &filters, judged, |ws, sink, judges| {
                 generate_job::run(0, loaded, ws, &request, control, sink, judges)
             })?;
@@ -674,16 +673,12 @@ impl SeedRun<'_, '_> {
             .collect::<anyhow::Result<_>>()?;
         // Request order, as the report lists them (the job writes them as they finish).
         out.sort_by_key(|f| f.item.index);
-        let mut quota = Quota::new(&settings, task.labels.len());
-        for f in &out {
-            quota.record(task.label_index(&f.item.label).unwrap_or(0), "", f.kept);
-        }
         let new_tokens: usize = out.iter().map(|f| f.item.new_tokens).sum();
         let detail = GenerateDetail {
             items: out.len(),
             new_tokens,
             tokens_per_s: new_tokens as f64 / started.elapsed().as_secs_f64().max(1e-9),
-            short: quota.short(&task.labels),
+            short: outcome.short,
             judge: Some(match judging_server(&out) {
                 Some(j) => format!(
                     "{} on {} (model {})",
