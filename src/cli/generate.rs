@@ -270,13 +270,7 @@ pub fn run(args: GenerateArgs, workspace: Option<PathBuf>) -> anyhow::Result<()>
         ))
     };
     let tty = std::io::stderr().is_terminal();
-    let bar = tty.then(|| {
-        let b = ProgressBar::new(total as u64);
-        if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} items  {msg}") {
-            b.set_style(style);
-        }
-        b
-    });
+    let bar = tty.then(|| items_bar(total));
     let started = std::time::Instant::now();
     let mut write_err: Option<std::io::Error> = None;
     let mut last_line = std::time::Instant::now();
@@ -365,6 +359,15 @@ pub fn run(args: GenerateArgs, workspace: Option<PathBuf>) -> anyhow::Result<()>
     Ok(())
 }
 
+/// The bar of items written, with a message (the rate) beside it.
+fn items_bar(total: usize) -> ProgressBar {
+    let b = ProgressBar::new(total as u64);
+    if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} items  {msg}") {
+        b.set_style(style);
+    }
+    b
+}
+
 /// Whether the adapter is a teacher, and the generation settings the flags make.
 fn settings_of(args: &GenerateArgs) -> anyhow::Result<(bool, GenerateSettings)> {
     let teacher = match &args.adapter {
@@ -424,15 +427,7 @@ fn into_workspace(args: &GenerateArgs, dir: &std::path::Path) -> anyhow::Result<
                 tokens_per_second,
                 ..
             } if tty => {
-                let b = bar.get_or_insert_with(|| {
-                    let b = ProgressBar::new(total as u64);
-                    if let Ok(style) =
-                        ProgressStyle::with_template("{bar:30} {pos}/{len} items  {msg}")
-                    {
-                        b.set_style(style);
-                    }
-                    b
-                });
+                let b = bar.get_or_insert_with(|| items_bar(total));
                 b.set_length(total as u64);
                 b.set_position(done as u64);
                 b.set_message(format!("{tokens_per_second:.0} tok/s"));

@@ -798,7 +798,7 @@ impl App {
 
     /// Whether `id` waits for its label check.
     pub fn is_held(&self, id: &ItemId) -> bool {
-        self.held.contains_key(id)
+        self.shared().is_held(id)
     }
 
     /// Whether `id` waits for a check asked for again (after an edit, a relabel, a restart).
