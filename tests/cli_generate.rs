@@ -1,13 +1,16 @@
 //! `seedforge --workspace DIR generate` on a tiny model written by the test: the workbench's
 //! generation job writes into the workspace (every item with its cheap filters' verdicts, the
 //! label check's on those that passed them), a second instance on the same workspace is
-//! refused, and `--out` still writes the raw items without judging them.
+//! refused, and `--out` still writes the raw items without judging them. `--workspace DIR
+//! filter` judges the items that await a decision again with the recheck job, journalling the
+//! new verdicts and leaving decided items alone.
 
 mod common;
 
 use std::process::Command;
 
 use seedforge::data::item::Source;
+use seedforge::data::state::Status;
 use seedforge::data::workspace::Workspace;
 
 #[test]
@@ -70,4 +73,55 @@ fn generate_into_a_workspace_runs_the_workbench_job() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 4);
     assert_eq!(Workspace::open(&ws).unwrap().state().items().len(), 4);
+
+    // Filter the workspace again with a rule no item meets: every item still awaiting a
+    // decision is rejected as malformed in the journal; the accepted one is left as it was.
+    let malformed_pass = |w: &Workspace| -> Vec<(String, bool)> {
+        w.state()
+            .items()
+            .iter()
+            .map(|it| {
+                let v = it.verdicts().iter().find(|v| v.stage == "malformed");
+                (it.id().to_string(), v.unwrap().pass)
+            })
+            .collect()
+    };
+    let (accepted, generated) = {
+        let mut w = Workspace::open(&ws).unwrap();
+        let id = w.state().items()[0].id().clone();
+        w.accept(&id).unwrap();
+        (id.to_string(), malformed_pass(&w))
+    };
+    let filter = |min_words: &str| {
+        Command::new(bin)
+            .arg("--workspace")
+            .arg(&ws)
+            .args(["filter", "--device", "cpu", "--min-words", min_words])
+            .arg("--model")
+            .arg(&model)
+            .output()
+            .unwrap()
+    };
+    let o = filter("1000");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("kept 0 of 3 (3 rejected)"), "{stdout}");
+    let w = Workspace::open(&ws).unwrap();
+    for ((id, pass), (_, before)) in malformed_pass(&w).iter().zip(&generated) {
+        let expected = if id == &accepted { *before } else { false };
+        assert_eq!(*pass, expected, "{id}");
+    }
+    for it in w.state().items() {
+        let expected = if it.id().to_string() == accepted {
+            Status::Accepted
+        } else {
+            Status::AutoRejected
+        };
+        assert_eq!(it.status(), expected, "{}", it.id());
+    }
+    drop(w);
+    // And back: with the generation's rule each item gets the verdict it was written with.
+    let o = filter("1");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(malformed_pass(&Workspace::open(&ws).unwrap()), generated);
 }

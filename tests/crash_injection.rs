@@ -121,6 +121,7 @@ fn crash_job_child() {
             input: std::env::var(INPUT_ENV).expect("CRASH_CHILD_INPUT").into(),
             read: Default::default(),
             adapter: None,
+            limit: None,
             min_confidence: 0.6,
             filters: FilterSettings::default(),
         })),

@@ -176,6 +176,7 @@ fn annotate(
             input: input.to_path_buf(),
             read: Default::default(),
             adapter: None,
+            limit: None,
             min_confidence,
             filters: FilterSettings::default(),
         })))

@@ -588,6 +588,7 @@ fn the_annotate_job_reads_a_run_as_predict_does() {
                 input,
                 read: ImportOptions::default(),
                 adapter: Some(run.clone()),
+                limit: None,
                 min_confidence: 0.0,
                 filters: FilterSettings::default(),
             },

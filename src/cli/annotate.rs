@@ -3,8 +3,9 @@
 //! gets a label and its distribution, the cheap filters and a confidence threshold judge it, and
 //! with `--workspace` the items join the workspace's review as `annotated` ones.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -18,12 +19,11 @@ use super::task_arg::TaskArg;
 use crate::data::import::import_file;
 use crate::data::item::Source;
 use crate::data::workspace::Workspace;
-use crate::engine::generate_job::primed_by;
+use crate::engine::judge::Judges;
+use crate::engine::{AnnotateRequest, Event, JobControl, annotate_job, headless};
 use crate::eval::report::Method;
-use crate::pipeline::annotate::annotate;
-use crate::pipeline::classify::{Classifier, ClassifierOptions, interleave_by_label};
-use crate::pipeline::filters::Filters;
-use crate::pipeline::prompt::Templates;
+use crate::pipeline::annotate::Annotated;
+use crate::pipeline::filters::stages::JudgeKind;
 
 #[derive(Debug, Args)]
 pub struct AnnotateArgs {
@@ -68,25 +68,28 @@ pub fn run(args: AnnotateArgs, workspace: Option<PathBuf>) -> anyhow::Result<()>
         "--method lora needs --adapter RUN"
     );
     // The workspace is opened (and locked) before the model loads: a second instance is
-    // refused at once, not after a minute of work.
-    let mut ws = match &workspace {
-        Some(dir) => Some(
-            Workspace::open(dir)
-                .with_context(|| format!("opening the workspace {}", dir.display()))?,
-        ),
-        None => None,
-    };
-    let task = match &ws {
-        Some(w) => {
-            let mut t = w.task().clone();
-            t.seeds = w.seeds().to_vec();
-            t
+    // refused at once, not after a minute of work. Without one, the job labels into a
+    // workspace of the task's own that lives as long as the command.
+    let scratch;
+    let ws = match &workspace {
+        Some(dir) => Workspace::open(dir)
+            .with_context(|| format!("opening the workspace {}", dir.display()))?,
+        None => {
+            let task = args.task.load()?;
+            scratch = tempfile::tempdir().context("making a scratch workspace")?;
+            Workspace::create(&scratch.path().join("workspace"), &task, &[])
+                .context("making a scratch workspace")?
         }
-        None => args.task.load()?,
     };
-    let mut opts = args.read.options();
-    opts.unlabelled = true;
-    let mut imported = import_file(&args.input, &opts)?;
+    let task = {
+        let mut t = ws.task().clone();
+        t.seeds = ws.seeds().to_vec();
+        t
+    };
+    // Read here too for what the command tells: the file's problems, its labels to agree with.
+    let mut read = args.read.options();
+    read.unlabelled = true;
+    let mut imported = import_file(&args.input, &read)?;
     super::input_args::report_problems(&imported, &mut std::io::stderr())?;
     if let Some(n) = args.limit {
         imported.rows.truncate(n);
@@ -106,66 +109,79 @@ pub fn run(args: AnnotateArgs, workspace: Option<PathBuf>) -> anyhow::Result<()>
         args.method != Method::Icl || !task.seeds.is_empty(),
         "--method icl needs seeds; the task has none (add some, or use --method zero-shot)"
     );
-
-    let server = args.filters.judge_server.settings()?;
+    let mut filters = args.filters.settings_with_server()?;
     anyhow::ensure!(
-        server.is_none() || args.method != Method::Lora,
+        filters.remote_judge.is_none() || args.method != Method::Lora,
         "--judge-url labels with the icl or zero-shot prompt on the server, not with an adapter"
     );
-    let templates = Templates::for_task(&task)?;
-    let demos = match args.method {
-        Method::Icl => interleave_by_label(&task.seeds, &task.labels),
-        _ => Vec::new(),
+    // The labeller is the label check's judge: --method picks its prompt, --judge auto or
+    // seeds-lora choose it as generation's check does.
+    match args.method {
+        Method::ZeroShot => filters.judge = JudgeKind::ZeroShot,
+        _ => match args.filters.judge_choice()? {
+            Some(kind) => filters.judge = kind,
+            None => filters.select_judge = true,
+        },
+    }
+    let request = AnnotateRequest {
+        input: args.input.clone(),
+        read,
+        adapter: args.adapter.clone().filter(|_| args.method == Method::Lora),
+        limit: args.limit,
+        min_confidence: args.min_confidence,
+        filters,
     };
-    let options = ClassifierOptions {
-        demos,
-        calibrate: !args.filters.no_calibrate,
-        ..ClassifierOptions::default()
-    };
-    // The labeller: a server (connected, its model checked, before anything is labelled), else
-    // the model here.
-    let remote = server
-        .map(crate::llm::remote::Remote::connect)
-        .transpose()?;
-    let mut loaded = None;
-    let classifier = match &remote {
-        Some(r) => {
-            eprintln!(
-                "seedforge: labelling on {} (model {})",
-                r.client().endpoint(),
-                r.client().model()
-            );
-            Classifier::remote(r, &task, &templates, options)?
-        }
-        None => {
-            let (mut l, _) = args.model.load()?;
-            if let Some(dir) = &args.adapter {
-                crate::train::peft::load_adapter(&mut l.model, dir)
-                    .with_context(|| format!("loading the adapter in {}", dir.display()))?;
-            }
-            let l = &*loaded.insert(l);
-            Classifier::new(&l.model, &l.tokenizer, &task, &templates, options)?
-        }
-    };
+    let (loaded, selected) = args.model.load()?;
     let started = Instant::now();
-    let texts: Vec<&str> = imported.rows.iter().map(|r| r.text.as_str()).collect();
-    // Primed with the workspace's items, so texts it already holds are caught as duplicates.
-    let mut cheap = match &ws {
-        Some(w) => primed_by(w, &task, args.filters.settings()),
-        None => Filters::new(&task, args.filters.settings()),
-    };
-    let items = annotate(&classifier, &mut cheap, args.min_confidence, &texts)?;
+    let ws = Mutex::new(ws);
+    let tty = std::io::stderr().is_terminal();
+    let mut added = Vec::new();
+    let outcome = headless::run(
+        |events| {
+            let mut judge = None;
+            let mut judges = Judges {
+                cache: &mut judge,
+                device: &selected.label,
+            };
+            annotate_job::run(
+                0,
+                &loaded,
+                &ws,
+                &request,
+                &JobControl::default(),
+                events,
+                &mut judges,
+            )
+        },
+        |e| match e {
+            Event::ItemAdded { item, .. } => added.push(item),
+            Event::JudgeChosen { summary, .. } => eprintln!("seedforge: {summary}"),
+            Event::Log(line) => eprintln!("seedforge: {line}"),
+            Event::Progress { done, total, .. } if tty => eprint!("\r  {done}/{total}"),
+            _ => {}
+        },
+    )?;
+    if tty {
+        eprintln!();
+    }
+    let ws = ws.into_inner().unwrap_or_else(|e| e.into_inner());
+    let items: Vec<Annotated> = added
+        .iter()
+        .filter_map(|id| ws.state().get(id.as_str()))
+        .map(Annotated::of_item)
+        .collect();
     let seconds = started.elapsed().as_secs_f64();
-    let kept = items.iter().filter(|i| i.kept).count();
+    let kept = outcome.kept;
     eprintln!(
         "seedforge: labelled {} texts in {seconds:.1} s ({:.1}/s); {kept} kept, {} rejected",
-        items.len(),
-        items.len() as f64 / seconds.max(1e-9),
-        items.len() - kept
+        outcome.items,
+        outcome.items as f64 / seconds.max(1e-9),
+        outcome.items - kept
     );
+    // The job labels the file's rows in order, one item each.
+    let rows = &imported.rows[..items.len().min(imported.rows.len())];
     let names = task.label_names();
-    let gold: Vec<(&str, &str, bool)> = imported
-        .rows
+    let gold: Vec<(&str, &str, bool)> = rows
         .iter()
         .zip(&items)
         .filter(|(r, _)| names.contains(&r.label.as_str()))
@@ -198,7 +214,7 @@ pub fn run(args: AnnotateArgs, workspace: Option<PathBuf>) -> anyhow::Result<()>
                     .with_context(|| format!("creating {}", out.display()))?,
             ))
         };
-        for (row, it) in imported.rows.iter().zip(&items) {
+        for (row, it) in rows.iter().zip(&items) {
             let mut v = serde_json::to_value(it)?;
             if let Some(m) = v.as_object_mut() {
                 m.insert("source".into(), json!(Source::Annotated.as_str()));
@@ -212,19 +228,18 @@ pub fn run(args: AnnotateArgs, workspace: Option<PathBuf>) -> anyhow::Result<()>
         w.flush()
             .with_context(|| format!("writing {}", out.display()))?;
     }
-
-    if let Some(ws) = ws.as_mut() {
-        for (row, it) in imported.rows.iter().zip(&items) {
-            let input = format!("{}:{}", args.input.display(), row.line);
-            // One write per item, as the annotate job does: killed between two, the item would
-            // reach Review with no verdict.
-            ws.add_item_with_verdicts(it.to_item(input), it.verdicts.clone())?;
-        }
+    if workspace.is_some() {
         eprintln!(
             "seedforge: {} annotated items journalled in {} ({kept} ready to review)",
             items.len(),
             ws.dir().display()
         );
     }
+    anyhow::ensure!(
+        !outcome.cancelled,
+        "stopped after {} of {} texts",
+        outcome.items,
+        imported.rows.len()
+    );
     Ok(())
 }

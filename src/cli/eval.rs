@@ -12,10 +12,16 @@ use clap::Args;
 use super::input_args::InputArgs;
 use super::model_args::ModelArgs;
 use super::task_arg::TaskArg;
+use crate::data::import::Row;
+use crate::data::task::Task;
+use crate::engine::eval_job::{Span, Target, TestSet, evaluate_one};
+use crate::engine::{Event, JobControl, headless};
 use crate::eval::paired::{Scored, against_twins, cell};
 use crate::eval::report::{self, EvalReport, Method};
-use crate::eval::run::{EvalOptions, evaluate};
+use crate::eval::run::EvalOptions;
 use crate::eval::run_folder::{self, SavedEval};
+use crate::llm::load::LoadedModel;
+use crate::llm::model::Llama;
 use crate::pipeline::prompt::Templates;
 use crate::train::run::TrainedOn;
 
@@ -108,10 +114,15 @@ pub fn run(args: EvalArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> {
         "--method student needs --adapter RUN (a folder with student.json from `seedforge \
          distil`)"
     );
-    let (mut loaded, _) = args.model.load()?;
-    if let Some(dir) = &args.adapter {
-        super::model_args::attach_adapter(&mut loaded.model, dir)?;
-    }
+    let target = match (&args.adapter, args.method) {
+        (Some(dir), Method::Lora) => Target::Lora(dir.clone()),
+        (Some(_), m) => anyhow::bail!(
+            "--adapter is read with --method lora (or student), not {}",
+            m.name()
+        ),
+        (None, Method::ZeroShot) => Target::ZeroShot,
+        (None, _) => Target::Icl,
+    };
     let templates = Templates::for_task(&task)?;
     if let Some(s) = args.calibration_strength {
         anyhow::ensure!(
@@ -119,8 +130,8 @@ pub fn run(args: EvalArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> {
             "--calibration-strength {s}: a share between 0 and 1"
         );
     }
-    let run_reading = match (&args.adapter, args.method) {
-        (Some(dir), Method::Lora) => crate::eval::reading::eval_options_for_run(dir)?,
+    let run_reading = match &target {
+        Target::Lora(dir) => crate::eval::reading::eval_options_for_run(dir)?,
         _ => EvalOptions::new(args.method),
     };
     let asked = args.calibrate || args.calibration_strength.is_some();
@@ -135,30 +146,21 @@ pub fn run(args: EvalArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> {
         interleave: !args.task_order,
         batch: args.batch,
     };
-    let tty = std::io::stderr().is_terminal();
-    let mut last = 0;
-    let report = evaluate(
-        &loaded.model,
-        &loaded.tokenizer,
+    let (loaded, _) = args.model.load()?;
+    let model = target.model(&loaded.model)?;
+    if let Target::Lora(dir) = &target {
+        eprintln!("seedforge: adapter {}", dir.display());
+    }
+    let report = evaluate_headless(
+        &loaded,
+        &model,
         &task,
         &templates,
         &imported.rows,
         &args.test,
+        &target,
         &options,
-        &loaded.info.path.display().to_string(),
-        args.adapter.as_deref(),
-        &mut |done, total| {
-            if tty {
-                eprint!("\r  {done}/{total}");
-            } else if done * 10 / total.max(1) != last {
-                last = done * 10 / total.max(1);
-                eprintln!("  {done}/{total}");
-            }
-        },
     )?;
-    if tty {
-        eprintln!();
-    }
     let out = match (&args.out, &args.adapter, args.method) {
         (Some(o), _, _) => o.clone(),
         (None, Some(a), Method::Lora) => a.clone(),
@@ -168,6 +170,53 @@ pub fn run(args: EvalArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> {
         ),
     };
     save_and_show(&report, &out, args.json)
+}
+
+/// The workbench's evaluation of one target, its progress shown as a count on a terminal and
+/// a line every tenth otherwise (`train --eval` shows it the same way).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn evaluate_headless(
+    loaded: &LoadedModel,
+    model: &Llama,
+    task: &Task,
+    templates: &Templates,
+    rows: &[Row],
+    file: &Path,
+    target: &Target,
+    options: &EvalOptions,
+) -> anyhow::Result<EvalReport> {
+    let test = TestSet {
+        task,
+        templates,
+        rows,
+        file,
+    };
+    let tty = std::io::stderr().is_terminal();
+    let mut last = 0;
+    let report = headless::run(
+        |events| {
+            let control = JobControl::default();
+            let span = Span::whole(rows.len());
+            evaluate_one(
+                0, loaded, model, &test, target, options, span, &control, events,
+            )
+        },
+        move |e| {
+            if let Event::Progress { done, total, .. } = e {
+                if tty {
+                    eprint!("\r  {done}/{total}");
+                } else if done * 10 / total.max(1) != last {
+                    last = done * 10 / total.max(1);
+                    eprintln!("  {done}/{total}");
+                }
+            }
+        },
+    )?;
+    if tty {
+        eprintln!();
+    }
+    // Nothing here stops it: a report always comes back.
+    report.context("the evaluation was stopped")
 }
 
 /// Saves `report` in `out` and prints it (as JSON with `json`), with rows/s and where it went.

@@ -1,8 +1,9 @@
 //! `seedforge filter`: the filter stages over a file of generated items (what `generate`
 //! writes), headless. Every item comes out with its verdicts and whether it was kept.
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -11,6 +12,11 @@ use serde_json::{Value, json};
 
 use super::model_args::ModelArgs;
 use super::task_arg::TaskArg;
+use crate::data::item::{ItemId, Source};
+use crate::data::task::Task;
+use crate::data::workspace::Workspace;
+use crate::engine::judge::Judges;
+use crate::engine::{Event, generate_job, headless};
 use crate::eval::judge_selection::{SelectionContext, resolve};
 use crate::pipeline::filters::FilterSettings;
 use crate::pipeline::filters::judge::{
@@ -27,12 +33,14 @@ pub struct FilterArgs {
     pub task: TaskArg,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Items to judge: JSONL with at least `text` and `label` (as `generate` writes).
-    #[arg(long, value_name = "FILE")]
-    pub items: PathBuf,
-    /// Where to write every item with its `verdicts` and `kept`.
-    #[arg(long, value_name = "FILE")]
-    pub out: PathBuf,
+    /// Items to judge: JSONL with at least `text` and `label` (as `generate --out` writes).
+    /// Without it and with --workspace, the workspace's generated items that await a decision
+    /// are judged again, by the workbench's recheck job, and their new verdicts journalled.
+    #[arg(long, value_name = "FILE", requires = "out")]
+    pub items: Option<PathBuf>,
+    /// Where to write every item of --items with its `verdicts` and `kept`.
+    #[arg(long, value_name = "FILE", requires = "items")]
+    pub out: Option<PathBuf>,
     #[command(flatten)]
     pub filters: FilterOptions,
     /// Print the statistics as JSON on standard output.
@@ -153,14 +161,22 @@ fn read_items(path: &PathBuf) -> anyhow::Result<Vec<Input>> {
     Ok(out)
 }
 
-pub fn run(args: FilterArgs) -> anyhow::Result<()> {
+pub fn run(args: FilterArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> {
+    let (items_path, out_path) = match (&args.items, &args.out, workspace) {
+        (Some(i), Some(o), _) => (i.clone(), o.clone()),
+        (None, _, Some(dir)) => return in_workspace(&args, &dir),
+        _ => anyhow::bail!(
+            "say what to judge: --items FILE --out FILE, or --workspace DIR (its generated \
+             items that await a decision)"
+        ),
+    };
     let task = args.task.load()?;
-    let items = read_items(&args.items)?;
+    let items = read_items(&items_path)?;
     for it in &items {
         anyhow::ensure!(
             task.label_index(&it.label).is_some(),
             "{}:{}: label `{}` is not one of the task's ({})",
-            args.items.display(),
+            items_path.display(),
             it.line,
             it.label,
             task.label_names().join(", ")
@@ -223,8 +239,8 @@ pub fn run(args: FilterArgs) -> anyhow::Result<()> {
         judge_all(&task, &settings, None, &to_judge)?
     };
     let mut out = std::io::BufWriter::new(
-        std::fs::File::create(&args.out)
-            .with_context(|| format!("creating {}", args.out.display()))?,
+        std::fs::File::create(&out_path)
+            .with_context(|| format!("creating {}", out_path.display()))?,
     );
     for (it, v) in items.iter().zip(&verdicts) {
         let mut obj = it.raw.clone();
@@ -232,10 +248,10 @@ pub fn run(args: FilterArgs) -> anyhow::Result<()> {
             map.insert("verdicts".into(), json!(v));
             map.insert("kept".into(), json!(kept(v)));
         }
-        writeln!(out, "{obj}").with_context(|| format!("writing {}", args.out.display()))?;
+        writeln!(out, "{obj}").with_context(|| format!("writing {}", out_path.display()))?;
     }
     out.flush()
-        .with_context(|| format!("writing {}", args.out.display()))?;
+        .with_context(|| format!("writing {}", out_path.display()))?;
 
     let judged: Vec<Judged> = items
         .iter()
@@ -246,9 +262,107 @@ pub fn run(args: FilterArgs) -> anyhow::Result<()> {
             verdicts: v,
         })
         .collect();
+    print_stats(&task, &judged, args.json)?;
+    eprintln!(
+        "seedforge: filtered {} items in {:.1} s → {}",
+        items.len(),
+        started.elapsed().as_secs_f64(),
+        out_path.display()
+    );
+    Ok(())
+}
+
+/// `--workspace DIR filter`: the workbench's recheck job on every generated item that awaits a
+/// decision, with these filter settings; the verdicts go into the journal (Review and Rejected
+/// show them), the statistics are printed as for a file.
+fn in_workspace(args: &FilterArgs, dir: &Path) -> anyhow::Result<()> {
+    // Opened (and locked) before the model loads: a second instance is refused at once.
+    let ws =
+        Workspace::open(dir).with_context(|| format!("opening the workspace {}", dir.display()))?;
+    let ids: Vec<ItemId> = ws
+        .state()
+        .items()
+        .iter()
+        .filter(|it| it.source() == Source::Generated && it.decision().is_none())
+        .map(|it| it.id().clone())
+        .collect();
+    anyhow::ensure!(
+        !ids.is_empty(),
+        "{}: no generated item awaits a decision (generate some first: seedforge --workspace \
+         {} generate)",
+        dir.display(),
+        dir.display()
+    );
+    let mut filters = args.filters.settings_with_server()?;
+    match args.filters.judge_choice()? {
+        Some(kind) => filters.judge = kind,
+        None => filters.select_judge = true,
+    }
+    let (loaded, selected) = args.model.load()?;
+    let started = Instant::now();
+    let ws = Mutex::new(ws);
+    let tty = std::io::stderr().is_terminal();
+    let mut done = 0usize;
+    let judged = headless::run(
+        |events| {
+            let mut judge = None;
+            generate_job::recheck(
+                0,
+                &loaded,
+                &ws,
+                &ids,
+                &filters,
+                events,
+                &mut Judges {
+                    cache: &mut judge,
+                    device: &selected.label,
+                },
+            )
+        },
+        |e| match e {
+            Event::LabelChecked { items, .. } if tty => {
+                done += items.len();
+                eprint!("\r  {done}/{}", ids.len());
+            }
+            Event::JudgeChosen { summary, .. } => eprintln!("seedforge: {summary}"),
+            Event::Log(line) => eprintln!("seedforge: {line}"),
+            _ => {}
+        },
+    )?;
+    if tty {
+        eprintln!();
+    }
+    let ws = ws.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut task = ws.task().clone();
+    task.seeds = ws.seeds().to_vec();
+    let states: Vec<_> = ids
+        .iter()
+        .filter_map(|id| ws.state().get(id.as_str()))
+        .collect();
+    let rows: Vec<Judged> = states
+        .iter()
+        .map(|it| Judged {
+            label: it.label(),
+            text: it.text(),
+            verdicts: it.verdicts(),
+        })
+        .collect();
+    print_stats(&task, &rows, args.json)?;
+    eprintln!(
+        "seedforge: judged {judged} items of {} again in {:.1} s; their verdicts are in its \
+         journal",
+        dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The kept and rejected counts per class and stage, and the diversity of the kept items
+/// beside the seeds'; as JSON on standard output with `json`.
+fn print_stats(task: &Task, judged: &[Judged], json: bool) -> anyhow::Result<()> {
     let seeds: Vec<&str> = task.seeds.iter().map(|s| s.text.as_str()).collect();
-    let s = stats::compute(&judged, &seeds);
-    if args.json {
+    let s = stats::compute(judged, &seeds);
+    if json {
         println!("{}", serde_json::to_string_pretty(&s)?);
     } else {
         println!(
@@ -274,11 +388,5 @@ pub fn run(args: FilterArgs) -> anyhow::Result<()> {
             s.seed_diversity.mean_pairwise_similarity
         );
     }
-    eprintln!(
-        "seedforge: filtered {} items in {:.1} s → {}",
-        items.len(),
-        started.elapsed().as_secs_f64(),
-        args.out.display()
-    );
     Ok(())
 }

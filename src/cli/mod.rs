@@ -70,7 +70,8 @@ pub enum Command {
     /// Have the model label texts you already have (annotate mode); with --workspace they join
     /// its review as annotated items.
     Annotate(Box<annotate::AnnotateArgs>),
-    /// Run the filters over generated items: malformed, duplicates, label consistency.
+    /// Run the filters over generated items: malformed, duplicates, label consistency (a file
+    /// of them, or with --workspace its items that await a decision, judged again).
     Filter(filter::FilterArgs),
     /// Classify texts with the in-context classifier (k-shot from the task's seeds).
     Classify(classify::ClassifyArgs),
@@ -116,7 +117,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Generate(args)) => generate::run(*args, cli.workspace),
         Some(Command::Bench(cmd)) => crate::bench::run(cmd, cli.workspace),
         Some(Command::Classify(args)) => classify::run(args),
-        Some(Command::Filter(args)) => filter::run(args),
+        Some(Command::Filter(args)) => filter::run(args, cli.workspace),
         Some(Command::Annotate(args)) => annotate::run(*args, cli.workspace),
         Some(Command::Train(args)) => train::run(*args, cli.workspace, Objective::Classify),
         Some(Command::Teacher(args)) => train::run(*args, cli.workspace, Objective::Generate),

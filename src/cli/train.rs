@@ -20,14 +20,14 @@ use crate::data::item::Source;
 use crate::data::state::Status;
 use crate::data::task::{Example, Task};
 use crate::data::workspace::Snapshot;
+use crate::engine::eval_job::Target;
 use crate::engine::{Event, headless, train_job};
-use crate::eval::run::evaluate;
 use crate::pipeline::prompt::Templates;
 use crate::train::checkpoint::{self, Status as CheckpointStatus};
 use crate::train::data::Padding;
 use crate::train::lora::{LoraConfig, parse_targets};
 use crate::train::metrics::TrainEvent;
-use crate::train::run::{RunSpec, recorded_model, train_run};
+use crate::train::run::{RunSpec, recorded_model};
 use crate::train::schedule::Decay;
 use crate::train::trainer::{Objective, TrainConfig, TrainControl};
 use crate::train::weighting::Weighting;
@@ -507,13 +507,15 @@ pub fn run(
         model_path: &model_path,
         device: &selected.label,
     };
+    // The workbench's training job, its events shown as a bar or lines.
     let mut progress = Progress::new(false);
-    let result = train_run(
-        loaded.model,
-        &loaded.tokenizer,
-        &spec,
-        &TrainControl::default(),
-        &mut |e| progress.on(e),
+    let result = headless::run(
+        |events| train_job::train(0, &loaded, &spec, &TrainControl::default(), events),
+        move |e| {
+            if let Event::Train { event, .. } = e {
+                progress.on(&event)
+            }
+        },
     )?;
     if result.truncated > 0 {
         eprintln!(
@@ -537,17 +539,19 @@ pub fn run(
     );
 
     if let (Some(path), Some(imported)) = (&args.eval, eval_rows) {
-        let report = evaluate(
-            &result.outcome.model,
-            &loaded.tokenizer,
+        // The kept adapter as saved, read as `eval` reads the run.
+        let target = Target::Lora(out.clone());
+        let options = crate::eval::reading::eval_options_for_run(&out)?;
+        let model = target.model(&loaded.model)?;
+        let report = super::eval::evaluate_headless(
+            &loaded,
+            &model,
             task,
             &templates,
             &imported.rows,
             path,
-            &crate::eval::reading::eval_options_for_run(&out)?,
-            &model_path,
-            Some(&out),
-            &mut |_, _| {},
+            &target,
+            &options,
         )?;
         let saved = report.save(&out).with_context(|| {
             format!(

@@ -40,7 +40,10 @@ pub fn run(
 ) -> anyhow::Result<Outcome> {
     let mut opts = request.read.clone();
     opts.unlabelled = true;
-    let imported = import_file(&request.input, &opts)?;
+    let mut imported = import_file(&request.input, &opts)?;
+    if let Some(n) = request.limit {
+        imported.rows.truncate(n);
+    }
     for p in &imported.problems {
         events.send(Event::Log(p.to_string()));
     }

@@ -78,6 +78,8 @@ pub struct AnnotateRequest {
     /// A classifier adapter (a run of `train`) labels zero-shot; without one the base model
     /// labels in context, with the seeds as demonstrations.
     pub adapter: Option<PathBuf>,
+    /// Label only the first N texts.
+    pub limit: Option<usize>,
     /// An item is kept when its label's probability reaches this.
     pub min_confidence: f64,
     /// The cheap filters' settings, and whether the classifier is calibrated.

@@ -8,6 +8,7 @@
 //! panic: a file that cannot be read, bad rows (file and line, as log lines), no row carrying
 //! one of the task's labels (usually a missing label map such as `0=negative,1=positive`).
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -23,6 +24,7 @@ use crate::data::workspace::Workspace;
 use crate::eval::report::{EvalReport, Method};
 use crate::eval::run::{EvalOptions, evaluate_until};
 use crate::llm::load::LoadedModel;
+use crate::llm::model::Llama;
 use crate::pipeline::prompt::Templates;
 use crate::train::peft;
 
@@ -54,6 +56,109 @@ impl Target {
             other => other.method().name().to_string(),
         }
     }
+}
+
+impl Target {
+    /// The model that reads for this target: the base model, or a copy of it carrying the
+    /// run's adapter.
+    pub fn model<'m>(&self, base: &'m Llama) -> anyhow::Result<Cow<'m, Llama>> {
+        match self {
+            Target::Lora(dir) => peft::with_adapter(base, dir).map(Cow::Owned),
+            _ => Ok(Cow::Borrowed(base)),
+        }
+    }
+
+    /// How the workbench reads it: a run as it says it is read (`eval::reading`), the base
+    /// model's methods calibrated or not as asked.
+    pub fn options(&self, calibrate: bool) -> anyhow::Result<EvalOptions> {
+        Ok(match self {
+            Target::Lora(dir) => EvalOptions {
+                batch: BATCH,
+                ..crate::eval::reading::eval_options_for_run(dir)?
+            },
+            other => EvalOptions {
+                calibrate,
+                batch: BATCH,
+                ..EvalOptions::new(other.method())
+            },
+        })
+    }
+}
+
+/// What an evaluation reads: the task, its prompts and the test rows, and the file they came
+/// from (recorded in the report).
+pub struct TestSet<'a> {
+    pub task: &'a Task,
+    pub templates: &'a Templates,
+    pub rows: &'a [Row],
+    pub file: &'a Path,
+}
+
+/// Where one evaluation's rows fall in its job's progress: after `done_before` of `total`.
+#[derive(Debug, Clone, Copy)]
+pub struct Span {
+    pub done_before: usize,
+    pub total: usize,
+    pub started: Instant,
+}
+
+impl Span {
+    /// An evaluation that is its job's only one.
+    pub fn whole(rows: usize) -> Span {
+        Span {
+            done_before: 0,
+            total: rows,
+            started: Instant::now(),
+        }
+    }
+}
+
+/// One evaluation as every path runs it — the workbench's job, `seedforge eval`, `train
+/// --eval` and each arm of the experiment: `model` (the target's, see [`Target::model`]) reads
+/// the test rows as `options` say, progress goes up as [`Event::Progress`], a pause holds it and
+/// a stop ends it between batches (`None`).
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_one(
+    job: JobId,
+    loaded: &LoadedModel,
+    model: &Llama,
+    test: &TestSet,
+    target: &Target,
+    options: &EvalOptions,
+    span: Span,
+    control: &JobControl,
+    events: &Sink,
+) -> anyhow::Result<Option<EvalReport>> {
+    let adapter = match target {
+        Target::Lora(dir) => Some(dir.as_path()),
+        _ => None,
+    };
+    evaluate_until(
+        model,
+        &loaded.tokenizer,
+        test.task,
+        test.templates,
+        test.rows,
+        test.file,
+        options,
+        &loaded.info.path.display().to_string(),
+        adapter,
+        &mut |done, _| {
+            control.wait_while_paused();
+            let done = span.done_before + done;
+            let secs = span.started.elapsed().as_secs_f64();
+            events.send(Event::Progress {
+                job,
+                done,
+                total: span.total,
+                tokens_per_second: 0.0,
+                eta_seconds: (done > 0)
+                    .then(|| secs / done as f64 * span.total.saturating_sub(done) as f64),
+            });
+        },
+        &|| control.is_stopped(),
+    )
+    .with_context(|| format!("evaluating {}", target.name()))
 }
 
 /// The run folders under `runs` that hold a complete LoRA adapter, oldest first, and why each
@@ -245,8 +350,13 @@ pub fn run(
         kind: JobKind::Evaluate,
         total,
     });
-    let model_name = model.info.path.display().to_string();
     let started = Instant::now();
+    let test = TestSet {
+        task: &task,
+        templates: &templates,
+        rows: &rows,
+        file: &request.test,
+    };
     let mut results: Vec<String> = Vec::new();
     let mut failed: Vec<String> = Vec::new();
     let mut cancelled = false;
@@ -262,68 +372,32 @@ pub fn run(
             index: i,
             count,
         });
-        let adapted;
-        let (m, adapter) = match target {
-            Target::Lora(dir) => match peft::with_adapter(&model.model, dir) {
-                Ok(m) => {
-                    adapted = m;
-                    (&adapted, Some(dir.as_path()))
-                }
-                Err(e) => {
-                    let msg = format!("{name}: cannot load its adapter: {e:#}");
-                    events.send(Event::Log(format!("error: {msg}")));
-                    failed.push(msg);
-                    continue;
-                }
-            },
-            _ => (&model.model, None),
+        let m = match target.model(&model.model) {
+            Ok(m) => m,
+            Err(e) => {
+                let msg = format!("{name}: cannot load its adapter: {e:#}");
+                events.send(Event::Log(format!("error: {msg}")));
+                failed.push(msg);
+                continue;
+            }
         };
-        let options = match adapter {
-            Some(dir) => match crate::eval::reading::eval_options_for_run(dir) {
-                Ok(read) => EvalOptions {
-                    batch: BATCH,
-                    ..read
-                },
-                Err(e) => {
-                    let msg = format!("{name}: cannot tell how to read it: {e:#}");
-                    events.send(Event::Log(format!("error: {msg}")));
-                    failed.push(msg);
-                    continue;
-                }
-            },
-            None => EvalOptions {
-                calibrate: request.calibrate,
-                batch: BATCH,
-                ..EvalOptions::new(target.method())
-            },
+        let options = match target.options(request.calibrate) {
+            Ok(o) => o,
+            Err(e) => {
+                let msg = format!("{name}: cannot tell how to read it: {e:#}");
+                events.send(Event::Log(format!("error: {msg}")));
+                failed.push(msg);
+                continue;
+            }
         };
-        let base = i * per;
-        let report = evaluate_until(
-            m,
-            &model.tokenizer,
-            &task,
-            &templates,
-            &rows,
-            &request.test,
-            &options,
-            &model_name,
-            adapter,
-            &mut |done, _| {
-                control.wait_while_paused();
-                let done = base + done;
-                let secs = started.elapsed().as_secs_f64();
-                events.send(Event::Progress {
-                    job,
-                    done,
-                    total,
-                    tokens_per_second: 0.0,
-                    eta_seconds: (done > 0)
-                        .then(|| secs / done as f64 * total.saturating_sub(done) as f64),
-                });
-            },
-            &|| control.is_stopped(),
-        )
-        .with_context(|| format!("evaluating {name}"))?;
+        let span = Span {
+            done_before: i * per,
+            total,
+            started,
+        };
+        let report = evaluate_one(
+            job, model, &m, &test, target, &options, span, control, events,
+        )?;
         let Some(report) = report else {
             cancelled = true;
             break;

@@ -104,23 +104,7 @@ pub fn run(
         model_path: &model_path,
         device,
     };
-    let result = train_run(
-        model.model.clone(),
-        &model.tokenizer,
-        &spec,
-        control,
-        &mut forward(job, events),
-    );
-    let result = match result {
-        Ok(r) => r,
-        Err(e) => {
-            // A run that failed before writing anything (its prompt template, say) would leave
-            // an empty folder in the runs list; `remove_dir` takes only an empty one, so a
-            // run's config and metrics, once written, stay for the user to read.
-            let _ = std::fs::remove_dir(&out);
-            return Err(e);
-        }
-    };
+    let result = train(job, model, &spec, control, events)?;
     let data = if request.with_accepted {
         format!("seeds + {} accepted", extra.len())
     } else {
@@ -149,17 +133,37 @@ pub fn run(
         out: &out,
         ..spec
     };
-    let second = train_run(
-        model.model.clone(),
-        &model.tokenizer,
-        &spec,
-        control,
-        &mut forward(job, events),
-    )?;
+    let second = train(job, model, &spec, control, events)?;
     let then = outcome(&second, "the seeds, on from it");
     Ok(Outcome {
         cancelled: then.cancelled,
         summary: format!("{}; then {}", first.summary, then.summary),
+    })
+}
+
+/// One training run as every path runs it — the workbench's job, `seedforge train` and each arm
+/// of the experiment: a clone of the loaded model trained as `spec` says, every trainer event
+/// sent up as [`Event::Train`]. What differs between the paths is only where `spec`'s data
+/// comes from and who shows the events.
+pub fn train(
+    job: JobId,
+    model: &LoadedModel,
+    spec: &RunSpec,
+    control: &JobControl,
+    events: &Sink,
+) -> anyhow::Result<RunResult> {
+    train_run(
+        model.model.clone(),
+        &model.tokenizer,
+        spec,
+        control,
+        &mut forward(job, events),
+    )
+    .inspect_err(|_| {
+        // A run that failed before writing anything (its prompt template, say) would leave an
+        // empty folder in the runs list; `remove_dir` takes only an empty one, so a run's
+        // config and metrics, once written, stay for the user to read.
+        let _ = std::fs::remove_dir(spec.out);
     })
 }
 

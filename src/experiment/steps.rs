@@ -17,12 +17,13 @@ use crate::data::item::Verdict;
 use crate::data::state::ItemState;
 use crate::data::task::{Example, Task};
 use crate::data::workspace::Workspace;
+use crate::engine::eval_job::{Span, Target, TestSet};
 use crate::engine::judge::{Judges, Resolved};
 use crate::engine::{Event, Sink};
-use crate::engine::{annotate_job, generate_job};
+use crate::engine::{annotate_job, eval_job, generate_job, train_job};
 use crate::eval::judge_selection::{Selection, SelectionContext, select};
 use crate::eval::report::{EvalReport, Method};
-use crate::eval::run::{EvalOptions, evaluate};
+use crate::eval::run::EvalOptions;
 use crate::eval::run_folder;
 use crate::llm::load::LoadedModel;
 use crate::llm::model::Llama;
@@ -35,7 +36,7 @@ use crate::pipeline::filters::stages::{JudgeKind, LABEL_CONSISTENCY};
 use crate::pipeline::filters::stats::rejecting_stage;
 use crate::pipeline::prompt::Templates;
 use crate::train::metrics::TrainEvent;
-use crate::train::run::{RunSpec, train_run};
+use crate::train::run::RunSpec;
 use crate::train::trainer::{Objective, TrainConfig};
 use crate::util::control::JobControl;
 use crate::util::rng::Rng;
@@ -244,27 +245,6 @@ fn fresh_workspace(dir: &Path, task: &Task) -> anyhow::Result<Workspace> {
     }
     // The task carries the draw's seeds: they become the workspace's seeds.
     Workspace::create(dir, task, &[]).with_context(|| format!("creating {}", dir.display()))
-}
-
-/// An annotated item of the annotate job's workspace as the experiment keeps it.
-fn annotated(it: &ItemState) -> Annotated {
-    let meta = &it.original().meta;
-    let verdicts = it.verdicts().to_vec();
-    Annotated {
-        text: it.text().to_string(),
-        label: it.label().to_string(),
-        confidence: meta
-            .get("confidence")
-            .and_then(serde_json::Value::as_f64)
-            .unwrap_or(0.0),
-        probs: meta
-            .get("probs")
-            .and_then(|p| serde_json::from_value(p.clone()).ok())
-            .unwrap_or_default(),
-        kept: kept(&verdicts),
-        verdicts,
-        judge: meta.get("judge").cloned(),
-    }
 }
 
 /// The server that judged the items, as the job recorded it on their verdicts
@@ -771,6 +751,7 @@ impl SeedRun<'_, '_> {
                 ..ImportOptions::default()
             },
             adapter: None,
+            limit: None,
             min_confidence: self.spec.annotate_min_confidence,
             filters: filters.clone(),
         };
@@ -796,7 +777,7 @@ impl SeedRun<'_, '_> {
                 .and_then(|n| n.parse::<usize>().ok())
                 .and_then(|line| pool.get(line.wrapping_sub(1)))
                 .with_context(|| format!("{}: no pool line for {}", dir.display(), it.id()))?;
-            let a = annotated(it);
+            let a = Annotated::of_item(it);
             let same = a.label == row.label;
             agree += usize::from(same);
             if a.kept {
@@ -1000,37 +981,40 @@ impl SeedRun<'_, '_> {
             model_path: self.ctx.model_path,
             device: self.ctx.device,
         };
+        // The workbench's training job; its events are read once it ends.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let result = train_job::train(0, self.ctx.loaded, &spec, self.hooks.cancel, &Sink::new(tx));
         let mut lines = Vec::new();
-        let result = train_run(
-            self.ctx.loaded.model.clone(),
-            &self.ctx.loaded.tokenizer,
-            &spec,
-            self.hooks.cancel,
-            &mut |e| {
-                if let TrainEvent::Started {
-                    member: Some([i, k]),
+        while let Ok(event) = rx.try_recv() {
+            match event {
+                Event::Train {
+                    event:
+                        TrainEvent::Started {
+                            member: Some([i, k]),
+                            ..
+                        },
                     ..
-                } = e
-                {
-                    lines.push(format!("  soup member {i} of {k}"));
-                }
-                if let TrainEvent::Eval {
-                    epoch,
-                    train_loss,
-                    val_loss,
-                    best,
+                } => lines.push(format!("  soup member {i} of {k}")),
+                Event::Train {
+                    event:
+                        TrainEvent::Eval {
+                            epoch,
+                            train_loss,
+                            val_loss,
+                            best,
+                            ..
+                        },
                     ..
-                } = e
-                {
-                    lines.push(format!(
-                        "  epoch {:>2}  train loss {train_loss:.4}  val loss {}{}",
-                        epoch + 1,
-                        val_loss.map_or("-".into(), |v| format!("{v:.4}")),
-                        if *best { "  (best)" } else { "" }
-                    ));
-                }
-            },
-        )?;
+                } => lines.push(format!(
+                    "  epoch {:>2}  train loss {train_loss:.4}  val loss {}{}",
+                    epoch + 1,
+                    val_loss.map_or("-".into(), |v| format!("{v:.4}")),
+                    if best { "  (best)" } else { "" }
+                )),
+                _ => {}
+            }
+        }
+        let result = result?;
         for l in lines {
             self.log(&l);
         }
@@ -1085,30 +1069,36 @@ impl SeedRun<'_, '_> {
             });
         }
         let task = self.task()?;
-        let mut model = self.ctx.loaded.model.clone();
         let adapter_dir = arm.adapter_of().map(|a| self.dir.join(a.name()));
-        let method = match (&adapter_dir, arm) {
-            (Some(dir), _) => {
-                crate::train::peft::load_adapter(&mut model, dir)
-                    .with_context(|| format!("loading the adapter in {}", dir.display()))?;
-                Method::Lora
-            }
-            (None, Arm::ZeroShot) => Method::ZeroShot,
-            (None, _) => Method::Icl,
+        let (target, method) = match (&adapter_dir, arm) {
+            (Some(dir), _) => (Target::Lora(dir.clone()), Method::Lora),
+            (None, Arm::ZeroShot) => (Target::ZeroShot, Method::ZeroShot),
+            (None, _) => (Target::Icl, Method::Icl),
         };
         let options = eval_options(self.spec, arm, method, adapter_dir.as_deref())?;
-        let report = evaluate(
+        let model = target.model(&self.ctx.loaded.model)?;
+        let test = TestSet {
+            task: &task,
+            templates: self.ctx.templates,
+            rows: self.ctx.test,
+            file: &self.spec.test,
+        };
+        // The workbench's evaluation; its progress events are the workbench's to draw.
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let report = eval_job::evaluate_one(
+            0,
+            self.ctx.loaded,
             &model,
-            &self.ctx.loaded.tokenizer,
-            &task,
-            self.ctx.templates,
-            self.ctx.test,
-            &self.spec.test,
+            &test,
+            &target,
             &options,
-            self.ctx.model_path,
-            adapter_dir.as_deref(),
-            &mut |_, _| {},
+            Span::whole(self.ctx.test.len()),
+            self.hooks.cancel,
+            &Sink::new(tx),
         )?;
+        let Some(report) = report else {
+            return Err(Cancelled.into());
+        };
         report
             .save(&run_dir)
             .with_context(|| format!("saving the evaluation in {}", run_dir.display()))?;

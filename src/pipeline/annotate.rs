@@ -6,9 +6,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::classify::{Classifier, ClassifyError, Prediction};
+use super::classify::Prediction;
 use super::filters::Filters;
 use crate::data::item::{Item, Source, Verdict};
+use crate::data::state::ItemState;
 
 /// The stage name of the confidence threshold.
 pub const CONFIDENCE: &str = "confidence";
@@ -46,6 +47,31 @@ impl Annotated {
     }
 }
 
+impl Annotated {
+    /// An annotated item of a workspace (as the annotate job journalled it, or since edited)
+    /// read back: its text and label now, the distribution and server it was labelled with,
+    /// its verdicts.
+    pub fn of_item(it: &ItemState) -> Annotated {
+        let meta = &it.original().meta;
+        let verdicts = it.verdicts().to_vec();
+        Annotated {
+            text: it.text().to_string(),
+            label: it.label().to_string(),
+            confidence: meta
+                .get("confidence")
+                .and_then(serde_json::Value::as_f64)
+                .unwrap_or(0.0),
+            probs: meta
+                .get("probs")
+                .and_then(|p| serde_json::from_value(p.clone()).ok())
+                .unwrap_or_default(),
+            kept: super::filters::judge::kept(&verdicts),
+            verdicts,
+            judge: meta.get("judge").cloned(),
+        }
+    }
+}
+
 /// The confidence stage: the predicted label's probability must reach `min`.
 pub fn confidence_verdict(min: f64, p: &Prediction) -> Verdict {
     let c = p.prob_of(&p.label).unwrap_or(0.0);
@@ -68,24 +94,6 @@ pub fn confidence_verdict(min: f64, p: &Prediction) -> Verdict {
     v.probs = Some(p.probs.clone());
     v.judge = p.judge.clone();
     v
-}
-
-/// Labels `texts` with `classifier` and judges each: the cheap filters first (an item that
-/// fails them is still labelled, so the user sees what the model thought), then the confidence.
-/// `cheap` remembers what it passed, so texts labelled in later calls are compared with these.
-pub fn annotate(
-    classifier: &Classifier,
-    cheap: &mut Filters,
-    min_confidence: f64,
-    texts: &[&str],
-) -> Result<Vec<Annotated>, ClassifyError> {
-    let preds = classifier.classify(texts)?;
-    Ok(texts
-        .iter()
-        .zip(preds)
-        .enumerate()
-        .map(|(i, (text, p))| judge(cheap, &format!("text {}", i + 1), text, p, min_confidence))
-        .collect())
 }
 
 /// One labelled text judged: the cheap filters (`name` is how a later duplicate refers to it),

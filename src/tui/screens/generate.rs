@@ -395,6 +395,7 @@ impl GenerateState {
             input: input.clone(),
             read: Default::default(),
             adapter: adapter.as_ref().map(|w| w.dir.clone()),
+            limit: None,
             min_confidence: self.min_confidence,
             filters: self.filters.clone(),
         };
