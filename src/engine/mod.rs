@@ -2,11 +2,9 @@
 //! worker thread that owns the model, reported as [`Event`]s on a channel: commands go down,
 //! events come up, and cancel/pause are flags the job checks between decoding or training steps.
 //! A headless command runs the same job function on its own thread through [`headless::run`],
-//! showing the same events as lines or a bar (so far `train --resume` and `distil`'s
-//! [`distil_job::teach`]; the other commands and the experiment still call the pipeline and the
-//! trainer themselves: `annotate` labels with choices [`annotate_job`] lacks (`--method`, a
-//! `--judge-url` server, `--out` without a workspace), though it writes each item with its
-//! verdicts in one append as the job does). The engine owns the workspace: its jobs and its [`store`] thread (the
+//! showing the same events as lines or a bar: `generate`, `filter` and `annotate` on a
+//! workspace, `train`, `eval`, `distil`, and the experiment's steps (docs/architecture.md has
+//! the table). The engine owns the workspace: its jobs and its [`store`] thread (the
 //! user's decisions) are the only writers, and every durable change is reported as an event, so
 //! the UI draws from its own copy and never waits on a job's lock.
 
