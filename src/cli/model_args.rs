@@ -14,9 +14,10 @@ use crate::llm::load::{self, LoadedModel};
 
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
-    /// A .gguf file or a Hugging Face folder (config.json, *.safetensors, tokenizer.json).
+    /// A .gguf file, a Hugging Face folder (config.json, *.safetensors, tokenizer.json), or
+    /// the name of a model seedforge fetches on first use (smollm2-135m, gemma3-270m).
     /// Default: SmolLM2-135M-Instruct, fetched on first use (or $SEEDFORGE_MODEL).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH|NAME")]
     pub model: Option<PathBuf>,
 
     /// Where to run: auto (a real GPU if there is one, else the CPU), cpu, or wgpu.
@@ -28,6 +29,19 @@ impl ModelArgs {
     /// The model path, fetching the default model when none was given.
     pub fn path(&self) -> anyhow::Result<PathBuf> {
         if let Some(p) = &self.model {
+            // A known name, unless a file or folder of that name is here.
+            if let Some(known) = p.to_str().and_then(fetch::KnownModel::by_name)
+                && !p.exists()
+            {
+                if !known.path().exists() {
+                    eprintln!(
+                        "seedforge: {} is not on this machine yet; fetching it into {}",
+                        known.description,
+                        known.path().display()
+                    );
+                }
+                return Ok(known.ensure(&mut fetch_reporter())?);
+            }
             return Ok(p.clone());
         }
         if let Some(p) = std::env::var_os("SEEDFORGE_MODEL") {

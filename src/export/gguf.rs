@@ -102,8 +102,8 @@ pub fn write(
 ) -> anyhow::Result<usize> {
     let mut stored = Vec::with_capacity(tensors.len());
     for (hf, dense) in tensors {
-        let (gname, permute) =
-            gguf_name(&hf).ok_or_else(|| anyhow::anyhow!("tensor '{hf}' has no GGUF name"))?;
+        let (gname, permute) = gguf_name(&hf, config.arch)
+            .ok_or_else(|| anyhow::anyhow!("tensor '{hf}' has no GGUF name"))?;
         let heads = match permute {
             Permute::None => None,
             Permute::QueryHeads => Some(config.num_heads),

@@ -27,6 +27,8 @@ pub fn config_json(config: &ModelConfig, tokenizer: &TextTokenizer, weights: Wei
         Architecture::Llama => "LlamaForCausalLM",
         Architecture::Qwen2 => "Qwen2ForCausalLM",
         Architecture::Qwen3 => "Qwen3ForCausalLM",
+        // Refused before anything is written (`export::export_model`).
+        Architecture::Gemma3 => "Gemma3ForCausalLM",
     };
     json!({
         "architectures": [class],

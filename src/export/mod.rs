@@ -177,6 +177,12 @@ pub fn export(
         base_path.display()
     );
     anyhow::ensure!(
+        !base.config.arch.gemma(),
+        "{}: Gemma 3 models cannot be exported yet (their norms, window and rotary bases need \
+         a writer of their own); the run's adapter loads in PEFT on the original model",
+        base_path.display()
+    );
+    anyhow::ensure!(
         req.format == Format::Hf || base.config.arch == crate::llm::config::Architecture::Llama,
         "{}: a {} model exports as a Hugging Face folder only (--format hf); the GGUF writer \
          knows Llama's layout",

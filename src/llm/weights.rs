@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::llm::config::ModelConfig;
+use crate::llm::config::{Architecture, ModelConfig};
 use crate::llm::gguf::GgufFile;
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +45,11 @@ pub trait WeightSource: Sync {
     /// The tensor with this Hugging Face name.
     fn load(&self, name: &str) -> Result<Dense, WeightError>;
     fn has(&self, name: &str) -> bool;
+    /// Whether Gemma's norm weights are stored as `1 + w` (llama.cpp's converter adds the one;
+    /// transformers' checkpoints do not).
+    fn norms_shifted(&self) -> bool {
+        false
+    }
 }
 
 /// Weights read from a GGUF file.
@@ -54,6 +59,7 @@ pub struct GgufWeights<'a> {
     num_kv_heads: usize,
     /// Whether the file's Q/K rows are in llama.cpp's interleaved order (Llama files).
     permuted: bool,
+    arch: Architecture,
 }
 
 impl<'a> GgufWeights<'a> {
@@ -63,13 +69,14 @@ impl<'a> GgufWeights<'a> {
             num_heads: config.num_heads,
             num_kv_heads: config.num_kv_heads,
             permuted: config.arch.gguf_permuted_qk(),
+            arch: config.arch,
         }
     }
 }
 
-/// The GGUF name of a Hugging Face Llama tensor, and how many heads its rows are permuted in
-/// (llama.cpp's converter interleaves the rotary halves of Q and K).
-pub fn gguf_name(hf: &str) -> Option<(String, Permute)> {
+/// The GGUF name of a Hugging Face tensor of a model of family `arch`, and how many heads its
+/// rows are permuted in (llama.cpp's converter interleaves the rotary halves of Llama's Q and K).
+pub fn gguf_name(hf: &str, arch: Architecture) -> Option<(String, Permute)> {
     match hf {
         "model.embed_tokens.weight" => return Some(("token_embd.weight".into(), Permute::None)),
         "model.norm.weight" => return Some(("output_norm.weight".into(), Permute::None)),
@@ -90,7 +97,12 @@ pub fn gguf_name(hf: &str) -> Option<(String, Permute)> {
         "self_attn.q_norm.weight" => ("attn_q_norm", Permute::None),
         "self_attn.k_norm.weight" => ("attn_k_norm", Permute::None),
         "self_attn.o_proj.weight" => ("attn_output", Permute::None),
+        // Gemma normalises the attention's output with `post_attention_layernorm`; its norm
+        // before the MLP is the one llama.cpp calls `ffn_norm`.
+        "post_attention_layernorm.weight" if arch.gemma() => ("post_attention_norm", Permute::None),
         "post_attention_layernorm.weight" => ("ffn_norm", Permute::None),
+        "pre_feedforward_layernorm.weight" => ("ffn_norm", Permute::None),
+        "post_feedforward_layernorm.weight" => ("post_ffw_norm", Permute::None),
         "mlp.gate_proj.weight" => ("ffn_gate", Permute::None),
         "mlp.up_proj.weight" => ("ffn_up", Permute::None),
         "mlp.down_proj.weight" => ("ffn_down", Permute::None),
@@ -116,7 +128,7 @@ impl WeightSource for GgufWeights<'_> {
             file: self.file.path().to_path_buf(),
             name: name.to_string(),
         };
-        let (gname, permute) = gguf_name(name).ok_or_else(missing)?;
+        let (gname, permute) = gguf_name(name, self.arch).ok_or_else(missing)?;
         if self.file.tensor(&gname).is_none() {
             return Err(missing());
         }
@@ -147,7 +159,11 @@ impl WeightSource for GgufWeights<'_> {
     }
 
     fn has(&self, name: &str) -> bool {
-        gguf_name(name).is_some_and(|(g, _)| self.file.tensor(&g).is_some())
+        gguf_name(name, self.arch).is_some_and(|(g, _)| self.file.tensor(&g).is_some())
+    }
+
+    fn norms_shifted(&self) -> bool {
+        true
     }
 }
 
@@ -309,11 +325,25 @@ mod tests {
 
     #[test]
     fn names_map_both_ways_for_every_layer_tensor() {
+        let llama = Architecture::Llama;
         assert_eq!(
-            gguf_name("model.layers.12.self_attn.k_proj.weight"),
+            gguf_name("model.layers.12.self_attn.k_proj.weight", llama),
             Some(("blk.12.attn_k.weight".to_string(), Permute::KeyValueHeads))
         );
-        assert_eq!(gguf_name("model.layers.x.mlp.up_proj.weight"), None);
-        assert_eq!(gguf_name("something.else"), None);
+        assert_eq!(gguf_name("model.layers.x.mlp.up_proj.weight", llama), None);
+        assert_eq!(gguf_name("something.else", llama), None);
+        // The same Hugging Face name is a different norm in Gemma's block.
+        let name = |hf: &str, arch| gguf_name(hf, arch).map(|(g, _)| g);
+        let post = "model.layers.3.post_attention_layernorm.weight";
+        assert_eq!(name(post, llama).as_deref(), Some("blk.3.ffn_norm.weight"));
+        let gemma = Architecture::Gemma3;
+        assert_eq!(
+            name(post, gemma).as_deref(),
+            Some("blk.3.post_attention_norm.weight")
+        );
+        assert_eq!(
+            name("model.layers.3.pre_feedforward_layernorm.weight", gemma).as_deref(),
+            Some("blk.3.ffn_norm.weight")
+        );
     }
 }

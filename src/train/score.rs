@@ -40,7 +40,7 @@ pub fn gathered_log_probs(model: &Llama, t: &BatchTensors) -> Tensor<2> {
     let hidden = model.forward_hidden_masked(t.tokens.clone(), t.positions.clone(), t.mask.clone());
     let [b, s, d] = hidden.dims();
     let rows = hidden.reshape([b * s, d]).select(0, t.gather.clone());
-    log_softmax(model.lm_head.forward(rows), 1)
+    log_softmax(model.row_logits(rows), 1)
 }
 
 /// Mean cross-entropy over the batch's target tokens (the prompt contributes nothing), `[1]`.

@@ -122,7 +122,9 @@ pub fn write_gguf(path: &Path) {
     g.add_metadata("tokenizer.ggml.add_bos_token", false)
         .unwrap();
     for (name, shape, data) in hf_weights() {
-        let (gname, perm) = seedforge::llm::weights::gguf_name(&name).unwrap();
+        let (gname, perm) =
+            seedforge::llm::weights::gguf_name(&name, seedforge::llm::config::Architecture::Llama)
+                .unwrap();
         let data = match perm {
             seedforge::llm::weights::Permute::QueryHeads => {
                 permute_rows(&data, shape[0], shape[1], HEADS)

@@ -16,12 +16,15 @@ pub struct Attention {
     pub k_proj: Projection,
     pub v_proj: Projection,
     pub o_proj: Projection,
-    /// Qwen3: RMSNorm over each head's queries and keys, before the rotation.
+    /// Qwen3, Gemma 3: RMSNorm over each head's queries and keys, before the rotation.
     pub q_norm: Option<RmsNorm>,
     pub k_norm: Option<RmsNorm>,
     pub num_heads: usize,
     pub num_kv_heads: usize,
     pub head_dim: usize,
+    /// What scores are multiplied by, when it is not `1/√head_dim` (Gemma's
+    /// `query_pre_attn_scalar`).
+    pub scale: Option<f64>,
 }
 
 impl Attention {
@@ -62,7 +65,11 @@ impl Attention {
             .unsqueeze_dim::<5>(2)
             .expand([b, kv, group, sq, sk])
             .reshape([b, kv, group * sq, sk]);
-        let out = attention(q, k, v, Some(mask), None, AttentionModuleOptions::default());
+        let options = AttentionModuleOptions {
+            scale: self.scale,
+            ..AttentionModuleOptions::default()
+        };
+        let out = attention(q, k, v, Some(mask), None, options);
         let out = out
             .reshape([b, self.num_heads, s, d])
             .swap_dims(1, 2)

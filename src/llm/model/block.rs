@@ -1,7 +1,8 @@
-//! One transformer layer: pre-norm attention and a SwiGLU feed-forward, each with a residual.
+//! One transformer layer: pre-norm attention and a gated feed-forward (SwiGLU; Gemma's GeGLU),
+//! each with a residual; Gemma also normalises what each adds before adding it.
 
 use burn::module::Module;
-use burn::tensor::activation::silu;
+use burn::tensor::activation::{gelu_approximate, silu};
 use burn::tensor::{Bool, Tensor};
 
 use super::attention::Attention;
@@ -15,11 +16,18 @@ pub struct Mlp {
     pub gate_proj: Projection,
     pub up_proj: Projection,
     pub down_proj: Projection,
+    /// The gate's activation is the tanh approximation of GELU (`gelu_pytorch_tanh`), not SiLU.
+    pub gelu: bool,
 }
 
 impl Mlp {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let gate = silu(self.gate_proj.forward(x.clone()));
+        let gate = self.gate_proj.forward(x.clone());
+        let gate = if self.gelu {
+            gelu_approximate(gate)
+        } else {
+            silu(gate)
+        };
         self.down_proj.forward(gate * self.up_proj.forward(x))
     }
 }
@@ -28,8 +36,16 @@ impl Mlp {
 pub struct Block {
     pub input_norm: RmsNorm,
     pub self_attn: Attention,
+    /// Gemma: the attention's output normalised before the residual adds it.
+    pub attn_out_norm: Option<RmsNorm>,
+    /// The norm before the MLP (Llama's `post_attention_layernorm`, Gemma's
+    /// `pre_feedforward_layernorm`).
     pub post_attention_norm: RmsNorm,
     pub mlp: Mlp,
+    /// Gemma: the MLP's output normalised before the residual adds it.
+    pub mlp_out_norm: Option<RmsNorm>,
+    /// Attends to the last `sliding_window` positions only, with the local rotary base.
+    pub sliding: bool,
 }
 
 impl Block {
@@ -40,10 +56,17 @@ impl Block {
         mask: Tensor<4, Bool>,
         cache: Option<(&mut KvCache, usize)>,
     ) -> Tensor<3> {
-        let h = x.clone()
-            + self
-                .self_attn
-                .forward(self.input_norm.forward(x), rope, mask, cache);
-        h.clone() + self.mlp.forward(self.post_attention_norm.forward(h))
+        let out = |n: &Option<RmsNorm>, t: Tensor<3>| match n {
+            Some(n) => n.forward(t),
+            None => t,
+        };
+        let attn = self
+            .self_attn
+            .forward(self.input_norm.forward(x.clone()), rope, mask, cache);
+        let h = x + out(&self.attn_out_norm, attn);
+        let mlp = self
+            .mlp
+            .forward(self.post_attention_norm.forward(h.clone()));
+        h + out(&self.mlp_out_norm, mlp)
     }
 }

@@ -1,5 +1,6 @@
 //! The Llama-family transformer in Burn: RMSNorm, RoPE, grouped-query attention, SwiGLU, tied
-//! or separate output head, a KV cache, and left-padded batches of different lengths.
+//! or separate output head, a KV cache, and left-padded batches of different lengths; what
+//! Qwen and Gemma 3 do differently is switched on by their config (`llm::config::Architecture`).
 
 pub mod attention;
 pub mod block;
@@ -18,7 +19,7 @@ use self::attention::Attention;
 use self::block::{Block, Mlp};
 use self::linear::Projection;
 use self::norm::RmsNorm;
-use self::rope::Rope;
+use self::rope::{Rope, RopeAngles};
 use crate::llm::config::ModelConfig;
 use crate::llm::weights::{WeightError, WeightSource};
 
@@ -34,6 +35,14 @@ pub struct Llama {
     /// `[d, vocab]`; a transposed copy of the embedding when the file ties them.
     pub lm_head: Projection,
     pub rope: Rope,
+    /// The sliding-window layers' rotation, when their base differs (Gemma 3).
+    pub rope_local: Option<Rope>,
+    /// How many positions a sliding-window layer sees (0: no such layers).
+    pub window: usize,
+    /// What the embedding is multiplied by (Gemma: √d; 1 elsewhere).
+    pub embed_scale: f64,
+    /// `c·tanh(logits / c)`, when the config asks for it.
+    pub logit_softcap: Option<f64>,
 }
 
 impl Llama {
@@ -72,13 +81,29 @@ impl Llama {
                 device,
             )))
         };
+        // Gemma multiplies by `1 + w`; llama.cpp's converter stores `1 + w` in the GGUF file,
+        // transformers' checkpoints store `w`.
+        let norm_shift = config.arch.gemma() && !source.norms_shifted();
         let norm_of = |name: &str, n: usize| -> Result<RmsNorm, WeightError> {
+            let w = vector(name, n)?;
+            let w = if norm_shift { w.add_scalar(1.0) } else { w };
             Ok(RmsNorm {
-                weight: Param::from_tensor(vector(name, n)?).set_require_grad(false),
+                weight: Param::from_tensor(w).set_require_grad(false),
                 eps: config.rms_norm_eps as f64,
             })
         };
         let norm = |name: &str| norm_of(name, d);
+        let gemma = config.arch.gemma();
+        let gemma_norm = |name: String| -> Result<Option<RmsNorm>, WeightError> {
+            if gemma {
+                norm(&name).map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let scale = config
+            .query_pre_attn_scalar
+            .map(|s| 1.0 / (s as f64).sqrt());
         // Q, K and V with their biases when the family has them.
         let qkv = |p: &str, name: &str, out: usize| -> Result<Projection, WeightError> {
             let proj = projection(&format!("{p}.self_attn.{name}.weight"), out, d)?;
@@ -103,8 +128,18 @@ impl Llama {
         let mut layers = Vec::with_capacity(config.num_layers);
         for i in 0..config.num_layers {
             let p = format!("model.layers.{i}");
+            // Gemma's `post_attention_layernorm` normalises the attention's output; its norm
+            // before the MLP is `pre_feedforward_layernorm`.
+            let (attn_out, pre_mlp) = if gemma {
+                ("post_attention_layernorm", "pre_feedforward_layernorm")
+            } else {
+                ("", "post_attention_layernorm")
+            };
             layers.push(Block {
                 input_norm: norm(&format!("{p}.input_layernorm.weight"))?,
+                attn_out_norm: gemma_norm(format!("{p}.{attn_out}.weight"))?,
+                mlp_out_norm: gemma_norm(format!("{p}.post_feedforward_layernorm.weight"))?,
+                sliding: config.sliding_layers.contains(&i),
                 self_attn: Attention {
                     q_proj: qkv(&p, "q_proj", q_dim)?,
                     k_proj: qkv(&p, "k_proj", kv_dim)?,
@@ -115,12 +150,14 @@ impl Llama {
                     num_heads: config.num_heads,
                     num_kv_heads: config.num_kv_heads,
                     head_dim: config.head_dim,
+                    scale,
                 },
-                post_attention_norm: norm(&format!("{p}.post_attention_layernorm.weight"))?,
+                post_attention_norm: norm(&format!("{p}.{pre_mlp}.weight"))?,
                 mlp: Mlp {
                     gate_proj: projection(&format!("{p}.mlp.gate_proj.weight"), ff, d)?,
                     up_proj: projection(&format!("{p}.mlp.up_proj.weight"), ff, d)?,
                     down_proj: projection(&format!("{p}.mlp.down_proj.weight"), d, ff)?,
+                    gelu: gemma,
                 },
             });
         }
@@ -143,7 +180,82 @@ impl Llama {
                 config.max_position_embeddings,
                 device,
             ),
+            rope_local: config
+                .rope_local_theta
+                .filter(|t| !config.sliding_layers.is_empty() && *t != config.rope_theta)
+                .map(|t| {
+                    Rope::new(
+                        config.head_dim,
+                        t,
+                        None,
+                        config.max_position_embeddings,
+                        device,
+                    )
+                }),
+            window: config.sliding_window.unwrap_or(0),
+            // transformers rounds √d to the embedding's dtype; in f32 that is √d itself.
+            embed_scale: if gemma { (d as f32).sqrt() as f64 } else { 1.0 },
+            logit_softcap: config.final_logit_softcapping.map(f64::from),
         })
+    }
+
+    /// The embeddings of `tokens`, scaled as the family scales them.
+    fn embed(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
+        let x = embedding(self.embed_tokens.val(), tokens);
+        if self.embed_scale == 1.0 {
+            x
+        } else {
+            x.mul_scalar(self.embed_scale)
+        }
+    }
+
+    /// The rotation and mask a sliding-window layer uses, given the global layers' ones: its
+    /// own rotary base, and the mask with every column `window` or more before the query
+    /// hidden as well. `None` when the model has no such layers.
+    fn local(
+        &self,
+        positions: &Tensor<2, Int>,
+        mask: &Tensor<4, Bool>,
+        rope: &RopeAngles,
+    ) -> Option<(RopeAngles, Tensor<4, Bool>)> {
+        if self.window == 0 || !self.layers.iter().any(|b| b.sliding) {
+            return None;
+        }
+        let angles = match &self.rope_local {
+            Some(r) => r.at(positions.clone()),
+            None => rope.clone(),
+        };
+        let [b, h, sq, sk] = mask.dims();
+        // Queries are the last `sq` of the `sk` columns (a cache holds the ones before).
+        let past = sk - sq;
+        let far: Vec<bool> = (0..sq)
+            .flat_map(|q| (0..sk).map(move |c| past + q >= c + self.window))
+            .collect();
+        let far = Tensor::<2, Bool>::from_data(TensorData::new(far, [sq, sk]), &mask.device())
+            .unsqueeze::<4>()
+            .expand([b, h, sq, sk]);
+        Some((angles, mask.clone().bool_or(far)))
+    }
+
+    /// The layers in turn over the embedded `x`, each with its rotation and mask.
+    fn blocks(
+        &self,
+        mut x: Tensor<3>,
+        positions: Tensor<2, Int>,
+        mask: Tensor<4, Bool>,
+        mut cache: Option<&mut KvCache>,
+    ) -> Tensor<3> {
+        let rope = self.rope.at(positions.clone());
+        let local = self.local(&positions, &mask, &rope);
+        for (i, block) in self.layers.iter().enumerate() {
+            let (r, m) = match &local {
+                Some((r, m)) if block.sliding => (r, m.clone()),
+                _ => (&rope, mask.clone()),
+            };
+            let layer_cache = cache.as_deref_mut().map(|c| (c, i));
+            x = block.forward(x, r, m, layer_cache);
+        }
+        x
     }
 
     pub fn device(&self) -> Device {
@@ -168,17 +280,14 @@ impl Llama {
         mut cache: Option<&mut KvCache>,
     ) -> Tensor<3> {
         let device = tokens.device();
-        let rope = self.rope.at(layout.positions_tensor(&device));
+        let positions = layout.positions_tensor(&device);
         let mask = layout.mask_tensor(&device);
         if let Some(c) = cache.as_deref_mut() {
             debug_assert_eq!(c.len(), layout.past, "cache length and layout disagree");
             c.reserve(layout.len);
         }
-        let mut x = embedding(self.embed_tokens.val(), tokens);
-        for (i, block) in self.layers.iter().enumerate() {
-            let layer_cache = cache.as_deref_mut().map(|c| (c, i));
-            x = block.forward(x, &rope, mask.clone(), layer_cache);
-        }
+        let x = self.embed(tokens);
+        let x = self.blocks(x, positions, mask, cache.as_deref_mut());
         if let Some(c) = cache {
             c.advance(layout.len);
         }
@@ -194,17 +303,26 @@ impl Llama {
         positions: Tensor<2, Int>,
         mask: Tensor<4, Bool>,
     ) -> Tensor<3> {
-        let rope = self.rope.at(positions);
-        let mut x = embedding(self.embed_tokens.val(), tokens);
-        for block in &self.layers {
-            x = block.forward(x, &rope, mask.clone(), None);
-        }
+        let x = self.embed(tokens);
+        let x = self.blocks(x, positions, mask, None);
         self.norm.forward(x)
     }
 
     /// Next-token logits for hidden states `[B, S, d]` → `[B, S, vocab]`.
     pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
-        self.lm_head.forward(hidden)
+        self.capped(self.lm_head.forward(hidden))
+    }
+
+    /// Logits for rows of hidden states `[N, d]` → `[N, vocab]` (training's gathered rows).
+    pub fn row_logits(&self, rows: Tensor<2>) -> Tensor<2> {
+        self.capped(self.lm_head.forward(rows))
+    }
+
+    fn capped<const D: usize>(&self, logits: Tensor<D>) -> Tensor<D> {
+        match self.logit_softcap {
+            Some(c) => logits.div_scalar(c).tanh().mul_scalar(c),
+            None => logits,
+        }
     }
 
     /// Logits at the last column of every row, `[B, vocab]`.

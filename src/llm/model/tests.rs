@@ -25,6 +25,11 @@ pub(crate) fn tiny_config() -> ModelConfig {
         rms_norm_eps: 1e-5,
         max_position_embeddings: 128,
         tie_word_embeddings: true,
+        sliding_layers: Vec::new(),
+        sliding_window: None,
+        rope_local_theta: None,
+        query_pre_attn_scalar: None,
+        final_logit_softcapping: None,
     }
 }
 
