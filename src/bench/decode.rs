@@ -27,6 +27,9 @@ pub struct DecodeBenchArgs {
     pub json: Option<std::path::PathBuf>,
 }
 
+/// llama.cpp's figures on a model other than the default one.
+const LLAMACPP_SPEED: &str = include_str!("llamacpp_speed.py");
+
 pub fn run(args: DecodeBenchArgs) -> anyhow::Result<()> {
     let (loaded, device) = args.model.load()?;
     let tk = &loaded.tokenizer;
@@ -58,8 +61,39 @@ pub fn run(args: DecodeBenchArgs) -> anyhow::Result<()> {
     }
     let fig = |name: &str| ours.iter().find(|t| t.name == name).map(|t| t.tokens_per_s);
 
+    let default_model = loaded.info.path == crate::llm::fetch::default_model_path();
     let (hf, llama) = if args.no_peer {
         (Value::Null, Value::Null)
+    } else if !default_model {
+        // The shared peers' scripts know the default model only; llama.cpp runs this file on
+        // the same token ids, transformers is left out.
+        eprintln!(
+            "seedforge: not the default model: llama.cpp runs {} on the same ids; transformers \
+             is left out",
+            loaded.info.path.display()
+        );
+        let reps = args.repeats.to_string();
+        let ids = |v: &[u32]| v.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+        let (prefill, prompt) = (ids(&ids300), ids(&prompt));
+        let new = NEW_TOKENS.to_string();
+        let model = loaded.info.path.display().to_string();
+        let llama = peers::run_embedded_script(
+            "llamacpp_speed.py",
+            LLAMACPP_SPEED,
+            &[
+                "--model",
+                &model,
+                "--prefill",
+                &prefill,
+                "--prompt",
+                &prompt,
+                "--new",
+                &new,
+                "--repeats",
+                &reps,
+            ],
+        )?;
+        (Value::Null, llama)
     } else {
         let reps = args.repeats.to_string();
         let hf = peers::run_script("speed_hf.py", &["--repeats", &reps])?;

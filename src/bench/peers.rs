@@ -36,7 +36,30 @@ pub fn has_module(module: &str) -> bool {
 }
 
 /// Runs `script` (in the shared peers folder) with `args` and `--out`, returning its JSON.
+/// Runs a peer script seedforge carries itself (`source`, written to a temporary file as
+/// `name`) as [`run_script`] runs a shared one: `--out FILE` appended, its JSON returned.
+pub fn run_embedded_script(
+    name: &str,
+    source: &str,
+    args: &[&str],
+) -> anyhow::Result<serde_json::Value> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join(name);
+    std::fs::write(&path, source).with_context(|| format!("writing {}", path.display()))?;
+    run_script_at(&path, args)
+}
+
 pub fn run_script(script: &str, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+    let script_path = shared_dir().join("peers").join(script);
+    anyhow::ensure!(
+        script_path.is_file(),
+        "{} not found (set SEEDFORGE_SHARED to the shared folder)",
+        script_path.display()
+    );
+    run_script_at(&script_path, args)
+}
+
+fn run_script_at(script_path: &Path, args: &[&str]) -> anyhow::Result<serde_json::Value> {
     let py = python();
     anyhow::ensure!(
         py.exists(),
@@ -44,14 +67,20 @@ pub fn run_script(script: &str, args: &[&str]) -> anyhow::Result<serde_json::Val
         py.display(),
         shared_dir().display()
     );
-    let script_path = shared_dir().join("peers").join(script);
-    anyhow::ensure!(
-        script_path.is_file(),
-        "{} not found (set SEEDFORGE_SHARED to the shared folder)",
-        script_path.display()
-    );
+    let script = script_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let out = tempfile::NamedTempFile::new()?;
-    eprintln!("seedforge: running the peer {script} {} …", args.join(" "));
+    // Long arguments (token ids) are shortened in the line; the script gets them whole.
+    let shown: Vec<String> = args
+        .iter()
+        .map(|a| match a.char_indices().nth(40) {
+            Some((i, _)) => format!("{}…", &a[..i]),
+            None => a.to_string(),
+        })
+        .collect();
+    eprintln!("seedforge: running the peer {script} {} …", shown.join(" "));
     let status = Command::new(&py)
         .arg(&script_path)
         .args(args)
