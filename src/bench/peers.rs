@@ -82,7 +82,7 @@ fn run_script_at(script_path: &Path, args: &[&str]) -> anyhow::Result<serde_json
         .collect();
     eprintln!("seedforge: running the peer {script} {} …", shown.join(" "));
     let status = Command::new(&py)
-        .arg(&script_path)
+        .arg(script_path)
         .args(args)
         .arg("--out")
         .arg(out.path())
