@@ -342,13 +342,20 @@ fn prompt_with_seeds_of(
         Rng::for_item(settings.sampling.seed ^ 0x5EED, index).shuffle(&mut seeds);
     }
     let message = templates.render_generate(task, label, &seeds)?;
-    if settings.chat && tokenizer.has_chat_template() {
-        tokenizer
-            .apply_chat(&[ChatMessage::user(message)], true)
-            .map_err(|e| PromptError::Other(e.to_string()))
-    } else {
-        Ok(message)
+    if !settings.chat {
+        return Ok(message);
     }
+    // Asked for a chat turn on a model without a template: said, not sent as plain text.
+    if !tokenizer.has_chat_template() {
+        return Err(PromptError::Other(
+            "a chat turn was asked for (--chat, the Generate screen's chat row), but this model \
+             has no chat template; write with the plain prompt"
+                .into(),
+        ));
+    }
+    tokenizer
+        .apply_chat(&[ChatMessage::user(message)], true)
+        .map_err(|e| PromptError::Other(e.to_string()))
 }
 
 /// Runs the planned requests, turning every finished sequence into a candidate.
@@ -597,5 +604,21 @@ mod guidance_tests {
         settings.sampling.guidance_scale = 0.5;
         settings.remote = None;
         assert!(settings.validate().unwrap_err().contains("guidance"));
+    }
+
+    #[test]
+    fn a_chat_turn_on_a_model_without_a_template_is_refused_not_sent_plain() {
+        let task = three_classes();
+        let templates = Templates::bundled();
+        let tk = tiny_tokenizer();
+        assert!(!tk.has_chat_template());
+        let settings = GenerateSettings {
+            chat: true,
+            ..GenerateSettings::default()
+        };
+        let err = plan(&task, &templates, &tk, &settings)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no chat template"), "{err}");
     }
 }
