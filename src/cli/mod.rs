@@ -103,6 +103,13 @@ pub enum Command {
 
 /// Runs the parsed command line; errors reach `main`, which prints them and sets the exit code.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    // Before a subcommand they would be read by nothing: the subcommand has its own.
+    anyhow::ensure!(
+        cli.command.is_none()
+            || (cli.model.model.is_none() && cli.model.device == Default::default()),
+        "--model and --device before a subcommand choose the workbench's model; give them after \
+         the subcommand's name (seedforge generate --model … --device …)"
+    );
     match cli.command {
         None => crate::tui::run(crate::tui::Options {
             workspace: cli.workspace,
