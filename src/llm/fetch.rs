@@ -220,6 +220,26 @@ pub fn fetch_default_model(progress: &mut dyn FnMut(FetchEvent)) -> Result<PathB
     SMOLLM2.fetch(progress)
 }
 
+/// The model a `--model` value (or its absence) names: a file or folder as given; a known
+/// model's name (unless a file or folder of that name is here), fetched on first use; nothing:
+/// `$SEEDFORGE_MODEL`, else the default model, fetched on first use. The workbench and every
+/// command resolve it here.
+pub fn resolve(
+    model: Option<&Path>,
+    progress: &mut dyn FnMut(FetchEvent),
+) -> Result<PathBuf, FetchError> {
+    match model {
+        Some(p) => match p.to_str().and_then(KnownModel::by_name) {
+            Some(known) if !p.exists() => known.ensure(progress),
+            _ => Ok(p.to_path_buf()),
+        },
+        None => match std::env::var_os("SEEDFORGE_MODEL") {
+            Some(p) => Ok(PathBuf::from(p)),
+            None => SMOLLM2.ensure(progress),
+        },
+    }
+}
+
 fn python() -> String {
     std::env::var("SEEDFORGE_PYTHON").unwrap_or_else(|_| "python3".to_string())
 }
