@@ -163,3 +163,36 @@ fn fetch_without_pip_explains_the_manual_steps() {
             .exists()
     );
 }
+
+/// `--model` before a subcommand belongs to the workbench: a command given it there refuses,
+/// saying where it goes, rather than running on another model; after the name it is taken, a
+/// known name included; an unknown name is refused with the known ones.
+#[test]
+fn model_names_and_the_place_of_model_are_told() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = seedforge()
+        .args(["--model", "gemma3-270m", "model", "info"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("after the subcommand's name"), "{err}");
+    let o = seedforge()
+        .args(["model", "fetch", "gemma3-27b"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("smollm2-135m, gemma3-270m"), "{err}");
+    // A file of a known model's name here is that file, not the known model.
+    let here = tmp.path().join("smollm2-135m");
+    std::fs::copy(common::model_path(), &here).unwrap();
+    let info = json_of(seedforge().current_dir(tmp.path()).args([
+        "model",
+        "info",
+        "--json",
+        "--model",
+        "smollm2-135m",
+    ]));
+    assert_eq!(info["path"], "smollm2-135m", "{info}");
+}
