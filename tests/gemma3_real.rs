@@ -20,7 +20,7 @@ use seedforge::llm::model::{StepLayout, tokens_tensor};
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/gemma3_reference.py");
 
 /// Largest |logit − transformers'| over transformers' top 10. Both run the same f32 weights and
-/// differ in summation order only: measured 1.1e-5–3.6e-5 on the Flex CPU device (logits of
+/// differ in summation order only: measured 1.7e-5–5.0e-5 on the Flex CPU device (logits of
 /// 20–30), the 619-token prompt included; the same 5e-4 as SmolLM2's golden test.
 const LOGIT_TOL: f32 = 5e-4;
 

@@ -2,7 +2,7 @@
 //! each with a residual; Gemma also normalises what each adds before adding it.
 
 use burn::module::Module;
-use burn::tensor::activation::{gelu_approximate, silu};
+use burn::tensor::activation::silu;
 use burn::tensor::{Bool, Tensor};
 
 use super::attention::Attention;
@@ -24,12 +24,22 @@ impl Mlp {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let gate = self.gate_proj.forward(x.clone());
         let gate = if self.gelu {
-            gelu_approximate(gate)
+            gelu_tanh(gate)
         } else {
             silu(gate)
         };
         self.down_proj.forward(gate * self.up_proj.forward(x))
     }
+}
+
+/// GELU's tanh approximation, `x/2 · (1 + tanh(√(2/π) · (x + 0.044715 x³)))`, as
+/// `gelu_pytorch_tanh` computes it; the cube as two products, which costs a fraction of the
+/// general power Burn's `gelu_approximate` takes (a third of Gemma's prompt processing).
+fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+    let cube = x.clone() * x.clone() * x.clone();
+    let inner = (x.clone() + cube * 0.044715) * SQRT_2_OVER_PI;
+    (x * (inner.tanh() + 1)) * 0.5
 }
 
 #[derive(Module, Debug)]
