@@ -403,18 +403,28 @@ impl TextTokenizer {
         self.encode_with(&self.plain, text)
     }
 
+    /// Tokens that continue a prompt (a label word, a training target): plain text and never a
+    /// BOS, whatever the model adds at the start of a sequence (Gemma does).
+    pub fn encode_continuation(&self, text: &str) -> Result<Vec<u32>, TokenizerError> {
+        Ok(self.plain_ids(&self.plain, text)?)
+    }
+
     fn encode_with(&self, tk: &Tokenizer, text: &str) -> Result<Vec<u32>, TokenizerError> {
-        let enc = tk
-            .encode(text, false)
-            .map_err(|e| TokenizerError::Run(e.to_string()))?;
-        let mut ids = Vec::with_capacity(enc.len() + 1);
+        let mut ids = Vec::new();
         if self.add_bos
             && let Some(b) = self.bos
         {
             ids.push(b);
         }
-        ids.extend_from_slice(enc.get_ids());
+        ids.extend(self.plain_ids(tk, text)?);
         Ok(ids)
+    }
+
+    fn plain_ids(&self, tk: &Tokenizer, text: &str) -> Result<Vec<u32>, TokenizerError> {
+        let enc = tk
+            .encode(text, false)
+            .map_err(|e| TokenizerError::Run(e.to_string()))?;
+        Ok(enc.get_ids().to_vec())
     }
 
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String, TokenizerError> {

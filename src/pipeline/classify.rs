@@ -134,7 +134,7 @@ impl<'m> Classifier<'m> {
             .iter()
             .map(|l| {
                 let ids = tokenizer
-                    .encode_plain(&format!(" {}", l.verbalizer()))
+                    .encode_continuation(&format!(" {}", l.verbalizer()))
                     .map_err(|e| ClassifyError::Tokenizer(e.to_string()))?;
                 if ids.is_empty() {
                     return Err(ClassifyError::EmptyVerbalizer(l.name.clone()));
@@ -601,7 +601,7 @@ mod tests {
 
     use super::*;
     use crate::data::task::LabelDef;
-    use crate::llm::model::tests::{tiny_model, tiny_tokenizer};
+    use crate::llm::model::tests::{tiny_model, tiny_tokenizer, tiny_tokenizer_adding_bos};
     use crate::llm::model::tokens_tensor;
 
     fn task() -> Task {
@@ -631,10 +631,13 @@ mod tests {
         t
     }
 
-    /// log P(verbalizer | prompt) by one plain forward over prompt + verbalizer, no cache.
+    /// log P(verbalizer | prompt) by one plain forward over prompt + verbalizer, no cache; the
+    /// verbalizer's tokens from the tokenizer that adds no BOS, whatever `tk` does.
     fn direct(model: &Llama, tk: &TextTokenizer, prompt: &str, verbalizer: &str) -> f64 {
         let p = tk.encode_plain(prompt).unwrap();
-        let v = tk.encode_plain(&format!(" {verbalizer}")).unwrap();
+        let v = tiny_tokenizer()
+            .encode_plain(&format!(" {verbalizer}"))
+            .unwrap();
         let mut all = p.clone();
         all.extend_from_slice(&v);
         let device = model.device();
@@ -665,11 +668,13 @@ mod tests {
     fn scores_equal_the_direct_log_likelihood_with_and_without_demos() {
         let device = Device::flex();
         let model = tiny_model(&device);
-        let tk = tiny_tokenizer();
         let task = task();
         let templates = Templates::bundled();
         let texts = ["ab", "the cat.", "zz top, yes!", "q"];
-        for demos in [Vec::new(), task.seeds.clone()] {
+        // A tokenizer that starts sequences with BOS must not start the label words with it.
+        for (tk, demos) in [false, true].into_iter().flat_map(|bos| {
+            [Vec::new(), task.seeds.clone()].map(|d| (tiny_tokenizer_adding_bos(bos), d))
+        }) {
             let c = Classifier::new(
                 &model,
                 &tk,

@@ -102,7 +102,7 @@ pub fn label_tokens(task: &Task, tokenizer: &TextTokenizer) -> Result<Vec<Vec<u3
         .iter()
         .map(|l| {
             let ids = tokenizer
-                .encode_plain(&format!(" {}", l.verbalizer()))
+                .encode_continuation(&format!(" {}", l.verbalizer()))
                 .map_err(|e| DataError::Other(e.to_string()))?;
             if ids.is_empty() {
                 return Err(DataError::Other(format!(
@@ -146,7 +146,7 @@ pub fn encode_generation(
             .map_err(|e| err(&e))?;
         let prompt = tokenizer.encode(&rendered).map_err(|e| err(&e))?;
         let mut target = tokenizer
-            .encode_plain(&format!(" {}\n", ex.text.trim()))
+            .encode_continuation(&format!(" {}\n", ex.text.trim()))
             .map_err(|e| err(&e))?;
         let truncated = prompt.len() + target.len() > max_len;
         if truncated {
@@ -397,6 +397,34 @@ mod tests {
             target: target.to_vec(),
             label,
             truncated: false,
+        }
+    }
+
+    #[test]
+    fn targets_continue_the_prompt_without_a_bos_whatever_the_tokenizer_adds() {
+        use crate::llm::model::tests::tiny_tokenizer_adding_bos;
+        let task = Task::demo();
+        let templates = Templates::bundled();
+        let ex = [Example {
+            text: task.seeds[0].text.clone(),
+            label: task.seeds[0].label.clone(),
+        }];
+        let plain = tiny_tokenizer_adding_bos(false);
+        let bos = tiny_tokenizer_adding_bos(true);
+        for (a, b) in [
+            (
+                encode(&task, &templates, &plain, &ex, 512).unwrap(),
+                encode(&task, &templates, &bos, &ex, 512).unwrap(),
+            ),
+            (
+                encode_generation(&task, &templates, &plain, &ex, 512).unwrap(),
+                encode_generation(&task, &templates, &bos, &ex, 512).unwrap(),
+            ),
+        ] {
+            // The prompt starts with BOS; the target is the same tokens either way.
+            assert_eq!(b[0].prompt[0], 1);
+            assert_eq!(b[0].prompt[1..], a[0].prompt[..]);
+            assert_eq!(b[0].target, a[0].target);
         }
     }
 

@@ -259,6 +259,11 @@ fn transpose_moves_every_element() {
 /// A byte-level tokenizer matching the tiny model's 61-token vocabulary: three control tokens
 /// (id 2 is the end of sequence), letters with and without a leading space, a little punctuation.
 pub(crate) fn tiny_tokenizer() -> crate::llm::tokenizer::TextTokenizer {
+    tiny_tokenizer_adding_bos(false)
+}
+
+/// [`tiny_tokenizer`], starting every sequence with BOS (id 1) when `add_bos` (as Gemma's does).
+pub(crate) fn tiny_tokenizer_adding_bos(add_bos: bool) -> crate::llm::tokenizer::TextTokenizer {
     let mut tokens: Vec<String> = vec![
         "<|endoftext|>".into(),
         "<|im_start|>".into(),
@@ -278,7 +283,7 @@ pub(crate) fn tiny_tokenizer() -> crate::llm::tokenizer::TextTokenizer {
         bos: Some(1),
         eos: Some(2),
         pad: Some(2),
-        add_bos: false,
+        add_bos,
         chat_template: None,
     })
     .unwrap()

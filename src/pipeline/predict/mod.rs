@@ -41,7 +41,7 @@ impl<'a> Fit<'a> {
         let mut longest_label = 1;
         for l in classifier.labels() {
             let ids = tokenizer
-                .encode_plain(&format!(" {}", l.verbalizer()))
+                .encode_continuation(&format!(" {}", l.verbalizer()))
                 .map_err(|e| ClassifyError::Tokenizer(e.to_string()))?;
             longest_label = longest_label.max(ids.len());
         }
