@@ -1,7 +1,8 @@
 //! The real Gemma 3 270M (Q4_K_M GGUF, fetched by name as `seedforge model fetch gemma3-270m`
 //! fetches it) against transformers loading the same file (weights dequantized to f32, the
 //! tokenizer converted from the file's SentencePiece vocabulary; `tests/gemma3_reference.py` in
-//! the peers' venv): the same token ids, the same top-10 next tokens with logits within
+//! the peers' venv): the same token ids (and the same continuation ids, label words without
+//! the BOS a sequence starts with), the same top-10 next tokens with logits within
 //! [`LOGIT_TOL`], the same greedy continuation — on a plain prompt, a chat turn, odd spacing,
 //! accents and an emoji, and a prompt past the sliding layers' 512-position window. llama.cpp's
 //! figures on the file (its own quantized kernels) are printed beside them.
@@ -68,6 +69,15 @@ fn gemma3_270m_matches_transformers_on_the_same_file() {
     assert_eq!(loaded.config.arch.name(), "gemma3");
     assert_eq!(loaded.config.sliding_layers.len(), 15);
     let tk = &loaded.tokenizer;
+    // Label words and training targets continue a prompt: transformers' ids without special
+    // tokens (the tokenizer starts a sequence with BOS; a continuation must not).
+    for (text, ids_theirs) in reference["continuations"].as_object().unwrap() {
+        assert_eq!(
+            tk.encode_continuation(text).unwrap(),
+            ids(ids_theirs),
+            "continuation {text:?}"
+        );
+    }
     for p in reference["prompts"].as_array().unwrap() {
         let name = p["name"].as_str().unwrap();
         let text = p["text"].as_str().unwrap();

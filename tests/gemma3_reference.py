@@ -81,8 +81,20 @@ def main():
                 "llamacpp_greedy": lc_greedy,
             }
         )
+    # What a label word or a training target continues a prompt with: no BOS.
+    continuations = {
+        text: tok(text, add_special_tokens=False).input_ids
+        for text in [" positive", " negative", " A warm, funny film.\n"]
+    }
     with open(out, "w") as f:
-        json.dump({"transformers": transformers.__version__, "prompts": rows}, f)
+        json.dump(
+            {
+                "transformers": transformers.__version__,
+                "prompts": rows,
+                "continuations": continuations,
+            },
+            f,
+        )
 
 
 if __name__ == "__main__":
