@@ -159,21 +159,7 @@ fn a_qwen2_model_trains_a_lora_adapter() {
     // PEFT applies the same adapter to the same folder: the same logits.
     let py = common::peer_python(&["torch", "transformers", "peft"]);
     let ids_arg = ids.map(|i| i.to_string()).join(",");
-    let o = Command::new(&py)
-        .arg(SCRIPT)
-        .arg("--peft")
-        .arg(&model)
-        .arg(&run)
-        .args(["--ids", &ids_arg])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let theirs: Vec<f32> = serde_json::from_slice::<Vec<f64>>(&o.stdout)
-        .unwrap()
-        .into_iter()
-        .map(|v| v as f32)
-        .collect();
-    let d = max_diff(&ours, &theirs);
+    let d = max_diff(&ours, &peft_logits(&model, &run, &ids));
     println!("qwen2 + LoRA: max |Δlogit| against PEFT {d:.2e}");
     assert!(d < TOL, "PEFT's logits differ by {d}");
     // Exported as a Hugging Face folder (the adapter merged), transformers reads the same model.
@@ -258,23 +244,7 @@ fn a_gemma3_model_trains_a_lora_adapter_that_peft_applies() {
         None,
     ))
     .unwrap();
-    let py = common::peer_python(&["torch", "transformers", "peft"]);
-    let ids_arg = ids.map(|i| i.to_string()).join(",");
-    let o = Command::new(&py)
-        .arg(SCRIPT)
-        .arg("--peft")
-        .arg(&model)
-        .arg(&run)
-        .args(["--ids", &ids_arg])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let theirs: Vec<f32> = serde_json::from_slice::<Vec<f64>>(&o.stdout)
-        .unwrap()
-        .into_iter()
-        .map(|v| v as f32)
-        .collect();
-    let d = max_diff(&ours, &theirs);
+    let d = max_diff(&ours, &peft_logits(&model, &run, &ids));
     println!("gemma3 + LoRA on every projection: max |Δlogit| against PEFT {d:.2e}");
     assert!(d < TOL, "PEFT's logits differ by {d}");
     let o = Command::new(bin)
@@ -298,6 +268,31 @@ fn a_gemma3_model_trains_a_lora_adapter_that_peft_applies() {
         !o.status.success() && err.contains("Gemma 3 models cannot be exported yet"),
         "{err}"
     );
+}
+
+/// The last position's logits of the folder `model` with the adapter in `run`, as PEFT applies
+/// it (the peers' venv).
+fn peft_logits(model: &std::path::Path, run: &std::path::Path, ids: &[u32]) -> Vec<f32> {
+    let py = common::peer_python(&["torch", "transformers", "peft"]);
+    let ids_arg = ids
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let o = Command::new(&py)
+        .arg(SCRIPT)
+        .arg("--peft")
+        .arg(model)
+        .arg(run)
+        .args(["--ids", &ids_arg])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice::<Vec<f64>>(&o.stdout)
+        .unwrap()
+        .into_iter()
+        .map(|v| v as f32)
+        .collect()
 }
 
 fn numbers(v: &serde_json::Value) -> impl Iterator<Item = f64> + '_ {
