@@ -125,14 +125,7 @@ fn a_qwen2_model_trains_a_lora_adapter() {
     let model = tmp.path().join("qwen2");
     let run = tmp.path().join("run");
     let bin = env!("CARGO_BIN_EXE_seedforge");
-    let o = Command::new(bin)
-        .args(["train", "--device", "cpu", "--epochs", "2", "--model"])
-        .arg(&model)
-        .arg("--out")
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    train_two_epochs(&model, &run, &[]);
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("adapter_config.json")).unwrap())
             .unwrap();
@@ -216,23 +209,7 @@ fn a_gemma3_model_trains_a_lora_adapter_that_peft_applies() {
     let model = tmp.path().join("gemma3");
     let run = tmp.path().join("run");
     let bin = env!("CARGO_BIN_EXE_seedforge");
-    let o = Command::new(bin)
-        .args([
-            "train",
-            "--device",
-            "cpu",
-            "--epochs",
-            "2",
-            "--targets",
-            "all",
-        ])
-        .arg("--model")
-        .arg(&model)
-        .arg("--out")
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    train_two_epochs(&model, &run, &["--targets", "all"]);
     let device = Device::flex();
     let loaded = load::load(&model, &device).unwrap();
     let mut adapted = loaded.model.clone();
@@ -268,6 +245,20 @@ fn a_gemma3_model_trains_a_lora_adapter_that_peft_applies() {
         !o.status.success() && err.contains("Gemma 3 models cannot be exported yet"),
         "{err}"
     );
+}
+
+/// `seedforge train` for two epochs on the demo task's seeds, the model `model`, into `run`.
+fn train_two_epochs(model: &std::path::Path, run: &std::path::Path, extra: &[&str]) {
+    let o = Command::new(env!("CARGO_BIN_EXE_seedforge"))
+        .args(["train", "--device", "cpu", "--epochs", "2"])
+        .args(extra)
+        .arg("--model")
+        .arg(model)
+        .arg("--out")
+        .arg(run)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 /// The last position's logits of the folder `model` with the adapter in `run`, as PEFT applies

@@ -86,11 +86,11 @@ pub fn run(args: AnnotateArgs, workspace: Option<PathBuf>) -> anyhow::Result<()>
         t.seeds = ws.seeds().to_vec();
         t
     };
-    // Read here too for what the command tells: the file's problems, its labels to agree with.
+    // Read here too for what only the command tells: how many texts, and the file's own labels
+    // to agree with (its problems come from the job, as the workbench shows them).
     let mut read = args.read.options();
     read.unlabelled = true;
     let mut imported = import_file(&args.input, &read)?;
-    super::input_args::report_problems(&imported, &mut std::io::stderr())?;
     if let Some(n) = args.limit {
         imported.rows.truncate(n);
     }

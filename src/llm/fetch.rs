@@ -75,10 +75,6 @@ pub const GEMMA3_270M: KnownModel = KnownModel {
 
 pub const KNOWN: [KnownModel; 2] = [SMOLLM2, GEMMA3_270M];
 
-/// The default model's package, for messages.
-pub const DEFAULT_PACKAGE: &str = SMOLLM2.parts[0].package;
-pub const DEFAULT_SHA256: &str = SMOLLM2.sha256;
-
 impl KnownModel {
     pub fn by_name(name: &str) -> Option<KnownModel> {
         KNOWN.into_iter().find(|m| m.name == name)
@@ -213,11 +209,6 @@ pub fn default_model_path() -> PathBuf {
 /// The default model's path, fetching it first when it is not in the cache yet.
 pub fn ensure_default_model(progress: &mut dyn FnMut(FetchEvent)) -> Result<PathBuf, FetchError> {
     SMOLLM2.ensure(progress)
-}
-
-/// Downloads and installs the default model, replacing any cached copy.
-pub fn fetch_default_model(progress: &mut dyn FnMut(FetchEvent)) -> Result<PathBuf, FetchError> {
-    SMOLLM2.fetch(progress)
 }
 
 /// The model a `--model` value (or its absence) names: a file or folder as given; a known
@@ -505,10 +496,9 @@ mod tests {
     }
 
     #[test]
-    fn known_models_are_found_by_name_and_their_parts_add_up() {
+    fn known_models_are_found_by_name() {
         assert_eq!(KnownModel::by_name("gemma3-270m"), Some(GEMMA3_270M));
         assert_eq!(KnownModel::by_name("smollm2-135m"), Some(SMOLLM2));
         assert_eq!(KnownModel::by_name("gpt-5"), None);
-        assert_eq!(GEMMA3_270M.parts.len(), 4);
     }
 }
