@@ -150,6 +150,22 @@ pub fn run(args: DecodeBenchArgs) -> anyhow::Result<()> {
         ),
     ];
     println!("device: {}", device.label);
+    println!("cpu: {}", super::predict::cpu_model());
+    let weights = loaded.model.weight_mode();
+    println!(
+        "weights: {weights}{}",
+        if weights.is_quantized() {
+            format!(
+                " (integer kernels: {})",
+                crate::llm::quant::kernels::isa().name()
+            )
+        } else {
+            String::new()
+        }
+    );
+    if let Some(mib) = peak_rss_mib() {
+        println!("peak RSS of this process (load + every figure): {mib:.0} MiB");
+    }
     println!(
         "{:<44} {:>10} {:>13} {:>10} {:>9} {:>9}",
         "figure", "seedforge", "transformers", "llama.cpp", "×hf", "×llama"
@@ -189,8 +205,18 @@ pub fn run(args: DecodeBenchArgs) -> anyhow::Result<()> {
         );
     }
     if let Some(path) = args.json {
-        let v = json!({"device": device.label, "seedforge": ours, "transformers": hf, "llama_cpp": llama});
+        let v = json!({"device": device.label, "cpu": super::predict::cpu_model(),
+            "weights": weights.name(), "peak_rss_mib": peak_rss_mib(),
+            "seedforge": ours, "transformers": hf, "llama_cpp": llama});
         std::fs::write(&path, serde_json::to_string_pretty(&v)?)?;
     }
     Ok(())
+}
+
+/// The process's peak resident memory (Linux `VmHWM`), in MiB.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }

@@ -95,6 +95,7 @@ pub fn run(args: UiBenchArgs) -> anyhow::Result<()> {
         EngineConfig {
             model: Some(model.clone()),
             device: args.model.device,
+            weights: args.model.weights,
         },
         ws,
         Sink::new(tx),

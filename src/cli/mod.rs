@@ -106,9 +106,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     // Before a subcommand they would be read by nothing: the subcommand has its own.
     anyhow::ensure!(
         cli.command.is_none()
-            || (cli.model.model.is_none() && cli.model.device == Default::default()),
-        "--model and --device before a subcommand choose the workbench's model; give them after \
-         the subcommand's name (seedforge generate --model … --device …)"
+            || (cli.model.model.is_none()
+                && cli.model.device == Default::default()
+                && cli.model.weights == Default::default()),
+        "--model, --device and --weights before a subcommand choose the workbench's model; give \
+         them after the subcommand's name (seedforge generate --model … --device …)"
     );
     match cli.command {
         None => crate::tui::run(crate::tui::Options {
@@ -116,6 +118,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             theme: cli.theme,
             model: cli.model.model,
             device: cli.model.device,
+            weights: cli.model.weights,
         }),
         Some(Command::Init(args)) => init::run(args, cli.workspace, &mut std::io::stdout()),
         Some(Command::Export(args)) => export::run(args, cli.workspace, &mut std::io::stdout()),

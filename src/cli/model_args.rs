@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::llm::device::{self, DeviceChoice, SelectedDevice};
 use crate::llm::fetch::{self, FetchEvent};
 use crate::llm::load::{self, LoadedModel};
+use crate::llm::quant::WeightMode;
 
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
@@ -23,6 +24,12 @@ pub struct ModelArgs {
     /// Where to run: auto (a real GPU if there is one, else the CPU), cpu, or wgpu.
     #[arg(long, default_value = "auto", value_name = "auto|cpu|wgpu")]
     pub device: DeviceChoice,
+
+    /// How the frozen weights are held in memory: f32 (the exact reference), q8_0 (8-bit
+    /// blocks, a quarter of the memory) or q4 (4-bit blocks, SmolLM2's own file type); on
+    /// the CPU. Training needs f32 (QLoRA is not built yet).
+    #[arg(long, default_value = "f32", value_name = "f32|q8_0|q4")]
+    pub weights: WeightMode,
 }
 
 impl ModelArgs {
@@ -53,8 +60,12 @@ impl ModelArgs {
     pub fn load(&self) -> anyhow::Result<(LoadedModel, SelectedDevice)> {
         let path = self.path()?;
         let selected = device::select(self.device);
+        device::check_weights(&selected, self.weights).map_err(anyhow::Error::msg)?;
         eprintln!("seedforge: device: {}", selected.label);
-        let loaded = load::load(&path, &selected.device)
+        if self.weights.is_quantized() {
+            eprintln!("seedforge: weights held as {}", self.weights);
+        }
+        let loaded = load::load_as(&path, &selected.device, self.weights)
             .with_context(|| format!("loading the model {}", path.display()))?;
         eprintln!(
             "seedforge: loaded {} in {:.1} s",

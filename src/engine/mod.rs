@@ -55,6 +55,8 @@ pub struct EngineConfig {
     /// The model (default: the default model, fetched on first use).
     pub model: Option<PathBuf>,
     pub device: DeviceChoice,
+    /// How the frozen weights are held (`--weights`).
+    pub weights: crate::llm::quant::WeightMode,
 }
 
 /// The handle the UI holds.

@@ -152,14 +152,23 @@ pub fn train(
     control: &JobControl,
     events: &Sink,
 ) -> anyhow::Result<RunResult> {
-    train_run(
-        model.model.clone(),
-        &model.tokenizer,
-        spec,
-        control,
-        &mut forward(job, events),
-    )
-    .inspect_err(|_| {
+    let weights = model.model.weight_mode();
+    let result = if weights.is_quantized() {
+        Err(anyhow::anyhow!(
+            "training needs the base model's weights as f32; this model holds them as {weights} \
+             (QLoRA, training over quantized weights, is not built yet): start seedforge with \
+             --weights f32 to train"
+        ))
+    } else {
+        train_run(
+            model.model.clone(),
+            &model.tokenizer,
+            spec,
+            control,
+            &mut forward(job, events),
+        )
+    };
+    result.inspect_err(|_| {
         // A run that failed before writing anything (its prompt template, say) would leave an
         // empty folder in the runs list; `remove_dir` takes only an empty one, so a run's
         // config and metrics, once written, stay for the user to read.

@@ -19,12 +19,18 @@ fn load_model(config: &EngineConfig, events: &Sink) -> Result<(LoadedModel, Stri
         events.send(Event::Model(ModelEvent::Fetching(e)));
     })
     .map_err(|e| e.to_string())?;
-    let selected = device::select(config.device);
+    let mut selected = device::select(config.device);
+    device::check_weights(&selected, config.weights)?;
+    if config.weights.is_quantized() {
+        // The status bar shows the label: a quantized model says so there.
+        selected.label = format!("{}, weights {}", selected.label, config.weights);
+    }
     events.send(Event::Model(ModelEvent::Loading {
         path: path.display().to_string(),
         device: selected.label.clone(),
     }));
-    let loaded = load::load(&path, &selected.device).map_err(|e| e.to_string())?;
+    let loaded =
+        load::load_as(&path, &selected.device, config.weights).map_err(|e| e.to_string())?;
     events.send(Event::Model(ModelEvent::Ready {
         device: selected.label.clone(),
         name: loaded

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::llm::config::{Architecture, HfConfig, ModelConfig};
 use crate::llm::gguf::GgufFile;
 use crate::llm::model::Llama;
+use crate::llm::quant::WeightMode;
 use crate::llm::tokenizer::{TextTokenizer, TokenizerError};
 use crate::llm::weights::{GgufWeights, SafetensorsWeights, WeightError, WeightSource};
 
@@ -281,6 +282,11 @@ fn hf_info(
 
 /// Loads the model at `path` (a `.gguf` file or a Hugging Face folder) onto `device`.
 pub fn load(path: &Path, device: &Device) -> Result<LoadedModel, LoadError> {
+    load_as(path, device, WeightMode::F32)
+}
+
+/// [`load`] with the frozen weights held as `mode` says.
+pub fn load_as(path: &Path, device: &Device, mode: WeightMode) -> Result<LoadedModel, LoadError> {
     let started = Instant::now();
     let (model, tokenizer, config, info) = match format_of(path)? {
         ModelFormat::Gguf => {
@@ -288,7 +294,7 @@ pub fn load(path: &Path, device: &Device) -> Result<LoadedModel, LoadError> {
             let config = gguf_config(&file)?;
             let tokenizer = TextTokenizer::from_gguf(&file)?;
             let info = gguf_info(&file, &config, &tokenizer);
-            let model = Llama::load(&config, &GgufWeights::new(&file, &config), device)?;
+            let model = Llama::load_as(&config, &GgufWeights::new(&file, &config), device, mode)?;
             (model, tokenizer, config, info)
         }
         ModelFormat::HuggingFace => {
@@ -296,7 +302,7 @@ pub fn load(path: &Path, device: &Device) -> Result<LoadedModel, LoadError> {
             let tokenizer = TextTokenizer::from_hf_dir(path)?;
             let info = hf_info(path, &config, &tokenizer)?;
             let weights = SafetensorsWeights::open(path)?;
-            let model = Llama::load(&config, &weights as &dyn WeightSource, device)?;
+            let model = Llama::load_as(&config, &weights as &dyn WeightSource, device, mode)?;
             (model, tokenizer, config, info)
         }
     };

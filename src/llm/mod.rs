@@ -12,6 +12,7 @@ pub mod greedy;
 pub mod guided;
 pub mod load;
 pub mod model;
+pub mod quant;
 pub mod readback;
 pub mod remote;
 pub mod sampler;

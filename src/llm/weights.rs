@@ -22,6 +22,8 @@ pub enum WeightError {
     Gguf(#[from] crate::llm::gguf::GgufError),
     #[error("{file}: {message}")]
     File { file: PathBuf, message: String },
+    #[error("tensor '{name}' {reason}")]
+    Invalid { name: String, reason: String },
 }
 
 impl WeightError {
@@ -133,6 +135,8 @@ impl WeightSource for GgufWeights<'_> {
             return Err(missing());
         }
         let t = self.file.dequantize(&gname)?;
+        // The decoded copy is what the model keeps; the file's pages need not stay resident.
+        self.file.release(&gname);
         let mut dense = Dense {
             shape: t.shape,
             data: t.data,

@@ -217,7 +217,7 @@ pub fn low_rank(
     dropout: f64,
     noise_seed: u64,
 ) -> LowRank {
-    let device = proj.weight.val().device();
+    let device = proj.device();
     let (d_in, d_out) = (proj.d_in(), proj.d_out());
     LowRank {
         a: Param::from_tensor(Tensor::from_data(TensorData::new(a, [d_in, rank]), &device)),
@@ -274,12 +274,17 @@ pub fn detach(model: &mut Llama) {
     }
 }
 
-/// `W ← W + sign·s·A·B`, keeping the weight frozen.
-fn fold(proj: &mut Projection, sign: f64) {
-    let Some(lr) = &proj.adapter else { return };
+/// `W ← W + sign·s·A·B`, keeping the weight frozen. Returns whether it folded: a weight held
+/// in blocks is left alone (its adapter keeps running on the low-rank path, which gives the
+/// same outputs without rounding the sum into blocks).
+fn fold(proj: &mut Projection, sign: f64) -> bool {
+    let (Some(lr), Some(weight)) = (&proj.adapter, &proj.weight) else {
+        return false;
+    };
     let delta = lr.a.val().matmul(lr.b.val()).mul_scalar(lr.scale * sign);
-    let w = proj.weight.val() + delta;
-    proj.weight = Param::from_tensor(w).set_require_grad(false);
+    let w = weight.val() + delta;
+    proj.weight = Some(Param::from_tensor(w).set_require_grad(false));
+    true
 }
 
 /// Adds every adapter into its base weight (`W + s·A·B`), so inference runs at the base model's
@@ -288,11 +293,11 @@ pub fn merge(model: &mut Llama) {
     for block in &mut model.layers {
         for t in Target::ALL {
             let proj = projection_mut(block, t);
-            if proj.adapter.as_ref().is_some_and(|lr| !lr.merged) {
-                fold(proj, 1.0);
-                if let Some(lr) = proj.adapter.as_mut() {
-                    lr.merged = true;
-                }
+            if proj.adapter.as_ref().is_some_and(|lr| !lr.merged)
+                && fold(proj, 1.0)
+                && let Some(lr) = proj.adapter.as_mut()
+            {
+                lr.merged = true;
             }
         }
     }
@@ -303,11 +308,11 @@ pub fn unmerge(model: &mut Llama) {
     for block in &mut model.layers {
         for t in Target::ALL {
             let proj = projection_mut(block, t);
-            if proj.adapter.as_ref().is_some_and(|lr| lr.merged) {
-                fold(proj, -1.0);
-                if let Some(lr) = proj.adapter.as_mut() {
-                    lr.merged = false;
-                }
+            if proj.adapter.as_ref().is_some_and(|lr| lr.merged)
+                && fold(proj, -1.0)
+                && let Some(lr) = proj.adapter.as_mut()
+            {
+                lr.merged = false;
             }
         }
     }

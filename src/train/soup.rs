@@ -157,8 +157,7 @@ mod tests {
         for (layer, target) in [(0, Target::Q), (1, Target::Down)] {
             let w = |m: &Llama| {
                 lora::projection(&m.layers[layer], target)
-                    .weight
-                    .val()
+                    .dense_weight()
                     .into_data()
                     .try_into_vec::<f32>()
                     .unwrap()

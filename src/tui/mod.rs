@@ -58,6 +58,7 @@ pub struct Options {
     pub theme: Option<String>,
     pub model: Option<PathBuf>,
     pub device: DeviceChoice,
+    pub weights: crate::llm::quant::WeightMode,
 }
 
 /// Where the demo workspace lives: `$SEEDFORGE_DATA_DIR/demo`, else the platform data folder.
@@ -147,6 +148,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         EngineConfig {
             model: opts.model.clone(),
             device: opts.device,
+            weights: opts.weights,
         },
         ws,
         Sink::new(tx),

@@ -18,6 +18,7 @@ pub fn start(model: PathBuf, ws: Arc<Mutex<Workspace>>) -> (Engine, UnboundedRec
         EngineConfig {
             model: Some(model),
             device: DeviceChoice::Cpu,
+            weights: Default::default(),
         },
         ws,
         Sink::new(tx),

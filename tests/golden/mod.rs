@@ -32,7 +32,7 @@ pub fn golden() -> &'static Value {
     G.get_or_init(|| common::fixture("golden_smollm2.json"))
 }
 
-fn ids(v: &Value) -> Vec<u32> {
+pub fn ids(v: &Value) -> Vec<u32> {
     v.as_array()
         .unwrap()
         .iter()

@@ -161,6 +161,28 @@ impl GgufFile {
         self.dequantize_tensor(self.require_tensor(name)?)
     }
 
+    /// Gives the pages holding tensor `name` back to the OS (they count in the process's
+    /// resident memory once read). Loading a model calls this after decoding each tensor, so
+    /// the file's ~100 MB do not sit beside what was built from them; a later read maps the
+    /// same bytes in again. Advisory: failure changes nothing.
+    pub fn release(&self, name: &str) {
+        let (Backing::Mapped(map), Some(info)) = (&self.backing, self.tensor(name)) else {
+            return;
+        };
+        let Some(start) = usize::try_from(self.header.data_offset + info.offset).ok() else {
+            return;
+        };
+        const PAGE: usize = 4096;
+        let first = start - start % PAGE;
+        let end = (start + info.n_bytes() as usize).min(map.len());
+        // SAFETY: the map is read-only and backed by the file, so MADV_DONTNEED only drops the
+        // resident pages and a later access reads the same bytes from the file again; no slice
+        // into this range is alive here (decoding it has finished).
+        let _ = unsafe {
+            map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, first, end - first)
+        };
+    }
+
     /// Decodes a tensor of this file to `f32`, in row-major order.
     pub fn dequantize_tensor(&self, info: &TensorInfo) -> Result<DenseTensor, GgufError> {
         let context = format!("tensor '{}': ", reader::quoted(&info.name));

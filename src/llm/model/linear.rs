@@ -3,18 +3,25 @@
 //! The adapter is computed on the low-rank path rather than by materialising `W + s·A·B` on
 //! every forward (what Burn's built-in `Lora` reparameterisation does), because the rank-r path
 //! costs O(r·(in+out)) per token instead of O(in·out) per call.
+//!
+//! The frozen weight is either an f32 tensor on the model's device or blocks held in memory
+//! (`--weights q8_0|q4`, [`crate::llm::quant`]); the adapter is f32 either way.
 
 use std::sync::{Arc, Mutex};
 
 use burn::module::{Module, Param};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 
+use crate::llm::quant::QMatrix;
 use crate::util::rng::Rng;
 
 #[derive(Module, Debug)]
 pub struct Projection {
-    /// `[in, out]`, frozen.
-    pub weight: Param<Tensor<2>>,
+    /// `[in, out]`, frozen; `None` when the weight is held quantized.
+    pub weight: Option<Param<Tensor<2>>>,
+    /// The frozen weight as blocks `[out, in]`, when it is held quantized.
+    #[module(skip)]
+    pub quant: Option<Quantized>,
     /// `[out]`, frozen (Qwen2's Q, K and V).
     pub bias: Option<Param<Tensor<1>>>,
     pub adapter: Option<LowRank>,
@@ -37,6 +44,27 @@ pub struct LowRank {
     #[module(skip)]
     pub noise: DropoutNoise,
 }
+
+/// `[out, in]` blocks decoded as the `[in, out]` tensor Burn multiplies by.
+fn decoded(matrix: &QMatrix, device: &Device) -> Tensor<2> {
+    let t: Tensor<2> = Tensor::from_data(
+        TensorData::new(matrix.dequantize(), [matrix.rows(), matrix.cols()]),
+        device,
+    );
+    t.transpose()
+}
+
+/// A quantized frozen weight and the device its products go back to.
+#[derive(Debug, Clone)]
+pub struct Quantized {
+    pub matrix: Arc<QMatrix>,
+    pub device: Device,
+}
+
+/// Up to this many input rows a quantized product is taken in integers, block by block;
+/// above it the matrix is decoded to f32 for that call and multiplied by Burn's GEMM, which
+/// is faster on long prompts (measured: `seedforge bench decode --weights q8_0`).
+pub const INTEGER_ROWS: usize = 64;
 
 /// The seeded stream dropout masks come from (seedforge's own xoshiro256**, so a training run
 /// is reproducible whatever else uses Burn's global generator meanwhile).
@@ -87,9 +115,40 @@ impl DropoutNoise {
 impl Projection {
     pub fn new(weight: Tensor<2>) -> Self {
         Projection {
-            weight: Param::from_tensor(weight).set_require_grad(false),
+            weight: Some(Param::from_tensor(weight).set_require_grad(false)),
+            quant: None,
             bias: None,
             adapter: None,
+        }
+    }
+
+    /// A projection whose frozen weight stays in blocks (`matrix` is `[out, in]`).
+    pub fn quantized(matrix: Arc<QMatrix>, device: &Device) -> Self {
+        Projection {
+            weight: None,
+            quant: Some(Quantized {
+                matrix,
+                device: device.clone(),
+            }),
+            bias: None,
+            adapter: None,
+        }
+    }
+
+    pub fn device(&self) -> Device {
+        match (&self.weight, &self.quant) {
+            (Some(w), _) => w.val().device(),
+            (None, Some(q)) => q.device.clone(),
+            (None, None) => unreachable!("a projection holds its weight one way or the other"),
+        }
+    }
+
+    /// The frozen weight as `[in, out]` f32 (decoded when it is held quantized).
+    pub fn dense_weight(&self) -> Tensor<2> {
+        match (&self.weight, &self.quant) {
+            (Some(w), _) => w.val(),
+            (None, Some(q)) => decoded(&q.matrix, &q.device),
+            (None, None) => unreachable!("a projection holds its weight one way or the other"),
         }
     }
 
@@ -100,11 +159,19 @@ impl Projection {
     }
 
     pub fn d_in(&self) -> usize {
-        self.weight.shape().dims::<2>()[0]
+        match (&self.weight, &self.quant) {
+            (Some(w), _) => w.shape().dims::<2>()[0],
+            (None, Some(q)) => q.matrix.cols(),
+            (None, None) => 0,
+        }
     }
 
     pub fn d_out(&self) -> usize {
-        self.weight.shape().dims::<2>()[1]
+        match (&self.weight, &self.quant) {
+            (Some(w), _) => w.shape().dims::<2>()[1],
+            (None, Some(q)) => q.matrix.rows(),
+            (None, None) => 0,
+        }
     }
 
     /// `x` `[…, in]` → `[…, out]`. The leading dimensions are folded into the rows of one 2-D
@@ -115,7 +182,22 @@ impl Projection {
         let d_in = dims[D - 1];
         let rows = dims[..D - 1].iter().product::<usize>();
         let x: Tensor<2> = x.reshape([rows, d_in]);
-        let base = x.clone().matmul(self.weight.val());
+        let base = match (&self.weight, &self.quant) {
+            (Some(w), _) => x.clone().matmul(w.val()),
+            (None, Some(q)) if rows <= INTEGER_ROWS => {
+                let device = x.device();
+                let values = x
+                    .clone()
+                    .into_data()
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .unwrap_or_else(|e| unreachable!("converted to f32 just above: {e:?}"));
+                let y = q.matrix.matmul(&values, rows);
+                Tensor::from_data(TensorData::new(y, [rows, q.matrix.rows()]), &device)
+            }
+            (None, Some(q)) => x.clone().matmul(decoded(&q.matrix, &x.device())),
+            (None, None) => unreachable!("a projection holds its weight one way or the other"),
+        };
         let y = match &self.adapter {
             Some(lr) if !lr.merged => {
                 let x = if lr.dropout > 0.0 && x.device().is_autodiff() {

@@ -17,14 +17,21 @@ use crate::llm::weights::Dense;
 /// `tied`, when it is the embedding's copy and files leave it out).
 pub fn hf_tensors(model: &Llama, tied: bool) -> Result<Vec<(String, Dense)>, ReadBackError> {
     let mut out = Vec::with_capacity(2 + 9 * model.layers.len());
-    let [vocab, d] = model.embed_tokens.shape().dims::<2>();
-    out.push((
-        "model.embed_tokens.weight".to_string(),
-        Dense {
-            shape: vec![vocab, d],
-            data: values(model.embed_tokens.val())?,
+    let embedding = match (&model.embed_tokens, &model.embed_quant) {
+        (Some(e), _) => {
+            let [vocab, d] = e.shape().dims::<2>();
+            Dense {
+                shape: vec![vocab, d],
+                data: values(e.val())?,
+            }
+        }
+        (None, Some(q)) => Dense {
+            shape: vec![q.rows(), q.cols()],
+            data: q.dequantize(),
         },
-    ));
+        (None, None) => unreachable!("the embedding is held one way or the other"),
+    };
+    out.push(("model.embed_tokens.weight".to_string(), embedding));
     for (i, block) in model.layers.iter().enumerate() {
         let p = format!("model.layers.{i}");
         let a = &block.self_attn;
@@ -86,10 +93,16 @@ fn vector(t: Tensor<1>) -> Result<Dense, ReadBackError> {
     })
 }
 
-/// A projection's `[in, out]` weight as the file's `[out, in]`.
+/// A projection's `[in, out]` weight as the file's `[out, in]` (blocks decoded).
 fn matrix(proj: &Projection) -> Result<Dense, ReadBackError> {
     let (d_in, d_out) = (proj.d_in(), proj.d_out());
-    let data = values(proj.weight.val())?;
+    if let Some(q) = &proj.quant {
+        return Ok(Dense {
+            shape: vec![d_out, d_in],
+            data: q.matrix.dequantize(),
+        });
+    }
+    let data = values(proj.dense_weight())?;
     Ok(Dense {
         shape: vec![d_out, d_in],
         data: transpose(&data, d_in, d_out),

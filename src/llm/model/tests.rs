@@ -288,3 +288,65 @@ pub(crate) fn tiny_tokenizer_adding_bos(add_bos: bool) -> crate::llm::tokenizer:
     })
     .unwrap()
 }
+
+/// Weights held in blocks: the model follows the f32 one within the blocks' rounding, on a
+/// batch long enough to take the decoded-GEMM path; and decoding one token at a time (the
+/// integer kernels, inputs rounded to 16 bits) follows a full recomputation on the same blocks.
+#[test]
+fn quantized_weights_follow_f32_and_decode_like_a_full_recomputation() {
+    use crate::llm::quant::WeightMode;
+    let device = Device::flex();
+    let mut c = tiny_config();
+    c.intermediate_size = 64; // rows must be whole blocks of 32
+    let source = MemoryWeights::random(&c, 7);
+    let reference = Llama::load(&c, &source, &device).unwrap();
+    // 3 × 24 = 72 rows: more than `INTEGER_ROWS`, so the batch is multiplied by decoded weights.
+    let rows: Vec<Vec<u32>> = (0..3u32)
+        .map(|r| (0..24u32).map(|i| (i * 7 + r * 13 + 3) % 61).collect())
+        .collect();
+    assert!(rows.len() * rows[0].len() > super::linear::INTEGER_ROWS);
+    let want = all_logits(&reference, &rows);
+    let scale = want
+        .iter()
+        .flatten()
+        .flatten()
+        .fold(0.0f32, |m, v| m.max(v.abs()));
+    // Measured on this random model (logits up to 11.3): q8_0 0.19 from f32, q4 2.6 (random
+    // uniform weights are the worst case for 16 levels); one token at a time 1.2e-4 from the
+    // batch's decoded-GEMM path (16-bit inputs). A kernel reading the blocks wrong is off by
+    // the logits' scale.
+    for (mode, tol) in [(WeightMode::Q8_0, 0.03), (WeightMode::Q4, 0.4)] {
+        let tol = tol * scale;
+        let model = Llama::load_as(&c, &source, &device, mode).unwrap();
+        assert_eq!(model.weight_mode(), mode);
+        let got = all_logits(&model, &rows);
+        let worst = got
+            .iter()
+            .flatten()
+            .flatten()
+            .zip(want.iter().flatten().flatten())
+            .fold(0.0f32, |m, (g, w)| m.max((g - w).abs()));
+        eprintln!("{mode}: largest |logit − f32| {worst}");
+        for (g, w) in got.iter().flatten().zip(want.iter().flatten()) {
+            assert_close(g, w, tol, &format!("{mode} against f32"));
+        }
+        let seq = &rows[0];
+        let mut cache = KvCache::new(&c, 1, 4, &device);
+        let layout = StepLayout::for_prompts(&[3]);
+        model.forward_last(
+            tokens_tensor(&[seq[..3].to_vec()], 0, &device),
+            &layout,
+            Some(&mut cache),
+        );
+        for (t, &tok) in seq.iter().enumerate().skip(3) {
+            let layout = StepLayout::decode(&[0], cache.len());
+            let step = row_logits(model.forward_last(
+                Tensor::from_data(TensorData::new(vec![tok as i64], [1, 1]), &device),
+                &layout,
+                Some(&mut cache),
+            ))
+            .unwrap();
+            assert_close(&step, &got[0][t], 1e-4 * scale, &format!("{mode} step {t}"));
+        }
+    }
+}

@@ -1,0 +1,438 @@
+//! Integer dot products of one weight row with one quantized input row (16-bit quants, see
+//! [`super::activations`]), block by block:
+//! `Σ_b d_w·d_x·Σ_i w_i·x_i` for Q8_0 weights, plus `m_w·s_x` per block for Q4_1 weights.
+//! AVX-512 and AVX2 versions where the CPU has them (chosen once, at first use), and a
+//! portable one everywhere else; the three agree to float rounding (tested).
+
+use std::sync::OnceLock;
+
+/// The instruction set the kernels use on this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    Avx512,
+    Avx2,
+    Portable,
+}
+
+impl Isa {
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Avx512 => "AVX-512 (BW)",
+            Isa::Avx2 => "AVX2 + FMA",
+            Isa::Portable => "portable",
+        }
+    }
+}
+
+/// The best instruction set this CPU offers the kernels.
+pub fn isa() -> Isa {
+    static ISA: OnceLock<Isa> = OnceLock::new();
+    *ISA.get_or_init(detect)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn detect() -> Isa {
+    if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") {
+        Isa::Avx512
+    } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        Isa::Avx2
+    } else {
+        Isa::Portable
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn detect() -> Isa {
+    Isa::Portable
+}
+
+/// One Q8_0 weight row (`wq`, per-block scales `wd`) · one quantized input row.
+pub fn dot_q8(isa: Isa, wq: &[i8], wd: &[f32], xq: &[i16], xd: &[f32]) -> f32 {
+    assert!(wq.len() == xq.len() && wd.len() == xd.len() && wq.len() == wd.len() * 32);
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` is what `detect` found on this CPU (or a test's narrower choice), and
+        // the lengths were checked above.
+        Isa::Avx512 => unsafe { x86::dot_q8_avx512(wq, wd, xq, xd) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2 => unsafe { x86::dot_q8_avx2(wq, wd, xq, xd) },
+        _ => portable::dot_q8(wq, wd, xq, xd),
+    }
+}
+
+/// One Q4_1 weight row (packed nibbles `wq`, scales `wd`, minima `wm`) · one quantized input
+/// row with its block sums `xs`.
+pub fn dot_q4(
+    isa: Isa,
+    wq: &[u8],
+    wd: &[f32],
+    wm: &[f32],
+    xq: &[i16],
+    xd: &[f32],
+    xs: &[f32],
+) -> f32 {
+    assert!(
+        wq.len() * 2 == xq.len()
+            && wd.len() == xd.len()
+            && wm.len() == wd.len()
+            && xs.len() == xd.len()
+            && xq.len() == wd.len() * 32
+    );
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot_q8`.
+        Isa::Avx512 => unsafe { x86::dot_q4_avx512(wq, wd, wm, xq, xd, xs) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot_q8`.
+        Isa::Avx2 => unsafe { x86::dot_q4_avx2(wq, wd, wm, xq, xd, xs) },
+        _ => portable::dot_q4(wq, wd, wm, xq, xd, xs),
+    }
+}
+
+/// Four input rows against one Q8_0 weight row: the weight's blocks are widened once for all
+/// four (batched decoding). `None` where this machine has no four-row kernel.
+pub fn dot4_q8(isa: Isa, wq: &[i8], wd: &[f32], x: [(&[i16], &[f32]); 4]) -> Option<[f32; 4]> {
+    assert!(wq.len() == wd.len() * 32);
+    assert!(
+        x.iter()
+            .all(|(q, d)| q.len() == wq.len() && d.len() == wd.len())
+    );
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot_q8`.
+        Isa::Avx512 => Some(unsafe { x86::dot4_q8_avx512(wq, wd, x) }),
+        _ => None,
+    }
+}
+
+/// Four input rows against one Q4_1 weight row (see [`dot4_q8`]).
+pub fn dot4_q4(
+    isa: Isa,
+    wq: &[u8],
+    wd: &[f32],
+    wm: &[f32],
+    x: [(&[i16], &[f32], &[f32]); 4],
+) -> Option<[f32; 4]> {
+    assert!(wq.len() * 2 == wd.len() * 32 && wm.len() == wd.len());
+    assert!(
+        x.iter()
+            .all(|(q, d, s)| q.len() == wq.len() * 2 && d.len() == wd.len() && s.len() == wd.len())
+    );
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot_q8`.
+        Isa::Avx512 => Some(unsafe { x86::dot4_q4_avx512(wq, wd, wm, x) }),
+        _ => None,
+    }
+}
+
+mod portable {
+    pub fn dot_q8(wq: &[i8], wd: &[f32], xq: &[i16], xd: &[f32]) -> f32 {
+        let mut acc = 0.0f32;
+        for (b, (w, x)) in wq.chunks_exact(32).zip(xq.chunks_exact(32)).enumerate() {
+            let sum: i32 = w
+                .iter()
+                .zip(x)
+                .map(|(&a, &b)| i32::from(a) * i32::from(b))
+                .sum();
+            acc += wd[b] * xd[b] * sum as f32;
+        }
+        acc
+    }
+
+    pub fn dot_q4(wq: &[u8], wd: &[f32], wm: &[f32], xq: &[i16], xd: &[f32], xs: &[f32]) -> f32 {
+        let mut acc = 0.0f32;
+        for (b, (w, x)) in wq.chunks_exact(16).zip(xq.chunks_exact(32)).enumerate() {
+            let mut sum = 0i32;
+            for j in 0..16 {
+                sum += i32::from(w[j] & 0xF) * i32::from(x[j]);
+                sum += i32::from(w[j] >> 4) * i32::from(x[j + 16]);
+            }
+            acc += wd[b] * xd[b] * sum as f32 + wm[b] * xs[b];
+        }
+        acc
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+    pub unsafe fn dot_q8_avx512(wq: &[i8], wd: &[f32], xq: &[i16], xd: &[f32]) -> f32 {
+        let mut acc = _mm512_setzero_ps();
+        for b in 0..wd.len() {
+            // SAFETY: the caller checked that both rows hold 32 bytes per block.
+            let (w, x) = unsafe {
+                (
+                    _mm256_loadu_si256(wq.as_ptr().add(b * 32) as *const __m256i),
+                    _mm512_loadu_si512(xq.as_ptr().add(b * 32) as *const __m512i),
+                )
+            };
+            let p = _mm512_madd_epi16(_mm512_cvtepi8_epi16(w), x);
+            let scale = _mm512_set1_ps(wd[b] * xd[b]);
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), scale, acc);
+        }
+        _mm512_reduce_add_ps(acc)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+    pub unsafe fn dot_q4_avx512(
+        wq: &[u8],
+        wd: &[f32],
+        wm: &[f32],
+        xq: &[i16],
+        xd: &[f32],
+        xs: &[f32],
+    ) -> f32 {
+        let low = _mm_set1_epi8(0x0F);
+        let mut acc = _mm512_setzero_ps();
+        let mut mins = 0.0f32;
+        for b in 0..wd.len() {
+            // SAFETY: the caller checked 16 packed bytes and 32 input bytes per block.
+            let (packed, x) = unsafe {
+                (
+                    _mm_loadu_si128(wq.as_ptr().add(b * 16) as *const __m128i),
+                    _mm512_loadu_si512(xq.as_ptr().add(b * 32) as *const __m512i),
+                )
+            };
+            // Byte j holds value j (low nibble) and value j + 16 (high nibble).
+            let lo = _mm_and_si128(packed, low);
+            let hi = _mm_and_si128(_mm_srli_epi16::<4>(packed), low);
+            let w = _mm512_cvtepu8_epi16(_mm256_set_m128i(hi, lo));
+            let p = _mm512_madd_epi16(w, x);
+            let scale = _mm512_set1_ps(wd[b] * xd[b]);
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), scale, acc);
+            mins += wm[b] * xs[b];
+        }
+        _mm512_reduce_add_ps(acc) + mins
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+    pub unsafe fn dot4_q8_avx512(wq: &[i8], wd: &[f32], x: [(&[i16], &[f32]); 4]) -> [f32; 4] {
+        let mut acc = [_mm512_setzero_ps(); 4];
+        for b in 0..wd.len() {
+            // SAFETY: the caller checked 32 bytes per block in the weight and every input row.
+            let w = unsafe {
+                _mm512_cvtepi8_epi16(_mm256_loadu_si256(wq.as_ptr().add(b * 32) as *const __m256i))
+            };
+            for (a, (xq, xd)) in acc.iter_mut().zip(&x) {
+                // SAFETY: as above.
+                let v = unsafe { _mm512_loadu_si512(xq.as_ptr().add(b * 32) as *const __m512i) };
+                let p = _mm512_madd_epi16(w, v);
+                *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_set1_ps(wd[b] * xd[b]), *a);
+            }
+        }
+        acc.map(|a| _mm512_reduce_add_ps(a))
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+    pub unsafe fn dot4_q4_avx512(
+        wq: &[u8],
+        wd: &[f32],
+        wm: &[f32],
+        x: [(&[i16], &[f32], &[f32]); 4],
+    ) -> [f32; 4] {
+        let low = _mm_set1_epi8(0x0F);
+        let mut acc = [_mm512_setzero_ps(); 4];
+        let mut mins = [0.0f32; 4];
+        for b in 0..wd.len() {
+            // SAFETY: the caller checked 16 packed bytes a block.
+            let packed = unsafe { _mm_loadu_si128(wq.as_ptr().add(b * 16) as *const __m128i) };
+            let lo = _mm_and_si128(packed, low);
+            let hi = _mm_and_si128(_mm_srli_epi16::<4>(packed), low);
+            let w = _mm512_cvtepu8_epi16(_mm256_set_m128i(hi, lo));
+            for ((a, m), (xq, xd, xs)) in acc.iter_mut().zip(mins.iter_mut()).zip(&x) {
+                // SAFETY: the caller checked 32 bytes a block in every input row.
+                let v = unsafe { _mm512_loadu_si512(xq.as_ptr().add(b * 32) as *const __m512i) };
+                let p = _mm512_madd_epi16(w, v);
+                *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_set1_ps(wd[b] * xd[b]), *a);
+                *m += wm[b] * xs[b];
+            }
+        }
+        let mut out = acc.map(|a| _mm512_reduce_add_ps(a));
+        for (o, m) in out.iter_mut().zip(mins) {
+            *o += m;
+        }
+        out
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn hsum(v: __m256) -> f32 {
+        let quad = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
+        let one = _mm_add_ss(pair, _mm_shuffle_ps::<0x55>(pair, pair));
+        _mm_cvtss_f32(one)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_q8_avx2(wq: &[i8], wd: &[f32], xq: &[i16], xd: &[f32]) -> f32 {
+        let mut acc = _mm256_setzero_ps();
+        for b in 0..wd.len() {
+            // SAFETY: the caller checked 32 weights and 32 inputs per block.
+            let (w0, w1, x0, x1) = unsafe {
+                (
+                    _mm_loadu_si128(wq.as_ptr().add(b * 32) as *const __m128i),
+                    _mm_loadu_si128(wq.as_ptr().add(b * 32 + 16) as *const __m128i),
+                    _mm256_loadu_si256(xq.as_ptr().add(b * 32) as *const __m256i),
+                    _mm256_loadu_si256(xq.as_ptr().add(b * 32 + 16) as *const __m256i),
+                )
+            };
+            let p = _mm256_add_epi32(
+                _mm256_madd_epi16(_mm256_cvtepi8_epi16(w0), x0),
+                _mm256_madd_epi16(_mm256_cvtepi8_epi16(w1), x1),
+            );
+            let scale = _mm256_set1_ps(wd[b] * xd[b]);
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale, acc);
+        }
+        hsum(acc)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_q4_avx2(
+        wq: &[u8],
+        wd: &[f32],
+        wm: &[f32],
+        xq: &[i16],
+        xd: &[f32],
+        xs: &[f32],
+    ) -> f32 {
+        let low = _mm_set1_epi8(0x0F);
+        let mut acc = _mm256_setzero_ps();
+        let mut mins = 0.0f32;
+        for b in 0..wd.len() {
+            // SAFETY: the caller checked 16 packed bytes and 32 input bytes per block.
+            let (packed, x0, x1) = unsafe {
+                (
+                    _mm_loadu_si128(wq.as_ptr().add(b * 16) as *const __m128i),
+                    _mm256_loadu_si256(xq.as_ptr().add(b * 32) as *const __m256i),
+                    _mm256_loadu_si256(xq.as_ptr().add(b * 32 + 16) as *const __m256i),
+                )
+            };
+            let lo = _mm256_cvtepu8_epi16(_mm_and_si128(packed, low));
+            let hi = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(packed), low));
+            let p = _mm256_add_epi32(_mm256_madd_epi16(lo, x0), _mm256_madd_epi16(hi, x1));
+            let scale = _mm256_set1_ps(wd[b] * xd[b]);
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale, acc);
+            mins += wm[b] * xs[b];
+        }
+        hsum(acc) + mins
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::util::rng::Rng;
+
+    fn bytes(rng: &mut Rng, n: usize) -> Vec<i8> {
+        (0..n).map(|_| (rng.next_u64() % 255) as i8).collect()
+    }
+
+    /// Inputs over the whole range the activations use (±32767).
+    fn inputs(rng: &mut Rng, n: usize) -> Vec<i16> {
+        (0..n)
+            .map(|_| (rng.next_u64() % 65535) as i32 - 32767)
+            .map(|v| v as i16)
+            .collect()
+    }
+
+    fn scales(rng: &mut Rng, n: usize) -> Vec<f32> {
+        (0..n).map(|_| rng.next_f64() as f32 * 0.01).collect()
+    }
+
+    /// Every instruction set this machine has gives the portable kernel's answer.
+    #[test]
+    fn every_instruction_set_here_agrees_with_the_portable_kernels() {
+        let mut rng = Rng::new(7);
+        let nb = 18;
+        let (wq, xq) = (bytes(&mut rng, nb * 32), inputs(&mut rng, nb * 32));
+        let (wd, wm, xd, xs) = (
+            scales(&mut rng, nb),
+            scales(&mut rng, nb),
+            scales(&mut rng, nb),
+            scales(&mut rng, nb),
+        );
+        let packed: Vec<u8> = bytes(&mut rng, nb * 16).iter().map(|&v| v as u8).collect();
+        let want8 = portable::dot_q8(&wq, &wd, &xq, &xd);
+        let want4 = portable::dot_q4(&packed, &wd, &wm, &xq, &xd, &xs);
+        // The exact sum in f64, for the portable kernels themselves.
+        let exact8: f64 = (0..nb)
+            .map(|b| {
+                let s: i64 = (0..32)
+                    .map(|i| i64::from(wq[b * 32 + i]) * i64::from(xq[b * 32 + i]))
+                    .sum();
+                f64::from(wd[b]) * f64::from(xd[b]) * s as f64
+            })
+            .sum();
+        assert!((f64::from(want8) - exact8).abs() < 1e-4 * exact8.abs().max(1e-3));
+        let mut tried = vec![Isa::Portable];
+        if isa() != Isa::Portable {
+            tried.push(isa());
+        }
+        if isa() == Isa::Avx512 {
+            tried.push(Isa::Avx2);
+        }
+        for i in tried {
+            let got8 = dot_q8(i, &wq, &wd, &xq, &xd);
+            let got4 = dot_q4(i, &packed, &wd, &wm, &xq, &xd, &xs);
+            assert!((got8 - want8).abs() <= 1e-5 * want8.abs().max(1.0), "{i:?}");
+            assert!((got4 - want4).abs() <= 1e-5 * want4.abs().max(1.0), "{i:?}");
+        }
+    }
+
+    #[test]
+    fn four_rows_at_once_give_each_row_s_own_product() {
+        let mut rng = Rng::new(9);
+        let nb = 6;
+        let wq = bytes(&mut rng, nb * 32);
+        let packed: Vec<u8> = bytes(&mut rng, nb * 16).iter().map(|&v| v as u8).collect();
+        let (wd, wm) = (scales(&mut rng, nb), scales(&mut rng, nb));
+        let xs: Vec<(Vec<i16>, Vec<f32>, Vec<f32>)> = (0..4)
+            .map(|_| {
+                (
+                    inputs(&mut rng, nb * 32),
+                    scales(&mut rng, nb),
+                    scales(&mut rng, nb),
+                )
+            })
+            .collect();
+        let q8 = dot4_q8(
+            isa(),
+            &wq,
+            &wd,
+            std::array::from_fn(|i| (&xs[i].0[..], &xs[i].1[..])),
+        );
+        let q4 = dot4_q4(
+            isa(),
+            &packed,
+            &wd,
+            &wm,
+            std::array::from_fn(|i| (&xs[i].0[..], &xs[i].1[..], &xs[i].2[..])),
+        );
+        if isa() != Isa::Avx512 {
+            assert!(q8.is_none() && q4.is_none());
+            return;
+        }
+        for (i, (xq, xd, xsum)) in xs.iter().enumerate() {
+            let one8 = portable::dot_q8(&wq, &wd, xq, xd);
+            let one4 = portable::dot_q4(&packed, &wd, &wm, xq, xd, xsum);
+            assert!((q8.unwrap()[i] - one8).abs() <= 1e-5 * one8.abs().max(1.0));
+            assert!((q4.unwrap()[i] - one4).abs() <= 1e-5 * one4.abs().max(1.0));
+        }
+    }
+
+    #[test]
+    fn nibbles_are_read_as_ggml_packs_them() {
+        // Byte j: value j low, value j + 16 high. Weights 1 for the low values, 2 for the high.
+        let packed = vec![0x21u8; 16];
+        let mut xq = vec![0i16; 32];
+        xq[3] = 5; // a low value: 1 × 5
+        xq[20] = 7; // a high value: 2 × 7
+        for i in [Isa::Portable, isa()] {
+            let got = dot_q4(i, &packed, &[1.0], &[0.5], &xq, &[1.0], &[4.0]);
+            assert_eq!(got, 5.0 + 14.0 + 2.0, "{i:?}");
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! A frozen `[out, in]` weight held as blocks of 32 along `in` (each output's row is the run of
+//! blocks a dot product reads), and its products with input rows.
+
+use half::f16;
+use rayon::prelude::*;
+
+use super::activations::{BLOCK, QRows};
+use super::kernels::{self, Isa};
+use super::mode::WeightMode;
+use crate::llm::gguf::{GgmlType, quantize};
+
+#[derive(Debug)]
+pub struct QMatrix {
+    rows: usize,
+    cols: usize,
+    blocks: Blocks,
+}
+
+/// The blocks, as arrays of scales and of quants (not ggml's interleaved bytes) so each kernel
+/// reads its quants with aligned-size loads.
+#[derive(Debug)]
+enum Blocks {
+    Q8_0 {
+        d: Vec<f32>,
+        q: Vec<i8>,
+    },
+    Q4_1 {
+        d: Vec<f32>,
+        m: Vec<f32>,
+        q: Vec<u8>,
+    },
+}
+
+impl QMatrix {
+    /// Encodes row-major `data` `[rows, cols]` in `mode`'s blocks with ggml's reference
+    /// quantizers (so the blocks are those llama.cpp would write for the same values).
+    pub fn quantize(
+        mode: WeightMode,
+        data: &[f32],
+        rows: usize,
+        cols: usize,
+    ) -> Result<QMatrix, String> {
+        if !cols.is_multiple_of(BLOCK) || data.len() != rows * cols {
+            return Err(format!(
+                "a [{rows}, {cols}] matrix cannot be held in blocks of {BLOCK} (its rows must be \
+                 a multiple of {BLOCK} long)"
+            ));
+        }
+        let ty = match mode {
+            WeightMode::Q8_0 => GgmlType::Q8_0,
+            WeightMode::Q4 => GgmlType::Q4_1,
+            WeightMode::F32 => return Err("f32 weights are not quantized".into()),
+        };
+        let nb = cols / BLOCK;
+        let f16_at = |b: &[u8], i: usize| f16::from_le_bytes([b[i], b[i + 1]]).to_f32();
+        // Row by row straight into the arrays (no second copy of the whole matrix as bytes).
+        let encode = |row: &[f32]| quantize(ty, row).map_err(|e| e.to_string());
+        let blocks = match ty {
+            GgmlType::Q8_0 => {
+                let (mut d, mut q) = (vec![0.0f32; rows * nb], vec![0i8; rows * cols]);
+                data.par_chunks(cols.max(1))
+                    .zip(d.par_chunks_mut(nb.max(1)))
+                    .zip(q.par_chunks_mut(cols.max(1)))
+                    .try_for_each(|((row, d), q)| {
+                        let bytes = encode(row)?;
+                        for (b, block) in bytes.chunks_exact(34).enumerate() {
+                            d[b] = f16_at(block, 0);
+                            for (o, &v) in q[b * BLOCK..][..BLOCK].iter_mut().zip(&block[2..]) {
+                                *o = v as i8;
+                            }
+                        }
+                        Ok::<_, String>(())
+                    })?;
+                Blocks::Q8_0 { d, q }
+            }
+            _ => {
+                let (mut d, mut m) = (vec![0.0f32; rows * nb], vec![0.0f32; rows * nb]);
+                let mut q = vec![0u8; rows * cols / 2];
+                data.par_chunks(cols.max(1))
+                    .zip(d.par_chunks_mut(nb.max(1)))
+                    .zip(m.par_chunks_mut(nb.max(1)))
+                    .zip(q.par_chunks_mut((cols / 2).max(1)))
+                    .try_for_each(|(((row, d), m), q)| {
+                        let bytes = encode(row)?;
+                        for (b, block) in bytes.chunks_exact(20).enumerate() {
+                            d[b] = f16_at(block, 0);
+                            m[b] = f16_at(block, 2);
+                            q[b * BLOCK / 2..][..BLOCK / 2].copy_from_slice(&block[4..]);
+                        }
+                        Ok::<_, String>(())
+                    })?;
+                Blocks::Q4_1 { d, m, q }
+            }
+        };
+        Ok(QMatrix { rows, cols, blocks })
+    }
+
+    /// Output features.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Input features.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    pub fn mode(&self) -> WeightMode {
+        match self.blocks {
+            Blocks::Q8_0 { .. } => WeightMode::Q8_0,
+            Blocks::Q4_1 { .. } => WeightMode::Q4,
+        }
+    }
+
+    /// Bytes the blocks take in memory.
+    pub fn bytes(&self) -> usize {
+        match &self.blocks {
+            Blocks::Q8_0 { d, q } => d.len() * 4 + q.len(),
+            Blocks::Q4_1 { d, m, q } => (d.len() + m.len()) * 4 + q.len(),
+        }
+    }
+
+    /// Row `r` decoded into `out` (`cols` values).
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        let nb = self.cols / BLOCK;
+        match &self.blocks {
+            Blocks::Q8_0 { d, q } => {
+                for (b, chunk) in out.chunks_exact_mut(BLOCK).enumerate() {
+                    let scale = d[r * nb + b];
+                    let qs = &q[(r * nb + b) * BLOCK..][..BLOCK];
+                    for (o, &v) in chunk.iter_mut().zip(qs) {
+                        *o = scale * f32::from(v);
+                    }
+                }
+            }
+            Blocks::Q4_1 { d, m, q } => {
+                for (b, chunk) in out.chunks_exact_mut(BLOCK).enumerate() {
+                    let (scale, min) = (d[r * nb + b], m[r * nb + b]);
+                    let qs = &q[(r * nb + b) * BLOCK / 2..][..BLOCK / 2];
+                    for j in 0..BLOCK / 2 {
+                        chunk[j] = scale * f32::from(qs[j] & 0xF) + min;
+                        chunk[j + BLOCK / 2] = scale * f32::from(qs[j] >> 4) + min;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The whole matrix decoded, row-major `[rows, cols]`.
+    pub fn dequantize(&self) -> Vec<f32> {
+        let mut out = vec![0.0f32; self.rows * self.cols];
+        out.par_chunks_mut(self.cols.max(1))
+            .enumerate()
+            .for_each(|(r, row)| self.dequantize_row(r, row));
+        out
+    }
+
+    /// The given rows decoded, one after another (an embedding lookup).
+    pub fn gather(&self, rows: &[usize]) -> Vec<f32> {
+        let mut out = vec![0.0f32; rows.len() * self.cols];
+        for (chunk, &r) in out.chunks_exact_mut(self.cols.max(1)).zip(rows) {
+            self.dequantize_row(r, chunk);
+        }
+        out
+    }
+
+    /// `x` `[n, cols]` (row-major) times the matrix's transpose: `[n, rows]`, each input row
+    /// quantized to 8 bits per block and multiplied in integers.
+    pub fn matmul(&self, x: &[f32], n: usize) -> Vec<f32> {
+        self.matmul_with(kernels::isa(), x, n)
+    }
+
+    /// Output `o` for every quantized input row, into `out` (`n` values): four rows at a time
+    /// where the machine has a four-row kernel, one at a time otherwise.
+    fn output_row(&self, isa: Isa, o: usize, xq: &QRows, out: &mut [f32]) {
+        let nb = self.cols / BLOCK;
+        let (blocks, scales) = (o * self.cols..(o + 1) * self.cols, o * nb..(o + 1) * nb);
+        let mut r = 0;
+        while r < out.len() {
+            if out.len() - r >= 4 {
+                let four = match &self.blocks {
+                    Blocks::Q8_0 { d, q } => kernels::dot4_q8(
+                        isa,
+                        &q[blocks.clone()],
+                        &d[scales.clone()],
+                        std::array::from_fn(|i| {
+                            let (q, d, _) = xq.row(r + i);
+                            (q, d)
+                        }),
+                    ),
+                    Blocks::Q4_1 { d, m, q } => kernels::dot4_q4(
+                        isa,
+                        &q[blocks.start / 2..blocks.end / 2],
+                        &d[scales.clone()],
+                        &m[scales.clone()],
+                        std::array::from_fn(|i| xq.row(r + i)),
+                    ),
+                };
+                if let Some(four) = four {
+                    out[r..r + 4].copy_from_slice(&four);
+                    r += 4;
+                    continue;
+                }
+            }
+            let (xq_r, xd, xs) = xq.row(r);
+            out[r] = match &self.blocks {
+                Blocks::Q8_0 { d, q } => {
+                    kernels::dot_q8(isa, &q[blocks.clone()], &d[scales.clone()], xq_r, xd)
+                }
+                Blocks::Q4_1 { d, m, q } => kernels::dot_q4(
+                    isa,
+                    &q[blocks.start / 2..blocks.end / 2],
+                    &d[scales.clone()],
+                    &m[scales.clone()],
+                    xq_r,
+                    xd,
+                    xs,
+                ),
+            };
+            r += 1;
+        }
+    }
+
+    pub fn matmul_with(&self, isa: Isa, x: &[f32], n: usize) -> Vec<f32> {
+        debug_assert_eq!(x.len(), n * self.cols);
+        let xq = QRows::quantize(x, self.cols);
+        // Outputs in chunks, each chunk's weight rows read once for all `n` inputs; about four
+        // chunks a thread keeps the threads busy without a task per row.
+        let chunk = (self.rows / (rayon::current_num_threads() * 4)).clamp(8, 256);
+        let mut by_output = vec![0.0f32; self.rows * n];
+        let work = |(c, out): (usize, &mut [f32])| {
+            for (k, o) in (c * chunk..(c * chunk + chunk).min(self.rows)).enumerate() {
+                let out = &mut out[k * n..(k + 1) * n];
+                self.output_row(isa, o, &xq, out);
+            }
+        };
+        by_output
+            .par_chunks_mut(chunk * n)
+            .enumerate()
+            .for_each(work);
+        if n == 1 {
+            return by_output;
+        }
+        let mut y = vec![0.0f32; n * self.rows];
+        for o in 0..self.rows {
+            for r in 0..n {
+                y[r * self.rows + o] = by_output[o * n + r];
+            }
+        }
+        y
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::gguf::dequantize;
+    use crate::util::rng::Rng;
+
+    fn random(seed: u64, n: usize) -> Vec<f32> {
+        let mut rng = Rng::new(seed);
+        (0..n)
+            .map(|_| (rng.next_f64() * 2.0 - 1.0) as f32)
+            .collect()
+    }
+
+    #[test]
+    fn blocks_decode_to_what_ggml_decodes_from_the_same_bytes() {
+        let (rows, cols) = (3, 64);
+        let w = random(1, rows * cols);
+        for (mode, ty) in [
+            (WeightMode::Q8_0, GgmlType::Q8_0),
+            (WeightMode::Q4, GgmlType::Q4_1),
+        ] {
+            let m = QMatrix::quantize(mode, &w, rows, cols).unwrap();
+            let bytes = quantize(ty, &w).unwrap();
+            let want = dequantize(ty, &bytes, rows * cols).unwrap();
+            assert_eq!(m.dequantize(), want, "{mode}");
+            assert_eq!(m.gather(&[2, 0]), [&want[128..], &want[..64]].concat());
+        }
+    }
+
+    #[test]
+    fn products_match_the_decoded_matrix_in_f32_within_the_activation_rounding() {
+        let (rows, cols, n) = (40, 96, 5);
+        let w = random(2, rows * cols);
+        let x = random(3, n * cols);
+        for mode in [WeightMode::Q8_0, WeightMode::Q4] {
+            let m = QMatrix::quantize(mode, &w, rows, cols).unwrap();
+            let dense = m.dequantize();
+            let got = m.matmul(&x, n);
+            for r in 0..n {
+                for o in 0..rows {
+                    let want: f32 = (0..cols)
+                        .map(|i| x[r * cols + i] * dense[o * cols + i])
+                        .sum();
+                    // 8-bit inputs: each term off by at most half a step of its block.
+                    let err = (got[r * rows + o] - want).abs();
+                    assert!(
+                        err < 0.05,
+                        "{mode} row {r} out {o}: {} vs {want}",
+                        got[r * rows + o]
+                    );
+                }
+            }
+            // One row at a time gives the same as the batch.
+            let one = m.matmul(&x[cols..2 * cols], 1);
+            assert_eq!(one, got[rows..2 * rows]);
+        }
+    }
+
+    #[test]
+    fn rows_not_a_multiple_of_the_block_are_refused() {
+        let err = QMatrix::quantize(WeightMode::Q8_0, &[0.0; 30], 1, 30).unwrap_err();
+        assert!(err.contains("blocks of 32"), "{err}");
+    }
+}
