@@ -155,8 +155,8 @@ pub fn train(
     let weights = model.model.weight_mode();
     let result = if weights.is_quantized() {
         Err(anyhow::anyhow!(
-            "training needs the base model's weights as f32; this model holds them as {weights} \
-             (QLoRA, training over quantized weights, is not built yet): start seedforge with \
+            "training needs --weights f32: this model holds its weights as {weights} (QLoRA, \
+             training over quantized weights, is not built yet); start seedforge again with \
              --weights f32 to train"
         ))
     } else {
