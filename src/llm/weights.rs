@@ -36,6 +36,20 @@ impl WeightError {
     }
 }
 
+/// Rows `rows` of a 2-D tensor.
+fn rows_of(t: Dense, name: &str, rows: std::ops::Range<usize>) -> Result<Dense, WeightError> {
+    match t.shape[..] {
+        [n, cols] if rows.start <= rows.end && rows.end <= n => Ok(Dense {
+            shape: vec![rows.len(), cols],
+            data: t.data[rows.start * cols..rows.end * cols].to_vec(),
+        }),
+        _ => Err(WeightError::Invalid {
+            name: name.to_string(),
+            reason: format!("of shape {:?} has no rows {rows:?}", t.shape),
+        }),
+    }
+}
+
 /// A dense f32 tensor, row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dense {
@@ -47,6 +61,11 @@ pub trait WeightSource: Sync {
     /// The tensor with this Hugging Face name.
     fn load(&self, name: &str) -> Result<Dense, WeightError>;
     fn has(&self, name: &str) -> bool;
+    /// Rows `rows` of the 2-D tensor `name`, `[rows.len(), cols]`. By default the whole tensor
+    /// is read and cut; a GGUF file decodes only the rows' blocks.
+    fn load_rows(&self, name: &str, rows: std::ops::Range<usize>) -> Result<Dense, WeightError> {
+        rows_of(self.load(name)?, name, rows)
+    }
     /// Whether Gemma's norm weights are stored as `1 + w` (llama.cpp's converter adds the one;
     /// transformers' checkpoints do not).
     fn norms_shifted(&self) -> bool {
@@ -164,6 +183,21 @@ impl WeightSource for GgufWeights<'_> {
 
     fn has(&self, name: &str) -> bool {
         gguf_name(name, self.arch).is_some_and(|(g, _)| self.file.tensor(&g).is_some())
+    }
+
+    fn load_rows(&self, name: &str, rows: std::ops::Range<usize>) -> Result<Dense, WeightError> {
+        match gguf_name(name, self.arch) {
+            // Rows of a permuted Q/K matrix are not the file's rows.
+            Some((gname, Permute::None)) if self.file.tensor(&gname).is_some() => {
+                let t = self.file.dequantize_rows(&gname, rows)?;
+                self.file.release(&gname);
+                Ok(Dense {
+                    shape: t.shape,
+                    data: t.data,
+                })
+            }
+            _ => rows_of(self.load(name)?, name, rows),
+        }
     }
 
     fn norms_shifted(&self) -> bool {

@@ -183,6 +183,48 @@ impl GgufFile {
         };
     }
 
+    /// Decodes rows `rows` of the 2-D tensor `name` (row-major `[rows, cols]`) to `f32`: a
+    /// large matrix can be encoded in pieces without its whole f32 copy in memory.
+    pub fn dequantize_rows(
+        &self,
+        name: &str,
+        rows: std::ops::Range<usize>,
+    ) -> Result<DenseTensor, GgufError> {
+        let info = self.require_tensor(name)?;
+        let shape = info.shape();
+        let invalid = |detail: String| {
+            self.error(Problem::InvalidTensor {
+                name: reader::quoted(&info.name),
+                detail,
+            })
+        };
+        let [n_rows, cols] = shape[..] else {
+            return Err(invalid(format!(
+                "rows asked of a tensor of shape {shape:?}"
+            )));
+        };
+        if rows.start > rows.end || rows.end > n_rows {
+            return Err(invalid(format!("rows {rows:?} asked of {n_rows}")));
+        }
+        let row_bytes = info
+            .ggml_type
+            .bytes_for(cols as u64)
+            .ok_or_else(|| invalid(format!("rows of {cols} are not whole blocks")))?
+            as usize;
+        let bytes = self.tensor_bytes(info);
+        let slice = bytes
+            .get(rows.start * row_bytes..rows.end * row_bytes)
+            .ok_or_else(|| invalid("its rows lie past its data".into()))?;
+        let context = format!("tensor '{}': ", reader::quoted(&info.name));
+        let data =
+            dequant::dequantize_with_context(info.ggml_type, slice, rows.len() * cols, &context)
+                .map_err(|e| e.with_path(&self.path))?;
+        Ok(DenseTensor {
+            shape: vec![rows.len(), cols],
+            data,
+        })
+    }
+
     /// Decodes a tensor of this file to `f32`, in row-major order.
     pub fn dequantize_tensor(&self, info: &TensorInfo) -> Result<DenseTensor, GgufError> {
         let context = format!("tensor '{}': ", reader::quoted(&info.name));

@@ -154,25 +154,32 @@ impl Llama {
             norm_of(&format!("{p}.self_attn.{name}.weight"), config.head_dim).map(Some)
         };
 
-        let embed = matrix("model.embed_tokens.weight", vocab, d)?;
         let tied = config.tie_word_embeddings || !source.has("lm_head.weight");
+        // The vocabulary-sized matrices are encoded 4096 rows at a time, never whole as f32.
+        let vocab_blocks = |name: &str| -> Result<Arc<QMatrix>, WeightError> {
+            let rows = |r: std::ops::Range<usize>| -> Result<Vec<f32>, WeightError> {
+                let t = source.load_rows(name, r.clone())?;
+                if t.shape != [r.len(), d] {
+                    return Err(WeightError::shape(name, &[r.len(), d], &t.shape));
+                }
+                Ok(t.data)
+            };
+            let invalid = |why: String| WeightError::Invalid {
+                name: name.to_string(),
+                reason: format!("cannot be held as {head_mode}: {why}"),
+            };
+            QMatrix::quantize_in_chunks(head_mode, vocab, d, 4096, rows, invalid).map(Arc::new)
+        };
         let (embed_tokens, embed_quant, lm_head) = if mode.is_quantized() {
-            let e = Arc::new(blocks_as(
-                head_mode,
-                "model.embed_tokens.weight",
-                &embed,
-                vocab,
-                d,
-            )?);
-            drop(embed);
+            let e = vocab_blocks("model.embed_tokens.weight")?;
             let head = if tied {
                 e.clone()
             } else {
-                let h = matrix("lm_head.weight", vocab, d)?;
-                Arc::new(blocks_as(head_mode, "lm_head.weight", &h, vocab, d)?)
+                vocab_blocks("lm_head.weight")?
             };
             (None, Some(e), Projection::quantized(head, device))
         } else {
+            let embed = matrix("model.embed_tokens.weight", vocab, d)?;
             let head = if tied {
                 transpose(&embed, vocab, d)
             } else {

@@ -95,6 +95,54 @@ impl QMatrix {
         Ok(QMatrix { rows, cols, blocks })
     }
 
+    /// Encodes a `[rows, cols]` matrix `chunk` rows at a time, asking `rows_of` for each range:
+    /// the whole matrix is never held as f32 (an embedding of 262k rows is 671 MB as f32).
+    pub fn quantize_in_chunks<E>(
+        mode: WeightMode,
+        rows: usize,
+        cols: usize,
+        chunk: usize,
+        mut rows_of: impl FnMut(std::ops::Range<usize>) -> Result<Vec<f32>, E>,
+        invalid: impl Fn(String) -> E,
+    ) -> Result<QMatrix, E> {
+        let mut whole: Option<QMatrix> = None;
+        for start in (0..rows).step_by(chunk.max(1)) {
+            let end = (start + chunk.max(1)).min(rows);
+            let data = rows_of(start..end)?;
+            let part = QMatrix::quantize(mode, &data, end - start, cols).map_err(&invalid)?;
+            match &mut whole {
+                None => whole = Some(part),
+                Some(w) => w.append(part),
+            }
+        }
+        whole.ok_or_else(|| invalid(format!("a [{rows}, {cols}] matrix has no rows")))
+    }
+
+    /// `other`'s rows after this matrix's (same mode and width).
+    fn append(&mut self, other: QMatrix) {
+        debug_assert_eq!(self.cols, other.cols);
+        self.rows += other.rows;
+        match (&mut self.blocks, other.blocks) {
+            (Blocks::Q8_0 { d, q }, Blocks::Q8_0 { d: d2, q: q2 }) => {
+                d.extend(d2);
+                q.extend(q2);
+            }
+            (
+                Blocks::Q4_1 { d, m, q },
+                Blocks::Q4_1 {
+                    d: d2,
+                    m: m2,
+                    q: q2,
+                },
+            ) => {
+                d.extend(d2);
+                m.extend(m2);
+                q.extend(q2);
+            }
+            _ => unreachable!("chunks of one matrix share its mode"),
+        }
+    }
+
     /// Output features.
     pub fn rows(&self) -> usize {
         self.rows
@@ -306,6 +354,26 @@ mod tests {
             // One row at a time gives the same as the batch.
             let one = m.matmul(&x[cols..2 * cols], 1);
             assert_eq!(one, got[rows..2 * rows]);
+        }
+    }
+
+    #[test]
+    fn a_matrix_encoded_in_chunks_equals_one_encoded_whole() {
+        let (rows, cols) = (7, 64);
+        let w = random(4, rows * cols);
+        for mode in [WeightMode::Q8_0, WeightMode::Q4] {
+            let whole = QMatrix::quantize(mode, &w, rows, cols).unwrap();
+            let parts = QMatrix::quantize_in_chunks(
+                mode,
+                rows,
+                cols,
+                3,
+                |r| Ok::<_, String>(w[r.start * cols..r.end * cols].to_vec()),
+                |e| e,
+            )
+            .unwrap();
+            assert_eq!(parts.rows(), rows);
+            assert_eq!(parts.dequantize(), whole.dequantize(), "{mode}");
         }
     }
 
