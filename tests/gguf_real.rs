@@ -274,3 +274,28 @@ fn open_and_dequantize_the_whole_model() {
         rayon::current_num_threads()
     );
 }
+
+/// Rows decoded on their own (how quantized weights encode the embedding in pieces) are those
+/// rows of the whole tensor, for the Q8_0 embedding and a Q4_1 projection; rows past the end
+/// are refused with the tensor named.
+#[test]
+fn rows_decoded_alone_equal_the_whole_tensors_rows() {
+    let file = GgufFile::open(&model_path()).unwrap();
+    for name in ["token_embd.weight", "blk.3.ffn_down.weight"] {
+        let whole = file.dequantize(name).unwrap();
+        let [rows, cols] = whole.shape[..] else {
+            panic!("{name}: {:?}", whole.shape)
+        };
+        for range in [0..1, 17..40, rows - 5..rows] {
+            let part = file.dequantize_rows(name, range.clone()).unwrap();
+            assert_eq!(part.shape, [range.len(), cols]);
+            assert_eq!(
+                part.data,
+                whole.data[range.start * cols..range.end * cols],
+                "{name} rows {range:?}"
+            );
+        }
+        let err = file.dequantize_rows(name, rows - 1..rows + 1).unwrap_err();
+        assert!(err.to_string().contains(name), "{err}");
+    }
+}
