@@ -350,3 +350,60 @@ fn quantized_weights_follow_f32_and_decode_like_a_full_recomputation() {
         }
     }
 }
+
+/// An adapter on a quantized model runs on its low-rank path: it moves the quantized model's
+/// logits by what it moves the f32 model's (the base's rounding aside), and `merge` leaves the
+/// blocks alone instead of rounding the adapter into them.
+#[test]
+fn an_adapter_on_quantized_weights_adds_what_it_adds_to_f32() {
+    use crate::llm::quant::WeightMode;
+    use crate::train::lora::{self, Target};
+    use crate::util::rng::Rng;
+    let device = Device::flex();
+    let mut c = tiny_config();
+    c.intermediate_size = 64;
+    let source = MemoryWeights::random(&c, 7);
+    let with_adapter = |mode: WeightMode| {
+        let mut m = Llama::load_as(&c, &source, &device, mode).unwrap();
+        let base = m.clone();
+        let mut rng = Rng::new(3);
+        for block in &mut m.layers {
+            for t in [Target::Q, Target::V, Target::Down] {
+                let proj = lora::projection_mut(block, t);
+                let (i, o) = (proj.d_in(), proj.d_out());
+                let a = (0..i * 2).map(|_| rng.normal() as f32 * 0.3).collect();
+                let b = (0..2 * o).map(|_| rng.normal() as f32 * 0.3).collect();
+                proj.adapter = Some(lora::low_rank(proj, 2, a, b, 1.0, 0.0, 1));
+            }
+        }
+        (base, m)
+    };
+    let rows = vec![vec![3, 17, 42, 5, 9], vec![4, 4, 21, 7, 50]];
+    let (f32_base, f32_lora) = with_adapter(WeightMode::F32);
+    let (q_base, mut q_lora) = with_adapter(WeightMode::Q8_0);
+    let delta = |a: &Llama, b: &Llama| -> Vec<f32> {
+        let (x, y) = (all_logits(a, &rows), all_logits(b, &rows));
+        x.iter()
+            .flatten()
+            .flatten()
+            .zip(y.iter().flatten().flatten())
+            .map(|(p, q)| p - q)
+            .collect()
+    };
+    let want = delta(&f32_lora, &f32_base);
+    let got = delta(&q_lora, &q_base);
+    let moved = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(moved > 0.5, "the adapter must move the logits ({moved})");
+    assert_close(
+        &got,
+        &want,
+        0.1 * moved,
+        "the adapter's effect, q8_0 against f32",
+    );
+    let before = all_logits(&q_lora, &rows);
+    lora::merge(&mut q_lora);
+    let after = all_logits(&q_lora, &rows);
+    for (a, b) in after.iter().flatten().zip(before.iter().flatten()) {
+        assert_close(a, b, 1e-5, "merge on quantized weights changes nothing");
+    }
+}
