@@ -90,6 +90,65 @@ pub fn dot_q4(
     }
 }
 
+/// One input row against consecutive Q8_0 weight rows of `cols` each: `out[k]` is row `k`'s
+/// product. One call for a run of rows (decoding one sequence makes ~200 000 row products a
+/// token; a call and its checks per row showed in the profile).
+pub fn rows_q8(
+    isa: Isa,
+    cols: usize,
+    wq: &[i8],
+    wd: &[f32],
+    xq: &[i16],
+    xd: &[f32],
+    out: &mut [f32],
+) {
+    let nb = cols / 32;
+    assert!(wq.len() == out.len() * cols && wd.len() == out.len() * nb);
+    assert!(xq.len() == cols && xd.len() == nb && cols == nb * 32);
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot_q8`; every row's length was checked above.
+        Isa::Avx512 => unsafe { x86::rows_q8_avx512(cols, wq, wd, xq, xd, out) },
+        _ => {
+            for (k, o) in out.iter_mut().enumerate() {
+                *o = dot_q8(isa, &wq[k * cols..][..cols], &wd[k * nb..][..nb], xq, xd);
+            }
+        }
+    }
+}
+
+/// One input row against consecutive Q4_1 weight rows (see [`rows_q8`]).
+#[allow(clippy::too_many_arguments)]
+pub fn rows_q4(
+    isa: Isa,
+    cols: usize,
+    wq: &[u8],
+    wd: &[f32],
+    wm: &[f32],
+    x: (&[i16], &[f32], &[f32]),
+    out: &mut [f32],
+) {
+    let nb = cols / 32;
+    let (xq, xd, xs) = x;
+    assert!(wq.len() * 2 == out.len() * cols && wd.len() == out.len() * nb && wm.len() == wd.len());
+    assert!(xq.len() == cols && xd.len() == nb && xs.len() == nb && cols == nb * 32);
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot_q8`; every row's length was checked above.
+        Isa::Avx512 => unsafe { x86::rows_q4_avx512(cols, wq, wd, wm, x, out) },
+        _ => {
+            for (k, o) in out.iter_mut().enumerate() {
+                let (w, d, m) = (
+                    &wq[k * cols / 2..][..cols / 2],
+                    &wd[k * nb..][..nb],
+                    &wm[k * nb..][..nb],
+                );
+                *o = dot_q4(isa, w, d, m, xq, xd, xs);
+            }
+        }
+    }
+}
+
 /// Four input rows against one Q8_0 weight row: the weight's blocks are widened once for all
 /// four (batched decoding). `None` where this machine has no four-row kernel.
 pub fn dot4_q8(isa: Isa, wq: &[i8], wd: &[f32], x: [(&[i16], &[f32]); 4]) -> Option<[f32; 4]> {
@@ -207,6 +266,44 @@ mod x86 {
             mins += wm[b] * xs[b];
         }
         _mm512_reduce_add_ps(acc) + mins
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+    pub unsafe fn rows_q8_avx512(
+        cols: usize,
+        wq: &[i8],
+        wd: &[f32],
+        xq: &[i16],
+        xd: &[f32],
+        out: &mut [f32],
+    ) {
+        let nb = cols / 32;
+        for (k, o) in out.iter_mut().enumerate() {
+            // SAFETY: the caller checked `out.len()` rows of `cols` weights and `nb` scales.
+            *o = unsafe { dot_q8_avx512(&wq[k * cols..][..cols], &wd[k * nb..][..nb], xq, xd) };
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+    pub unsafe fn rows_q4_avx512(
+        cols: usize,
+        wq: &[u8],
+        wd: &[f32],
+        wm: &[f32],
+        x: (&[i16], &[f32], &[f32]),
+        out: &mut [f32],
+    ) {
+        let nb = cols / 32;
+        let (xq, xd, xs) = x;
+        for (k, o) in out.iter_mut().enumerate() {
+            let (w, d, m) = (
+                &wq[k * cols / 2..][..cols / 2],
+                &wd[k * nb..][..nb],
+                &wm[k * nb..][..nb],
+            );
+            // SAFETY: the caller checked `out.len()` rows of `cols / 2` bytes and `nb` scales.
+            *o = unsafe { dot_q4_avx512(w, d, m, xq, xd, xs) };
+        }
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]

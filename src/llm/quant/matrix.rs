@@ -276,8 +276,37 @@ impl QMatrix {
         // chunks a thread keeps the threads busy without a task per row.
         let chunk = (self.rows / (rayon::current_num_threads() * 4)).clamp(8, 256);
         let mut by_output = vec![0.0f32; self.rows * n];
+        let nb = self.cols / BLOCK;
+        let cols = self.cols;
         let work = |(c, out): (usize, &mut [f32])| {
-            for (k, o) in (c * chunk..(c * chunk + chunk).min(self.rows)).enumerate() {
+            let first = c * chunk;
+            if n == 1 {
+                // One input row: the whole run of weight rows in one kernel call.
+                let last = first + out.len();
+                let x = xq.row(0);
+                match &self.blocks {
+                    Blocks::Q8_0 { d, q } => kernels::rows_q8(
+                        isa,
+                        cols,
+                        &q[first * cols..last * cols],
+                        &d[first * nb..last * nb],
+                        x.0,
+                        x.1,
+                        out,
+                    ),
+                    Blocks::Q4_1 { d, m, q } => kernels::rows_q4(
+                        isa,
+                        cols,
+                        &q[first * cols / 2..last * cols / 2],
+                        &d[first * nb..last * nb],
+                        &m[first * nb..last * nb],
+                        x,
+                        out,
+                    ),
+                }
+                return;
+            }
+            for (k, o) in (first..(first + chunk).min(self.rows)).enumerate() {
                 let out = &mut out[k * n..(k + 1) * n];
                 self.output_row(isa, o, &xq, out);
             }
@@ -351,9 +380,18 @@ mod tests {
                     );
                 }
             }
-            // One row at a time gives the same as the batch.
+            // One row at a time gives the same as the batch, with every instruction set.
             let one = m.matmul(&x[cols..2 * cols], 1);
             assert_eq!(one, got[rows..2 * rows]);
+            for isa in [Isa::Portable, Isa::Avx2] {
+                if isa == Isa::Avx2 && kernels::isa() == Isa::Portable {
+                    continue;
+                }
+                let other = m.matmul_with(isa, &x[cols..2 * cols], 1);
+                for (a, b) in other.iter().zip(&one) {
+                    assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{isa:?}: {a} vs {b}");
+                }
+            }
         }
     }
 
