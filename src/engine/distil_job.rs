@@ -41,12 +41,18 @@ pub struct DistilRequest {
     pub settings: DistilSettings,
 }
 
-/// Where a student of `teacher` goes by default: `<time>-student` beside it.
+/// Where a student of `teacher` goes by default: `<time>-student` beside it (`-2`, `-3`… when
+/// a student was made in the same second: two distils in one second wrote into one folder).
 pub fn default_out(teacher: &Path) -> PathBuf {
-    teacher.parent().unwrap_or(Path::new(".")).join(format!(
-        "{}-student",
-        crate::data::time::compact(SystemTime::now())
-    ))
+    let dir = teacher.parent().unwrap_or(Path::new("."));
+    let stem = format!("{}-student", crate::data::time::compact(SystemTime::now()));
+    (1..)
+        .map(|n| match n {
+            1 => dir.join(&stem),
+            n => dir.join(format!("{stem}-{n}")),
+        })
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| dir.join(stem))
 }
 
 /// What [`teach`] reports as it goes.
@@ -214,4 +220,22 @@ pub fn run(
             started.elapsed().as_secs_f64()
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_student_in_the_same_second_gets_its_own_folder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let teacher = tmp.path().join("runs").join("20260101-000000-train");
+        std::fs::create_dir_all(&teacher).unwrap();
+        let first = default_out(&teacher);
+        std::fs::create_dir_all(&first).unwrap();
+        let second = default_out(&teacher);
+        assert_ne!(first, second);
+        assert_eq!(first.parent(), second.parent());
+        assert!(!second.exists());
+    }
 }

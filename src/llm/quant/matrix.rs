@@ -389,7 +389,10 @@ mod tests {
                 }
                 let other = m.matmul_with(isa, &x[cols..2 * cols], 1);
                 for (a, b) in other.iter().zip(&one) {
-                    assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{isa:?}: {a} vs {b}");
+                    assert!(
+                        (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                        "{isa:?}: {a} vs {b}"
+                    );
                 }
             }
         }
