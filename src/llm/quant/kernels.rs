@@ -53,7 +53,7 @@ pub fn dot_q8(isa: Isa, wq: &[i8], wd: &[f32], xq: &[i16], xd: &[f32]) -> f32 {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `isa` is what `detect` found on this CPU (or a test's narrower choice), and
         // the lengths were checked above.
-        Isa::Avx512 => unsafe { x86::dot_q8_avx512(wq, wd, xq, xd) },
+        Isa::Avx512 => unsafe { x86::dotn_q8_avx512(wq, wd, [(xq, xd)])[0] },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
         Isa::Avx2 => unsafe { x86::dot_q8_avx2(wq, wd, xq, xd) },
@@ -82,7 +82,7 @@ pub fn dot_q4(
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `dot_q8`.
-        Isa::Avx512 => unsafe { x86::dot_q4_avx512(wq, wd, wm, xq, xd, xs) },
+        Isa::Avx512 => unsafe { x86::dotn_q4_avx512(wq, wd, wm, [(xq, xd, xs)])[0] },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `dot_q8`.
         Isa::Avx2 => unsafe { x86::dot_q4_avx2(wq, wd, wm, xq, xd, xs) },
@@ -160,7 +160,7 @@ pub fn dot4_q8(isa: Isa, wq: &[i8], wd: &[f32], x: [(&[i16], &[f32]); 4]) -> Opt
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `dot_q8`.
-        Isa::Avx512 => Some(unsafe { x86::dot4_q8_avx512(wq, wd, x) }),
+        Isa::Avx512 => Some(unsafe { x86::dotn_q8_avx512(wq, wd, x) }),
         _ => None,
     }
 }
@@ -181,7 +181,7 @@ pub fn dot4_q4(
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `dot_q8`.
-        Isa::Avx512 => Some(unsafe { x86::dot4_q4_avx512(wq, wd, wm, x) }),
+        Isa::Avx512 => Some(unsafe { x86::dotn_q4_avx512(wq, wd, wm, x) }),
         _ => None,
     }
 }
@@ -218,97 +218,15 @@ mod portable {
 mod x86 {
     use std::arch::x86_64::*;
 
+    /// `N` input rows against one Q8_0 weight row: the weight's blocks are widened once for
+    /// all `N` (one row: decoding; four: batches).
     #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
-    pub unsafe fn dot_q8_avx512(wq: &[i8], wd: &[f32], xq: &[i16], xd: &[f32]) -> f32 {
-        let mut acc = _mm512_setzero_ps();
-        for b in 0..wd.len() {
-            // SAFETY: the caller checked that both rows hold 32 bytes per block.
-            let (w, x) = unsafe {
-                (
-                    _mm256_loadu_si256(wq.as_ptr().add(b * 32) as *const __m256i),
-                    _mm512_loadu_si512(xq.as_ptr().add(b * 32) as *const __m512i),
-                )
-            };
-            let p = _mm512_madd_epi16(_mm512_cvtepi8_epi16(w), x);
-            let scale = _mm512_set1_ps(wd[b] * xd[b]);
-            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), scale, acc);
-        }
-        _mm512_reduce_add_ps(acc)
-    }
-
-    #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
-    pub unsafe fn dot_q4_avx512(
-        wq: &[u8],
-        wd: &[f32],
-        wm: &[f32],
-        xq: &[i16],
-        xd: &[f32],
-        xs: &[f32],
-    ) -> f32 {
-        let low = _mm_set1_epi8(0x0F);
-        let mut acc = _mm512_setzero_ps();
-        let mut mins = 0.0f32;
-        for b in 0..wd.len() {
-            // SAFETY: the caller checked 16 packed bytes and 32 input bytes per block.
-            let (packed, x) = unsafe {
-                (
-                    _mm_loadu_si128(wq.as_ptr().add(b * 16) as *const __m128i),
-                    _mm512_loadu_si512(xq.as_ptr().add(b * 32) as *const __m512i),
-                )
-            };
-            // Byte j holds value j (low nibble) and value j + 16 (high nibble).
-            let lo = _mm_and_si128(packed, low);
-            let hi = _mm_and_si128(_mm_srli_epi16::<4>(packed), low);
-            let w = _mm512_cvtepu8_epi16(_mm256_set_m128i(hi, lo));
-            let p = _mm512_madd_epi16(w, x);
-            let scale = _mm512_set1_ps(wd[b] * xd[b]);
-            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), scale, acc);
-            mins += wm[b] * xs[b];
-        }
-        _mm512_reduce_add_ps(acc) + mins
-    }
-
-    #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
-    pub unsafe fn rows_q8_avx512(
-        cols: usize,
+    pub unsafe fn dotn_q8_avx512<const N: usize>(
         wq: &[i8],
         wd: &[f32],
-        xq: &[i16],
-        xd: &[f32],
-        out: &mut [f32],
-    ) {
-        let nb = cols / 32;
-        for (k, o) in out.iter_mut().enumerate() {
-            // SAFETY: the caller checked `out.len()` rows of `cols` weights and `nb` scales.
-            *o = unsafe { dot_q8_avx512(&wq[k * cols..][..cols], &wd[k * nb..][..nb], xq, xd) };
-        }
-    }
-
-    #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
-    pub unsafe fn rows_q4_avx512(
-        cols: usize,
-        wq: &[u8],
-        wd: &[f32],
-        wm: &[f32],
-        x: (&[i16], &[f32], &[f32]),
-        out: &mut [f32],
-    ) {
-        let nb = cols / 32;
-        let (xq, xd, xs) = x;
-        for (k, o) in out.iter_mut().enumerate() {
-            let (w, d, m) = (
-                &wq[k * cols / 2..][..cols / 2],
-                &wd[k * nb..][..nb],
-                &wm[k * nb..][..nb],
-            );
-            // SAFETY: the caller checked `out.len()` rows of `cols / 2` bytes and `nb` scales.
-            *o = unsafe { dot_q4_avx512(w, d, m, xq, xd, xs) };
-        }
-    }
-
-    #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
-    pub unsafe fn dot4_q8_avx512(wq: &[i8], wd: &[f32], x: [(&[i16], &[f32]); 4]) -> [f32; 4] {
-        let mut acc = [_mm512_setzero_ps(); 4];
+        x: [(&[i16], &[f32]); N],
+    ) -> [f32; N] {
+        let mut acc = [_mm512_setzero_ps(); N];
         for b in 0..wd.len() {
             // SAFETY: the caller checked 32 bytes per block in the weight and every input row.
             let w = unsafe {
@@ -324,19 +242,21 @@ mod x86 {
         acc.map(|a| _mm512_reduce_add_ps(a))
     }
 
+    /// `N` input rows against one Q4_1 weight row (see [`dotn_q8_avx512`]).
     #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
-    pub unsafe fn dot4_q4_avx512(
+    pub unsafe fn dotn_q4_avx512<const N: usize>(
         wq: &[u8],
         wd: &[f32],
         wm: &[f32],
-        x: [(&[i16], &[f32], &[f32]); 4],
-    ) -> [f32; 4] {
+        x: [(&[i16], &[f32], &[f32]); N],
+    ) -> [f32; N] {
         let low = _mm_set1_epi8(0x0F);
-        let mut acc = [_mm512_setzero_ps(); 4];
-        let mut mins = [0.0f32; 4];
+        let mut acc = [_mm512_setzero_ps(); N];
+        let mut mins = [0.0f32; N];
         for b in 0..wd.len() {
             // SAFETY: the caller checked 16 packed bytes a block.
             let packed = unsafe { _mm_loadu_si128(wq.as_ptr().add(b * 16) as *const __m128i) };
+            // Byte j holds value j (low nibble) and value j + 16 (high nibble).
             let lo = _mm_and_si128(packed, low);
             let hi = _mm_and_si128(_mm_srli_epi16::<4>(packed), low);
             let w = _mm512_cvtepu8_epi16(_mm256_set_m128i(hi, lo));
@@ -353,6 +273,44 @@ mod x86 {
             *o += m;
         }
         out
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+    pub unsafe fn rows_q8_avx512(
+        cols: usize,
+        wq: &[i8],
+        wd: &[f32],
+        xq: &[i16],
+        xd: &[f32],
+        out: &mut [f32],
+    ) {
+        let nb = cols / 32;
+        for (k, o) in out.iter_mut().enumerate() {
+            let (w, d) = (&wq[k * cols..][..cols], &wd[k * nb..][..nb]);
+            // SAFETY: the caller checked `out.len()` rows of `cols` weights and `nb` scales.
+            *o = unsafe { dotn_q8_avx512(w, d, [(xq, xd)]) }[0];
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+    pub unsafe fn rows_q4_avx512(
+        cols: usize,
+        wq: &[u8],
+        wd: &[f32],
+        wm: &[f32],
+        x: (&[i16], &[f32], &[f32]),
+        out: &mut [f32],
+    ) {
+        let nb = cols / 32;
+        for (k, o) in out.iter_mut().enumerate() {
+            let (w, d, m) = (
+                &wq[k * cols / 2..][..cols / 2],
+                &wd[k * nb..][..nb],
+                &wm[k * nb..][..nb],
+            );
+            // SAFETY: the caller checked `out.len()` rows of `cols / 2` bytes and `nb` scales.
+            *o = unsafe { dotn_q4_avx512(w, d, m, [x]) }[0];
+        }
     }
 
     #[target_feature(enable = "avx2,fma")]

@@ -160,14 +160,6 @@ impl QMatrix {
         }
     }
 
-    /// Bytes the blocks take in memory.
-    pub fn bytes(&self) -> usize {
-        match &self.blocks {
-            Blocks::Q8_0 { d, q } => d.len() * 4 + q.len(),
-            Blocks::Q4_1 { d, m, q } => (d.len() + m.len()) * 4 + q.len(),
-        }
-    }
-
     /// Row `r` decoded into `out` (`cols` values).
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
         let nb = self.cols / BLOCK;
