@@ -108,24 +108,7 @@ fn exported_sst2_classifier_labels_alike_in_llamacpp_and_transformers() {
     let tmp = tempfile::tempdir().unwrap();
     let ws = tmp.path().join("sst2");
     let sst2 = common::shared_dir().join("datasets/sst2");
-    ok(Command::new(BIN)
-        .arg("--workspace")
-        .arg(&ws)
-        .arg("init")
-        .arg("--from")
-        .arg(sst2.join("train.tsv"))
-        .args(["--label-map", "0=negative,1=positive", "--per-class", "4"])
-        .args([
-            "--seed",
-            "0",
-            "--min-words",
-            "6",
-            "--description",
-            "sentiment",
-        ])
-        .args(["--input-field", "Review", "--label-field", "Sentiment"])
-        .output()
-        .unwrap());
+    common::sst2_workspace(&ws);
     let run = ws.join("runs").join("all-projections");
     let started = Instant::now();
     ok(Command::new(BIN)

@@ -88,21 +88,7 @@ fn quantized_weights_label_sst2_dev_rows_as_f32_does() {
     let tmp = tempfile::tempdir().unwrap();
     let ws = tmp.path().join("sst2");
     let sst2 = common::shared_dir().join("datasets/sst2");
-    let mut init = common::seedforge();
-    init.arg("--workspace").arg(&ws).arg("init").arg("--from");
-    init.arg(sst2.join("train.tsv"));
-    init.args(["--label-map", "0=negative,1=positive", "--per-class", "4"]);
-    init.args([
-        "--seed",
-        "0",
-        "--min-words",
-        "6",
-        "--description",
-        "sentiment",
-    ]);
-    init.args(["--input-field", "Review", "--label-field", "Sentiment"]);
-    let o = common::run(init);
-    assert!(o.status.success());
+    common::sst2_workspace(&ws);
     let labels = |weights: &str| -> Vec<String> {
         let mut c = common::seedforge();
         c.args(["classify", "--task"]).arg(&ws).arg("--input");

@@ -117,6 +117,31 @@ pub fn seedforge() -> Command {
     c
 }
 
+/// `seedforge init` of an SST-2 workspace at `ws`: 4 seeds a class drawn with seed 0 from rows
+/// of at least 6 words, the task described as sentiment reviews (what the real-model tests
+/// classify with).
+pub fn sst2_workspace(ws: &std::path::Path) {
+    let train = shared_dir().join("datasets/sst2/train.tsv");
+    let mut c = seedforge();
+    c.arg("--workspace")
+        .arg(ws)
+        .arg("init")
+        .arg("--from")
+        .arg(train);
+    c.args(["--label-map", "0=negative,1=positive", "--per-class", "4"]);
+    c.args([
+        "--seed",
+        "0",
+        "--min-words",
+        "6",
+        "--description",
+        "sentiment",
+    ]);
+    c.args(["--input-field", "Review", "--label-field", "Sentiment"]);
+    let o = run(c);
+    assert!(o.status.success(), "seedforge init of {}", ws.display());
+}
+
 /// Runs `c`, showing its stderr in the test's output.
 pub fn run(mut c: Command) -> Output {
     let o = c.output().unwrap();
