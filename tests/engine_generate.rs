@@ -462,3 +462,74 @@ fn a_round_that_overshoots_a_quota_marks_the_extra_kept_items() {
         "no sampling seed made a round overshoot its quota"
     );
 }
+
+#[test]
+fn length_strata_hold_every_class_to_the_seeds_length_profile() {
+    // The demo's seeds are 10–17 words; the tiny model writes at most 8 tokens, so everything
+    // it writes falls in the short half of the seeds' word counts. With two length bins each
+    // class may keep only its share of that half (2 of a quota of 4): the rest of what the
+    // filters keep is marked `quota`, naming the length, and the class comes up short.
+    let (_tmp, ws, engine, mut rx) = setup();
+    let mut s = settings(4);
+    s.max_attempts_factor = 3;
+    s.length_strata = 2;
+    engine
+        .send(Command::Generate {
+            settings: s,
+            filters: FilterSettings {
+                label_consistency: false,
+                min_words: 1,
+                near_dup_threshold: 1.0,
+                ..Default::default()
+            },
+            adapter: None,
+        })
+        .unwrap();
+    let events = until_end(&mut rx);
+    assert!(
+        matches!(events.last(), Some(Event::JobFinished { .. })),
+        "{:?}",
+        events.last()
+    );
+    let logs: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Log(l) => Some(l.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("split over 2 length bins of the seeds' word counts")),
+        "{logs:?}"
+    );
+    let w = ws.lock().unwrap();
+    let mut marked = 0;
+    for label in ["positive", "negative"] {
+        let of: Vec<_> = w
+            .state()
+            .items()
+            .iter()
+            .filter(|i| i.label() == label)
+            .collect();
+        let kept = of
+            .iter()
+            .filter(|i| i.verdicts().iter().all(|v| v.pass))
+            .count();
+        assert!(kept <= 2, "{label} kept {kept}: more than its short half");
+        for it in &of {
+            if let Some(v) = it.verdicts().iter().find(|v| v.stage == "quota") {
+                assert!(v.reason.contains("length profile"), "{}", v.reason);
+                marked += 1;
+            }
+        }
+    }
+    assert!(marked > 0, "nothing was held back by its length bin");
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("attempt cap") && l.contains("before the quota of 4")),
+        "{logs:?}"
+    );
+    drop(w);
+    engine.shutdown();
+}

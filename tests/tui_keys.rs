@@ -1215,6 +1215,17 @@ fn the_judge_and_attempts_rows_reach_the_generation_command_and_the_choice_is_sh
     press(&mut app, "^u");
     type_text(&mut app, "4");
     press(&mut app, "enter");
+    // Length bins: off (1) by default, bounded below and above, stepped by ←/→.
+    press(&mut app, &moves(Setting::Attempts, Setting::LengthStrata));
+    assert_eq!(app.generate.fields()[Setting::LengthStrata.row()].value, "1");
+    press(&mut app, "left");
+    assert_eq!(app.generate.settings.length_strata, 1);
+    press(&mut app, "enter ^u");
+    type_text(&mut app, "11");
+    press(&mut app, "enter");
+    assert_eq!(app.message.as_ref().unwrap().kind, MessageKind::Error);
+    press(&mut app, "esc right right");
+    assert_eq!(app.generate.settings.length_strata, 3);
     app.take_effects();
     press(&mut app, "g");
     match app.take_effects().as_slice() {
@@ -1224,6 +1235,7 @@ fn the_judge_and_attempts_rows_reach_the_generation_command_and_the_choice_is_sh
             }),
         ] => {
             assert_eq!(settings.max_attempts_factor, 4);
+            assert_eq!(settings.length_strata, 3);
             assert_eq!(filters.judge.name(), "seeds-lora");
         }
         other => panic!("{other:?}"),

@@ -103,6 +103,12 @@ pub struct GenerationOptions {
     /// --per-class attempts). `generate --out` judges nothing and makes --per-class attempts.
     #[arg(long, default_value_t = GenerateSettings::default().max_attempts_factor)]
     pub max_attempts_factor: usize,
+    /// With quota rounds, split each class's quota over this many bins of the seeds' word
+    /// counts (all classes pooled, equal shares): a kept item whose class already has its share
+    /// of that length is marked `quota`, so no class keeps longer or shorter items than another
+    /// and the classifier cannot learn length as a label. 1: no strata.
+    #[arg(long, default_value_t = GenerateSettings::default().length_strata)]
+    pub length_strata: u8,
 }
 
 impl GenerationOptions {
@@ -121,6 +127,7 @@ impl GenerationOptions {
             seeds_in_prompt: !teacher,
             chat: self.chat,
             max_attempts_factor: self.max_attempts_factor.max(1),
+            length_strata: self.length_strata.max(1),
             ..GenerateSettings::default()
         };
         s.sampling.seed = seed;

@@ -23,6 +23,7 @@ use crate::pipeline::filters::stages::QUOTA;
 use crate::pipeline::filters::stages::{consistency_classifier, label_consistency};
 use crate::pipeline::filters::{FilterSettings, Filters};
 use crate::pipeline::generate::{self, GenerateEvent, GenerateSettings};
+use crate::pipeline::length_strata;
 use crate::pipeline::prompt::Templates;
 use crate::pipeline::quota::Quota;
 use crate::pipeline::writer::{self, Writer};
@@ -229,7 +230,19 @@ pub fn run(
 
     // Rounds until every class has its quota of kept items or its attempt cap: a first round
     // of `per_class` each, then more for the classes the filters thinned.
-    let mut quota = Quota::new(settings, task.labels.len());
+    let seed_words: Vec<usize> = task
+        .seeds
+        .iter()
+        .map(|s| length_strata::words(&s.text))
+        .collect();
+    let mut quota = Quota::new(settings, task.labels.len(), &seed_words);
+    if let Some(strata) = quota.strata() {
+        events.send(Event::Log(format!(
+            "each class's quota split over {} length bins of the seeds' word counts: {}",
+            strata.bins(),
+            strata.summary()
+        )));
+    }
     let mut next_index = 0u64;
     while let Some(counts) = quota.next_round() {
         if control.is_stopped() {
@@ -389,7 +402,8 @@ pub fn run(
                 .filter_map(|it| {
                     let c = task.label_index(it.label()).unwrap_or(0);
                     let kept = it.verdicts().iter().all(|v| v.pass);
-                    let verdict = quota.record(c, it.label(), kept)?;
+                    let words = length_strata::words(it.text());
+                    let verdict = quota.record(c, it.label(), kept, words)?;
                     Some(RecordBody::Verdict {
                         item_id: it.id().clone(),
                         verdict,

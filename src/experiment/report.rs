@@ -354,7 +354,7 @@ pub fn markdown(r: &ExperimentReport) -> String {
 
     let _ = writeln!(
         md,
-        "\n| seed | data | items | kept by the filters | rejected by stage | label agreement | kept distinct-2 / pairwise similarity |\n|---:|---|---:|---|---|---|---|"
+        "\n| seed | data | items | kept by the filters | rejected by stage | label agreement | kept distinct-2 / pairwise similarity | mean words, kept (seeds) |\n|---:|---|---:|---|---|---|---|---|"
     );
     let per_class = |m: &BTreeMap<String, usize>| {
         m.iter()
@@ -404,6 +404,17 @@ pub fn markdown(r: &ExperimentReport) -> String {
                     )
                 },
             );
+            let words =
+                filter
+                    .as_ref()
+                    .filter(|f| !f.mean_words.is_empty())
+                    .map_or("–".into(), |f| {
+                        f.mean_words
+                            .iter()
+                            .map(|(l, (kept, seeds))| format!("{l} {kept:.1} ({seeds:.1})"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    });
             let short =
                 generated
                     .as_ref()
@@ -420,14 +431,14 @@ pub fn markdown(r: &ExperimentReport) -> String {
                     });
             let _ = writeln!(
                 md,
-                "| {} | {what} | {items} | {kept}{short} | {rejected} | – | {diversity} |",
+                "| {} | {what} | {items} | {kept}{short} | {rejected} | – | {diversity} | {words} |",
                 s.seed
             );
         }
         if let Some(a) = &s.annotate {
             let _ = writeln!(
                 md,
-                "| {} | unlabelled pool, annotated | {} | {} | below the confidence or duplicate {} | {:.0}% of the pool, {:.0}% of the kept | – |",
+                "| {} | unlabelled pool, annotated | {} | {} | below the confidence or duplicate {} | {:.0}% of the pool, {:.0}% of the kept | – | – |",
                 s.seed,
                 a.pool,
                 kept_cell(a.kept, a.pool, &a.kept_per_class),
@@ -508,8 +519,16 @@ pub fn markdown(r: &ExperimentReport) -> String {
         },
         if g.max_attempts_factor > 1 {
             format!(
-                "generate until {} kept per class, at most {} attempts per class",
+                "generate until {} kept per class{}, at most {} attempts per class",
                 g.per_class,
+                if g.length_strata > 1 {
+                    format!(
+                        " in equal shares of {} length bins of the seeds' word counts",
+                        g.length_strata
+                    )
+                } else {
+                    String::new()
+                },
                 g.attempt_cap()
             )
         } else {

@@ -34,6 +34,7 @@ use crate::pipeline::filters::judge::kept;
 use crate::pipeline::filters::stages::MALFORMED;
 use crate::pipeline::filters::stages::{JudgeKind, LABEL_CONSISTENCY};
 use crate::pipeline::filters::stats::rejecting_stage;
+use crate::pipeline::length_strata;
 use crate::pipeline::prompt::Templates;
 use crate::train::metrics::TrainEvent;
 use crate::train::run::RunSpec;
@@ -108,6 +109,10 @@ pub struct FilterDetail {
     /// How varied the seeds and the kept items are.
     #[serde(default)]
     pub diversity: Option<(Diversity, Diversity)>,
+    /// Per class, the mean word count of its kept items and of its seeds: a gap between
+    /// classes is one the classifier can learn as a label.
+    #[serde(default)]
+    pub mean_words: BTreeMap<String, (f64, f64)>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -693,6 +698,25 @@ impl SeedRun<'_, '_> {
             .map(|i| i.item.text.as_str())
             .collect();
         detail.diversity = Some((diversity(&seeds), diversity(&kept_texts)));
+        for l in &task.labels {
+            let mean = |texts: Vec<&str>| {
+                let n = texts.len().max(1) as f64;
+                texts.iter().map(|t| length_strata::words(t)).sum::<usize>() as f64 / n
+            };
+            let kept = items
+                .iter()
+                .filter(|i| i.kept && i.item.label == l.name)
+                .map(|i| i.item.text.as_str());
+            let seeds = task
+                .seeds
+                .iter()
+                .filter(|s| s.label == l.name)
+                .map(|s| s.text.as_str());
+            detail.mean_words.insert(
+                l.name.clone(),
+                (mean(kept.collect()), mean(seeds.collect())),
+            );
+        }
         for i in &items {
             if i.kept {
                 detail.kept += 1;

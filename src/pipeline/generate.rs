@@ -45,6 +45,11 @@ pub struct GenerateSettings {
     /// `per_class` attempts (1: exactly `per_class` attempts, whatever is kept).
     #[serde(default = "one")]
     pub max_attempts_factor: usize,
+    /// With quota rounds, each class's quota is split over this many bins of the seeds' word
+    /// counts (all classes pooled, equal shares), so every class keeps the same length profile
+    /// ([`crate::pipeline::length_strata`]). 1: no strata.
+    #[serde(default = "one_bin")]
+    pub length_strata: u8,
     /// What guidance (`sampling.guidance_scale`) steers each request away from.
     #[serde(default)]
     pub guide_against: GuideAgainst,
@@ -55,6 +60,10 @@ pub struct GenerateSettings {
 }
 
 fn one() -> usize {
+    1
+}
+
+fn one_bin() -> u8 {
     1
 }
 
@@ -175,6 +184,7 @@ impl Default for GenerateSettings {
             // validation rows (staged +4.2 SST-2, +2.7 TREC; docs/results.md). Old experiment
             // specs without the field meant one round (`serde(default = "one")`).
             max_attempts_factor: 3,
+            length_strata: 1,
             guide_against: GuideAgainst::default(),
             remote: None,
         }

@@ -6,6 +6,7 @@ pub mod annotate;
 pub mod classify;
 pub mod filters;
 pub mod generate;
+pub mod length_strata;
 pub mod postprocess;
 pub mod predict;
 pub mod prompt;

@@ -9,6 +9,8 @@ use crate::tui::widgets::form::Field;
 
 /// More attempts than this per class would mostly write what the filters throw away.
 const MAX_ATTEMPTS_FACTOR: usize = 10;
+/// More bins than seeds a class has leave most of them to chance.
+const MAX_LENGTH_STRATA: usize = 10;
 
 /// The judge row's choices, in ←/→ order: `auto` measures the others on the seeds.
 const JUDGES: [&str; 4] = ["auto", "icl", "zero-shot", "seeds-lora"];
@@ -33,11 +35,12 @@ pub enum Setting {
     Template,
     Judge,
     Attempts,
+    LengthStrata,
 }
 
 impl Setting {
     /// The rows, in order.
-    pub const ALL: [Setting; 17] = [
+    pub const ALL: [Setting; 18] = [
         Setting::PerClass,
         Setting::Batch,
         Setting::Temperature,
@@ -55,6 +58,7 @@ impl Setting {
         Setting::Template,
         Setting::Judge,
         Setting::Attempts,
+        Setting::LengthStrata,
     ];
 
     /// The setting on row `row`.
@@ -85,6 +89,7 @@ impl Setting {
             Setting::Template => "template",
             Setting::Judge => "judge",
             Setting::Attempts => "attempts ×",
+            Setting::LengthStrata => "length bins",
         }
     }
 
@@ -116,6 +121,10 @@ impl Setting {
             }
             Setting::Judge => "who checks labels; auto: the best in cross-validation on the seeds",
             Setting::Attempts => "a class short of kept items gets up to this × per class attempts",
+            Setting::LengthStrata => {
+                "every class keeps the seeds' length profile: its quota split over this many \
+                 bins of their word counts (1 = off)"
+            }
         }
     }
 }
@@ -167,6 +176,7 @@ impl GenerateState {
                 .to_string(),
             Setting::Judge => self.judge_name().to_string(),
             Setting::Attempts => s.max_attempts_factor.to_string(),
+            Setting::LengthStrata => s.length_strata.to_string(),
         }
     }
 
@@ -257,6 +267,10 @@ impl GenerateState {
             Setting::Attempts => {
                 s.max_attempts_factor = bounded(s.max_attempts_factor, 1, 1, MAX_ATTEMPTS_FACTOR)
             }
+            Setting::LengthStrata => {
+                s.length_strata =
+                    bounded(usize::from(s.length_strata), 1, 1, MAX_LENGTH_STRATA) as u8
+            }
             Setting::Writer | Setting::AnnotateFile | Setting::Template => {}
         }
     }
@@ -326,6 +340,7 @@ impl GenerateState {
             Setting::MinConfidence => self.min_confidence = float(0.0, 1.0)?,
             Setting::Judge => self.set_judge(&t.to_ascii_lowercase())?,
             Setting::Attempts => s.max_attempts_factor = int_to(1, MAX_ATTEMPTS_FACTOR)?,
+            Setting::LengthStrata => s.length_strata = int_to(1, MAX_LENGTH_STRATA)? as u8,
             Setting::Writer => return Err("writer: ←/→ chooses it".into()),
             Setting::Template => {
                 return Err("the template is chosen by the task's prompts folder".into());
