@@ -486,11 +486,27 @@ fn length_strata_hold_every_class_to_the_seeds_length_profile() {
         })
         .unwrap();
     let events = until_end(&mut rx);
-    assert!(
-        matches!(events.last(), Some(Event::JobFinished { .. })),
-        "{:?}",
-        events.last()
-    );
+    // The summary gives each class's mean words, kept beside the seeds'.
+    let seed_mean = |label: &str| {
+        let w = ws.lock().unwrap();
+        let of: Vec<usize> = w
+            .seeds()
+            .iter()
+            .filter(|s| s.label == label)
+            .map(|s| s.text.split_whitespace().count())
+            .collect();
+        of.iter().sum::<usize>() as f64 / of.len() as f64
+    };
+    let (neg, pos) = (seed_mean("negative"), seed_mean("positive"));
+    match events.last() {
+        Some(Event::JobFinished { summary, .. }) => assert!(
+            summary.contains("mean words kept (seeds): negative ")
+                && summary.contains(&format!("({neg:.1}), positive "))
+                && summary.ends_with(&format!("({pos:.1}))")),
+            "{summary}"
+        ),
+        other => panic!("{other:?}"),
+    }
     let logs: Vec<&str> = events
         .iter()
         .filter_map(|e| match e {

@@ -1217,7 +1217,10 @@ fn the_judge_and_attempts_rows_reach_the_generation_command_and_the_choice_is_sh
     press(&mut app, "enter");
     // Length bins: off (1) by default, bounded below and above, stepped by ←/→.
     press(&mut app, &moves(Setting::Attempts, Setting::LengthStrata));
-    assert_eq!(app.generate.fields()[Setting::LengthStrata.row()].value, "1");
+    assert_eq!(
+        app.generate.fields()[Setting::LengthStrata.row()].value,
+        "1"
+    );
     press(&mut app, "left");
     assert_eq!(app.generate.settings.length_strata, 1);
     press(&mut app, "enter ^u");

@@ -41,14 +41,22 @@ pub struct Outcome {
     pub diversity: (Diversity, Diversity),
     /// The classes whose attempt cap came before their quota of kept items, with what they kept.
     pub short: Vec<(String, usize)>,
+    /// Per class, the mean word count of this run's kept items and of the seeds.
+    pub mean_words: Vec<(String, f64, f64)>,
 }
 
 impl Outcome {
     pub fn summary(&self) -> String {
         let (kept, seeds) = &self.diversity;
+        let words = self
+            .mean_words
+            .iter()
+            .map(|(l, kept, seeds)| format!("{l} {kept:.1} ({seeds:.1})"))
+            .collect::<Vec<_>>()
+            .join(", ");
         format!(
             "{} items written, {} kept by the filters (kept distinct-2 {:.2}, similarity {:.3}; \
-             seeds {:.2}, {:.3})",
+             seeds {:.2}, {:.3}; mean words kept (seeds): {words})",
             self.items,
             self.kept,
             kept.distinct_2,
@@ -449,7 +457,7 @@ pub fn run(
                 .join(", ")
         )));
     }
-    let kept_texts: Vec<String> = {
+    let kept_items: Vec<(String, String)> = {
         let w = ws.lock().unwrap_or_else(|e| e.into_inner());
         w.state()
             .items()
@@ -457,11 +465,21 @@ pub fn run(
             .rev()
             .take(items)
             .filter(|it| it.verdicts().iter().all(|v| v.pass))
-            .map(|it| it.text().to_string())
+            .map(|it| (it.label().to_string(), it.text().to_string()))
             .collect()
     };
-    let kept_refs: Vec<&str> = kept_texts.iter().map(String::as_str).collect();
-    let seed_refs: Vec<&str> = task.seeds.iter().map(|s| s.text.as_str()).collect();
+    let kept_pairs: Vec<(&str, &str)> = kept_items
+        .iter()
+        .map(|(l, t)| (l.as_str(), t.as_str()))
+        .collect();
+    let kept_refs: Vec<&str> = kept_pairs.iter().map(|p| p.1).collect();
+    let seed_pairs: Vec<(&str, &str)> = task
+        .seeds
+        .iter()
+        .map(|s| (s.label.as_str(), s.text.as_str()))
+        .collect();
+    let seed_refs: Vec<&str> = seed_pairs.iter().map(|p| p.1).collect();
+    let labels: Vec<&str> = task.labels.iter().map(|l| l.name.as_str()).collect();
     if resumed > 0 {
         events.send(Event::Log(format!(
             "resumed: {resumed} requests were already journaled, {items} asked now"
@@ -469,10 +487,11 @@ pub fn run(
     }
     Ok(Outcome {
         items,
-        kept: kept_texts.len(),
+        kept: kept_pairs.len(),
         cancelled: control.is_stopped(),
         diversity: (diversity(&kept_refs), diversity(&seed_refs)),
         short,
+        mean_words: length_strata::mean_words_per_class(&labels, &kept_pairs, &seed_pairs),
     })
 }
 

@@ -698,25 +698,21 @@ impl SeedRun<'_, '_> {
             .map(|i| i.item.text.as_str())
             .collect();
         detail.diversity = Some((diversity(&seeds), diversity(&kept_texts)));
-        for l in &task.labels {
-            let mean = |texts: Vec<&str>| {
-                let n = texts.len().max(1) as f64;
-                texts.iter().map(|t| length_strata::words(t)).sum::<usize>() as f64 / n
-            };
-            let kept = items
-                .iter()
-                .filter(|i| i.kept && i.item.label == l.name)
-                .map(|i| i.item.text.as_str());
-            let seeds = task
-                .seeds
-                .iter()
-                .filter(|s| s.label == l.name)
-                .map(|s| s.text.as_str());
-            detail.mean_words.insert(
-                l.name.clone(),
-                (mean(kept.collect()), mean(seeds.collect())),
-            );
-        }
+        let labels: Vec<&str> = task.labels.iter().map(|l| l.name.as_str()).collect();
+        let kept_pairs: Vec<(&str, &str)> = items
+            .iter()
+            .filter(|i| i.kept)
+            .map(|i| (i.item.label.as_str(), i.item.text.as_str()))
+            .collect();
+        let seed_pairs: Vec<(&str, &str)> = task
+            .seeds
+            .iter()
+            .map(|s| (s.label.as_str(), s.text.as_str()))
+            .collect();
+        detail.mean_words = length_strata::mean_words_per_class(&labels, &kept_pairs, &seed_pairs)
+            .into_iter()
+            .map(|(l, kept, seeds)| (l, (kept, seeds)))
+            .collect();
         for i in &items {
             if i.kept {
                 detail.kept += 1;

@@ -75,6 +75,30 @@ pub fn words(text: &str) -> usize {
     text.split_whitespace().count()
 }
 
+/// The mean word count of some texts (0 for none).
+pub fn mean_words<'a>(texts: impl IntoIterator<Item = &'a str>) -> f64 {
+    let (n, sum) = texts
+        .into_iter()
+        .fold((0usize, 0usize), |(n, sum), t| (n + 1, sum + words(t)));
+    sum as f64 / n.max(1) as f64
+}
+
+/// Per class, the mean word count of `kept` items and of `seeds`, both `(label, text)`: a gap
+/// between classes is one a classifier can learn as a label.
+pub fn mean_words_per_class(
+    labels: &[&str],
+    kept: &[(&str, &str)],
+    seeds: &[(&str, &str)],
+) -> Vec<(String, f64, f64)> {
+    let of = |pairs: &[(&str, &str)], l: &str| {
+        mean_words(pairs.iter().filter(|(x, _)| *x == l).map(|(_, t)| *t))
+    };
+    labels
+        .iter()
+        .map(|l| (l.to_string(), of(kept, l), of(seeds, l)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,5 +142,20 @@ mod tests {
         assert_eq!(s.bin(10), 1);
         assert_eq!(s.bin(11), 1);
         assert_eq!(words("  a b\tc\n"), 3);
+    }
+
+    #[test]
+    fn mean_words_per_class_of_kept_items_and_seeds() {
+        let kept = [("neg", "a b c d"), ("neg", "a b"), ("pos", "a")];
+        let seeds = [("neg", "a b c"), ("pos", "a b c d e")];
+        let m = mean_words_per_class(&["neg", "pos", "other"], &kept, &seeds);
+        assert_eq!(
+            m,
+            [
+                ("neg".to_string(), 3.0, 3.0),
+                ("pos".to_string(), 1.0, 5.0),
+                ("other".to_string(), 0.0, 0.0)
+            ]
+        );
     }
 }
