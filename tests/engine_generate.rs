@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use seedforge::data::item::Source;
+use seedforge::data::state::ItemState;
 use seedforge::data::workspace::Workspace;
 use seedforge::engine::{AnnotateRequest, Command, Engine, Event, JobKind};
 use seedforge::pipeline::filters::FilterSettings;
@@ -25,6 +26,21 @@ fn setup() -> (
     let tmp = tempfile::tempdir().unwrap();
     let (ws, engine, rx) = common::engine::on_tiny_demo(tmp.path());
     (tmp, ws, engine, rx)
+}
+
+/// A class's items, and how many of them every filter kept.
+fn of_label<'a>(w: &'a Workspace, label: &str) -> (Vec<&'a ItemState>, usize) {
+    let of: Vec<&ItemState> = w
+        .state()
+        .items()
+        .iter()
+        .filter(|i| i.label() == label)
+        .collect();
+    let kept = of
+        .iter()
+        .filter(|i| i.verdicts().iter().all(|v| v.pass))
+        .count();
+    (of, kept)
 }
 
 /// One round of `per_class` requests each (no quota), so counts are exact.
@@ -426,16 +442,7 @@ fn a_round_that_overshoots_a_quota_marks_the_extra_kept_items() {
             .collect();
         let w = ws.lock().unwrap();
         for label in ["positive", "negative"] {
-            let of: Vec<_> = w
-                .state()
-                .items()
-                .iter()
-                .filter(|i| i.label() == label)
-                .collect();
-            let kept = of
-                .iter()
-                .filter(|i| i.verdicts().iter().all(|v| v.pass))
-                .count();
+            let (of, kept) = of_label(&w, label);
             assert!(
                 kept <= 2,
                 "seed {seed}: {label} kept {kept} of a quota of 2"
@@ -522,16 +529,7 @@ fn length_strata_hold_every_class_to_the_seeds_length_profile() {
     let w = ws.lock().unwrap();
     let mut marked = 0;
     for label in ["positive", "negative"] {
-        let of: Vec<_> = w
-            .state()
-            .items()
-            .iter()
-            .filter(|i| i.label() == label)
-            .collect();
-        let kept = of
-            .iter()
-            .filter(|i| i.verdicts().iter().all(|v| v.pass))
-            .count();
+        let (of, kept) = of_label(&w, label);
         assert!(kept <= 2, "{label} kept {kept}: more than its short half");
         for it in &of {
             if let Some(v) = it.verdicts().iter().find(|v| v.stage == "quota") {
