@@ -541,6 +541,11 @@ fn length_strata_hold_every_class_to_the_seeds_length_profile() {
     assert!(marked > 0, "nothing was held back by its length bin");
     assert!(
         logs.iter()
+            .any(|l| l.starts_with("kept items' mean words (seeds'): negative ")),
+        "{logs:?}"
+    );
+    assert!(
+        logs.iter()
             .any(|l| l.contains("attempt cap") && l.contains("before the quota of 4")),
         "{logs:?}"
     );

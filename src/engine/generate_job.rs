@@ -485,13 +485,22 @@ pub fn run(
             "resumed: {resumed} requests were already journaled, {items} asked now"
         )));
     }
+    let mean_words = length_strata::mean_words_per_class(&labels, &kept_pairs, &seed_pairs);
+    events.send(Event::Log(format!(
+        "kept items' mean words (seeds'): {}",
+        mean_words
+            .iter()
+            .map(|(l, kept, seeds)| format!("{l} {kept:.1} ({seeds:.1})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )));
     Ok(Outcome {
         items,
         kept: kept_pairs.len(),
         cancelled: control.is_stopped(),
         diversity: (diversity(&kept_refs), diversity(&seed_refs)),
         short,
-        mean_words: length_strata::mean_words_per_class(&labels, &kept_pairs, &seed_pairs),
+        mean_words,
     })
 }
 

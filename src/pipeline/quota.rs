@@ -30,7 +30,9 @@ impl Quota {
     /// `seed_words`: the word counts of every seed, all classes pooled, which the length
     /// strata (`settings.length_strata` bins) are cut from.
     pub fn new(settings: &GenerateSettings, classes: usize, seed_words: &[usize]) -> Quota {
-        let strata = LengthStrata::new(seed_words, usize::from(settings.length_strata));
+        // No more bins than items a class keeps: a bin with no share would refuse every item.
+        let bins = usize::from(settings.length_strata).min(settings.per_class);
+        let strata = LengthStrata::new(seed_words, bins);
         let shares = match &strata {
             Some(s) => s.shares(settings.per_class),
             None => vec![settings.per_class],
@@ -189,6 +191,16 @@ mod tests {
         once.record(1, "positive", false, 5);
         once.record(1, "positive", false, 5);
         assert!(once.short(&labels).is_empty());
+    }
+
+    #[test]
+    fn a_quota_smaller_than_the_bins_asked_for_gets_one_bin_an_item() {
+        let mut s = settings(2, 3);
+        s.length_strata = 3;
+        let q = Quota::new(&s, 2, &[4, 6, 10, 12]);
+        assert_eq!(q.strata().map(|s| s.bins()), Some(2));
+        s.per_class = 1;
+        assert!(Quota::new(&s, 2, &[4, 6, 10, 12]).strata().is_none());
     }
 
     #[test]

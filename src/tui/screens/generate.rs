@@ -759,8 +759,11 @@ fn draw_summary(frame: &mut Frame, area: Rect, theme: &Theme, g: &GenerateState,
     if let Some(judge) = &g.judge_note {
         lines.push(Line::styled(format!(" {judge}"), theme.dim()));
     }
-    if let Some(last) = shared.log.last() {
-        lines.push(Line::styled(format!(" {last}"), theme.dim()));
+    // Two lines: a job's last words (the kept items' lengths) often follow one worth keeping in
+    // view (a class the attempt cap cut short).
+    let recent = shared.log.len().saturating_sub(2);
+    for line in &shared.log[recent..] {
+        lines.push(Line::styled(format!(" {line}"), theme.dim()));
     }
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), area);
 }
