@@ -1215,20 +1215,20 @@ fn the_judge_and_attempts_rows_reach_the_generation_command_and_the_choice_is_sh
     press(&mut app, "^u");
     type_text(&mut app, "4");
     press(&mut app, "enter");
-    // Length bins: off (1) by default, bounded below and above, stepped by ←/→.
+    // Length bins: thirds (3) by default, bounded below and above, stepped by ←/→.
     press(&mut app, &moves(Setting::Attempts, Setting::LengthStrata));
     assert_eq!(
         app.generate.fields()[Setting::LengthStrata.row()].value,
-        "1"
+        "3"
     );
-    press(&mut app, "left");
+    press(&mut app, "left left left");
     assert_eq!(app.generate.settings.length_strata, 1);
     press(&mut app, "enter ^u");
     type_text(&mut app, "11");
     press(&mut app, "enter");
     assert_eq!(app.message.as_ref().unwrap().kind, MessageKind::Error);
-    press(&mut app, "esc right right");
-    assert_eq!(app.generate.settings.length_strata, 3);
+    press(&mut app, "esc right right right");
+    assert_eq!(app.generate.settings.length_strata, 4);
     app.take_effects();
     press(&mut app, "g");
     match app.take_effects().as_slice() {
@@ -1238,7 +1238,7 @@ fn the_judge_and_attempts_rows_reach_the_generation_command_and_the_choice_is_sh
             }),
         ] => {
             assert_eq!(settings.max_attempts_factor, 4);
-            assert_eq!(settings.length_strata, 3);
+            assert_eq!(settings.length_strata, 4);
             assert_eq!(filters.judge.name(), "seeds-lora");
         }
         other => panic!("{other:?}"),

@@ -31,7 +31,11 @@ impl Quota {
     /// strata (`settings.length_strata` bins) are cut from.
     pub fn new(settings: &GenerateSettings, classes: usize, seed_words: &[usize]) -> Quota {
         // No more bins than items a class keeps: a bin with no share would refuse every item.
-        let bins = usize::from(settings.length_strata).min(settings.per_class);
+        // One round (no quota rounds) keeps whatever passes, so there is no quota to split.
+        let bins = match settings.max_attempts_factor {
+            0 | 1 => 1,
+            _ => usize::from(settings.length_strata).min(settings.per_class),
+        };
         let strata = LengthStrata::new(seed_words, bins);
         let shares = match &strata {
             Some(s) => s.shares(settings.per_class),
@@ -200,6 +204,10 @@ mod tests {
         let q = Quota::new(&s, 2, &[4, 6, 10, 12]);
         assert_eq!(q.strata().map(|s| s.bins()), Some(2));
         s.per_class = 1;
+        assert!(Quota::new(&s, 2, &[4, 6, 10, 12]).strata().is_none());
+        // One round keeps whatever passes: nothing to split.
+        s.per_class = 10;
+        s.max_attempts_factor = 1;
         assert!(Quota::new(&s, 2, &[4, 6, 10, 12]).strata().is_none());
     }
 
