@@ -493,8 +493,50 @@ fn the_judge_is_measured_and_generation_fills_a_balanced_quota() {
             .join("adapter_model.safetensors")
             .exists()
     );
+    // Each class's mean words, kept and seeds, as the report gives them: counted here from the
+    // files the steps wrote.
+    let filter: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(marker_path(&dir, "filter")).unwrap())
+            .unwrap();
+    let mean = |texts: Vec<&str>| {
+        texts
+            .iter()
+            .map(|t| t.split_whitespace().count())
+            .sum::<usize>() as f64
+            / texts.len().max(1) as f64
+    };
+    let mut cells = Vec::new();
+    for label in ["negative", "positive"] {
+        let kept = mean(
+            items
+                .iter()
+                .filter(|i| i["label"] == label && i["kept"] == true)
+                .map(|i| i["text"].as_str().unwrap())
+                .collect(),
+        );
+        let seeds = mean(
+            drawn
+                .iter()
+                .filter(|s| s.label == label)
+                .map(|s| s.text.as_str())
+                .collect(),
+        );
+        let got = &filter["detail"]["mean_words"][label];
+        assert!(
+            (got[0].as_f64().unwrap() - kept).abs() < 1e-9
+                && (got[1].as_f64().unwrap() - seeds).abs() < 1e-9,
+            "{label}: {got} against {kept}, {seeds}"
+        );
+        cells.push(format!("{label} {kept:.1} ({seeds:.1})"));
+    }
     let rep = report::build(&out, &setup.spec, &[7], &arms, "test").unwrap();
     let md = report::markdown(&rep);
+    assert!(md.contains(&cells.join(", ")), "{md}");
+    // A quota of 2 a class holds two of the three default length bins.
+    assert!(
+        md.contains("generate until 2 kept per class in equal shares of 2 length bins"),
+        "{md}"
+    );
     assert!(md.contains("| seed | label-consistency judge |"), "{md}");
     assert!(md.contains(&format!("| 7 | {chosen} |")), "{md}");
     assert!(md.contains("against LoRA on the seeds alone"), "{md}");

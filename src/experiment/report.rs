@@ -521,10 +521,10 @@ pub fn markdown(r: &ExperimentReport) -> String {
             format!(
                 "generate until {} kept per class{}, at most {} attempts per class",
                 g.per_class,
-                if g.length_strata > 1 {
+                if g.length_bins() > 1 {
                     format!(
                         " in equal shares of {} length bins of the seeds' word counts",
-                        g.length_strata
+                        g.length_bins()
                     )
                 } else {
                     String::new()

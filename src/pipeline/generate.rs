@@ -136,6 +136,16 @@ impl GenerateSettings {
         self.remote = remote;
     }
 
+    /// The length bins the quota is split over: none without quota rounds (one round keeps
+    /// whatever passes), and no more than the items a class keeps (a bin with no share would
+    /// refuse every item).
+    pub fn length_bins(&self) -> usize {
+        match self.max_attempts_factor {
+            0 | 1 => 1,
+            _ => usize::from(self.length_strata).clamp(1, self.per_class.max(1)),
+        }
+    }
+
     /// Attempts a class may use to fill its quota.
     pub fn attempt_cap(&self) -> usize {
         self.per_class * self.max_attempts_factor.max(1)

@@ -30,13 +30,7 @@ impl Quota {
     /// `seed_words`: the word counts of every seed, all classes pooled, which the length
     /// strata (`settings.length_strata` bins) are cut from.
     pub fn new(settings: &GenerateSettings, classes: usize, seed_words: &[usize]) -> Quota {
-        // No more bins than items a class keeps: a bin with no share would refuse every item.
-        // One round (no quota rounds) keeps whatever passes, so there is no quota to split.
-        let bins = match settings.max_attempts_factor {
-            0 | 1 => 1,
-            _ => usize::from(settings.length_strata).min(settings.per_class),
-        };
-        let strata = LengthStrata::new(seed_words, bins);
+        let strata = LengthStrata::new(seed_words, settings.length_bins());
         let shares = match &strata {
             Some(s) => s.shares(settings.per_class),
             None => vec![settings.per_class],
