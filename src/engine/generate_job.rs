@@ -48,12 +48,7 @@ pub struct Outcome {
 impl Outcome {
     pub fn summary(&self) -> String {
         let (kept, seeds) = &self.diversity;
-        let words = self
-            .mean_words
-            .iter()
-            .map(|(l, kept, seeds)| format!("{l} {kept:.1} ({seeds:.1})"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let words = length_strata::mean_words_line(&self.mean_words);
         format!(
             "{} items written, {} kept by the filters (kept distinct-2 {:.2}, similarity {:.3}; \
              seeds {:.2}, {:.3}; mean words kept (seeds): {words})",
@@ -488,11 +483,7 @@ pub fn run(
     let mean_words = length_strata::mean_words_per_class(&labels, &kept_pairs, &seed_pairs);
     events.send(Event::Log(format!(
         "kept items' mean words (seeds'): {}",
-        mean_words
-            .iter()
-            .map(|(l, kept, seeds)| format!("{l} {kept:.1} ({seeds:.1})"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        length_strata::mean_words_line(&mean_words)
     )));
     Ok(Outcome {
         items,

@@ -409,11 +409,12 @@ pub fn markdown(r: &ExperimentReport) -> String {
                     .as_ref()
                     .filter(|f| !f.mean_words.is_empty())
                     .map_or("–".into(), |f| {
-                        f.mean_words
+                        let per_class: Vec<(String, f64, f64)> = f
+                            .mean_words
                             .iter()
-                            .map(|(l, (kept, seeds))| format!("{l} {kept:.1} ({seeds:.1})"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                            .map(|(l, (kept, seeds))| (l.clone(), *kept, *seeds))
+                            .collect();
+                        crate::pipeline::length_strata::mean_words_line(&per_class)
                     });
             let short =
                 generated

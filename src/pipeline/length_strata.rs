@@ -99,6 +99,16 @@ pub fn mean_words_per_class(
         .collect()
 }
 
+/// `mean_words_per_class`'s figures as one line: "negative 18.0 (17.0), positive 12.3 (9.5)",
+/// the kept items' mean, then the seeds' in brackets.
+pub fn mean_words_line(per_class: &[(String, f64, f64)]) -> String {
+    per_class
+        .iter()
+        .map(|(l, kept, seeds)| format!("{l} {kept:.1} ({seeds:.1})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,5 +167,6 @@ mod tests {
                 ("other".to_string(), 0.0, 0.0)
             ]
         );
+        assert_eq!(mean_words_line(&m[..2]), "neg 3.0 (3.0), pos 1.0 (5.0)");
     }
 }
