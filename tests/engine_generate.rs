@@ -533,7 +533,7 @@ fn length_strata_hold_every_class_to_the_seeds_length_profile() {
         assert!(kept <= 2, "{label} kept {kept}: more than its short half");
         for it in &of {
             if let Some(v) = it.verdicts().iter().find(|v| v.stage == "quota") {
-                assert!(v.reason.contains("length profile"), "{}", v.reason);
+                assert!(v.reason.contains("words (length bins)"), "{}", v.reason);
                 marked += 1;
             }
         }

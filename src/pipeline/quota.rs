@@ -88,8 +88,7 @@ impl Quota {
         }
         let reason = match &self.strata {
             Some(s) if *k < self.per_class => format!(
-                "{label} already has {share} kept items of {} (its share of the seeds' length \
-                 profile)",
+                "{label} already has its {share} of {} (length bins)",
                 s.describe(bin)
             ),
             _ => format!("{label} already has {} kept items", self.per_class),
@@ -223,7 +222,7 @@ mod tests {
         assert_eq!(over.stage, QUOTA);
         assert!(
             over.reason
-                .contains("negative already has 2 kept items of ≥ 7 words"),
+                .contains("negative already has its 2 of ≥ 7 words (length bins)"),
             "{}",
             over.reason
         );
