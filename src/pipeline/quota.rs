@@ -19,9 +19,7 @@ pub struct Quota {
     strata: Option<LengthStrata>,
     /// Per bin of the strata (one bin without them), what a class may keep there.
     shares: Vec<usize>,
-    /// Per class, in the task's label order.
-    kept: Vec<usize>,
-    /// Per class, per bin.
+    /// Per class (in the task's label order), per bin.
     kept_in: Vec<Vec<usize>>,
     attempts: Vec<usize>,
 }
@@ -47,14 +45,13 @@ impl Quota {
             strata,
             kept_in: vec![vec![0; shares.len()]; classes],
             shares,
-            kept: vec![0; classes],
             attempts: vec![0; classes],
         }
     }
 
     /// Requests per class for the next round; `None` when every class is full or at its cap.
     pub fn next_round(&self) -> Option<Vec<usize>> {
-        self.settings.next_round(&self.kept, &self.attempts)
+        self.settings.next_round(&self.kept(), &self.attempts)
     }
 
     /// Counts one judged item of class `class` and `words` words (`kept`: every filter passed
@@ -69,25 +66,25 @@ impl Quota {
         words: usize,
     ) -> Option<Verdict> {
         let bin = self.strata.as_ref().map_or(0, |s| s.bin(words));
-        let (Some(a), Some(k), Some(in_bin)) = (
-            self.attempts.get_mut(class),
-            self.kept.get_mut(class),
-            self.kept_in.get_mut(class).and_then(|b| b.get_mut(bin)),
-        ) else {
+        let (Some(a), Some(bins)) = (self.attempts.get_mut(class), self.kept_in.get_mut(class))
+        else {
             return None;
         };
         *a += 1;
         if !kept {
             return None;
         }
+        let k: usize = bins.iter().sum();
         let share = self.shares.get(bin).copied().unwrap_or(0);
-        if *k < self.per_class && *in_bin < share {
-            *k += 1;
+        if let Some(in_bin) = bins
+            .get_mut(bin)
+            .filter(|n| k < self.per_class && **n < share)
+        {
             *in_bin += 1;
             return None;
         }
         let reason = match &self.strata {
-            Some(s) if *k < self.per_class => format!(
+            Some(s) if k < self.per_class => format!(
                 "{label} already has its {share} of {} (length bins)",
                 s.describe(bin)
             ),
@@ -102,8 +99,8 @@ impl Quota {
     }
 
     /// What each class has kept so far.
-    pub fn kept(&self) -> &[usize] {
-        &self.kept
+    pub fn kept(&self) -> Vec<usize> {
+        self.kept_in.iter().map(|bins| bins.iter().sum()).collect()
     }
 
     /// The classes whose attempt cap was reached before their quota, with what they kept.
@@ -111,9 +108,9 @@ impl Quota {
     pub fn short(&self, labels: &[LabelDef]) -> Vec<(String, usize)> {
         labels
             .iter()
-            .zip(&self.kept)
-            .filter(|(_, n)| self.cap > self.per_class && **n < self.per_class)
-            .map(|(l, n)| (l.name.clone(), *n))
+            .zip(self.kept())
+            .filter(|(_, n)| self.cap > self.per_class && *n < self.per_class)
+            .map(|(l, n)| (l.name.clone(), n))
             .collect()
     }
 
@@ -122,7 +119,7 @@ impl Quota {
     pub fn line(&self, labels: &[LabelDef]) -> String {
         labels
             .iter()
-            .zip(&self.kept)
+            .zip(self.kept())
             .zip(&self.kept_in)
             .map(|((l, n), bins)| match &self.strata {
                 None => format!("{} {n}/{}", l.name, self.per_class),
