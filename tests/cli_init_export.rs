@@ -61,6 +61,12 @@ fn init_from_sst2_then_export() {
     assert!(o.status.success(), "{out}");
     assert!(out.contains("read 60614 rows"), "{out}");
     assert!(out.contains("negative") && out.contains("4 of "), "{out}");
+    // SST-2's training file is its reviews and their phrases: only whole reviews are drawn.
+    assert!(
+        out.contains("are runs of a longer row's words: drawing whole texts only"),
+        "{out}"
+    );
+    assert!(out.contains("fragments left out"), "{out}");
     assert!(out.contains("created workspace"), "{out}");
     let task = std::fs::read_to_string(ws.join("task.toml")).unwrap();
     assert!(task.contains("name = \"sst2\""), "{task}");

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
-use seedforge::data::import::Row;
+use seedforge::data::import::{Row, SeedRows};
 use seedforge::data::task::Task;
 use seedforge::engine::JobControl;
 use seedforge::experiment::steps::{marker_path, step_names};
@@ -47,6 +47,7 @@ fn spec(task: Task) -> ExperimentSpec {
         task,
         seeds_per_class: 3,
         min_words: 0,
+        seed_rows: SeedRows::Auto,
         generate,
         filters: FilterSettings {
             min_words: 1,
@@ -338,6 +339,20 @@ fn a_stopped_experiment_resumes_from_its_last_finished_step() {
     other.train.lr *= 2.0;
     let err = experiment::claim(&out, &other).unwrap_err().to_string();
     assert!(err.contains("train.lr"), "{err}");
+    // A folder from before the fragment rule (no `seed_rows` in its spec) drew from every row:
+    // it resumes under `--seed-rows any`, and today's default is refused there.
+    let path = out.join(experiment::SPEC_FILE);
+    let mut old: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    old.as_object_mut().unwrap().remove("seed_rows");
+    std::fs::write(&path, old.to_string()).unwrap();
+    let err = experiment::claim(&out, &setup.spec)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("seed_rows"), "{err}");
+    let mut before = setup.spec.clone();
+    before.seed_rows = SeedRows::Any;
+    experiment::claim(&out, &before).unwrap();
 }
 
 /// The judge chosen by cross-validation on the seeds, generation in rounds until each class has
@@ -535,6 +550,10 @@ fn the_judge_is_measured_and_generation_fills_a_balanced_quota() {
     // A quota of 2 a class holds two of the three default length bins.
     assert!(
         md.contains("generate until 2 kept per class in equal shares of 2 length bins"),
+        "{md}"
+    );
+    assert!(
+        md.contains("Seeds: 3 per class, at least 0 words, whole texts where the file is made of phrases (`--seed-rows auto`)."),
         "{md}"
     );
     assert!(md.contains("| seed | label-consistency judge |"), "{md}");

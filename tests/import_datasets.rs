@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use seedforge::data::import::{
-    Format, ImportError, ImportOptions, LabelMap, OnBadRow, ProblemKind, SampleOptions,
+    Format, ImportError, ImportOptions, LabelMap, OnBadRow, ProblemKind, SampleOptions, SeedRows,
     import_file, sample_per_class,
 };
 
@@ -82,6 +82,7 @@ fn sst2_train_with_label_map_and_the_papers_sample() {
         per_class: 4,
         seed: 0,
         min_words: 6,
+        rows: SeedRows::Any,
     };
     let s = sample_per_class(&imp.rows, &labels, &so);
     assert_eq!(s.rows.len(), 8);
@@ -106,6 +107,91 @@ fn sst2_train_with_label_map_and_the_papers_sample() {
     // experiments). These line numbers were produced once by this release and frozen.
     let lines: Vec<usize> = s.rows.iter().map(|r| r.line).collect();
     assert_eq!(lines, PINNED_SST2_SEED0_LINES, "the seed-0 sample changed");
+}
+
+#[test]
+fn sst2_train_is_a_file_of_phrases_and_seeds_are_whole_reviews() {
+    let opts = ImportOptions {
+        label_map: Some(sst2_map()),
+        ..Default::default()
+    };
+    let imp = import_file(Path::new(SST2_TRAIN), &opts).unwrap();
+    let labels = imp.labels(Some(&sst2_map()));
+    let so = SampleOptions {
+        per_class: 4,
+        seed: 0,
+        min_words: 6,
+        rows: SeedRows::Auto,
+    };
+    let s = sample_per_class(&imp.rows, &labels, &so);
+    // Counted with a separate Python script (lower-cased word tuples, every shorter run of each
+    // distinct text looked up): 53,248 of 60,321 distinct texts are runs of a longer row.
+    assert!(
+        s.fragment_rule
+            .starts_with("53248 of 60321 distinct texts (88%)"),
+        "{}",
+        s.fragment_rule
+    );
+    assert!(s.fragment_rule.ends_with("drawing whole texts only"));
+    assert_eq!(s.rows.len(), 8);
+    // No drawn text sits inside another row of the file, word for word.
+    let padded: Vec<String> = imp
+        .rows
+        .iter()
+        .map(|r| {
+            format!(
+                " {} ",
+                r.text.split_whitespace().collect::<Vec<_>>().join(" ")
+            )
+        })
+        .collect();
+    for r in &s.rows {
+        let me = format!(
+            " {} ",
+            r.text.split_whitespace().collect::<Vec<_>>().join(" ")
+        );
+        let holders = padded
+            .iter()
+            .filter(|p| p.len() > me.len() && p.contains(&me))
+            .count();
+        assert_eq!(holders, 0, "{:?} is a fragment", r.text);
+    }
+    // The draw of experiments from before the rule stays available as `any`.
+    let any = sample_per_class(
+        &imp.rows,
+        &labels,
+        &SampleOptions {
+            rows: SeedRows::Any,
+            ..so
+        },
+    );
+    let lines: Vec<usize> = any.rows.iter().map(|r| r.line).collect();
+    assert_eq!(lines, PINNED_SST2_SEED0_LINES);
+}
+
+#[test]
+fn trec_is_not_a_file_of_phrases_and_its_draw_is_unchanged() {
+    let imp = import_file(Path::new(TREC_TRAIN), &ImportOptions::default()).unwrap();
+    let labels = imp.labels(None);
+    let so = |rows| SampleOptions {
+        per_class: 4,
+        seed: 0,
+        min_words: 0,
+        rows,
+    };
+    let auto = sample_per_class(&imp.rows, &labels, &so(SeedRows::Auto));
+    // The separate script: 2 of 5,379 distinct questions sit inside a longer one.
+    assert!(
+        auto.fragment_rule
+            .starts_with("2 of 5379 distinct texts (0%)"),
+        "{}",
+        auto.fragment_rule
+    );
+    assert_eq!(auto.fragments, 0);
+    assert_eq!(
+        auto.rows,
+        sample_per_class(&imp.rows, &labels, &so(SeedRows::Any)).rows
+    );
 }
 
 const PINNED_SST2_SEED0_LINES: [usize; 8] = [4187, 6907, 50283, 54944, 24739, 24914, 42782, 44108];

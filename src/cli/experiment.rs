@@ -13,7 +13,7 @@ use super::input_args::InputArgs;
 use super::model_args::ModelArgs;
 use super::task_arg::TaskShape;
 use super::train::TrainOptions;
-use crate::data::import::{Imported, sample};
+use crate::data::import::{Imported, SeedRows, sample};
 use crate::experiment::{self, Arm, Context, ExperimentSpec, Hooks, report};
 use crate::pipeline::prompt::Templates;
 
@@ -65,6 +65,11 @@ pub struct ExperimentArgs {
     /// Draw seeds among rows of at least this many words (the papers use 6 for SST-2).
     #[arg(long, default_value_t = 0)]
     pub seed_min_words: usize,
+    /// Which rows seeds and carved validation rows are drawn from: `auto` leaves out fragments
+    /// of longer rows when the file is made of phrases (SST-2's training file), `whole` always,
+    /// `any` never (the draws of experiments before this option).
+    #[arg(long, default_value = "auto", value_parser = SeedRows::parse)]
+    pub seed_rows: SeedRows,
     /// Sampling seeds, comma-separated or repeated: each draws its own seeds, generations,
     /// validation split and batch order.
     #[arg(long = "sampling-seed", value_delimiter = ',', default_value = "0")]
@@ -153,7 +158,8 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
         (Some(path), _) => (path.clone(), args.read.read(path, &mut log)?, None),
         (None, Some(n)) => {
             let seed = args.validation_seed;
-            let (rows, rest) = sample::carve(&dataset.rows, n, seed, args.seed_min_words);
+            let (rows, rest) =
+                sample::carve(&dataset.rows, n, seed, args.seed_min_words, args.seed_rows);
             anyhow::ensure!(
                 !rows.is_empty(),
                 "{}: no row of at least {} words to carve validation rows from",
@@ -168,6 +174,7 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
                 rows: rows.len(),
                 seed,
                 min_words: args.seed_min_words,
+                rows_drawn: args.seed_rows,
             };
             let test = Imported {
                 path: path.clone(),
@@ -217,6 +224,7 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
         task: args.shape.task(name, &labels),
         seeds_per_class: args.seeds_per_class,
         min_words: args.seed_min_words,
+        seed_rows: args.seed_rows,
         generate: args.generation.settings(0, false, args.writer.settings()?),
         filters: args.filters.settings_with_server()?,
         train: args.train.config(0)?,

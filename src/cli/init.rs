@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 
 use super::input_args::InputArgs;
 use super::task_arg::TaskShape;
-use crate::data::import::{SampleOptions, sample_per_class};
+use crate::data::import::{SampleOptions, SeedRows, sample_per_class};
 use crate::data::task::{Example, Task};
 use crate::data::workspace::Workspace;
 
@@ -35,6 +35,10 @@ pub struct Args {
     /// Draw only texts of at least this many words (the papers use 6 for SST-2).
     #[arg(long, default_value_t = 0)]
     pub min_words: usize,
+    /// `auto` leaves out rows that are fragments of longer rows when the file is made of
+    /// phrases (SST-2's training file), `whole` always, `any` never.
+    #[arg(long, default_value = "auto", value_parser = SeedRows::parse)]
+    pub seed_rows: SeedRows,
     /// Task name (default: the workspace folder's name).
     #[arg(long)]
     pub name: Option<String>,
@@ -94,12 +98,19 @@ fn from_dataset(
         per_class: args.per_class,
         seed: args.seed,
         min_words: args.min_words,
+        rows: args.seed_rows,
     };
     let sample = sample_per_class(&imported.rows, &labels, &sample_opts);
+    writeln!(out, "{}", sample.fragment_rule)?;
     writeln!(
         out,
-        "drew {} per class with seed {} (min {} words; {} rows too short, {} duplicates left out):",
-        args.per_class, args.seed, args.min_words, sample.too_short, sample.duplicates
+        "drew {} per class with seed {} (min {} words; {} rows too short, {} duplicates, {} fragments left out):",
+        args.per_class,
+        args.seed,
+        args.min_words,
+        sample.too_short,
+        sample.duplicates,
+        sample.fragments
     )?;
     for c in &sample.classes {
         writeln!(

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use arm::Arm;
 pub use steps::{Cancelled, Context, Hooks, pending, reopen_stale_evaluations, run_seed};
 
-use crate::data::import::Row;
+use crate::data::import::{Row, SeedRows};
 use crate::data::task::Task;
 use crate::pipeline::filters::FilterSettings;
 use crate::pipeline::generate::GenerateSettings;
@@ -42,6 +42,10 @@ pub struct ExperimentSpec {
     pub seeds_per_class: usize,
     /// Seeds are drawn among rows of at least this many words.
     pub min_words: usize,
+    /// Whether seeds may be fragments of longer rows. Specs written before the rule drew from
+    /// every row.
+    #[serde(default = "any_rows")]
+    pub seed_rows: SeedRows,
     /// Generation settings; the sampling seed replaces `sampling.seed`.
     pub generate: GenerateSettings,
     pub filters: FilterSettings,
@@ -98,6 +102,12 @@ pub struct Carve {
     pub rows: usize,
     pub seed: u64,
     pub min_words: usize,
+    #[serde(default = "any_rows")]
+    pub rows_drawn: SeedRows,
+}
+
+fn any_rows() -> SeedRows {
+    SeedRows::Any
 }
 
 /// Writes carved validation rows as JSONL (`text`, `label`), readable by `eval --test`.

@@ -511,8 +511,12 @@ pub fn markdown(r: &ExperimentReport) -> String {
     let w = &t.weighting;
     let _ = writeln!(
         md,
-        "\nJudge: {}. Quota: {}. Loss: classes balanced {}, synthetic weight {}, label \
+        "\nSeeds: {} per class, at least {} words, {} (`--seed-rows {}`). Judge: {}. Quota: {}. Loss: classes balanced {}, synthetic weight {}, label \
          smoothing {}, soft labels {}. Reading: {}.",
+        spec.seeds_per_class,
+        spec.min_words,
+        spec.seed_rows.describe(),
+        spec.seed_rows.name(),
         if spec.judge_select {
             "chosen per draw by cross-validation on the seeds".to_string()
         } else {

@@ -541,8 +541,10 @@ impl SeedRun<'_, '_> {
             per_class: self.spec.seeds_per_class,
             seed: self.seed,
             min_words: self.spec.min_words,
+            rows: self.spec.seed_rows,
         };
         let sample = sample_per_class(self.ctx.dataset, &labels, &opts);
+        self.log(&format!("seeds: {}", sample.fragment_rule));
         if let Some(c) = sample.classes.iter().find(|c| c.taken == 0) {
             anyhow::bail!(
                 "{}: class {} has no row of at least {} words",
@@ -1150,6 +1152,7 @@ mod tests {
             task: Task::demo(),
             seeds_per_class: 4,
             min_words: 0,
+            seed_rows: crate::data::import::SeedRows::Auto,
             generate: crate::pipeline::generate::GenerateSettings::default(),
             filters: FilterSettings {
                 judge,

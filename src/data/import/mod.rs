@@ -8,6 +8,7 @@
 
 mod decode;
 mod delimited;
+pub mod fragments;
 mod jsonl;
 pub mod label_map;
 pub mod sample;
@@ -17,6 +18,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+pub use fragments::SeedRows;
 pub use label_map::{LabelMap, LabelMapError};
 pub use sample::{ClassSample, Sample, SampleOptions, sample_per_class};
 

@@ -3,9 +3,10 @@
 //! The draw must give the same sample for the same file and seed in every future release, so it
 //! depends on nothing outside this file:
 //!
-//! 1. Eligible rows: at least `min_words` whitespace-separated tokens, and not a duplicate of an
+//! 1. Eligible rows: at least `min_words` whitespace-separated tokens, not a duplicate of an
 //!    earlier row (texts compared lower-cased with runs of whitespace collapsed; the first
-//!    occurrence in the file wins).
+//!    occurrence in the file wins), and — where [`SeedRows`] says so, by default in a file made
+//!    of phrases — not a fragment of a longer row ([`super::fragments`]).
 //! 2. Each class draws from its own generator, SplitMix64 (Steele, Lea & Flood 2014) seeded with
 //!    `seed XOR fnv1a64(label)`, so adding a class to a task leaves the other classes' samples
 //!    as they were.
@@ -17,6 +18,7 @@
 use std::collections::HashSet;
 
 use super::Row;
+use super::fragments::{Fragments, SeedRows};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SampleOptions {
@@ -24,6 +26,8 @@ pub struct SampleOptions {
     pub seed: u64,
     /// Minimum number of whitespace-separated tokens (the papers prefer 6 for SST-2).
     pub min_words: usize,
+    /// Whether fragments of longer rows may be drawn.
+    pub rows: SeedRows,
 }
 
 /// How one class fared.
@@ -45,6 +49,10 @@ pub struct Sample {
     pub classes: Vec<ClassSample>,
     pub too_short: usize,
     pub duplicates: usize,
+    /// Rows left out as fragments of longer rows.
+    pub fragments: usize,
+    /// What the fragment rule found in the file and did ([`Fragments::summary`]).
+    pub fragment_rule: String,
 }
 
 impl Sample {
@@ -59,15 +67,21 @@ pub fn sample_per_class(rows: &[Row], labels: &[String], opts: &SampleOptions) -
     let mut seen = HashSet::new();
     let mut too_short = 0;
     let mut duplicates = 0;
+    let mut fragment_rows = 0;
+    let fragments = Fragments::of(rows, opts.rows);
     let mut eligible: Vec<Vec<&Row>> = vec![Vec::new(); labels.len()];
     let mut counts = vec![0usize; labels.len()];
-    for row in rows {
+    for (i, row) in rows.iter().enumerate() {
         let Some(class) = labels.iter().position(|l| *l == row.label) else {
             continue;
         };
         counts[class] += 1;
         if row.text.split_whitespace().count() < opts.min_words {
             too_short += 1;
+            continue;
+        }
+        if fragments.skips(i) {
+            fragment_rows += 1;
             continue;
         }
         if !seen.insert(normalise(&row.text)) {
@@ -100,17 +114,29 @@ pub fn sample_per_class(rows: &[Row], labels: &[String], opts: &SampleOptions) -
         classes,
         too_short,
         duplicates,
+        fragments: fragment_rows,
+        fragment_rule: fragments.summary(),
     }
 }
 
 /// Splits off `n` rows drawn at random over the whole file (the classes as they come, unlike
-/// [`sample_per_class`]), among rows of at least `min_words` tokens and no duplicate text: a
-/// validation set carved from a training file. Returns (the drawn rows, the rest), each in file
-/// order; the rest holds no row whose text equals a drawn one's.
-pub fn carve(rows: &[Row], n: usize, seed: u64, min_words: usize) -> (Vec<Row>, Vec<Row>) {
+/// [`sample_per_class`]), among rows of at least `min_words` tokens, no duplicate text and no
+/// fragment where `kinds` leaves them out (validation rows should look like the test rows a
+/// user has, whole texts): a validation set carved from a training file. Returns (the drawn
+/// rows, the rest), each in file order; the rest holds no row whose text equals a drawn one's,
+/// nor, where fragments are left out, a fragment of one.
+pub fn carve(
+    rows: &[Row],
+    n: usize,
+    seed: u64,
+    min_words: usize,
+    kinds: SeedRows,
+) -> (Vec<Row>, Vec<Row>) {
     let mut seen = HashSet::new();
+    let fragments = Fragments::of(rows, kinds);
     let mut pool: Vec<usize> = (0..rows.len())
         .filter(|&i| rows[i].text.split_whitespace().count() >= min_words)
+        .filter(|&i| !fragments.skips(i))
         .filter(|&i| seen.insert(normalise(&rows[i].text)))
         .collect();
     let mut rng = SplitMix64(seed);
@@ -121,7 +147,23 @@ pub fn carve(rows: &[Row], n: usize, seed: u64, min_words: usize) -> (Vec<Row>, 
     }
     let mut drawn = pool[..k].to_vec();
     drawn.sort_unstable();
-    let texts: HashSet<String> = drawn.iter().map(|&i| normalise(&rows[i].text)).collect();
+    let mut texts: HashSet<String> = drawn.iter().map(|&i| normalise(&rows[i].text)).collect();
+    if fragments.applies {
+        // A phrase of a validation row left among the training rows would put that row's words
+        // and label in the seeds or the pool.
+        for &i in &drawn {
+            let words: Vec<String> = rows[i]
+                .text
+                .split_whitespace()
+                .map(str::to_lowercase)
+                .collect();
+            for start in 0..words.len() {
+                for end in start + 1..=words.len() {
+                    texts.insert(words[start..end].join(" "));
+                }
+            }
+        }
+    }
     let rest = rows
         .iter()
         .filter(|r| !texts.contains(&normalise(&r.text)))
@@ -204,6 +246,7 @@ mod tests {
             per_class: 1,
             seed: 0xaf63_dc4c_8601_ec8c,
             min_words: 0,
+            rows: SeedRows::Auto,
         };
         let s = sample_per_class(&rows, &["a".into()], &opts);
         // 0xe220a8397b1dcdaf is odd, so below(2) = 1: the second row.
@@ -219,7 +262,7 @@ mod tests {
             })
             .chain([row(41, "short", "p")])
             .collect();
-        let (val, rest) = carve(&rows, 10, 13, 3);
+        let (val, rest) = carve(&rows, 10, 13, 3, SeedRows::Auto);
         assert_eq!(val.len(), 10);
         assert!(val.windows(2).all(|w| w[0].line < w[1].line));
         assert!(val.iter().all(|r| r.text != "short"));
@@ -234,10 +277,10 @@ mod tests {
             .count();
         assert_eq!(rest.len(), rows.len() - copies);
         // The same file and seed carve the same rows; another seed carves others.
-        assert_eq!(carve(&rows, 10, 13, 3).0, val);
-        assert_ne!(carve(&rows, 10, 14, 3).0, val);
+        assert_eq!(carve(&rows, 10, 13, 3, SeedRows::Auto).0, val);
+        assert_ne!(carve(&rows, 10, 14, 3, SeedRows::Auto).0, val);
         // Asking for more than there is takes every eligible text once.
-        assert_eq!(carve(&rows, 1000, 13, 3).0.len(), 30);
+        assert_eq!(carve(&rows, 1000, 13, 3, SeedRows::Auto).0.len(), 30);
     }
 
     #[test]
@@ -254,6 +297,7 @@ mod tests {
             per_class: 4,
             seed: 7,
             min_words: 3,
+            rows: SeedRows::Auto,
         };
         let s = sample_per_class(&rows, &["p".into(), "n".into()], &opts);
         assert_eq!((s.too_short, s.duplicates), (1, 1));
@@ -289,6 +333,7 @@ mod tests {
             per_class: 4,
             seed,
             min_words: 0,
+            rows: SeedRows::Auto,
         };
         let a = sample_per_class(&rows, &labels, &opts(1));
         assert_eq!(a, sample_per_class(&rows, &labels, &opts(1)));
@@ -297,5 +342,48 @@ mod tests {
         // Adding a class does not change the draw of the others.
         let three = ["a".to_string(), "b".to_string(), "c".to_string()];
         assert_eq!(sample_per_class(&rows, &three, &opts(1)).rows, a.rows);
+    }
+
+    #[test]
+    fn fragments_of_a_phrase_file_are_neither_drawn_nor_carved() {
+        // A treebank-like file: each review with its phrases.
+        let rows = [
+            row(1, "a fine , moving film .", "p"),
+            row(2, "a fine , moving film", "p"),
+            row(3, "moving film", "p"),
+            row(4, "a dull , lifeless mess .", "n"),
+            row(5, "a dull , lifeless mess", "n"),
+            row(6, "lifeless", "n"),
+        ];
+        let labels = ["p".to_string(), "n".to_string()];
+        let opts = |rows| SampleOptions {
+            per_class: 4,
+            seed: 3,
+            min_words: 0,
+            rows,
+        };
+        let s = sample_per_class(&rows, &labels, &opts(SeedRows::Auto));
+        let lines: Vec<usize> = s.rows.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [1, 4]);
+        assert_eq!(s.fragments, 4);
+        assert!(s.fragment_rule.starts_with("4 of 6 distinct texts (67%)"));
+        // `any` draws every row, as before the rule.
+        let s = sample_per_class(&rows, &labels, &opts(SeedRows::Any));
+        assert_eq!((s.rows.len(), s.fragments), (6, 0));
+        let (val, rest) = carve(&rows, 1, 1, 0, SeedRows::Auto);
+        assert_eq!(val.len(), 1);
+        // The carved review's phrases leave with it; the other review keeps its own.
+        let other = if val[0].line == 1 {
+            [4, 5, 6]
+        } else {
+            [1, 2, 3]
+        };
+        assert_eq!(rest.iter().map(|r| r.line).collect::<Vec<_>>(), other);
+        let (val, rest) = carve(&rows, 10, 1, 0, SeedRows::Auto);
+        assert_eq!(val.iter().map(|r| r.line).collect::<Vec<_>>(), [1, 4]);
+        assert!(rest.is_empty());
+        // Without the rule only the carved texts themselves leave.
+        let (val, rest) = carve(&rows, 2, 1, 0, SeedRows::Any);
+        assert_eq!((val.len(), rest.len()), (2, 4));
     }
 }

@@ -1,0 +1,237 @@
+//! Rows that are pieces of other rows.
+//!
+//! Some datasets hold every phrase of a parsed sentence as its own row (SST-2's training file:
+//! "there are laughs aplenty , and" beside the review it was cut from). Four such fragments make
+//! poor seeds: the model continues fragments, the classifier learns from them, and the test rows
+//! a user cares about are whole texts. A row is a *fragment* when its words, lower-cased, are a
+//! contiguous run of a longer row's words. A file is *made of phrases* when a quarter or more
+//! of its distinct texts are fragments; elsewhere (questions, reviews, tickets) a text that
+//! happens to sit inside another is an ordinary row and stays.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::Row;
+
+/// Which rows seeds (and carved validation rows) may be drawn from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SeedRows {
+    /// Whole texts only when the file is made of phrases; every row otherwise.
+    #[default]
+    Auto,
+    /// Never a fragment.
+    Whole,
+    /// Every row, fragments included (how seeds were drawn before this rule).
+    Any,
+}
+
+impl SeedRows {
+    pub const NAMES: [&'static str; 3] = ["auto", "whole", "any"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Whole => "whole",
+            Self::Any => "any",
+        }
+    }
+
+    /// What the draw takes, for a report.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Auto => "whole texts where the file is made of phrases",
+            Self::Whole => "whole texts only",
+            Self::Any => "fragments of longer rows included",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "whole" => Ok(Self::Whole),
+            "any" => Ok(Self::Any),
+            _ => Err(format!(
+                "unknown seed rows {s:?}; use one of {}",
+                Self::NAMES.join(", ")
+            )),
+        }
+    }
+}
+
+/// A file is made of phrases from this share of fragments among its distinct texts.
+pub const PHRASE_FILE_SHARE: f64 = 0.25;
+
+/// Which rows are fragments, and whether the rule applies to this file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fragments {
+    /// One flag per row: its text is a run of a longer row's words.
+    pub is_fragment: Vec<bool>,
+    /// Fragments among the distinct texts, and the distinct texts.
+    pub distinct_fragments: usize,
+    pub distinct: usize,
+    /// Rows are to be skipped when they are fragments.
+    pub applies: bool,
+}
+
+impl Fragments {
+    /// Finds the fragments of `rows` and decides, by `mode`, whether to leave them out.
+    pub fn of(rows: &[Row], mode: SeedRows) -> Self {
+        if mode == SeedRows::Any {
+            return Self {
+                is_fragment: vec![false; rows.len()],
+                distinct_fragments: 0,
+                distinct: 0,
+                applies: false,
+            };
+        }
+        let words: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| r.text.split_whitespace().map(str::to_lowercase).collect())
+            .collect();
+        let texts: HashSet<&[String]> = words.iter().map(Vec::as_slice).collect();
+        let mut inside: HashSet<&[String]> = HashSet::new();
+        for w in &texts {
+            // Every shorter run of this text's words that is itself a row.
+            for start in 0..w.len() {
+                let longest = if start == 0 { w.len() - 1 } else { w.len() };
+                for end in start + 1..=longest {
+                    let run = &w[start..end];
+                    if texts.contains(run) {
+                        inside.insert(run);
+                    }
+                }
+            }
+        }
+        let is_fragment: Vec<bool> = words
+            .iter()
+            .map(|w| !w.is_empty() && inside.contains(w.as_slice()))
+            .collect();
+        let distinct = texts.len();
+        let distinct_fragments = inside.len();
+        let applies = match mode {
+            SeedRows::Whole => true,
+            SeedRows::Auto => {
+                distinct > 0 && distinct_fragments as f64 >= PHRASE_FILE_SHARE * distinct as f64
+            }
+            SeedRows::Any => false,
+        };
+        Self {
+            is_fragment,
+            distinct_fragments,
+            distinct,
+            applies,
+        }
+    }
+
+    /// Row `i` is to be left out.
+    pub fn skips(&self, i: usize) -> bool {
+        self.applies && self.is_fragment[i]
+    }
+
+    /// One line for a log: what was found and what was done.
+    pub fn summary(&self) -> String {
+        if self.distinct == 0 {
+            return "every row eligible (fragments not looked for)".into();
+        }
+        let share = 100.0 * self.distinct_fragments as f64 / self.distinct as f64;
+        let verdict = if self.applies {
+            "drawing whole texts only"
+        } else {
+            "every row eligible"
+        };
+        format!(
+            "{} of {} distinct texts ({share:.0}%) are runs of a longer row's words: {verdict}",
+            self.distinct_fragments, self.distinct
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(texts: &[&str]) -> Vec<Row> {
+        texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Row {
+                line: i + 2,
+                text: (*t).into(),
+                label: "x".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_run_of_a_longer_rows_words_is_a_fragment() {
+        let r = rows(&[
+            "there are laughs aplenty , and it works .",
+            "There are  laughs aplenty , and",
+            "laughs aplenty",
+            "aplenty laughs",
+            "it works .",
+            "works",
+        ]);
+        let f = Fragments::of(&r, SeedRows::Whole);
+        assert_eq!(f.is_fragment, [false, true, true, false, true, true]);
+        assert!(f.applies);
+        assert_eq!(f.distinct, 6);
+        assert_eq!(f.distinct_fragments, 4);
+        assert!(f.skips(1) && !f.skips(0) && !f.skips(3));
+    }
+
+    #[test]
+    fn a_text_is_not_a_fragment_of_itself_or_of_a_duplicate() {
+        let r = rows(&["a good film", "a good film", "A GOOD film"]);
+        let f = Fragments::of(&r, SeedRows::Whole);
+        assert_eq!(f.is_fragment, [false, false, false]);
+        assert_eq!(f.distinct, 1);
+    }
+
+    #[test]
+    fn auto_applies_only_to_a_file_made_of_phrases() {
+        // One fragment among five distinct texts (20%): an ordinary file, nothing skipped.
+        let ordinary = rows(&[
+            "what is the capital of peru ?",
+            "what is the capital",
+            "who wrote hamlet ?",
+            "how far is the moon ?",
+            "why is the sky blue ?",
+        ]);
+        let f = Fragments::of(&ordinary, SeedRows::Auto);
+        assert_eq!(f.distinct_fragments, 1);
+        assert!(!f.applies);
+        assert!(!f.skips(1));
+        assert!(
+            f.summary().ends_with("every row eligible"),
+            "{}",
+            f.summary()
+        );
+        // Two of four (50%): phrases; the fragments are left out.
+        let phrases = rows(&["a fine , moving film", "a fine", "moving film", "dull"]);
+        let f = Fragments::of(&phrases, SeedRows::Auto);
+        assert!(f.applies);
+        assert!(f.skips(1) && f.skips(2) && !f.skips(3));
+        assert_eq!(
+            f.summary(),
+            "2 of 4 distinct texts (50%) are runs of a longer row's words: drawing whole texts only"
+        );
+    }
+
+    #[test]
+    fn any_looks_for_nothing() {
+        let f = Fragments::of(&rows(&["a b c", "a b"]), SeedRows::Any);
+        assert!(!f.applies && !f.skips(1));
+        assert_eq!(f.distinct, 0);
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for n in SeedRows::NAMES {
+            assert_eq!(SeedRows::parse(n).map(SeedRows::name), Ok(n));
+        }
+        assert!(SeedRows::parse("all").is_err());
+    }
+}
