@@ -137,6 +137,43 @@ fn generation_journals_items_and_verdicts_before_announcing_them() {
 }
 
 #[test]
+fn every_generated_item_records_the_attribute_values_its_prompt_said() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut task = seedforge::data::task::Task::demo();
+    task.attributes = vec![seedforge::data::task::Attribute {
+        name: "genre".into(),
+        values: vec!["horror".into(), "comedy".into()],
+    }];
+    let (ws, engine, mut rx) = common::engine::on_tiny(tmp.path(), task);
+    engine
+        .send(Command::Generate {
+            settings: settings(4),
+            filters: FilterSettings::default(),
+            adapter: None,
+        })
+        .unwrap();
+    common::engine::until_end(&mut rx);
+    let w = ws.lock().unwrap();
+    let items = w.state().items();
+    assert_eq!(items.len(), 8);
+    let mut values = std::collections::BTreeSet::new();
+    for it in items {
+        let item = it.original();
+        let value = item.meta["attributes"]["genre"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let heading = item.prompt.as_deref().unwrap().lines().next().unwrap();
+        assert!(
+            heading.ends_with(&format!("(genre: {value}):")),
+            "{heading}"
+        );
+        values.insert(value);
+    }
+    assert_eq!(values.len(), 2, "{values:?}");
+}
+
+#[test]
 fn cancel_stops_the_job_and_keeps_what_was_written() {
     let (_tmp, ws, engine, mut rx) = setup();
     engine

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use crate::data::task::{LabelDef, TASK_FORMAT_VERSION, Task};
+use crate::data::task::{Attribute, LabelDef, TASK_FORMAT_VERSION, Task};
 
 #[derive(Debug, Clone, Args)]
 pub struct TaskArg {
@@ -40,6 +40,29 @@ pub struct TaskShape {
     pub input_field: String,
     #[arg(long, default_value = "Label")]
     pub label_field: String,
+    /// A property each generation request draws a value of, said in the prompt's heading:
+    /// `--attribute 'genre=comedy|horror|documentary'`; repeat for more.
+    #[arg(long = "attribute", value_name = "NAME=V1|V2…", value_parser = attribute)]
+    pub attributes: Vec<Attribute>,
+}
+
+fn attribute(s: &str) -> Result<Attribute, String> {
+    let (name, values) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: write NAME=VALUE|VALUE…"))?;
+    let values: Vec<String> = values
+        .split('|')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(String::from)
+        .collect();
+    if name.trim().is_empty() || values.is_empty() {
+        return Err(format!("{s:?}: write NAME=VALUE|VALUE…"));
+    }
+    Ok(Attribute {
+        name: name.trim().to_string(),
+        values,
+    })
 }
 
 impl TaskShape {
@@ -63,7 +86,23 @@ impl TaskShape {
                 })
                 .collect(),
             prompts: None,
+            attributes: self.attributes.clone(),
             seeds: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_attribute_is_a_name_and_its_values() {
+        let a = attribute("genre = horror film| comedy |").unwrap();
+        assert_eq!(a.name, "genre");
+        assert_eq!(a.values, ["horror film", "comedy"]);
+        for bad in ["genre", "=horror", "genre=", "genre= | "] {
+            assert!(attribute(bad).unwrap_err().contains("NAME=VALUE"), "{bad}");
         }
     }
 }

@@ -54,6 +54,15 @@ pub struct Example {
     pub label: String,
 }
 
+/// A property varied across generation requests (AttrPrompt, arXiv 2306.15895): each request
+/// draws one of `values`, and the generation template says it (the bundled one in the heading:
+/// "Negative movie reviews (genre: horror):").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attribute {
+    pub name: String,
+    pub values: Vec<String>,
+}
+
 /// The task as written in `task.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Task {
@@ -74,6 +83,9 @@ pub struct Task {
     /// Folder of prompt templates overriding the bundled ones, relative to the task file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompts: Option<PathBuf>,
+    /// Properties each generation request draws a value of (`[[attributes]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<Attribute>,
     /// Seeds given inline (single-file tasks). A workspace keeps them in `seeds.jsonl` instead.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub seeds: Vec<Example>,
@@ -135,6 +147,20 @@ impl Task {
             }
             if self.labels[..i].iter().any(|o| o.name == l.name) {
                 return Err(invalid(format!("label `{}` appears twice", l.name)));
+            }
+        }
+        for (i, a) in self.attributes.iter().enumerate() {
+            if a.name.trim().is_empty() {
+                return Err(invalid(format!("attribute {} has an empty name", i + 1)));
+            }
+            if a.values.iter().all(|v| v.trim().is_empty()) {
+                return Err(invalid(format!(
+                    "attribute `{}` has no values: give `values = [\"…\", …]`",
+                    a.name
+                )));
+            }
+            if self.attributes[..i].iter().any(|o| o.name == a.name) {
+                return Err(invalid(format!("attribute `{}` appears twice", a.name)));
             }
         }
         for s in &self.seeds {
@@ -263,5 +289,50 @@ mod tests {
         t.seeds[0].label = "neutral".into();
         let err = t.validate(Path::new("x.toml")).unwrap_err().to_string();
         assert!(err.contains("neutral"), "{err}");
+    }
+
+    #[test]
+    fn attributes_are_read_from_toml_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("task.toml");
+        let mut text = toml::to_string(&Task::demo()).unwrap();
+        text.push_str(
+            "\n[[attributes]]\nname = \"genre\"\nvalues = [\"horror\", \"comedy\"]\n\n\
+             [[attributes]]\nname = \"length\"\nvalues = [\"one line\"]\n",
+        );
+        std::fs::write(&path, &text).unwrap();
+        let t = Task::load(&path).unwrap();
+        assert_eq!(
+            t.attributes,
+            [
+                Attribute {
+                    name: "genre".into(),
+                    values: vec!["horror".into(), "comedy".into()]
+                },
+                Attribute {
+                    name: "length".into(),
+                    values: vec!["one line".into()]
+                }
+            ]
+        );
+        // A task without any writes none back.
+        assert!(
+            !toml::to_string(&Task::demo())
+                .unwrap()
+                .contains("attributes")
+        );
+        let check = |a: Vec<Attribute>| {
+            let mut t = Task::demo();
+            t.attributes = a;
+            t.validate(Path::new("x.toml")).unwrap_err().to_string()
+        };
+        let attr = |name: &str, values: &[&str]| Attribute {
+            name: name.into(),
+            values: values.iter().map(|v| (*v).to_string()).collect(),
+        };
+        assert!(check(vec![attr("genre", &[" "])]).contains("`genre` has no values"));
+        assert!(check(vec![attr(" ", &["a"])]).contains("attribute 1 has an empty name"));
+        let twice = check(vec![attr("genre", &["a"]), attr("genre", &["b"])]);
+        assert!(twice.contains("`genre` appears twice"), "{twice}");
     }
 }

@@ -309,6 +309,14 @@ pub fn run(
                             item.raw = Some(c.raw.clone());
                             item.prompt = Some(c.prompt.clone());
                             item.meta.insert("request".into(), json!(c.index));
+                            let drawn = generate::attributes_for(&task, &plan_settings, c.index);
+                            if !drawn.is_empty() {
+                                let map: serde_json::Map<String, serde_json::Value> = drawn
+                                    .iter()
+                                    .map(|(n, v)| ((*n).to_string(), json!(v)))
+                                    .collect();
+                                item.meta.insert("attributes".into(), map.into());
+                            }
                             item.meta.insert("finish".into(), json!(c.finish));
                             item.meta
                                 .insert("prompt_tokens".into(), json!(c.prompt_tokens));

@@ -365,7 +365,9 @@ fn prompt_with_seeds_of(
     if settings.shuffle_seeds {
         Rng::for_item(settings.sampling.seed ^ 0x5EED, index).shuffle(&mut seeds);
     }
-    let message = templates.render_generate(task, label, &seeds)?;
+    let drawn = attributes_for(task, settings, index);
+    let attributes: Vec<(&str, &str)> = drawn.iter().map(|(n, v)| (*n, *v)).collect();
+    let message = templates.render_generate(task, label, &seeds, &attributes)?;
     if !settings.chat {
         return Ok(message);
     }
@@ -380,6 +382,30 @@ fn prompt_with_seeds_of(
     tokenizer
         .apply_chat(&[ChatMessage::user(message)], true)
         .map_err(|e| PromptError::Other(e.to_string()))
+}
+
+/// The value of each of the task's attributes that request `index` says (AttrPrompt): drawn
+/// from the request's own stream, so a guided request's negative prompt and a resumed run say
+/// the same, and over a run every value comes up alike.
+pub fn attributes_for<'t>(
+    task: &'t Task,
+    settings: &GenerateSettings,
+    index: u64,
+) -> Vec<(&'t str, &'t str)> {
+    let mut rng = Rng::for_item(settings.sampling.seed ^ 0xA77B, index);
+    task.attributes
+        .iter()
+        .map(|a| {
+            let values: Vec<&str> = a
+                .values
+                .iter()
+                .map(String::as_str)
+                .filter(|v| !v.trim().is_empty())
+                .collect();
+            let pick = rng.below(values.len().max(1) as u64) as usize;
+            (a.name.as_str(), values.get(pick).copied().unwrap_or(""))
+        })
+        .collect()
 }
 
 /// Runs the planned requests, turning every finished sequence into a candidate.
@@ -628,6 +654,66 @@ mod guidance_tests {
         settings.sampling.guidance_scale = 0.5;
         settings.remote = None;
         assert!(settings.validate().unwrap_err().contains("guidance"));
+    }
+
+    #[test]
+    fn each_request_says_the_attribute_values_it_drew_and_so_does_its_negative_prompt() {
+        let mut task = three_classes();
+        task.attributes = vec![crate::data::task::Attribute {
+            name: "genre".into(),
+            values: ["horror", "comedy", "drama"].map(String::from).to_vec(),
+        }];
+        let templates = Templates::bundled();
+        let tk = tiny_tokenizer();
+        let mut settings = GenerateSettings {
+            per_class: 30,
+            ..GenerateSettings::default()
+        };
+        settings.sampling.guidance_scale = 2.0;
+        let planned = plan(&task, &templates, &tk, &settings).unwrap();
+        let mut seen = std::collections::BTreeMap::new();
+        for p in &planned {
+            let drawn = attributes_for(&task, &settings, p.index);
+            let [("genre", value)] = drawn[..] else {
+                panic!("{drawn:?}")
+            };
+            *seen.entry(value).or_insert(0) += 1;
+            let heading = format!("(genre: {value}):");
+            let first = p.prompt.lines().next().unwrap();
+            assert!(first.ends_with(&heading), "{first}");
+            // The other class's prompt of the same request says the same value.
+            let negative = p.request.negative_prompt.as_ref().unwrap();
+            let other = task
+                .labels
+                .iter()
+                .filter(|l| l.name != p.label)
+                .map(|l| prompt_for(&task, &templates, &tk, l, &settings, p.index).unwrap())
+                .find(|text| tk.encode(text).unwrap() == *negative)
+                .expect("the negative prompt is another class's prompt");
+            assert!(other.lines().next().unwrap().ends_with(&heading), "{other}");
+        }
+        // 90 requests over three values: each comes up, none crowds out the others.
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        assert!(seen.values().all(|&n| (15..=45).contains(&n)), "{seen:?}");
+        // The draw is the request's: the same settings draw the same, another seed others.
+        let again: Vec<_> = (0..20)
+            .map(|i| attributes_for(&task, &settings, i))
+            .collect();
+        assert_eq!(
+            again,
+            (0..20)
+                .map(|i| attributes_for(&task, &settings, i))
+                .collect::<Vec<_>>()
+        );
+        settings.sampling.seed += 1;
+        let other: Vec<_> = (0..20)
+            .map(|i| attributes_for(&task, &settings, i))
+            .collect();
+        assert_ne!(again, other);
+        // Without attributes the heading is the plain one.
+        task.attributes.clear();
+        let p = &plan(&task, &templates, &tk, &settings).unwrap()[0];
+        assert_eq!(p.prompt.lines().next().unwrap(), "Good movie reviews:");
     }
 
     #[test]

@@ -48,6 +48,12 @@ pub struct Templates {
 }
 
 #[derive(Serialize)]
+struct AttributeValue<'a> {
+    name: &'a str,
+    value: &'a str,
+}
+
+#[derive(Serialize)]
 struct Demo<'a> {
     text: &'a str,
     label_word: &'a str,
@@ -94,13 +100,19 @@ impl Templates {
         Ok(t)
     }
 
-    /// The user message asking for one new example of `label`.
+    /// The user message asking for one new example of `label`, with the values this request
+    /// drew of the task's attributes (`attributes`: a list of `name`, `value`).
     pub fn render_generate(
         &self,
         task: &Task,
         label: &LabelDef,
         seeds: &[&str],
+        attributes: &[(&str, &str)],
     ) -> Result<String, PromptError> {
+        let attributes: Vec<AttributeValue> = attributes
+            .iter()
+            .map(|&(name, value)| AttributeValue { name, value })
+            .collect();
         let labels: Vec<&str> = task.labels.iter().map(LabelDef::verbalizer).collect();
         render(
             &self.generate,
@@ -111,6 +123,7 @@ impl Templates {
                 input_noun => task.input_noun,
                 seeds => seeds,
                 labels => labels,
+                attributes => attributes,
             },
         )
     }
@@ -242,9 +255,21 @@ mod tests {
         let task = Task::demo();
         let t = Templates::bundled();
         let p = t
-            .render_generate(&task, &task.labels[1], &["Great.", "Loved it."])
+            .render_generate(&task, &task.labels[1], &["Great.", "Loved it."], &[])
             .unwrap();
         assert_eq!(p, "Positive movie reviews:\n\n- Great.\n- Loved it.\n-");
+        let p = t
+            .render_generate(
+                &task,
+                &task.labels[0],
+                &["Dull."],
+                &[("genre", "horror"), ("length", "one sentence")],
+            )
+            .unwrap();
+        assert_eq!(
+            p,
+            "Negative movie reviews (genre: horror, length: one sentence):\n\n- Dull.\n-"
+        );
     }
 
     #[test]
@@ -259,7 +284,7 @@ mod tests {
         .unwrap();
         let t = Templates::for_task(&task).unwrap();
         assert_eq!(
-            t.render_generate(&task, &task.labels[0], &[]).unwrap(),
+            t.render_generate(&task, &task.labels[0], &[], &[]).unwrap(),
             "Write a negative movie review."
         );
         assert!(matches!(t.classify.source, TemplateSource::Bundled(_)));

@@ -142,7 +142,7 @@ pub fn encode_generation(
     for ex in examples {
         let label = label_of(task, ex)?;
         let rendered = templates
-            .render_generate(task, &task.labels[label], &[])
+            .render_generate(task, &task.labels[label], &[], &[])
             .map_err(|e| err(&e))?;
         let prompt = tokenizer.encode(&rendered).map_err(|e| err(&e))?;
         let mut target = tokenizer

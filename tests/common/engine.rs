@@ -29,9 +29,16 @@ pub fn start(model: PathBuf, ws: Arc<Mutex<Workspace>>) -> (Engine, UnboundedRec
 /// The engine on the tiny model (written to `dir/tiny.gguf`) over a new workspace of the demo
 /// task and its seeds in `dir/ws`.
 pub fn on_tiny_demo(dir: &Path) -> (Arc<Mutex<Workspace>>, Engine, UnboundedReceiver<Event>) {
+    on_tiny(dir, Task::demo())
+}
+
+/// [`on_tiny_demo`] with another task (its inline seeds become the workspace's).
+pub fn on_tiny(
+    dir: &Path,
+    mut task: Task,
+) -> (Arc<Mutex<Workspace>>, Engine, UnboundedReceiver<Event>) {
     let model = dir.join("tiny.gguf");
     super::tiny::write_gguf(&model);
-    let mut task = Task::demo();
     let seeds = std::mem::take(&mut task.seeds);
     let ws = Arc::new(Mutex::new(
         Workspace::create(&dir.join("ws"), &task, &seeds).unwrap(),

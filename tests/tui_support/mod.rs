@@ -103,7 +103,7 @@ pub fn fixture() -> Fixture {
         let seeds: Vec<&str> = task.seeds_of(label).map(|s| s.text.as_str()).collect();
         let mut item = Item::new(*text, *label, Source::Generated);
         item.raw = Some(format!(" {text}\n"));
-        item.prompt = Some(templates.render_generate(&task, def, &seeds).unwrap());
+        item.prompt = Some(templates.render_generate(&task, def, &seeds, &[]).unwrap());
         item.meta.insert("request".into(), serde_json::json!(i));
         item.meta.insert("finish".into(), serde_json::json!("stop"));
         item.meta.insert("new_tokens".into(), serde_json::json!(17));
