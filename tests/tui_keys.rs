@@ -1418,3 +1418,62 @@ fn the_guidance_row_is_bounded_stepped_and_sent_with_the_generation_command() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn the_attribute_values_a_request_drew_show_on_review_and_in_the_rejected_detail() {
+    use seedforge::data::item::{Item, Source};
+    use seedforge::pipeline::filters::stages::label_consistency;
+    let f = fixture();
+    {
+        let mut ws = f.ws.lock().unwrap();
+        let task = ws.task().clone();
+        for (text, p) in [
+            (
+                "a slow , gloomy ghost story that never finds a single scare .",
+                Some(0.9),
+            ),
+            ("!!! ??? ...", None),
+        ] {
+            let mut item = Item::new(text, "negative", Source::Generated);
+            item.meta.insert(
+                "attributes".into(),
+                serde_json::json!({ "genre": "horror", "length": "one line" }),
+            );
+            let id = ws.add_item(item).unwrap();
+            let mut verdicts = seedforge::pipeline::filters::Filters::new(
+                &task,
+                Default::default(),
+            )
+            .cheap(id.as_str(), text, None);
+            if let Some(p) = p {
+                verdicts.push(label_consistency(
+                    0.0,
+                    "negative",
+                    &prediction(&task, "negative", p),
+                ));
+            }
+            for v in verdicts {
+                ws.add_verdict(&id, v).unwrap();
+            }
+        }
+    }
+    let mut app = app(&f);
+    // The queue: 1, 2, 6, 7, then the new item 8.
+    press(&mut app, "space space space space");
+    assert_eq!(app.review.current, Some(id(8)));
+    let screen = render(&app, 120, 36);
+    assert!(
+        screen.contains("(genre: horror, length: one line)"),
+        "{screen}"
+    );
+    // Item 9 failed the malformed filter: its detail on Rejected says what its request drew.
+    press(&mut app, "4");
+    let rows = app.rejected.rows(&app.ws);
+    assert_eq!(rows[app.rejected.selected_row(&rows)].id, id(9));
+    press(&mut app, "enter");
+    let screen = render(&app, 120, 36);
+    assert!(
+        screen.contains("attributes: genre: horror, length: one line"),
+        "{screen}"
+    );
+}

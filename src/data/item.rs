@@ -105,6 +105,19 @@ impl Item {
             meta: serde_json::Map::new(),
         }
     }
+
+    /// The attribute values its request drew (`meta.attributes`), as "genre: horror, …".
+    pub fn attributes_said(&self) -> Option<String> {
+        let map = self.meta.get("attributes")?.as_object()?;
+        let said: Vec<String> = map
+            .iter()
+            .map(|(name, v)| match v.as_str() {
+                Some(value) => format!("{name}: {value}"),
+                None => format!("{name}: {v}"),
+            })
+            .collect();
+        (!said.is_empty()).then(|| said.join(", "))
+    }
 }
 
 /// One filter's judgement of one item.

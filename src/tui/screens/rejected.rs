@@ -492,6 +492,9 @@ fn draw_detail(frame: &mut Frame, theme: &Theme, ws: &ReadModel, id: &ItemId, sc
         ),
         theme.dim(),
     ));
+    if let Some(said) = orig.attributes_said() {
+        lines.push(Line::styled(format!("attributes: {said}"), theme.dim()));
+    }
     lines.push(Line::styled("raw generation", theme.dim()));
     match &orig.raw {
         Some(raw) => lines.push(Line::styled(

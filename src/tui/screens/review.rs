@@ -338,6 +338,9 @@ fn item_lines(
             theme.dim(),
         ));
     }
+    if let Some(said) = it.original().attributes_said() {
+        head.push(Span::styled(format!("  ({said})"), theme.dim()));
+    }
     if it.is_edited() {
         head.push(Span::styled("  edited", theme.info()));
     }
