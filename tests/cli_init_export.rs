@@ -224,3 +224,43 @@ fn export_of_a_folder_that_is_not_a_workspace_names_it() {
         text(&o)
     );
 }
+
+#[test]
+fn init_records_attributes_given_on_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("demo");
+    let ws_s = ws.to_str().unwrap();
+    let o = seedforge(&[
+        "--workspace",
+        ws_s,
+        "init",
+        "--attribute",
+        "genre=comedy|horror film",
+        "--attribute",
+        "length=one line",
+    ]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("attribute genre: each request draws one of comedy | horror film"),
+        "{out}"
+    );
+    let task: toml::Value =
+        toml::from_str(&std::fs::read_to_string(ws.join("task.toml")).unwrap()).unwrap();
+    let attrs = task["attributes"].as_array().unwrap();
+    assert_eq!(attrs.len(), 2);
+    assert_eq!(attrs[0]["name"].as_str(), Some("genre"));
+    assert_eq!(attrs[0]["values"].as_array().unwrap().len(), 2, "{attrs:?}");
+    // A value list that says nothing is refused before anything is created.
+    let other = tmp.path().join("other");
+    let o = seedforge(&[
+        "--workspace",
+        other.to_str().unwrap(),
+        "init",
+        "--attribute",
+        "genre=",
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("NAME=VALUE"), "{}", text(&o));
+    assert!(!other.exists());
+}

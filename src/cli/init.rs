@@ -53,7 +53,7 @@ pub fn run(args: Args, workspace: Option<PathBuf>, out: &mut dyn Write) -> anyho
     if args.per_class == 0 {
         bail!("--per-class must be at least 1");
     }
-    let (task, seeds) = match (&args.from, &args.task) {
+    let (mut task, seeds) = match (&args.from, &args.task) {
         (Some(from), _) => from_dataset(&args, from, &dir, out)?,
         (None, Some(task_file)) => {
             let task = Task::load(task_file)
@@ -66,6 +66,20 @@ pub fn run(args: Args, workspace: Option<PathBuf>, out: &mut dyn Write) -> anyho
             (Task::demo(), Vec::new())
         }
     };
+    // Attributes given on the command line join (or replace, by name) the task's own.
+    for a in &args.shape.attributes {
+        task.attributes.retain(|t| t.name != a.name);
+        task.attributes.push(a.clone());
+    }
+    task.validate(&dir.join("task.toml"))?;
+    for a in &task.attributes {
+        writeln!(
+            out,
+            "attribute {}: each request draws one of {}",
+            a.name,
+            a.values.join(" | ")
+        )?;
+    }
     let ws = Workspace::create(&dir, &task, &seeds)
         .with_context(|| format!("cannot create workspace {}", dir.display()))?;
     writeln!(
