@@ -1477,3 +1477,32 @@ fn the_attribute_values_a_request_drew_show_on_review_and_in_the_rejected_detail
         "{screen}"
     );
 }
+
+#[test]
+fn the_generate_screen_says_which_attributes_each_request_draws() {
+    use seedforge::data::task::{Attribute, Task};
+    use seedforge::data::workspace::Workspace;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut task = Task::demo();
+    let seeds = std::mem::take(&mut task.seeds);
+    task.attributes = vec![
+        Attribute {
+            name: "genre".into(),
+            values: vec!["comedy".into(), "horror".into(), "documentary".into()],
+        },
+        Attribute {
+            name: "length".into(),
+            values: vec!["one line".into()],
+        },
+    ];
+    let ws = Workspace::create(&tmp.path().join("ws"), &task, &seeds).unwrap();
+    let ws = std::sync::Arc::new(std::sync::Mutex::new(ws));
+    let mut app = tui_support::app_over(&ws);
+    press(&mut app, "2");
+    assert_eq!(app.screen, Screen::Generate);
+    let screen = render(&app, 120, 36);
+    assert!(
+        screen.contains("each request draws: genre (3), length (1)"),
+        "{screen}"
+    );
+}

@@ -756,6 +756,17 @@ fn draw_summary(frame: &mut Frame, area: Rect, theme: &Theme, g: &GenerateState,
             theme.dim(),
         ),
     ];
+    let attributes = &shared.ws.task().attributes;
+    if !attributes.is_empty() {
+        let said: Vec<String> = attributes
+            .iter()
+            .map(|a| format!("{} ({})", a.name, a.values.len()))
+            .collect();
+        lines.push(Line::styled(
+            format!(" each request draws: {}", said.join(", ")),
+            theme.dim(),
+        ));
+    }
     if let Some(judge) = &g.judge_note {
         lines.push(Line::styled(format!(" {judge}"), theme.dim()));
     }
