@@ -1502,7 +1502,7 @@ fn the_generate_screen_says_which_attributes_each_request_draws() {
     assert_eq!(app.screen, Screen::Generate);
     let screen = render(&app, 120, 36);
     assert!(
-        screen.contains("each request draws: genre (3), length (1)"),
+        screen.contains(" attributes: genre (3), length (1)"),
         "{screen}"
     );
 }

@@ -763,7 +763,7 @@ fn draw_summary(frame: &mut Frame, area: Rect, theme: &Theme, g: &GenerateState,
             .map(|a| format!("{} ({})", a.name, a.values.len()))
             .collect();
         lines.push(Line::styled(
-            format!(" each request draws: {}", said.join(", ")),
+            format!(" attributes: {}", said.join(", ")),
             theme.dim(),
         ));
     }
