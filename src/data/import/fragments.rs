@@ -8,7 +8,8 @@
 //! of its distinct texts are fragments; elsewhere (questions, reviews, tickets) a text that
 //! happens to sit inside another is an ordinary row and stays.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +61,44 @@ impl SeedRows {
     }
 }
 
+/// The longest fragment looked for: phrase rows are short (SST-2's longest is 56 words), and
+/// the bound keeps a file of long documents from costing the cube of their length.
+pub const MAX_FRAGMENT_WORDS: usize = 64;
+
+const RUN_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a over word ids: a run's hash grows one word at a time.
+fn step(h: u64, id: u32) -> u64 {
+    (h ^ u64::from(id)).wrapping_mul(0x0000_0100_0000_01b3)
+}
+
+/// Spreads FNV's state over a table's buckets (the murmur3 finaliser).
+fn finish(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// The keys are hashes already; the table takes them as they are.
+#[derive(Default)]
+struct PreMixed(u64);
+
+impl Hasher for PreMixed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 /// A file is made of phrases from this share of fragments among its distinct texts.
 pub const PHRASE_FILE_SHARE: f64 = 0.25;
 
@@ -86,20 +125,49 @@ impl Fragments {
                 applies: false,
             };
         }
-        let words: Vec<Vec<String>> = rows
+        // Words as ids, so a run is a slice of integers and hashing one is cheap.
+        let mut ids: HashMap<String, u32> = HashMap::new();
+        let words: Vec<Vec<u32>> = rows
             .iter()
-            .map(|r| r.text.split_whitespace().map(str::to_lowercase).collect())
+            .map(|r| {
+                r.text
+                    .split_whitespace()
+                    .map(|w| {
+                        let next = ids.len() as u32;
+                        *ids.entry(w.to_lowercase()).or_insert(next)
+                    })
+                    .collect()
+            })
             .collect();
-        let texts: HashSet<&[String]> = words.iter().map(Vec::as_slice).collect();
-        let mut inside: HashSet<&[String]> = HashSet::new();
+        let texts: HashSet<&[u32]> = words
+            .iter()
+            .map(Vec::as_slice)
+            .filter(|w| !w.is_empty())
+            .collect();
+        // Texts short enough to be fragments, by the hash of their words.
+        let mut by_hash: HashMap<u64, Vec<&[u32]>, BuildHasherDefault<PreMixed>> =
+            HashMap::default();
+        for w in texts.iter().filter(|w| w.len() <= MAX_FRAGMENT_WORDS) {
+            let h = w.iter().fold(RUN_START, |h, &id| step(h, id));
+            by_hash.entry(finish(h)).or_default().push(w);
+        }
+        let mut inside: HashSet<&[u32]> = HashSet::new();
         for w in &texts {
-            // Every shorter run of this text's words that is itself a row.
+            // Every shorter run of this text's words (up to MAX_FRAGMENT_WORDS) that is a row,
+            // hashed as it grows: a text of L words costs L·min(L, 64) lookups, not L³.
             for start in 0..w.len() {
-                let longest = if start == 0 { w.len() - 1 } else { w.len() };
-                for end in start + 1..=longest {
-                    let run = &w[start..end];
-                    if texts.contains(run) {
-                        inside.insert(run);
+                let mut h = RUN_START;
+                for end in start..w.len().min(start + MAX_FRAGMENT_WORDS) {
+                    h = step(h, w[end]);
+                    if start == 0 && end + 1 == w.len() {
+                        break;
+                    }
+                    let Some(found) = by_hash.get(&finish(h)) else {
+                        continue;
+                    };
+                    let run = &w[start..=end];
+                    if let Some(text) = found.iter().find(|t| **t == run) {
+                        inside.insert(*text);
                     }
                 }
             }
@@ -218,6 +286,21 @@ mod tests {
             f.summary(),
             "2 of 4 distinct texts (50%) are runs of a longer row's words: drawing whole texts only"
         );
+    }
+
+    #[test]
+    fn runs_past_the_longest_fragment_looked_for_are_not_looked_up() {
+        let long: Vec<String> = (0..200).map(|i| format!("w{i}")).collect();
+        let window = |a: usize, b: usize| long[a..b].join(" ");
+        let r = rows(&[
+            &long.join(" "),
+            &window(100, 100 + MAX_FRAGMENT_WORDS),
+            &window(10, 11 + MAX_FRAGMENT_WORDS),
+            &window(150, 153),
+        ]);
+        let f = Fragments::of(&r, SeedRows::Whole);
+        // 64 words inside a 200-word text: found; 65: past the bound; 3 near the end: found.
+        assert_eq!(f.is_fragment, [false, true, false, true]);
     }
 
     #[test]
