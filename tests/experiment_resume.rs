@@ -556,6 +556,18 @@ fn the_judge_is_measured_and_generation_fills_a_balanced_quota() {
         md.contains("Seeds: 3 per class, at least 0 words, whole texts where the file is made of phrases (`--seed-rows auto`)."),
         "{md}"
     );
+    assert!(!md.contains("Attributes drawn per request"), "{md}");
+    let mut with_attributes = setup.spec.clone();
+    with_attributes.task.attributes = vec![seedforge::data::task::Attribute {
+        name: "genre".into(),
+        values: vec!["comedy".into(), "horror".into()],
+    }];
+    let md2 =
+        report::markdown(&report::build(&out, &with_attributes, &[7], &arms, "test").unwrap());
+    assert!(
+        md2.contains("Attributes drawn per request: genre (comedy | horror)."),
+        "{md2}"
+    );
     assert!(md.contains("| seed | label-consistency judge |"), "{md}");
     assert!(md.contains(&format!("| 7 | {chosen} |")), "{md}");
     assert!(md.contains("against LoRA on the seeds alone"), "{md}");

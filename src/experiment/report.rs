@@ -555,6 +555,15 @@ pub fn markdown(r: &ExperimentReport) -> String {
             "every LoRA run raw".into()
         }
     );
+    if !spec.task.attributes.is_empty() {
+        let said: Vec<String> = spec
+            .task
+            .attributes
+            .iter()
+            .map(|a| format!("{} ({})", a.name, a.values.join(" | ")))
+            .collect();
+        let _ = writeln!(md, "\nAttributes drawn per request: {}.", said.join("; "));
+    }
     servers(&mut md, r, spec);
     md
 }
