@@ -10,8 +10,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{Arm, DONE_DIR, ExperimentSpec, seed_dir};
+use crate::data::import::fragments::Fragments;
 use crate::data::import::{Format, ImportOptions};
-use crate::data::import::{Row, SampleOptions, sample_per_class};
+use crate::data::import::{Row, SampleOptions, SeedRows, sample_per_class};
 use crate::data::item::Source;
 use crate::data::item::Verdict;
 use crate::data::state::ItemState;
@@ -158,6 +159,29 @@ type Labelled = (Example, Option<Vec<f32>>);
 
 pub const SEEDS_FILE: &str = "seeds.jsonl";
 pub const ANNOTATED_FILE: &str = "annotated.jsonl";
+/// The unlabelled pool drawn for sampling seed `seed`: `n` of the dataset's rows that are not
+/// seeds, at random; in a file of phrases (by `rows`, as the seeds were drawn) whole texts only,
+/// as a user's own unlabelled texts would be.
+pub fn pool_rows<'d>(
+    dataset: &'d [Row],
+    seeds: &[Example],
+    rows: SeedRows,
+    seed: u64,
+    n: usize,
+) -> Vec<&'d Row> {
+    let seeds: std::collections::HashSet<&str> = seeds.iter().map(|s| s.text.as_str()).collect();
+    let fragments = Fragments::of(dataset, rows);
+    let mut pool: Vec<&Row> = dataset
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| !fragments.skips(*i) && !seeds.contains(r.text.as_str()))
+        .map(|(_, r)| r)
+        .collect();
+    Rng::new(seed ^ 0xA11_0CA7E).shuffle(&mut pool);
+    pool.truncate(n);
+    pool
+}
+
 /// The annotated pool's texts, as the annotate job reads them.
 pub const POOL_FILE: &str = "pool.jsonl";
 /// The workspace the annotate job labels the pool into.
@@ -745,16 +769,13 @@ impl SeedRun<'_, '_> {
     /// classifier of the label-consistency filter, then filters them with a confidence floor.
     fn annotate(&mut self) -> anyhow::Result<AnnotateDetail> {
         let task = self.task()?;
-        let seeds: std::collections::HashSet<&str> =
-            task.seeds.iter().map(|s| s.text.as_str()).collect();
-        let mut pool: Vec<&Row> = self
-            .ctx
-            .dataset
-            .iter()
-            .filter(|r| !seeds.contains(r.text.as_str()))
-            .collect();
-        Rng::new(self.seed ^ 0xA11_0CA7E).shuffle(&mut pool);
-        pool.truncate(self.spec.pool);
+        let pool = pool_rows(
+            self.ctx.dataset,
+            &task.seeds,
+            self.spec.seed_rows,
+            self.seed,
+            self.spec.pool,
+        );
         // The pool as the user would bring it (texts, no labels), labelled by the workbench's
         // annotate job into a workspace of its own (made afresh, so a step cut short starts
         // over), with the judge of the label check.
@@ -1199,5 +1220,43 @@ mod tests {
         // Nothing judged: no early training, no judge step.
         let names = step_names(&spec(true, JudgeKind::Icl), &[Arm::LoraReal]);
         assert_eq!(names, ["seeds", "train-lora-real", "eval-lora-real"]);
+    }
+
+    #[test]
+    fn the_pool_of_a_phrase_file_is_whole_texts_and_never_a_seed() {
+        let row = |line: usize, text: &str| Row {
+            line,
+            text: text.into(),
+            label: "x".into(),
+        };
+        let data = [
+            row(1, "a fine , moving film ."),
+            row(2, "a fine , moving film"),
+            row(3, "moving film"),
+            row(4, "a dull , lifeless mess ."),
+            row(5, "lifeless mess"),
+            row(6, "a loud , empty sequel ."),
+        ];
+        let seeds = [Example {
+            text: "a dull , lifeless mess .".into(),
+            label: "x".into(),
+        }];
+        let lines = |rows: SeedRows| {
+            let mut l: Vec<usize> = pool_rows(&data, &seeds, rows, 3, 10)
+                .iter()
+                .map(|r| r.line)
+                .collect();
+            l.sort_unstable();
+            l
+        };
+        assert_eq!(lines(SeedRows::Auto), [1, 6]);
+        // `any` (experiments from before the rule) keeps the phrases, as it did.
+        assert_eq!(lines(SeedRows::Any), [1, 2, 3, 5, 6]);
+        // The same seed draws the same pool; `n` cuts it.
+        assert_eq!(pool_rows(&data, &seeds, SeedRows::Any, 3, 2).len(), 2);
+        assert_eq!(
+            pool_rows(&data, &seeds, SeedRows::Any, 3, 10),
+            pool_rows(&data, &seeds, SeedRows::Any, 3, 10)
+        );
     }
 }
