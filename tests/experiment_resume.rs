@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
+use seedforge::data::import::fragments::Fragments;
 use seedforge::data::import::{Row, SeedRows};
 use seedforge::data::task::Task;
 use seedforge::engine::JobControl;
@@ -94,6 +95,7 @@ fn run_arms(
         model_path: "tiny",
         device: "cpu",
         dataset: &s.dataset,
+        fragments: &Fragments::of(&s.dataset, s.spec.seed_rows),
         test: &s.test,
     };
     let cancel = JobControl::default();

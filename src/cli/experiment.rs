@@ -13,6 +13,7 @@ use super::input_args::InputArgs;
 use super::model_args::ModelArgs;
 use super::task_arg::TaskShape;
 use super::train::TrainOptions;
+use crate::data::import::fragments::Fragments;
 use crate::data::import::{Imported, SeedRows, sample};
 use crate::experiment::{self, Arm, Context, ExperimentSpec, Hooks, report};
 use crate::pipeline::prompt::Templates;
@@ -262,12 +263,14 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
         let (loaded, selected) = args.model.load()?;
         let templates = Templates::for_task(&spec.task)?;
         let model_path = loaded.info.path.display().to_string();
+        let fragments = Fragments::of(&dataset.rows, spec.seed_rows);
         let ctx = Context {
             loaded: &loaded,
             templates: &templates,
             model_path: &model_path,
             device: &selected.label,
             dataset: &dataset.rows,
+            fragments: &fragments,
             test: &test.rows,
         };
         let cancel = JobControl::default();

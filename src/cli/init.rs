@@ -71,8 +71,9 @@ pub fn run(args: Args, workspace: Option<PathBuf>, out: &mut dyn Write) -> anyho
         task.attributes.retain(|t| t.name != a.name);
         task.attributes.push(a.clone());
     }
-    task.validate(&dir.join("task.toml"))?;
-    for a in &task.attributes {
+    let ws = Workspace::create(&dir, &task, &seeds)
+        .with_context(|| format!("cannot create workspace {}", dir.display()))?;
+    for a in &ws.task().attributes {
         writeln!(
             out,
             "attribute {}: each request draws one of {}",
@@ -80,8 +81,6 @@ pub fn run(args: Args, workspace: Option<PathBuf>, out: &mut dyn Write) -> anyho
             a.values.join(" | ")
         )?;
     }
-    let ws = Workspace::create(&dir, &task, &seeds)
-        .with_context(|| format!("cannot create workspace {}", dir.display()))?;
     writeln!(
         out,
         "created workspace {} ({} labels, {} seeds): task.toml, seeds.jsonl, journal.jsonl, runs/",

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{Arm, DONE_DIR, ExperimentSpec, seed_dir};
 use crate::data::import::fragments::Fragments;
 use crate::data::import::{Format, ImportOptions};
-use crate::data::import::{Row, SampleOptions, SeedRows, sample_per_class};
+use crate::data::import::{Row, SampleOptions, sample_per_class_with};
 use crate::data::item::Source;
 use crate::data::item::Verdict;
 use crate::data::state::ItemState;
@@ -52,6 +52,8 @@ pub struct Context<'a> {
     pub device: &'a str,
     /// The rows seeds are drawn from.
     pub dataset: &'a [Row],
+    /// The dataset's fragments by the spec's `seed_rows` (found once for every draw).
+    pub fragments: &'a Fragments,
     pub test: &'a [Row],
 }
 
@@ -160,17 +162,16 @@ type Labelled = (Example, Option<Vec<f32>>);
 pub const SEEDS_FILE: &str = "seeds.jsonl";
 pub const ANNOTATED_FILE: &str = "annotated.jsonl";
 /// The unlabelled pool drawn for sampling seed `seed`: `n` of the dataset's rows that are not
-/// seeds, at random; in a file of phrases (by `rows`, as the seeds were drawn) whole texts only,
+/// seeds, at random; in a file of phrases (`fragments`, as the seeds were drawn) whole texts only,
 /// as a user's own unlabelled texts would be.
 pub fn pool_rows<'d>(
     dataset: &'d [Row],
     seeds: &[Example],
-    rows: SeedRows,
+    fragments: &Fragments,
     seed: u64,
     n: usize,
 ) -> Vec<&'d Row> {
     let seeds: std::collections::HashSet<&str> = seeds.iter().map(|s| s.text.as_str()).collect();
-    let fragments = Fragments::of(dataset, rows);
     let mut pool: Vec<&Row> = dataset
         .iter()
         .enumerate()
@@ -567,7 +568,7 @@ impl SeedRun<'_, '_> {
             min_words: self.spec.min_words,
             rows: self.spec.seed_rows,
         };
-        let sample = sample_per_class(self.ctx.dataset, &labels, &opts);
+        let sample = sample_per_class_with(self.ctx.dataset, &labels, &opts, self.ctx.fragments);
         self.log(&format!("seeds: {}", sample.fragment_rule));
         if let Some(c) = sample.classes.iter().find(|c| c.taken == 0) {
             anyhow::bail!(
@@ -772,7 +773,7 @@ impl SeedRun<'_, '_> {
         let pool = pool_rows(
             self.ctx.dataset,
             &task.seeds,
-            self.spec.seed_rows,
+            self.ctx.fragments,
             self.seed,
             self.spec.pool,
         );
@@ -1224,6 +1225,7 @@ mod tests {
 
     #[test]
     fn the_pool_of_a_phrase_file_is_whole_texts_and_never_a_seed() {
+        use crate::data::import::SeedRows;
         let row = |line: usize, text: &str| Row {
             line,
             text: text.into(),
@@ -1241,11 +1243,9 @@ mod tests {
             text: "a dull , lifeless mess .".into(),
             label: "x".into(),
         }];
+        let pool = |rows, n| pool_rows(&data, &seeds, &Fragments::of(&data, rows), 3, n);
         let lines = |rows: SeedRows| {
-            let mut l: Vec<usize> = pool_rows(&data, &seeds, rows, 3, 10)
-                .iter()
-                .map(|r| r.line)
-                .collect();
+            let mut l: Vec<usize> = pool(rows, 10).iter().map(|r| r.line).collect();
             l.sort_unstable();
             l
         };
@@ -1253,10 +1253,7 @@ mod tests {
         // `any` (experiments from before the rule) keeps the phrases, as it did.
         assert_eq!(lines(SeedRows::Any), [1, 2, 3, 5, 6]);
         // The same seed draws the same pool; `n` cuts it.
-        assert_eq!(pool_rows(&data, &seeds, SeedRows::Any, 3, 2).len(), 2);
-        assert_eq!(
-            pool_rows(&data, &seeds, SeedRows::Any, 3, 10),
-            pool_rows(&data, &seeds, SeedRows::Any, 3, 10)
-        );
+        assert_eq!(pool(SeedRows::Any, 2).len(), 2);
+        assert_eq!(pool(SeedRows::Any, 10), pool(SeedRows::Any, 10));
     }
 }

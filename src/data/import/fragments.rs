@@ -66,10 +66,11 @@ impl SeedRows {
 pub const MAX_FRAGMENT_WORDS: usize = 64;
 
 const RUN_START: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 /// FNV-1a over word ids: a run's hash grows one word at a time.
 fn step(h: u64, id: u32) -> u64 {
-    (h ^ u64::from(id)).wrapping_mul(0x0000_0100_0000_01b3)
+    (h ^ u64::from(id)).wrapping_mul(FNV_PRIME)
 }
 
 /// Spreads FNV's state over a table's buckets (the murmur3 finaliser).
@@ -91,7 +92,7 @@ impl Hasher for PreMixed {
     }
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(FNV_PRIME);
         }
     }
     fn write_u64(&mut self, n: u64) {

@@ -20,7 +20,7 @@ use std::str::FromStr;
 
 pub use fragments::SeedRows;
 pub use label_map::{LabelMap, LabelMapError};
-pub use sample::{ClassSample, Sample, SampleOptions, sample_per_class};
+pub use sample::{ClassSample, Sample, SampleOptions, sample_per_class, sample_per_class_with};
 
 /// A file format we read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

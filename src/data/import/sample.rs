@@ -64,11 +64,21 @@ impl Sample {
 
 /// Draws `per_class` rows of each label in `labels` (rows with other labels are ignored).
 pub fn sample_per_class(rows: &[Row], labels: &[String], opts: &SampleOptions) -> Sample {
+    sample_per_class_with(rows, labels, opts, &Fragments::of(rows, opts.rows))
+}
+
+/// [`sample_per_class`] with the file's fragments already found (by `opts.rows`), for a caller
+/// that draws from the same rows more than once.
+pub fn sample_per_class_with(
+    rows: &[Row],
+    labels: &[String],
+    opts: &SampleOptions,
+    fragments: &Fragments,
+) -> Sample {
     let mut seen = HashSet::new();
     let mut too_short = 0;
     let mut duplicates = 0;
     let mut fragment_rows = 0;
-    let fragments = Fragments::of(rows, opts.rows);
     let mut eligible: Vec<Vec<&Row>> = vec![Vec::new(); labels.len()];
     let mut counts = vec![0usize; labels.len()];
     for (i, row) in rows.iter().enumerate() {
