@@ -125,3 +125,85 @@ fn generate_into_a_workspace_runs_the_workbench_job() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(malformed_pass(&Workspace::open(&ws).unwrap()), generated);
 }
+
+#[test]
+fn filter_judges_a_file_by_the_writers_log_probability_and_names_a_line_without_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (model, _ws) = common::tiny::model_and_demo_workspace(tmp.path());
+    let bin = env!("CARGO_BIN_EXE_seedforge");
+    let raw = tmp.path().join("raw.jsonl");
+    let o = Command::new(bin)
+        .args(["generate", "--device", "cpu", "--per-class", "3"])
+        .args(["--max-tokens", "8", "--out"])
+        .arg(&raw)
+        .arg("--model")
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&raw)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let lps: Vec<f64> = lines
+        .iter()
+        .map(|l| {
+            l["mean_logprob"]
+                .as_f64()
+                .expect("the model here writes it")
+        })
+        .collect();
+    let mut sorted = lps.clone();
+    sorted.sort_by(f64::total_cmp);
+    let floor = (sorted[2] + sorted[3]) / 2.0;
+    let judged = tmp.path().join("judged.jsonl");
+    let filter = |items: &std::path::Path| {
+        Command::new(bin)
+            .args(["filter", "--device", "cpu", "--no-label-consistency"])
+            .args([
+                "--min-words",
+                "1",
+                "--min-logprob",
+                &floor.to_string(),
+                "--items",
+            ])
+            .arg(items)
+            .arg("--out")
+            .arg(&judged)
+            .output()
+            .unwrap()
+    };
+    let o = filter(&raw);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out: Vec<serde_json::Value> = std::fs::read_to_string(&judged)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(out.len(), lps.len());
+    for (o, lp) in out.iter().zip(&lps) {
+        let v = o["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["stage"] == "likelihood")
+            .expect("the band judged it");
+        assert_eq!(v["pass"].as_bool().unwrap(), *lp >= floor, "{o}");
+    }
+    // A line without the writer's log-probability cannot be judged by the band: said, with
+    // the file and line, before anything is written.
+    let mut second = lines[1].clone();
+    second.as_object_mut().unwrap().remove("mean_logprob");
+    let bare = tmp.path().join("bare.jsonl");
+    std::fs::write(&bare, format!("{}\n{second}\n", lines[0])).unwrap();
+    std::fs::remove_file(&judged).unwrap();
+    let o = filter(&bare);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("{}:2: no \"mean_logprob\"", bare.display())),
+        "{err}"
+    );
+    assert!(!judged.exists());
+}

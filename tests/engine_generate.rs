@@ -589,3 +589,133 @@ fn length_strata_hold_every_class_to_the_seeds_length_profile() {
     drop(w);
     engine.shutdown();
 }
+
+/// The band's verdict of an item, read back: its stage's outcome and the log-probability it
+/// judged (NaN when it judged none: a band cleared since).
+fn likelihood_verdict(it: &ItemState) -> Option<(bool, f64)> {
+    it.verdicts()
+        .iter()
+        .find(|v| v.stage == "likelihood")
+        .map(|v| {
+            (
+                v.pass,
+                v.scores.get("mean_logprob").copied().unwrap_or(f64::NAN),
+            )
+        })
+}
+
+#[test]
+fn a_log_probability_band_rejects_by_the_writers_own_likelihood_and_a_recheck_follows_it() {
+    // A first run without the band: every item records what the writer made of its tokens.
+    let (_tmp, ws, engine, mut rx) = setup();
+    engine
+        .send(Command::Generate {
+            settings: settings(4),
+            filters: FilterSettings::default(),
+            adapter: None,
+        })
+        .unwrap();
+    until_end(&mut rx);
+    let (ids, lps): (Vec<_>, Vec<f64>) = {
+        let w = ws.lock().unwrap();
+        w.state()
+            .items()
+            .iter()
+            .map(|it| {
+                assert!(likelihood_verdict(it).is_none(), "no band, no stage");
+                (it.id().clone(), it.original().mean_logprob().unwrap())
+            })
+            .unzip()
+    };
+    let mut sorted = lps.clone();
+    sorted.sort_by(f64::total_cmp);
+    assert!(
+        sorted[0] < sorted[7],
+        "the writer's likelihoods differ: {sorted:?}"
+    );
+    // A floor between the lowest and the rest: the same plan again, judged by the band.
+    let floor = (sorted[0] + sorted[1]) / 2.0;
+    let band = FilterSettings {
+        min_logprob: Some(floor),
+        ..FilterSettings::default()
+    };
+    let (_tmp2, ws2, engine2, mut rx2) = setup();
+    engine2
+        .send(Command::Generate {
+            settings: settings(4),
+            filters: band.clone(),
+            adapter: None,
+        })
+        .unwrap();
+    let mut awaiting = std::collections::BTreeSet::new();
+    for e in until_end(&mut rx2) {
+        if let Event::AwaitingLabelCheck { items, .. } = e {
+            awaiting.extend(items);
+        }
+    }
+    {
+        let w = ws2.lock().unwrap();
+        let mut rejected = 0;
+        for it in w.state().items() {
+            let lp = it.original().mean_logprob().unwrap();
+            let (pass, judged) = likelihood_verdict(it).expect("the band judged every item");
+            assert_eq!(judged, lp);
+            assert_eq!(pass, lp >= floor, "{lp} against the floor {floor}");
+            // What the band rejects is not worth the label check.
+            if !pass {
+                rejected += 1;
+                assert!(!awaiting.contains(it.id()));
+                let v = it
+                    .verdicts()
+                    .iter()
+                    .find(|v| v.stage == "likelihood")
+                    .unwrap();
+                assert!(v.reason.contains("below the floor"), "{}", v.reason);
+            }
+        }
+        assert!(rejected >= 1);
+    }
+    engine2.shutdown();
+
+    // On the first workspace, a recheck under the band judges the items as written; a recheck
+    // with the band cleared clears its verdicts.
+    let lowest = ids[lps.iter().position(|l| *l == sorted[0]).unwrap()].clone();
+    for (filters, passes) in [(band, false), (FilterSettings::default(), true)] {
+        engine
+            .send(Command::Recheck {
+                items: ids.clone(),
+                filters,
+            })
+            .unwrap();
+        until_end(&mut rx);
+        let w = ws.lock().unwrap();
+        let it = w.state().get(lowest.as_str()).unwrap();
+        assert_eq!(likelihood_verdict(it).map(|v| v.0), Some(passes));
+    }
+    engine.shutdown();
+}
+
+#[test]
+fn a_band_whose_floor_is_not_below_its_ceiling_is_refused_before_anything_is_written() {
+    let (_tmp, ws, engine, mut rx) = setup();
+    engine
+        .send(Command::Generate {
+            settings: settings(2),
+            filters: FilterSettings {
+                min_logprob: Some(-1.0),
+                max_logprob: Some(-2.0),
+                ..FilterSettings::default()
+            },
+            adapter: None,
+        })
+        .unwrap();
+    let events = until_end(&mut rx);
+    match events.last() {
+        Some(Event::JobFailed { error, .. }) => {
+            assert!(error.contains("not below the ceiling"), "{error}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(ws.lock().unwrap().state().items().is_empty());
+    engine.shutdown();
+}

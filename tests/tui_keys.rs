@@ -1420,25 +1420,28 @@ fn the_guidance_row_is_bounded_stepped_and_sent_with_the_generation_command() {
 }
 
 #[test]
-fn the_attribute_values_a_request_drew_show_on_review_and_in_the_rejected_detail() {
+fn the_attributes_and_log_probability_of_a_request_show_on_review_and_in_the_rejected_detail() {
     use seedforge::data::item::{Item, Source};
     use seedforge::pipeline::filters::stages::label_consistency;
     let f = fixture();
     {
         let mut ws = f.ws.lock().unwrap();
         let task = ws.task().clone();
-        for (text, p) in [
+        for (text, p, lp) in [
             (
                 "a slow , gloomy ghost story that never finds a single scare .",
                 Some(0.9),
+                -2.314,
             ),
-            ("!!! ??? ...", None),
+            ("!!! ??? ...", None, -3.871),
         ] {
             let mut item = Item::new(text, "negative", Source::Generated);
             item.meta.insert(
                 "attributes".into(),
                 serde_json::json!({ "genre": "horror", "length": "one line" }),
             );
+            item.meta
+                .insert("mean_logprob".into(), serde_json::json!(lp));
             let id = ws.add_item(item).unwrap();
             let mut verdicts = seedforge::pipeline::filters::Filters::new(
                 &task,
@@ -1463,7 +1466,7 @@ fn the_attribute_values_a_request_drew_show_on_review_and_in_the_rejected_detail
     assert_eq!(app.review.current, Some(id(8)));
     let screen = render(&app, 120, 36);
     assert!(
-        screen.contains("(genre: horror, length: one line)"),
+        screen.contains("(genre: horror, length: one line)  log-p -2.31/token"),
         "{screen}"
     );
     // Item 9 failed the malformed filter: its detail on Rejected says what its request drew.
@@ -1476,6 +1479,8 @@ fn the_attribute_values_a_request_drew_show_on_review_and_in_the_rejected_detail
         screen.contains("attributes: genre: horror, length: one line"),
         "{screen}"
     );
+    // And what the writer made of its tokens, beside the generation's figures.
+    assert!(screen.contains(" s · log-p -3.87/token"), "{screen}");
 }
 
 #[test]
@@ -1505,4 +1510,48 @@ fn the_generate_screen_says_which_attributes_each_request_draws() {
         screen.contains(" attributes: genre (3), length (1)"),
         "{screen}"
     );
+}
+
+#[test]
+fn the_log_probability_rows_turn_on_step_stay_ordered_and_go_with_the_generation_command() {
+    let f = fixture();
+    let mut app = app(&f);
+    press(&mut app, "2");
+    let value = |app: &App, s: Setting| app.generate.fields()[s.row()].value.clone();
+    assert_eq!(value(&app, Setting::MinLogprob), "off");
+    assert_eq!(value(&app, Setting::MaxLogprob), "off");
+    // → turns the floor on where the validation rows put SmolLM2's 10th percentile.
+    press(&mut app, &moves(Setting::PerClass, Setting::MinLogprob));
+    press(&mut app, "right");
+    assert_eq!(value(&app, Setting::MinLogprob), "-3.4");
+    press(&mut app, "left left");
+    assert_eq!(app.generate.filters.min_logprob, Some(-3.6));
+    // The ceiling, typed, cannot go below the floor: refused, and said why.
+    press(&mut app, "down enter ^u");
+    type_text(&mut app, "-4");
+    press(&mut app, "enter");
+    let said = app.message.clone().unwrap();
+    assert_eq!(said.kind, MessageKind::Error);
+    assert!(said.text.contains("not below the ceiling"), "{}", said.text);
+    assert_eq!(app.generate.filters.max_logprob, None);
+    press(&mut app, "esc enter ^u");
+    type_text(&mut app, "-3.5");
+    press(&mut app, "enter");
+    assert_eq!(app.generate.filters.max_logprob, Some(-3.5));
+    // ← on the ceiling stops at the floor rather than crossing it.
+    press(&mut app, "left left left");
+    assert_eq!(app.generate.filters.max_logprob, Some(-3.5));
+    press(&mut app, "enter ^u");
+    type_text(&mut app, "off");
+    press(&mut app, "enter");
+    assert_eq!(value(&app, Setting::MaxLogprob), "off");
+    app.take_effects();
+    press(&mut app, "g");
+    match app.take_effects().as_slice() {
+        [Effect::Send(Command::Generate { filters, .. })] => {
+            assert_eq!(filters.min_logprob, Some(-3.6));
+            assert_eq!(filters.max_logprob, None);
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -63,6 +63,13 @@ pub struct FilterOptions {
     /// Minimum probability margin of the intended label over the runner-up.
     #[arg(long, default_value_t = 0.0)]
     pub min_margin: f64,
+    /// Reject a generated item whose writer gave its tokens a mean log-probability below this
+    /// (e.g. -3.3: garbled text). Needs the model here as the writer. Off by default.
+    #[arg(long, value_name = "LOGPROB", allow_hyphen_values = true)]
+    pub min_logprob: Option<f64>,
+    /// Reject one above this (e.g. -1.6: near copies of the seeds). Off by default.
+    #[arg(long, value_name = "LOGPROB", allow_hyphen_values = true)]
+    pub max_logprob: Option<f64>,
     /// Skip the label-consistency stage (no model needed).
     #[arg(long)]
     pub no_label_consistency: bool,
@@ -87,6 +94,8 @@ impl FilterOptions {
     /// (its judge reads the prompt of --judge: icl or zero-shot).
     pub fn settings_with_server(&self) -> anyhow::Result<FilterSettings> {
         let mut s = self.settings();
+        s.validate()
+            .map_err(|e| anyhow::anyhow!("--min-logprob/--max-logprob: {e}"))?;
         s.remote_judge = self.judge_server.settings()?.map(Box::new);
         if s.remote_judge.is_some() {
             let choice = self.judge_choice()?;
@@ -106,6 +115,8 @@ impl FilterOptions {
             max_words: self.max_words,
             near_dup_threshold: self.near_dup_threshold,
             min_margin: self.min_margin,
+            min_logprob: self.min_logprob,
+            max_logprob: self.max_logprob,
             label_consistency: !self.no_label_consistency,
             calibrate: !self.no_calibrate,
             judge: self.judge_choice().ok().flatten().unwrap_or_default(),
@@ -131,6 +142,9 @@ struct Input {
     text: String,
     label: String,
     malformed: Option<String>,
+    /// `mean_logprob`, at the top or in `meta` (as `generate --out` and a workspace export
+    /// write it).
+    mean_logprob: Option<f64>,
 }
 
 fn read_items(path: &PathBuf) -> anyhow::Result<Vec<Input>> {
@@ -150,8 +164,13 @@ fn read_items(path: &PathBuf) -> anyhow::Result<Vec<Input>> {
             field("text").with_context(|| format!("{}:{n}: no \"text\" string", path.display()))?;
         let label = field("label")
             .with_context(|| format!("{}:{n}: no \"label\" string", path.display()))?;
+        let mean_logprob = raw
+            .get("mean_logprob")
+            .or_else(|| raw.get("meta").and_then(|m| m.get("mean_logprob")))
+            .and_then(Value::as_f64);
         out.push(Input {
             line: n,
+            mean_logprob,
             malformed: field("malformed"),
             raw,
             text,
@@ -183,6 +202,17 @@ pub fn run(args: FilterArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> {
         );
     }
     let settings = args.filters.settings_with_server()?;
+    if settings.likelihood_band()
+        && let Some(it) = items.iter().find(|it| it.mean_logprob.is_none())
+    {
+        anyhow::bail!(
+            "{}:{}: no \"mean_logprob\" (the writer's log-probability per token), which \
+             --min-logprob/--max-logprob judge; items written by `seedforge generate` with \
+             the model here carry it",
+            items_path.display(),
+            it.line
+        );
+    }
     let started = Instant::now();
     let to_judge: Vec<ToJudge> = items
         .iter()
@@ -190,6 +220,7 @@ pub fn run(args: FilterArgs, workspace: Option<PathBuf>) -> anyhow::Result<()> {
             text: &it.text,
             label: &it.label,
             malformed: it.malformed.as_deref(),
+            mean_logprob: it.mean_logprob,
         })
         .collect();
     let choice = args.filters.judge_choice()?;

@@ -303,8 +303,10 @@ pub fn run(args: GenerateArgs, workspace: Option<PathBuf>) -> anyhow::Result<()>
                     "request": c.index,
                     "attempts": c.attempts,
                 });
-                if let Some(p) = &provenance {
-                    line["writer"] = p.clone();
+                match &provenance {
+                    Some(p) => line["writer"] = p.clone(),
+                    // A server is not asked for log-probabilities.
+                    None => line["mean_logprob"] = serde_json::json!(c.mean_logprob),
                 }
                 if !c.retried_for.is_empty() {
                     line["retried_for"] = serde_json::json!(c.retried_for);

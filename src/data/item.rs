@@ -118,6 +118,12 @@ impl Item {
             .collect();
         (!said.is_empty()).then(|| said.join(", "))
     }
+
+    /// The writer's mean log-probability per token of what it wrote (`meta.mean_logprob`);
+    /// none for a server's writing, a hand-written or an annotated item.
+    pub fn mean_logprob(&self) -> Option<f64> {
+        self.meta.get("mean_logprob")?.as_f64()
+    }
 }
 
 /// One filter's judgement of one item.

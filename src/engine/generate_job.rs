@@ -19,8 +19,9 @@ use crate::llm::load::LoadedModel;
 use crate::pipeline::classify::Classifier;
 use crate::pipeline::filters::diversity::{Diversity, diversity};
 use crate::pipeline::filters::judge::remote_classifier;
-use crate::pipeline::filters::stages::QUOTA;
-use crate::pipeline::filters::stages::{consistency_classifier, label_consistency};
+use crate::pipeline::filters::stages::{
+    LIKELIHOOD, QUOTA, consistency_classifier, label_consistency, likelihood,
+};
 use crate::pipeline::filters::{FilterSettings, Filters};
 use crate::pipeline::generate::{self, GenerateEvent, GenerateSettings};
 use crate::pipeline::length_strata;
@@ -108,6 +109,12 @@ pub fn run(
 ) -> anyhow::Result<Outcome> {
     let settings = request.settings;
     settings.validate().map_err(anyhow::Error::msg)?;
+    request.filters.validate().map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(
+        !(request.filters.likelihood_band() && settings.remote.is_some()),
+        "the log-probability band needs the model here as the writer: a server is not asked \
+         for log-probabilities (clear the floor and ceiling, or write with the base model)"
+    );
     // The writer: the base model, or a copy carrying the adapter (the engine's model must stay
     // the base one for the label check and every later job).
     let adapted = request
@@ -350,8 +357,9 @@ pub fn run(
                             let (id, sent, all_pass) = {
                                 let mut w = ws.lock().unwrap_or_else(|e| e.into_inner());
                                 let next = w.state().next_id(Source::Generated);
-                                let verdicts: Vec<Verdict> =
+                                let mut verdicts: Vec<Verdict> =
                                     filters.cheap(next.as_str(), &c.text, c.malformed.as_deref());
+                                verdicts.extend(filters.likelihood(c.mean_logprob));
                                 let all_pass = verdicts.iter().all(|v| v.pass);
                                 let sent: Vec<(String, bool)> =
                                     verdicts.iter().map(|v| (v.stage.clone(), v.pass)).collect();
@@ -551,6 +559,30 @@ pub(super) fn remote_summary(r: &crate::llm::remote::Remote, filters: &FilterSet
     )
 }
 
+/// An item the recheck judges again, as it stands now.
+struct Target {
+    id: ItemId,
+    label: String,
+    text: String,
+    mean_logprob: Option<f64>,
+    /// Whether an earlier band judged it: a band cleared since must clear its verdict too.
+    had_likelihood: bool,
+}
+
+/// The likelihood verdict of a recheck: the band's, when one is set and the writer gave a
+/// log-probability; a pass that says why when it gave none (a server, a hand-written text) or
+/// when the band that once judged the item is cleared.
+fn recheck_likelihood(settings: &FilterSettings, t: &Target) -> Option<Verdict> {
+    match (settings.likelihood_band(), t.mean_logprob) {
+        (true, Some(lp)) => likelihood(settings, lp),
+        (true, None) => Some(Verdict {
+            reason: "no log-probability recorded for this text: the band does not apply".into(),
+            ..Verdict::pass(LIKELIHOOD)
+        }),
+        (false, _) => t.had_likelihood.then(|| Verdict::pass(LIKELIHOOD)),
+    }
+}
+
 /// Runs every filter stage again on `items` (their current text and label), e.g. after an edit.
 /// An item is not compared with itself.
 pub fn recheck(
@@ -569,22 +601,26 @@ pub fn recheck(
     });
     let task = task_of(ws);
     let templates = Templates::for_task(&task)?;
-    let targets: Vec<(ItemId, String, String)> = {
+    let targets: Vec<Target> = {
         let w = ws.lock().unwrap_or_else(|e| e.into_inner());
         items
             .iter()
             .filter_map(|id| {
-                w.state()
-                    .get(id.as_str())
-                    .map(|it| (id.clone(), it.label().to_string(), it.text().to_string()))
+                w.state().get(id.as_str()).map(|it| Target {
+                    id: id.clone(),
+                    label: it.label().to_string(),
+                    text: it.text().to_string(),
+                    mean_logprob: it.original().mean_logprob(),
+                    had_likelihood: it.verdicts().iter().any(|v| v.stage == LIKELIHOOD),
+                })
             })
             .collect()
     };
     events.send(Event::AwaitingLabelCheck {
         job,
-        items: targets.iter().map(|t| t.0.clone()).collect(),
+        items: targets.iter().map(|t| t.id.clone()).collect(),
     });
-    let texts: Vec<&str> = targets.iter().map(|t| t.2.as_str()).collect();
+    let texts: Vec<&str> = targets.iter().map(|t| t.text.as_str()).collect();
     let remote_judge = filters
         .remote_judge
         .clone()
@@ -609,7 +645,8 @@ pub fn recheck(
         (Vec::new(), filters.clone())
     };
     let filter_settings = &filter_settings;
-    for (i, (id, label, text)) in targets.iter().enumerate() {
+    for (i, t) in targets.iter().enumerate() {
+        let (id, label, text) = (&t.id, &t.label, &t.text);
         // Duplicates are judged against the items written before it, as when it was written
         // (copied out, so the signatures are built without the lock).
         let earlier = {
@@ -624,6 +661,7 @@ pub fn recheck(
             filters.exact_dup(text),
             filters.near_dup(text),
         ];
+        verdicts.extend(recheck_likelihood(filter_settings, t));
         if let Some(p) = preds.get(i) {
             verdicts.push(label_consistency(filter_settings.min_margin, label, p));
         }

@@ -482,7 +482,7 @@ pub fn markdown(r: &ExperimentReport) -> String {
     let _ = writeln!(
         md,
         "\nWall time of all steps: {}. Generation: {} per class, temperature {}, top-p {}, \
-         guidance {} (against {}), batch {}. Filters: near-duplicate Jaccard ≥ {}, label consistency {} (calibrated {}, \
+         guidance {} (against {}), batch {}. Filters: near-duplicate Jaccard ≥ {}{}, label consistency {} (calibrated {}, \
          margin {}). LoRA: r={}, α={}, lr {}, up to {} epochs, patience {}, validation {:.0}% \
          of the seeds. Model {}.",
         minutes(r.seconds),
@@ -493,6 +493,10 @@ pub fn markdown(r: &ExperimentReport) -> String {
         g.guide_against.name(),
         g.batch,
         spec.filters.near_dup_threshold,
+        spec.filters
+            .likelihood_said()
+            .map(|b| format!(", the writer's log-probability in {b}"))
+            .unwrap_or_default(),
         if spec.filters.label_consistency {
             "on"
         } else {

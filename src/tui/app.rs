@@ -32,6 +32,9 @@ use crate::llm::fetch::FetchEvent;
 use crate::pipeline::filters::stages::LABEL_CONSISTENCY;
 
 /// What the event loop must do for the app (the app itself never touches the engine).
+// A key press makes a handful of effects, drained at once: boxing the command would cost more
+// in every match on it than the unused bytes of the small variants.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Effect {
     Send(Command),

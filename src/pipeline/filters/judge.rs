@@ -21,6 +21,8 @@ pub struct ToJudge<'a> {
     pub label: &'a str,
     /// Why the extraction of the text from the raw output failed, if it did.
     pub malformed: Option<&'a str>,
+    /// The writer's mean log-probability per token, when it gave one.
+    pub mean_logprob: Option<f64>,
 }
 
 /// The model the label-consistency stage classifies with.
@@ -90,7 +92,11 @@ pub fn judge_more(
     let mut verdicts: Vec<Vec<Verdict>> = items
         .iter()
         .enumerate()
-        .map(|(i, it)| filters.cheap(&format!("item {}", first + i + 1), it.text, it.malformed))
+        .map(|(i, it)| {
+            let mut v = filters.cheap(&format!("item {}", first + i + 1), it.text, it.malformed);
+            v.extend(it.mean_logprob.and_then(|lp| filters.likelihood(lp)));
+            v
+        })
         .collect();
     let Some(classifier) = classifier else {
         return Ok(verdicts);
@@ -129,26 +135,31 @@ mod tests {
                 text: a,
                 label: "positive",
                 malformed: None,
+                mean_logprob: None,
             },
             ToJudge {
                 text: "ok",
                 label: "positive",
                 malformed: None,
+                mean_logprob: None,
             },
             ToJudge {
                 text: "ok",
                 label: "negative",
                 malformed: None,
+                mean_logprob: None,
             },
             ToJudge {
                 text: a,
                 label: "negative",
                 malformed: None,
+                mean_logprob: None,
             },
             ToJudge {
                 text: "fine words",
                 label: "negative",
                 malformed: Some("no text found"),
+                mean_logprob: None,
             },
         ];
         let v = judge_all(&task, &settings, None, &items).unwrap();

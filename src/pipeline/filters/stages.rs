@@ -18,11 +18,19 @@ pub const MALFORMED: &str = "malformed";
 pub const EXACT_DUP: &str = "exact_dup";
 pub const NEAR_DUP: &str = "near_dup";
 pub const LABEL_CONSISTENCY: &str = "label_consistency";
+/// The writer's own mean log-probability per token outside the band the settings ask for.
+pub const LIKELIHOOD: &str = "likelihood";
 /// Kept by every filter, but its class already has the items asked for (balance).
 pub const QUOTA: &str = "quota";
 
 /// Every stage's name, in the order they run.
-pub const STAGES: [&str; 4] = [MALFORMED, EXACT_DUP, NEAR_DUP, LABEL_CONSISTENCY];
+pub const STAGES: [&str; 5] = [
+    MALFORMED,
+    EXACT_DUP,
+    NEAR_DUP,
+    LIKELIHOOD,
+    LABEL_CONSISTENCY,
+];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -46,6 +54,13 @@ pub struct FilterSettings {
     /// Choose the judge by cross-validation on the seeds when a job starts (`judge` is then
     /// only the fallback).
     pub select_judge: bool,
+    /// Reject a generated item whose writer gave its tokens a mean log-probability below this
+    /// (garbled text: SuperGen's likelihood filter). Off when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_logprob: Option<f64>,
+    /// Reject one above this (text the writer found too easy: near copies of the seeds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_logprob: Option<f64>,
     /// An OpenAI-compatible server that judges instead of the model here, from its
     /// log-probabilities of the label words after the prompt of `judge` (icl or zero-shot).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -107,8 +122,52 @@ impl Default for FilterSettings {
             calibrate: true,
             judge: JudgeKind::default(),
             select_judge: false,
+            min_logprob: None,
+            max_logprob: None,
             remote_judge: None,
         }
+    }
+}
+
+impl FilterSettings {
+    /// Whether the likelihood stage runs (a floor or a ceiling is set).
+    pub fn likelihood_band(&self) -> bool {
+        self.min_logprob.is_some() || self.max_logprob.is_some()
+    }
+
+    /// The band as the report and the screens say it: "−3.30 … −1.60 per token".
+    pub fn likelihood_said(&self) -> Option<String> {
+        let end = |v: Option<f64>| v.map_or_else(|| "–".to_string(), |v| format!("{v:.2}"));
+        self.likelihood_band().then(|| {
+            format!(
+                "{} … {} per token",
+                end(self.min_logprob),
+                end(self.max_logprob)
+            )
+        })
+    }
+
+    /// The settings' own consistency: a band whose floor is not below its ceiling keeps
+    /// nothing.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, v) in [("floor", self.min_logprob), ("ceiling", self.max_logprob)] {
+            if let Some(v) = v
+                && !(v.is_finite() && v <= 0.0)
+            {
+                return Err(format!(
+                    "log-probability {name}: a number ≤ 0 (a mean log-probability per token), \
+                     not {v}"
+                ));
+            }
+        }
+        if let (Some(lo), Some(hi)) = (self.min_logprob, self.max_logprob)
+            && lo >= hi
+        {
+            return Err(format!(
+                "log-probability floor {lo} is not below the ceiling {hi}: nothing would be kept"
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -305,10 +364,37 @@ impl Filters {
         out
     }
 
+    /// The writer's mean log-probability per token inside the band of the settings; `None`
+    /// when no band is set (the stage does not run).
+    pub fn likelihood(&self, mean_logprob: f64) -> Option<Verdict> {
+        likelihood(&self.settings, mean_logprob)
+    }
+
     /// Label consistency: see [`label_consistency`].
     pub fn label_consistency(&self, intended: &str, p: &Prediction) -> Verdict {
         label_consistency(self.settings.min_margin, intended, p)
     }
+}
+
+/// See [`Filters::likelihood`].
+pub fn likelihood(settings: &FilterSettings, mean_logprob: f64) -> Option<Verdict> {
+    if !settings.likelihood_band() {
+        return None;
+    }
+    let reason = match (settings.min_logprob, settings.max_logprob) {
+        (Some(lo), _) if mean_logprob < lo => Some(format!(
+            "the writer's log-probability {mean_logprob:.2} per token is below the floor {lo:.2}"
+        )),
+        (_, Some(hi)) if mean_logprob > hi => Some(format!(
+            "the writer's log-probability {mean_logprob:.2} per token is above the ceiling {hi:.2}"
+        )),
+        _ => None,
+    };
+    let v = match reason {
+        Some(r) => Verdict::fail(LIKELIHOOD, r),
+        None => Verdict::pass(LIKELIHOOD),
+    };
+    Some(v.with_score("mean_logprob", mean_logprob))
 }
 
 /// Label consistency: the classifier must predict the label the item was made for, with at
@@ -430,6 +516,59 @@ mod tests {
         let bad = f.cheap("g-9", "ok", None);
         assert!(!bad[0].pass);
         assert!(f.exact_dup("ok").pass);
+    }
+
+    #[test]
+    fn the_likelihood_band_rejects_below_its_floor_and_above_its_ceiling() {
+        assert!(filters().likelihood(-9.0).is_none(), "no band, no stage");
+        let band = |lo, hi| {
+            Filters::new(
+                &Task::demo(),
+                FilterSettings {
+                    min_logprob: lo,
+                    max_logprob: hi,
+                    ..Default::default()
+                },
+            )
+        };
+        let f = band(Some(-3.0), Some(-1.5));
+        let low = f.likelihood(-3.2).unwrap();
+        assert_eq!(low.stage, LIKELIHOOD);
+        assert!(reason(&low).contains("-3.20 per token is below the floor -3.00"));
+        assert_eq!(low.scores["mean_logprob"], -3.2);
+        assert!(reason(&f.likelihood(-1.2).unwrap()).contains("above the ceiling -1.50"));
+        for inside in [-3.0, -2.2, -1.5] {
+            assert!(f.likelihood(inside).unwrap().pass, "{inside}");
+        }
+        // One end alone.
+        assert!(band(Some(-3.0), None).likelihood(-0.1).unwrap().pass);
+        assert!(!band(None, Some(-1.5)).likelihood(-0.1).unwrap().pass);
+        assert!(band(None, Some(-1.5)).likelihood(-7.0).unwrap().pass);
+    }
+
+    #[test]
+    fn a_band_that_keeps_nothing_or_is_not_a_log_probability_is_refused() {
+        let s = |lo, hi| FilterSettings {
+            min_logprob: lo,
+            max_logprob: hi,
+            ..Default::default()
+        };
+        assert!(s(None, None).validate().is_ok());
+        assert!(s(Some(-3.4), Some(-1.6)).validate().is_ok());
+        assert!(
+            s(Some(-1.6), Some(-3.4))
+                .validate()
+                .unwrap_err()
+                .contains("not below")
+        );
+        assert!(s(Some(-2.0), Some(-2.0)).validate().is_err());
+        assert!(s(Some(0.5), None).validate().unwrap_err().contains("≤ 0"));
+        assert!(s(None, Some(f64::NAN)).validate().is_err());
+        assert_eq!(
+            s(Some(-3.4), None).likelihood_said().as_deref(),
+            Some("-3.40 … – per token")
+        );
+        assert_eq!(s(None, None).likelihood_said(), None);
     }
 
     #[test]

@@ -12,6 +12,15 @@ const MAX_ATTEMPTS_FACTOR: usize = 10;
 /// More bins than seeds a class has leave most of them to chance.
 const MAX_LENGTH_STRATA: usize = 10;
 
+/// Where a log-probability row starts when it is turned on: about the 10th and 90th percentiles
+/// of SmolLM2-135M's own items that passed the cheap stages on the validation rows
+/// (docs/results.md).
+const LOGPROB_FLOOR_START: f64 = -3.4;
+const LOGPROB_CEILING_START: f64 = -1.6;
+/// The rows' range: past it, a row turns off.
+const LOGPROB_LOWEST: f64 = -8.0;
+const LOGPROB_HIGHEST: f64 = -0.1;
+
 /// The judge row's choices, in ←/→ order: `auto` measures the others on the seeds.
 const JUDGES: [&str; 4] = ["auto", "icl", "zero-shot", "seeds-lora"];
 
@@ -29,6 +38,8 @@ pub enum Setting {
     LabelCheck,
     MinMargin,
     NearDup,
+    MinLogprob,
+    MaxLogprob,
     Writer,
     AnnotateFile,
     MinConfidence,
@@ -40,7 +51,7 @@ pub enum Setting {
 
 impl Setting {
     /// The rows, in order.
-    pub const ALL: [Setting; 18] = [
+    pub const ALL: [Setting; 20] = [
         Setting::PerClass,
         Setting::Batch,
         Setting::Temperature,
@@ -52,6 +63,8 @@ impl Setting {
         Setting::LabelCheck,
         Setting::MinMargin,
         Setting::NearDup,
+        Setting::MinLogprob,
+        Setting::MaxLogprob,
         Setting::Writer,
         Setting::AnnotateFile,
         Setting::MinConfidence,
@@ -83,6 +96,8 @@ impl Setting {
             Setting::LabelCheck => "label check",
             Setting::MinMargin => "min margin",
             Setting::NearDup => "near-dup at",
+            Setting::MinLogprob => "log-p floor",
+            Setting::MaxLogprob => "log-p ceiling",
             Setting::Writer => "writer",
             Setting::AnnotateFile => "annotate",
             Setting::MinConfidence => "keep p ≥",
@@ -108,6 +123,12 @@ impl Setting {
             Setting::LabelCheck => "keep items only when the model reads them as their label",
             Setting::MinMargin => "p(label) must beat the runner-up by this",
             Setting::NearDup => "word-bigram similarity that makes a near duplicate",
+            Setting::MinLogprob => {
+                "reject what the writer found unlikely (mean log-p per token; garbled text)"
+            }
+            Setting::MaxLogprob => {
+                "reject what the writer found too likely (near copies of the seeds)"
+            }
             Setting::Writer => {
                 "←/→: the base model, a server of config.toml, or a run's adapter \
                  (seedforge teacher trains one)"
@@ -158,6 +179,8 @@ impl GenerateState {
             Setting::LabelCheck => if f.label_consistency { "on" } else { "off" }.to_string(),
             Setting::MinMargin => format!("{:.2}", f.min_margin),
             Setting::NearDup => format!("{:.0}%", f.near_dup_threshold * 100.0),
+            Setting::MinLogprob => logprob_said(f.min_logprob),
+            Setting::MaxLogprob => logprob_said(f.max_logprob),
             Setting::Writer => match (&s.remote, &self.writer) {
                 (Some(r), _) => self.server_row(r, None),
                 (None, None) => "base model".to_string(),
@@ -248,6 +271,18 @@ impl GenerateState {
             Setting::LabelCheck => f.label_consistency = !f.label_consistency,
             Setting::MinMargin => f.min_margin = stepf(f.min_margin, 0.05, 0.0, 1.0),
             Setting::NearDup => f.near_dup_threshold = stepf(f.near_dup_threshold, 0.05, 0.05, 1.0),
+            Setting::MinLogprob | Setting::MaxLogprob => {
+                let mut band = f.clone();
+                if setting == Setting::MinLogprob {
+                    band.min_logprob = step_logprob(f.min_logprob, LOGPROB_FLOOR_START, up);
+                } else {
+                    band.max_logprob = step_logprob(f.max_logprob, LOGPROB_CEILING_START, up);
+                }
+                // A floor does not step past its ceiling, nor a ceiling below its floor.
+                if band.validate().is_ok() {
+                    *f = band;
+                }
+            }
             Setting::MinConfidence => {
                 self.min_confidence = stepf(self.min_confidence, 0.05, 0.0, 1.0)
             }
@@ -336,6 +371,23 @@ impl GenerateState {
                 let v = float(0.0, 100.0)?;
                 f.near_dup_threshold = if v > 1.0 { v / 100.0 } else { v };
             }
+            Setting::MinLogprob | Setting::MaxLogprob => {
+                let v = if t.eq_ignore_ascii_case("off") || t == "-" || t == "–" {
+                    None
+                } else {
+                    Some(
+                        float(LOGPROB_LOWEST, LOGPROB_HIGHEST)
+                            .map_err(|e| format!("{e} (or off)"))?,
+                    )
+                };
+                let mut band = f.clone();
+                match setting {
+                    Setting::MinLogprob => band.min_logprob = v,
+                    _ => band.max_logprob = v,
+                }
+                band.validate()?;
+                *f = band;
+            }
             Setting::AnnotateFile => self.annotate_file = text.trim().to_string(),
             Setting::MinConfidence => self.min_confidence = float(0.0, 1.0)?,
             Setting::Judge => self.set_judge(&t.to_ascii_lowercase())?,
@@ -348,4 +400,18 @@ impl GenerateState {
         }
         Ok(())
     }
+}
+
+/// A log-probability row's value: a number, or "off".
+fn logprob_said(v: Option<f64>) -> String {
+    v.map_or_else(|| "off".to_string(), |v| format!("{v:.1}"))
+}
+
+/// ←/→ on a log-probability row: off turns on at `start`; steps of 0.1; past the range, off.
+fn step_logprob(v: Option<f64>, start: f64, up: bool) -> Option<f64> {
+    let Some(v) = v else {
+        return Some(start);
+    };
+    let n = ((v + if up { 0.1 } else { -0.1 }) * 10.0).round() / 10.0;
+    (LOGPROB_LOWEST..=LOGPROB_HIGHEST).contains(&n).then_some(n)
 }

@@ -480,7 +480,7 @@ fn draw_detail(frame: &mut Frame, theme: &Theme, ws: &ReadModel, id: &ItemId, sc
     let meta = |k: &str| orig.meta.get(k).map(|v| v.to_string());
     lines.push(Line::styled(
         format!(
-            "generation: finish {} · {} new tokens · {} prompt tokens · {} s",
+            "generation: finish {} · {} new tokens · {} prompt tokens · {} s{}",
             meta("finish").unwrap_or_else(|| "–".into()),
             meta("new_tokens").unwrap_or_else(|| "–".into()),
             meta("prompt_tokens").unwrap_or_else(|| "–".into()),
@@ -489,6 +489,9 @@ fn draw_detail(frame: &mut Frame, theme: &Theme, ws: &ReadModel, id: &ItemId, sc
                 .and_then(|s| s.as_f64())
                 .map(|s| format!("{s:.1}"))
                 .unwrap_or_else(|| "–".into()),
+            orig.mean_logprob()
+                .map(|lp| format!(" · log-p {lp:.2}/token"))
+                .unwrap_or_default(),
         ),
         theme.dim(),
     ));

@@ -341,6 +341,9 @@ fn item_lines(
     if let Some(said) = it.original().attributes_said() {
         head.push(Span::styled(format!("  ({said})"), theme.dim()));
     }
+    if let Some(lp) = it.original().mean_logprob() {
+        head.push(Span::styled(format!("  log-p {lp:.2}/token"), theme.dim()));
+    }
     if it.is_edited() {
         head.push(Span::styled("  edited", theme.info()));
     }
