@@ -63,10 +63,17 @@ fn row_of(it: &ItemState) -> Option<RejectedRow> {
         }
         Status::AutoRejected => {
             let v = it.failed_verdicts().next()?;
-            let score = ["similarity", "p_intended", "confidence", "margin", "words"]
-                .iter()
-                .find_map(|k| v.scores.get(*k).map(|x| (k.to_string(), *x)))
-                .or_else(|| v.scores.iter().next().map(|(k, x)| (k.clone(), *x)));
+            let score = [
+                "similarity",
+                "p_intended",
+                "confidence",
+                "margin",
+                "mean_logprob",
+                "words",
+            ]
+            .iter()
+            .find_map(|k| v.scores.get(*k).map(|x| (k.to_string(), *x)))
+            .or_else(|| v.scores.iter().next().map(|(k, x)| (k.clone(), *x)));
             (v.stage.clone(), v.reason.clone(), score)
         }
         _ => return None,
@@ -388,6 +395,7 @@ fn short_score(name: &str) -> &str {
         "similarity" => "sim",
         "p_intended" => "p",
         "confidence" => "p",
+        "mean_logprob" => "lp",
         other => other,
     }
 }
