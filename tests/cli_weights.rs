@@ -1,5 +1,6 @@
-//! `--weights`: the commands run the tiny model with its weights held in blocks, training
-//! refuses them with what to do instead, and the flag before a subcommand is refused.
+//! `--weights`: the commands run the tiny model with its weights held in blocks, training over
+//! them is QLoRA (a PEFT adapter an f32 model then reads), and the flag before a subcommand is
+//! refused.
 
 mod common;
 
@@ -12,7 +13,7 @@ fn seedforge(ws: &std::path::Path) -> Command {
 }
 
 #[test]
-fn generation_runs_on_quantized_weights_and_training_refuses_them() {
+fn generation_runs_on_quantized_weights_and_training_over_them_is_qlora() {
     let tmp = tempfile::tempdir().unwrap();
     let (model, ws) = common::tiny::model_and_demo_workspace(tmp.path());
     for weights in ["q8_0", "q4"] {
@@ -36,30 +37,60 @@ fn generation_runs_on_quantized_weights_and_training_refuses_them() {
         assert!(err.contains("4 items written"), "{err}");
     }
 
+    let run = tmp.path().join("qlora-run");
     let o = seedforge(&ws)
         .args([
             "train",
             "--device",
             "cpu",
             "--epochs",
-            "1",
+            "2",
             "--weights",
             "q8_0",
-            "--model",
         ])
+        .arg("--out")
+        .arg(&run)
+        .arg("--model")
         .arg(&model)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
     assert!(
-        !o.status.success(),
-        "training on q8_0 weights must be refused"
+        err.contains("QLoRA: the frozen base stays in q8_0 blocks"),
+        "{err}"
     );
-    assert!(err.contains("--weights f32"), "{err}");
-    let runs = std::fs::read_dir(ws.join("runs"))
-        .map(|d| d.count())
-        .unwrap_or(0);
-    assert_eq!(runs, 0, "a refused run leaves no folder");
+    // The run says what its base was held as.
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert!(
+        config["device"]
+            .as_str()
+            .is_some_and(|d| d.ends_with("weights q8_0")),
+        "{config}"
+    );
+    // Its adapter is a PEFT adapter like any other: an f32 model reads it and predicts.
+    let mut predict = seedforge(&ws)
+        .args(["predict", "--device", "cpu", "--input", "-", "--run"])
+        .arg(&run)
+        .arg("--model")
+        .arg(&model)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = predict.stdin.take().unwrap();
+        writeln!(stdin, "a warm and funny film\nthe plot is a mess").unwrap();
+    }
+    let o = predict.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(out.contains("\"label\""), "{out}");
 }
 
 #[test]

@@ -27,7 +27,8 @@ pub struct ModelArgs {
 
     /// How the frozen weights are held in memory: f32 (the exact reference), q8_0 (8-bit
     /// blocks, a quarter of the memory) or q4 (4-bit blocks, SmolLM2's own file type); on
-    /// the CPU. Training needs f32 (QLoRA is not built yet).
+    /// the CPU. Training over q8_0 or q4 is QLoRA: the base stays in its blocks, the adapters
+    /// train in f32.
     #[arg(long, default_value = "f32", value_name = "f32|q8_0|q4")]
     pub weights: WeightMode,
 }
@@ -59,11 +60,13 @@ impl ModelArgs {
     /// Loads the model on the chosen device, telling the user which device that is.
     pub fn load(&self) -> anyhow::Result<(LoadedModel, SelectedDevice)> {
         let path = self.path()?;
-        let selected = device::select(self.device);
+        let mut selected = device::select(self.device);
         device::check_weights(&selected, self.weights).map_err(anyhow::Error::msg)?;
         eprintln!("seedforge: device: {}", selected.label);
         if self.weights.is_quantized() {
             eprintln!("seedforge: weights held as {}", self.weights);
+            // As the workbench labels it: a run's config and an evaluation then record it.
+            selected.label = format!("{}, weights {}", selected.label, self.weights);
         }
         let loaded = load::load_as(&path, &selected.device, self.weights)
             .with_context(|| format!("loading the model {}", path.display()))?;

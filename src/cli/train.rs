@@ -492,6 +492,12 @@ pub fn run(
     });
 
     let (loaded, selected) = args.model.load()?;
+    let weights = loaded.model.weight_mode();
+    if weights.is_quantized() {
+        eprintln!(
+            "seedforge: QLoRA: the frozen base stays in {weights} blocks, the adapters train in f32"
+        );
+    }
     let model_path = loaded.info.path.display().to_string();
     let spec = RunSpec {
         task,

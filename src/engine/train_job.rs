@@ -153,21 +153,18 @@ pub fn train(
     events: &Sink,
 ) -> anyhow::Result<RunResult> {
     let weights = model.model.weight_mode();
-    let result = if weights.is_quantized() {
-        Err(anyhow::anyhow!(
-            "training needs --weights f32: this model holds its weights as {weights} (QLoRA, \
-             training over quantized weights, is not built yet); start seedforge again with \
-             --weights f32 to train"
-        ))
-    } else {
-        train_run(
-            model.model.clone(),
-            &model.tokenizer,
-            spec,
-            control,
-            &mut forward(job, events),
-        )
-    };
+    if weights.is_quantized() {
+        events.send(Event::Log(format!(
+            "QLoRA: the frozen base stays in {weights} blocks, the adapters train in f32"
+        )));
+    }
+    let result = train_run(
+        model.model.clone(),
+        &model.tokenizer,
+        spec,
+        control,
+        &mut forward(job, events),
+    );
     result.inspect_err(|_| {
         // A run that failed before writing anything (its prompt template, say) would leave an
         // empty folder in the runs list; `remove_dir` takes only an empty one, so a run's

@@ -856,3 +856,76 @@ fn a_paused_run_leaves_a_checkpoint_to_resume_from() {
     };
     assert_resumed_equals(&whole, &first, &second);
 }
+
+/// QLoRA: the base held in 8-bit blocks trains the same adapters, step for step, as f32 weights
+/// holding exactly the blocks' values — the blocks' own backward pass gives the gradient f32's
+/// matmul gives — and the trained model stays in blocks.
+#[test]
+fn qlora_trains_over_the_blocks_as_lora_over_the_same_values() {
+    use crate::llm::model::tests::{MemoryWeights, tiny_config};
+    use crate::llm::quant::{QMatrix, WeightMode};
+    let device = Device::flex();
+    let mut c = tiny_config();
+    c.intermediate_size = 64; // rows of whole blocks of 32
+    let mut source = MemoryWeights::random(&c, 7);
+    for t in source.0.values_mut().filter(|t| t.shape.len() == 2) {
+        let q = QMatrix::quantize(WeightMode::Q8_0, &t.data, t.shape[0], t.shape[1]).unwrap();
+        t.data = q.dequantize();
+    }
+    let (tr, val, labels) = toy_data();
+    let cfg = TrainConfig {
+        lora: LoraConfig {
+            rank: 4,
+            alpha: 8.0,
+            dropout: 0.0,
+            targets: vec![Target::Q, Target::V, Target::Down],
+        },
+        epochs: 4,
+        batch_size: 6,
+        lr: 2e-2,
+        patience: 0,
+        ..TrainConfig::default()
+    };
+    let data = TrainData {
+        train: &tr,
+        val: &val,
+        label_tokens: &labels,
+        pad: 0,
+        weights: &[],
+        soft: &[],
+    };
+    let run = |mode: WeightMode| {
+        let model = Llama::load_as(&c, &source, &device, mode).unwrap();
+        let mut losses = Vec::new();
+        let out = train(model, &data, &cfg, &TrainControl::default(), &mut |e| {
+            if let TrainEvent::Step { loss, .. } = e {
+                losses.push(*loss);
+            }
+        })
+        .unwrap();
+        (out, losses)
+    };
+    let (reference, want) = run(WeightMode::F32);
+    let (qlora, got) = run(WeightMode::Q8_0);
+    assert_eq!(qlora.model.weight_mode(), WeightMode::Q8_0);
+    assert_eq!(got.len(), 4 * 4);
+    assert!(
+        want[want.len() - 4..].iter().sum::<f64>() < want[..4].iter().sum::<f64>() * 0.7,
+        "the reference learns: {want:?}"
+    );
+    for (step, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!(
+            (g - w).abs() < 1e-3 * w.abs().max(1.0),
+            "step {step}: {g} vs {w}"
+        );
+    }
+    let (a, b) = (
+        logits(&qlora.model, &rows()),
+        logits(&reference.model, &rows()),
+    );
+    assert!(
+        max_diff(&a, &b) < 1e-3,
+        "trained logits differ by {}",
+        max_diff(&a, &b)
+    );
+}

@@ -5,7 +5,8 @@
 //! costs O(r·(in+out)) per token instead of O(in·out) per call.
 //!
 //! The frozen weight is either an f32 tensor on the model's device or blocks held in memory
-//! (`--weights q8_0|q4`, [`crate::llm::quant`]); the adapter is f32 either way.
+//! (`--weights q8_0|q4`, [`crate::llm::quant`]); the adapter is f32 either way, so training over
+//! blocks is QLoRA ([`crate::llm::quant::backward`]).
 
 use std::sync::{Arc, Mutex};
 
@@ -184,6 +185,13 @@ impl Projection {
         let x: Tensor<2> = x.reshape([rows, d_in]);
         let base = match (&self.weight, &self.quant) {
             (Some(w), _) => x.clone().matmul(w.val()),
+            // Training (QLoRA): the product's own backward pass decodes the blocks again rather
+            // than keeping a decoded copy alive until it runs; the integer path below has no
+            // backward at all.
+            (None, Some(q)) if x.device().is_autodiff() => {
+                crate::llm::quant::backward::product(x.clone(), &q.matrix)
+                    .unwrap_or_else(|| x.clone().matmul(decoded(&q.matrix, &x.device())))
+            }
             (None, Some(q)) if rows <= INTEGER_ROWS => {
                 let device = x.device();
                 let values = x

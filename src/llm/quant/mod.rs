@@ -9,6 +9,7 @@
 //! matrix at a time and multiplied by Burn's GEMM, which is faster there ([`matrix`]).
 
 pub mod activations;
+pub mod backward;
 pub mod kernels;
 pub mod matrix;
 pub mod mode;
