@@ -24,6 +24,16 @@ pub struct QRows {
     pub q: Vec<i16>,
 }
 
+/// `y` rounded to the nearest integer, ties to even, for |y| ≤ 2²²: adding and taking away
+/// 1.5·2²³ leaves no fraction bits, and the FPU rounds to nearest even on the way. The same
+/// result as `f32::round_ties_even`, which without SSE4.1 in the build's baseline is a libm call
+/// per value (`rintf`: 2% of q4 decoding in `perf`); this vectorises.
+#[inline(always)]
+fn round_ties_even(y: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    (y + MAGIC) - MAGIC
+}
+
 impl QRows {
     pub fn quantize(x: &[f32], cols: usize) -> QRows {
         debug_assert_eq!(cols % BLOCK, 0);
@@ -38,8 +48,7 @@ impl QRows {
             let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
             let mut sum = 0i32;
             for &v in block {
-                // Unlike `round`, ties to even compiles to one instruction.
-                let qi = (v * inv).round_ties_even() as i16;
+                let qi = round_ties_even(v * inv) as i16;
                 sum += i32::from(qi);
                 q.push(qi);
             }
@@ -87,6 +96,21 @@ mod tests {
         }
         // The extreme maps to ±127 exactly.
         assert!(qs.iter().any(|&v| v.abs() == 32767));
+    }
+
+    #[test]
+    fn the_rounding_is_ties_to_even_as_the_standard_librarys() {
+        for y in [
+            0.0f32, 0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 0.49999997, 32766.5, -32766.5, 32767.0,
+            -32767.0, 1234.4999, 7.0000005,
+        ] {
+            assert_eq!(round_ties_even(y), y.round_ties_even(), "{y}");
+        }
+        let mut v = -32767.0f32;
+        while v <= 32767.0 {
+            assert_eq!(round_ties_even(v), v.round_ties_even(), "{v}");
+            v += 0.371;
+        }
     }
 
     #[test]
