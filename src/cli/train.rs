@@ -492,12 +492,6 @@ pub fn run(
     });
 
     let (loaded, selected) = args.model.load()?;
-    let weights = loaded.model.weight_mode();
-    if weights.is_quantized() {
-        eprintln!(
-            "seedforge: QLoRA: the frozen base stays in {weights} blocks, the adapters train in f32"
-        );
-    }
     let model_path = loaded.info.path.display().to_string();
     let spec = RunSpec {
         task,
@@ -517,10 +511,11 @@ pub fn run(
     let mut progress = Progress::new(false);
     let result = headless::run(
         |events| train_job::train(0, &loaded, &spec, &TrainControl::default(), events),
-        move |e| {
-            if let Event::Train { event, .. } = e {
-                progress.on(&event)
-            }
+        move |e| match e {
+            Event::Train { event, .. } => progress.on(&event),
+            // What the job says besides its steps (QLoRA, a staged second run).
+            Event::Log(line) => eprintln!("seedforge: {line}"),
+            _ => {}
         },
     )?;
     if result.truncated > 0 {

@@ -5,8 +5,7 @@
 //! before. No gradient reaches `W` (it is frozen).
 //!
 //! Burn 0.22's custom operations are written against a concrete backend: this one is the CPU
-//! backend (`Flex`) the runtime device dispatches to; another device is refused by the caller
-//! ([`supported`]).
+//! backend (`Flex`) the runtime device dispatches to; elsewhere [`product`] gives `None`.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -24,12 +23,6 @@ use rayon::prelude::*;
 use super::QMatrix;
 
 type Trained = Autodiff<Flex, NoCheckpointing>;
-
-/// Whether `x` lives where the quantized product can be differentiated (autodiff over the CPU
-/// backend, no gradient checkpointing).
-pub fn supported(x: &Tensor<2>) -> bool {
-    x.clone().try_into_primitive::<Trained>().is_ok()
-}
 
 /// Rows of a weight decoded per call at most: the output head's 49,152 rows decoded whole would
 /// be a 113 MB transient on every forward and backward pass of a training step.
@@ -78,8 +71,9 @@ impl Backward<Flex, 1> for QuantizedProduct {
     }
 }
 
-/// `x` `[rows, in]` · `w`ᵀ → `[rows, out]`, differentiable in `x`. `None` when `x` is not on a
-/// device [`supported`] names (the caller then says so).
+/// `x` `[rows, in]` · `w`ᵀ → `[rows, out]`, differentiable in `x`. `None` when `x` is not on
+/// the autodiff device over the CPU backend without gradient checkpointing (the caller then
+/// multiplies by the decoded matrix).
 pub fn product(x: Tensor<2>, w: &Arc<QMatrix>) -> Option<Tensor<2>> {
     let x = x.try_into_primitive::<Trained>().ok()?;
     let (primitive, node) = x.into_parts();
@@ -146,8 +140,7 @@ mod tests {
         );
 
         let ours = x().require_grad();
-        assert!(supported(&ours));
-        let y = product(ours.clone(), &q).unwrap();
+        let y = product(ours.clone(), &q).expect("the CPU's autodiff device is supported");
         let grads = (y.clone() * weights.clone()).sum().backward();
         let ours_grad = ours.grad(&grads).unwrap();
 
@@ -178,7 +171,6 @@ mod tests {
     fn off_the_autodiff_device_there_is_nothing_to_differentiate() {
         let q = Arc::new(QMatrix::quantize(WeightMode::Q8_0, &[0.5; 64], 1, 64).unwrap());
         let x = Tensor::<2>::from_data(TensorData::new(vec![1.0; 64], [1, 64]), &Device::flex());
-        assert!(!supported(&x));
         assert!(product(x, &q).is_none());
     }
 }
