@@ -60,6 +60,11 @@ fn generation_runs_on_quantized_weights_and_training_over_them_is_qlora() {
         err.contains("QLoRA: the frozen base stays in q8_0 blocks"),
         "{err}"
     );
+    // QLoRA is chosen for its memory: by default the layers are recomputed, not kept.
+    assert!(
+        err.contains("each layer's forward pass is recomputed in the backward pass"),
+        "{err}"
+    );
     // The run says what its base was held as.
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();

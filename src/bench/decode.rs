@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use super::decode_timing::{self, NEW_TOKENS, SPEED_PROMPT, Timing};
 use super::peers;
+use super::rss::peak_rss_mib;
 use crate::cli::model_args::ModelArgs;
 use crate::llm::sampler::SamplingParams;
 
@@ -211,12 +212,4 @@ pub fn run(args: DecodeBenchArgs) -> anyhow::Result<()> {
         std::fs::write(&path, serde_json::to_string_pretty(&v)?)?;
     }
     Ok(())
-}
-
-/// The process's peak resident memory (Linux `VmHWM`), in MiB.
-pub fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
 }

@@ -8,6 +8,7 @@ pub mod decode_timing;
 pub mod peers;
 pub mod peft;
 pub mod predict;
+pub mod rss;
 pub mod sst2;
 pub mod student;
 pub mod train;

@@ -7,6 +7,8 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use super::find_peers;
+use super::predict::cpu_model;
+use super::rss::{peak_rss_mib, reset_peak_rss};
 use super::train_steps::{
     BenchSettings, LoraPath, PeerResult, StepTiming, bench_data, median, run_peer, time_steps,
 };
@@ -30,6 +32,14 @@ pub enum PathArg {
     LowRank,
     /// Burn's apply_lora, x·(W + s·A·B).
     Burn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RecomputeArg {
+    /// Every layer's activations kept for the backward pass.
+    Off,
+    /// Each layer's forward pass recomputed in the backward pass (less memory).
+    On,
 }
 
 #[derive(Debug, Args)]
@@ -63,6 +73,10 @@ pub struct TrainBenchArgs {
     /// Batch layouts to time (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "fixed,packed")]
     pub padding: Vec<PaddingArg>,
+    /// With and/or without recomputing each layer's forward pass in the backward pass
+    /// (comma-separated; what `train --recompute` chooses).
+    #[arg(long, value_delimiter = ',', default_value = "off,on")]
+    pub recompute: Vec<RecomputeArg>,
     /// LoRA implementations to time (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "low-rank")]
     pub path: Vec<PathArg>,
@@ -82,6 +96,10 @@ pub struct TrainBenchArgs {
 
 #[derive(Serialize)]
 struct Report {
+    cpu: String,
+    weights: String,
+    /// Peak resident memory after loading the model, MiB.
+    loaded_rss_mib: Option<f64>,
     ours: Vec<OursSummary>,
     peer: Option<PeerResult>,
 }
@@ -90,6 +108,9 @@ struct Report {
 struct OursSummary {
     path: LoraPath,
     padding: Padding,
+    recompute: bool,
+    /// Peak resident memory while these steps ran (the loaded model included), MiB.
+    peak_rss_mib: Option<f64>,
     median_s_per_step: f64,
     round_medians_s: Vec<f64>,
     median_cpu_s_per_step: f64,
@@ -131,8 +152,14 @@ pub fn run(args: TrainBenchArgs) -> anyhow::Result<()> {
     };
     let data = bench_data(&train_tsv, &loaded.tokenizer, &base_settings)?;
     let mut ours = Vec::new();
+    let loaded_rss = peak_rss_mib();
+    let layouts = args.padding.iter().flat_map(|&p| {
+        args.recompute
+            .iter()
+            .map(move |&r| (p, r == RecomputeArg::On))
+    });
     for &path in &args.path {
-        for &padding in &args.padding {
+        for (padding, recompute) in layouts.clone() {
             let s = BenchSettings {
                 path: match path {
                     PathArg::LowRank => LoraPath::LowRank,
@@ -143,14 +170,18 @@ pub fn run(args: TrainBenchArgs) -> anyhow::Result<()> {
                     PaddingArg::Longest => Padding::Longest,
                     PaddingArg::Packed => Padding::Packed,
                 },
+                recompute,
                 ..base_settings.clone()
             };
+            // The peak of these steps alone: what is resident now (the model) plus their own.
+            let peak_known = reset_peak_rss();
             let mut rounds = Vec::new();
             for round in 0..args.rounds.max(1) {
                 eprintln!(
-                    "seedforge: timing {:?} / {:?}, round {}",
+                    "seedforge: timing {:?} / {:?}{}, round {}",
                     s.path,
                     s.padding,
+                    if recompute { " / recompute" } else { "" },
                     round + 1
                 );
                 let mut log = |i: usize, loss: f64, dt: f64| {
@@ -168,6 +199,8 @@ pub fn run(args: TrainBenchArgs) -> anyhow::Result<()> {
             ours.push(OursSummary {
                 path: s.path,
                 padding: s.padding,
+                recompute,
+                peak_rss_mib: peak_rss_mib().filter(|_| peak_known),
                 median_s_per_step: med,
                 round_medians_s: meds,
                 median_cpu_s_per_step: median(
@@ -202,7 +235,13 @@ pub fn run(args: TrainBenchArgs) -> anyhow::Result<()> {
             o.speedup_vs_peer = Some(p.median_s_per_step / o.median_s_per_step);
         }
     }
-    let report = Report { ours, peer };
+    let report = Report {
+        cpu: cpu_model(),
+        weights: loaded.model.weight_mode().name().to_string(),
+        loaded_rss_mib: loaded_rss,
+        ours,
+        peer,
+    };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -216,31 +255,45 @@ fn print_table(r: &Report, data: &Path) {
         "LoRA training step, SST-2 ({}), settings as lora_train.py",
         data.display()
     );
+    println!("cpu: {}", r.cpu);
+    let mib = |m: Option<f64>| m.map_or("-".to_string(), |m| format!("{m:.0}"));
     println!(
-        "{:<34} {:>10} {:>10} {:>14} {:>12} {:>10}",
-        "", "s/step", "cpu s", "tok/s padded", "tok/s real", "peer/ours"
+        "weights: {}; peak RSS after loading: {} MiB",
+        r.weights,
+        mib(r.loaded_rss_mib)
+    );
+    println!(
+        "{:<44} {:>8} {:>8} {:>13} {:>11} {:>9} {:>9}",
+        "", "s/step", "cpu s", "tok/s padded", "tok/s real", "peer/ours", "peak MiB"
     );
     for o in &r.ours {
         println!(
-            "{:<34} {:>10.3} {:>10.3} {:>14.1} {:>12.1} {:>10}",
-            format!("seedforge {:?} {:?}", o.path, o.padding),
+            "{:<44} {:>8.3} {:>8.3} {:>13.1} {:>11.1} {:>9} {:>9}",
+            format!(
+                "seedforge {:?} {:?}{}",
+                o.path,
+                o.padding,
+                if o.recompute { " recompute" } else { "" }
+            ),
             o.median_s_per_step,
             o.median_cpu_s_per_step,
             o.padded_train_tokens_per_s,
             o.real_train_tokens_per_s,
             o.speedup_vs_peer
-                .map_or("-".to_string(), |x| format!("{x:.2}×"))
+                .map_or("-".to_string(), |x| format!("{x:.2}×")),
+            mib(o.peak_rss_mib)
         );
     }
     if let Some(p) = &r.peer {
         println!(
-            "{:<34} {:>10.3} {:>10} {:>14.1} {:>12.1} {:>10}",
+            "{:<44} {:>8.3} {:>8} {:>13.1} {:>11.1} {:>9} {:>9}",
             "PEFT peer (torch, fp32)",
             p.median_s_per_step,
             "-",
             p.padded_train_tokens_per_s,
             p.real_train_tokens_per_s,
-            "1.00×"
+            "1.00×",
+            mib(p.peak_rss_mib)
         );
         println!(
             "trainable params: seedforge {} / peer {}",

@@ -9,7 +9,6 @@ use std::process::Command;
 use std::time::Instant;
 
 use burn::module::{Lora, Module, ParamGroup};
-use burn::optim::GradientsParams;
 use serde::{Deserialize, Serialize};
 
 use super::sst2::{read_sst2, sample, sst2_task};
@@ -17,8 +16,9 @@ use crate::llm::model::Llama;
 use crate::llm::tokenizer::TextTokenizer;
 use crate::pipeline::prompt::Templates;
 use crate::train::data::{Batch, Encoded, Padding, encode};
+use crate::train::gradients::{Accumulated, loss_and_gradients};
 use crate::train::lora::{self, LoraConfig, Target};
-use crate::train::score::{BatchTensors, batch_loss};
+use crate::train::score::BatchTensors;
 use crate::train::trainer::{TrainConfig, adamw, to_training_device, trainable_ids};
 
 /// Which implementation computes the adapted projections.
@@ -54,6 +54,9 @@ pub struct BenchSettings {
     pub lr: f64,
     pub path: LoraPath,
     pub seed: u64,
+    /// Each layer's forward pass recomputed in the backward pass ([`gradients`]).
+    #[serde(default)]
+    pub recompute: bool,
 }
 
 impl Default for BenchSettings {
@@ -68,6 +71,7 @@ impl Default for BenchSettings {
             lr: 2e-4,
             path: LoraPath::LowRank,
             seed: 0,
+            recompute: false,
         }
     }
 }
@@ -174,6 +178,7 @@ pub fn time_steps(
         ..TrainConfig::default()
     };
     let mut optim = adamw(&cfg);
+    let ids = trainable_ids(&model);
     let device = model.device();
     let mut times = Vec::new();
     let mut losses = Vec::new();
@@ -189,10 +194,12 @@ pub fn time_steps(
         let c0 = process_cpu_s();
         let batch = Batch::new(&refs, s.padding, pad);
         let t = BatchTensors::new(&batch, &device);
-        let loss = batch_loss(&model, &t);
-        let grads = GradientsParams::from_grads(loss.clone().backward(), &model);
-        model = optim.step(s.lr, model, grads);
-        let l = loss.into_scalar::<f32>() as f64;
+        let (l, grads) = loss_and_gradients(&model, &t, None, 1.0, s.recompute);
+        let mut acc = Accumulated::new(&ids);
+        for g in grads {
+            acc.add(g);
+        }
+        model = optim.step(s.lr, model, acc.finish(None).0);
         let dt = t0.elapsed().as_secs_f64();
         let dc = process_cpu_s() - c0;
         log(i + 1, l, dt);
@@ -249,6 +256,9 @@ pub struct PeerResult {
     pub trainable_params: usize,
     pub losses: Vec<f64>,
     pub step_times_s: Vec<f64>,
+    /// The peer process's peak resident memory (absent from older peer scripts).
+    #[serde(default)]
+    pub peak_rss_mib: Option<f64>,
 }
 
 /// Runs `lora_train.py <targets> --repeats N --warmup W` and parses its JSON.

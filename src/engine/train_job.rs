@@ -158,6 +158,13 @@ pub fn train(
             "QLoRA: the frozen base stays in {weights} blocks, the adapters train in f32"
         )));
     }
+    if spec.config.recomputes(weights) {
+        events.send(Event::Log(
+            "each layer's forward pass is recomputed in the backward pass: one layer's \
+             activations in memory at a time, a step about 40% longer (--recompute off)"
+                .to_string(),
+        ));
+    }
     let result = train_run(
         model.model.clone(),
         &model.tokenizer,

@@ -3,11 +3,12 @@
 //! schedule, early stopping and live metrics ([`trainer`], [`schedule`], [`metrics`]), class
 //! balance, the synthetic share and label smoothing ([`weighting`]), adapters
 //! saved and loaded in Hugging Face PEFT's layout ([`peft`]), label scoring for evaluation
-//! ([`score`]) and runs averaged into one adapter ([`soup`]); the step-time benchmark against
+//! ([`score`]), gradients through the whole graph or a layer at a time ([`gradients`]) and runs averaged into one adapter ([`soup`]); the step-time benchmark against
 //! the PEFT peer is `crate::bench::train_steps`.
 
 pub mod checkpoint;
 pub mod data;
+pub mod gradients;
 pub mod lora;
 pub mod merge;
 pub mod metrics;

@@ -38,6 +38,11 @@ impl BatchTensors {
 /// Log-softmax over the vocabulary at every gathered position, `[T, vocab]`.
 pub fn gathered_log_probs(model: &Llama, t: &BatchTensors) -> Tensor<2> {
     let hidden = model.forward_hidden_masked(t.tokens.clone(), t.positions.clone(), t.mask.clone());
+    log_probs_at(model, hidden, t)
+}
+
+/// [`gathered_log_probs`] from the hidden states after the final norm, `[B, S, d]`.
+fn log_probs_at(model: &Llama, hidden: Tensor<3>, t: &BatchTensors) -> Tensor<2> {
     let [b, s, d] = hidden.dims();
     let rows = hidden.reshape([b * s, d]).select(0, t.gather.clone());
     log_softmax(model.row_logits(rows), 1)
@@ -45,8 +50,8 @@ pub fn gathered_log_probs(model: &Llama, t: &BatchTensors) -> Tensor<2> {
 
 /// Mean cross-entropy over the batch's target tokens (the prompt contributes nothing), `[1]`.
 pub fn batch_loss(model: &Llama, t: &BatchTensors) -> Tensor<1> {
-    let logp = gathered_log_probs(model, t);
-    logp.gather(1, t.targets.clone()).mean().neg()
+    let hidden = model.forward_hidden_masked(t.tokens.clone(), t.positions.clone(), t.mask.clone());
+    loss_of_hidden(model, hidden, t, None)
 }
 
 /// [`LossTerms`] on the device: `hard` `[T, 1]`, and `soft` `[T, K]` with the first token of each
@@ -75,7 +80,22 @@ impl TermTensors {
 /// The loss [`LossTerms`] describe: a weighted mean over target tokens, with part of the first
 /// label token's target spread over every label's word, `[1]`.
 pub fn weighted_loss(model: &Llama, t: &BatchTensors, terms: &TermTensors) -> Tensor<1> {
-    let logp = gathered_log_probs(model, t);
+    let hidden = model.forward_hidden_masked(t.tokens.clone(), t.positions.clone(), t.mask.clone());
+    loss_of_hidden(model, hidden, t, Some(terms))
+}
+
+/// The batch's loss from its hidden states after the final norm: [`weighted_loss`] with
+/// `terms`, the plain mean cross-entropy ([`batch_loss`]) without.
+pub fn loss_of_hidden(
+    model: &Llama,
+    hidden: Tensor<3>,
+    t: &BatchTensors,
+    terms: Option<&TermTensors>,
+) -> Tensor<1> {
+    let logp = log_probs_at(model, hidden, t);
+    let Some(terms) = terms else {
+        return logp.gather(1, t.targets.clone()).mean().neg();
+    };
     let own = logp
         .clone()
         .gather(1, t.targets.clone())

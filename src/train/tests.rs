@@ -929,3 +929,110 @@ fn qlora_trains_over_the_blocks_as_lora_over_the_same_values() {
         max_diff(&a, &b)
     );
 }
+
+/// Recomputing each layer's forward pass in the backward pass trains the same adapters as
+/// keeping the whole graph: the same losses step for step (dropout on, so the recomputation
+/// must draw the masks the first pass drew), the same trained logits — on a Llama, a Gemma 3
+/// with a sliding-window layer and q/k norms, and over 8-bit blocks (QLoRA's default).
+#[test]
+fn recomputing_the_layers_trains_what_the_whole_graph_trains() {
+    use crate::llm::config::Architecture;
+    use crate::llm::model::tests::{MemoryWeights, tiny_config};
+    use crate::llm::quant::WeightMode;
+    use crate::llm::weights::Dense;
+    let device = Device::flex();
+    let llama = tiny_config();
+    let mut gemma = tiny_config();
+    gemma.arch = Architecture::Gemma3;
+    gemma.num_layers = 3;
+    gemma.sliding_layers = vec![0, 2];
+    gemma.sliding_window = Some(3);
+    gemma.rope_local_theta = Some(1_000.0);
+    let mut blocks = tiny_config();
+    blocks.intermediate_size = 64; // rows of whole blocks of 32
+    let (tr, val, labels) = toy_data();
+    let data = TrainData {
+        train: &tr,
+        val: &val,
+        label_tokens: &labels,
+        pad: 0,
+        weights: &[],
+        soft: &[],
+    };
+    let cfg = TrainConfig {
+        lora: LoraConfig {
+            rank: 4,
+            alpha: 8.0,
+            dropout: 0.3,
+            targets: Target::ALL.to_vec(),
+        },
+        epochs: 3,
+        batch_size: 6,
+        grad_accum: 2,
+        lr: 2e-2,
+        patience: 0,
+        ..TrainConfig::default()
+    };
+    for (name, c, mode) in [
+        ("llama", llama, WeightMode::F32),
+        ("gemma", gemma, WeightMode::F32),
+        ("q8_0 blocks", blocks, WeightMode::Q8_0),
+    ] {
+        let mut source = MemoryWeights::random(&c, 11);
+        if c.arch.gemma() {
+            for i in 0..c.num_layers {
+                let p = format!("model.layers.{i}");
+                let mut norm = |n: String, len: usize| {
+                    let data = (0..len).map(|j| 0.9 + (j % 5) as f32 * 0.05).collect();
+                    source.0.insert(
+                        n,
+                        Dense {
+                            shape: vec![len],
+                            data,
+                        },
+                    );
+                };
+                norm(
+                    format!("{p}.pre_feedforward_layernorm.weight"),
+                    c.hidden_size,
+                );
+                norm(
+                    format!("{p}.post_feedforward_layernorm.weight"),
+                    c.hidden_size,
+                );
+                norm(format!("{p}.self_attn.q_norm.weight"), c.head_dim);
+                norm(format!("{p}.self_attn.k_norm.weight"), c.head_dim);
+            }
+        }
+        let run = |recompute: bool| {
+            let model = Llama::load_as(&c, &source, &device, mode).unwrap();
+            let cfg = TrainConfig {
+                recompute: Some(recompute),
+                ..cfg.clone()
+            };
+            let mut losses = Vec::new();
+            let out = train(model, &data, &cfg, &TrainControl::default(), &mut |e| {
+                if let TrainEvent::Step { loss, .. } = e {
+                    losses.push(*loss);
+                }
+            })
+            .unwrap();
+            (logits(&out.model, &rows()), losses)
+        };
+        let (whole_logits, whole) = run(false);
+        let (layered_logits, layered) = run(true);
+        assert_eq!(whole.len(), 3 * 2, "{name}");
+        assert!(
+            whole.last().unwrap() < whole.first().unwrap(),
+            "{name}: the run learns: {whole:?}"
+        );
+        for (step, (a, b)) in layered.iter().zip(&whole).enumerate() {
+            assert!(
+                (a - b).abs() < 1e-5 * b.abs().max(1.0),
+                "{name}, step {step}: {a} vs {b}"
+            );
+        }
+        let diff = max_diff(&layered_logits, &whole_logits);
+        assert!(diff < 1e-4, "{name}: trained logits differ by {diff}");
+    }
+}

@@ -12,20 +12,20 @@
 use std::time::{Duration, Instant};
 
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamWConfig, ModuleOptimizer};
 use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{AdapterState, Best, Checkpoint, Progress};
 use super::data::{Batch, Encoded, Padding, length_grouped_batches};
+use super::gradients::{Accumulated, loss_and_gradients};
 use super::lora::{self, LoraConfig};
 use super::metrics::{StopReason, TrainEvent};
 use super::schedule::{Decay, Schedule, warmup_steps};
-use super::score::{
-    BatchTensors, TermTensors, accuracy, batch_loss, host_f32, label_scores, weighted_loss,
-};
+use super::score::{BatchTensors, TermTensors, accuracy, batch_loss, host_f32, label_scores};
 use super::weighting::{LossTerms, Weighting};
 use crate::llm::model::Llama;
+use crate::llm::quant::WeightMode;
 use crate::util::rng::Rng;
 
 /// What the adapter learns to say.
@@ -84,6 +84,12 @@ pub struct TrainConfig {
     /// member (none: the share `seed` draws).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fold: Option<Fold>,
+    /// Recompute each layer's forward pass in the backward pass instead of keeping every
+    /// layer's activations ([`super::gradients`]): less memory, one more forward pass a step.
+    /// `None`: on when the frozen weights are held in blocks (QLoRA, chosen for its memory),
+    /// off over f32 weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recompute: Option<bool>,
 }
 
 fn one() -> usize {
@@ -126,6 +132,7 @@ impl Default for TrainConfig {
             weighting: Weighting::default(),
             members: 1,
             fold: None,
+            recompute: None,
         }
     }
 }
@@ -162,6 +169,11 @@ impl TrainConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Whether the layers' forward passes are recomputed over weights held as `weights`.
+    pub fn recomputes(&self, weights: WeightMode) -> bool {
+        self.recompute.unwrap_or(weights.is_quantized())
     }
 
     /// Optimizer steps per epoch for `n` training examples.
@@ -322,55 +334,6 @@ pub fn evaluate(
     Ok((sum / n.max(1) as f64, acc))
 }
 
-/// One optimizer step's worth of gradients, accumulated over micro-batches, in the fixed order
-/// of the trainable ids (so the global norm sums in the same order every run).
-struct Accumulated {
-    grads: Vec<(ParamId, Option<Tensor<2>>)>,
-}
-
-impl Accumulated {
-    fn new(ids: &[ParamId]) -> Self {
-        Accumulated {
-            grads: ids.iter().map(|&id| (id, None)).collect(),
-        }
-    }
-
-    fn add(&mut self, mut from: GradientsParams) {
-        for (id, acc) in &mut self.grads {
-            if let Some(g) = from.remove::<2>(*id) {
-                *acc = Some(match acc.take() {
-                    Some(a) => a + g,
-                    None => g,
-                });
-            }
-        }
-    }
-
-    /// Global L2 norm, then the gradients scaled to `max_norm` when above it.
-    fn finish(self, max_norm: Option<f64>) -> (GradientsParams, f64) {
-        let mut total: Option<Tensor<1>> = None;
-        for g in self.grads.iter().filter_map(|(_, g)| g.as_ref()) {
-            let s = g.clone().square().sum();
-            total = Some(match total {
-                Some(t) => t + s,
-                None => s,
-            });
-        }
-        let norm = total.map_or(0.0, |t| (t.into_scalar::<f32>() as f64).sqrt());
-        let scale = match max_norm {
-            Some(m) if norm > m => m / (norm + 1e-6),
-            _ => 1.0,
-        };
-        let mut out = GradientsParams::new();
-        for (id, g) in self.grads {
-            if let Some(g) = g {
-                out.register(id, if scale < 1.0 { g.mul_scalar(scale) } else { g });
-            }
-        }
-        (out, norm)
-    }
-}
-
 pub fn adamw(cfg: &TrainConfig) -> ModuleOptimizer {
     AdamWConfig::new()
         .with_beta_1(cfg.beta1 as f32)
@@ -480,6 +443,7 @@ pub fn train_resumable(
     let weighted = !data.weights.is_empty()
         || cfg.weighting.label_smoothing > 0.0
         || data.soft.iter().any(Option::is_some);
+    let recompute = cfg.recomputes(model.weight_mode());
     let mut early = EarlyStopping::new(cfg.patience, cfg.min_delta);
     let mut best: Option<(Snapshot, Best)> = None;
     let mut at = match resume {
@@ -630,15 +594,15 @@ pub fn train_resumable(
                 let device = model.device();
                 let t = BatchTensors::new(batch, &device);
                 let weight = batch.targets.len() as f64 / step_targets as f64;
-                let loss = match terms {
-                    Some(terms) => {
-                        weighted_loss(&model, &t, &TermTensors::new(terms, &label_first, &device))
-                    }
-                    None => batch_loss(&model, &t),
-                };
-                step_loss += loss.clone().into_scalar::<f32>() as f64 * weight;
-                let grads = loss.mul_scalar(weight).backward();
-                acc.add(GradientsParams::from_grads(grads, &model));
+                let terms = terms
+                    .as_ref()
+                    .map(|terms| TermTensors::new(terms, &label_first, &device));
+                let (loss, grads) =
+                    loss_and_gradients(&model, &t, terms.as_ref(), weight, recompute);
+                step_loss += loss * weight;
+                for g in grads {
+                    acc.add(g);
+                }
             }
             let (grads, grad_norm) = acc.finish(cfg.max_grad_norm);
             let lr = schedule.lr(at.step);

@@ -53,6 +53,24 @@ pub struct Llama {
     pub logit_softcap: Option<f64>,
 }
 
+/// The rotation and mask of one forward pass, for each kind of layer (see
+/// [`Llama::layer_context`]).
+pub struct LayerContext {
+    rope: RopeAngles,
+    mask: Tensor<4, Bool>,
+    local: Option<(RopeAngles, Tensor<4, Bool>)>,
+}
+
+impl LayerContext {
+    /// The rotation and mask `block` is called with.
+    pub fn of(&self, block: &Block) -> (&RopeAngles, Tensor<4, Bool>) {
+        match &self.local {
+            Some((r, m)) if block.sliding => (r, m.clone()),
+            _ => (&self.rope, self.mask.clone()),
+        }
+    }
+}
+
 impl Llama {
     /// Builds the model from `source`, checking every tensor's shape against `config`.
     pub fn load(
@@ -318,6 +336,14 @@ impl Llama {
         Some((angles, mask.clone().bool_or(far)))
     }
 
+    /// What every layer is called with besides its input: the rotation and the mask for
+    /// `positions` and `mask`, and the sliding-window layers' own when the model has them.
+    pub fn layer_context(&self, positions: Tensor<2, Int>, mask: Tensor<4, Bool>) -> LayerContext {
+        let rope = self.rope.at(positions.clone());
+        let local = self.local(&positions, &mask, &rope);
+        LayerContext { rope, mask, local }
+    }
+
     /// The layers in turn over the embedded `x`, each with its rotation and mask.
     fn blocks(
         &self,
@@ -326,17 +352,23 @@ impl Llama {
         mask: Tensor<4, Bool>,
         mut cache: Option<&mut KvCache>,
     ) -> Tensor<3> {
-        let rope = self.rope.at(positions.clone());
-        let local = self.local(&positions, &mask, &rope);
+        let context = self.layer_context(positions, mask);
         for (i, block) in self.layers.iter().enumerate() {
-            let (r, m) = match &local {
-                Some((r, m)) if block.sliding => (r, m.clone()),
-                _ => (&rope, mask.clone()),
-            };
+            let (r, m) = context.of(block);
             let layer_cache = cache.as_deref_mut().map(|c| (c, i));
             x = block.forward(x, r, m, layer_cache);
         }
         x
+    }
+
+    /// The embedded `tokens` `[B, S]` → `[B, S, d]`: the first layer's input.
+    pub fn embedded(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
+        self.embed(tokens)
+    }
+
+    /// The final norm over the last layer's output (what [`Llama::logits`] reads).
+    pub fn final_norm(&self, x: Tensor<3>) -> Tensor<3> {
+        self.norm.forward(x)
     }
 
     pub fn device(&self) -> Device {
