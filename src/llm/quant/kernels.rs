@@ -4,6 +4,7 @@
 //! AVX-512 and AVX2 versions where the CPU has them (chosen once, at first use), and a
 //! portable one everywhere else; the three agree to float rounding (tested).
 
+use half::f16;
 use std::sync::OnceLock;
 
 /// The instruction set the kernels use on this machine.
@@ -32,9 +33,16 @@ pub fn isa() -> Isa {
 
 #[cfg(target_arch = "x86_64")]
 fn detect() -> Isa {
-    if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") {
+    // F16C widens Q4_1's f16 scales; every AVX-512 CPU has it, but it is checked all the same.
+    if is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("f16c")
+    {
         Isa::Avx512
-    } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+    } else if is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c")
+    {
         Isa::Avx2
     } else {
         Isa::Portable
@@ -66,8 +74,8 @@ pub fn dot_q8(isa: Isa, wq: &[i8], wd: &[f32], xq: &[i16], xd: &[f32]) -> f32 {
 pub fn dot_q4(
     isa: Isa,
     wq: &[u8],
-    wd: &[f32],
-    wm: &[f32],
+    wd: &[f16],
+    wm: &[f16],
     xq: &[i16],
     xd: &[f32],
     xs: &[f32],
@@ -123,8 +131,8 @@ pub fn rows_q4(
     isa: Isa,
     cols: usize,
     wq: &[u8],
-    wd: &[f32],
-    wm: &[f32],
+    wd: &[f16],
+    wm: &[f16],
     x: (&[i16], &[f32], &[f32]),
     out: &mut [f32],
 ) {
@@ -169,8 +177,8 @@ pub fn dot4_q8(isa: Isa, wq: &[i8], wd: &[f32], x: [(&[i16], &[f32]); 4]) -> Opt
 pub fn dot4_q4(
     isa: Isa,
     wq: &[u8],
-    wd: &[f32],
-    wm: &[f32],
+    wd: &[f16],
+    wm: &[f16],
     x: [(&[i16], &[f32], &[f32]); 4],
 ) -> Option<[f32; 4]> {
     assert!(wq.len() * 2 == wd.len() * 32 && wm.len() == wd.len());
@@ -187,6 +195,8 @@ pub fn dot4_q4(
 }
 
 mod portable {
+    use half::f16;
+
     pub fn dot_q8(wq: &[i8], wd: &[f32], xq: &[i16], xd: &[f32]) -> f32 {
         let mut acc = 0.0f32;
         for (b, (w, x)) in wq.chunks_exact(32).zip(xq.chunks_exact(32)).enumerate() {
@@ -200,7 +210,7 @@ mod portable {
         acc
     }
 
-    pub fn dot_q4(wq: &[u8], wd: &[f32], wm: &[f32], xq: &[i16], xd: &[f32], xs: &[f32]) -> f32 {
+    pub fn dot_q4(wq: &[u8], wd: &[f16], wm: &[f16], xq: &[i16], xd: &[f32], xs: &[f32]) -> f32 {
         let mut acc = 0.0f32;
         for (b, (w, x)) in wq.chunks_exact(16).zip(xq.chunks_exact(32)).enumerate() {
             let mut sum = 0i32;
@@ -208,7 +218,7 @@ mod portable {
                 sum += i32::from(w[j] & 0xF) * i32::from(x[j]);
                 sum += i32::from(w[j] >> 4) * i32::from(x[j + 16]);
             }
-            acc += wd[b] * xd[b] * sum as f32 + wm[b] * xs[b];
+            acc += wd[b].to_f32() * xd[b] * sum as f32 + wm[b].to_f32() * xs[b];
         }
         acc
     }
@@ -217,6 +227,8 @@ mod portable {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
+
+    use half::f16;
 
     /// `N` input rows against one Q8_0 weight row: the weight's blocks are widened once for
     /// all `N` (one row: decoding; four: batches).
@@ -242,12 +254,13 @@ mod x86 {
         acc.map(|a| _mm512_reduce_add_ps(a))
     }
 
-    /// `N` input rows against one Q4_1 weight row (see [`dotn_q8_avx512`]).
-    #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+    /// `N` input rows against one Q4_1 weight row (see [`dotn_q8_avx512`]); each block's f16
+    /// scale and minimum are widened together in a register as the block is read.
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma,f16c")]
     pub unsafe fn dotn_q4_avx512<const N: usize>(
         wq: &[u8],
-        wd: &[f32],
-        wm: &[f32],
+        wd: &[f16],
+        wm: &[f16],
         x: [(&[i16], &[f32], &[f32]); N],
     ) -> [f32; N] {
         let low = _mm_set1_epi8(0x0F);
@@ -260,12 +273,15 @@ mod x86 {
             let lo = _mm_and_si128(packed, low);
             let hi = _mm_and_si128(_mm_srli_epi16::<4>(packed), low);
             let w = _mm512_cvtepu8_epi16(_mm256_set_m128i(hi, lo));
-            for ((a, m), (xq, xd, xs)) in acc.iter_mut().zip(mins.iter_mut()).zip(&x) {
+            let bits = u32::from(wd[b].to_bits()) | (u32::from(wm[b].to_bits()) << 16);
+            let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32));
+            let (d, m) = (_mm_cvtss_f32(dm), _mm_cvtss_f32(_mm_movehdup_ps(dm)));
+            for ((a, sum), (xq, xd, xs)) in acc.iter_mut().zip(mins.iter_mut()).zip(&x) {
                 // SAFETY: the caller checked 32 bytes a block in every input row.
                 let v = unsafe { _mm512_loadu_si512(xq.as_ptr().add(b * 32) as *const __m512i) };
                 let p = _mm512_madd_epi16(w, v);
-                *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_set1_ps(wd[b] * xd[b]), *a);
-                *m += wm[b] * xs[b];
+                *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_set1_ps(d * xd[b]), *a);
+                *sum += m * xs[b];
             }
         }
         let mut out = acc.map(|a| _mm512_reduce_add_ps(a));
@@ -292,12 +308,12 @@ mod x86 {
         }
     }
 
-    #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma,f16c")]
     pub unsafe fn rows_q4_avx512(
         cols: usize,
         wq: &[u8],
-        wd: &[f32],
-        wm: &[f32],
+        wd: &[f16],
+        wm: &[f16],
         x: (&[i16], &[f32], &[f32]),
         out: &mut [f32],
     ) {
@@ -344,11 +360,11 @@ mod x86 {
         hsum(acc)
     }
 
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_q4_avx2(
         wq: &[u8],
-        wd: &[f32],
-        wm: &[f32],
+        wd: &[f16],
+        wm: &[f16],
         xq: &[i16],
         xd: &[f32],
         xs: &[f32],
@@ -368,9 +384,12 @@ mod x86 {
             let lo = _mm256_cvtepu8_epi16(_mm_and_si128(packed, low));
             let hi = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(packed), low));
             let p = _mm256_add_epi32(_mm256_madd_epi16(lo, x0), _mm256_madd_epi16(hi, x1));
-            let scale = _mm256_set1_ps(wd[b] * xd[b]);
+            let bits = u32::from(wd[b].to_bits()) | (u32::from(wm[b].to_bits()) << 16);
+            let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32));
+            let (d, m) = (_mm_cvtss_f32(dm), _mm_cvtss_f32(_mm_movehdup_ps(dm)));
+            let scale = _mm256_set1_ps(d * xd[b]);
             acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale, acc);
-            mins += wm[b] * xs[b];
+            mins += m * xs[b];
         }
         hsum(acc) + mins
     }
@@ -397,6 +416,11 @@ mod tests {
         (0..n).map(|_| rng.next_f64() as f32 * 0.01).collect()
     }
 
+    /// Q4_1's scales and minima are held in f16.
+    fn halves(v: &[f32]) -> Vec<f16> {
+        v.iter().map(|&x| f16::from_f32(x)).collect()
+    }
+
     /// Every instruction set this machine has gives the portable kernel's answer.
     #[test]
     fn every_instruction_set_here_agrees_with_the_portable_kernels() {
@@ -411,7 +435,8 @@ mod tests {
         );
         let packed: Vec<u8> = bytes(&mut rng, nb * 16).iter().map(|&v| v as u8).collect();
         let want8 = portable::dot_q8(&wq, &wd, &xq, &xd);
-        let want4 = portable::dot_q4(&packed, &wd, &wm, &xq, &xd, &xs);
+        let (wd4, wm4) = (halves(&wd), halves(&wm));
+        let want4 = portable::dot_q4(&packed, &wd4, &wm4, &xq, &xd, &xs);
         // The exact sum in f64, for the portable kernels themselves.
         let exact8: f64 = (0..nb)
             .map(|b| {
@@ -431,7 +456,7 @@ mod tests {
         }
         for i in tried {
             let got8 = dot_q8(i, &wq, &wd, &xq, &xd);
-            let got4 = dot_q4(i, &packed, &wd, &wm, &xq, &xd, &xs);
+            let got4 = dot_q4(i, &packed, &wd4, &wm4, &xq, &xd, &xs);
             assert!((got8 - want8).abs() <= 1e-5 * want8.abs().max(1.0), "{i:?}");
             assert!((got4 - want4).abs() <= 1e-5 * want4.abs().max(1.0), "{i:?}");
         }
@@ -444,6 +469,7 @@ mod tests {
         let wq = bytes(&mut rng, nb * 32);
         let packed: Vec<u8> = bytes(&mut rng, nb * 16).iter().map(|&v| v as u8).collect();
         let (wd, wm) = (scales(&mut rng, nb), scales(&mut rng, nb));
+        let (wd4, wm4) = (halves(&wd), halves(&wm));
         let xs: Vec<(Vec<i16>, Vec<f32>, Vec<f32>)> = (0..4)
             .map(|_| {
                 (
@@ -462,8 +488,8 @@ mod tests {
         let q4 = dot4_q4(
             isa(),
             &packed,
-            &wd,
-            &wm,
+            &wd4,
+            &wm4,
             std::array::from_fn(|i| (&xs[i].0[..], &xs[i].1[..], &xs[i].2[..])),
         );
         if isa() != Isa::Avx512 {
@@ -472,9 +498,37 @@ mod tests {
         }
         for (i, (xq, xd, xsum)) in xs.iter().enumerate() {
             let one8 = portable::dot_q8(&wq, &wd, xq, xd);
-            let one4 = portable::dot_q4(&packed, &wd, &wm, xq, xd, xsum);
+            let one4 = portable::dot_q4(&packed, &wd4, &wm4, xq, xd, xsum);
             assert!((q8.unwrap()[i] - one8).abs() <= 1e-5 * one8.abs().max(1.0));
             assert!((q4.unwrap()[i] - one4).abs() <= 1e-5 * one4.abs().max(1.0));
+        }
+    }
+
+    /// Rows of any length: the f16 scales are widened a segment of 64 blocks at a time, 16 an
+    /// instruction, the last ones through a copy.
+    #[test]
+    fn rows_longer_than_a_segment_of_scales_give_the_portable_product() {
+        let mut rng = Rng::new(13);
+        for nb in [1, 15, 16, 17, 64, 70, 130] {
+            let packed: Vec<u8> = bytes(&mut rng, nb * 16).iter().map(|&v| v as u8).collect();
+            let (wd, wm) = (halves(&scales(&mut rng, nb)), halves(&scales(&mut rng, nb)));
+            let (xq, xd, xs) = (
+                inputs(&mut rng, nb * 32),
+                scales(&mut rng, nb),
+                scales(&mut rng, nb),
+            );
+            let want = portable::dot_q4(&packed, &wd, &wm, &xq, &xd, &xs);
+            let got = dot_q4(isa(), &packed, &wd, &wm, &xq, &xd, &xs);
+            // The blocks' terms cancel: compare against their magnitude.
+            let magnitude: f32 = (0..nb)
+                .map(|b| {
+                    wd[b].to_f32() * xd[b] * 32.0 * 15.0 * 32767.0 + wm[b].to_f32() * xs[b].abs()
+                })
+                .sum();
+            assert!(
+                (got - want).abs() <= 1e-6 * magnitude.max(1.0),
+                "{nb} blocks: {got} vs {want}"
+            );
         }
     }
 
@@ -486,7 +540,15 @@ mod tests {
         xq[3] = 5; // a low value: 1 × 5
         xq[20] = 7; // a high value: 2 × 7
         for i in [Isa::Portable, isa()] {
-            let got = dot_q4(i, &packed, &[1.0], &[0.5], &xq, &[1.0], &[4.0]);
+            let got = dot_q4(
+                i,
+                &packed,
+                &[f16::ONE],
+                &[f16::from_f32(0.5)],
+                &xq,
+                &[1.0],
+                &[4.0],
+            );
             assert_eq!(got, 5.0 + 14.0 + 2.0, "{i:?}");
         }
     }

@@ -24,9 +24,11 @@ enum Blocks {
         d: Vec<f32>,
         q: Vec<i8>,
     },
+    /// Scales and minima in f16, as the file and ggml keep them: 20 bytes a block, and
+    /// decoding one sequence is bound by the bytes it reads.
     Q4_1 {
-        d: Vec<f32>,
-        m: Vec<f32>,
+        d: Vec<f16>,
+        m: Vec<f16>,
         q: Vec<u8>,
     },
 }
@@ -74,7 +76,7 @@ impl QMatrix {
                 Blocks::Q8_0 { d, q }
             }
             _ => {
-                let (mut d, mut m) = (vec![0.0f32; rows * nb], vec![0.0f32; rows * nb]);
+                let (mut d, mut m) = (vec![f16::ZERO; rows * nb], vec![f16::ZERO; rows * nb]);
                 let mut q = vec![0u8; rows * cols / 2];
                 data.par_chunks(cols.max(1))
                     .zip(d.par_chunks_mut(nb.max(1)))
@@ -83,8 +85,8 @@ impl QMatrix {
                     .try_for_each(|(((row, d), m), q)| {
                         let bytes = encode(row)?;
                         for (b, block) in bytes.chunks_exact(20).enumerate() {
-                            d[b] = f16_at(block, 0);
-                            m[b] = f16_at(block, 2);
+                            d[b] = f16::from_le_bytes([block[0], block[1]]);
+                            m[b] = f16::from_le_bytes([block[2], block[3]]);
                             q[b * BLOCK / 2..][..BLOCK / 2].copy_from_slice(&block[4..]);
                         }
                         Ok::<_, String>(())
@@ -175,7 +177,7 @@ impl QMatrix {
             }
             Blocks::Q4_1 { d, m, q } => {
                 for (b, chunk) in out.chunks_exact_mut(BLOCK).enumerate() {
-                    let (scale, min) = (d[r * nb + b], m[r * nb + b]);
+                    let (scale, min) = (d[r * nb + b].to_f32(), m[r * nb + b].to_f32());
                     let qs = &q[(r * nb + b) * BLOCK / 2..][..BLOCK / 2];
                     for j in 0..BLOCK / 2 {
                         chunk[j] = scale * f32::from(qs[j] & 0xF) + min;
