@@ -155,11 +155,13 @@ pub fn run(args: DecodeBenchArgs) -> anyhow::Result<()> {
     let weights = loaded.model.weight_mode();
     println!(
         "weights: {weights}{}",
-        if weights.is_quantized() {
+        if weights.is_quantized() && device.device.clone().inner() == burn::tensor::Device::flex() {
             format!(
                 " (integer kernels: {})",
                 crate::llm::quant::kernels::isa().name()
             )
+        } else if weights.is_quantized() {
+            " (blocks on the device, decoded there for each product)".to_string()
         } else {
             String::new()
         }

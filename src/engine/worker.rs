@@ -20,7 +20,6 @@ fn load_model(config: &EngineConfig, events: &Sink) -> Result<(LoadedModel, Stri
     })
     .map_err(|e| e.to_string())?;
     let mut selected = device::select(config.device);
-    device::check_weights(&selected, config.weights)?;
     if config.weights.is_quantized() {
         // The status bar shows the label: a quantized model says so there.
         selected.label = format!("{}, weights {}", selected.label, config.weights);

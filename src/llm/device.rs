@@ -149,22 +149,6 @@ pub fn select(choice: DeviceChoice) -> SelectedDevice {
     }
 }
 
-/// Quantized weights are multiplied by CPU kernels; on another device they are refused with the
-/// reason rather than shuttled to the host at every projection.
-pub fn check_weights(
-    selected: &SelectedDevice,
-    weights: crate::llm::quant::WeightMode,
-) -> Result<(), String> {
-    if weights.is_quantized() && selected.device != Device::flex() {
-        return Err(format!(
-            "--weights {weights} runs on the CPU only (its integer kernels are CPU code); on \
-             {} use --weights f32, or --device cpu",
-            selected.label
-        ));
-    }
-    Ok(())
-}
-
 fn rayon_threads() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
@@ -199,23 +183,6 @@ mod tests {
         let (kind, chosen) = pick_gpu(&list).unwrap();
         assert_eq!(kind, DeviceKind::DiscreteGpu(0));
         assert_eq!(chosen.name, "H100");
-    }
-
-    #[test]
-    fn quantized_weights_are_refused_off_the_cpu_with_the_way_out() {
-        use crate::llm::quant::WeightMode;
-        let gpu = SelectedDevice {
-            device: Device::wgpu(DeviceKind::DefaultDevice),
-            label: "wgpu: test".into(),
-            is_gpu: true,
-        };
-        let err = check_weights(&gpu, WeightMode::Q4).unwrap_err();
-        assert!(
-            err.contains("--weights f32") && err.contains("--device cpu"),
-            "{err}"
-        );
-        assert!(check_weights(&gpu, WeightMode::F32).is_ok());
-        assert!(check_weights(&select(DeviceChoice::Cpu), WeightMode::Q8_0).is_ok());
     }
 
     #[test]

@@ -1036,3 +1036,77 @@ fn recomputing_the_layers_trains_what_the_whole_graph_trains() {
         assert!(diff < 1e-4, "{name}: trained logits differ by {diff}");
     }
 }
+
+/// Quantized weights on wgpu: the blocks are uploaded and decoded on the device for each
+/// product, and QLoRA there (recomputing the layers, as `auto` does over blocks) trains what it
+/// trains on the CPU from the same blocks; the trained models give the same logits.
+#[test]
+fn qlora_runs_on_wgpu_over_blocks_held_there_and_agrees_with_the_cpu() {
+    use crate::llm::model::tests::{MemoryWeights, tiny_config};
+    use crate::llm::quant::WeightMode;
+    let selected = crate::llm::device::select(crate::llm::device::DeviceChoice::Wgpu);
+    assert!(
+        !selected.label.contains("no adapter"),
+        "no wgpu adapter: install a Vulkan driver (apt-get install mesa-vulkan-drivers)"
+    );
+    let mut c = tiny_config();
+    c.intermediate_size = 64; // rows of whole blocks of 32
+    let source = MemoryWeights::random(&c, 7);
+    let (tr, val, labels) = toy_data();
+    let cfg = TrainConfig {
+        lora: LoraConfig {
+            rank: 2,
+            alpha: 4.0,
+            dropout: 0.0,
+            targets: vec![Target::Q, Target::V, Target::Down],
+        },
+        epochs: 2,
+        batch_size: 12,
+        lr: 2e-2,
+        max_grad_norm: None,
+        ..TrainConfig::default()
+    };
+    let data = TrainData {
+        train: &tr,
+        val: &val,
+        label_tokens: &labels,
+        pad: 0,
+        weights: &[],
+        soft: &[],
+    };
+    for mode in [WeightMode::Q4, WeightMode::Q8_0] {
+        let run = |device: &Device| {
+            let model = Llama::load_as(&c, &source, device, mode).unwrap();
+            let held_there = model.layers[0]
+                .self_attn
+                .q_proj
+                .quant
+                .as_ref()
+                .is_some_and(|q| q.on_device.is_some());
+            let mut losses = Vec::new();
+            let out = train(model, &data, &cfg, &TrainControl::default(), &mut |e| {
+                if let TrainEvent::Step { loss, .. } = e {
+                    losses.push(*loss)
+                }
+            })
+            .unwrap();
+            (losses, logits(&out.model, &rows()), held_there)
+        };
+        let (gpu, gpu_logits, on_gpu) = run(&selected.device);
+        let (cpu, cpu_logits, on_cpu) = run(&Device::flex());
+        assert!(
+            on_gpu && !on_cpu,
+            "{mode}: blocks on the device only off the CPU"
+        );
+        assert_eq!(gpu.len(), 4, "{mode}");
+        for (g, c) in gpu.iter().zip(&cpu) {
+            assert!(
+                (g - c).abs() < 1e-3 * c.abs().max(1.0),
+                "{mode}: wgpu {gpu:?} vs cpu {cpu:?}"
+            );
+        }
+        assert!(gpu[3] < gpu[0], "{mode}: {gpu:?}");
+        let diff = max_diff(&gpu_logits, &cpu_logits);
+        assert!(diff < 2e-3, "{mode}: trained logits differ by {diff}");
+    }
+}

@@ -14,6 +14,7 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::llm::quant::QMatrix;
+use crate::llm::quant::device::DeviceBlocks;
 use crate::util::rng::Rng;
 
 #[derive(Module, Debug)]
@@ -55,11 +56,13 @@ fn decoded(matrix: &QMatrix, device: &Device) -> Tensor<2> {
     t.transpose()
 }
 
-/// A quantized frozen weight and the device its products go back to.
+/// A quantized frozen weight and the device its products go back to; on a device other than
+/// the CPU, the blocks also live there and are decoded there ([`DeviceBlocks`]).
 #[derive(Debug, Clone)]
 pub struct Quantized {
     pub matrix: Arc<QMatrix>,
     pub device: Device,
+    pub on_device: Option<DeviceBlocks>,
 }
 
 /// Up to this many input rows a quantized product is taken in integers, block by block;
@@ -128,6 +131,8 @@ impl Projection {
         Projection {
             weight: None,
             quant: Some(Quantized {
+                on_device: (device.clone().inner() != Device::flex())
+                    .then(|| DeviceBlocks::upload(&matrix, device)),
                 matrix,
                 device: device.clone(),
             }),
@@ -185,6 +190,21 @@ impl Projection {
         let x: Tensor<2> = x.reshape([rows, d_in]);
         let base = match (&self.weight, &self.quant) {
             (Some(w), _) => x.clone().matmul(w.val()),
+            (
+                None,
+                Some(Quantized {
+                    on_device: Some(blocks),
+                    ..
+                }),
+            ) => {
+                let w = blocks.decoded();
+                let w = if x.device().is_autodiff() {
+                    Tensor::from_inner(w)
+                } else {
+                    w
+                };
+                x.clone().matmul(w)
+            }
             // Training (QLoRA): the product's own backward pass decodes the blocks again rather
             // than keeping a decoded copy alive until it runs; the integer path below has no
             // backward at all.

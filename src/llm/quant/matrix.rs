@@ -162,6 +162,24 @@ impl QMatrix {
         }
     }
 
+    /// The blocks as 32-bit words (each word four of the block's quant bytes, little-endian:
+    /// 8 words a Q8_0 block, 4 a Q4_1 block), the scales and, for Q4_1, the minima, in f32:
+    /// what a device without the CPU's kernels decodes from ([`super::device::DeviceBlocks`]).
+    pub fn words(&self) -> (Vec<i32>, Vec<f32>, Option<Vec<f32>>) {
+        let word = |b: &[u8]| i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        match &self.blocks {
+            Blocks::Q8_0 { d, q } => {
+                let bytes: Vec<u8> = q.iter().map(|&v| v as u8).collect();
+                (bytes.chunks_exact(4).map(word).collect(), d.clone(), None)
+            }
+            Blocks::Q4_1 { d, m, q } => (
+                q.chunks_exact(4).map(word).collect(),
+                d.iter().map(|v| v.to_f32()).collect(),
+                Some(m.iter().map(|v| v.to_f32()).collect()),
+            ),
+        }
+    }
+
     /// Row `r` decoded into `out` (`cols` values).
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
         let nb = self.cols / BLOCK;

@@ -10,6 +10,7 @@
 
 pub mod activations;
 pub mod backward;
+pub mod device;
 pub mod kernels;
 pub mod matrix;
 pub mod mode;
