@@ -42,11 +42,15 @@ impl Attention {
             Some(n) => n.forward(t),
             None => t,
         };
-        let q = heads(self.q_proj.forward(x.clone()), self.num_heads);
-        let k = heads(self.k_proj.forward(x.clone()), self.num_kv_heads);
+        let [q, k, v] = three(Projection::forward_group(
+            &[&self.q_proj, &self.k_proj, &self.v_proj],
+            x,
+        ));
+        let q = heads(q, self.num_heads);
+        let k = heads(k, self.num_kv_heads);
         let q = rope.apply(norm(q, &self.q_norm));
         let k = rope.apply(norm(k, &self.k_norm));
-        let v = heads(self.v_proj.forward(x), self.num_kv_heads);
+        let v = heads(v, self.num_kv_heads);
 
         let (k, v) = match cache {
             Some((cache, layer)) => cache.append(layer, k, v),
@@ -76,4 +80,9 @@ impl Attention {
             .reshape([b, s, self.num_heads * d]);
         self.o_proj.forward(out)
     }
+}
+
+fn three<T>(v: Vec<T>) -> [T; 3] {
+    v.try_into()
+        .unwrap_or_else(|_| unreachable!("three projections give three products"))
 }

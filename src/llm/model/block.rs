@@ -22,13 +22,16 @@ pub struct Mlp {
 
 impl Mlp {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let gate = self.gate_proj.forward(x.clone());
+        let mut both = Projection::forward_group(&[&self.gate_proj, &self.up_proj], x).into_iter();
+        let (Some(gate), Some(up)) = (both.next(), both.next()) else {
+            unreachable!("two projections give two products")
+        };
         let gate = if self.gelu {
             gelu_tanh(gate)
         } else {
             silu(gate)
         };
-        self.down_proj.forward(gate * self.up_proj.forward(x))
+        self.down_proj.forward(gate * up)
     }
 }
 

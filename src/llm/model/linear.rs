@@ -226,6 +226,49 @@ impl Projection {
             (None, Some(q)) => x.clone().matmul(decoded(&q.matrix, &x.device())),
             (None, None) => unreachable!("a projection holds its weight one way or the other"),
         };
+        self.finish(x, base, dims)
+    }
+
+    /// Several projections of the same input `x` (Q, K and V; gate and up). On the CPU with
+    /// blocks and few rows, the input is rounded once and one pass of the pool takes every
+    /// product ([`QMatrix::matmul_group`]); otherwise each projection takes its own.
+    pub fn forward_group<const D: usize>(projs: &[&Projection], x: Tensor<D>) -> Vec<Tensor<D>> {
+        let dims = x.dims();
+        let d_in = dims[D - 1];
+        let rows = dims[..D - 1].iter().product::<usize>();
+        let mats: Option<Vec<&QMatrix>> = projs
+            .iter()
+            .map(|p| match (&p.weight, &p.quant) {
+                (None, Some(q)) if q.on_device.is_none() => Some(&*q.matrix),
+                _ => None,
+            })
+            .collect();
+        let mats = match mats {
+            Some(m) if projs.len() > 1 && rows <= INTEGER_ROWS && !x.device().is_autodiff() => m,
+            _ => return projs.iter().map(|p| p.forward(x.clone())).collect(),
+        };
+        let x: Tensor<2> = x.reshape([rows, d_in]);
+        let device = x.device();
+        let values = x
+            .clone()
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap_or_else(|e| unreachable!("converted to f32 just above: {e:?}"));
+        QMatrix::matmul_group(&mats, &values, rows)
+            .into_iter()
+            .zip(projs)
+            .map(|(y, p)| {
+                let base = Tensor::from_data(TensorData::new(y, [rows, p.d_out()]), &device);
+                p.finish(x.clone(), base, dims)
+            })
+            .collect()
+    }
+
+    /// The adapter and the bias added to the frozen product `base` of `x` `[rows, in]`, shaped
+    /// as `dims` with the output's width.
+    fn finish<const D: usize>(&self, x: Tensor<2>, base: Tensor<2>, dims: [usize; D]) -> Tensor<D> {
+        let [rows, d_in] = x.dims();
         let y = match &self.adapter {
             Some(lr) if !lr.merged => {
                 let x = if lr.dropout > 0.0 && x.device().is_autodiff() {

@@ -282,21 +282,41 @@ impl QMatrix {
     }
 
     pub fn matmul_with(&self, isa: Isa, x: &[f32], n: usize) -> Vec<f32> {
-        debug_assert_eq!(x.len(), n * self.cols);
-        let xq = QRows::quantize(x, self.cols);
+        QMatrix::matmul_group_with(isa, &[self], x, n)
+            .pop()
+            .unwrap_or_else(|| unreachable!("one matrix, one product"))
+    }
+
+    /// `x` `[n, cols]` times each matrix's transpose (all `cols` wide): the input rows are
+    /// quantized once and one pass of the thread pool covers every matrix's rows (Q, K and V,
+    /// or gate and up, of one layer: one fork-join instead of three).
+    pub fn matmul_group(mats: &[&QMatrix], x: &[f32], n: usize) -> Vec<Vec<f32>> {
+        QMatrix::matmul_group_with(kernels::isa(), mats, x, n)
+    }
+
+    fn matmul_group_with(isa: Isa, mats: &[&QMatrix], x: &[f32], n: usize) -> Vec<Vec<f32>> {
+        let Some(cols) = mats.first().map(|m| m.cols) else {
+            return Vec::new();
+        };
+        assert!(
+            mats.iter().all(|m| m.cols == cols),
+            "one input for matrices of one width"
+        );
+        debug_assert_eq!(x.len(), n * cols);
+        let xq = QRows::quantize(x, cols);
         // Outputs in chunks, each chunk's weight rows read once for all `n` inputs; about four
         // chunks a thread keeps the threads busy without a task per row.
-        let chunk = (self.rows / (rayon::current_num_threads() * 4)).clamp(8, 256);
-        let mut by_output = vec![0.0f32; self.rows * n];
-        let nb = self.cols / BLOCK;
-        let cols = self.cols;
-        let work = |(c, out): (usize, &mut [f32])| {
+        let rows: usize = mats.iter().map(|m| m.rows).sum();
+        let chunk = (rows / (rayon::current_num_threads() * 4)).clamp(8, 256);
+        let mut by_output: Vec<Vec<f32>> = mats.iter().map(|m| vec![0.0f32; m.rows * n]).collect();
+        let nb = cols / BLOCK;
+        let work = |(m, c, out): (&QMatrix, usize, &mut [f32])| {
             let first = c * chunk;
             if n == 1 {
                 // One input row: the whole run of weight rows in one kernel call.
                 let last = first + out.len();
                 let x = xq.row(0);
-                match &self.blocks {
+                match &m.blocks {
                     Blocks::Q8_0 { d, q } => kernels::rows_q8(
                         isa,
                         cols,
@@ -318,25 +338,36 @@ impl QMatrix {
                 }
                 return;
             }
-            for (k, o) in (first..(first + chunk).min(self.rows)).enumerate() {
+            for (k, o) in (first..(first + chunk).min(m.rows)).enumerate() {
                 let out = &mut out[k * n..(k + 1) * n];
-                self.output_row(isa, o, &xq, out);
+                m.output_row(isa, o, &xq, out);
             }
         };
         by_output
-            .par_chunks_mut(chunk * n)
-            .enumerate()
+            .par_iter_mut()
+            .zip(mats.par_iter())
+            .flat_map(|(out, &m)| {
+                out.par_chunks_mut(chunk * n)
+                    .enumerate()
+                    .map(move |(c, o)| (m, c, o))
+            })
             .for_each(work);
         if n == 1 {
             return by_output;
         }
-        let mut y = vec![0.0f32; n * self.rows];
-        for o in 0..self.rows {
-            for r in 0..n {
-                y[r * self.rows + o] = by_output[o * n + r];
-            }
-        }
-        y
+        by_output
+            .into_iter()
+            .zip(mats)
+            .map(|(by_output, m)| {
+                let mut y = vec![0.0f32; n * m.rows];
+                for o in 0..m.rows {
+                    for r in 0..n {
+                        y[r * m.rows + o] = by_output[o * n + r];
+                    }
+                }
+                y
+            })
+            .collect()
     }
 }
 
@@ -366,6 +397,35 @@ mod tests {
             let want = dequantize(ty, &bytes, rows * cols).unwrap();
             assert_eq!(m.dequantize(), want, "{mode}");
             assert_eq!(m.gather(&[2, 0]), [&want[128..], &want[..64]].concat());
+        }
+    }
+
+    /// Matrices of one width multiplied together (Q, K and V) give each matrix's own product,
+    /// value for value, for one input row and for several.
+    #[test]
+    fn a_group_of_matrices_gives_each_matrix_s_own_product() {
+        let cols = 96;
+        for mode in [WeightMode::Q8_0, WeightMode::Q4] {
+            let mats: Vec<QMatrix> = [(40, 5), (8, 6), (72, 7)]
+                .iter()
+                .map(|&(rows, seed)| {
+                    QMatrix::quantize(mode, &random(seed, rows * cols), rows, cols).unwrap()
+                })
+                .collect();
+            let refs: Vec<&QMatrix> = mats.iter().collect();
+            for n in [1, 3] {
+                let x = random(9 + n as u64, n * cols);
+                let group = QMatrix::matmul_group(&refs, &x, n);
+                assert_eq!(group.len(), 3);
+                for (m, y) in mats.iter().zip(&group) {
+                    assert_eq!(
+                        *y,
+                        m.matmul(&x, n),
+                        "{mode}, {n} rows, {} outputs",
+                        m.rows()
+                    );
+                }
+            }
         }
     }
 
