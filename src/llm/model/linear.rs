@@ -56,6 +56,15 @@ fn decoded(matrix: &QMatrix, device: &Device) -> Tensor<2> {
     t.transpose()
 }
 
+/// The input rows the CPU's integer kernels read.
+fn host_values(x: &Tensor<2>) -> Vec<f32> {
+    x.clone()
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap_or_else(|e| unreachable!("converted to f32 just above: {e:?}"))
+}
+
 /// A quantized frozen weight and the device its products go back to; on a device other than
 /// the CPU, the blocks also live there and are decoded there ([`DeviceBlocks`]).
 #[derive(Debug, Clone)]
@@ -214,13 +223,7 @@ impl Projection {
             }
             (None, Some(q)) if rows <= INTEGER_ROWS => {
                 let device = x.device();
-                let values = x
-                    .clone()
-                    .into_data()
-                    .convert::<f32>()
-                    .try_into_vec::<f32>()
-                    .unwrap_or_else(|e| unreachable!("converted to f32 just above: {e:?}"));
-                let y = q.matrix.matmul(&values, rows);
+                let y = q.matrix.matmul(&host_values(&x), rows);
                 Tensor::from_data(TensorData::new(y, [rows, q.matrix.rows()]), &device)
             }
             (None, Some(q)) => x.clone().matmul(decoded(&q.matrix, &x.device())),
@@ -249,13 +252,7 @@ impl Projection {
         };
         let x: Tensor<2> = x.reshape([rows, d_in]);
         let device = x.device();
-        let values = x
-            .clone()
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .unwrap_or_else(|e| unreachable!("converted to f32 just above: {e:?}"));
-        QMatrix::matmul_group(&mats, &values, rows)
+        QMatrix::matmul_group(&mats, &host_values(&x), rows)
             .into_iter()
             .zip(projs)
             .map(|(y, p)| {
