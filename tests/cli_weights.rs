@@ -108,3 +108,64 @@ fn weights_before_a_subcommand_are_refused() {
     assert!(!o.status.success());
     assert!(err.contains("before a subcommand"), "{err}");
 }
+
+/// `bench train` times each layout with and without recomputing the layers and gives each its
+/// own peak memory; recomputing (dropout on, as the peer's settings have it) takes the same
+/// steps, so the losses are the same.
+#[test]
+fn bench_train_measures_recomputing_the_layers_beside_keeping_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (model, _) = common::tiny::model_and_demo_workspace(tmp.path());
+    let o = Command::new(env!("CARGO_BIN_EXE_seedforge"))
+        .args([
+            "bench",
+            "train",
+            "--device",
+            "cpu",
+            "--weights",
+            "q8_0",
+            "--no-peer",
+        ])
+        .args([
+            "--warmup",
+            "0",
+            "--repeats",
+            "3",
+            "--padding",
+            "packed",
+            "--json",
+        ])
+        .args(["--recompute", "off,on", "--train-tsv"])
+        .arg(common::shared_dir().join("datasets/sst2/train.tsv"))
+        .arg("--model")
+        .arg(&model)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["weights"], "q8_0", "{report}");
+    let ours = report["ours"].as_array().unwrap();
+    assert_eq!(ours.len(), 2, "{report}");
+    assert_eq!(ours[0]["recompute"], false);
+    assert_eq!(ours[1]["recompute"], true);
+    let losses = |o: &serde_json::Value| -> Vec<f64> {
+        o["losses_first_round"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    let (kept, recomputed) = (losses(&ours[0]), losses(&ours[1]));
+    assert_eq!(kept.len(), 3);
+    for (a, b) in kept.iter().zip(&recomputed) {
+        assert!(
+            (a - b).abs() < 1e-5 * a.abs().max(1.0),
+            "{kept:?} vs {recomputed:?}"
+        );
+    }
+    for o in ours {
+        assert!(o["peak_rss_mib"].as_f64().is_some_and(|m| m > 1.0), "{o}");
+    }
+}
