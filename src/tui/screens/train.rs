@@ -152,7 +152,7 @@ impl TrainState {
                     Some(true) => "recomputed".into(),
                     Some(false) => "kept".into(),
                 },
-                "recomputed: ~1/4 the memory, ~1.4× the step; auto: recomputed over q4/q8_0",
+                "recomputed: ¼ RAM, slower",
             ),
         ]
     }
