@@ -194,8 +194,49 @@ pub fn dot4_q4(
     }
 }
 
+/// Q8_0 blocks (`q`, scales `d`) decoded to f32 into `out`: training over blocks and long
+/// prompts decode every weight they multiply by, a row at a time.
+pub fn decode_q8(isa: Isa, q: &[i8], d: &[f32], out: &mut [f32]) {
+    assert!(q.len() == d.len() * 32 && out.len() == q.len());
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot_q8`; the lengths were checked above.
+        Isa::Avx512 => unsafe { x86::decode_q8_avx512(q, d, out) },
+        _ => portable::decode_q8(q, d, out),
+    }
+}
+
+/// Q4_1 blocks (packed nibbles `q`, scales `d`, minima `m`) decoded to f32 into `out`.
+pub fn decode_q4(isa: Isa, q: &[u8], d: &[f16], m: &[f16], out: &mut [f32]) {
+    assert!(q.len() == d.len() * 16 && m.len() == d.len() && out.len() == q.len() * 2);
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot_q8`; the lengths were checked above.
+        Isa::Avx512 => unsafe { x86::decode_q4_avx512(q, d, m, out) },
+        _ => portable::decode_q4(q, d, m, out),
+    }
+}
+
 mod portable {
     use half::f16;
+
+    pub fn decode_q8(q: &[i8], d: &[f32], out: &mut [f32]) {
+        for ((o, qs), &scale) in out.chunks_exact_mut(32).zip(q.chunks_exact(32)).zip(d) {
+            for (o, &v) in o.iter_mut().zip(qs) {
+                *o = scale * f32::from(v);
+            }
+        }
+    }
+
+    pub fn decode_q4(q: &[u8], d: &[f16], m: &[f16], out: &mut [f32]) {
+        for (b, (o, qs)) in out.chunks_exact_mut(32).zip(q.chunks_exact(16)).enumerate() {
+            let (scale, min) = (d[b].to_f32(), m[b].to_f32());
+            for j in 0..16 {
+                o[j] = scale * f32::from(qs[j] & 0xF) + min;
+                o[j + 16] = scale * f32::from(qs[j] >> 4) + min;
+            }
+        }
+    }
 
     pub fn dot_q8(wq: &[i8], wd: &[f32], xq: &[i16], xd: &[f32]) -> f32 {
         let mut acc = 0.0f32;
@@ -326,6 +367,51 @@ mod x86 {
             );
             // SAFETY: the caller checked `out.len()` rows of `cols / 2` bytes and `nb` scales.
             *o = unsafe { dotn_q4_avx512(w, d, m, [x]) }[0];
+        }
+    }
+
+    /// [`super::decode_q8`]: a block's 32 bytes widened to two vectors of 16 floats.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub unsafe fn decode_q8_avx512(q: &[i8], d: &[f32], out: &mut [f32]) {
+        for (b, &scale) in d.iter().enumerate() {
+            let s = _mm512_set1_ps(scale);
+            for half in 0..2 {
+                let at = b * 32 + half * 16;
+                // SAFETY: the caller checked 32 bytes and 32 outputs a block.
+                unsafe {
+                    let v =
+                        _mm512_cvtepi8_epi32(_mm_loadu_si128(q.as_ptr().add(at) as *const __m128i));
+                    _mm512_storeu_ps(
+                        out.as_mut_ptr().add(at),
+                        _mm512_mul_ps(_mm512_cvtepi32_ps(v), s),
+                    );
+                }
+            }
+        }
+    }
+
+    /// [`super::decode_q4`]: a block's low nibbles (values 0–15) and high nibbles (16–31),
+    /// each widened to 16 floats, `d·q + m`.
+    #[target_feature(enable = "avx512f,avx512bw,f16c")]
+    pub unsafe fn decode_q4_avx512(q: &[u8], d: &[f16], m: &[f16], out: &mut [f32]) {
+        let low = _mm_set1_epi8(0x0F);
+        for b in 0..d.len() {
+            let bits = u32::from(d[b].to_bits()) | (u32::from(m[b].to_bits()) << 16);
+            let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32));
+            let scale = _mm512_set1_ps(_mm_cvtss_f32(dm));
+            let min = _mm512_set1_ps(_mm_cvtss_f32(_mm_movehdup_ps(dm)));
+            // SAFETY: the caller checked 16 packed bytes and 32 outputs a block.
+            unsafe {
+                let packed = _mm_loadu_si128(q.as_ptr().add(b * 16) as *const __m128i);
+                let lo = _mm512_cvtepu8_epi32(_mm_and_si128(packed, low));
+                let hi = _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16::<4>(packed), low));
+                let o = out.as_mut_ptr().add(b * 32);
+                _mm512_storeu_ps(o, _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), scale, min));
+                _mm512_storeu_ps(
+                    o.add(16),
+                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), scale, min),
+                );
+            }
         }
     }
 
@@ -529,6 +615,32 @@ mod tests {
                 (got - want).abs() <= 1e-6 * magnitude.max(1.0),
                 "{nb} blocks: {got} vs {want}"
             );
+        }
+    }
+
+    /// Decoding rows with this machine's instructions gives the portable decoding exactly.
+    #[test]
+    fn decoding_gives_the_portable_values() {
+        let mut rng = Rng::new(17);
+        let nb = 7;
+        let q8 = bytes(&mut rng, nb * 32);
+        let q4: Vec<u8> = bytes(&mut rng, nb * 16).iter().map(|&v| v as u8).collect();
+        let d = scales(&mut rng, nb);
+        let (d4, m4) = (halves(&d), halves(&scales(&mut rng, nb)));
+        let (mut want8, mut want4) = (vec![0.0f32; nb * 32], vec![0.0f32; nb * 32]);
+        portable::decode_q8(&q8, &d, &mut want8);
+        portable::decode_q4(&q4, &d4, &m4, &mut want4);
+        assert_eq!(want8[33], d[1] * f32::from(q8[33]));
+        assert_eq!(
+            want4[16],
+            d4[0].to_f32() * f32::from(q4[0] >> 4) + m4[0].to_f32()
+        );
+        let (mut got8, mut got4) = (vec![0.0f32; nb * 32], vec![0.0f32; nb * 32]);
+        decode_q8(isa(), &q8, &d, &mut got8);
+        decode_q4(isa(), &q4, &d4, &m4, &mut got4);
+        assert_eq!(got8, want8);
+        for (a, b) in got4.iter().zip(&want4) {
+            assert!((a - b).abs() <= 1e-6 * b.abs().max(1e-3), "{a} vs {b}");
         }
     }
 

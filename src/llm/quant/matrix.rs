@@ -183,26 +183,21 @@ impl QMatrix {
     /// Row `r` decoded into `out` (`cols` values).
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
         let nb = self.cols / BLOCK;
+        let isa = kernels::isa();
         match &self.blocks {
-            Blocks::Q8_0 { d, q } => {
-                for (b, chunk) in out.chunks_exact_mut(BLOCK).enumerate() {
-                    let scale = d[r * nb + b];
-                    let qs = &q[(r * nb + b) * BLOCK..][..BLOCK];
-                    for (o, &v) in chunk.iter_mut().zip(qs) {
-                        *o = scale * f32::from(v);
-                    }
-                }
-            }
-            Blocks::Q4_1 { d, m, q } => {
-                for (b, chunk) in out.chunks_exact_mut(BLOCK).enumerate() {
-                    let (scale, min) = (d[r * nb + b].to_f32(), m[r * nb + b].to_f32());
-                    let qs = &q[(r * nb + b) * BLOCK / 2..][..BLOCK / 2];
-                    for j in 0..BLOCK / 2 {
-                        chunk[j] = scale * f32::from(qs[j] & 0xF) + min;
-                        chunk[j + BLOCK / 2] = scale * f32::from(qs[j] >> 4) + min;
-                    }
-                }
-            }
+            Blocks::Q8_0 { d, q } => kernels::decode_q8(
+                isa,
+                &q[r * self.cols..(r + 1) * self.cols],
+                &d[r * nb..(r + 1) * nb],
+                out,
+            ),
+            Blocks::Q4_1 { d, m, q } => kernels::decode_q4(
+                isa,
+                &q[r * self.cols / 2..(r + 1) * self.cols / 2],
+                &d[r * nb..(r + 1) * nb],
+                &m[r * nb..(r + 1) * nb],
+                out,
+            ),
         }
     }
 
