@@ -15,7 +15,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 
 use super::lora::{Target, projection};
-use super::score::{BatchTensors, TermTensors, loss_of_hidden};
+use super::score::{BatchTensors, TermTensors, loss, loss_of_hidden};
 use crate::llm::model::Llama;
 use crate::llm::model::block::Block;
 
@@ -29,9 +29,7 @@ pub fn loss_and_gradients(
     recompute: bool,
 ) -> (f64, Vec<GradientsParams>) {
     if !recompute {
-        let hidden =
-            model.forward_hidden_masked(t.tokens.clone(), t.positions.clone(), t.mask.clone());
-        let loss = loss_of_hidden(model, hidden, t, terms);
+        let loss = loss(model, t, terms);
         let value = loss.clone().into_scalar::<f32>() as f64;
         let grads = loss.mul_scalar(weight).backward();
         return (value, vec![GradientsParams::from_grads(grads, model)]);
@@ -43,7 +41,7 @@ pub fn loss_and_gradients(
     // recomputation draws the same masks and leaves the streams where this pass left them.
     let mut inputs = Vec::with_capacity(model.layers.len());
     let mut streams = Vec::with_capacity(model.layers.len());
-    let mut x = model.embedded(t.tokens.clone()).detach();
+    let mut x = model.embed(t.tokens.clone()).detach();
     for block in &model.layers {
         streams.push(noise_states(block));
         inputs.push(x.clone());
@@ -59,9 +57,8 @@ pub fn loss_and_gradients(
     let mut out = vec![GradientsParams::from_grads(grads, model)];
 
     for (i, (block, input)) in model.layers.iter().zip(inputs).enumerate().rev() {
-        let Some(g) = upstream.take() else {
-            break; // nothing reaches the layers below (no adapter above depends on them)
-        };
+        // Every layer above the first passes a gradient down (its input requires one).
+        let Some(g) = upstream.take() else { break };
         restore_noise(block, &streams[i]);
         // The first layer's input is the frozen embedding: no gradient to pass on.
         let input = if i > 0 { input.require_grad() } else { input };

@@ -50,8 +50,13 @@ fn log_probs_at(model: &Llama, hidden: Tensor<3>, t: &BatchTensors) -> Tensor<2>
 
 /// Mean cross-entropy over the batch's target tokens (the prompt contributes nothing), `[1]`.
 pub fn batch_loss(model: &Llama, t: &BatchTensors) -> Tensor<1> {
+    loss(model, t, None)
+}
+
+/// The batch's loss through the whole forward pass: [`loss_of_hidden`] of its hidden states.
+pub fn loss(model: &Llama, t: &BatchTensors, terms: Option<&TermTensors>) -> Tensor<1> {
     let hidden = model.forward_hidden_masked(t.tokens.clone(), t.positions.clone(), t.mask.clone());
-    loss_of_hidden(model, hidden, t, None)
+    loss_of_hidden(model, hidden, t, terms)
 }
 
 /// [`LossTerms`] on the device: `hard` `[T, 1]`, and `soft` `[T, K]` with the first token of each
@@ -77,15 +82,9 @@ impl TermTensors {
     }
 }
 
-/// The loss [`LossTerms`] describe: a weighted mean over target tokens, with part of the first
-/// label token's target spread over every label's word, `[1]`.
-pub fn weighted_loss(model: &Llama, t: &BatchTensors, terms: &TermTensors) -> Tensor<1> {
-    let hidden = model.forward_hidden_masked(t.tokens.clone(), t.positions.clone(), t.mask.clone());
-    loss_of_hidden(model, hidden, t, Some(terms))
-}
-
-/// The batch's loss from its hidden states after the final norm: [`weighted_loss`] with
-/// `terms`, the plain mean cross-entropy ([`batch_loss`]) without.
+/// The batch's loss from its hidden states after the final norm. With `terms`, what
+/// [`LossTerms`] describe: a weighted mean over target tokens, with part of the first label
+/// token's target spread over every label's word; without, the plain mean cross-entropy.
 pub fn loss_of_hidden(
     model: &Llama,
     hidden: Tensor<3>,

@@ -552,27 +552,38 @@ fn packed_and_padded_batches_give_the_same_loss_and_scores() {
     assert!((s[0][0] + 2.0 * per_token_mean).abs() < 1e-4);
 }
 
-#[test]
-fn training_runs_on_wgpu_and_agrees_with_the_cpu() {
+/// The wgpu device the GPU tests run on (the Vulkan software driver on a machine without a GPU).
+fn wgpu() -> Device {
     let selected = crate::llm::device::select(crate::llm::device::DeviceChoice::Wgpu);
     assert!(
         !selected.label.contains("no adapter"),
         "no wgpu adapter: install a Vulkan driver (apt-get install mesa-vulkan-drivers)"
     );
-    let (tr, val, labels) = toy_data();
-    let cfg = TrainConfig {
+    selected.device
+}
+
+/// Two epochs of rank-2 adapters on `targets`, no clipping: short enough for a software GPU.
+fn wgpu_config(targets: Vec<Target>) -> TrainConfig {
+    TrainConfig {
         lora: LoraConfig {
             rank: 2,
             alpha: 4.0,
             dropout: 0.0,
-            targets: vec![Target::Q, Target::V],
+            targets,
         },
         epochs: 2,
         batch_size: 12,
         lr: 2e-2,
         max_grad_norm: None,
         ..TrainConfig::default()
-    };
+    }
+}
+
+#[test]
+fn training_runs_on_wgpu_and_agrees_with_the_cpu() {
+    let gpu = wgpu();
+    let (tr, val, labels) = toy_data();
+    let cfg = wgpu_config(vec![Target::Q, Target::V]);
     let data = TrainData {
         train: &tr,
         val: &val,
@@ -597,7 +608,7 @@ fn training_runs_on_wgpu_and_agrees_with_the_cpu() {
         .unwrap();
         (losses, out)
     };
-    let (gpu, out) = run(&selected.device);
+    let (gpu, out) = run(&gpu);
     let (cpu, _) = run(&Device::flex());
     assert_eq!(gpu.len(), 4);
     for (g, c) in gpu.iter().zip(&cpu) {
@@ -1044,28 +1055,12 @@ fn recomputing_the_layers_trains_what_the_whole_graph_trains() {
 fn qlora_runs_on_wgpu_over_blocks_held_there_and_agrees_with_the_cpu() {
     use crate::llm::model::tests::{MemoryWeights, tiny_config};
     use crate::llm::quant::WeightMode;
-    let selected = crate::llm::device::select(crate::llm::device::DeviceChoice::Wgpu);
-    assert!(
-        !selected.label.contains("no adapter"),
-        "no wgpu adapter: install a Vulkan driver (apt-get install mesa-vulkan-drivers)"
-    );
+    let gpu = wgpu();
     let mut c = tiny_config();
     c.intermediate_size = 64; // rows of whole blocks of 32
     let source = MemoryWeights::random(&c, 7);
     let (tr, val, labels) = toy_data();
-    let cfg = TrainConfig {
-        lora: LoraConfig {
-            rank: 2,
-            alpha: 4.0,
-            dropout: 0.0,
-            targets: vec![Target::Q, Target::V, Target::Down],
-        },
-        epochs: 2,
-        batch_size: 12,
-        lr: 2e-2,
-        max_grad_norm: None,
-        ..TrainConfig::default()
-    };
+    let cfg = wgpu_config(vec![Target::Q, Target::V, Target::Down]);
     let data = TrainData {
         train: &tr,
         val: &val,
@@ -1092,7 +1087,7 @@ fn qlora_runs_on_wgpu_over_blocks_held_there_and_agrees_with_the_cpu() {
             .unwrap();
             (losses, logits(&out.model, &rows()), held_there)
         };
-        let (gpu, gpu_logits, on_gpu) = run(&selected.device);
+        let (gpu, gpu_logits, on_gpu) = run(&gpu);
         let (cpu, cpu_logits, on_cpu) = run(&Device::flex());
         assert!(
             on_gpu && !on_cpu,

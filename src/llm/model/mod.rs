@@ -281,8 +281,9 @@ impl Llama {
         })
     }
 
-    /// The embeddings of `tokens`, scaled as the family scales them.
-    fn embed(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
+    /// The embeddings of `tokens` `[B, S]` → `[B, S, d]`, scaled as the family scales them: the
+    /// first layer's input.
+    pub fn embed(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
         let x = match (&self.embed_tokens, &self.embed_quant) {
             (Some(e), _) => embedding(e.val(), tokens),
             (None, Some(q)) => {
@@ -359,11 +360,6 @@ impl Llama {
             x = block.forward(x, r, m, layer_cache);
         }
         x
-    }
-
-    /// The embedded `tokens` `[B, S]` → `[B, S, d]`: the first layer's input.
-    pub fn embedded(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
-        self.embed(tokens)
     }
 
     /// The final norm over the last layer's output (what [`Llama::logits`] reads).
