@@ -5,7 +5,7 @@
 //! columns before their first token (see [`super::layout`]). Burn's Flex backend assigns in place
 //! when the tensor is uniquely owned, so appending costs only the new columns.
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::llm::config::ModelConfig;
 
@@ -15,6 +15,11 @@ pub struct KvCache {
     len: usize,
     capacity: usize,
     batch: usize,
+    /// Row 0's filled columns copied to the host, per layer, column-major (`[column][kv
+    /// head][head_dim]`): what the host decoding step reads (`super::host_step`). The tensors
+    /// stay the reference; this is `None` until that step first runs and after any change that
+    /// moves columns, and may lag the tensors by the columns the tensor path appended since.
+    host: Option<Vec<(Vec<f32>, Vec<f32>)>>,
 }
 
 impl KvCache {
@@ -63,6 +68,7 @@ impl KvCache {
             len: 0,
             capacity,
             batch,
+            host: None,
         }
     }
 
@@ -119,6 +125,7 @@ impl KvCache {
         if rows.is_empty() {
             return;
         }
+        self.host = None;
         let device = self.layers[0].0.device();
         let idx = Tensor::<1, burn::tensor::Int>::from_data(
             burn::tensor::TensorData::new(
@@ -138,6 +145,7 @@ impl KvCache {
     /// when a new sequence takes a finished one's slot: its prompt is prefilled alone, then
     /// placed so that it ends where the batch's shared write column is.
     pub fn place_row(&mut self, row: usize, src: &KvCache) {
+        self.host = None;
         let n = src.len;
         assert!(
             n <= self.len,
@@ -154,6 +162,59 @@ impl KvCache {
     }
 }
 
+impl KvCache {
+    /// Brings the host copy up to the filled columns (a batch of one), copying only the
+    /// columns it lacks.
+    pub(super) fn host_sync(&mut self) {
+        let len = self.len;
+        let host = self
+            .host
+            .get_or_insert_with(|| vec![(Vec::new(), Vec::new()); self.layers.len()]);
+        for ((k, v), (hk, hv)) in self.layers.iter().zip(host.iter_mut()) {
+            let [_, h, _, d] = k.dims();
+            let have = hk.len() / (h * d).max(1);
+            if have >= len {
+                continue;
+            }
+            for (t, out) in [(k, hk), (v, hv)] {
+                let cols = t.clone().slice([0..1, 0..h, have..len, 0..d]).into_data();
+                let cols = crate::llm::readback::f32_values(cols, "cache")
+                    .unwrap_or_else(|e| unreachable!("the cache holds f32: {e}"));
+                // [head][column][dim] → [column][head][dim]
+                let n = len - have;
+                for c in 0..n {
+                    for head in 0..h {
+                        out.extend_from_slice(&cols[(head * n + c) * d..][..d]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes one new column's keys and values (`[kv head][head_dim]`) of `layer` after the
+    /// filled ones, in the tensors and the host copy, and returns the host copy's columns
+    /// including it. [`KvCache::host_sync`] first; the caller advances the length after the
+    /// last layer.
+    pub(super) fn host_push(&mut self, layer: usize, k: &[f32], v: &[f32]) -> (&[f32], &[f32]) {
+        let (kc, vc) = &mut self.layers[layer];
+        let [_, h, _, d] = kc.dims();
+        let device = kc.device();
+        let at = [0..1, 0..h, self.len..self.len + 1, 0..d];
+        for (t, new) in [(kc, k), (vc, v)] {
+            let col = Tensor::from_data(TensorData::new(new.to_vec(), [1, h, 1, d]), &device);
+            t.inplace(|t| t.slice_assign(at.clone(), col));
+        }
+        let host = self
+            .host
+            .get_or_insert_with(Vec::new)
+            .get_mut(layer)
+            .unwrap_or_else(|| unreachable!("host_sync made one entry a layer"));
+        host.0.extend_from_slice(k);
+        host.1.extend_from_slice(v);
+        (&host.0, &host.1)
+    }
+}
+
 fn grow(t: Tensor<4>, new_cap: usize) -> Tensor<4> {
     let [b, h, cap, d] = t.dims();
     let extra = Tensor::zeros([b, h, new_cap - cap, d], &t.device());
@@ -167,6 +228,7 @@ impl KvCache {
         if n == 0 {
             return;
         }
+        self.host = None;
         let len = self.len;
         for (k, v) in &mut self.layers {
             for t in [k, v] {
@@ -193,6 +255,7 @@ impl KvCache {
         if n == 0 {
             return;
         }
+        self.host = None;
         let n = n.min(self.len);
         let len = self.len;
         for (k, v) in &mut self.layers {
@@ -239,6 +302,7 @@ impl KvCache {
             len: n,
             capacity: n + extra,
             batch,
+            host: None,
         }
     }
 }

@@ -5,6 +5,7 @@
 pub mod attention;
 pub mod block;
 pub mod cache;
+pub mod host_step;
 pub mod layout;
 pub mod linear;
 pub mod norm;
@@ -51,6 +52,9 @@ pub struct Llama {
     pub embed_scale: f64,
     /// `c·tanh(logits / c)`, when the config asks for it.
     pub logit_softcap: Option<f64>,
+    /// The frozen parts as the host decoding step reads them, made on its first step.
+    #[module(skip)]
+    pub host: host_step::HostCell,
 }
 
 /// The rotation and mask of one forward pass, for each kind of layer (see
@@ -278,6 +282,7 @@ impl Llama {
             // transformers rounds √d to the embedding's dtype; in f32 that is √d itself.
             embed_scale: if gemma { (d as f32).sqrt() as f64 } else { 1.0 },
             logit_softcap: config.final_logit_softcapping.map(f64::from),
+            host: host_step::HostCell::default(),
         })
     }
 
@@ -462,6 +467,32 @@ impl Llama {
 
     /// Logits at the last column of every row, `[B, vocab]`.
     pub fn forward_last(
+        &self,
+        tokens: Tensor<2, Int>,
+        layout: &StepLayout,
+        mut cache: Option<&mut KvCache>,
+    ) -> Tensor<2> {
+        if let (Some(cache), Some(host)) = (
+            cache.as_deref_mut(),
+            host_step::HostModel::serves(self, layout),
+        ) {
+            let device = tokens.device();
+            let token = tokens
+                .into_data()
+                .convert::<i64>()
+                .try_to_vec::<i64>()
+                .ok()
+                .and_then(|t| t.first().copied())
+                .unwrap_or(0);
+            let logits = on_pool(|| host.step(self, token.max(0) as u32, layout, cache));
+            let vocab = logits.len();
+            return Tensor::from_data(TensorData::new(logits, [1, vocab]), &device);
+        }
+        self.last_by_tensor_ops(tokens, layout, cache)
+    }
+
+    /// [`Llama::forward_last`] through Burn's tensor operations only.
+    fn last_by_tensor_ops(
         &self,
         tokens: Tensor<2, Int>,
         layout: &StepLayout,

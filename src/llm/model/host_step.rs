@@ -1,0 +1,398 @@
+//! One decoding step of one sequence on the CPU over quantized weights, computed on plain
+//! vectors instead of Burn's tensor operations.
+//!
+//! A token of a 135M model is ~200 products of one row by a matrix and ~400 small operations
+//! between them (norms, rotation, attention over a few dozen columns, residuals). Through
+//! Burn each small operation is a tensor op with its own allocation and dispatch, and the gaps
+//! they leave between the products let the thread pool's idle worker fall asleep and be woken
+//! again (~24% of a token in `perf` on the 2-core EPYC). Here the products are the same integer
+//! kernels ([`QMatrix::matmul_group`]) and everything between them is a loop over a few hundred
+//! floats, so the pool's workers stay warm from one product to the next.
+//!
+//! The step is taken only where it computes what the tensor path computes: a batch of one, one
+//! new column, a cache, weights held as blocks on the CPU and no unmerged adapter
+//! ([`HostModel::serves`]). The model's tests hold it to the tensor path's logits.
+
+use std::sync::{Arc, OnceLock};
+
+use burn::tensor::{Device, Tensor};
+
+use super::cache::KvCache;
+use super::layout::StepLayout;
+use super::linear::Projection;
+use super::norm::RmsNorm;
+use super::rope::Rope;
+use super::{Block, Llama};
+use crate::llm::quant::QMatrix;
+use crate::llm::readback::f32_values;
+
+/// The model's frozen parts as the host step reads them, built once per model on first use
+/// (norms and biases copied out of their tensors, the blocks shared).
+#[derive(Debug, Clone, Default)]
+pub struct HostCell(Arc<OnceLock<Option<Arc<HostModel>>>>);
+
+impl HostCell {
+    fn get(&self, model: &Llama) -> Option<Arc<HostModel>> {
+        self.0
+            .get_or_init(|| HostModel::of(model).map(Arc::new))
+            .clone()
+    }
+}
+
+#[derive(Debug)]
+pub struct HostModel {
+    embed: Arc<QMatrix>,
+    embed_scale: f32,
+    layers: Vec<HostLayer>,
+    norm: Norm,
+    head: Arc<QMatrix>,
+    softcap: Option<f32>,
+}
+
+#[derive(Debug)]
+struct HostLayer {
+    input_norm: Norm,
+    /// Q, K and V (one group of products), then O.
+    qkv: [Weight; 3],
+    o: Weight,
+    q_norm: Option<Norm>,
+    k_norm: Option<Norm>,
+    attn_out_norm: Option<Norm>,
+    post_attention_norm: Norm,
+    /// Gate and up (one group), then down.
+    gate_up: [Weight; 2],
+    down: Weight,
+    mlp_out_norm: Option<Norm>,
+    gelu: bool,
+    sliding: bool,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    scale: f32,
+}
+
+#[derive(Debug)]
+struct Weight {
+    matrix: Arc<QMatrix>,
+    bias: Option<Vec<f32>>,
+}
+
+#[derive(Debug)]
+struct Norm {
+    weight: Vec<f32>,
+    eps: f32,
+}
+
+fn host(t: &Tensor<1>, what: &'static str) -> Option<Vec<f32>> {
+    f32_values(t.clone().into_data(), what).ok()
+}
+
+impl Norm {
+    fn of(n: &RmsNorm) -> Option<Norm> {
+        Some(Norm {
+            weight: host(&n.weight.val(), "norm")?,
+            eps: n.eps as f32,
+        })
+    }
+
+    /// `x / √(mean(x²) + ε) · w` over each `w.len()`-wide piece of `x`, in place.
+    fn apply(&self, x: &mut [f32]) {
+        let n = self.weight.len();
+        for piece in x.chunks_exact_mut(n) {
+            let mean = piece.iter().map(|v| v * v).sum::<f32>() / n as f32;
+            let rms = (mean + self.eps).sqrt();
+            for (v, w) in piece.iter_mut().zip(&self.weight) {
+                *v = *v / rms * w;
+            }
+        }
+    }
+
+    fn applied(&self, x: &[f32]) -> Vec<f32> {
+        let mut out = x.to_vec();
+        self.apply(&mut out);
+        out
+    }
+}
+
+impl Weight {
+    fn of(p: &Projection) -> Option<Weight> {
+        let q = p.quant.as_ref().filter(|q| q.on_device.is_none())?;
+        let bias = match &p.bias {
+            Some(b) => Some(host(&b.val(), "bias")?),
+            None => None,
+        };
+        Some(Weight {
+            matrix: q.matrix.clone(),
+            bias,
+        })
+    }
+}
+
+/// The products of `x` by each weight of a group, with their biases.
+fn products(weights: &[&Weight], x: &[f32]) -> Vec<Vec<f32>> {
+    let mats: Vec<&QMatrix> = weights.iter().map(|w| &*w.matrix).collect();
+    let mut out = QMatrix::matmul_group(&mats, x, 1);
+    for (y, w) in out.iter_mut().zip(weights) {
+        if let Some(b) = &w.bias {
+            y.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+        }
+    }
+    out
+}
+
+fn norm_of(n: &Option<RmsNorm>) -> Option<Option<Norm>> {
+    match n {
+        Some(n) => Norm::of(n).map(Some),
+        None => Some(None),
+    }
+}
+
+impl HostLayer {
+    fn of(b: &Block) -> Option<HostLayer> {
+        let a = &b.self_attn;
+        Some(HostLayer {
+            input_norm: Norm::of(&b.input_norm)?,
+            qkv: [
+                Weight::of(&a.q_proj)?,
+                Weight::of(&a.k_proj)?,
+                Weight::of(&a.v_proj)?,
+            ],
+            o: Weight::of(&a.o_proj)?,
+            q_norm: norm_of(&a.q_norm)?,
+            k_norm: norm_of(&a.k_norm)?,
+            attn_out_norm: norm_of(&b.attn_out_norm)?,
+            post_attention_norm: Norm::of(&b.post_attention_norm)?,
+            gate_up: [Weight::of(&b.mlp.gate_proj)?, Weight::of(&b.mlp.up_proj)?],
+            down: Weight::of(&b.mlp.down_proj)?,
+            mlp_out_norm: norm_of(&b.mlp_out_norm)?,
+            gelu: b.mlp.gelu,
+            sliding: b.sliding,
+            heads: a.num_heads,
+            kv_heads: a.num_kv_heads,
+            head_dim: a.head_dim,
+            scale: a.scale.unwrap_or(1.0 / (a.head_dim as f64).sqrt()) as f32,
+        })
+    }
+}
+
+fn projections(b: &Block) -> [&Projection; 7] {
+    let (a, m) = (&b.self_attn, &b.mlp);
+    [
+        &a.q_proj,
+        &a.k_proj,
+        &a.v_proj,
+        &a.o_proj,
+        &m.gate_proj,
+        &m.up_proj,
+        &m.down_proj,
+    ]
+}
+
+impl HostModel {
+    /// The host's copy of `model`, or `None` when its weights are not blocks on the CPU.
+    fn of(model: &Llama) -> Option<HostModel> {
+        let embed = model.embed_quant.clone()?;
+        let head = Weight::of(&model.lm_head)?;
+        if head.bias.is_some() {
+            return None;
+        }
+        Some(HostModel {
+            embed,
+            embed_scale: model.embed_scale as f32,
+            layers: model
+                .layers
+                .iter()
+                .map(HostLayer::of)
+                .collect::<Option<_>>()?,
+            norm: Norm::of(&model.norm)?,
+            head: head.matrix,
+            softcap: model.logit_softcap.map(|c| c as f32),
+        })
+    }
+
+    /// The host model for a step of `layout`, when the step is one it takes: one row, one
+    /// column, on the CPU without autodiff, every projection's weight in blocks and no adapter
+    /// that the tensor path would add.
+    pub fn serves(model: &Llama, layout: &StepLayout) -> Option<Arc<HostModel>> {
+        if layout.batch() != 1 || layout.len != 1 {
+            return None;
+        }
+        let device = model.device();
+        if device.is_autodiff() || device.inner() != Device::flex() {
+            return None;
+        }
+        let adapters = model
+            .layers
+            .iter()
+            .flat_map(projections)
+            .chain([&model.lm_head])
+            .any(|p| p.adapter.as_ref().is_some_and(|a| !a.merged));
+        if adapters {
+            return None;
+        }
+        model.host.get(model)
+    }
+
+    /// Logits for `token` at column `layout.past` of row 0, its keys and values appended to
+    /// `cache` (and its length advanced), as [`Llama::forward_last`] computes them.
+    pub fn step(
+        &self,
+        model: &Llama,
+        token: u32,
+        layout: &StepLayout,
+        cache: &mut KvCache,
+    ) -> Vec<f32> {
+        let cur = layout.past;
+        let start = layout.start.first().copied().unwrap_or(0);
+        let position = cur.saturating_sub(start);
+        let global = rope_row(&model.rope, position);
+        let local = model.rope_local.as_ref().map(|r| rope_row(r, position));
+        cache.reserve(1);
+        cache.host_sync();
+
+        let token = (token as usize).min(self.embed.rows().saturating_sub(1));
+        let mut x = vec![0.0f32; self.embed.cols()];
+        self.embed.dequantize_row(token, &mut x);
+        if self.embed_scale != 1.0 {
+            x.iter_mut().for_each(|v| *v *= self.embed_scale);
+        }
+        for (i, l) in self.layers.iter().enumerate() {
+            let h = l.input_norm.applied(&x);
+            let [q, k, v] = three(products(&[&l.qkv[0], &l.qkv[1], &l.qkv[2]], &h));
+            let (mut q, mut k) = (q, k);
+            if let Some(n) = &l.q_norm {
+                n.apply(&mut q);
+            }
+            if let Some(n) = &l.k_norm {
+                n.apply(&mut k);
+            }
+            let (cos, sin) = match (&local, l.sliding) {
+                (Some(r), true) => (&r.0, &r.1),
+                _ => (&global.0, &global.1),
+            };
+            rotate(&mut q, cos, sin);
+            rotate(&mut k, cos, sin);
+            let (keys, values) = cache.host_push(i, &k, &v);
+            // Columns this query sees: its own, and the row's from its start (the last
+            // `window` of them in a sliding layer), as `StepLayout::mask` and `Llama::local` say.
+            let mut first = start.min(cur);
+            if l.sliding && model.window > 0 {
+                first = first.max((cur + 1).saturating_sub(model.window));
+            }
+            let attn = attend(l, &q, keys, values, first..cur + 1);
+            let [mut out] = products1(&l.o, &attn);
+            if let Some(n) = &l.attn_out_norm {
+                n.apply(&mut out);
+            }
+            x.iter_mut().zip(&out).for_each(|(x, o)| *x += o);
+
+            let h = l.post_attention_norm.applied(&x);
+            let [gate, up] = two(products(&[&l.gate_up[0], &l.gate_up[1]], &h));
+            let act: Vec<f32> = gate
+                .iter()
+                .zip(&up)
+                .map(|(&g, &u)| if l.gelu { gelu_tanh(g) } else { silu(g) } * u)
+                .collect();
+            let [mut out] = products1(&l.down, &act);
+            if let Some(n) = &l.mlp_out_norm {
+                n.apply(&mut out);
+            }
+            x.iter_mut().zip(&out).for_each(|(x, o)| *x += o);
+        }
+        cache.advance(1);
+        self.norm.apply(&mut x);
+        let mut logits = QMatrix::matmul_group(&[&*self.head], &x, 1)
+            .pop()
+            .unwrap_or_default();
+        if let Some(c) = self.softcap {
+            logits.iter_mut().for_each(|v| *v = (*v / c).tanh() * c);
+        }
+        logits
+    }
+}
+
+fn products1(w: &Weight, x: &[f32]) -> [Vec<f32>; 1] {
+    [products(&[w], x).pop().unwrap_or_default()]
+}
+
+fn three(v: Vec<Vec<f32>>) -> [Vec<f32>; 3] {
+    v.try_into()
+        .unwrap_or_else(|_| unreachable!("three weights give three products"))
+}
+
+fn two(v: Vec<Vec<f32>>) -> [Vec<f32>; 2] {
+    v.try_into()
+        .unwrap_or_else(|_| unreachable!("two weights give two products"))
+}
+
+/// The rotation table's row for `position`: cos and sin of each of `head_dim / 2` angles.
+fn rope_row(rope: &Rope, position: usize) -> (Vec<f32>, Vec<f32>) {
+    let row = |t: &Tensor<2>| {
+        let [n, half] = t.dims();
+        let p = position.min(n.saturating_sub(1));
+        f32_values(t.clone().slice([p..p + 1, 0..half]).into_data(), "rope").unwrap_or_default()
+    };
+    (row(&rope.cos), row(&rope.sin))
+}
+
+/// "Rotate half" over each head of `x` (`RopeAngles::apply`).
+fn rotate(x: &mut [f32], cos: &[f32], sin: &[f32]) {
+    let half = cos.len();
+    for head in x.chunks_exact_mut(2 * half) {
+        let (x1, x2) = head.split_at_mut(half);
+        for i in 0..half {
+            let (a, b) = (x1[i], x2[i]);
+            x1[i] = a * cos[i] - b * sin[i];
+            x2[i] = b * cos[i] + a * sin[i];
+        }
+    }
+}
+
+/// Each query head's softmax-weighted sum of its K/V head's values over `columns`; `keys` and
+/// `values` are column-major (`[column][kv head][head_dim]`).
+fn attend(
+    l: &HostLayer,
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    columns: std::ops::Range<usize>,
+) -> Vec<f32> {
+    let d = l.head_dim;
+    let group = l.heads / l.kv_heads.max(1);
+    let stride = l.kv_heads * d;
+    let mut out = vec![0.0f32; l.heads * d];
+    let mut scores = Vec::with_capacity(columns.len());
+    for h in 0..l.heads {
+        let g = h / group.max(1);
+        let qh = &q[h * d..(h + 1) * d];
+        scores.clear();
+        for c in columns.clone() {
+            let kc = &keys[c * stride + g * d..][..d];
+            scores.push(qh.iter().zip(kc).map(|(a, b)| a * b).sum::<f32>() * l.scale);
+        }
+        let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0f32;
+        for s in scores.iter_mut() {
+            *s = (*s - max).exp();
+            sum += *s;
+        }
+        let oh = &mut out[h * d..(h + 1) * d];
+        for (s, c) in scores.iter().zip(columns.clone()) {
+            let p = s / sum;
+            let vc = &values[c * stride + g * d..][..d];
+            oh.iter_mut().zip(vc).for_each(|(o, v)| *o += p * v);
+        }
+    }
+    out
+}
+
+fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+/// `gelu_pytorch_tanh` (see `block::gelu_tanh`).
+fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    let inner = (x + x * x * x * 0.044715) * SQRT_2_OVER_PI;
+    x * (inner.tanh() + 1.0) * 0.5
+}
