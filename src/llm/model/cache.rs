@@ -7,6 +7,7 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 
+use super::host_kv::HostLayerKv;
 use crate::llm::config::ModelConfig;
 
 #[derive(Debug)]
@@ -15,11 +16,11 @@ pub struct KvCache {
     len: usize,
     capacity: usize,
     batch: usize,
-    /// Row 0's filled columns copied to the host, per layer, column-major (`[column][kv
-    /// head][head_dim]`): what the host decoding step reads (`super::host_step`). The tensors
-    /// stay the reference; this is `None` until that step first runs and after any change that
-    /// moves columns, and may lag the tensors by the columns the tensor path appended since.
-    host: Option<Vec<(Vec<f32>, Vec<f32>)>>,
+    /// Row 0's filled columns copied to the host, per layer: what the host decoding step
+    /// reads (`super::host_step`). The tensors stay the reference; this is `None` until that
+    /// step first runs and after any change that moves columns, and may lag the tensors by the
+    /// columns the tensor path appended since.
+    host: Option<Vec<HostLayerKv>>,
 }
 
 impl KvCache {
@@ -167,35 +168,35 @@ impl KvCache {
     /// columns it lacks.
     pub(super) fn host_sync(&mut self) {
         let len = self.len;
-        let host = self
-            .host
-            .get_or_insert_with(|| vec![(Vec::new(), Vec::new()); self.layers.len()]);
-        for ((k, v), (hk, hv)) in self.layers.iter().zip(host.iter_mut()) {
+        let layers = &self.layers;
+        let host = self.host.get_or_insert_with(|| {
+            layers
+                .iter()
+                .map(|(k, _)| {
+                    let [_, h, _, d] = k.dims();
+                    HostLayerKv::new(h, d)
+                })
+                .collect()
+        });
+        for ((k, v), hk) in layers.iter().zip(host.iter_mut()) {
             let [_, h, _, d] = k.dims();
-            let have = hk.len() / (h * d).max(1);
+            let have = hk.len();
             if have >= len {
                 continue;
             }
-            for (t, out) in [(k, hk), (v, hv)] {
+            let read = |t: &Tensor<4>| {
                 let cols = t.clone().slice([0..1, 0..h, have..len, 0..d]).into_data();
-                let cols = crate::llm::readback::f32_values(cols, "cache")
-                    .unwrap_or_else(|e| unreachable!("the cache holds f32: {e}"));
-                // [head][column][dim] → [column][head][dim]
-                let n = len - have;
-                for c in 0..n {
-                    for head in 0..h {
-                        out.extend_from_slice(&cols[(head * n + c) * d..][..d]);
-                    }
-                }
-            }
+                crate::llm::readback::f32_values(cols, "cache")
+                    .unwrap_or_else(|e| unreachable!("the cache holds f32: {e}"))
+            };
+            hk.extend_from_heads(&read(k), &read(v), len - have);
         }
     }
 
     /// Writes one new column's keys and values (`[kv head][head_dim]`) of `layer` after the
-    /// filled ones, in the tensors and the host copy, and returns the host copy's columns
-    /// including it. [`KvCache::host_sync`] first; the caller advances the length after the
-    /// last layer.
-    pub(super) fn host_push(&mut self, layer: usize, k: &[f32], v: &[f32]) -> (&[f32], &[f32]) {
+    /// filled ones, in the tensors and the host copy, and returns the host copy including it.
+    /// [`KvCache::host_sync`] first; the caller advances the length after the last layer.
+    pub(super) fn host_push(&mut self, layer: usize, k: &[f32], v: &[f32]) -> &HostLayerKv {
         let (kc, vc) = &mut self.layers[layer];
         let [_, h, _, d] = kc.dims();
         let device = kc.device();
@@ -209,9 +210,8 @@ impl KvCache {
             .get_or_insert_with(Vec::new)
             .get_mut(layer)
             .unwrap_or_else(|| unreachable!("host_sync made one entry a layer"));
-        host.0.extend_from_slice(k);
-        host.1.extend_from_slice(v);
-        (&host.0, &host.1)
+        host.push(k, v);
+        host
     }
 }
 

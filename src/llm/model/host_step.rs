@@ -15,15 +15,19 @@
 
 use std::sync::{Arc, OnceLock};
 
+use rayon::prelude::*;
+
 use burn::tensor::{Device, Tensor};
 
 use super::cache::KvCache;
+use super::host_kv::HostLayerKv;
 use super::layout::StepLayout;
 use super::linear::Projection;
 use super::norm::RmsNorm;
 use super::rope::Rope;
 use super::{Block, Llama};
 use crate::llm::quant::QMatrix;
+use crate::llm::quant::kernels::{self, Isa};
 use crate::llm::readback::f32_values;
 
 /// The model's frozen parts as the host step reads them, built once per model on first use
@@ -272,14 +276,14 @@ impl HostModel {
             };
             rotate(&mut q, cos, sin);
             rotate(&mut k, cos, sin);
-            let (keys, values) = cache.host_push(i, &k, &v);
+            let kv = cache.host_push(i, &k, &v);
             // Columns this query sees: its own, and the row's from its start (the last
             // `window` of them in a sliding layer), as `StepLayout::mask` and `Llama::local` say.
             let mut first = start.min(cur);
             if l.sliding && model.window > 0 {
                 first = first.max((cur + 1).saturating_sub(model.window));
             }
-            let attn = attend(l, &q, keys, values, first..cur + 1);
+            let attn = attend(l, &q, kv, first..cur + 1);
             let [mut out] = products1(&l.o, &attn);
             if let Some(n) = &l.attn_out_norm {
                 n.apply(&mut out);
@@ -348,43 +352,96 @@ fn rotate(x: &mut [f32], cos: &[f32], sin: &[f32]) {
     }
 }
 
-/// Each query head's softmax-weighted sum of its K/V head's values over `columns`; `keys` and
-/// `values` are column-major (`[column][kv head][head_dim]`).
-fn attend(
-    l: &HostLayer,
-    q: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    columns: std::ops::Range<usize>,
-) -> Vec<f32> {
+/// Each query head's softmax-weighted sum of its K/V head's values over `columns` of `kv`.
+/// Heads go to the pool's threads once the columns are many (at a thousand columns the cache is
+/// ~46 MB a token, a third of the weights' bytes).
+fn attend(l: &HostLayer, q: &[f32], kv: &HostLayerKv, columns: std::ops::Range<usize>) -> Vec<f32> {
     let d = l.head_dim;
-    let group = l.heads / l.kv_heads.max(1);
-    let stride = l.kv_heads * d;
+    let group = (l.heads / l.kv_heads.max(1)).max(1);
     let mut out = vec![0.0f32; l.heads * d];
-    let mut scores = Vec::with_capacity(columns.len());
-    for h in 0..l.heads {
-        let g = h / group.max(1);
-        let qh = &q[h * d..(h + 1) * d];
-        scores.clear();
-        for c in columns.clone() {
-            let kc = &keys[c * stride + g * d..][..d];
-            scores.push(qh.iter().zip(kc).map(|(a, b)| a * b).sum::<f32>() * l.scale);
+    let isa = kernels::isa();
+    let head = |(h, out): (usize, &mut [f32])| {
+        let g = h / group;
+        let q = &q[h * d..(h + 1) * d];
+        let keys = |i: usize| &kv.key_row(g, i)[columns.clone()];
+        let values = |c: usize| kv.value(columns.start + c, g);
+        match isa {
+            // SAFETY: `isa()` found these instruction sets on this CPU.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { attend_head_avx512(q, l.scale, keys, values, out) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { attend_head_avx2(q, l.scale, keys, values, out) },
+            _ => attend_head(q, l.scale, keys, values, out),
         }
-        let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0.0f32;
-        for s in scores.iter_mut() {
-            *s = (*s - max).exp();
-            sum += *s;
-        }
-        let oh = &mut out[h * d..(h + 1) * d];
-        for (s, c) in scores.iter().zip(columns.clone()) {
-            let p = s / sum;
-            let vc = &values[c * stride + g * d..][..d];
-            oh.iter_mut().zip(vc).for_each(|(o, v)| *o += p * v);
-        }
+    };
+    if columns.len() * l.heads >= PARALLEL_ATTENTION {
+        out.par_chunks_mut(d.max(1)).enumerate().for_each(head);
+    } else {
+        out.chunks_mut(d.max(1)).enumerate().for_each(head);
     }
     out
 }
+
+/// One query head `q`: scores as the sum over dimensions of each key row (`keys(i)`, every
+/// column's key `i`) scaled by the query's `i`, then the softmax-weighted sum of `values(c)`
+/// into `out`. Element-wise loops only, which the compiler widens to the vector width it is
+/// allowed (the wrappers below allow AVX-512 or AVX2; the build's baseline is SSE2).
+#[inline(always)]
+fn attend_head<'a>(
+    q: &[f32],
+    scale: f32,
+    keys: impl Fn(usize) -> &'a [f32],
+    values: impl Fn(usize) -> &'a [f32],
+    out: &mut [f32],
+) {
+    let n = keys(0).len();
+    let mut scores = vec![0.0f32; n];
+    for (i, &qv) in q.iter().enumerate() {
+        let qv = qv * scale;
+        scores
+            .iter_mut()
+            .zip(keys(i))
+            .for_each(|(s, k)| *s += qv * k);
+    }
+    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0f32;
+    for s in scores.iter_mut() {
+        *s = (*s - max).exp();
+        sum += *s;
+    }
+    for (c, s) in scores.iter().enumerate() {
+        let p = s / sum;
+        out.iter_mut().zip(values(c)).for_each(|(o, v)| *o += p * v);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn attend_head_avx512<'a>(
+    q: &[f32],
+    scale: f32,
+    keys: impl Fn(usize) -> &'a [f32],
+    values: impl Fn(usize) -> &'a [f32],
+    out: &mut [f32],
+) {
+    attend_head(q, scale, keys, values, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn attend_head_avx2<'a>(
+    q: &[f32],
+    scale: f32,
+    keys: impl Fn(usize) -> &'a [f32],
+    values: impl Fn(usize) -> &'a [f32],
+    out: &mut [f32],
+) {
+    attend_head(q, scale, keys, values, out)
+}
+
+/// Columns × heads past which a layer's attention is split across threads: below it the
+/// pool's fork-join costs more than the work (~9 heads × 64 columns on SmolLM2).
+const PARALLEL_ATTENTION: usize = 576;
 
 fn silu(x: f32) -> f32 {
     x / (1.0 + (-x).exp())

@@ -5,6 +5,7 @@
 pub mod attention;
 pub mod block;
 pub mod cache;
+pub mod host_kv;
 pub mod host_step;
 pub mod layout;
 pub mod linear;
