@@ -32,6 +32,10 @@ impl HostLayerKv {
         self.len
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// Appends `n` columns given as the cache tensors hold them, `[kv head][column][head_dim]`.
     pub fn extend_from_heads(&mut self, k: &[f32], v: &[f32], n: usize) {
         let (h, d) = (self.heads, self.dim);
