@@ -16,7 +16,7 @@ fn seedforge(ws: &std::path::Path) -> Command {
 fn generation_runs_on_quantized_weights_and_training_over_them_is_qlora() {
     let tmp = tempfile::tempdir().unwrap();
     let (model, ws) = common::tiny::model_and_demo_workspace(tmp.path());
-    for weights in ["q8_0", "q4"] {
+    for weights in ["q8_0", "q4", "f16"] {
         let o = seedforge(&ws)
             .args(["generate", "--device", "cpu", "--per-class", "2"])
             .args([
@@ -36,6 +36,32 @@ fn generation_runs_on_quantized_weights_and_training_over_them_is_qlora() {
         assert!(err.contains(&format!("weights held as {weights}")), "{err}");
         assert!(err.contains("4 items written"), "{err}");
     }
+
+    // Over halves too: the base stays f16, the adapters train in f32.
+    let f16_run = tmp.path().join("f16-run");
+    let o = seedforge(&ws)
+        .args([
+            "train",
+            "--device",
+            "cpu",
+            "--epochs",
+            "1",
+            "--weights",
+            "f16",
+        ])
+        .arg("--out")
+        .arg(&f16_run)
+        .arg("--model")
+        .arg(&model)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("QLoRA: the frozen base stays in f16,"),
+        "{err}"
+    );
+    assert!(f16_run.join("adapter_model.safetensors").is_file(), "{err}");
 
     let run = tmp.path().join("qlora-run");
     let o = seedforge(&ws)

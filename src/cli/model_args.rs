@@ -25,12 +25,12 @@ pub struct ModelArgs {
     #[arg(long, default_value = "auto", value_name = "auto|cpu|wgpu")]
     pub device: DeviceChoice,
 
-    /// How the frozen weights are held in memory: f32 (the exact reference), q8_0 (8-bit
-    /// blocks, a quarter of the memory) or q4 (4-bit blocks, SmolLM2's own file type). On the
-    /// CPU the blocks are multiplied by integer kernels; on wgpu they live on the GPU and are
-    /// decoded there for each product. Training over q8_0 or q4 is QLoRA: the base stays in
-    /// its blocks, the adapters train in f32.
-    #[arg(long, default_value = "f32", value_name = "f32|q8_0|q4")]
+    /// How the frozen weights are held in memory: f32 (the exact reference), f16 (half the
+    /// memory, multiplied in f32), q8_0 (8-bit blocks, a quarter of the memory) or q4 (4-bit
+    /// blocks, SmolLM2's own file type). On the CPU the blocks are multiplied by integer
+    /// kernels; on wgpu they live on the GPU and are decoded there for each product. Training
+    /// over f16, q8_0 or q4 keeps the base as it is held and trains f32 adapters (QLoRA).
+    #[arg(long, default_value = "f32", value_name = "f32|f16|q8_0|q4")]
     pub weights: WeightMode,
 }
 

@@ -154,8 +154,12 @@ pub fn train(
 ) -> anyhow::Result<RunResult> {
     let weights = model.model.weight_mode();
     if weights.is_quantized() {
+        let held = match weights {
+            crate::llm::quant::WeightMode::F16 => "f16".to_string(),
+            _ => format!("{weights} blocks"),
+        };
         events.send(Event::Log(format!(
-            "QLoRA: the frozen base stays in {weights} blocks, the adapters train in f32"
+            "QLoRA: the frozen base stays in {held}, the adapters train in f32"
         )));
     }
     if spec.config.recomputes(weights) {

@@ -1048,8 +1048,8 @@ fn recomputing_the_layers_trains_what_the_whole_graph_trains() {
     }
 }
 
-/// Quantized weights on wgpu: the blocks are uploaded and decoded on the device for each
-/// product, and QLoRA there (recomputing the layers, as `auto` does over blocks) trains what it
+/// Quantized weights on wgpu (q4, q8_0 and f16): the blocks are uploaded and decoded on the
+/// device for each product, and QLoRA there (recomputing the layers, as `auto` does over blocks) trains what it
 /// trains on the CPU from the same blocks; the trained models give the same logits.
 #[test]
 fn qlora_runs_on_wgpu_over_blocks_held_there_and_agrees_with_the_cpu() {
@@ -1069,7 +1069,7 @@ fn qlora_runs_on_wgpu_over_blocks_held_there_and_agrees_with_the_cpu() {
         weights: &[],
         soft: &[],
     };
-    for mode in [WeightMode::Q4, WeightMode::Q8_0] {
+    for mode in [WeightMode::Q4, WeightMode::Q8_0, WeightMode::F16] {
         let run = |device: &Device| {
             let model = Llama::load_as(&c, &source, device, mode).unwrap();
             let held_there = model.layers[0]

@@ -126,7 +126,12 @@ impl Llama {
         };
         // The embedding, which is also the output head when tied, stays in 8-bit blocks under
         // q4 as llama.cpp's Q4 files keep it: at 4 bits the head's rounding moves every logit.
-        let head_mode = WeightMode::Q8_0;
+        // Under f16 it is f16 like everything else.
+        let head_mode = if mode == WeightMode::F16 {
+            WeightMode::F16
+        } else {
+            WeightMode::Q8_0
+        };
         let projection = |name: &str, out: usize, inp: usize| -> Result<Projection, WeightError> {
             let data = matrix(name, out, inp)?;
             if mode.is_quantized() {

@@ -315,7 +315,11 @@ fn quantized_weights_follow_f32_and_decode_like_a_full_recomputation() {
     // uniform weights are the worst case for 16 levels); one token at a time 1.2e-4 from the
     // batch's decoded-GEMM path (16-bit inputs). A kernel reading the blocks wrong is off by
     // the logits' scale.
-    for (mode, tol) in [(WeightMode::Q8_0, 0.03), (WeightMode::Q4, 0.4)] {
+    for (mode, tol) in [
+        (WeightMode::F16, 0.002),
+        (WeightMode::Q8_0, 0.03),
+        (WeightMode::Q4, 0.4),
+    ] {
         let tol = tol * scale;
         let model = Llama::load_as(&c, &source, &device, mode).unwrap();
         assert_eq!(model.weight_mode(), mode);
@@ -434,7 +438,8 @@ fn the_host_step_computes_what_the_tensor_ops_compute() {
     gemma.final_logit_softcapping = Some(5.0);
     for (name, c, mode) in [
         ("llama q8_0", llama.clone(), WeightMode::Q8_0),
-        ("llama q4", llama, WeightMode::Q4),
+        ("llama q4", llama.clone(), WeightMode::Q4),
+        ("llama f16", llama, WeightMode::F16),
         ("qwen2 q8_0", qwen, WeightMode::Q8_0),
         ("gemma q8_0", gemma, WeightMode::Q8_0),
     ] {

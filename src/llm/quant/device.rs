@@ -54,6 +54,18 @@ impl DeviceBlocks {
         };
         let [rows, nb, _] = w.dims();
         let values: Tensor<3> = match self.mode {
+            WeightMode::F16 => {
+                // Two halves a word, low then high; each half's sign, exponent and mantissa
+                // taken apart and put together as f32 with exact powers of two from a table.
+                let half = |shift: u32| {
+                    w.clone()
+                        .bitwise_right_shift_scalar(shift)
+                        .bitwise_and_scalar(0xFFFF)
+                };
+                let halves: Tensor<4, Int> = Tensor::stack(vec![half(0), half(16)], 3);
+                let halves = halves.reshape([rows, nb, 32]);
+                halves_to_f32(halves, &self.words.device())
+            }
             WeightMode::Q4 => {
                 // Byte j of a block holds value j in its low nibble and value j + 16 in its high.
                 let low = bytes(w.clone(), 0, 0x0F).reshape([rows, nb, 16]);
@@ -79,6 +91,24 @@ impl DeviceBlocks {
     }
 }
 
+/// IEEE half bit patterns (0–65535 in ints) as f32: `(−1)^s · (m + 1024·[e > 0]) · 2^(max(e,1) − 25)`.
+/// Infinities and NaNs (e = 31), which no weight file holds, come out as large finite values.
+fn halves_to_f32(bits: Tensor<3, Int>, device: &Device) -> Tensor<3> {
+    let dims = bits.dims();
+    let sign = bits.clone().bitwise_right_shift_scalar(15).float();
+    let exponent = bits
+        .clone()
+        .bitwise_right_shift_scalar(10)
+        .bitwise_and_scalar(0x1F);
+    let mantissa = bits.bitwise_and_scalar(0x3FF).float();
+    let scale: Vec<f32> = (0..32).map(|e: i32| 2f32.powi(e.max(1) - 25)).collect();
+    let implicit: Vec<f32> = (0..32).map(|e| if e > 0 { 1024.0 } else { 0.0 }).collect();
+    let table = |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v, [32]), device);
+    let flat = exponent.reshape([dims.iter().product::<usize>()]);
+    let pick = |t: Tensor<1>| t.select(0, flat.clone()).reshape(dims);
+    (mantissa + pick(table(implicit))) * pick(table(scale)) * (sign * -2.0 + 1.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,7 +121,7 @@ mod tests {
         let w: Vec<f32> = (0..rows * cols)
             .map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0)
             .collect();
-        for mode in [WeightMode::Q4, WeightMode::Q8_0] {
+        for mode in [WeightMode::Q4, WeightMode::Q8_0, WeightMode::F16] {
             let q = QMatrix::quantize(mode, &w, rows, cols).unwrap();
             let want = q.dequantize();
             let got = DeviceBlocks::upload(&q, &device)

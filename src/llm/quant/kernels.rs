@@ -217,7 +217,62 @@ pub fn decode_q4(isa: Isa, q: &[u8], d: &[f16], m: &[f16], out: &mut [f32]) {
     }
 }
 
+/// f16 weight rows (`cols` each) against one f32 input row: each row widened to f32 (F16C
+/// where the CPU has it) and multiplied in f32; `out[k]` is row `k`'s product.
+pub fn rows_f16(isa: Isa, cols: usize, w: &[f16], x: &[f32], out: &mut [f32]) {
+    assert!(w.len() == out.len() * cols && x.len() == cols);
+    let mut row = vec![0.0f32; cols];
+    for (k, o) in out.iter_mut().enumerate() {
+        half::slice::HalfFloatSliceExt::convert_to_f32_slice(&w[k * cols..][..cols], &mut row);
+        *o = dot_f32(isa, &row, x);
+    }
+}
+
+/// One f16 weight row against `out.len()` f32 input rows (`x` row-major), the row widened once.
+pub fn dots_f16(isa: Isa, w: &[f16], x: &[f32], out: &mut [f32]) {
+    let cols = w.len();
+    assert!(x.len() == out.len() * cols);
+    let mut row = vec![0.0f32; cols];
+    half::slice::HalfFloatSliceExt::convert_to_f32_slice(w, &mut row);
+    for (r, o) in out.iter_mut().enumerate() {
+        *o = dot_f32(isa, &row, &x[r * cols..][..cols]);
+    }
+}
+
+/// `a · b` in f32, in 16 lanes, compiled for the widest vectors the CPU has.
+pub fn dot_f32(isa: Isa, a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa()` found AVX-512 on this CPU.
+        Isa::Avx512 => unsafe { x86::dot_f32_avx512(a, b) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa()` found AVX2 and FMA on this CPU.
+        Isa::Avx2 => unsafe { x86::dot_f32_avx2(a, b) },
+        _ => portable::dot_f32(a, b),
+    }
+}
+
 mod portable {
+    /// Sixteen running sums, so the compiler may widen the loop (one sum would fix its order).
+    #[inline(always)]
+    pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+        let mut lanes = [0.0f32; 16];
+        let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+        let tail: f32 = ca
+            .remainder()
+            .iter()
+            .zip(cb.remainder())
+            .map(|(x, y)| x * y)
+            .sum();
+        for (x, y) in ca.zip(cb) {
+            for i in 0..16 {
+                lanes[i] += x[i] * y[i];
+            }
+        }
+        lanes.iter().sum::<f32>() + tail
+    }
+
     use half::f16;
 
     pub fn decode_q8(q: &[i8], d: &[f32], out: &mut [f32]) {
@@ -268,6 +323,16 @@ mod portable {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn dot_f32_avx512(a: &[f32], b: &[f32]) -> f32 {
+        super::portable::dot_f32(a, b)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_f32_avx2(a: &[f32], b: &[f32]) -> f32 {
+        super::portable::dot_f32(a, b)
+    }
 
     use half::f16;
 

@@ -2,6 +2,7 @@
 //! blocks a dot product reads), and its products with input rows.
 
 use half::f16;
+use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
 use super::activations::{BLOCK, QRows};
@@ -31,6 +32,10 @@ enum Blocks {
         m: Vec<f16>,
         q: Vec<u8>,
     },
+    /// The values as halves, row-major: no blocks, no scales (`--weights f16`).
+    F16 {
+        w: Vec<f16>,
+    },
 }
 
 impl QMatrix {
@@ -51,6 +56,17 @@ impl QMatrix {
         let ty = match mode {
             WeightMode::Q8_0 => GgmlType::Q8_0,
             WeightMode::Q4 => GgmlType::Q4_1,
+            WeightMode::F16 => {
+                let mut w = vec![f16::ZERO; data.len()];
+                w.par_chunks_mut(cols.max(1))
+                    .zip(data.par_chunks(cols.max(1)))
+                    .for_each(|(w, row)| w.convert_from_f32_slice(row));
+                return Ok(QMatrix {
+                    rows,
+                    cols,
+                    blocks: Blocks::F16 { w },
+                });
+            }
             WeightMode::F32 => return Err("f32 weights are not quantized".into()),
         };
         let nb = cols / BLOCK;
@@ -141,6 +157,7 @@ impl QMatrix {
                 m.extend(m2);
                 q.extend(q2);
             }
+            (Blocks::F16 { w }, Blocks::F16 { w: w2 }) => w.extend(w2),
             _ => unreachable!("chunks of one matrix share its mode"),
         }
     }
@@ -159,11 +176,12 @@ impl QMatrix {
         match self.blocks {
             Blocks::Q8_0 { .. } => WeightMode::Q8_0,
             Blocks::Q4_1 { .. } => WeightMode::Q4,
+            Blocks::F16 { .. } => WeightMode::F16,
         }
     }
 
     /// The blocks as 32-bit words (each word four of the block's quant bytes, little-endian:
-    /// 8 words a Q8_0 block, 4 a Q4_1 block), the scales and, for Q4_1, the minima, in f32:
+    /// 8 words a Q8_0 block, 4 a Q4_1 block; two halves a word for f16), the scales and, for Q4_1, the minima, in f32:
     /// what a device without the CPU's kernels decodes from ([`super::device::DeviceBlocks`]).
     pub fn words(&self) -> (Vec<i32>, Vec<f32>, Option<Vec<f32>>) {
         let word = |b: &[u8]| i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
@@ -176,6 +194,14 @@ impl QMatrix {
                 q.chunks_exact(4).map(word).collect(),
                 d.iter().map(|v| v.to_f32()).collect(),
                 Some(m.iter().map(|v| v.to_f32()).collect()),
+            ),
+            // Two halves a word (16 a block of 32), each block's scale 1.
+            Blocks::F16 { w } => (
+                w.chunks_exact(2)
+                    .map(|p| (u32::from(p[0].to_bits()) | (u32::from(p[1].to_bits()) << 16)) as i32)
+                    .collect(),
+                vec![1.0; w.len() / BLOCK],
+                None,
             ),
         }
     }
@@ -198,6 +224,9 @@ impl QMatrix {
                 &m[r * nb..(r + 1) * nb],
                 out,
             ),
+            Blocks::F16 { w } => {
+                w[r * self.cols..(r + 1) * self.cols].convert_to_f32_slice(&mut out[..self.cols])
+            }
         }
     }
 
@@ -227,7 +256,11 @@ impl QMatrix {
 
     /// Output `o` for every quantized input row, into `out` (`n` values): four rows at a time
     /// where the machine has a four-row kernel, one at a time otherwise.
-    fn output_row(&self, isa: Isa, o: usize, xq: &QRows, out: &mut [f32]) {
+    fn output_row(&self, isa: Isa, o: usize, x: &[f32], xq: &QRows, out: &mut [f32]) {
+        if let Blocks::F16 { w } = &self.blocks {
+            kernels::dots_f16(isa, &w[o * self.cols..(o + 1) * self.cols], x, out);
+            return;
+        }
         let nb = self.cols / BLOCK;
         let (blocks, scales) = (o * self.cols..(o + 1) * self.cols, o * nb..(o + 1) * nb);
         let mut r = 0;
@@ -250,6 +283,7 @@ impl QMatrix {
                         &m[scales.clone()],
                         std::array::from_fn(|i| xq.row(r + i)),
                     ),
+                    Blocks::F16 { .. } => None,
                 };
                 if let Some(four) = four {
                     out[r..r + 4].copy_from_slice(&four);
@@ -271,6 +305,7 @@ impl QMatrix {
                     xd,
                     xs,
                 ),
+                Blocks::F16 { .. } => unreachable!("f16 rows are taken above"),
             };
             r += 1;
         }
@@ -310,15 +345,15 @@ impl QMatrix {
             if n == 1 {
                 // One input row: the whole run of weight rows in one kernel call.
                 let last = first + out.len();
-                let x = xq.row(0);
+                let row = xq.row(0);
                 match &m.blocks {
                     Blocks::Q8_0 { d, q } => kernels::rows_q8(
                         isa,
                         cols,
                         &q[first * cols..last * cols],
                         &d[first * nb..last * nb],
-                        x.0,
-                        x.1,
+                        row.0,
+                        row.1,
                         out,
                     ),
                     Blocks::Q4_1 { d, m, q } => kernels::rows_q4(
@@ -327,15 +362,18 @@ impl QMatrix {
                         &q[first * cols / 2..last * cols / 2],
                         &d[first * nb..last * nb],
                         &m[first * nb..last * nb],
-                        x,
+                        row,
                         out,
                     ),
+                    Blocks::F16 { w } => {
+                        kernels::rows_f16(isa, cols, &w[first * cols..last * cols], x, out)
+                    }
                 }
                 return;
             }
             for (k, o) in (first..(first + chunk).min(m.rows)).enumerate() {
                 let out = &mut out[k * n..(k + 1) * n];
-                m.output_row(isa, o, &xq, out);
+                m.output_row(isa, o, x, &xq, out);
             }
         };
         by_output
@@ -429,19 +467,27 @@ mod tests {
         let (rows, cols, n) = (40, 96, 5);
         let w = random(2, rows * cols);
         let x = random(3, n * cols);
-        for mode in [WeightMode::Q8_0, WeightMode::Q4] {
+        for mode in [WeightMode::Q8_0, WeightMode::Q4, WeightMode::F16] {
             let m = QMatrix::quantize(mode, &w, rows, cols).unwrap();
             let dense = m.dequantize();
+            if mode == WeightMode::F16 {
+                // Halves hold each value to the nearest half, nothing more.
+                for (d, v) in dense.iter().zip(&w) {
+                    assert_eq!(*d, f16::from_f32(*v).to_f32());
+                }
+            }
             let got = m.matmul(&x, n);
             for r in 0..n {
                 for o in 0..rows {
                     let want: f32 = (0..cols)
                         .map(|i| x[r * cols + i] * dense[o * cols + i])
                         .sum();
-                    // 8-bit inputs: each term off by at most half a step of its block.
+                    // 8-bit inputs: each term off by at most half a step of its block; f16
+                    // weights take f32 inputs as they are.
                     let err = (got[r * rows + o] - want).abs();
+                    let tol = if mode == WeightMode::F16 { 1e-5 } else { 0.05 };
                     assert!(
-                        err < 0.05,
+                        err < tol,
                         "{mode} row {r} out {o}: {} vs {want}",
                         got[r * rows + o]
                     );

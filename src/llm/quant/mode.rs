@@ -9,6 +9,10 @@ pub enum WeightMode {
     #[value(name = "f32")]
     #[serde(rename = "f32")]
     F32,
+    /// 16-bit floats (IEEE half): half of f32's memory, products taken in f32 from the halves.
+    #[value(name = "f16")]
+    #[serde(rename = "f16")]
+    F16,
     /// 8-bit blocks (ggml's Q8_0): a quarter of f32's memory.
     #[value(name = "q8_0")]
     #[serde(rename = "q8_0")]
@@ -24,6 +28,7 @@ impl WeightMode {
     pub fn name(self) -> &'static str {
         match self {
             WeightMode::F32 => "f32",
+            WeightMode::F16 => "f16",
             WeightMode::Q8_0 => "q8_0",
             WeightMode::Q4 => "q4",
         }
