@@ -37,24 +37,19 @@ fn generation_runs_on_quantized_weights_and_training_over_them_is_qlora() {
         assert!(err.contains("4 items written"), "{err}");
     }
 
+    let train = |weights: &str, epochs: &str, out: &std::path::Path| {
+        seedforge(&ws)
+            .args(["train", "--device", "cpu", "--epochs", epochs])
+            .args(["--weights", weights, "--out"])
+            .arg(out)
+            .arg("--model")
+            .arg(&model)
+            .output()
+            .unwrap()
+    };
     // Over halves too: the base stays f16, the adapters train in f32.
     let f16_run = tmp.path().join("f16-run");
-    let o = seedforge(&ws)
-        .args([
-            "train",
-            "--device",
-            "cpu",
-            "--epochs",
-            "1",
-            "--weights",
-            "f16",
-        ])
-        .arg("--out")
-        .arg(&f16_run)
-        .arg("--model")
-        .arg(&model)
-        .output()
-        .unwrap();
+    let o = train("f16", "1", &f16_run);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(
@@ -64,22 +59,7 @@ fn generation_runs_on_quantized_weights_and_training_over_them_is_qlora() {
     assert!(f16_run.join("adapter_model.safetensors").is_file(), "{err}");
 
     let run = tmp.path().join("qlora-run");
-    let o = seedforge(&ws)
-        .args([
-            "train",
-            "--device",
-            "cpu",
-            "--epochs",
-            "2",
-            "--weights",
-            "q8_0",
-        ])
-        .arg("--out")
-        .arg(&run)
-        .arg("--model")
-        .arg(&model)
-        .output()
-        .unwrap();
+    let o = train("q8_0", "2", &run);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(
