@@ -105,7 +105,10 @@ impl KvCache {
     }
 
     /// Writes the new keys/values `[B, H_kv, S, D]` of `layer` after the filled columns and
-    /// returns the keys/values of every filled column including them. The caller advances the
+    /// returns the keys/values of every column the cache has room for: the filled ones, the new
+    /// ones, and zeros past them, which the caller hides. The whole tensors are contiguous, where
+    /// the filled columns of a cache with spare room are not, and CPU attention copied those to
+    /// make them so (batch-16 q4 decoding 233–240 → 272–273 tok/s). The caller advances the
     /// length once all layers are written ([`KvCache::advance`]).
     pub fn append(&mut self, layer: usize, k: Tensor<4>, v: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
         let [b, h, s, d] = k.dims();
@@ -113,8 +116,7 @@ impl KvCache {
         let range = [0..b, 0..h, self.len..self.len + s, 0..d];
         kc.inplace(|t| t.slice_assign(range.clone(), k));
         vc.inplace(|t| t.slice_assign(range, v));
-        let filled = [0..b, 0..h, 0..self.len + s, 0..d];
-        (kc.clone().slice(filled.clone()), vc.clone().slice(filled))
+        (kc.clone(), vc.clone())
     }
 
     pub fn advance(&mut self, s: usize) {
