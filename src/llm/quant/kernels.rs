@@ -683,6 +683,49 @@ mod tests {
         }
     }
 
+    /// Runs of rows against one input row (the one-sequence kernel: blocks in pairs, scales
+    /// and minima 16 at a time) give the portable products, for odd and even block counts and
+    /// counts past 16.
+    #[test]
+    fn runs_of_rows_give_the_portable_products() {
+        let mut rng = Rng::new(19);
+        for nb in [1, 2, 3, 15, 16, 17, 18, 33, 48, 70] {
+            let (rows, cols) = (5, nb * 32);
+            let packed: Vec<u8> = bytes(&mut rng, rows * nb * 16)
+                .iter()
+                .map(|&v| v as u8)
+                .collect();
+            let (wd, wm) = (
+                halves(&scales(&mut rng, rows * nb)),
+                halves(&scales(&mut rng, rows * nb)),
+            );
+            let (xq, xd, xs) = (
+                inputs(&mut rng, cols),
+                scales(&mut rng, nb),
+                scales(&mut rng, nb),
+            );
+            let mut got = vec![0.0f32; rows];
+            rows_q4(isa(), cols, &packed, &wd, &wm, (&xq, &xd, &xs), &mut got);
+            for (r, g) in got.iter().enumerate() {
+                let (w, d, m) = (
+                    &packed[r * nb * 16..][..nb * 16],
+                    &wd[r * nb..][..nb],
+                    &wm[r * nb..][..nb],
+                );
+                let want = portable::dot_q4(w, d, m, &xq, &xd, &xs);
+                let magnitude: f32 = (0..nb)
+                    .map(|b| {
+                        d[b].to_f32() * xd[b] * 32.0 * 15.0 * 32767.0 + m[b].to_f32() * xs[b].abs()
+                    })
+                    .sum();
+                assert!(
+                    (g - want).abs() <= 1e-6 * magnitude.max(1.0),
+                    "{nb} blocks, row {r}: {g} vs {want}"
+                );
+            }
+        }
+    }
+
     /// Decoding rows with this machine's instructions gives the portable decoding exactly.
     #[test]
     fn decoding_gives_the_portable_values() {
