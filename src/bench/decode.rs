@@ -156,10 +156,12 @@ pub fn run(args: DecodeBenchArgs) -> anyhow::Result<()> {
     println!(
         "weights: {weights}{}",
         if weights.is_quantized() && device.device.clone().inner() == burn::tensor::Device::flex() {
-            format!(
-                " (integer kernels: {})",
-                crate::llm::quant::kernels::isa().name()
-            )
+            let kind = if weights == crate::llm::quant::WeightMode::F16 {
+                "f16 kernels"
+            } else {
+                "integer kernels"
+            };
+            format!(" ({kind}: {})", crate::llm::quant::kernels::isa().name())
         } else if weights.is_quantized() {
             " (blocks on the device, decoded there for each product)".to_string()
         } else {
