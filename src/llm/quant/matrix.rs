@@ -224,9 +224,11 @@ impl QMatrix {
                 &m[r * nb..(r + 1) * nb],
                 out,
             ),
-            Blocks::F16 { w } => {
-                w[r * self.cols..(r + 1) * self.cols].convert_to_f32_slice(&mut out[..self.cols])
-            }
+            Blocks::F16 { w } => kernels::widen_f16(
+                isa,
+                &w[r * self.cols..(r + 1) * self.cols],
+                &mut out[..self.cols],
+            ),
         }
     }
 
