@@ -52,23 +52,13 @@ impl Attention {
         let k = rope.apply(norm(k, &self.k_norm));
         let v = heads(v, self.num_kv_heads);
 
-        let (k, v, mask) = match cache {
-            Some((cache, layer)) => {
-                let (k, v) = cache.append(layer, k, v);
-                // The columns past the filled ones are hidden like any other.
-                let [mb, mh, sq, sk] = mask.dims();
-                let room = k.dims()[2];
-                let mask = if room > sk {
-                    let spare =
-                        Tensor::<4, Bool>::full([mb, mh, sq, room - sk], true, &mask.device());
-                    Tensor::cat(vec![mask, spare], 3)
-                } else {
-                    mask
-                };
-                (k, v, mask)
-            }
-            None => (k, v, mask),
+        // With a cache, K and V are its whole tensors and the mask is as wide (the columns
+        // past the filled ones hidden: `LayerContext::widened`).
+        let (k, v) = match cache {
+            Some((cache, layer)) => cache.append(layer, k, v),
+            None => (k, v),
         };
+        debug_assert_eq!(mask.dims()[3], k.dims()[2], "a mask column for every key");
         // Grouped-query attention without copying K and V once per query head: the `group`
         // query heads that share a K/V head are stacked as extra query rows of that head
         // (query head h = kv·group + g, so [b, heads, s, d] → [b, kv, group·s, d]), and each

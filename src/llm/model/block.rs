@@ -62,6 +62,20 @@ pub struct Block {
 }
 
 impl Block {
+    /// Q, K, V, O, gate, up and down.
+    pub fn projections(&self) -> [&Projection; 7] {
+        let (a, m) = (&self.self_attn, &self.mlp);
+        [
+            &a.q_proj,
+            &a.k_proj,
+            &a.v_proj,
+            &a.o_proj,
+            &m.gate_proj,
+            &m.up_proj,
+            &m.down_proj,
+        ]
+    }
+
     pub fn forward(
         &self,
         x: Tensor<3>,

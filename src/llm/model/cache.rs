@@ -199,14 +199,12 @@ impl KvCache {
     /// filled ones, in the tensors and the host copy, and returns the host copy including it.
     /// [`KvCache::host_sync`] first; the caller advances the length after the last layer.
     pub(super) fn host_push(&mut self, layer: usize, k: &[f32], v: &[f32]) -> &HostLayerKv {
-        let (kc, vc) = &mut self.layers[layer];
-        let [_, h, _, d] = kc.dims();
-        let device = kc.device();
-        let at = [0..1, 0..h, self.len..self.len + 1, 0..d];
-        for (t, new) in [(kc, k), (vc, v)] {
-            let col = Tensor::from_data(TensorData::new(new.to_vec(), [1, h, 1, d]), &device);
-            t.inplace(|t| t.slice_assign(at.clone(), col));
-        }
+        let [_, h, _, d] = self.layers[layer].0.dims();
+        let device = self.layers[layer].0.device();
+        let column =
+            |x: &[f32]| Tensor::from_data(TensorData::new(x.to_vec(), [1, h, 1, d]), &device);
+        // Dropped at once, so the next append still finds the tensors uniquely owned.
+        drop(self.append(layer, column(k), column(v)));
         let host = self
             .host
             .get_or_insert_with(Vec::new)

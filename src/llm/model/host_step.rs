@@ -3,11 +3,11 @@
 //!
 //! A token of a 135M model is ~200 products of one row by a matrix and ~400 small operations
 //! between them (norms, rotation, attention over a few dozen columns, residuals). Through
-//! Burn each small operation is a tensor op with its own allocation and dispatch, and the gaps
-//! they leave between the products let the thread pool's idle worker fall asleep and be woken
-//! again (~24% of a token in `perf` on the 2-core EPYC). Here the products are the same integer
-//! kernels ([`QMatrix::matmul_group`]) and everything between them is a loop over a few hundred
-//! floats, so the pool's workers stay warm from one product to the next.
+//! Burn each small operation is a tensor op with its own allocation and dispatch (with the
+//! pool's wake-ups between products, ~24% of a token in `perf` on the 2-core EPYC). Here the
+//! products are the same integer kernels ([`QMatrix::matmul_group`]) and everything between them
+//! is a loop over a few hundred floats: 144–148 → 170–181 tok/s on q4. (Keeping the pool's
+//! workers spinning between products as well gained nothing more: docs/results.md.)
 //!
 //! The step is taken only where it computes what the tensor path computes: a batch of one, one
 //! new column, a cache, weights held as blocks on the CPU and no unmerged adapter
@@ -132,10 +132,12 @@ impl Weight {
     }
 }
 
-/// The products of `x` by each weight of a group, with their biases.
-fn products(weights: &[&Weight], x: &[f32]) -> Vec<Vec<f32>> {
-    let mats: Vec<&QMatrix> = weights.iter().map(|w| &*w.matrix).collect();
-    let mut out = QMatrix::matmul_group(&mats, x, 1);
+/// The products of `x` by each weight of a group (one pass of the pool), with their biases.
+fn products<const N: usize>(weights: [&Weight; N], x: &[f32]) -> [Vec<f32>; N] {
+    let mats = weights.map(|w| &*w.matrix);
+    let mut out: [Vec<f32>; N] = QMatrix::matmul_group(&mats, x, 1)
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("a product for every matrix"));
     for (y, w) in out.iter_mut().zip(weights) {
         if let Some(b) = &w.bias {
             y.iter_mut().zip(b).for_each(|(v, b)| *v += b);
@@ -179,19 +181,6 @@ impl HostLayer {
     }
 }
 
-fn projections(b: &Block) -> [&Projection; 7] {
-    let (a, m) = (&b.self_attn, &b.mlp);
-    [
-        &a.q_proj,
-        &a.k_proj,
-        &a.v_proj,
-        &a.o_proj,
-        &m.gate_proj,
-        &m.up_proj,
-        &m.down_proj,
-    ]
-}
-
 impl HostModel {
     /// The host's copy of `model`, or `None` when its weights are not blocks on the CPU.
     fn of(model: &Llama) -> Option<HostModel> {
@@ -228,7 +217,7 @@ impl HostModel {
         let adapters = model
             .layers
             .iter()
-            .flat_map(projections)
+            .flat_map(Block::projections)
             .chain([&model.lm_head])
             .any(|p| p.adapter.as_ref().is_some_and(|a| !a.merged));
         if adapters {
@@ -262,8 +251,7 @@ impl HostModel {
         }
         for (i, l) in self.layers.iter().enumerate() {
             let h = l.input_norm.applied(&x);
-            let [q, k, v] = three(products(&[&l.qkv[0], &l.qkv[1], &l.qkv[2]], &h));
-            let (mut q, mut k) = (q, k);
+            let [mut q, mut k, v] = products([&l.qkv[0], &l.qkv[1], &l.qkv[2]], &h);
             if let Some(n) = &l.q_norm {
                 n.apply(&mut q);
             }
@@ -284,20 +272,20 @@ impl HostModel {
                 first = first.max((cur + 1).saturating_sub(model.window));
             }
             let attn = attend(l, &q, kv, first..cur + 1);
-            let [mut out] = products1(&l.o, &attn);
+            let [mut out] = products([&l.o], &attn);
             if let Some(n) = &l.attn_out_norm {
                 n.apply(&mut out);
             }
             x.iter_mut().zip(&out).for_each(|(x, o)| *x += o);
 
             let h = l.post_attention_norm.applied(&x);
-            let [gate, up] = two(products(&[&l.gate_up[0], &l.gate_up[1]], &h));
+            let [gate, up] = products([&l.gate_up[0], &l.gate_up[1]], &h);
             let act: Vec<f32> = gate
                 .iter()
                 .zip(&up)
                 .map(|(&g, &u)| if l.gelu { gelu_tanh(g) } else { silu(g) } * u)
                 .collect();
-            let [mut out] = products1(&l.down, &act);
+            let [mut out] = products([&l.down], &act);
             if let Some(n) = &l.mlp_out_norm {
                 n.apply(&mut out);
             }
@@ -305,9 +293,9 @@ impl HostModel {
         }
         cache.advance(1);
         self.norm.apply(&mut x);
-        let mut logits = QMatrix::matmul_group(&[&*self.head], &x, 1)
-            .pop()
-            .unwrap_or_default();
+        let [mut logits] = QMatrix::matmul_group(&[&*self.head], &x, 1)
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("one matrix, one product"));
         if let Some(c) = self.softcap {
             logits.iter_mut().for_each(|v| *v = (*v / c).tanh() * c);
         }
@@ -315,26 +303,13 @@ impl HostModel {
     }
 }
 
-fn products1(w: &Weight, x: &[f32]) -> [Vec<f32>; 1] {
-    [products(&[w], x).pop().unwrap_or_default()]
-}
-
-fn three(v: Vec<Vec<f32>>) -> [Vec<f32>; 3] {
-    v.try_into()
-        .unwrap_or_else(|_| unreachable!("three weights give three products"))
-}
-
-fn two(v: Vec<Vec<f32>>) -> [Vec<f32>; 2] {
-    v.try_into()
-        .unwrap_or_else(|_| unreachable!("two weights give two products"))
-}
-
 /// The rotation table's row for `position`: cos and sin of each of `head_dim / 2` angles.
 fn rope_row(rope: &Rope, position: usize) -> (Vec<f32>, Vec<f32>) {
     let row = |t: &Tensor<2>| {
         let [n, half] = t.dims();
         let p = position.min(n.saturating_sub(1));
-        f32_values(t.clone().slice([p..p + 1, 0..half]).into_data(), "rope").unwrap_or_default()
+        f32_values(t.clone().slice([p..p + 1, 0..half]).into_data(), "rope")
+            .unwrap_or_else(|e| unreachable!("the rotary tables are f32: {e}"))
     };
     (row(&rope.cos), row(&rope.sin))
 }

@@ -67,6 +67,22 @@ pub struct LayerContext {
 }
 
 impl LayerContext {
+    /// The masks widened to `columns` with hidden columns: a cache hands the attention its
+    /// whole tensors, filled or not ([`KvCache::append`]), once a step rather than a layer.
+    fn widened(mut self, columns: usize) -> LayerContext {
+        let widen = |mask: Tensor<4, Bool>| {
+            let [b, h, sq, sk] = mask.dims();
+            if columns <= sk {
+                return mask;
+            }
+            let spare = Tensor::<4, Bool>::full([b, h, sq, columns - sk], true, &mask.device());
+            Tensor::cat(vec![mask, spare], 3)
+        };
+        self.mask = widen(self.mask);
+        self.local = self.local.map(|(r, m)| (r, widen(m)));
+        self
+    }
+
     /// The rotation and mask `block` is called with.
     pub fn of(&self, block: &Block) -> (&RopeAngles, Tensor<4, Bool>) {
         match &self.local {
@@ -364,7 +380,10 @@ impl Llama {
         mask: Tensor<4, Bool>,
         mut cache: Option<&mut KvCache>,
     ) -> Tensor<3> {
-        let context = self.layer_context(positions, mask);
+        let mut context = self.layer_context(positions, mask);
+        if let Some(c) = cache.as_deref() {
+            context = context.widened(c.capacity());
+        }
         for (i, block) in self.layers.iter().enumerate() {
             let (r, m) = context.of(block);
             let layer_cache = cache.as_deref_mut().map(|c| (c, i));
