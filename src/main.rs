@@ -1,6 +1,7 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    seedforge::util::allocator::keep_freed_buffers();
     quiet_headless_vulkan();
     let cli = seedforge::cli::Cli::parse();
     match seedforge::cli::run(cli) {

@@ -1,4 +1,5 @@
 //! Small pieces every layer may use.
 
+pub mod allocator;
 pub mod control;
 pub mod rng;
