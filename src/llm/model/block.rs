@@ -7,9 +7,11 @@ use burn::tensor::{Bool, Tensor};
 
 use super::attention::Attention;
 use super::cache::KvCache;
+use super::cpu_buffer::{buffer, on_plain_cpu, tensor, values, values_mut};
 use super::linear::Projection;
 use super::norm::RmsNorm;
 use super::rope::RopeAngles;
+use super::vector_math;
 
 #[derive(Module, Debug)]
 pub struct Mlp {
@@ -26,12 +28,29 @@ impl Mlp {
         let (Some(gate), Some(up)) = (both.next(), both.next()) else {
             unreachable!("two projections give two products")
         };
+        self.down_proj.forward(self.gated(gate, up))
+    }
+
+    /// `act(gate) · up`: on the CPU in place over the gate's buffer, vectorised and on the pool
+    /// (Burn's sigmoid is libm's scalar `expf` on one thread); elsewhere as tensor operations.
+    fn gated(&self, gate: Tensor<3>, up: Tensor<3>) -> Tensor<3> {
+        if on_plain_cpu(&gate) && on_plain_cpu(&up) {
+            let mut g = buffer(gate);
+            let u = buffer(up);
+            let apply = if self.gelu {
+                vector_math::gelu_times
+            } else {
+                vector_math::silu_times
+            };
+            apply(values_mut(&mut g), values(&u));
+            return tensor(g);
+        }
         let gate = if self.gelu {
             gelu_tanh(gate)
         } else {
             silu(gate)
         };
-        self.down_proj.forward(gate * up)
+        gate * up
     }
 }
 

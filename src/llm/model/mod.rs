@@ -5,6 +5,7 @@
 pub mod attention;
 pub mod block;
 pub mod cache;
+pub mod cpu_buffer;
 pub mod host_kv;
 pub mod host_step;
 pub mod layout;
@@ -12,6 +13,7 @@ pub mod linear;
 pub mod norm;
 pub mod rope;
 pub mod tensors;
+pub mod vector_math;
 
 use std::sync::Arc;
 

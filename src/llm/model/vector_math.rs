@@ -1,0 +1,226 @@
+//! Exponentials over slices, vectorised: the gates of SwiGLU/GeGLU and the softmax of
+//! attention. Burn's CPU backend takes the gate's sigmoid as libm's scalar `expf`, one element
+//! at a time on the thread that drives the model, which was a sixth of the in-context
+//! classifier's time (`perf`: `__expf_fma`, `unary_op`).
+//!
+//! The loops are plain element-wise arithmetic that the compiler widens to the vector width the
+//! wrappers allow (AVX-512 or AVX2 + FMA, detected at run time; the build's baseline is SSE2).
+
+use rayon::prelude::*;
+
+use crate::llm::quant::kernels::{self, Isa};
+
+/// e^x by Cephes' single-precision method: `x = n·ln 2 + r` with |r| ≤ ln 2 / 2, e^r by a
+/// degree-7 polynomial, 2^n put into the exponent bits. Within 2 ulp of libm's `expf` over the
+/// range where e^x is a normal float (tested); 0 below it, +∞ above it, NaN for NaN.
+#[inline(always)]
+fn exp1(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const LOWEST: f32 = -87.336_55;
+    const HIGHEST: f32 = 88.376_26;
+    let c = x.clamp(LOWEST, HIGHEST);
+    let n = (c * LOG2E + 0.5).floor();
+    let r = c - n * LN2_HI - n * LN2_LO;
+    let p = 1.987_569_1e-4_f32;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 5.000_000_1e-1;
+    let y = p * (r * r) + r + 1.0;
+    let y = y * f32::from_bits(((n as i32 + 127) as u32) << 23);
+    if x < LOWEST {
+        0.0
+    } else if x > HIGHEST {
+        f32::INFINITY
+    } else {
+        y
+    }
+}
+
+/// Elements handed to one task of the pool: below two of them the slice stays on the caller.
+const CHUNK: usize = 16 * 1024;
+
+/// Runs `body` over `CHUNK`-element pieces of `out` and `with` (same length), on the pool's
+/// threads when there are several pieces.
+fn pieces(out: &mut [f32], with: &[f32], body: impl Fn(&mut [f32], &[f32]) + Sync) {
+    if out.len() < 2 * CHUNK {
+        body(out, with);
+    } else {
+        out.par_chunks_mut(CHUNK)
+            .zip(with.par_chunks(CHUNK))
+            .for_each(|(o, w)| body(o, w));
+    }
+}
+
+/// Expands to a function `$name` that runs the `#[inline(always)]` element-wise body `$body`
+/// compiled for the best instruction set this CPU has.
+macro_rules! widened {
+    ($name:ident, $body:ident, ($($arg:ident: $ty:ty),*) $(-> $ret:ty)?) => {
+        fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                unsafe fn avx512($($arg: $ty),*) $(-> $ret)? { $body($($arg),*) }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? { $body($($arg),*) }
+                match kernels::isa() {
+                    // SAFETY: `isa()` found these instruction sets on this CPU.
+                    Isa::Avx512 => return unsafe { avx512($($arg),*) },
+                    Isa::Avx2 => return unsafe { avx2($($arg),*) },
+                    Isa::Portable => {}
+                }
+            }
+            $body($($arg),*)
+        }
+    };
+}
+
+#[inline(always)]
+fn silu_times_body(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + exp1(-*g)) * u;
+    }
+}
+
+#[inline(always)]
+fn gelu_times_body(gate: &mut [f32], up: &[f32]) {
+    // ½x(1 + tanh z) = x·σ(2z): one exponential instead of a tanh.
+    const TWO_SQRT_2_OVER_PI: f32 = 2.0 * 0.797_884_6;
+    for (g, &u) in gate.iter_mut().zip(up) {
+        let x = *g;
+        let z = (x + x * x * x * 0.044715) * TWO_SQRT_2_OVER_PI;
+        *g = x / (1.0 + exp1(-z)) * u;
+    }
+}
+
+#[inline(always)]
+fn exp_shifted_body(row: &mut [f32], shift: f32) -> f32 {
+    let mut sum = 0.0f32;
+    for s in row.iter_mut() {
+        *s = exp1(*s - shift);
+        sum += *s;
+    }
+    sum
+}
+
+#[inline(always)]
+fn exp_body(xs: &mut [f32]) {
+    for x in xs.iter_mut() {
+        *x = exp1(*x);
+    }
+}
+
+widened!(silu_times_one, silu_times_body, (gate: &mut [f32], up: &[f32]));
+widened!(gelu_times_one, gelu_times_body, (gate: &mut [f32], up: &[f32]));
+widened!(exp_shifted_one, exp_shifted_body, (row: &mut [f32], shift: f32) -> f32);
+widened!(exp_one, exp_body, (xs: &mut [f32]));
+
+/// `gate ← silu(gate) · up` (SwiGLU), element by element; long slices on the pool.
+pub fn silu_times(gate: &mut [f32], up: &[f32]) {
+    assert_eq!(gate.len(), up.len(), "a gate for every up-projection");
+    pieces(gate, up, silu_times_one);
+}
+
+/// `gate ← gelu_tanh(gate) · up` (GeGLU with `gelu_pytorch_tanh`).
+pub fn gelu_times(gate: &mut [f32], up: &[f32]) {
+    assert_eq!(gate.len(), up.len(), "a gate for every up-projection");
+    pieces(gate, up, gelu_times_one);
+}
+
+/// `row ← e^(row − shift)` and the sum of the new row: a softmax's exponentials after its
+/// maximum is known (the caller divides).
+pub fn exp_shifted(row: &mut [f32], shift: f32) -> f32 {
+    exp_shifted_one(row, shift)
+}
+
+/// `xs ← e^xs`.
+pub fn exp(xs: &mut [f32]) {
+    exp_one(xs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ulps(a: f32, b: f32) -> u32 {
+        (a.to_bits() as i64 - b.to_bits() as i64).unsigned_abs() as u32
+    }
+
+    #[test]
+    fn exp_is_within_two_ulp_of_libm_where_the_result_is_normal() {
+        let mut xs: Vec<f32> = (0..200_001)
+            .map(|i| -87.3 + 175.6 * i as f32 / 200_000.0)
+            .collect();
+        xs.extend([0.0, -0.0, 1e-30, -1e-30, 0.5, -0.5, 1.0, 20.0, -20.0]);
+        let want: Vec<f32> = xs.iter().map(|x| x.exp()).collect();
+        let mut got = xs.clone();
+        exp(&mut got);
+        let worst = got
+            .iter()
+            .zip(&want)
+            .zip(&xs)
+            .map(|((&g, &w), &x)| (ulps(g, w), x))
+            .max_by_key(|&(u, _)| u)
+            .unwrap();
+        assert!(worst.0 <= 2, "{} ulp at x = {}", worst.0, worst.1);
+        // The portable body gives the same values as the widened ones.
+        let mut portable = xs.clone();
+        exp_body(&mut portable);
+        assert_eq!(portable, got);
+    }
+
+    #[test]
+    fn exp_saturates_to_zero_and_infinity_and_keeps_nan() {
+        let mut xs = vec![
+            -1000.0,
+            -88.0,
+            f32::NEG_INFINITY,
+            89.0,
+            f32::INFINITY,
+            f32::NAN,
+        ];
+        exp(&mut xs);
+        assert_eq!(&xs[..5], &[0.0, 0.0, 0.0, f32::INFINITY, f32::INFINITY]);
+        assert!(xs[5].is_nan());
+    }
+
+    #[test]
+    fn gates_follow_their_definitions_on_short_and_pooled_slices() {
+        for n in [7, 3 * CHUNK + 5] {
+            let gate: Vec<f32> = (0..n).map(|i| (i % 211) as f32 / 10.0 - 10.5).collect();
+            let up: Vec<f32> = (0..n).map(|i| (i % 13) as f32 / 4.0 - 1.5).collect();
+            let mut silu = gate.clone();
+            silu_times(&mut silu, &up);
+            let mut gelu = gate.clone();
+            gelu_times(&mut gelu, &up);
+            for i in 0..n {
+                let (x, u) = (gate[i], up[i]);
+                let want_silu = x / (1.0 + (-x).exp()) * u;
+                let inner = (x + 0.044715 * x * x * x) * 0.797_884_6;
+                let want_gelu = 0.5 * x * (1.0 + inner.tanh()) * u;
+                assert!(
+                    (silu[i] - want_silu).abs() <= 1e-5 * (1.0 + want_silu.abs()),
+                    "silu {x}"
+                );
+                assert!(
+                    (gelu[i] - want_gelu).abs() <= 1e-5 * (1.0 + want_gelu.abs()),
+                    "gelu {x}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn shifted_exponentials_return_their_sum() {
+        let mut row = vec![1.0f32, 2.0, 3.0, f32::NEG_INFINITY];
+        let sum = exp_shifted(&mut row, 3.0);
+        let want = [(-2.0f32).exp(), (-1.0f32).exp(), 1.0, 0.0];
+        for (g, w) in row.iter().zip(want) {
+            assert!(ulps(*g, w) <= 2, "{g} vs {w}");
+        }
+        assert!((sum - want.iter().sum::<f32>()).abs() < 1e-6);
+    }
+}
