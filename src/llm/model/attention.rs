@@ -6,6 +6,8 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Tensor};
 
 use super::cache::KvCache;
+use super::cpu_attention;
+use super::cpu_buffer::on_plain_cpu;
 use super::linear::Projection;
 use super::norm::RmsNorm;
 use super::rope::RopeAngles;
@@ -67,6 +69,30 @@ impl Attention {
         let kv = self.num_kv_heads;
         let d = self.head_dim;
         let q = q.reshape([b, kv, group * s, d]);
+        let out = if [&q, &k, &v].iter().all(|t| on_plain_cpu(*t)) {
+            let scale = self.scale.unwrap_or(1.0 / (d as f64).sqrt()) as f32;
+            cpu_attention::attention(q, k, v, mask, scale)
+        } else {
+            self.burn_attention(q, k, v, mask)
+        };
+        let out = out
+            .reshape([b, self.num_heads, s, d])
+            .swap_dims(1, 2)
+            .reshape([b, s, self.num_heads * d]);
+        self.o_proj.forward(out)
+    }
+
+    /// [`cpu_attention::attention`]'s layout and result, through Burn's attention (wgpu,
+    /// autodiff): the mask expanded to the stacked query rows.
+    fn burn_attention(
+        &self,
+        q: Tensor<4>,
+        k: Tensor<4>,
+        v: Tensor<4>,
+        mask: Tensor<4, Bool>,
+    ) -> Tensor<4> {
+        let [b, kv, _, _] = q.dims();
+        let group = self.num_heads / self.num_kv_heads;
         let [_, _, sq, sk] = mask.dims();
         let mask = mask
             .unsqueeze_dim::<5>(2)
@@ -76,12 +102,7 @@ impl Attention {
             scale: self.scale,
             ..AttentionModuleOptions::default()
         };
-        let out = attention(q, k, v, Some(mask), None, options);
-        let out = out
-            .reshape([b, self.num_heads, s, d])
-            .swap_dims(1, 2)
-            .reshape([b, s, self.num_heads * d]);
-        self.o_proj.forward(out)
+        attention(q, k, v, Some(mask), None, options)
     }
 }
 

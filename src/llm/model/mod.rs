@@ -5,6 +5,7 @@
 pub mod attention;
 pub mod block;
 pub mod cache;
+pub mod cpu_attention;
 pub mod cpu_buffer;
 pub mod host_kv;
 pub mod host_step;

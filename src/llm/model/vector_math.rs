@@ -96,14 +96,59 @@ fn gelu_times_body(gate: &mut [f32], up: &[f32]) {
     }
 }
 
+/// Accumulators kept side by side in the reductions below, so that the compiler can keep them
+/// in one vector register (a float sum in a single accumulator cannot be reordered, so would
+/// stay scalar).
+const LANES: usize = 16;
+
+#[inline(always)]
+fn sum_body(xs: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let mut chunks = xs.chunks_exact(LANES);
+    for c in &mut chunks {
+        for l in 0..LANES {
+            acc[l] += c[l];
+        }
+    }
+    acc.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
+}
+
+#[inline(always)]
+fn max_body(xs: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let mut chunks = xs.chunks_exact(LANES);
+    for c in &mut chunks {
+        for l in 0..LANES {
+            acc[l] = if c[l] > acc[l] { c[l] } else { acc[l] };
+        }
+    }
+    acc.iter()
+        .chain(chunks.remainder())
+        .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m })
+}
+
 #[inline(always)]
 fn exp_shifted_body(row: &mut [f32], shift: f32) -> f32 {
-    let mut sum = 0.0f32;
     for s in row.iter_mut() {
         *s = exp1(*s - shift);
-        sum += *s;
     }
-    sum
+    sum_body(row)
+}
+
+#[inline(always)]
+fn softmax_visible_body(row: &mut [f32], hidden: &[u8]) {
+    for (x, &h) in row.iter_mut().zip(hidden) {
+        *x = if h != 0 { f32::NEG_INFINITY } else { *x };
+    }
+    let max = max_body(row);
+    if max == f32::NEG_INFINITY {
+        row.fill(0.0);
+        return;
+    }
+    let inv = 1.0 / exp_shifted_body(row, max);
+    for x in row.iter_mut() {
+        *x *= inv;
+    }
 }
 
 #[inline(always)]
@@ -117,6 +162,7 @@ widened!(silu_times_one, silu_times_body, (gate: &mut [f32], up: &[f32]));
 widened!(gelu_times_one, gelu_times_body, (gate: &mut [f32], up: &[f32]));
 widened!(exp_shifted_one, exp_shifted_body, (row: &mut [f32], shift: f32) -> f32);
 widened!(exp_one, exp_body, (xs: &mut [f32]));
+widened!(softmax_visible_one, softmax_visible_body, (row: &mut [f32], hidden: &[u8]));
 
 /// `gate ← silu(gate) · up` (SwiGLU), element by element; long slices on the pool.
 pub fn silu_times(gate: &mut [f32], up: &[f32]) {
@@ -134,6 +180,13 @@ pub fn gelu_times(gate: &mut [f32], up: &[f32]) {
 /// maximum is known (the caller divides).
 pub fn exp_shifted(row: &mut [f32], shift: f32) -> f32 {
     exp_shifted_one(row, shift)
+}
+
+/// `row` ← its softmax over the entries `hidden` leaves visible (non-zero = hidden, which get
+/// probability 0); a row with none visible becomes all zeros.
+pub fn softmax_visible(row: &mut [f32], hidden: &[u8]) {
+    assert_eq!(row.len(), hidden.len(), "a mask entry for every score");
+    softmax_visible_one(row, hidden)
 }
 
 /// `xs ← e^xs`.
@@ -211,6 +264,38 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn softmax_hides_what_the_mask_hides() {
+        // Longer than the accumulators, with a tail, the largest score hidden.
+        let row: Vec<f32> = (0..37).map(|i| ((i * 7) % 11) as f32 / 3.0).collect();
+        let hidden: Vec<u8> = (0..37).map(|i| u8::from(i % 5 == 3 || i == 1)).collect();
+        let mut got = row.clone();
+        softmax_visible(&mut got, &hidden);
+        let max = row
+            .iter()
+            .zip(&hidden)
+            .filter(|(_, h)| **h == 0)
+            .map(|(x, _)| *x)
+            .fold(f32::NEG_INFINITY, f32::max);
+        let total: f32 = row
+            .iter()
+            .zip(&hidden)
+            .filter(|(_, h)| **h == 0)
+            .map(|(x, _)| (x - max).exp())
+            .sum();
+        for i in 0..37 {
+            let want = if hidden[i] != 0 {
+                0.0
+            } else {
+                (row[i] - max).exp() / total
+            };
+            assert!((got[i] - want).abs() < 1e-6, "{i}: {} vs {want}", got[i]);
+        }
+        let mut none = vec![1.0f32; 5];
+        softmax_visible(&mut none, &[1; 5]);
+        assert_eq!(none, vec![0.0; 5]);
     }
 
     #[test]
