@@ -2,16 +2,14 @@
 //! each with a residual; Gemma also normalises what each adds before adding it.
 
 use burn::module::Module;
-use burn::tensor::activation::silu;
 use burn::tensor::{Bool, Tensor};
 
 use super::attention::Attention;
 use super::cache::KvCache;
-use super::cpu_buffer::{buffer, on_plain_cpu, tensor, values, values_mut};
+use super::gate::gated;
 use super::linear::Projection;
 use super::norm::RmsNorm;
 use super::rope::RopeAngles;
-use super::vector_math;
 
 #[derive(Module, Debug)]
 pub struct Mlp {
@@ -28,40 +26,8 @@ impl Mlp {
         let (Some(gate), Some(up)) = (both.next(), both.next()) else {
             unreachable!("two projections give two products")
         };
-        self.down_proj.forward(self.gated(gate, up))
+        self.down_proj.forward(gated(gate, up, self.gelu))
     }
-
-    /// `act(gate) · up`: on the CPU in place over the gate's buffer, vectorised and on the pool
-    /// (Burn's sigmoid is libm's scalar `expf` on one thread); elsewhere as tensor operations.
-    fn gated(&self, gate: Tensor<3>, up: Tensor<3>) -> Tensor<3> {
-        if on_plain_cpu(&gate) && on_plain_cpu(&up) {
-            let mut g = buffer(gate);
-            let u = buffer(up);
-            let apply = if self.gelu {
-                vector_math::gelu_times
-            } else {
-                vector_math::silu_times
-            };
-            apply(values_mut(&mut g), values(&u));
-            return tensor(g);
-        }
-        let gate = if self.gelu {
-            gelu_tanh(gate)
-        } else {
-            silu(gate)
-        };
-        gate * up
-    }
-}
-
-/// GELU's tanh approximation, `x/2 · (1 + tanh(√(2/π) · (x + 0.044715 x³)))`, as
-/// `gelu_pytorch_tanh` computes it; the cube as two products, which costs a fraction of the
-/// general power Burn's `gelu_approximate` takes (a third of Gemma's prompt processing).
-fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
-    let cube = x.clone() * x.clone() * x.clone();
-    let inner = (x.clone() + cube * 0.044715) * SQRT_2_OVER_PI;
-    (x * (inner.tanh() + 1)) * 0.5
 }
 
 #[derive(Module, Debug)]

@@ -25,6 +25,7 @@ use super::layout::StepLayout;
 use super::linear::Projection;
 use super::norm::RmsNorm;
 use super::rope::Rope;
+use super::vector_math;
 use super::{Block, Llama};
 use crate::llm::quant::QMatrix;
 use crate::llm::quant::kernels::{self, Isa};
@@ -279,12 +280,12 @@ impl HostModel {
             x.iter_mut().zip(&out).for_each(|(x, o)| *x += o);
 
             let h = l.post_attention_norm.applied(&x);
-            let [gate, up] = products([&l.gate_up[0], &l.gate_up[1]], &h);
-            let act: Vec<f32> = gate
-                .iter()
-                .zip(&up)
-                .map(|(&g, &u)| if l.gelu { gelu_tanh(g) } else { silu(g) } * u)
-                .collect();
+            let [mut act, up] = products([&l.gate_up[0], &l.gate_up[1]], &h);
+            if l.gelu {
+                vector_math::gelu_times(&mut act, &up);
+            } else {
+                vector_math::silu_times(&mut act, &up);
+            }
             let [mut out] = products([&l.down], &act);
             if let Some(n) = &l.mlp_out_norm {
                 n.apply(&mut out);
@@ -379,11 +380,7 @@ fn attend_head<'a>(
             .for_each(|(s, k)| *s += qv * k);
     }
     let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0f32;
-    for s in scores.iter_mut() {
-        *s = (*s - max).exp();
-        sum += *s;
-    }
+    let sum = vector_math::exp_shifted(&mut scores, max);
     for (c, s) in scores.iter().enumerate() {
         let p = s / sum;
         out.iter_mut().zip(values(c)).for_each(|(o, v)| *o += p * v);
@@ -417,14 +414,3 @@ unsafe fn attend_head_avx2<'a>(
 /// Columns × heads past which a layer's attention is split across threads: below it the
 /// pool's fork-join costs more than the work (~9 heads × 64 columns on SmolLM2).
 const PARALLEL_ATTENTION: usize = 576;
-
-fn silu(x: f32) -> f32 {
-    x / (1.0 + (-x).exp())
-}
-
-/// `gelu_pytorch_tanh` (see `block::gelu_tanh`).
-fn gelu_tanh(x: f32) -> f32 {
-    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-    let inner = (x + x * x * x * 0.044715) * SQRT_2_OVER_PI;
-    x * (inner.tanh() + 1.0) * 0.5
-}

@@ -7,6 +7,7 @@ pub mod block;
 pub mod cache;
 pub mod cpu_attention;
 pub mod cpu_buffer;
+pub mod gate;
 pub mod host_kv;
 pub mod host_step;
 pub mod layout;

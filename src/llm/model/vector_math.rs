@@ -158,6 +158,75 @@ fn exp_body(xs: &mut [f32]) {
     }
 }
 
+/// `act(x)` and `act'(x)` for SiLU (`x·σ(x)`) or, with `GELU`, GELU's tanh approximation
+/// (`x·σ(2z)`, `z = √(2/π)(x + 0.044715x³)`).
+#[inline(always)]
+fn act_parts<const GELU: bool>(x: f32) -> (f32, f32) {
+    const TWO_C: f32 = 2.0 * 0.797_884_6;
+    const A: f32 = 0.044715;
+    if GELU {
+        let x2 = x * x;
+        let s = 1.0 / (1.0 + exp1(-(x + x2 * x * A) * TWO_C));
+        (x * s, s + x * s * (1.0 - s) * TWO_C * (1.0 + 3.0 * A * x2))
+    } else {
+        let s = 1.0 / (1.0 + exp1(-x));
+        (x * s, s * (1.0 + x * (1.0 - s)))
+    }
+}
+
+#[inline(always)]
+fn gated_into_body<const GELU: bool>(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
+        *o = act_parts::<GELU>(g).0 * u;
+    }
+}
+
+#[inline(always)]
+fn gated_back_body<const GELU: bool>(
+    gate: &[f32],
+    up: &[f32],
+    grad: &[f32],
+    dgate: &mut [f32],
+    dup: &mut [f32],
+) {
+    for i in 0..gate
+        .len()
+        .min(up.len())
+        .min(grad.len())
+        .min(dgate.len())
+        .min(dup.len())
+    {
+        let (a, da) = act_parts::<GELU>(gate[i]);
+        dgate[i] = grad[i] * up[i] * da;
+        dup[i] = grad[i] * a;
+    }
+}
+
+#[inline(always)]
+fn silu_into_body(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    gated_into_body::<false>(gate, up, out)
+}
+
+#[inline(always)]
+fn gelu_into_body(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    gated_into_body::<true>(gate, up, out)
+}
+
+#[inline(always)]
+fn silu_back_body(gate: &[f32], up: &[f32], grad: &[f32], dgate: &mut [f32], dup: &mut [f32]) {
+    gated_back_body::<false>(gate, up, grad, dgate, dup)
+}
+
+#[inline(always)]
+fn gelu_back_body(gate: &[f32], up: &[f32], grad: &[f32], dgate: &mut [f32], dup: &mut [f32]) {
+    gated_back_body::<true>(gate, up, grad, dgate, dup)
+}
+
+widened!(silu_into_one, silu_into_body, (gate: &[f32], up: &[f32], out: &mut [f32]));
+widened!(gelu_into_one, gelu_into_body, (gate: &[f32], up: &[f32], out: &mut [f32]));
+widened!(silu_back_one, silu_back_body, (gate: &[f32], up: &[f32], grad: &[f32], dgate: &mut [f32], dup: &mut [f32]));
+widened!(gelu_back_one, gelu_back_body, (gate: &[f32], up: &[f32], grad: &[f32], dgate: &mut [f32], dup: &mut [f32]));
+
 widened!(silu_times_one, silu_times_body, (gate: &mut [f32], up: &[f32]));
 widened!(gelu_times_one, gelu_times_body, (gate: &mut [f32], up: &[f32]));
 widened!(exp_shifted_one, exp_shifted_body, (row: &mut [f32], shift: f32) -> f32);
@@ -174,6 +243,59 @@ pub fn silu_times(gate: &mut [f32], up: &[f32]) {
 pub fn gelu_times(gate: &mut [f32], up: &[f32]) {
     assert_eq!(gate.len(), up.len(), "a gate for every up-projection");
     pieces(gate, up, gelu_times_one);
+}
+
+/// `out ← act(gate) · up` (SiLU, or GELU's tanh approximation with `gelu`), leaving the inputs
+/// as they are for a backward pass.
+pub fn gated_into(gate: &[f32], up: &[f32], out: &mut [f32], gelu: bool) {
+    assert!(
+        gate.len() == up.len() && up.len() == out.len(),
+        "one gate, up and output each"
+    );
+    let one = if gelu { gelu_into_one } else { silu_into_one };
+    if out.len() < 2 * CHUNK {
+        one(gate, up, out);
+    } else {
+        out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, o)| {
+            one(
+                &gate[c * CHUNK..][..o.len()],
+                &up[c * CHUNK..][..o.len()],
+                o,
+            )
+        });
+    }
+}
+
+/// The gradients of `act(gate) · up` given the output's gradient `grad`:
+/// `dgate ← grad · up · act'(gate)`, `dup ← grad · act(gate)`, in one pass.
+pub fn gated_backward(
+    gate: &[f32],
+    up: &[f32],
+    grad: &[f32],
+    dgate: &mut [f32],
+    dup: &mut [f32],
+    gelu: bool,
+) {
+    let n = gate.len();
+    assert!(
+        [up.len(), grad.len(), dgate.len(), dup.len()]
+            .iter()
+            .all(|&l| l == n),
+        "one gate, up, gradient and output each"
+    );
+    let one = if gelu { gelu_back_one } else { silu_back_one };
+    if n < 2 * CHUNK {
+        one(gate, up, grad, dgate, dup);
+    } else {
+        dgate
+            .par_chunks_mut(CHUNK)
+            .zip(dup.par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(|(c, (dg, du))| {
+                let r = c * CHUNK..c * CHUNK + dg.len();
+                one(&gate[r.clone()], &up[r.clone()], &grad[r], dg, du)
+            });
+    }
 }
 
 /// `row ← e^(row − shift)` and the sum of the new row: a softmax's exponentials after its
@@ -262,6 +384,36 @@ mod tests {
                     (gelu[i] - want_gelu).abs() <= 1e-5 * (1.0 + want_gelu.abs()),
                     "gelu {x}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn the_gates_derivatives_are_their_slopes() {
+        // Central differences in f64 of the activations' definitions, at points across both
+        // tails and zero; short and pooled slices.
+        let silu = |x: f64| x / (1.0 + (-x).exp());
+        let gelu = |x: f64| {
+            0.5 * x * (1.0 + (0.797_884_560_802_865_4 * (x + 0.044715 * x * x * x)).tanh())
+        };
+        for n in [9, 2 * CHUNK + 3] {
+            let gate: Vec<f32> = (0..n).map(|i| (i % 97) as f32 / 8.0 - 6.0).collect();
+            let up: Vec<f32> = (0..n).map(|i| (i % 5) as f32 - 2.0).collect();
+            let grad: Vec<f32> = (0..n).map(|i| (i % 7) as f32 / 3.0 - 1.0).collect();
+            for (gelu_on, f) in [(false, &silu as &dyn Fn(f64) -> f64), (true, &gelu)] {
+                let mut out = vec![0.0; n];
+                gated_into(&gate, &up, &mut out, gelu_on);
+                let (mut dg, mut du) = (vec![0.0; n], vec![0.0; n]);
+                gated_backward(&gate, &up, &grad, &mut dg, &mut du, gelu_on);
+                for i in (0..n).step_by(n / 9 + 1).chain([n - 1]) {
+                    let (x, u, g) = (gate[i] as f64, up[i] as f64, grad[i] as f64);
+                    let h = 1e-4;
+                    let slope = (f(x + h) - f(x - h)) / (2.0 * h);
+                    let close = |a: f32, b: f64| (a as f64 - b).abs() <= 1e-5 * (1.0 + b.abs());
+                    assert!(close(out[i], f(x) * u), "act({x})·{u}: {}", out[i]);
+                    assert!(close(dg[i], g * u * slope), "∂gate at {x}: {}", dg[i]);
+                    assert!(close(du[i], g * f(x)), "∂up at {x}: {}", du[i]);
+                }
             }
         }
     }
