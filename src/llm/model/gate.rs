@@ -7,18 +7,16 @@
 
 use burn::tensor::Tensor;
 use burn::tensor::activation::silu;
-use burn_autodiff::Autodiff;
 use burn_autodiff::checkpoint::base::Checkpointer;
 use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
-use burn_backend::ops::FloatTensorOps;
-use burn_flex::{Flex, FlexDevice, FlexTensor};
+use burn_flex::{Flex, FlexTensor};
 
-use super::cpu_buffer::{buffer, on_plain_cpu, tensor, values, values_mut};
+use super::cpu_buffer::{
+    Trained, buffer, new_like, on_plain_cpu, tensor, trained_on_cpu, values, values_mut, whole,
+};
 use super::vector_math;
-
-type Trained = Autodiff<Flex, NoCheckpointing>;
 
 /// `act(gate) · up`, `gelu` choosing the activation.
 pub fn gated<const D: usize>(gate: Tensor<D>, up: Tensor<D>, gelu: bool) -> Tensor<D> {
@@ -38,28 +36,6 @@ pub fn gated<const D: usize>(gate: Tensor<D>, up: Tensor<D>, gelu: bool) -> Tens
     }
     let gate = if gelu { gelu_tanh(gate) } else { silu(gate) };
     gate * up
-}
-
-/// Whether `t` is an f32 tensor of the autodiff device over the CPU backend.
-fn trained_on_cpu<const D: usize>(t: &Tensor<D>) -> bool {
-    let device = t.device();
-    device.is_autodiff()
-        && device.inner() == burn::tensor::Device::flex()
-        && t.dtype() == burn::tensor::DType::F32
-}
-
-/// A CPU tensor's values, contiguous (copied when it is a view).
-fn whole(f: FlexTensor) -> FlexTensor {
-    let l = f.layout();
-    let whole = l.is_contiguous()
-        && l.start_offset() == 0
-        && f.bytes().len() == l.num_elements() * std::mem::size_of::<f32>();
-    if whole { f } else { f.to_contiguous() }
-}
-
-fn new_like(f: &FlexTensor, data: Vec<f32>) -> FlexTensor {
-    let shape = f.layout().shape().clone();
-    Flex::float_from_data(burn::tensor::TensorData::new(data, shape), &FlexDevice)
 }
 
 #[derive(Debug)]
