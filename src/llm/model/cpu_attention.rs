@@ -30,6 +30,12 @@ pub fn attention(
     debug_assert_eq!(v.dims(), [b, kv, columns, d]);
     debug_assert_eq!(rows % s.max(1), 0, "whole groups of query rows");
     let (q, k, v) = (buffer(q), buffer(k), buffer(v));
+    // A mask given once for the whole batch is read as every row's.
+    let mask = if mask.dims()[0] == b {
+        mask
+    } else {
+        mask.expand([b, 1, s, columns])
+    };
     let mask = mask
         .try_into_primitive::<Flex>()
         .unwrap_or_else(|e| unreachable!("checked to be on the CPU backend: {e:?}"))
@@ -168,7 +174,14 @@ mod tests {
             scale: Some(scale as f64),
             ..AttentionModuleOptions::default()
         };
-        let theirs = burn_attention(q, k, v, Some(expanded), None, options);
+        let theirs = burn_attention(
+            q.clone(),
+            k.clone(),
+            v.clone(),
+            Some(expanded),
+            None,
+            options,
+        );
         let (ours, theirs) = (
             ours.into_data().try_to_vec::<f32>().unwrap(),
             theirs.into_data().try_to_vec::<f32>().unwrap(),
@@ -179,6 +192,22 @@ mod tests {
             .map(|(a, b)| (a - b).abs())
             .fold(0.0f32, f32::max);
         assert!(worst < 1e-5, "largest difference {worst}");
+        // One mask for the whole batch is every row's.
+        let shared = Tensor::<4, Bool>::from_data(
+            TensorData::new(
+                (0..s * columns)
+                    .map(|i| i % columns > past + i / columns)
+                    .collect::<Vec<_>>(),
+                [1, 1, s, columns],
+            ),
+            &Device::flex(),
+        );
+        let once = attention(q.clone(), k.clone(), v.clone(), shared.clone(), scale);
+        let each = attention(q, k, v, shared.expand([b, 1, s, columns]), scale);
+        assert_eq!(
+            once.into_data().try_to_vec::<f32>().unwrap(),
+            each.into_data().try_to_vec::<f32>().unwrap()
+        );
         // The batch row that sees nothing gives zeros (Burn gives zeros too).
         let per_row = kv * group * s * d;
         assert!(ours[2 * per_row..].iter().all(|&x| x == 0.0));
