@@ -269,6 +269,52 @@ pub fn widen_f16(isa: Isa, w: &[f16], out: &mut [f32]) {
     }
 }
 
+/// Four decoded f32 weight rows (`w`, row-major, `cols` each) against `n` f32 input rows (`x`,
+/// row-major): `out[k·n + r]` = weight row `k` · input row `r`. With AVX-512 four input rows at
+/// a time meet the four weight rows in sixteen sums held in registers, so each load of a weight
+/// or an input serves four products and the inputs stream through L1 once per four weight rows
+/// (one weight row at a time, every input row came from L2 again for each: that, not the
+/// arithmetic, bounded the integer kernels at 17–64 rows). Elsewhere one [`dot_f32`] a pair.
+/// The products are the f32 products of the decoded weights, in another order of summation
+/// than the GEMM's.
+pub fn dots4_f32(isa: Isa, cols: usize, w: &[f32], x: &[f32], n: usize, out: &mut [f32]) {
+    assert!(w.len() == 4 * cols && x.len() == n * cols && out.len() == 4 * n);
+    let wrow = |k: usize| &w[k * cols..][..cols];
+    let xrow = |r: usize| &x[r * cols..][..cols];
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 {
+        let ws = [wrow(0), wrow(1), wrow(2), wrow(3)];
+        let mut r = 0;
+        while r < n {
+            let take = (n - r).min(4);
+            // SAFETY: `isa()` found AVX-512; every row is `cols` long.
+            let sums = unsafe {
+                match take {
+                    4 => {
+                        x86::dot4x4_f32_avx512(ws, [xrow(r), xrow(r + 1), xrow(r + 2), xrow(r + 3)])
+                            .to_vec()
+                    }
+                    _ => (0..take)
+                        .map(|i| x86::dot4x4_f32_avx512(ws, [xrow(r + i); 4])[0])
+                        .collect::<Vec<_>>(),
+                }
+            };
+            for (i, four) in sums.iter().enumerate() {
+                for k in 0..4 {
+                    out[k * n + r + i] = four[k];
+                }
+            }
+            r += take;
+        }
+        return;
+    }
+    for k in 0..4 {
+        for r in 0..n {
+            out[k * n + r] = dot_f32(isa, wrow(k), xrow(r));
+        }
+    }
+}
+
 /// `a · b` in f32, in 16 lanes, compiled for the widest vectors the CPU has.
 pub fn dot_f32(isa: Isa, a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
@@ -357,6 +403,35 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     pub unsafe fn dot_f32_avx512(a: &[f32], b: &[f32]) -> f32 {
         super::portable::dot_f32(a, b)
+    }
+
+    /// [`super::dots4_f32`]'s kernel: four input rows against four weight rows, sixteen sums;
+    /// `result[i][k]` = input row `i` · weight row `k`.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn dot4x4_f32_avx512(w: [&[f32]; 4], x: [&[f32]; 4]) -> [[f32; 4]; 4] {
+        let n = w[0].len();
+        let full = n / 16 * 16;
+        let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+        for i in (0..full).step_by(16) {
+            // SAFETY: 16 floats from `i < full ≤ n` in every row (each `n` long, the caller's
+            // check).
+            unsafe {
+                let wv = w.map(|row| _mm512_loadu_ps(row.as_ptr().add(i)));
+                for (a, row) in acc.iter_mut().zip(&x) {
+                    let xv = _mm512_loadu_ps(row.as_ptr().add(i));
+                    for (a, &wv) in a.iter_mut().zip(&wv) {
+                        *a = _mm512_fmadd_ps(wv, xv, *a);
+                    }
+                }
+            }
+        }
+        let mut out = [[0.0f32; 4]; 4];
+        for (o, (a, row)) in out.iter_mut().zip(acc.iter().zip(&x)) {
+            for (k, (o, a)) in o.iter_mut().zip(a).enumerate() {
+                *o = _mm512_reduce_add_ps(*a) + (full..n).map(|j| w[k][j] * row[j]).sum::<f32>();
+            }
+        }
+        out
     }
 
     /// [`super::widen_f16`]: 16 halves an instruction, the tail one at a time.

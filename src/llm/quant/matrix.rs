@@ -10,6 +10,12 @@ use super::kernels::{self, Isa};
 use super::mode::WeightMode;
 use crate::llm::gguf::{GgmlType, quantize};
 
+/// From this many input rows, weight rows are decoded to f32 four at a time and multiplied
+/// in f32 with every input row ([`kernels::dots4_f32`]) instead of in integers one weight row at a
+/// time (or, for f16, widened inside one product a pair): the decoding is shared by the input
+/// rows and the inputs by the weight rows, and the products are f32's.
+const F32_ROWS: usize = 8;
+
 #[derive(Debug)]
 pub struct QMatrix {
     rows: usize,
@@ -335,7 +341,8 @@ impl QMatrix {
             "one input for matrices of one width"
         );
         debug_assert_eq!(x.len(), n * cols);
-        let xq = QRows::quantize(x, cols);
+        // Few rows are rounded for the integer kernels; from `F32_ROWS` on they are read as f32.
+        let xq = (n < F32_ROWS).then(|| QRows::quantize(x, cols));
         // Outputs in chunks, each chunk's weight rows read once for all `n` inputs; about four
         // chunks a thread keeps the threads busy without a task per row.
         let rows: usize = mats.iter().map(|m| m.rows).sum();
@@ -347,6 +354,9 @@ impl QMatrix {
             if n == 1 {
                 // One input row: the whole run of weight rows in one kernel call.
                 let last = first + out.len();
+                let Some(xq) = &xq else {
+                    unreachable!("one row is fewer than F32_ROWS")
+                };
                 let row = xq.row(0);
                 match &m.blocks {
                     Blocks::Q8_0 { d, q } => kernels::rows_q8(
@@ -373,9 +383,25 @@ impl QMatrix {
                 }
                 return;
             }
-            for (k, o) in (first..(first + chunk).min(m.rows)).enumerate() {
+            let rows = first..(first + chunk).min(m.rows);
+            let Some(xq) = &xq else {
+                // Four weight rows decoded to f32 at a time (the last group padded with zero
+                // rows), multiplied in f32 with every input row ([`kernels::dots4_f32`]).
+                let (mut decoded, mut four) = (vec![0.0f32; 4 * cols], vec![0.0f32; 4 * n]);
+                for k in (0..rows.len()).step_by(4) {
+                    let take = (rows.len() - k).min(4);
+                    decoded.fill(0.0);
+                    for (i, row) in decoded.chunks_exact_mut(cols).take(take).enumerate() {
+                        m.dequantize_row(rows.start + k + i, row);
+                    }
+                    kernels::dots4_f32(isa, cols, &decoded, x, n, &mut four);
+                    out[k * n..(k + take) * n].copy_from_slice(&four[..take * n]);
+                }
+                return;
+            };
+            for (k, o) in rows.enumerate() {
                 let out = &mut out[k * n..(k + 1) * n];
-                m.output_row(isa, o, x, &xq, out);
+                m.output_row(isa, o, x, xq, out);
             }
         };
         by_output
@@ -509,6 +535,45 @@ mod tests {
                         "{isa:?}: {a} vs {b}"
                     );
                 }
+            }
+        }
+    }
+
+    /// From `F32_ROWS` input rows the products are the decoded matrix's f32 products (no input
+    /// rounding), whatever the number of rows and of weight rows (groups of four padded), with
+    /// every instruction set, and a group of matrices gives each its own.
+    #[test]
+    fn many_rows_give_the_decoded_matrix_s_f32_products() {
+        let cols = 96;
+        for mode in [WeightMode::Q8_0, WeightMode::Q4, WeightMode::F16] {
+            for (rows, n) in [(40, F32_ROWS), (42, 11), (9, 64)] {
+                let m =
+                    QMatrix::quantize(mode, &random(rows as u64, rows * cols), rows, cols).unwrap();
+                let dense = m.dequantize();
+                let x = random(7 + n as u64, n * cols);
+                for isa in [kernels::isa(), Isa::Avx2, Isa::Portable] {
+                    if isa == Isa::Avx2 && kernels::isa() == Isa::Portable {
+                        continue;
+                    }
+                    let got = m.matmul_with(isa, &x, n);
+                    for r in 0..n {
+                        for o in 0..rows {
+                            let want: f32 = (0..cols)
+                                .map(|i| x[r * cols + i] * dense[o * cols + i])
+                                .sum();
+                            let err = (got[r * rows + o] - want).abs();
+                            assert!(
+                                err <= 1e-5 * want.abs().max(1.0),
+                                "{mode} {isa:?} {rows}×{n}, row {r} out {o}: {} vs {want}",
+                                got[r * rows + o]
+                            );
+                        }
+                    }
+                }
+                let other = QMatrix::quantize(mode, &random(99, 13 * cols), 13, cols).unwrap();
+                let group = QMatrix::matmul_group(&[&m, &other], &x, n);
+                assert_eq!(group[0], m.matmul(&x, n));
+                assert_eq!(group[1], other.matmul(&x, n));
             }
         }
     }
