@@ -490,6 +490,19 @@ mod tests {
         }
     }
 
+    /// `x` `[n, cols]` times the decoded `[rows, cols]` matrix's transpose, summed in order.
+    fn decoded_product(x: &[f32], dense: &[f32], n: usize, cols: usize) -> Vec<f32> {
+        let rows = dense.len() / cols;
+        (0..n * rows)
+            .map(|i| {
+                let (r, o) = (i / rows, i % rows);
+                (0..cols)
+                    .map(|j| x[r * cols + j] * dense[o * cols + j])
+                    .sum()
+            })
+            .collect()
+    }
+
     #[test]
     fn products_match_the_decoded_matrix_in_f32_within_the_activation_rounding() {
         let (rows, cols, n) = (40, 96, 5);
@@ -505,11 +518,10 @@ mod tests {
                 }
             }
             let got = m.matmul(&x, n);
+            let exact = decoded_product(&x, &dense, n, cols);
             for r in 0..n {
                 for o in 0..rows {
-                    let want: f32 = (0..cols)
-                        .map(|i| x[r * cols + i] * dense[o * cols + i])
-                        .sum();
+                    let want = exact[r * rows + o];
                     // 8-bit inputs: each term off by at most half a step of its block; f16
                     // weights take f32 inputs as they are.
                     let err = (got[r * rows + o] - want).abs();
@@ -556,11 +568,10 @@ mod tests {
                         continue;
                     }
                     let got = m.matmul_with(isa, &x, n);
+                    let exact = decoded_product(&x, &dense, n, cols);
                     for r in 0..n {
                         for o in 0..rows {
-                            let want: f32 = (0..cols)
-                                .map(|i| x[r * cols + i] * dense[o * cols + i])
-                                .sum();
+                            let want = exact[r * rows + o];
                             let err = (got[r * rows + o] - want).abs();
                             assert!(
                                 err <= 1e-5 * want.abs().max(1.0),
