@@ -8,7 +8,7 @@ use burn_backend::ops::FloatTensorOps;
 use burn_flex::{Flex, FlexDevice, FlexTensor};
 
 /// The CPU backend under autodiff, as training runs it: the backend that the operations with
-/// their own backward pass (`gate`, `norm`) are written against.
+/// their own backward pass (`gate`) are written against.
 pub type Trained = Autodiff<Flex, NoCheckpointing>;
 
 /// Whether `t` is an f32 tensor of the plain CPU backend (not autodiff, not wgpu): the only

@@ -23,12 +23,7 @@ pub fn gated<const D: usize>(gate: Tensor<D>, up: Tensor<D>, gelu: bool) -> Tens
     if on_plain_cpu(&gate) && on_plain_cpu(&up) {
         let mut g = buffer(gate);
         let u = buffer(up);
-        let apply = if gelu {
-            vector_math::gelu_times
-        } else {
-            vector_math::silu_times
-        };
-        apply(values_mut(&mut g), values(&u));
+        vector_math::gated_in_place(values_mut(&mut g), values(&u), gelu);
         return tensor(g);
     }
     if trained_on_cpu(&gate) && trained_on_cpu(&up) {

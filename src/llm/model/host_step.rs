@@ -281,11 +281,7 @@ impl HostModel {
 
             let h = l.post_attention_norm.applied(&x);
             let [mut act, up] = products([&l.gate_up[0], &l.gate_up[1]], &h);
-            if l.gelu {
-                vector_math::gelu_times(&mut act, &up);
-            } else {
-                vector_math::silu_times(&mut act, &up);
-            }
+            vector_math::gated_in_place(&mut act, &up, l.gelu);
             let [mut out] = products([&l.down], &act);
             if let Some(n) = &l.mlp_out_norm {
                 n.apply(&mut out);

@@ -58,7 +58,7 @@ fn pieces(out: &mut [f32], with: &[f32], body: impl Fn(&mut [f32], &[f32]) + Syn
 /// Expands to a function `$name` that runs the `#[inline(always)]` element-wise body `$body`
 /// compiled for the best instruction set this CPU has.
 macro_rules! widened {
-    ($name:ident, $body:ident, ($($arg:ident: $ty:ty),*) $(-> $ret:ty)?) => {
+    ($name:ident, $body:path, ($($arg:ident: $ty:ty),*) $(-> $ret:ty)?) => {
         fn $name($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
@@ -76,24 +76,6 @@ macro_rules! widened {
             $body($($arg),*)
         }
     };
-}
-
-#[inline(always)]
-fn silu_times_body(gate: &mut [f32], up: &[f32]) {
-    for (g, &u) in gate.iter_mut().zip(up) {
-        *g = *g / (1.0 + exp1(-*g)) * u;
-    }
-}
-
-#[inline(always)]
-fn gelu_times_body(gate: &mut [f32], up: &[f32]) {
-    // ½x(1 + tanh z) = x·σ(2z): one exponential instead of a tanh.
-    const TWO_SQRT_2_OVER_PI: f32 = 2.0 * 0.797_884_6;
-    for (g, &u) in gate.iter_mut().zip(up) {
-        let x = *g;
-        let z = (x + x * x * x * 0.044715) * TWO_SQRT_2_OVER_PI;
-        *g = x / (1.0 + exp1(-z)) * u;
-    }
 }
 
 /// Accumulators kept side by side in the reductions below, so that the compiler can keep them
@@ -151,13 +133,6 @@ fn softmax_visible_body(row: &mut [f32], hidden: &[u8]) {
     }
 }
 
-#[inline(always)]
-fn exp_body(xs: &mut [f32]) {
-    for x in xs.iter_mut() {
-        *x = exp1(*x);
-    }
-}
-
 /// `act(x)` and `act'(x)` for SiLU (`x·σ(x)`) or, with `GELU`, GELU's tanh approximation
 /// (`x·σ(2z)`, `z = √(2/π)(x + 0.044715x³)`).
 #[inline(always)]
@@ -171,6 +146,13 @@ fn act_parts<const GELU: bool>(x: f32) -> (f32, f32) {
     } else {
         let s = 1.0 / (1.0 + exp1(-x));
         (x * s, s * (1.0 + x * (1.0 - s)))
+    }
+}
+
+#[inline(always)]
+fn gated_in_place_body<const GELU: bool>(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = act_parts::<GELU>(*g).0 * u;
     }
 }
 
@@ -202,47 +184,28 @@ fn gated_back_body<const GELU: bool>(
     }
 }
 
-#[inline(always)]
-fn silu_into_body(gate: &[f32], up: &[f32], out: &mut [f32]) {
-    gated_into_body::<false>(gate, up, out)
-}
-
-#[inline(always)]
-fn gelu_into_body(gate: &[f32], up: &[f32], out: &mut [f32]) {
-    gated_into_body::<true>(gate, up, out)
-}
-
-#[inline(always)]
-fn silu_back_body(gate: &[f32], up: &[f32], grad: &[f32], dgate: &mut [f32], dup: &mut [f32]) {
-    gated_back_body::<false>(gate, up, grad, dgate, dup)
-}
-
-#[inline(always)]
-fn gelu_back_body(gate: &[f32], up: &[f32], grad: &[f32], dgate: &mut [f32], dup: &mut [f32]) {
-    gated_back_body::<true>(gate, up, grad, dgate, dup)
-}
-
-widened!(silu_into_one, silu_into_body, (gate: &[f32], up: &[f32], out: &mut [f32]));
-widened!(gelu_into_one, gelu_into_body, (gate: &[f32], up: &[f32], out: &mut [f32]));
-widened!(silu_back_one, silu_back_body, (gate: &[f32], up: &[f32], grad: &[f32], dgate: &mut [f32], dup: &mut [f32]));
-widened!(gelu_back_one, gelu_back_body, (gate: &[f32], up: &[f32], grad: &[f32], dgate: &mut [f32], dup: &mut [f32]));
-
-widened!(silu_times_one, silu_times_body, (gate: &mut [f32], up: &[f32]));
-widened!(gelu_times_one, gelu_times_body, (gate: &mut [f32], up: &[f32]));
+widened!(silu_in_place_one, gated_in_place_body::<false>, (gate: &mut [f32], up: &[f32]));
+widened!(gelu_in_place_one, gated_in_place_body::<true>, (gate: &mut [f32], up: &[f32]));
+widened!(silu_into_one, gated_into_body::<false>, (gate: &[f32], up: &[f32], out: &mut [f32]));
+widened!(gelu_into_one, gated_into_body::<true>, (gate: &[f32], up: &[f32], out: &mut [f32]));
+widened!(silu_back_one, gated_back_body::<false>, (gate: &[f32], up: &[f32], grad: &[f32], dgate: &mut [f32], dup: &mut [f32]));
+widened!(gelu_back_one, gated_back_body::<true>, (gate: &[f32], up: &[f32], grad: &[f32], dgate: &mut [f32], dup: &mut [f32]));
 widened!(exp_shifted_one, exp_shifted_body, (row: &mut [f32], shift: f32) -> f32);
-widened!(exp_one, exp_body, (xs: &mut [f32]));
 widened!(softmax_visible_one, softmax_visible_body, (row: &mut [f32], hidden: &[u8]));
 
-/// `gate ← silu(gate) · up` (SwiGLU), element by element; long slices on the pool.
-pub fn silu_times(gate: &mut [f32], up: &[f32]) {
+/// `gate ← act(gate) · up` (SiLU, or GELU's tanh approximation with `gelu`), element by
+/// element; long slices on the pool.
+pub fn gated_in_place(gate: &mut [f32], up: &[f32], gelu: bool) {
     assert_eq!(gate.len(), up.len(), "a gate for every up-projection");
-    pieces(gate, up, silu_times_one);
-}
-
-/// `gate ← gelu_tanh(gate) · up` (GeGLU with `gelu_pytorch_tanh`).
-pub fn gelu_times(gate: &mut [f32], up: &[f32]) {
-    assert_eq!(gate.len(), up.len(), "a gate for every up-projection");
-    pieces(gate, up, gelu_times_one);
+    pieces(
+        gate,
+        up,
+        if gelu {
+            gelu_in_place_one
+        } else {
+            silu_in_place_one
+        },
+    );
 }
 
 /// `out ← act(gate) · up` (SiLU, or GELU's tanh approximation with `gelu`), leaving the inputs
@@ -311,11 +274,6 @@ pub fn softmax_visible(row: &mut [f32], hidden: &[u8]) {
     softmax_visible_one(row, hidden)
 }
 
-/// `xs ← e^xs`.
-pub fn exp(xs: &mut [f32]) {
-    exp_one(xs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,7 +290,7 @@ mod tests {
         xs.extend([0.0, -0.0, 1e-30, -1e-30, 0.5, -0.5, 1.0, 20.0, -20.0]);
         let want: Vec<f32> = xs.iter().map(|x| x.exp()).collect();
         let mut got = xs.clone();
-        exp(&mut got);
+        exp_shifted(&mut got, 0.0);
         let worst = got
             .iter()
             .zip(&want)
@@ -343,7 +301,7 @@ mod tests {
         assert!(worst.0 <= 2, "{} ulp at x = {}", worst.0, worst.1);
         // The portable body gives the same values as the widened ones.
         let mut portable = xs.clone();
-        exp_body(&mut portable);
+        exp_shifted_body(&mut portable, 0.0);
         assert_eq!(portable, got);
     }
 
@@ -357,7 +315,7 @@ mod tests {
             f32::INFINITY,
             f32::NAN,
         ];
-        exp(&mut xs);
+        exp_shifted(&mut xs, 0.0);
         assert_eq!(&xs[..5], &[0.0, 0.0, 0.0, f32::INFINITY, f32::INFINITY]);
         assert!(xs[5].is_nan());
     }
@@ -368,9 +326,9 @@ mod tests {
             let gate: Vec<f32> = (0..n).map(|i| (i % 211) as f32 / 10.0 - 10.5).collect();
             let up: Vec<f32> = (0..n).map(|i| (i % 13) as f32 / 4.0 - 1.5).collect();
             let mut silu = gate.clone();
-            silu_times(&mut silu, &up);
+            gated_in_place(&mut silu, &up, false);
             let mut gelu = gate.clone();
-            gelu_times(&mut gelu, &up);
+            gated_in_place(&mut gelu, &up, true);
             for i in 0..n {
                 let (x, u) = (gate[i], up[i]);
                 let want_silu = x / (1.0 + (-x).exp()) * u;

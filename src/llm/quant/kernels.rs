@@ -284,27 +284,17 @@ pub fn dots4_f32(isa: Isa, cols: usize, w: &[f32], x: &[f32], n: usize, out: &mu
     #[cfg(target_arch = "x86_64")]
     if isa == Isa::Avx512 {
         let ws = [wrow(0), wrow(1), wrow(2), wrow(3)];
-        let mut r = 0;
-        while r < n {
+        for r in (0..n).step_by(4) {
             let take = (n - r).min(4);
+            // The last group repeats its last row in the places it lacks.
+            let xs = std::array::from_fn(|i| xrow(r + i.min(take - 1)));
             // SAFETY: `isa()` found AVX-512; every row is `cols` long.
-            let sums = unsafe {
-                match take {
-                    4 => {
-                        x86::dot4x4_f32_avx512(ws, [xrow(r), xrow(r + 1), xrow(r + 2), xrow(r + 3)])
-                            .to_vec()
-                    }
-                    _ => (0..take)
-                        .map(|i| x86::dot4x4_f32_avx512(ws, [xrow(r + i); 4])[0])
-                        .collect::<Vec<_>>(),
-                }
-            };
-            for (i, four) in sums.iter().enumerate() {
-                for k in 0..4 {
-                    out[k * n + r + i] = four[k];
+            let sums = unsafe { x86::dot4x4_f32_avx512(ws, xs) };
+            for (i, four) in sums.iter().take(take).enumerate() {
+                for (k, &v) in four.iter().enumerate() {
+                    out[k * n + r + i] = v;
                 }
             }
-            r += take;
         }
         return;
     }
@@ -812,16 +802,20 @@ mod tests {
             let want = portable::dot_q4(&packed, &wd, &wm, &xq, &xd, &xs);
             let got = dot_q4(isa(), &packed, &wd, &wm, &xq, &xd, &xs);
             // The blocks' terms cancel: compare against their magnitude.
-            let magnitude: f32 = (0..nb)
-                .map(|b| {
-                    wd[b].to_f32() * xd[b] * 32.0 * 15.0 * 32767.0 + wm[b].to_f32() * xs[b].abs()
-                })
-                .sum();
+            let magnitude = q4_magnitude(&wd, &wm, &xd, &xs);
             assert!(
                 (got - want).abs() <= 1e-6 * magnitude.max(1.0),
                 "{nb} blocks: {got} vs {want}"
             );
         }
+    }
+
+    /// The largest a Q4_1 row's product with 16-bit inputs can be, block by block: what its
+    /// rounding is measured against.
+    fn q4_magnitude(wd: &[f16], wm: &[f16], xd: &[f32], xs: &[f32]) -> f32 {
+        (0..wd.len())
+            .map(|b| wd[b].to_f32() * xd[b] * 32.0 * 15.0 * 32767.0 + wm[b].to_f32() * xs[b].abs())
+            .sum()
     }
 
     /// Runs of rows against one input row (the one-sequence kernel: blocks in pairs, scales
@@ -854,11 +848,7 @@ mod tests {
                     &wm[r * nb..][..nb],
                 );
                 let want = portable::dot_q4(w, d, m, &xq, &xd, &xs);
-                let magnitude: f32 = (0..nb)
-                    .map(|b| {
-                        d[b].to_f32() * xd[b] * 32.0 * 15.0 * 32767.0 + m[b].to_f32() * xs[b].abs()
-                    })
-                    .sum();
+                let magnitude = q4_magnitude(d, m, &xd, &xs);
                 assert!(
                     (g - want).abs() <= 1e-6 * magnitude.max(1.0),
                     "{nb} blocks, row {r}: {g} vs {want}"

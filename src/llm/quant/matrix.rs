@@ -390,7 +390,9 @@ impl QMatrix {
                 let (mut decoded, mut four) = (vec![0.0f32; 4 * cols], vec![0.0f32; 4 * n]);
                 for k in (0..rows.len()).step_by(4) {
                     let take = (rows.len() - k).min(4);
-                    decoded.fill(0.0);
+                    if take < 4 {
+                        decoded.fill(0.0);
+                    }
                     for (i, row) in decoded.chunks_exact_mut(cols).take(take).enumerate() {
                         m.dequantize_row(rows.start + k + i, row);
                     }
